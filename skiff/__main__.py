@@ -1,0 +1,5 @@
+import sys
+
+from skiff.cli.main import main
+
+sys.exit(main())

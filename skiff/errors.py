@@ -1,0 +1,175 @@
+"""The exception tree of skiff.
+
+Every error a user can cause or meet is a ``SkiffError``. Each class knows the
+exit code the CLI returns for it, so the CLI turns any of them into one line on
+stderr and that code, never a traceback. This module imports nothing of skiff:
+it sits at the bottom of the import graph.
+
+Exit codes follow Docker: 125 when skiff itself fails (bad flag, unknown image),
+126 when the command cannot be executed, 127 when it is not found. Commands that
+only manage objects (``volume rm``, ``rmi``) exit 1, as Docker's do.
+"""
+
+from __future__ import annotations
+
+
+class SkiffError(Exception):
+    """Base of every error skiff reports to a user."""
+
+    exit_code: int = 125
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(SkiffError):
+    """Bad command-line usage: unknown flag, missing argument, malformed value."""
+
+
+class InvalidArgument(SkiffError):
+    """A value that parses but cannot be used (a relative path, a bad size)."""
+
+
+class NotFound(SkiffError):
+    """An object skiff manages does not exist."""
+
+    exit_code = 1
+
+
+class Conflict(SkiffError):
+    """The object exists or is in use in a way that forbids the operation."""
+
+    exit_code = 1
+
+
+class StateError(SkiffError):
+    """Skiff's on-disk state is unreadable or locked by someone else."""
+
+
+# --- images -----------------------------------------------------------------
+
+
+class InvalidReference(InvalidArgument):
+    """An image reference that does not follow Docker's grammar."""
+
+
+class ImageNotFound(NotFound):
+    """No image by that name, tag, digest or id in the local store."""
+
+
+class ImageInUse(Conflict):
+    """An image cannot be removed: a container uses it or it has several tags."""
+
+
+class LayerError(SkiffError):
+    """A layer is malformed, hostile, or its content does not match its digest."""
+
+
+class ArchiveError(SkiffError):
+    """An image archive (docker-archive, OCI layout, rootfs tarball) is invalid."""
+
+
+class DigestMismatch(LayerError):
+    """Bytes whose sha256 differs from the digest that names them."""
+
+
+class RegistryError(SkiffError):
+    """A registry answered with an error, or could not be reached."""
+
+    exit_code = 1
+
+
+# --- containers -------------------------------------------------------------
+
+
+class ContainerNotFound(NotFound):
+    """No container by that name, id or unique id prefix."""
+
+
+class ContainerConflict(Conflict):
+    """A name already taken, or a container in the wrong state for the command."""
+
+
+class ContainerNotRunning(Conflict):
+    """The command needs a running container."""
+
+
+# --- runtime ----------------------------------------------------------------
+
+
+class RuntimeError_(SkiffError):
+    """The OCI runtime core failed to create, start or manage a container.
+
+    Named with a trailing underscore so it does not shadow the builtin.
+    """
+
+
+class BundleError(RuntimeError_):
+    """An OCI bundle or its config.json is invalid."""
+
+
+class ExecError(RuntimeError_):
+    """The container's command could not be executed."""
+
+
+class CommandNotFound(ExecError):
+    """The container's command does not exist in the container."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(ExecError):
+    """The container's command exists but cannot be executed."""
+
+    exit_code = 126
+
+
+class SyscallError(RuntimeError_):
+    """A system call failed; the message names the call and the path."""
+
+    def __init__(self, call: str, errno_: int, target: str = "", *, hint: str | None = None) -> None:
+        import os
+
+        detail = f" {target}" if target else ""
+        super().__init__(f"{call}{detail}: {os.strerror(errno_)}", hint=hint)
+        self.call = call
+        self.errno = errno_
+        self.target = target
+
+
+class PathEscape(RuntimeError_):
+    """A path from an image or a user would resolve outside the container root."""
+
+
+# --- volumes, network, cgroups ----------------------------------------------
+
+
+class VolumeError(SkiffError):
+    """A volume or mount specification is invalid."""
+
+
+class VolumeNotFound(NotFound):
+    """No volume by that name."""
+
+
+class VolumeInUse(Conflict):
+    """A volume is used by at least one container."""
+
+
+class NetworkError(SkiffError):
+    """Networking could not be set up or a network spec is invalid."""
+
+
+class NetworkNotFound(NotFound):
+    """No network by that name or id."""
+
+
+class CgroupError(SkiffError):
+    """Cgroups could not be set up, or a resource limit is invalid."""
