@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Time `skiff run --rm busybox true` against bare `runc run` on the same rootfs.
+
+    sudo .venv/bin/python bench/startup.py [-n RUNS]
+
+Both run in this one invocation, medians of RUNS (default 15) each, and the
+ratios are printed. docker and podman join when they are installed and work.
+A temporary skiff root is used; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SKIFF = [str(REPO / ".venv" / "bin" / "skiff")]
+
+
+def timed(cmd: list[str], runs: int, env: dict[str, str] | None = None, cwd: str | None = None) -> float:
+    """Median wall time in milliseconds; the first run warms caches and is not counted."""
+    samples = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, cwd=cwd, check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL)
+        if i:
+            samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def runc_bundle(tmp: Path, tar: Path) -> Path:
+    bundle = tmp / "runc-bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    subprocess.run(["tar", "--numeric-owner", "-xpf", str(tar), "-C", str(bundle / "rootfs")], check=True)
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["true"]
+    config["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(config))
+    return bundle
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--runs", type=int, default=15)
+    parser.add_argument("--network", default="none", help="skiff's --network for the run (default none)")
+    runs = parser.parse_args().runs
+    network = parser.parse_args().network
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        tar = tmp / "busybox.tar"
+        subprocess.run([str(REPO / "scripts" / "busybox-rootfs"), str(tar)], check=True)
+        env = dict(os.environ, SKIFF_ROOT=str(tmp / "root"), SKIFF_RUN_ROOT=str(tmp / "run"))
+        subprocess.run([*SKIFF, "import", str(tar), "busybox"], env=env, check=True, stdout=subprocess.DEVNULL)
+
+        bundle = runc_bundle(tmp, tar)
+        runc_root = tmp / "runc-state"
+        results["runc run"] = timed(["runc", "--root", str(runc_root), "run", "bench-skiff"], runs,
+                                    cwd=str(bundle))
+        results[f"skiff run --rm --network {network}"] = timed(
+            [*SKIFF, "run", "--rm", "--network", network, "busybox", "true"], runs, env=env)
+        for engine in ("docker", "podman"):
+            if shutil.which(engine) and subprocess.run([engine, "info"], capture_output=True).returncode == 0:
+                results[f"{engine} run --rm"] = timed([engine, "run", "--rm", "--network", "none",
+                                                       "busybox", "true"], runs)
+    base = results["runc run"]
+    print(f"{'command':40} {'median ms':>10} {'x runc':>8}")
+    for name, ms in results.items():
+        print(f"{name:40} {ms:10.1f} {ms / base:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

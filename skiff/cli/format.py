@@ -1,0 +1,72 @@
+"""Docker's ways of showing times, sizes and tables, shared by every listing command."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Sequence
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's go-units HumanDuration: 'Less than a second', '3 minutes', 'About an hour'."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def parse_time(stamp: str) -> float:
+    """Seconds since the epoch from an RFC 3339 timestamp as skiff and OCI write them."""
+    stamp = stamp.replace("Z", "+00:00")
+    if "." in stamp:  # Python 3.11 accepts at most 6 fractional digits
+        head, _, rest = stamp.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        stamp = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def time_ago(stamp: str, now: float | None = None) -> str:
+    return f"{human_duration((now or time.time()) - parse_time(stamp))} ago"
+
+
+def human_size(size: float) -> str:
+    """Docker's HumanSize: decimal units, three significant digits ('4.26MB')."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000
+        i += 1
+    return f"{size:.4g}{units[i]}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by at least three spaces, as Docker's tabwriter prints."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [headers, *rows]:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append("   ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)

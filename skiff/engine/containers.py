@@ -1,0 +1,135 @@
+"""Container records: ``<root>/containers/<id>/container.json``, in Docker's inspect shape.
+
+A record is written atomically and only under the store lock, so two skiff
+commands never interleave their updates. Names and unique id prefixes resolve to
+a record here, for every command that takes a container.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument
+from skiff.paths import Paths
+from skiff.store import read_json, write_json
+
+RECORD = "container.json"
+
+
+@dataclass
+class Container:
+    """A container record and where it lives."""
+
+    paths: Paths
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.data["Id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.data["Name"]).lstrip("/")
+
+    @property
+    def dir(self) -> Path:
+        return self.paths.containers / self.id
+
+    @property
+    def bundle(self) -> Path:
+        return self.dir / "bundle"
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.data["State"]
+
+    @property
+    def running(self) -> bool:
+        return bool(self.state.get("Running"))
+
+    def save(self) -> None:
+        write_json(self.dir / RECORD, self.data, mode=0o600)
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def all_containers(paths: Paths) -> Iterator[Container]:
+    try:
+        entries = os.scandir(paths.containers)
+    except FileNotFoundError:
+        return
+    with entries:
+        for entry in entries:
+            data = read_json(Path(entry.path) / RECORD)
+            if data is not None:
+                yield Container(paths, data)
+
+
+def find_container(paths: Paths, ref: str) -> Container:
+    """Resolve a full id, a name, or a unique id prefix, as Docker does."""
+    if not ref:
+        raise InvalidArgument("container name or ID cannot be empty")
+    containers = list(all_containers(paths))
+    for c in containers:
+        if c.id == ref or c.name == ref.lstrip("/"):
+            return c
+    matches = [c for c in containers if c.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ContainerConflict(f"multiple IDs found with provided prefix: {ref}")
+    raise ContainerNotFound(f"No such container: {ref}")
+
+
+def check_name_free(paths: Paths, name: str) -> None:
+    for c in all_containers(paths):
+        if c.name == name:
+            raise ContainerConflict(
+                f'Conflict. The container name "/{name}" is already in use by container "{c.id}". '
+                "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+def remove_record(container: Container) -> None:
+    shutil.rmtree(container.dir, ignore_errors=True)
+
+
+def image_users(paths: Paths) -> dict[str, list[str]]:
+    """Image id -> ids of the containers (running or not) created from it."""
+    users: dict[str, list[str]] = {}
+    for c in all_containers(paths):
+        users.setdefault(str(c.data.get("Image", "")), []).append(c.id)
+    return users
+
+
+def volume_users(paths: Paths) -> dict[str, list[str]]:
+    """Volume name -> ids of the containers (running or not) that mount it."""
+    users: dict[str, list[str]] = {}
+    for c in all_containers(paths):
+        for mount in c.data.get("Mounts", []):
+            if mount.get("Type") == "volume" and mount.get("Name"):
+                users.setdefault(mount["Name"], []).append(c.id)
+    return users
+
+
+_ADJECTIVES = ("admiring", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly",
+               "keen", "lucid", "nifty", "quirky", "serene", "stoic", "trusting", "vibrant", "zealous")
+_NAMES = ("archimedes", "babbage", "curie", "darwin", "euler", "faraday", "galileo", "hopper", "kepler",
+          "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak", "yalow")
+
+
+def generate_name(paths: Paths) -> str:
+    """A Docker-style ``adjective_scientist`` name that no container has yet."""
+    taken = {c.name for c in all_containers(paths)}
+    while True:
+        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}"
+        if name in taken:
+            name = f"{name}{secrets.randbelow(10)}"
+        if name not in taken:
+            return name

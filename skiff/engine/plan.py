@@ -1,0 +1,214 @@
+"""A validated ``skiff run``: every flag checked, then turned into an OCI config.
+
+``RunPlan.make`` parses and checks all that can be checked before anything is
+created (command, mounts, resources, network request), so bad input exits 125
+with nothing left behind. ``build_spec`` then does the parts that need the
+mounted rootfs (user lookup, volume copy-up, network attach) and returns the
+config.json the runtime executes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skiff.engine import spec as process_spec
+from skiff.engine.containers import Container
+from skiff.engine.options import RunOptions
+from skiff.paths import Paths
+
+HOSTS_LOCALHOST = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                   "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                   "ff02::2\tip6-allrouters\n")
+
+
+@dataclass
+class RunPlan:
+    paths: Paths
+    image: Any
+    opts: RunOptions
+    args: list[str]
+    workdir: str
+    mount_plan: Any = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    rlimits: list[dict[str, Any]] = field(default_factory=list)
+    network_attachment: Any = None
+
+    @classmethod
+    def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":
+        args = process_spec.command_line(image.config, opts)
+        workdir = process_spec.working_dir(image.config, opts)
+        for env_file in opts.env_files:
+            process_spec.read_env_file(env_file)  # a missing file fails now, not after mounting
+        plan = cls(paths, image, opts, args, workdir)
+        plan._check_resources()
+        plan._check_mounts()
+        plan._check_network()
+        return plan
+
+    # --- validation (nothing created) ---------------------------------------
+    def _check_resources(self) -> None:
+        if not (self.opts.resources or self.opts.ulimits):
+            return
+        from skiff.cgroups import resources_from_flags, rlimits_from_ulimits
+
+        flags = {k: v for k, v in self.opts.resources.items() if v is not None}
+        self.resources = resources_from_flags(**flags) if flags else {}
+        self.rlimits = rlimits_from_ulimits(self.opts.ulimits) if self.opts.ulimits else []
+
+    def _check_mounts(self) -> None:
+        o = self.opts
+        if not (o.volumes or o.mounts or o.tmpfs or o.volumes_from or self.image.config.get("Volumes")):
+            return
+        from skiff.engine.volumes import plan_container_mounts
+
+        self.mount_plan = plan_container_mounts(self.paths, self.image, o)
+
+    def _check_network(self) -> None:
+        mode = self.opts.network
+        if mode in ("none", "host") and not self.opts.publish:
+            return
+        from skiff.engine.network import check_request
+
+        check_request(self.paths, self.opts, self.image)
+
+    # --- records --------------------------------------------------------------
+    def hostname(self, cid: str) -> str:
+        return self.opts.hostname or cid[:12]
+
+    def config_record(self, cid: str) -> dict[str, Any]:
+        o = self.opts
+        cfg = self.image.config
+        return {
+            "Hostname": self.hostname(cid),
+            "User": o.user or cfg.get("User") or "",
+            "Env": process_spec.environment(cfg, o, self.hostname(cid), "/"),
+            "Cmd": list(o.command) or cfg.get("Cmd"),
+            "Entrypoint": [o.entrypoint] if o.entrypoint is not None else cfg.get("Entrypoint"),
+            "Image": o.image,
+            "WorkingDir": self.workdir,
+            "Labels": {**(cfg.get("Labels") or {}), **dict(lbl.partition("=")[::2] for lbl in o.labels)},
+            "Volumes": cfg.get("Volumes"),
+            "ExposedPorts": cfg.get("ExposedPorts"),
+            "StopSignal": cfg.get("StopSignal") or "SIGTERM",
+            "OpenStdin": o.interactive,
+            "Tty": False,
+        }
+
+    def host_config_record(self) -> dict[str, Any]:
+        o = self.opts
+        return {
+            "AutoRemove": o.remove,
+            "NetworkMode": o.network,
+            "ReadonlyRootfs": o.read_only,
+            "Binds": list(o.volumes),
+            "Mounts": list(o.mounts),
+            "Tmpfs": list(o.tmpfs),
+            "VolumesFrom": list(o.volumes_from),
+            "PortBindings": list(o.publish),
+            "PublishAllPorts": o.publish_all,
+            "Dns": list(o.dns), "DnsSearch": list(o.dns_search), "DnsOptions": list(o.dns_options),
+            "ExtraHosts": list(o.add_hosts),
+            "Resources": self.resources,
+            "Ulimits": list(o.ulimits),
+        }
+
+    def mount_records(self) -> list[dict[str, Any]]:
+        return self.mount_plan.records() if self.mount_plan else []
+
+    def network_settings(self) -> dict[str, Any]:
+        return self.network_attachment.settings() if self.network_attachment else {}
+
+    # --- the OCI config ---------------------------------------------------------
+    def build_spec(self, container: Container, rootfs: Path, undo: contextlib.ExitStack) -> dict[str, Any]:
+        from skiff.engine.users import resolve_user
+        from skiff.runtime.spec import default_spec
+
+        o = self.opts
+        user = resolve_user(rootfs, o.user or self.image.config.get("User") or "")
+        hostname = self.hostname(container.id)
+        env = process_spec.environment(self.image.config, o, hostname, user.home)
+        container.data["Config"]["Env"] = env
+
+        spec = copy.deepcopy(default_spec())
+        spec["root"] = {"path": "rootfs", "readonly": o.read_only}
+        spec["hostname"] = hostname
+        spec["process"].update({
+            "args": self.args, "env": env, "cwd": self.workdir, "terminal": False,
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+        })
+        if self.rlimits:
+            spec["process"]["rlimits"] = self.rlimits
+        linux = spec["linux"]
+        linux["cgroupsPath"] = f"/skiff/{container.id}"
+        linux["resources"] = {**linux.get("resources", {}), **self.resources}
+
+        spec["mounts"].extend(self._etc_files(container, hostname, undo))
+        if self.mount_plan is not None:
+            self.mount_plan.prepare(rootfs)
+            undo.callback(self.mount_plan.release, o.remove)
+            spec["mounts"].extend(self.mount_plan.oci_mounts())
+        self._set_network(spec, container, undo)
+        return spec
+
+    def _set_network(self, spec: dict[str, Any], container: Container, undo: contextlib.ExitStack) -> None:
+        namespaces = spec["linux"]["namespaces"]
+        mode = self.opts.network
+        if mode == "host":
+            namespaces[:] = [ns for ns in namespaces if ns["type"] != "network"]
+            return
+        if mode == "none":
+            return  # a new, empty network namespace: the runtime brings lo up
+        from skiff.engine.network import attach
+
+        self.network_attachment = attach(self.paths, container, self.opts, self.image, undo)
+        for ns in namespaces:
+            if ns["type"] == "network":
+                ns["path"] = str(self.network_attachment.netns_path)
+
+    def _etc_files(self, container: Container, hostname: str, undo: contextlib.ExitStack) -> list[dict[str, Any]]:
+        """/etc/hostname, /etc/hosts and /etc/resolv.conf: files in the container dir, bind-mounted."""
+        hosts = HOSTS_LOCALHOST
+        resolv = _host_resolv_conf()
+        if self.opts.network == "host":
+            hosts = _read("/etc/hosts") or hosts
+        files = {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
+        mounts = []
+        for name, text in files.items():
+            path = container.dir / name
+            path.write_text(text)
+            mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(path),
+                           "options": ["rbind", "rprivate"]})
+        return mounts
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _host_resolv_conf() -> str:
+    """The host's resolv.conf, with loopback nameservers (unreachable from a container) dropped."""
+    text = _read("/etc/resolv.conf") or ""
+    kept = [line for line in text.splitlines()
+            if not (line.startswith("nameserver") and (" 127." in line or " ::1" in line))]
+    if not any(line.startswith("nameserver") for line in kept):
+        kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(kept) + "\n"
+
+
+def release_resources(paths: Paths, container: Container, remove_anonymous: bool) -> None:
+    """Undo what build_spec set up for a container that is no longer running."""
+    from skiff.engine.volumes import release_container_mounts
+
+    release_container_mounts(paths, container, remove_anonymous)
+    if container.data.get("NetworkSettings"):
+        from skiff.engine.network import detach
+
+        detach(paths, container)

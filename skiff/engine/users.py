@@ -1,0 +1,68 @@
+"""Resolve ``-u name|uid[:group|gid]`` against the image's /etc/passwd and /etc/group.
+
+The files are opened inside the container's rootfs with openat2(RESOLVE_IN_ROOT),
+so an image whose /etc/passwd is a symlink to the host's cannot make skiff read
+the host's files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skiff import linux
+from skiff.errors import InvalidArgument, SyscallError
+
+
+@dataclass(frozen=True)
+class ExecUser:
+    uid: int
+    gid: int
+    additional_gids: list[int] = field(default_factory=list)
+    home: str = "/"
+
+
+def read_in_root(rootfs: Path, path: str) -> str | None:
+    """The text of ``path`` resolved inside ``rootfs``; None if it does not exist."""
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = linux.openat2(root_fd, path, os.O_RDONLY | os.O_NOFOLLOW,
+                           resolve=linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS)
+    except SyscallError:
+        return None
+    finally:
+        os.close(root_fd)
+    with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as f:
+        return f.read(4 << 20)
+
+
+def _entries(text: str | None) -> list[list[str]]:
+    if not text:
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(rootfs: Path, spec: str) -> ExecUser:
+    """Docker's rules: a name must exist in passwd; a bare uid need not (gid 0, HOME /)."""
+    user, _, group = (spec or "0").partition(":")
+    passwd = _entries(read_in_root(rootfs, "/etc/passwd"))
+    groups = _entries(read_in_root(rootfs, "/etc/group"))
+
+    entry = next((p for p in passwd if len(p) >= 7 and (p[0] == user or p[2] == user)), None)
+    if entry is None and not user.isdigit():
+        raise InvalidArgument(f"unable to find user {user}: no matching entries in passwd file")
+    uid = int(entry[2]) if entry else int(user)
+    gid = int(entry[3]) if entry else 0
+    home = entry[5] if entry else "/"
+    name = entry[0] if entry else None
+
+    if group:
+        match = next((g for g in groups if len(g) >= 3 and (g[0] == group or g[2] == group)), None)
+        if match is None and not group.isdigit():
+            raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
+        gid = int(match[2]) if match else int(group)
+
+    extra = sorted({int(g[2]) for g in groups
+                    if name and len(g) >= 4 and g[2].isdigit() and name in g[3].split(",") and int(g[2]) != gid})
+    return ExecUser(uid, gid, extra, home or "/")

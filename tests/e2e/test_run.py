@@ -1,0 +1,189 @@
+"""`skiff run` end to end: real containers from a busybox image in a private store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Skiff
+
+
+def mount_table() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return sorted(" ".join(line.split()[4:]) for line in f)
+
+
+def run(skiff: Skiff, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return skiff("run", "--rm", "--network", "none", *args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_command_is_pid_1_and_sees_only_its_processes(skiff: Skiff, busybox_image: str) -> None:
+    out = run(skiff, busybox_image, "sh", "-c", "echo $$; ps -o pid,comm").stdout.split("\n")
+    assert out[0] == "1"
+    pids = [line.split()[0] for line in out[2:] if line.strip()]
+    assert len(pids) == 2 and "1" in pids, out  # sh and ps, nothing of the host
+
+
+def test_hostname_defaults_to_short_id_and_is_isolated(skiff: Skiff, busybox_image: str) -> None:
+    host_before = os.uname().nodename
+    name = run(skiff, busybox_image, "hostname").stdout.strip()
+    assert len(name) == 12 and all(c in "0123456789abcdef" for c in name)
+    assert run(skiff, "--hostname", "box", busybox_image, "sh", "-c", "hostname; cat /etc/hostname").stdout \
+        == "box\nbox\n"
+    assert os.uname().nodename == host_before
+
+
+def test_host_mount_table_is_unchanged(skiff: Skiff, busybox_image: str) -> None:
+    before = mount_table()
+    assert run(skiff, busybox_image, "true").returncode == 0
+    assert mount_table() == before
+
+
+def test_old_root_is_not_reachable(skiff: Skiff, busybox_image: str, tmp_path: Path) -> None:
+    canary = tmp_path / "host-canary"
+    canary.write_text("host")
+    out = run(skiff, busybox_image, "sh", "-c",
+              f"cat {canary} 2>&1; ls /.oldroot /oldroot 2>&1; grep -c ' / ' /proc/self/mountinfo").stdout
+    assert "host" not in out.split("\n")[0]
+    assert out.strip().endswith("1"), out  # exactly one mount on /: the container's root
+
+
+def test_standard_mounts_and_dev(skiff: Skiff, busybox_image: str) -> None:
+    out = run(skiff, busybox_image, "sh", "-c",
+              "ls /dev; echo x > /dev/null && echo null-ok; touch /sys/x 2>&1; ls /proc/self/fd").stdout
+    for node in ("null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue",
+                 "fd", "stdin", "stdout", "stderr"):
+        assert node in out.split(), node
+    assert "null-ok" in out
+    assert "Read-only file system" in out
+
+
+def test_only_std_fds_reach_the_container(skiff: Skiff, busybox_image: str) -> None:
+    leak_r, leak_w = os.pipe()
+    os.set_inheritable(leak_r, True)  # a careless parent: skiff must still not pass it on
+    try:
+        proc = subprocess.run([*skiff_cmd(skiff), "run", "--rm", "--network", "none", busybox_image,
+                               "ls", "/proc/self/fd"], env=skiff.env, capture_output=True, text=True,
+                              close_fds=False)
+    finally:
+        os.close(leak_r)
+        os.close(leak_w)
+    # ls itself opens one fd for the directory it lists
+    assert sorted(proc.stdout.split(), key=int)[:3] == ["0", "1", "2"]
+    assert len(proc.stdout.split()) == 4, proc.stdout
+
+
+def skiff_cmd(skiff: Skiff) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "skiff"]
+
+
+@pytest.mark.parametrize("command,expected", [
+    (["true"], 0),
+    (["sh", "-c", "exit 3"], 3),
+    (["sh", "-c", "kill -9 $$"], 137),
+    (["sh", "-c", "kill -15 $$"], 143),
+    (["nosuchcommand"], 127),
+    (["/nosuch/path"], 127),
+    (["/etc/passwd"], 126),
+    (["/etc"], 126),
+])
+def test_exit_codes(skiff: Skiff, busybox_image: str, command: list[str], expected: int) -> None:
+    proc = run(skiff, busybox_image, *command)
+    assert proc.returncode == expected, proc.stderr
+    if expected in (126, 127):
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_engine_errors_exit_125_with_one_line(skiff: Skiff, busybox_image: str) -> None:
+    proc = skiff("run", "--rm", "nosuch")
+    assert proc.returncode == 125
+    assert proc.stderr.strip() == "skiff: Unable to find image 'nosuch:latest' locally"
+    proc = skiff("run", "--bogus-flag", busybox_image)
+    assert proc.returncode == 125 and "Traceback" not in proc.stderr
+    proc = run(skiff, "-u", "nosuchuser", busybox_image, "true")
+    assert proc.returncode == 125 and "nosuchuser" in proc.stderr
+    assert skiff.ok("ps", "-a", "-q") == ""  # failed runs leave no container behind
+
+
+def test_env_user_workdir(skiff: Skiff, busybox_image: str, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nFROM_FILE=yes\nBOTH=file\n")
+    out = run(skiff, "-e", "A=1", "--env-file", str(env_file), "-e", "BOTH=flag", busybox_image,
+              "sh", "-c", "echo $A $FROM_FILE $BOTH $HOME $PATH").stdout
+    assert out.split() == ["1", "yes", "flag", "/root",
+                           "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    assert run(skiff, "-u", "user", busybox_image, "sh", "-c", "id; echo $HOME").stdout == \
+        "uid=1000(user) gid=1000(user) groups=10(wheel),100(users),1000(user)\n/home/user\n"
+    assert run(skiff, "-u", "1000:33", busybox_image, "id", "-u").stdout.strip() == "1000"
+    assert run(skiff, "-u", "4242", busybox_image, "sh", "-c", "id -u; id -g").stdout.split() == ["4242", "0"]
+    assert run(skiff, "-w", "/new/dir", busybox_image, "pwd").stdout == "/new/dir\n"
+
+
+def test_entrypoint_and_cmd_rules(skiff: Skiff, busybox_tar: Path) -> None:
+    skiff.ok("import", str(busybox_tar), "ep:1", "--change", 'ENTRYPOINT ["echo", "ep"]',
+             "--change", 'CMD ["default"]')
+    assert run(skiff, "ep:1").stdout == "ep default\n"
+    assert run(skiff, "ep:1", "given").stdout == "ep given\n"
+    assert run(skiff, "--entrypoint", "echo", "ep:1").stdout == "\n"  # image CMD dropped
+    assert run(skiff, "--entrypoint", "", "ep:1", "echo", "plain").stdout == "plain\n"
+
+
+def test_read_only_root(skiff: Skiff, busybox_image: str) -> None:
+    proc = run(skiff, "--read-only", busybox_image, "sh", "-c", "touch /x")
+    assert proc.returncode != 0 and "Read-only" in proc.stderr
+
+
+def test_containers_of_one_image_are_isolated(skiff: Skiff, busybox_image: str) -> None:
+    skiff.ok("run", "--name", "writer", "--network", "none", busybox_image, "sh", "-c", "echo mine > /file")
+    assert run(skiff, busybox_image, "cat", "/file").returncode == 1
+    skiff.ok("rm", "writer")
+
+
+def test_ps_and_rm(skiff: Skiff, busybox_image: str) -> None:
+    skiff.ok("run", "--name", "done", "--network", "none", busybox_image, "sh", "-c", "exit 2")
+    assert skiff.ok("ps").splitlines()[1:] == []
+    lines = skiff.ok("ps", "-a").splitlines()
+    assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert "Exited (2)" in lines[1] and lines[1].endswith("done")
+    proc = skiff("run", "--name", "done", "--network", "none", busybox_image, "true")
+    assert proc.returncode == 125 and "already in use" in proc.stderr
+    assert skiff.ok("rm", "done") == "done\n"
+    assert skiff.ok("ps", "-a", "-q") == ""
+    proc = skiff("rm", "done")
+    assert proc.returncode == 1 and "No such container: done" in proc.stderr
+
+
+def test_rm_flag_leaves_nothing(skiff: Skiff, busybox_image: str) -> None:
+    run(skiff, busybox_image, "sh", "-c", "echo x > /y")
+    assert list((skiff.root / "containers").iterdir()) == []
+    runtime = skiff.run_root / "runtime"
+    assert not runtime.exists() or list(runtime.iterdir()) == []
+
+
+def test_saved_and_loaded_image_runs_the_same(skiff: Skiff, busybox_image: str, tmp_path: Path) -> None:
+    archive = tmp_path / "busybox.oci.tar"
+    skiff.ok("save", "-o", str(archive), busybox_image)
+    skiff.ok("rmi", busybox_image)
+    skiff.ok("load", "-i", str(archive))
+    assert run(skiff, busybox_image, "sh", "-c", "echo same").stdout == "same\n"
+
+
+def test_signals_are_forwarded(skiff: Skiff, busybox_image: str) -> None:
+    import signal
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "skiff", "run", "--rm", "--network", "none", busybox_image,
+                             "sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"],
+                            env=skiff.env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 7
+    assert "got-term" in proc.stdout.read()
