@@ -173,3 +173,19 @@ class NetworkNotFound(NotFound):
 
 class CgroupError(SkiffError):
     """Cgroups could not be set up, or a resource limit is invalid."""
+
+
+class NetworkInUse(Conflict):
+    """A network cannot be removed while containers are attached to it."""
+
+
+class PortAllocated(NetworkError):
+    """A host port to publish on is already taken by another container or process."""
+
+
+class AddressInUse(NetworkError):
+    """An address asked for with --ip is leased to another container."""
+
+
+class RegistryAuthError(RegistryError):
+    """A registry or its token server refused the credentials, or the access they grant."""

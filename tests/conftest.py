@@ -84,14 +84,16 @@ def busybox_image(skiff: Skiff, busybox_tar: Path) -> str:
     return "busybox:latest"
 
 
-def _skiff_mounts() -> list[str]:
+def _mounts_under(prefixes: tuple[str, ...]) -> list[str]:
     with open("/proc/self/mountinfo") as f:
-        return [line for line in f if "skiff" in line or "pytest-of" in line]
+        return [line for line in f if line.split()[4].startswith(prefixes)]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_mounts_left_behind() -> object:
-    before = set(_skiff_mounts())
+def no_mounts_left_behind(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Nothing this session mounted (under its temp dirs or skiff's default dirs) may remain."""
+    prefixes = (str(tmp_path_factory.getbasetemp()), "/var/lib/skiff", "/run/skiff")
+    before = set(_mounts_under(prefixes))
     yield
-    leaked = [m for m in _skiff_mounts() if m not in before]
+    leaked = [m for m in _mounts_under(prefixes) if m not in before]
     assert not leaked, "tests left mounts behind:\n" + "".join(leaked)

@@ -1,0 +1,60 @@
+"""Cgroups v1, v2 and hybrid behind one interface; applies OCI ``linux.resources``.
+
+The runtime core, between forking the container's init and releasing it::
+
+    cg = cgroups.open("/skiff/<id>")       # detects v2, v1 or hybrid
+    cg.create(resources)                   # validates, makes the directories, writes the limits
+    cg.add(pid)                            # before the container execs
+    ...
+    cg.oom_killed(); cg.stats(); cg.destroy()
+
+The engine turns Docker's flags into ``linux.resources`` with
+``resources_from_flags`` and ``--ulimit`` into ``process.rlimits`` with
+``rlimits_from_ulimits``; ``cleanup_stale`` removes what a killed skiff left.
+"""
+
+from __future__ import annotations
+
+import os
+
+from skiff.cgroups.base import Cgroup, relative_path
+from skiff.cgroups.detect import Hierarchy, Setup, detect
+from skiff.cgroups.stats import Stats, StatsRow, cpu_percent, format_stats
+
+__all__ = [
+    "Cgroup", "Hierarchy", "Setup", "Stats", "StatsRow", "cleanup_stale", "cpu_percent", "detect",
+    "format_stats", "open", "relative_path", "resources_from_flags", "rlimits_from_ulimits",
+]
+
+
+def open(cgroups_path: str, root: str | os.PathLike[str] | None = None) -> Cgroup:  # noqa: A001
+    """The container's cgroup at ``cgroups_path`` (OCI linux.cgroupsPath, e.g. ``/skiff/<id>``).
+
+    ``root`` replaces /sys/fs/cgroup with a fake tree (tests). Nothing is created
+    until ``create``.
+    """
+    setup = detect(root)
+    if setup.mode == "v2":
+        from skiff.cgroups.v2 import V2Cgroup
+        assert setup.unified is not None
+        return V2Cgroup(setup.unified, cgroups_path)
+    from skiff.cgroups.v1 import V1Cgroup
+    return V1Cgroup(setup, cgroups_path)
+
+
+def __getattr__(name: str) -> object:
+    """``resources_from_flags``, ``rlimits_from_ulimits``, ``cleanup_stale``, imported on first use.
+
+    They are the engine's, not the runtime's: ``skiff run``'s runtime path does
+    not pay for their imports.
+    """
+    if name == "resources_from_flags":
+        from skiff.cgroups.flags import resources_from_flags
+        return resources_from_flags
+    if name == "cleanup_stale":
+        from skiff.cgroups.stale import cleanup_stale
+        return cleanup_stale
+    if name == "rlimits_from_ulimits":
+        from skiff.cgroups.ulimits import rlimits_from_ulimits
+        return rlimits_from_ulimits
+    raise AttributeError(f"module 'skiff.cgroups' has no attribute {name!r}")

@@ -77,6 +77,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from skiff.cli.main import paths_from
     from skiff.engine import Engine, RunOptions
+    from skiff.errors import ExecError, SkiffError
 
     opts = RunOptions(
         image=args.image, command=args.command, name=args.name, remove=args.remove,
@@ -88,7 +89,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         ulimits=args.ulimit, publish=args.publish, publish_all=args.publish_all, ip=args.ip,
         dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
     )
-    return Engine(paths_from(args)).run(opts)
+    try:
+        return Engine(paths_from(args)).run(opts)
+    except SkiffError as exc:
+        # As `docker run`: whatever fails in the engine (no such image, a name in use) is 125;
+        # only the command's own failures keep 126 and 127.
+        if not isinstance(exc, ExecError):
+            exc.exit_code = 125
+        raise
 
 
 def add_ps_flags(p: argparse.ArgumentParser) -> None:

@@ -49,14 +49,14 @@ def time_ago(stamp: str, now: float | None = None) -> str:
     return f"{human_duration((now or time.time()) - parse_time(stamp))} ago"
 
 
-def human_size(size: float) -> str:
-    """Docker's HumanSize: decimal units, three significant digits ('4.26MB')."""
+def human_size(size: float, precision: int = 3) -> str:
+    """Docker's HumanSizeWithPrecision: decimal units, as its listings print them ('4.26MB')."""
     units = ("B", "kB", "MB", "GB", "TB", "PB")
     i = 0
     while size >= 1000 and i < len(units) - 1:
         size /= 1000
         i += 1
-    return f"{size:.4g}{units[i]}"
+    return f"{size:.{precision}g}{units[i]}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

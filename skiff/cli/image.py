@@ -1,9 +1,207 @@
-"""`skiff` commands for images."""
+"""`skiff` commands for images: import, load, save, images, tag, rmi, image inspect."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any, Callable
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
+    _add_import(sub, "import")
+    _add_load(sub, "load")
+    _add_save(sub, "save")
+    _add_images(sub, "images")
+    _add_tag(sub, "tag")
+    _add_rmi(sub, "rmi")
+
+    group = sub.add_parser("image", help="manage images")
+    image_sub = group.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=type(group))
+    image_sub.required = True
+    _add_images(image_sub, "ls", aliases=["list"])
+    _add_rmi(image_sub, "rm", aliases=["remove"])
+    _add_inspect(image_sub, "inspect")
+    _add_import(image_sub, "import")
+    _add_load(image_sub, "load")
+    _add_save(image_sub, "save")
+    _add_tag(image_sub, "tag")
+
+
+# --- parsers ------------------------------------------------------------------
+
+
+def _add_import(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="create an image from a root filesystem tarball")
+    p.add_argument("file", metavar="FILE|-", help="a tar archive (plain, gzip or zstd), or - for stdin")
+    p.add_argument("reference", metavar="NAME[:TAG]", nargs="?")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, ...) to the image")
+    p.add_argument("-m", "--message", default="", help="commit message for the imported image")
+    p.set_defaults(func=cmd_import)
+
+
+def _add_load(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="load images from a docker-archive or OCI archive")
+    p.add_argument("-i", "--input", help="read from this file instead of stdin")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    p.set_defaults(func=cmd_load)
+
+
+def _add_save(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="save images to an OCI archive (also readable by docker load)")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_save)
+
+
+def _add_images(sub: argparse._SubParsersAction, name: str, aliases: list[str] | None = None) -> None:
+    p = sub.add_parser(name, aliases=aliases or [], help="list images")
+    p.add_argument("repository", nargs="?", help="only images of this repository[:tag]")
+    p.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+    p.add_argument("-a", "--all", action="store_true", help="include intermediate images")
+    p.add_argument("--no-trunc", action="store_true", help="full image ids")
+    p.set_defaults(func=cmd_images)
+
+
+def _add_tag(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="give an image another name")
+    p.add_argument("source", metavar="SOURCE_IMAGE[:TAG]")
+    p.add_argument("target", metavar="TARGET_IMAGE[:TAG]")
+    p.set_defaults(func=cmd_tag)
+
+
+def _add_rmi(sub: argparse._SubParsersAction, name: str, aliases: list[str] | None = None) -> None:
+    p = sub.add_parser(name, aliases=aliases or [], help="remove images")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("-f", "--force", action="store_true", help="remove even if tagged several times or in use")
+    p.set_defaults(func=cmd_rmi)
+
+
+def _add_inspect(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="show images as JSON")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.set_defaults(func=cmd_inspect)
+
+
+# --- handlers -----------------------------------------------------------------
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from skiff.cli.main import paths_from
+    from skiff.image.store import ImageStore
+
+    return ImageStore(paths_from(args))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.file == "-":
+        image = store.import_tarball(sys.stdin.buffer, args.reference, args.change, args.message, "-")
+    else:
+        with open(args.file, "rb") as f:
+            image = store.import_tarball(f, args.reference, args.change, args.message, args.file)
+    print(image.id)
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.input and args.input != "-":
+        with open(args.input, "rb") as f:
+            lines = store.load(f)
+    else:
+        if sys.stdin.isatty():
+            from skiff.errors import UsageError
+
+            raise UsageError("requested load from stdin, but stdin is empty", hint="use -i FILE")
+        lines = store.load(sys.stdin.buffer)
+    if not args.quiet:
+        for loaded in lines:
+            # Docker names what it loaded, or gives the id of an image that came without a name.
+            print(f"Loaded image ID: {loaded}" if loaded.startswith("sha256:") else f"Loaded image: {loaded}")
+    return 0
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if not args.output and sys.stdout.isatty():
+        from skiff.errors import UsageError
+
+        raise UsageError("cowardly refusing to save to a terminal", hint="use -o FILE or redirect stdout")
+    store.save(args.images, args.output or None)
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from skiff.cli.format import human_size, table, time_ago
+
+    images = _store(args).list()
+    rows: list[tuple[str, str, str, str, str]] = []
+    for image in images:
+        image_id = image.id if args.no_trunc else image.short_id
+        names = [_split_tag(tag) for tag in image.repo_tags] or [("<none>", "<none>")]
+        for repository, tag in names:
+            if args.repository and not _matches(args.repository, repository, tag):
+                continue
+            rows.append((repository, tag, image_id, time_ago(image.created), human_size(image.size)))
+    if args.quiet:
+        seen: list[str] = []
+        for row in rows:
+            if row[2] not in seen:
+                seen.append(row[2])
+        print("\n".join(seen)) if seen else None
+        return 0
+    print(table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows))
+    return 0
+
+
+def _split_tag(familiar: str) -> tuple[str, str]:
+    name, _, tag = familiar.rpartition(":")
+    return name, tag
+
+
+def _matches(pattern: str, repository: str, tag: str) -> bool:
+    want_repo, _, want_tag = pattern.partition(":") if pattern.rfind(":") > pattern.rfind("/") else (pattern, "", "")
+    return repository == want_repo and (not want_tag or tag == want_tag)
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    _store(args).tag(args.source, args.target)
+    return 0
+
+
+def cmd_rmi(args: argparse.Namespace) -> int:
+    from skiff.errors import SkiffError
+
+    store = _store(args)
+    status = 0
+    for ref in args.images:
+        try:
+            for line in store.remove(ref, force=args.force):
+                print(line)
+        except SkiffError as exc:
+            print(f"Error response from daemon: {exc}", file=sys.stderr)
+            status = max(status, exc.exit_code if exc.exit_code == 1 else 1)
+    return status
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from skiff.errors import ImageNotFound
+
+    store = _store(args)
+    found: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for ref in args.images:
+        try:
+            found.append(store.inspect(ref))
+        except ImageNotFound:
+            missing.append(ref)
+    print(json.dumps(found, indent=4))
+    for ref in missing:
+        print(f"Error: No such image: {ref}", file=sys.stderr)
+    return 1 if missing else 0

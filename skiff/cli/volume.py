@@ -1,9 +1,176 @@
-"""`skiff` commands for volumes."""
+"""`skiff volume create|ls|inspect|rm|prune`, as Docker's."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
+    volume = sub.add_parser("volume", help="Manage volumes")
+    commands = volume.add_subparsers(dest="volume_command", metavar="COMMAND", parser_class=type(volume))
+    commands.required = True
+
+    create = commands.add_parser("create", help="Create a volume")
+    create.add_argument("name", nargs="?", default=None, metavar="VOLUME")
+    create.add_argument("-d", "--driver", default="local", help="volume driver name (only 'local')")
+    create.add_argument("--label", action="append", default=[], help="set metadata for a volume (key=value)")
+    create.add_argument("-o", "--opt", action="append", default=[], help="driver options (type=, device=, o=)")
+    create.set_defaults(func=_create)
+
+    ls = commands.add_parser("ls", aliases=["list"], help="List volumes")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only display volume names")
+    ls.add_argument("-f", "--filter", action="append", default=[],
+                    help="filter output (name=, label=, driver=, dangling=true|false)")
+    ls.set_defaults(func=_ls)
+
+    inspect = commands.add_parser("inspect", help="Display detailed information on one or more volumes")
+    inspect.add_argument("names", nargs="+", metavar="VOLUME")
+    inspect.set_defaults(func=_inspect)
+
+    rm = commands.add_parser("rm", aliases=["remove"], help="Remove one or more volumes")
+    rm.add_argument("-f", "--force", action="store_true", help="do not fail on volumes that do not exist")
+    rm.add_argument("names", nargs="+", metavar="VOLUME")
+    rm.set_defaults(func=_rm)
+
+    prune = commands.add_parser("prune", help="Remove unused local volumes")
+    prune.add_argument("-a", "--all", action="store_true", help="remove unused named volumes too")
+    prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    prune.add_argument("--filter", action="append", default=[], help="label=KEY[=VALUE]")
+    prune.set_defaults(func=_prune)
+
+
+def _key_values(items: list[str], what: str, value_required: bool) -> dict[str, str]:
+    from skiff.errors import UsageError
+
+    result = {}
+    for item in items:
+        key, has_value, value = item.partition("=")
+        if not key or (value_required and not has_value):
+            raise UsageError(f"invalid {what} '{item}': expected key=value")
+        result[key] = value
+    return result
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from skiff.cli.main import paths_from
+    from skiff.volume.store import VolumeStore
+
+    return VolumeStore(paths_from(args))
+
+
+def _users(paths: Any) -> dict[str, list[str]]:
+    """Volume name -> containers (running or stopped) that use it; also drops driver mounts of
+    containers that vanished (a skiff killed with SIGKILL) so they do not count as users."""
+    from skiff.engine.containers import all_containers, volume_users
+    from skiff.volume.driver import reconcile
+
+    users = volume_users(paths)
+    reconcile(paths, [c.id for c in all_containers(paths)])
+    return users
+
+
+def _create(args: argparse.Namespace) -> int:
+    store = _store(args)
+    volume = store.create(args.name, labels=_key_values(args.label, "label", False), driver=args.driver,
+                          options=_key_values(args.opt, "driver option", True))
+    print(volume.name)
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from skiff.errors import UsageError
+    from skiff.volume.store import matches_labels
+
+    store = _store(args)
+    volumes = store.list()
+    filters = [f.partition("=") for f in args.filter]
+    dangling_filter = [v for k, _, v in filters if k == "dangling"]
+    users = _users(store.paths) if dangling_filter else {}
+    for key, _, value in filters:
+        if key == "name":
+            volumes = [v for v in volumes if value in v.name]
+        elif key == "label":
+            volumes = [v for v in volumes if matches_labels(v, [value])]
+        elif key == "driver":
+            volumes = [v for v in volumes if v.driver == value]
+        elif key == "dangling":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise UsageError(f"invalid filter 'dangling={value}': use true or false")
+            want_unused = value.lower() in ("true", "1")
+            volumes = [v for v in volumes if (not users.get(v.name)) == want_unused]
+        else:
+            raise UsageError(f"invalid filter '{key}'")
+    if args.quiet:
+        for v in volumes:
+            print(v.name)
+        return 0
+    rows = [("DRIVER", "VOLUME NAME")] + [(v.driver, v.name) for v in volumes]
+    width = max(10, max(len(r[0]) for r in rows) + 3)  # Docker's tabwriter: minwidth 10, padding 3
+    for driver, name in rows:
+        print(driver.ljust(width) + name)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from skiff.errors import VolumeNotFound
+
+    store = _store(args)
+    found, missing = [], []
+    for name in args.names:
+        try:
+            found.append(store.inspect(name))
+        except VolumeNotFound as exc:
+            missing.append(exc)
+    print(json.dumps(found, indent=4))
+    for exc in missing:
+        print(f"skiff: {exc}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from skiff.errors import SkiffError
+
+    store = _store(args)
+    users = _users(store.paths)
+    status = 0
+    for name in args.names:
+        try:
+            if store.remove(name, users.get(name, []), force=args.force):
+                print(name)
+        except SkiffError as exc:
+            print(f"skiff: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from skiff.cli.format import human_size
+    from skiff.errors import UsageError
+
+    labels = []
+    for flt in args.filter:
+        key, _, value = flt.partition("=")
+        if key != "label" or not value:
+            raise UsageError(f"invalid filter '{flt}': volume prune accepts label=KEY[=VALUE]")
+        labels.append(value)
+    if not args.force:
+        which = "all local volumes" if args.all else "anonymous local volumes"
+        sys.stdout.write(f"WARNING! This will remove {which} not used by at least one container.\n"
+                         "Are you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    store = _store(args)
+    removed, freed = store.prune(_users(store.paths), all=args.all, labels=labels)
+    if removed:
+        print("Deleted Volumes:")
+        for name in removed:
+            print(name)
+        print()
+    print(f"Total reclaimed space: {human_size(freed)}")
+    return 0

@@ -111,9 +111,13 @@ class Engine:
                                    MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             container.save()
 
+        runtime = Runtime(self.paths.runtime_state)
+
+        def exited(status: int) -> None:
+            container.state["OOMKilled"] = runtime.oom_killed(container.id)
+
         stdin = sys.stdin.fileno() if container.data["Config"].get("OpenStdin") else _devnull()
-        return Runtime(self.paths.runtime_state).run(container.id, bundle, stdio=(stdin, 1, 2),
-                                                      on_start=started)
+        return runtime.run(container.id, bundle, stdio=(stdin, 1, 2), on_created=started, on_exited=exited)
 
     def _finish(self, container: Container, status: int, remove: bool) -> None:
         state = container.state

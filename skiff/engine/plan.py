@@ -140,17 +140,20 @@ class RunPlan:
             "args": self.args, "env": env, "cwd": self.workdir, "terminal": False,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
         })
-        if self.rlimits:
-            spec["process"]["rlimits"] = self.rlimits
+        # Docker's defaults: no_new_privs off, rlimits inherited from the host unless --ulimit.
+        spec["process"]["noNewPrivileges"] = False
+        spec["process"]["rlimits"] = self.rlimits
         linux = spec["linux"]
         linux["cgroupsPath"] = f"/skiff/{container.id}"
         linux["resources"] = {**linux.get("resources", {}), **self.resources}
 
         spec["mounts"].extend(self._etc_files(container, hostname, undo))
         if self.mount_plan is not None:
-            self.mount_plan.prepare(rootfs)
-            undo.callback(self.mount_plan.release, o.remove)
+            undo.callback(self.mount_plan.release, True)  # a failed run keeps no volume it created
+            self.mount_plan.prepare(rootfs, container.id)
             spec["mounts"].extend(self.mount_plan.oci_mounts())
+            if self.mount_plan.rootfs_propagation():
+                linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
         self._set_network(spec, container, undo)
         return spec
 

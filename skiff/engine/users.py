@@ -65,4 +65,5 @@ def resolve_user(rootfs: Path, spec: str) -> ExecUser:
 
     extra = sorted({int(g[2]) for g in groups
                     if name and len(g) >= 4 and g[2].isdigit() and name in g[3].split(",") and int(g[2]) != gid})
-    return ExecUser(uid, gid, extra, home or "/")
+    # As runc's GetExecUser: with no supplementary groups, the primary group is the only one.
+    return ExecUser(uid, gid, extra or [gid], home or "/")

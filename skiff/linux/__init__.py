@@ -204,3 +204,75 @@ def sethostname(name: str) -> None:
 def setdomainname(name: str) -> None:
     data = name.encode()
     _check(_libc.setdomainname(data, len(data)), "setdomainname", name)
+
+
+# --- new mount API and capabilities (added for the runtime core) -----------
+
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+PR_CAPBSET_READ = 23
+PR_CAP_AMBIENT_IS_SET = 1
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def open_tree(dirfd: int, path: str | os.PathLike[str], flags: int) -> int:
+    """open_tree(2): with OPEN_TREE_CLONE, a detached copy of the mount at ``path`` (as an fd)."""
+    return _check(_syscall("open_tree", ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags)),
+                  "open_tree", os.fspath(path))
+
+
+def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, flags: int,
+               target: str = "") -> None:
+    """move_mount(2): attach a detached mount (e.g. from open_tree) onto a target, by fd."""
+    _check(_syscall("move_mount", ctypes.c_int(from_dirfd), _b(from_path), ctypes.c_int(to_dirfd),
+                    _b(to_path), ctypes.c_uint(flags)), "move_mount", target or to_path)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capget() -> tuple[int, int, int]:
+    """The calling thread's (effective, permitted, inheritable) capability sets as bitmasks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_syscall("capget", ctypes.byref(header), ctypes.byref(data)), "capget")
+    join = lambda lo, hi: lo | (hi << 32)  # noqa: E731
+    return (join(data[0].effective, data[1].effective), join(data[0].permitted, data[1].permitted),
+            join(data[0].inheritable, data[1].inheritable))
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) for the calling thread; each set is a bitmask of capability numbers."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_syscall("capset", ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def set_link_up(name: str) -> None:
+    """Bring a network interface up in the caller's network namespace (SIOCSIFFLAGS)."""
+    import errno
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            ifreq = fcntl.ioctl(sock, siocgifflags, struct.pack("16sH14x", name.encode(), 0))
+            flags = struct.unpack("16sH14x", ifreq)[1]
+            fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", name.encode(), flags | iff_up))
+        except OSError as exc:
+            raise SyscallError("ioctl SIOCSIFFLAGS", exc.errno or errno.EIO, name) from None

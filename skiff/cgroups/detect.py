@@ -1,0 +1,141 @@
+"""Find the host's cgroup hierarchies: pure v2, pure v1, or hybrid.
+
+One pass over /proc/self/mountinfo, cached: ``skiff run`` asks once per process.
+A ``root`` directory can stand in for /sys/fs/cgroup (the tests' fake trees): a
+directory holding ``cgroup.controllers`` is a v2 tree; otherwise each
+subdirectory holding ``cgroup.procs`` is a v1 hierarchy named after it, and a
+``unified`` subdirectory with ``cgroup.controllers`` is the v2 half of a hybrid.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import namedtuple
+
+V1_SUBSYSTEMS = frozenset({
+    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio",
+    "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc",
+})
+
+
+# Named tuples rather than dataclasses: ``collections`` is loaded at start-up
+# already, ``dataclasses`` would add milliseconds to every ``skiff run``.
+class Hierarchy(namedtuple("Hierarchy", "mountpoint controllers")):
+    """One mounted v1 hierarchy: ``mountpoint`` (str) and ``controllers``
+    (frozenset, e.g. {"cpu", "cpuacct"} or {"name=systemd"})."""
+
+    __slots__ = ()
+
+
+class Setup(namedtuple("Setup", "mode v1 unified")):
+    """The cgroup layout of this host (or of a fake tree under ``root``).
+
+    ``mode``: "v2", "v1" or "hybrid"; ``v1``: tuple of Hierarchy, empty on a
+    pure v2 host; ``unified``: the cgroup2 mountpoint, None on a pure v1 host.
+    """
+
+    __slots__ = ()
+    mode: str
+    v1: tuple[Hierarchy, ...]
+    unified: str | None
+
+    def container_mounts(self) -> list[tuple[str, str, str]]:
+        """What to mount under the container's /sys/fs/cgroup: ``(subdir, fstype, data)``.
+
+        Inside a cgroup namespace each mount shows the container's own cgroup as
+        its root. On v2 that is one cgroup2 mount at /sys/fs/cgroup itself
+        (subdir ""); on v1/hybrid a tmpfs goes there first and each hierarchy
+        is mounted in a subdirectory named as on the host.
+        """
+        if self.mode == "v2":
+            return [("", "cgroup2", "")]
+        mounts = [(os.path.basename(h.mountpoint), "cgroup", ",".join(sorted(h.controllers))) for h in self.v1]
+        if self.unified:
+            mounts.append((os.path.basename(self.unified), "cgroup2", ""))
+        return mounts
+
+    def v1_mount(self, controller: str) -> str | None:
+        for hierarchy in self.v1:
+            if controller in hierarchy.controllers:
+                return hierarchy.mountpoint
+        return None
+
+
+def detect(root: str | os.PathLike[str] | None = None) -> Setup:
+    """Describe the cgroup setup; ``root`` points at a fake tree instead of the host's."""
+    return _detect_cached(os.fspath(root) if root is not None else None)
+
+
+@functools.lru_cache(maxsize=16)
+def _detect_cached(root: str | None) -> Setup:
+    if root is None:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            return setup_from_mountinfo(f.read())
+    return _setup_from_tree(root)
+
+
+def setup_from_mountinfo(text: str) -> Setup:
+    hierarchies: list[Hierarchy] = []
+    seen: set[frozenset[str]] = set()
+    unified: str | None = None
+    for line in text.splitlines():
+        pre, sep, post = line.partition(" - ")
+        if not sep:
+            continue
+        fields, post_fields = pre.split(), post.split()
+        if len(fields) < 5 or len(post_fields) < 3:
+            continue
+        fstype, super_options = post_fields[0], post_fields[2]
+        mountpoint = _unescape(fields[4])
+        if fstype == "cgroup2" and unified is None:
+            unified = mountpoint
+        elif fstype == "cgroup":
+            controllers = frozenset(opt for opt in super_options.split(",")
+                                    if opt in V1_SUBSYSTEMS or opt.startswith("name="))
+            # A hierarchy bind-mounted twice is still one hierarchy: keep its first mount.
+            if controllers and controllers not in seen:
+                seen.add(controllers)
+                hierarchies.append(Hierarchy(mountpoint, controllers))
+    return _setup(tuple(hierarchies), unified)
+
+
+def _setup_from_tree(root: str) -> Setup:
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return Setup("v2", (), root)
+    hierarchies: list[Hierarchy] = []
+    unified: str | None = None
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if os.path.exists(os.path.join(path, "cgroup.controllers")):
+            unified = path
+        elif os.path.exists(os.path.join(path, "cgroup.procs")):
+            controllers = frozenset(c if c in V1_SUBSYSTEMS else f"name={c}" for c in name.split(","))
+            hierarchies.append(Hierarchy(path, controllers))
+    return _setup(tuple(hierarchies), unified)
+
+
+def _setup(hierarchies: tuple[Hierarchy, ...], unified: str | None) -> Setup:
+    has_v1_controllers = any(not c.startswith("name=") for h in hierarchies for c in h.controllers)
+    if not has_v1_controllers:
+        if unified is None:
+            from skiff.errors import CgroupError
+            raise CgroupError("no cgroup filesystem is mounted (looked in /proc/self/mountinfo)",
+                              hint="mount cgroup2 on /sys/fs/cgroup")
+        return Setup("v2", (), unified)
+    return Setup("hybrid" if unified else "v1", hierarchies, unified)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)

@@ -1,0 +1,196 @@
+"""cgroup v2: one directory in the unified tree, controllers enabled down to it.
+
+Device rules need an eBPF program on v2, which skiff does not install yet: rules
+that allow no more than Docker's default list are accepted (the container's
+/dev holds only those nodes), anything else is refused rather than ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+
+from skiff.cgroups import fs
+from skiff.cgroups.base import DESTROY_TIMEOUT_S, Cgroup
+from skiff.cgroups.resources import check, devices_within_default, section
+from skiff.cgroups.stats import Stats
+from skiff.errors import CgroupError
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path
+if TYPE_CHECKING:
+    from typing import Any
+
+# Enabled in the ancestors' cgroup.subtree_control, where the kernel offers them.
+WANTED_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
+DEFAULT_CPU_PERIOD = 100000
+
+
+def shares_to_weight(shares: int) -> int:
+    """cpu.shares (2-262144) to cpu.weight (1-10000), as runc converts them."""
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def blkio_to_io_weight(weight: int) -> int:
+    """blkio.weight (10-1000) to io.weight (1-10000), as runc converts them."""
+    return 1 + ((weight - 10) * 9999) // 990
+
+
+class V2Cgroup(Cgroup):
+    version = 2
+
+    def __init__(self, unified: str, path: str) -> None:
+        super().__init__(path)
+        self.root = unified
+        self.dir = os.path.join(unified, self.path)
+        self.dirs = [self.dir]
+
+    def create(self, resources: Mapping[str, Any] | None = None) -> None:
+        check(resources)
+        self._check_devices(resources)
+        created: list[str] = []
+        try:
+            parent = self.root
+            for part in self.path.split("/"):
+                self._enable_controllers(parent)
+                parent = os.path.join(parent, part)
+                if fs.mkdir(parent):
+                    created.append(parent)
+            self._apply(resources or {})
+        except BaseException:
+            deadline = time.monotonic() + DESTROY_TIMEOUT_S
+            for directory in reversed(created):
+                fs.remove_tree(directory, deadline)
+            raise
+
+    def update(self, resources: Mapping[str, Any]) -> None:
+        check(resources)
+        self._check_devices(resources)
+        self._apply(resources)
+
+    def stats(self) -> Stats:
+        cpu = fs.read_keyed(f"{self.dir}/cpu.stat")
+        memory_usage = self._optional_int("memory.current") or 0
+        inactive = fs.read_keyed(f"{self.dir}/memory.stat").get("inactive_file", 0) \
+            if os.path.exists(f"{self.dir}/memory.stat") else 0
+        pids_current = self._optional_int("pids.current")
+        return Stats(
+            taken_ns=time.monotonic_ns(),
+            cpu_usage_ns=cpu.get("usage_usec", 0) * 1000,
+            memory_usage=memory_usage - inactive if inactive < memory_usage else memory_usage,
+            memory_limit=self._optional_int("memory.max"),
+            pids_current=pids_current if pids_current is not None else len(self.pids()),
+            pids_limit=self._optional_int("pids.max"),
+        )
+
+    def oom_killed(self) -> bool:
+        events = f"{self.dir}/memory.events"
+        if not os.path.exists(events):
+            return False
+        return fs.read_keyed(events).get("oom_kill", 0) > 0
+
+    def freeze(self) -> None:
+        self._set_frozen(1)
+
+    def thaw(self) -> None:
+        if os.path.isdir(self.dir):
+            self._set_frozen(0)
+
+    def kill(self, timeout: float = DESTROY_TIMEOUT_S) -> None:
+        # cgroup.kill (5.14+) kills every process at once, frozen ones too, with no pid races.
+        if os.path.exists(f"{self.dir}/cgroup.kill") and self.pids():
+            fs.write(f"{self.dir}/cgroup.kill", 1)
+        super().kill(timeout)
+
+    # --- creation -------------------------------------------------------------
+    def _enable_controllers(self, directory: str) -> None:
+        available = fs.read(f"{directory}/cgroup.controllers").split()
+        enabled = fs.read(f"{directory}/cgroup.subtree_control").split()
+        missing = [c for c in WANTED_CONTROLLERS if c in available and c not in enabled]
+        if not missing:
+            return
+        try:
+            fs.write(f"{directory}/cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+        except CgroupError:
+            # One refusal (cpu with a realtime thread about, say) must not cost the others.
+            for controller in missing:
+                try:
+                    fs.write(f"{directory}/cgroup.subtree_control", f"+{controller}")
+                except CgroupError:
+                    pass
+
+    def _check_devices(self, resources: Mapping[str, Any] | None) -> None:
+        rules = (resources or {}).get("devices") or []
+        if not devices_within_default(rules):
+            raise CgroupError("device rules beyond the default list need an eBPF device filter on cgroup v2, "
+                              "which skiff does not support yet")
+
+    # --- limits ---------------------------------------------------------------
+    def _apply(self, resources: Mapping[str, Any]) -> None:
+        self._apply_memory(section(resources, "memory"))
+        self._apply_cpu(section(resources, "cpu"))
+        pids_limit = section(resources, "pids").get("limit")
+        if pids_limit is not None:
+            fs.write(f"{self.dir}/pids.max", pids_limit if pids_limit > 0 else "max")
+        weight = section(resources, "blockIO").get("weight")
+        if weight:
+            if not os.path.exists(f"{self.dir}/io.weight"):
+                raise CgroupError(f"--blkio-weight is not supported on this host: {self.dir}/io.weight does not "
+                                  "exist (the io controller is unavailable or its scheduler does no weights)")
+            fs.write(f"{self.dir}/io.weight", f"default {blkio_to_io_weight(weight)}")
+
+    def _apply_memory(self, memory: Mapping[str, Any]) -> None:
+        limit, swap = memory.get("limit"), memory.get("swap")
+        if limit is not None:
+            fs.write(f"{self.dir}/memory.max", _max(limit))
+        if swap is not None:
+            self._apply_swap(limit, swap)
+        if memory.get("reservation") is not None:
+            fs.write(f"{self.dir}/memory.low", _max(memory["reservation"]))
+
+    def _apply_swap(self, limit: int | None, swap: int) -> None:
+        """OCI's swap is memory+swap (v1's memsw); v2's memory.swap.max is swap alone."""
+        path = f"{self.dir}/memory.swap.max"
+        if not os.path.exists(path):
+            self.warnings.append("Your kernel does not support swap limit capabilities or the cgroup is not "
+                                 "mounted. Memory limited without swap.")
+            return
+        if swap == -1:
+            fs.write(path, "max")
+            return
+        if limit is None or limit <= 0:
+            raise CgroupError(f"linux.resources.memory.swap {swap} needs a memory limit as well")
+        if swap < limit:
+            raise CgroupError(f"linux.resources.memory.swap {swap} is below the memory limit {limit}")
+        fs.write(path, swap - limit)
+
+    def _apply_cpu(self, cpu: Mapping[str, Any]) -> None:
+        if cpu.get("shares"):
+            fs.write(f"{self.dir}/cpu.weight", shares_to_weight(cpu["shares"]))
+        quota, period = cpu.get("quota"), cpu.get("period")
+        if quota or period:
+            quota_text = str(quota) if quota and quota > 0 else "max"
+            fs.write(f"{self.dir}/cpu.max", f"{quota_text} {period or DEFAULT_CPU_PERIOD}")
+        if cpu.get("cpus"):
+            fs.write(f"{self.dir}/cpuset.cpus", cpu["cpus"])
+        if cpu.get("mems"):
+            fs.write(f"{self.dir}/cpuset.mems", cpu["mems"])
+
+    def _set_frozen(self, value: int) -> None:
+        fs.write(f"{self.dir}/cgroup.freeze", value)
+        deadline = time.monotonic() + DESTROY_TIMEOUT_S
+        while fs.read_keyed(f"{self.dir}/cgroup.events").get("frozen") != value:
+            if time.monotonic() >= deadline:
+                raise CgroupError(f"{self.dir} did not {'freeze' if value else 'thaw'} within "
+                                  f"{DESTROY_TIMEOUT_S:.0f}s")
+            time.sleep(0.001)
+
+    def _optional_int(self, name: str) -> int | None:
+        path = f"{self.dir}/{name}"
+        if not os.path.exists(path):
+            return None
+        return fs.read_int(path)
+
+
+def _max(value: int) -> str | int:
+    return "max" if value == -1 else value

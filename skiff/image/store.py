@@ -1,0 +1,512 @@
+"""The local image store: blobs by digest, image records, tags, and unpacked layers.
+
+On disk, under ``paths.images``::
+
+    blobs/sha256/<hex>        configs, manifests and layer blobs, verified, immutable
+    images/<hex>.json         one record per image id (the config digest)
+    repositories.json         full reference name:tag -> image id
+
+and under ``paths.layers``::
+
+    <hex>/diff                a layer unpacked once, keyed by its diff_id, shared by images
+    <hex>/layer.json          its diff_id, uncompressed size and short link name
+    l/<short> -> ../<hex>/diff  short names, so overlay mount options fit in one page
+
+Blobs and layers are written into temporary names and renamed into place only
+when complete and verified, so a crash or a bad digest leaves nothing behind
+that looks valid. Records and the index change only under ``FileLock(paths.lock_file)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from skiff.errors import DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError
+from skiff.image.reference import Reference, is_image_id, parse_reference, parse_reference_raw
+from skiff.paths import Paths
+from skiff.store import FileLock, fsync_dir, read_json, write_json
+
+CHUNK = 1 << 20
+LINK_DIR = "l"
+SHORT_LINK_LEN = 12
+
+MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+LAYER_MEDIA_BY_COMPRESSION = {"none": MEDIA_LAYER_TAR, "gzip": MEDIA_LAYER_GZIP, "zstd": MEDIA_LAYER_ZSTD}
+
+
+@dataclass
+class LayerInfo:
+    """One layer of an image: its content (diff_id) and the blob it came in."""
+
+    diff_id: str
+    digest: str        # digest of the blob as stored (compressed or not)
+    blob_size: int
+    size: int          # uncompressed tar size
+    media_type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"diff_id": self.diff_id, "digest": self.digest, "blob_size": self.blob_size,
+                "size": self.size, "media_type": self.media_type}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "LayerInfo":
+        return cls(data["diff_id"], data["digest"], data["blob_size"], data["size"], data["media_type"])
+
+
+@dataclass
+class Image:
+    """An image in the local store."""
+
+    id: str                          # "sha256:<hex of the config blob>"
+    repo_tags: list[str]             # familiar names, e.g. "busybox:latest"
+    config: dict[str, Any]           # the image config's "config" object (Env, Cmd, ...)
+    created: str                     # RFC 3339
+    layer_dirs: list[Path]           # unpacked layer contents, bottom first
+    size: int                        # bytes of uncompressed layer content
+    layers: list[LayerInfo] = field(default_factory=list)
+    image_config: dict[str, Any] = field(default_factory=dict)   # the whole OCI image config
+    repo_digests: list[str] = field(default_factory=list)
+
+    @property
+    def short_id(self) -> str:
+        return self.id.removeprefix("sha256:")[:12]
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return [layer.diff_id for layer in self.layers]
+
+
+def sha256_hex(digest: str) -> str:
+    """The hex part of a ``sha256:<hex>`` digest, refusing anything else (it becomes a file name)."""
+    algorithm, _, hex_ = digest.partition(":")
+    if algorithm != "sha256" or len(hex_) != 64 or any(c not in "0123456789abcdef" for c in hex_):
+        raise DigestMismatch(f"unsupported or malformed digest {digest!r}: expected sha256:<64 hex>")
+    return hex_
+
+
+class ImageStore:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.root = paths.images
+        self.blobs = paths.images / "blobs" / "sha256"
+        self.records = paths.images / "images"
+        self.repositories_file = paths.images / "repositories.json"
+        self.layers_root = paths.layers
+
+    # --- lookups ----------------------------------------------------------------
+
+    def get(self, ref: str) -> Image:
+        """The image named by a reference, a full id or a unique id prefix."""
+        return self._image(self._resolve(ref)[0])
+
+    def exists(self, ref: str) -> bool:
+        try:
+            self._resolve(ref)
+        except (ImageNotFound, InvalidReference):
+            return False
+        return True
+
+    def list(self) -> list[Image]:
+        """Every image, newest first."""
+        images = [self._image(f"sha256:{p.stem}") for p in self._record_files()]
+        return sorted(images, key=lambda img: img.created, reverse=True)
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """Docker's ``image inspect`` object."""
+        img = self.get(ref)
+        cfg = img.config
+        return {
+            "Id": img.id,
+            "RepoTags": img.repo_tags,
+            "RepoDigests": img.repo_digests,
+            "Parent": "",
+            "Comment": _history_comment(img.image_config),
+            "Created": img.created,
+            "DockerVersion": "",
+            "Author": img.image_config.get("author", ""),
+            "Config": {
+                "User": cfg.get("User", ""),
+                "ExposedPorts": cfg.get("ExposedPorts"),
+                "Env": cfg.get("Env"),
+                "Cmd": cfg.get("Cmd"),
+                "Volumes": cfg.get("Volumes"),
+                "WorkingDir": cfg.get("WorkingDir", ""),
+                "Entrypoint": cfg.get("Entrypoint"),
+                "Labels": cfg.get("Labels"),
+                "StopSignal": cfg.get("StopSignal", ""),
+            },
+            "Architecture": img.image_config.get("architecture", ""),
+            "Os": img.image_config.get("os", ""),
+            "Size": img.size,
+            "RootFS": {"Type": "layers", "Layers": img.diff_ids},
+        }
+
+    def config_bytes(self, image_id: str) -> bytes:
+        return self.blob_path(image_id).read_bytes()
+
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs / sha256_hex(digest)
+
+    # --- tags -----------------------------------------------------------------
+
+    def tag(self, src: str, dst: str) -> None:
+        """Point ``dst`` (a name with an optional tag) at the image ``src``."""
+        target = parse_reference_raw(dst)
+        if target.digest:
+            raise InvalidReference(f"refusing to create a tag with a digest reference: {dst}")
+        with self.lock():
+            image_id = self._resolve(src)[0]
+            self._set_tag(target.with_default_tag(), image_id)
+
+    def _set_tag(self, ref: Reference, image_id: str) -> None:
+        """Must be called under the lock."""
+        repos = self._repositories()
+        repos[str(ref)] = image_id
+        write_json(self.repositories_file, repos)
+
+    # --- removal ----------------------------------------------------------------
+
+    def remove(self, ref: str, force: bool = False) -> list[str]:
+        """``docker rmi``: untag, and delete the image when nothing else names or uses it.
+
+        Returns Docker's report lines (``Untagged: ...``, ``Deleted: sha256:...``).
+        """
+        with self.lock():
+            image_id, named = self._resolve(ref)
+            repos = self._repositories()
+            tags = sorted(name for name, target in repos.items() if target == image_id)
+            users = _image_users(self.paths).get(image_id, [])
+            short = image_id.removeprefix("sha256:")[:12]
+            report: list[str] = []
+            if named is not None:
+                familiar = parse_reference(named).familiar
+                if users and not force and len(tags) <= 1:
+                    raise ImageInUse(f'conflict: unable to remove repository reference "{familiar}" (must force) '
+                                     f"- container {users[0][:12]} is using its referenced image {short}")
+                untag = [named]
+            else:
+                if len(tags) > 1 and not force:
+                    raise ImageInUse(f"conflict: unable to delete {short} (must be forced) - image is "
+                                     f"referenced in multiple repositories")
+                if users and not force:
+                    raise ImageInUse(f"conflict: unable to delete {short} (must be forced) - image is being "
+                                     f"used by container {users[0][:12]}")
+                untag = tags
+            for name in untag:
+                repos.pop(name, None)
+                report.append(f"Untagged: {parse_reference(name).familiar}")
+            write_json(self.repositories_file, repos)
+            still_named = any(target == image_id for target in repos.values())
+            if not still_named and not users:
+                self._delete_image(image_id)
+                report.append(f"Deleted: {image_id}")
+            return report
+
+    def _delete_image(self, image_id: str) -> None:
+        """Drop the record, then every layer and blob no remaining record refers to. Under the lock."""
+        record = self._record(image_id)
+        (self.records / f"{sha256_hex(image_id)}.json").unlink()
+        keep_layers: set[str] = set()
+        keep_blobs: set[str] = set()
+        for path in self._record_files():
+            other = read_json(path, {})
+            keep_blobs.add(other.get("id", ""))
+            keep_blobs.update(other.get("extra_blobs", []))
+            for layer in other.get("layers", []):
+                keep_layers.add(layer["diff_id"])
+                keep_blobs.add(layer["digest"])
+        for layer in record.get("layers", []):
+            if layer["diff_id"] not in keep_layers:
+                self._delete_layer(layer["diff_id"])
+            if layer["digest"] not in keep_blobs:
+                self._unlink_blob(layer["digest"])
+        for digest in [image_id, *record.get("extra_blobs", [])]:
+            if digest not in keep_blobs:
+                self._unlink_blob(digest)
+
+    def _delete_layer(self, diff_id: str) -> None:
+        layer_dir = self.layers_root / sha256_hex(diff_id)
+        info = read_json(layer_dir / "layer.json", {})
+        # Rename first: the layer vanishes at once, and a crash mid-rmtree leaves only a temp dir.
+        doomed = Path(tempfile.mkdtemp(prefix=".del-", dir=self.layers_root))
+        try:
+            os.rename(layer_dir, doomed / "layer")
+        except FileNotFoundError:
+            pass
+        if info.get("link"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.layers_root / LINK_DIR / info["link"])
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def _unlink_blob(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.blob_path(digest).unlink()
+
+    # --- writing images -----------------------------------------------------------
+
+    def add_image(self, config_bytes: bytes, layers: list[LayerInfo], tags: list[Reference],
+                  extra_blobs: list[str] | None = None) -> Image:
+        """Record an image whose layers are already in the store, and tag it. Returns it."""
+        import json
+
+        config = json.loads(config_bytes)
+        diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
+        if diff_ids != [layer.diff_id for layer in layers]:
+            raise DigestMismatch(f"image config lists diff_ids {diff_ids}, the layers have "
+                                 f"{[layer.diff_id for layer in layers]}")
+        image_id = self.put_blob(config_bytes)
+        record = {
+            "id": image_id,
+            "created": config.get("created") or "1970-01-01T00:00:00Z",
+            "layers": [layer.to_json() for layer in layers],
+            "size": sum(layer.size for layer in layers),
+            "extra_blobs": extra_blobs or [],
+        }
+        with self.lock():
+            for layer in layers:
+                if not (self.layers_root / sha256_hex(layer.diff_id) / "diff").is_dir():
+                    raise LayerError(f"layer {layer.diff_id} was removed while the image was being added; "
+                                     f"run the command again")
+            write_json(self.records / f"{sha256_hex(image_id)}.json", record)
+            for ref in tags:
+                self._set_tag(ref, image_id)
+        return self._image(image_id)
+
+    def put_blob(self, data: bytes) -> str:
+        """Store ``data`` by its digest; returns ``sha256:<hex>``."""
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        path = self.blob_path(digest)
+        if not path.exists():
+            with self._temp_blob() as (fd, tmp):
+                _write_all(fd, data)
+                os.fsync(fd)
+                self._commit_blob(tmp, path)
+        return digest
+
+    def add_layer(self, stream: BinaryIO, expected_digest: str | None = None,
+                  expected_diff_id: str | None = None, media_type: str | None = None) -> LayerInfo:
+        """Store a layer blob and unpack it once, keyed by its diff_id.
+
+        The blob is copied to a temporary file while hashed, then unpacked into a
+        temporary directory while its uncompressed content is hashed; both are
+        renamed into place only when every digest given matches. On any error
+        nothing is stored.
+        """
+        from skiff.image.unpack import compression_of, unpack_layer
+
+        with self._temp_blob() as (fd, tmp):
+            digest, blob_size, head = _copy_hashing(stream, fd)
+            os.fsync(fd)
+            if expected_digest is not None and digest != expected_digest:
+                raise DigestMismatch(f"layer blob has digest {digest}, expected {expected_digest}")
+            compression = compression_of(head)
+            media = media_type or LAYER_MEDIA_BY_COMPRESSION[compression]
+            existing = self._layer_info(expected_diff_id) if expected_diff_id else None
+            if existing is not None:
+                # Unpacked already: only check that this blob really holds that content.
+                with open(tmp, "rb") as blob:
+                    diff_id, size = _uncompressed_digest(blob)
+                if diff_id != expected_diff_id:
+                    raise DigestMismatch(f"layer content has digest {diff_id}, expected {expected_diff_id}")
+            else:
+                with open(tmp, "rb") as blob:
+                    diff_id, size = self._unpack_new_layer(blob, expected_diff_id, unpack_layer)
+            self._commit_blob(tmp, self.blob_path(digest))
+        return LayerInfo(diff_id, digest, blob_size, size, media)  # type: ignore[arg-type]
+
+    def _unpack_new_layer(self, blob: BinaryIO, expected_diff_id: str | None, unpack: Any) -> tuple[str, int]:
+        self.layers_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.layers_root))
+        try:
+            (staging / "diff").mkdir()
+            result = unpack(blob, staging / "diff", expected_diff_id)
+            hex_ = sha256_hex(result.diff_id)
+            final = self.layers_root / hex_
+            if (final / "diff").is_dir():
+                return result.diff_id, self._layer_info(result.diff_id)["size"]  # type: ignore[index]
+            link = self._make_link(hex_)
+            write_json(staging / "layer.json", {"diff_id": result.diff_id, "size": result.size, "link": link})
+            fsync_dir(staging)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not (final / "diff").is_dir():  # someone else won the race: theirs is equal
+                    raise
+            return result.diff_id, result.size
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _make_link(self, hex_: str) -> str:
+        """A short name ``l/<name> -> ../<hex>/diff`` for overlay's lowerdir option."""
+        links = self.layers_root / LINK_DIR
+        links.mkdir(exist_ok=True)
+        target = f"../{hex_}/diff"
+        for length in range(SHORT_LINK_LEN, len(hex_) + 1):
+            name = hex_[:length]
+            try:
+                os.symlink(target, links / name)
+                return name
+            except FileExistsError:
+                if os.readlink(links / name) == target:
+                    return name
+        raise LayerError(f"cannot make a short link for layer {hex_} in {links}")
+
+    def _layer_info(self, diff_id: str) -> dict[str, Any] | None:
+        layer_dir = self.layers_root / sha256_hex(diff_id)
+        if not (layer_dir / "diff").is_dir():
+            return None
+        return read_json(layer_dir / "layer.json")
+
+    @contextlib.contextmanager
+    def _temp_blob(self) -> Iterator[tuple[int, str]]:
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
+        try:
+            yield fd, tmp
+        finally:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _commit_blob(self, tmp: str, path: Path) -> None:
+        if path.exists():
+            return
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+        fsync_dir(path.parent)
+
+    # --- records --------------------------------------------------------------------
+
+    def lock(self) -> FileLock:
+        return FileLock(self.paths.lock_file)
+
+    def _repositories(self) -> dict[str, str]:
+        return read_json(self.repositories_file, {})
+
+    def _record_files(self) -> list[Path]:
+        try:
+            return [p for p in self.records.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
+        except FileNotFoundError:
+            return []
+
+    def _record(self, image_id: str) -> dict[str, Any]:
+        record = read_json(self.records / f"{sha256_hex(image_id)}.json")
+        if record is None:
+            raise ImageNotFound(f"No such image: {image_id}")
+        return record
+
+    def _image(self, image_id: str) -> Image:
+        import json
+
+        record = self._record(image_id)
+        image_config = json.loads(self.config_bytes(image_id))
+        layers = [LayerInfo.from_json(layer) for layer in record["layers"]]
+        tags = sorted(parse_reference(name).familiar
+                      for name, target in self._repositories().items() if target == image_id)
+        return Image(
+            id=image_id,
+            repo_tags=tags,
+            config=image_config.get("config") or {},
+            created=record["created"],
+            layer_dirs=[self.layers_root / sha256_hex(layer.diff_id) / "diff" for layer in layers],
+            size=record["size"],
+            layers=layers,
+            image_config=image_config,
+            repo_digests=record.get("repo_digests", []),
+        )
+
+    def _resolve(self, ref: str) -> tuple[str, str | None]:
+        """(image id, the full ``name:tag`` it was found by, or None when found by id)."""
+        text = ref.strip()
+        if is_image_id(text):
+            image_id = f"sha256:{text.removeprefix('sha256:')}"
+            if (self.records / f"{sha256_hex(image_id)}.json").exists():
+                return image_id, None
+            raise ImageNotFound(f"No such image: {text}")
+        parsed: Reference | None = None
+        with contextlib.suppress(InvalidReference):
+            parsed = parse_reference(text)
+        if parsed is not None and not parsed.digest:
+            image_id = self._repositories().get(str(parsed))
+            if image_id and (self.records / f"{sha256_hex(image_id)}.json").exists():
+                return image_id, str(parsed)
+        if parsed is not None and parsed.digest:
+            for path in self._record_files():
+                if f"{parsed.name}@{parsed.digest}" in read_json(path, {}).get("repo_digests", []):
+                    return f"sha256:{path.stem}", None
+        prefix = text.removeprefix("sha256:")
+        if prefix and all(c in "0123456789abcdef" for c in prefix):
+            matches = [p.stem for p in self._record_files() if p.stem.startswith(prefix)]
+            if len(matches) == 1:
+                return f"sha256:{matches[0]}", None
+        raise ImageNotFound(f"No such image: {parsed.familiar if parsed else text}")
+
+    # --- archives (see skiff.image.archive) -------------------------------------------
+
+    def import_tarball(self, fileobj: BinaryIO, ref: str | None = None, changes: list[str] | None = None,
+                       message: str = "", source: str = "-") -> Image:
+        from skiff.image.archive import import_tarball
+
+        return import_tarball(self, fileobj, ref, changes or [], message, source)
+
+    def load(self, fileobj: BinaryIO) -> list[str]:
+        from skiff.image.archive import load_archive
+
+        return load_archive(self, fileobj)
+
+    def save(self, refs: list[str], out_path: str | os.PathLike[str] | None) -> None:
+        """Write an OCI archive (with Docker's manifest.json too); ``None`` or ``-`` is stdout."""
+        from skiff.image.archive import save_archive
+
+        save_archive(self, refs, None if out_path in (None, "-") else Path(out_path))  # type: ignore[arg-type]
+
+
+def _image_users(paths: Paths) -> dict[str, list[str]]:
+    """Image id -> ids of containers created from it, from the engine's records."""
+    try:
+        from skiff.engine.containers import image_users
+    except ImportError:  # an engine-less install has no containers to protect
+        return {}
+    return image_users(paths)
+
+
+def _history_comment(image_config: dict[str, Any]) -> str:
+    history = image_config.get("history") or []
+    return str(history[-1].get("comment", "")) if history else ""
+
+
+def _uncompressed_digest(blob: BinaryIO) -> tuple[str, int]:
+    from skiff.image.unpack import HashingReader, decompressed
+
+    reader = HashingReader(decompressed(blob))
+    reader.drain()
+    return reader.digest, reader.size
+
+
+def _copy_hashing(stream: BinaryIO, fd: int) -> tuple[str, int, bytes]:
+    """Copy ``stream`` to ``fd``; return its digest, its length and its first bytes."""
+    hasher = hashlib.sha256()
+    size = 0
+    head = b""
+    while chunk := stream.read(CHUNK):
+        if len(head) < 8:
+            head += chunk[:8 - len(head)]
+        hasher.update(chunk)
+        size += len(chunk)
+        _write_all(fd, chunk)
+    return f"sha256:{hasher.hexdigest()}", size, head
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

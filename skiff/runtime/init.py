@@ -1,0 +1,363 @@
+"""The container's init: what the forked child does between fork and exec.
+
+It runs in the process that becomes the container's PID 1, talking to the
+parent over a SOCK_SEQPACKET socket pair with one JSON message per packet:
+
+    init -> parent  {"type": "ready"}     namespaces made; put me in the cgroup
+    parent -> init  {"type": "go"}
+    init -> parent  {"type": "created"}   about to block on the exec fifo
+    init -> parent  {"type": "error", ...} a typed error to re-raise in the parent
+
+After "created" it opens the exec fifo for writing, which blocks until
+``Runtime.start`` opens it for reading; then it closes every fd but 0-2 and
+execs. It never returns into the caller's Python code: every path ends in
+execve or os._exit.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import posixpath
+import resource  # imported here: after pivot_root the host's stdlib is out of reach
+import signal
+import socket
+import stat
+from typing import Any, NoReturn
+
+from skiff import linux
+from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, SkiffError, SyscallError
+from skiff.runtime import mounts
+from skiff.runtime.spec import DEFAULT_PATH, NAMESPACE_FLAGS, capability_mask, process_env
+
+EXEC_FIFO = "exec.fifo"
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                     signal.SIGUSR2, signal.SIGWINCH)
+
+_RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+            "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+            "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+            "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15}
+# Sysctls that are namespaced (runc's allow-list): anything else would change the host.
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+class InitContext:
+    """What the parent hands the forked init (a plain class: dataclasses cost an import of inspect)."""
+
+    __slots__ = ("config", "bundle", "sock", "state_dir_fd", "stdio")
+
+    def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, state_dir_fd: int,
+                 stdio: tuple[int, int, int]) -> None:
+        self.config = config
+        self.bundle = bundle
+        self.sock = sock
+        self.state_dir_fd = state_dir_fd
+        self.stdio = stdio
+
+
+def send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.send(json.dumps(message).encode())
+
+
+def receive(sock: socket.socket) -> dict[str, Any] | None:
+    """The next message, or None when the other side has gone."""
+    data = sock.recv(65536)
+    return json.loads(data) if data else None
+
+
+def error_message(exc: BaseException) -> dict[str, Any]:
+    """An exception as a message the parent turns back into the same typed error."""
+    if isinstance(exc, SyscallError):
+        return {"type": "error", "class": "SyscallError", "call": exc.call, "errno": exc.errno,
+                "target": exc.target, "hint": exc.hint}
+    if isinstance(exc, SkiffError):
+        return {"type": "error", "class": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    if isinstance(exc, OSError):
+        return {"type": "error", "class": "SyscallError", "call": "container init",
+                "errno": exc.errno or errno.EIO, "target": exc.filename or "", "hint": None}
+    return {"type": "error", "class": "RuntimeError_", "message": f"container init failed: {exc!r}",
+            "hint": None}
+
+
+def main(ctx: InitContext) -> NoReturn:
+    """Entry point in the forked child; reports any failure to the parent and exits."""
+    try:
+        _init(ctx)
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent, nothing may return
+        try:
+            send(ctx.sock, error_message(exc))
+        finally:
+            os._exit(1)
+    os._exit(1)
+
+
+def _init(ctx: InitContext) -> NoReturn:
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    os.umask(0)
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    _setup_stdio(ctx.stdio)
+    os.setsid()
+    config, process = ctx.config, ctx.config["process"]
+    namespaces = {ns["type"]: ns for ns in config["linux"]["namespaces"]}
+    _enter_namespaces(namespaces, exclude=("pid", "cgroup"))
+
+    send(ctx.sock, {"type": "ready"})
+    reply = receive(ctx.sock)
+    if not reply or reply.get("type") != "go":
+        os._exit(1)
+    if "cgroup" in namespaces:
+        _enter_namespaces({"cgroup": namespaces["cgroup"]}, exclude=())
+
+    _setup_rootfs(config, ctx.bundle, namespaces)
+    if config.get("hostname"):
+        linux.sethostname(config["hostname"])
+    if config.get("domainname"):
+        linux.setdomainname(config["domainname"])
+    _set_rlimits(process.get("rlimits", []))
+
+    os.umask(int(process.get("user", {}).get("umask", 0o022)))  # OCI keeps umask under process.user
+    _enter_cwd(process.get("cwd", "/"))
+    _set_user_and_capabilities(process)
+    if process.get("noNewPrivileges"):
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    env = process_env(process)
+    executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
+
+    linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # from here the container outlives its creator
+    send(ctx.sock, {"type": "created"})
+    _wait_for_start(ctx.state_dir_fd)
+    _exec(executable, process["args"], env)
+
+
+def _setup_stdio(stdio: tuple[int, int, int]) -> None:
+    # Duplicate first so that stdio=(1, 0, 2) cannot clobber a source before it is copied.
+    copies = [os.dup(fd) for fd in stdio]
+    for target, fd in enumerate(copies):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+
+
+def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str, ...]) -> None:
+    """Join the namespaces given by path, then unshare the rest in one call."""
+    new = 0
+    for kind, ns in namespaces.items():
+        if kind in exclude:
+            continue
+        if ns.get("path"):
+            try:
+                fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise BundleError(f"cannot open {kind} namespace {ns['path']}: {exc.strerror}") from None
+            try:
+                linux.setns(fd, NAMESPACE_FLAGS[kind], ns["path"])
+            finally:
+                os.close(fd)
+        else:
+            new |= NAMESPACE_FLAGS[kind]
+    if new:
+        linux.unshare(new)
+    if new & NAMESPACE_FLAGS["network"]:
+        linux.set_link_up("lo")
+
+
+# --- the root filesystem -----------------------------------------------------
+
+
+def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dict[str, Any]]) -> None:
+    rootfs = config["root"]["path"]
+    linux_cfg = config["linux"]
+    requested = linux_cfg.get("rootfsPropagation")
+    propagation = mounts.PROPAGATION.get(requested or "rslave")
+    if propagation is None:
+        raise BundleError(f"unknown linux.rootfsPropagation {requested!r}")
+    shared = bool(propagation & linux.MS_SHARED)
+    # Nothing we mount may propagate back to the host. The default, as runc's, is a
+    # recursive slave rather than private: a bind that asks for rslave/rshared must
+    # still receive what the host mounts later under its source.
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE if shared else propagation)
+    linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for entry in config.get("mounts", []):
+            mounts.mount_entry(root_fd, entry, bundle)
+        if any(posixpath.normpath(m["destination"]) == "/dev" for m in config.get("mounts", [])):
+            mounts.populate_dev(root_fd)
+        for device in linux_cfg.get("devices", []):
+            mounts.create_device(root_fd, device)
+        _set_sysctls(linux_cfg.get("sysctl", {}), namespaces)
+        _write_oom_score_adj(config["process"].get("oomScoreAdj"))
+        for path in linux_cfg.get("maskedPaths", []):
+            mounts.mask_path(root_fd, path)
+        for path in linux_cfg.get("readonlyPaths", []):
+            mounts.readonly_path(root_fd, path)
+        _pivot_root(root_fd)
+    finally:
+        os.close(root_fd)
+    if shared:  # only now: pivot_root refuses a shared new root
+        linux.mount(None, "/", None, propagation)
+    if config["root"].get("readonly"):
+        linux.mount_setattr(linux.AT_FDCWD, "/", 0, attr_set=linux.MOUNT_ATTR_RDONLY)
+
+
+def _pivot_root(root_fd: int) -> None:
+    """pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the new."""
+    os.fchdir(root_fd)
+    linux.pivot_root(".", ".")
+    linux.mount(None, ".", None, linux.MS_SLAVE | linux.MS_REC)  # the detach must not reach the host
+    linux.umount(".", linux.MNT_DETACH)
+    os.chdir("/")
+
+
+def _set_sysctls(sysctls: dict[str, str], namespaces: dict[str, dict[str, Any]]) -> None:
+    # Written through the host's /proc before pivot_root: /proc/sys shows the writer's namespaces.
+    for key, value in sysctls.items():
+        if key.startswith("net."):
+            if "network" not in namespaces or namespaces["network"].get("path"):
+                raise BundleError(f"sysctl {key} needs a new network namespace")
+        elif key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if "ipc" not in namespaces:
+                raise BundleError(f"sysctl {key} needs an ipc namespace")
+        else:
+            raise BundleError(f"sysctl {key} is not namespaced: it would change the host")
+        path = "/proc/sys/" + key.replace(".", "/")
+        if ".." in key or "/" in key:
+            raise BundleError(f"bad sysctl name {key!r}")
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError as exc:
+            raise SyscallError("write", exc.errno or errno.EIO, path) from None
+
+
+def _write_oom_score_adj(value: int | None) -> None:
+    if value is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(int(value)))
+    except OSError as exc:
+        hint = "lowering it needs CAP_SYS_RESOURCE" if exc.errno in (errno.EACCES, errno.EPERM) else None
+        raise SyscallError("write oom_score_adj", exc.errno or errno.EIO, str(value), hint=hint) from None
+
+
+# --- the process -------------------------------------------------------------
+
+
+def _set_rlimits(rlimits: list[dict[str, Any]]) -> None:
+    for rlimit in rlimits:
+        name = rlimit.get("type", "")
+        if name not in _RLIMITS:
+            raise BundleError(f"unknown rlimit type {name!r}")
+        soft, hard = int(rlimit.get("soft", 0)), int(rlimit.get("hard", 0))
+        try:
+            resource.setrlimit(_RLIMITS[name], (soft, hard))
+        except (OSError, ValueError) as exc:
+            current = resource.getrlimit(_RLIMITS[name])[1]
+            raise SyscallError(f"setrlimit {name}", getattr(exc, "errno", None) or errno.EPERM,
+                               f"soft={soft} hard={hard}",
+                               hint=f"the hard limit can only be lowered here: current hard limit "
+                                    f"is {current}") from None
+
+
+def _enter_cwd(cwd: str) -> None:
+    """Docker creates a missing working directory; after pivot_root this is inside the root."""
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+        os.chdir(cwd)
+    except OSError as exc:
+        raise SyscallError("chdir", exc.errno or errno.EIO, cwd) from None
+
+
+def _set_user_and_capabilities(process: dict[str, Any]) -> None:
+    """Bounding set first (needs CAP_SETPCAP), then the ids keeping caps, then the sets themselves."""
+    user = process.get("user", {})
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    caps = process.get("capabilities")
+    if caps is not None:
+        bounding = capability_mask(caps.get("bounding", []))
+        last_cap = _last_cap()
+        for number in range(last_cap + 1):
+            if not bounding & (1 << number):
+                linux.prctl(linux.PR_CAPBSET_DROP, number)
+        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    try:
+        os.setgroups([int(g) for g in user.get("additionalGids", [])])
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as exc:
+        raise SyscallError("setuid/setgid", exc.errno or errno.EPERM, f"uid={uid} gid={gid}") from None
+    if caps is None:
+        return
+    _, available, _ = linux.capget()
+    # A capability this runtime lacks (this VM withholds CAP_SYS_RESOURCE) cannot be handed on.
+    permitted = capability_mask(caps.get("permitted", [])) & available
+    effective = capability_mask(caps.get("effective", [])) & permitted
+    inheritable = capability_mask(caps.get("inheritable", [])) & available
+    linux.capset(effective, permitted, inheritable)
+    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
+    ambient = capability_mask(caps.get("ambient", [])) & permitted & inheritable
+    for number in range(64):
+        if ambient & (1 << number):
+            linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
+    linux.prctl(linux.PR_SET_KEEPCAPS, 0)
+
+
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return 40
+
+
+def find_executable(name: str, search_path: str) -> str:
+    """The file execve will run, with Docker's messages and exit codes when there is none."""
+    if "/" in name:
+        _check_executable(name, name)
+        return name
+    for directory in search_path.split(":"):
+        candidate = posixpath.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
+            return candidate
+    raise CommandNotFound(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_executable(path: str, name: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CommandNotFound(f'exec: "{name}": stat {name}: no such file or directory') from None
+    except OSError as exc:
+        raise CommandNotExecutable(f'exec: "{name}": stat {name}: {exc.strerror}') from None
+    if stat.S_ISDIR(st.st_mode) or not os.access(path, os.X_OK):
+        raise CommandNotExecutable(f'exec: "{name}": permission denied')
+
+
+def _wait_for_start(state_dir_fd: int) -> None:
+    """Block until ``start`` opens the fifo; the dir fd reaches the host state dir after pivot_root."""
+    fd = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+    os.write(fd, b"0")
+    os.close(fd)
+
+
+def _exec(executable: str, args: list[str], env: dict[str, str]) -> NoReturn:
+    linux.close_range(3)
+    try:
+        os.execve(executable, args, env)
+    except OSError as exc:
+        # Too late for the parent to raise: say it on the container's stderr, as runc does.
+        code = 127 if exc.errno == errno.ENOENT else 126
+        os.write(2, f'skiff: exec: "{args[0]}": {exc.strerror}\n'.encode(errors="replace"))
+        os._exit(code)
+
+
+__all__ = ["InitContext", "main", "send", "receive", "error_message", "find_executable", "EXEC_FIFO",
+           "FORWARDED_SIGNALS"]

@@ -1,0 +1,362 @@
+"""Mounts inside the container's root, done so that nothing can redirect them to the host.
+
+Every destination is resolved with openat2(RESOLVE_IN_ROOT) against an fd of the
+rootfs, missing components are created relative to fds of their (already
+resolved) parents, and the mount is attached to the resulting fd: through
+``/proc/self/fd/N`` for new filesystems, with move_mount for bind mounts. A
+symlink swapped in between the check and the mount cannot point it elsewhere.
+These functions run in the container's init, in its own mount namespace.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+from typing import Any
+
+from skiff import linux
+from skiff.errors import BundleError, PathEscape, SyscallError
+
+_MAX_SYMLINKS = 40
+
+# mount(8) option -> (flags to set, flags to clear)
+_FLAG_OPTIONS: dict[str, tuple[int, int]] = {
+    "ro": (linux.MS_RDONLY, 0), "rw": (0, linux.MS_RDONLY),
+    "nosuid": (linux.MS_NOSUID, 0), "suid": (0, linux.MS_NOSUID),
+    "nodev": (linux.MS_NODEV, 0), "dev": (0, linux.MS_NODEV),
+    "noexec": (linux.MS_NOEXEC, 0), "exec": (0, linux.MS_NOEXEC),
+    "sync": (linux.MS_SYNCHRONOUS, 0), "async": (0, linux.MS_SYNCHRONOUS),
+    "dirsync": (linux.MS_DIRSYNC, 0), "mand": (linux.MS_MANDLOCK, 0), "nomand": (0, linux.MS_MANDLOCK),
+    "noatime": (linux.MS_NOATIME, 0), "atime": (0, linux.MS_NOATIME),
+    "nodiratime": (linux.MS_NODIRATIME, 0), "diratime": (0, linux.MS_NODIRATIME),
+    "relatime": (linux.MS_RELATIME, 0), "norelatime": (0, linux.MS_RELATIME),
+    "strictatime": (linux.MS_STRICTATIME, 0), "nostrictatime": (0, linux.MS_STRICTATIME),
+    "lazytime": (linux.MS_LAZYTIME, 0), "nolazytime": (0, linux.MS_LAZYTIME),
+    "nosymfollow": (linux.MS_NOSYMFOLLOW, 0), "defaults": (0, 0),
+}
+PROPAGATION: dict[str, int] = {
+    "private": linux.MS_PRIVATE, "rprivate": linux.MS_PRIVATE | linux.MS_REC,
+    "slave": linux.MS_SLAVE, "rslave": linux.MS_SLAVE | linux.MS_REC,
+    "shared": linux.MS_SHARED, "rshared": linux.MS_SHARED | linux.MS_REC,
+    "unbindable": linux.MS_UNBINDABLE, "runbindable": linux.MS_UNBINDABLE | linux.MS_REC,
+}
+_ATTR_OF_FLAG = {linux.MS_RDONLY: linux.MOUNT_ATTR_RDONLY, linux.MS_NOSUID: linux.MOUNT_ATTR_NOSUID,
+                 linux.MS_NODEV: linux.MOUNT_ATTR_NODEV, linux.MS_NOEXEC: linux.MOUNT_ATTR_NOEXEC}
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+# --- resolving paths inside the root ---------------------------------------
+
+
+def open_in_root(root_fd: int, path: str) -> int:
+    """An O_PATH fd of ``path`` resolved as if ``root_fd`` were ``/`` (symlinks included)."""
+    return linux.openat2(root_fd, path, os.O_PATH, resolve=linux.RESOLVE_IN_ROOT)
+
+
+def ensure_in_root(root_fd: int, path: str, directory: bool = True, mode: int = 0o755) -> int:
+    """Like ``open_in_root``, creating what is missing (the last component as a dir or a file).
+
+    A dangling symlink is followed the way the kernel would (inside the root) and
+    its target created, as runc's securejoin does.
+    """
+    parts = _components(path)
+    for _ in range(_MAX_SYMLINKS):
+        try:
+            return open_in_root(root_fd, "/".join(parts) or ".")
+        except SyscallError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        parts = _create_missing(root_fd, parts, directory, mode)
+    raise PathEscape(f"too many levels of symbolic links resolving {path} in the container")
+
+
+def _components(path: str) -> list[str]:
+    return [p for p in posixpath.normpath("/" + path).split("/") if p]
+
+
+def _create_missing(root_fd: int, parts: list[str], directory: bool, mode: int) -> list[str]:
+    """Create the first missing component; return the path to resolve next."""
+    parent_fd = open_in_root(root_fd, ".")
+    try:
+        for i, name in enumerate(parts):
+            try:
+                fd = open_in_root(root_fd, "/".join(parts[: i + 1]))
+            except SyscallError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+            else:
+                os.close(parent_fd)
+                parent_fd = fd
+                continue
+            last = i == len(parts) - 1
+            try:
+                if last and not directory:
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
+                                     0o644, dir_fd=parent_fd))
+                else:
+                    os.mkdir(name, mode, dir_fd=parent_fd)
+                return parts
+            except FileExistsError:
+                # A dangling symlink: continue from its target, resolved relative to its directory.
+                target = os.readlink(name, dir_fd=parent_fd)
+                base = "/" if target.startswith("/") else "/" + "/".join(parts[:i])
+                return _components(posixpath.join(base, target)) + parts[i + 1:]
+        return parts
+    except OSError as exc:
+        raise SyscallError("mkdir", exc.errno or errno.EIO, "/" + "/".join(parts)) from None
+    finally:
+        os.close(parent_fd)
+
+
+# --- options ----------------------------------------------------------------
+
+
+def parse_options(options: list[str]) -> tuple[int, int, str, bool]:
+    """-> (flags, propagation flags, filesystem data, recursive read-only)."""
+    flags, propagation, data, rro = 0, 0, [], False
+    for option in options:
+        if option in _FLAG_OPTIONS:
+            set_, clear = _FLAG_OPTIONS[option]
+            flags = (flags | set_) & ~clear
+        elif option in PROPAGATION:
+            propagation = PROPAGATION[option]
+        elif option == "rro":
+            flags |= linux.MS_RDONLY
+            rro = True
+        elif option in ("bind", "rbind"):
+            pass
+        else:
+            data.append(option)
+    return flags, propagation, ",".join(data), rro
+
+
+# --- the mounts of config.json ---------------------------------------------
+
+
+def mount_entry(root_fd: int, entry: dict[str, Any], bundle: str) -> None:
+    """Perform one entry of config.json's ``mounts`` inside the root."""
+    options = list(entry.get("options") or [])
+    kind = entry.get("type") or ""
+    destination = entry["destination"]
+    if kind == "bind" or "bind" in options or "rbind" in options:
+        _bind(root_fd, entry, options, bundle)
+    elif kind == "cgroup":
+        _cgroup(root_fd, destination, options)
+    else:
+        if not kind:
+            raise BundleError(f"mount {destination}: no type given")
+        flags, propagation, data, _ = parse_options(options)
+        target_fd = ensure_in_root(root_fd, destination)
+        try:
+            linux.mount(entry.get("source") or kind, fd_path(target_fd), kind, flags, data or None)
+        except SyscallError as exc:
+            raise SyscallError(f"mount {kind}", exc.errno, destination) from None
+        finally:
+            os.close(target_fd)
+        # New mounts under the private root are private already; only a requested change is applied.
+        if propagation:
+            mounted_fd = open_in_root(root_fd, destination)
+            try:
+                _set_propagation(mounted_fd, destination, propagation)
+            finally:
+                os.close(mounted_fd)
+
+
+def _bind(root_fd: int, entry: dict[str, Any], options: list[str], bundle: str) -> None:
+    destination = entry["destination"]
+    source = entry.get("source") or ""
+    if not source:
+        raise BundleError(f"bind mount {destination}: no source given")
+    if not source.startswith("/"):
+        source = os.path.join(bundle, source)
+    try:
+        is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+    except OSError as exc:
+        raise SyscallError("stat", exc.errno or errno.ENOENT, source,
+                           hint=f"source of the bind mount on {destination}") from None
+    recursive = "rbind" in options
+    flags, propagation, _, rro = parse_options(options)
+    tree_fd = linux.open_tree(linux.AT_FDCWD, source, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
+                              | (linux.AT_RECURSIVE if recursive else 0))
+    try:
+        attr_set = sum(attr for flag, attr in _ATTR_OF_FLAG.items() if flags & flag)
+        if attr_set:
+            # A read-only rbind is read-only all the way down, as Docker does for ro volumes.
+            deep = rro or (recursive and flags & linux.MS_RDONLY)
+            linux.mount_setattr(tree_fd, "", linux.AT_EMPTY_PATH | (linux.AT_RECURSIVE if deep else 0),
+                                attr_set=attr_set)
+        target_fd = ensure_in_root(root_fd, destination, directory=is_dir)
+        try:
+            linux.move_mount(tree_fd, "", target_fd, "",
+                             linux.MOVE_MOUNT_F_EMPTY_PATH | linux.MOVE_MOUNT_T_EMPTY_PATH, destination)
+        finally:
+            os.close(target_fd)
+        _set_propagation(tree_fd, destination, propagation or (linux.MS_PRIVATE | linux.MS_REC))
+    finally:
+        os.close(tree_fd)
+
+
+def _set_propagation(fd: int, destination: str, propagation: int) -> None:
+    try:
+        linux.mount(None, fd_path(fd), None, propagation)
+    except SyscallError as exc:
+        raise SyscallError("mount (propagation)", exc.errno, destination) from None
+
+
+def _cgroup(root_fd: int, destination: str, options: list[str]) -> None:
+    """The container's cgroups, read-only: cgroup2 on a v2 host, else each v1 hierarchy on a tmpfs.
+
+    In a cgroup namespace a fresh cgroup mount shows the container's own cgroup as its root.
+    """
+    flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC | linux.MS_RDONLY
+    hierarchies = _host_cgroup_hierarchies()
+    target_fd = ensure_in_root(root_fd, destination)
+    try:
+        if not hierarchies:
+            linux.mount("cgroup2", fd_path(target_fd), "cgroup2", flags)
+            return
+        linux.mount("tmpfs", fd_path(target_fd), "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
+    finally:
+        os.close(target_fd)
+    for name, fstype, data in hierarchies:
+        sub_fd = ensure_in_root(root_fd, posixpath.join(destination, name))
+        try:
+            linux.mount(fstype, fd_path(sub_fd), fstype, flags, data or None)
+        except SyscallError as exc:
+            raise SyscallError(f"mount {fstype}", exc.errno, posixpath.join(destination, name)) from None
+        finally:
+            os.close(sub_fd)
+    target_fd = open_in_root(root_fd, destination)
+    try:
+        linux.mount_setattr(target_fd, "", linux.AT_EMPTY_PATH, attr_set=linux.MOUNT_ATTR_RDONLY)
+    finally:
+        os.close(target_fd)
+
+
+def _host_cgroup_hierarchies() -> list[tuple[str, str, str]]:
+    """[(name under /sys/fs/cgroup, fstype, mount data)]; empty on a pure cgroup2 host."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            mountpoint = left.split()[4]
+            fstype, _, super_options = right.split()[:3]
+            if posixpath.dirname(mountpoint) != "/sys/fs/cgroup":
+                if mountpoint == "/sys/fs/cgroup" and fstype == "cgroup2":
+                    return []
+                continue
+            if fstype == "cgroup":
+                wanted = [o for o in super_options.split(",") if o not in ("rw", "ro")
+                          and not o.startswith(("release_agent", "clone_children", "noprefix", "xattr"))]
+                found.append((posixpath.basename(mountpoint), "cgroup", ",".join(wanted)))
+            elif fstype == "cgroup2":
+                found.append((posixpath.basename(mountpoint), "cgroup2", ""))
+    return found
+
+
+# --- /dev --------------------------------------------------------------------
+
+_DEFAULT_DEVICES = [  # name, major, minor
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+]
+_DEV_LINKS = [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+_DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def populate_dev(root_fd: int) -> None:
+    """Device nodes and links of a fresh /dev tmpfs, as runc makes them."""
+    dev_fd = open_in_root(root_fd, "/dev")
+    try:
+        for name, major, minor in _DEFAULT_DEVICES:
+            _mknod(dev_fd, name, stat.S_IFCHR | 0o666, os.makedev(major, minor), "/dev/" + name)
+        for name, target in _DEV_LINKS:
+            try:
+                os.symlink(target, name, dir_fd=dev_fd)
+            except FileExistsError:
+                pass
+    finally:
+        os.close(dev_fd)
+
+
+def create_device(root_fd: int, device: dict[str, Any]) -> None:
+    """One entry of ``linux.devices``: a node at its path inside the root."""
+    path = device.get("path", "")
+    kind = _DEVICE_TYPES.get(device.get("type", ""))
+    if not path.startswith("/dev/") or kind is None:
+        raise BundleError(f"linux.devices: bad device {device!r} (need path under /dev and type c, b, u or p)")
+    parent_fd = ensure_in_root(root_fd, posixpath.dirname(path))
+    name = posixpath.basename(path)
+    try:
+        mode = kind | (device.get("fileMode", 0o666) & 0o7777)
+        _mknod(parent_fd, name, mode, os.makedev(device.get("major", 0), device.get("minor", 0)), path)
+        os.chown(name, device.get("uid", 0), device.get("gid", 0), dir_fd=parent_fd, follow_symlinks=False)
+    finally:
+        os.close(parent_fd)
+
+
+def _mknod(dir_fd: int, name: str, mode: int, device: int, shown: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise SyscallError("unlink", exc.errno or errno.EIO, shown) from None
+    try:
+        os.mknod(name, mode, device, dir_fd=dir_fd)  # the init runs with umask 0 until exec
+    except OSError as exc:
+        raise SyscallError("mknod", exc.errno or errno.EIO, shown) from None
+
+
+# --- masked and read-only paths ---------------------------------------------
+
+
+def mask_path(root_fd: int, path: str) -> None:
+    """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    try:
+        fd = linux.openat2(root_fd, path, os.O_PATH | os.O_NOFOLLOW, resolve=linux.RESOLVE_IN_ROOT)
+    except SyscallError as exc:
+        if exc.errno == errno.ENOENT:
+            return
+        raise
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            linux.mount("tmpfs", fd_path(fd), "tmpfs", linux.MS_RDONLY, None)
+        else:
+            null_fd = open_in_root(root_fd, "/dev/null")
+            try:
+                linux.mount(fd_path(null_fd), fd_path(fd), None, linux.MS_BIND)
+            finally:
+                os.close(null_fd)
+    except SyscallError as exc:
+        raise SyscallError("mount (maskedPaths)", exc.errno, path) from None
+    finally:
+        os.close(fd)
+
+
+def readonly_path(root_fd: int, path: str) -> None:
+    """Bind ``path`` on itself and make the bind read-only (recursively)."""
+    try:
+        target_fd = linux.openat2(root_fd, path, os.O_PATH | os.O_NOFOLLOW, resolve=linux.RESOLVE_IN_ROOT)
+    except SyscallError as exc:
+        if exc.errno == errno.ENOENT:
+            return
+        raise
+    try:
+        tree_fd = linux.open_tree(target_fd, "", linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
+                                  | linux.AT_RECURSIVE | linux.AT_EMPTY_PATH)
+        try:
+            linux.mount_setattr(tree_fd, "", linux.AT_EMPTY_PATH | linux.AT_RECURSIVE,
+                                attr_set=linux.MOUNT_ATTR_RDONLY | linux.MOUNT_ATTR_NOSUID
+                                | linux.MOUNT_ATTR_NODEV | linux.MOUNT_ATTR_NOEXEC)
+            linux.move_mount(tree_fd, "", target_fd, "",
+                             linux.MOVE_MOUNT_F_EMPTY_PATH | linux.MOVE_MOUNT_T_EMPTY_PATH, path)
+        finally:
+            os.close(tree_fd)
+    finally:
+        os.close(target_fd)

@@ -1,0 +1,202 @@
+"""The OCI runtime-spec config: skiff's default spec, and loading a bundle's config.json.
+
+Validation here is what the init relies on: once ``load_config`` returns, the
+config has ``process.args``, a root path that exists, and only namespace types
+and capabilities the runtime knows. Everything else is checked where it is used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from skiff.errors import BundleError
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# include/uapi/linux/capability.h
+CAPABILITIES: dict[str, int] = {name: number for number, name in enumerate((
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+))}
+
+# Docker's default capability set (moby oci/caps/defaults.go).
+DOCKER_DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+
+NAMESPACE_FLAGS: dict[str, int] = {
+    "pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
+    "uts": 0x04000000, "cgroup": 0x02000000,
+}
+# Known to the spec but not implemented: refuse them rather than silently share the host's.
+UNSUPPORTED_NAMESPACES = {"user", "time"}
+
+_DEFAULT_SPEC: dict[str, Any] = {
+    "ociVersion": OCI_VERSION,
+    "process": {
+        "terminal": False,
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh"],
+        "env": [f"PATH={DEFAULT_PATH}", "TERM=xterm"],
+        "cwd": "/",
+        "capabilities": {key: list(DOCKER_DEFAULT_CAPS)
+                         for key in ("bounding", "effective", "permitted")},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "noNewPrivileges": True,
+    },
+    "root": {"path": "rootfs", "readonly": False},
+    "hostname": "skiff",
+    "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    ],
+    "linux": {
+        "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+        "maskedPaths": [
+            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+            "/sys/firmware", "/sys/devices/virtual/powercap",
+        ],
+        "readonlyPaths": [
+            "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+        ],
+    },
+}
+
+
+def default_spec() -> dict[str, Any]:
+    """The OCI spec skiff starts from (like ``runc spec``); the caller fills in the rest."""
+    return json.loads(json.dumps(_DEFAULT_SPEC))  # a deep copy without importing copy
+
+
+def load_config(bundle: Path) -> dict[str, Any]:
+    """Read and check ``bundle/config.json``; the root path is made absolute."""
+    config_path = bundle / "config.json"
+    try:
+        with open(config_path, "rb") as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise BundleError(f"no config.json in bundle {bundle}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{config_path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise BundleError(f"cannot read {config_path}: {exc.strerror}") from None
+    if not isinstance(config, dict):
+        raise BundleError(f"{config_path}: expected a JSON object")
+    _check_process(config, config_path)
+    _check_root(config, bundle, config_path)
+    _check_namespaces(config, config_path)
+    _check_mounts(config, config_path)
+    for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        capability_mask(config["process"].get("capabilities", {}).get(key, []))
+    return config
+
+
+def capability_mask(names: list[str]) -> int:
+    mask = 0
+    for name in names:
+        number = CAPABILITIES.get(name.upper() if name.upper().startswith("CAP_") else f"CAP_{name.upper()}")
+        if number is None:
+            raise BundleError(f"unknown capability {name!r} in process.capabilities")
+        mask |= 1 << number
+    return mask
+
+
+def _check_process(config: dict[str, Any], where: Path) -> None:
+    process = config.get("process")
+    if not isinstance(process, dict):
+        raise BundleError(f"{where}: missing 'process'")
+    args = process.get("args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        raise BundleError(f"{where}: 'process.args' must be a non-empty list of strings")
+    if not isinstance(process.get("env", []), list):
+        raise BundleError(f"{where}: 'process.env' must be a list of KEY=VALUE strings")
+    cwd = process.get("cwd", "/")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise BundleError(f"{where}: 'process.cwd' must be an absolute path, not {cwd!r}")
+    if process.get("terminal"):
+        raise BundleError(f"{where}: 'process.terminal' is not supported yet")
+
+
+def _check_root(config: dict[str, Any], bundle: Path, where: Path) -> None:
+    root = config.get("root")
+    if not isinstance(root, dict) or not isinstance(root.get("path"), str):
+        raise BundleError(f"{where}: missing 'root.path'")
+    path = Path(root["path"])
+    if not path.is_absolute():
+        path = bundle / path
+    if not path.is_dir():
+        raise BundleError(f"rootfs {path} does not exist or is not a directory")
+    root["path"] = str(path.resolve())
+
+
+def _check_namespaces(config: dict[str, Any], where: Path) -> None:
+    namespaces = config.setdefault("linux", {}).setdefault("namespaces", [])
+    seen: set[str] = set()
+    for ns in namespaces:
+        kind = ns.get("type") if isinstance(ns, dict) else None
+        if kind in UNSUPPORTED_NAMESPACES:
+            raise BundleError(f"{where}: namespace type {kind!r} is not supported by skiff")
+        if kind not in NAMESPACE_FLAGS:
+            raise BundleError(f"{where}: unknown namespace type {kind!r}")
+        if kind in seen:
+            raise BundleError(f"{where}: namespace type {kind!r} listed twice")
+        seen.add(kind)
+    mount_ns = next((ns for ns in namespaces if ns["type"] == "mount"), None)
+    if mount_ns is None or mount_ns.get("path"):
+        # pivot_root in the host's (or another container's) mount namespace would change it for everyone.
+        raise BundleError(f"{where}: a new mount namespace is required")
+    if (config.get("hostname") or config.get("domainname")) and not any(
+            ns["type"] == "uts" and not ns.get("path") for ns in namespaces):
+        raise BundleError(f"{where}: setting hostname or domainname needs a new uts namespace")
+
+
+def _check_mounts(config: dict[str, Any], where: Path) -> None:
+    mounts = config.get("mounts", [])
+    if not isinstance(mounts, list):
+        raise BundleError(f"{where}: 'mounts' must be a list")
+    for m in mounts:
+        if not isinstance(m, dict) or not isinstance(m.get("destination"), str):
+            raise BundleError(f"{where}: every mount needs a 'destination'")
+        if not m["destination"].startswith("/"):
+            raise BundleError(f"{where}: mount destination {m['destination']!r} must be absolute")
+
+
+def process_env(process: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in process.get("env", []):
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    return env
+
+
+def state_dict(cid: str, status: str, pid: int, bundle: str, annotations: dict[str, str]) -> dict[str, Any]:
+    return {"ociVersion": OCI_VERSION, "id": cid, "status": status, "pid": pid, "bundle": bundle,
+            "annotations": annotations}
+
+
+__all__ = ["default_spec", "load_config", "capability_mask", "process_env", "CAPABILITIES",
+           "NAMESPACE_FLAGS", "DEFAULT_PATH"]

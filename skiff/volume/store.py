@@ -1,0 +1,293 @@
+"""Volume records: ``<root>/volumes/NAME/_data`` holds the data, ``NAME/meta.json`` the rest.
+
+A volume appears atomically: it is assembled under a hidden temporary name and
+renamed into place, so a crash never leaves a half-made volume that ``ls``
+shows. Every change happens under ``volumes/.lock`` (flock: a killed skiff never
+leaves it stale). Only the ``local`` driver exists, with Docker's options
+(``type``, ``device``, ``o``) whose mounts live in ``skiff.volume.driver``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from skiff.errors import VolumeError, VolumeInUse, VolumeNotFound
+from skiff.paths import Paths
+from skiff.store import FileLock, fsync_dir, read_json, write_json
+from skiff.volume.spec import check_volume_name
+
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"
+LOCAL_DRIVER = "local"
+VALID_OPTIONS = ("type", "device", "o")
+_META = "meta.json"
+_DATA = "_data"
+
+
+@dataclass
+class Volume:
+    name: str
+    path: Path                       # <root>/volumes/NAME
+    driver: str = LOCAL_DRIVER
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    anonymous: bool = False
+
+    @property
+    def data(self) -> Path:
+        """The directory containers see (Docker's Mountpoint)."""
+        return self.path / _DATA
+
+    @property
+    def needs_mount(self) -> bool:
+        """True when driver options ask for a filesystem mounted onto ``_data`` while in use."""
+        return bool(self.options.get("type") or self.options.get("device"))
+
+    def inspect(self) -> dict[str, Any]:
+        """Docker's ``volume inspect`` object."""
+        return {
+            "CreatedAt": self.created_at,
+            "Driver": self.driver,
+            "Labels": dict(self.labels) or None,
+            "Mountpoint": str(self.data),
+            "Name": self.name,
+            "Options": dict(self.options) or None,
+            "Scope": "local",
+        }
+
+    def record(self) -> dict[str, Any]:
+        return {"Name": self.name, "Driver": self.driver, "Labels": self.labels, "Options": self.options,
+                "CreatedAt": self.created_at, "Anonymous": self.anonymous}
+
+
+def validate_options(driver: str, options: dict[str, str]) -> None:
+    """The local driver's rules: known keys only; ``type`` and ``device`` go together."""
+    if driver != LOCAL_DRIVER:
+        raise VolumeError(f'error looking up volume plugin {driver}: plugin "{driver}" not found '
+                          "(skiff supports only the local driver)")
+    for key in options:
+        if key not in VALID_OPTIONS:
+            raise VolumeError(f'invalid option: "{key}" (the local driver accepts type, device and o)')
+    if not options:
+        return
+    if not options.get("type"):
+        raise VolumeError('missing required option: "type"')
+    if not options.get("device"):
+        raise VolumeError('missing required option: "device"')
+    flags = options.get("o", "").split(",")
+    if ("bind" in flags or "rbind" in flags) and not options["device"].startswith("/"):
+        raise VolumeError(f"invalid device {options['device']!r} for a bind volume: it must be an absolute path")
+
+
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def random_name() -> str:
+    """A 64-hex name, as Docker gives anonymous and unnamed volumes."""
+    return os.urandom(32).hex()
+
+
+class VolumeStore:
+    """Create, find, list and remove volumes under ``paths.volumes``."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.root = paths.volumes
+
+    def lock(self) -> FileLock:
+        """Serialises volume changes between concurrent skiff commands."""
+        return FileLock(self.root / ".lock")
+
+    # --- lookups ----------------------------------------------------------
+    def _load(self, name: str) -> Volume | None:
+        if not _safe_name(name):
+            return None
+        path = self.root / name
+        meta = read_json(path / _META)
+        if meta is None:
+            return None
+        return Volume(name=name, path=path, driver=meta.get("Driver", LOCAL_DRIVER),
+                      labels=meta.get("Labels") or {}, options=meta.get("Options") or {},
+                      created_at=meta.get("CreatedAt", ""), anonymous=bool(meta.get("Anonymous")))
+
+    def get(self, name: str) -> Volume:
+        volume = self._load(name)
+        if volume is None:
+            raise VolumeNotFound(f"No such volume: {name}")
+        return volume
+
+    def exists(self, name: str) -> bool:
+        return self._load(name) is not None
+
+    def list(self) -> list[Volume]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [v for v in (self._load(n) for n in names if not n.startswith(".")) if v is not None]
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        return self.get(name).inspect()
+
+    # --- changes ----------------------------------------------------------
+    def create(self, name: str | None = None, labels: dict[str, str] | None = None, driver: str = LOCAL_DRIVER,
+               options: dict[str, str] | None = None, anonymous: bool = False) -> Volume:
+        """A new volume, or the existing one of that name (as ``docker volume create`` does)."""
+        labels = dict(labels or {})
+        options = dict(options or {})
+        if name:
+            check_volume_name(name)
+        validate_options(driver, options)
+        if anonymous:
+            labels.setdefault(ANONYMOUS_LABEL, "")
+        with self.lock():
+            return self._create_locked(name or random_name(), labels, driver, options, anonymous)
+
+    def _create_locked(self, name: str, labels: dict[str, str], driver: str, options: dict[str, str],
+                       anonymous: bool) -> Volume:
+        existing = self._load(name)
+        if existing is not None:
+            if existing.driver != driver:
+                raise VolumeError(f"create {name}: volume name already exists with a different driver "
+                                  f"({existing.driver})")
+            return existing
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o701)  # others may reach _data by path, never list volume names
+        self._sweep_locked()
+        staging = self.root / f".new-{name}-{os.getpid()}"
+        volume = Volume(name=name, path=self.root / name, driver=driver, labels=labels, options=options,
+                        created_at=_now(), anonymous=anonymous)
+        try:
+            (staging / _DATA).mkdir(parents=True, mode=0o755)
+            os.chmod(staging, 0o755)
+            write_json(staging / _META, volume.record(), mode=0o600)
+            os.rename(staging, volume.path)
+        except BaseException:
+            _remove_tree(staging)
+            raise
+        fsync_dir(self.root)
+        return volume
+
+    def _sweep_locked(self) -> None:
+        """Delete what a skiff killed mid-create or mid-remove left: under the lock, nobody else
+        is creating or removing, so every staging or trash entry is stale."""
+        for entry in os.listdir(self.root):
+            if entry.startswith((".new-", ".trash-")):
+                _remove_tree(self.root / entry)
+
+    def remove(self, name: str, users: Iterable[str] = (), force: bool = False) -> bool:
+        """Remove a volume nobody uses; ``users`` are the ids of containers that mount it.
+
+        With ``force`` a missing volume is not an error (returns False); a volume in use
+        is refused either way, since removing it would pull data from under a container.
+        """
+        from skiff.volume import driver as volume_driver
+
+        with self.lock():
+            volume = self._load(name)
+            if volume is None:
+                if force:
+                    return False
+                raise VolumeNotFound(f"No such volume: {name}")
+            holders = sorted(set(users) | set(volume_driver.mount_users(self.paths, name)))
+            if holders:
+                raise VolumeInUse(f"remove {name}: volume is in use - [{', '.join(holders)}]")
+            self._remove_locked(volume)
+            return True
+
+    def _remove_locked(self, volume: Volume) -> None:
+        """Take the volume out of sight with one rename, then delete it."""
+        _refuse_mounted(volume)
+        trash = self.root / f".trash-{volume.name}-{os.getpid()}"
+        os.rename(volume.path, trash)
+        fsync_dir(self.root)
+        _remove_tree(trash)
+
+    def prune(self, users: dict[str, list[str]], all: bool = False,
+              labels: Iterable[str] = ()) -> tuple[list[str], int]:
+        """Remove unused anonymous volumes (all unused ones with ``all``); return names and bytes freed."""
+        from skiff.volume import driver as volume_driver
+
+        removed: list[str] = []
+        freed = 0
+        with self.lock():
+            for volume in self.list():
+                if users.get(volume.name) or volume_driver.mount_users(self.paths, volume.name):
+                    continue
+                if not (all or volume.anonymous) or not matches_labels(volume, labels):
+                    continue
+                size = disk_usage(volume.data) if not volume.needs_mount else 0
+                self._remove_locked(volume)
+                removed.append(volume.name)
+                freed += size
+        return removed, freed
+
+    def remove_anonymous(self, names: Iterable[str], users: dict[str, list[str]] | None = None) -> list[str]:
+        """Remove those of ``names`` that are anonymous and unused: ``run --rm`` and ``rm -v``."""
+        from skiff.volume import driver as volume_driver
+
+        removed = []
+        with self.lock():
+            for name in names:
+                volume = self._load(name)
+                if volume is None or not volume.anonymous:
+                    continue
+                if (users or {}).get(name) or volume_driver.mount_users(self.paths, name):
+                    continue
+                self._remove_locked(volume)
+                removed.append(name)
+        return removed
+
+
+def _safe_name(name: str) -> bool:
+    """A cheap guard so a lookup never walks outside the volumes directory."""
+    return bool(name) and "/" not in name and name not in (".", "..") and not name.startswith(".")
+
+
+def matches_labels(volume: Volume, filters: Iterable[str]) -> bool:
+    """Docker's label filter: ``key`` (present) or ``key=value`` (equal)."""
+    for flt in filters:
+        key, has_value, value = flt.partition("=")
+        if key not in volume.labels or (has_value and volume.labels[key] != value):
+            return False
+    return True
+
+
+def disk_usage(path: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for entry in dirnames + filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, entry)).st_blocks * 512
+    return total
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == str(path) or point.startswith(prefix):
+                found.append(point)
+    return found
+
+
+def _refuse_mounted(volume: Volume) -> None:
+    """Never delete through a mount: that would wipe a bind device or another filesystem."""
+    mounted = _mounts_under(volume.path)
+    if mounted:
+        raise VolumeInUse(f"remove {volume.name}: volume is in use - {mounted[0]} is still mounted")
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Tests of skiff.image: references, the store, unpacking, archives, the image CLI."""

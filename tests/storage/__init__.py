@@ -1,0 +1,1 @@
+"""Tests of skiff.storage: overlay root filesystems."""
