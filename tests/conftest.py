@@ -7,9 +7,12 @@ at the end that nothing of skiff's is left in the host's mount table.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,14 +41,43 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) 
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def restore_ip_forward() -> Iterator[None]:
+    """skiff turns forwarding on as Docker does; the suite puts the host's value back."""
+    path = Path("/proc/sys/net/ipv4/ip_forward")
+    before = path.read_text()
+    yield
+    path.write_text(before)
+
+
 @pytest.fixture
-def skiff_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for a skiff subprocess with a private root and run root."""
+def skiff_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a skiff subprocess with a private root, run root and network names.
+
+    The default bridge, veth prefix, nft table and subnet are private to the test
+    (see skiff/network/config.py), so a test never touches a real skiff0 or the
+    host's routes; afterwards every kernel object of that network is removed.
+    """
+    from tests.network.conftest import free_subnet, links_with, tables_named
+
     env = dict(os.environ)
     env["SKIFF_ROOT"] = str(tmp_path / "root")
     env["SKIFF_RUN_ROOT"] = str(tmp_path / "run")
     env.pop("SKIFF_DEBUG", None)
-    return env
+    tag = secrets.token_hex(3)
+    config = {"default_bridge": f"skt{tag}0", "bridge_prefix": f"skt{tag}", "veth_prefix": f"sv{tag}",
+              "nft_table": f"skiff_test_{tag}", "subnet_candidates": [free_subnet()]}
+    (tmp_path / "root" / "network").mkdir(parents=True)
+    (tmp_path / "root" / "network" / "config.json").write_text(json.dumps(config))
+    yield env
+    subprocess.run([sys.executable, "-m", "skiff", "network", "prune", "-f"], env=env, capture_output=True)
+    leaked = links_with(f"skt{tag}") + links_with(f"sv{tag}")
+    for link in leaked:
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
+    tables = tables_named(config["nft_table"])
+    if tables:
+        subprocess.run(["nft", "delete", "table", "ip", config["nft_table"]], capture_output=True)
+    assert not leaked and not tables, f"test left network objects behind: {leaked} {tables}"
 
 
 class Skiff:

@@ -1,9 +1,144 @@
-"""`skiff` commands for networks."""
+"""`skiff network` commands: create, ls, inspect, rm, connect, disconnect, prune."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
+    network = sub.add_parser("network", help="manage networks")
+    commands = network.add_subparsers(dest="network_command", metavar="COMMAND")
+    commands.required = True
+
+    create = commands.add_parser("create", help="create a network")
+    create.add_argument("--subnet", help="subnet in CIDR form (default: the first free candidate)")
+    create.add_argument("--gateway", help="gateway address inside the subnet (default: the first host)")
+    create.add_argument("--internal", action="store_true", help="no outbound access (no NAT)")
+    create.add_argument("-d", "--driver", default="bridge", help="only bridge is supported")
+    create.add_argument("--label", action="append", default=[], help="KEY=VALUE metadata")
+    create.add_argument("name")
+    create.set_defaults(func=_create)
+
+    ls = commands.add_parser("ls", aliases=["list"], help="list networks")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only show ids")
+    ls.set_defaults(func=_ls)
+
+    inspect = commands.add_parser("inspect", help="show networks in detail (JSON)")
+    inspect.add_argument("networks", nargs="+")
+    inspect.set_defaults(func=_inspect)
+
+    rm = commands.add_parser("rm", aliases=["remove"], help="remove networks")
+    rm.add_argument("networks", nargs="+")
+    rm.set_defaults(func=_rm)
+
+    connect = commands.add_parser("connect", help="connect a container to a network")
+    connect.add_argument("--ip", help="IPv4 address for the container on this network")
+    connect.add_argument("--alias", action="append", default=[], help="extra name on this network")
+    connect.add_argument("network")
+    connect.add_argument("container")
+    connect.set_defaults(func=_connect)
+
+    disconnect = commands.add_parser("disconnect", help="disconnect a container from a network")
+    disconnect.add_argument("-f", "--force", action="store_true", help="accepted for Docker compatibility")
+    disconnect.add_argument("network")
+    disconnect.add_argument("container")
+    disconnect.set_defaults(func=_disconnect)
+
+    prune = commands.add_parser("prune", help="remove unused networks")
+    prune.add_argument("-f", "--force", action="store_true", help="do not ask (skiff never asks)")
+    prune.set_defaults(func=_prune)
+
+
+def _manager(args: argparse.Namespace):  # -> skiff.network.NetworkManager
+    from skiff.cli.main import paths_from
+    from skiff.network import NetworkManager
+
+    return NetworkManager(paths_from(args))
+
+
+def _container_id(args: argparse.Namespace) -> str:
+    """A container name or id prefix to its id, through the engine's records when there are any."""
+    from skiff.cli.main import paths_from
+
+    from skiff.errors import ContainerNotFound
+
+    try:
+        from skiff.engine.containers import find_container
+
+        return find_container(paths_from(args), args.container).id
+    except (ImportError, ContainerNotFound):
+        return args.container  # the network's own records may still know it
+
+
+def _create(args: argparse.Namespace) -> int:
+    from skiff.errors import InvalidArgument
+
+    if args.driver != "bridge":
+        raise InvalidArgument(f"network driver {args.driver!r} is not supported", hint="use bridge")
+    labels = dict(label.partition("=")[::2] for label in args.label)
+    record = _manager(args).create_network(args.name, subnet=args.subnet, gateway=args.gateway,
+                                           internal=args.internal, labels=labels)
+    print(record["Id"])
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    networks = _manager(args).list_networks()
+    if args.quiet:
+        for n in networks:
+            print(n["Id"][:12] or n["Name"])
+        return 0
+    print(f"{'NETWORK ID':<15}{'NAME':<20}{'DRIVER':<10}SCOPE")
+    for n in networks:
+        print(f"{n['Id'][:12] or '-':<15}{n['Name']:<20}{n['Driver']:<10}{n['Scope']}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from skiff.errors import NetworkNotFound
+
+    manager = _manager(args)
+    found, status = [], 0
+    for ref in args.networks:
+        try:
+            found.append(manager.inspect_network(ref))
+        except NetworkNotFound as exc:
+            print(f"skiff: {exc}", file=sys.stderr)
+            status = 1
+    print(json.dumps(found, indent=4))
+    return status
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from skiff.errors import SkiffError
+
+    manager = _manager(args)
+    status = 0
+    for ref in args.networks:
+        try:
+            print(manager.remove_network(ref))
+        except SkiffError as exc:
+            print(f"skiff: {exc}", file=sys.stderr)
+            status = exc.exit_code
+    return status
+
+
+def _connect(args: argparse.Namespace) -> int:
+    _manager(args).connect(_container_id(args), args.network, ip=args.ip, aliases=args.alias)
+    return 0
+
+
+def _disconnect(args: argparse.Namespace) -> int:
+    _manager(args).disconnect(_container_id(args), args.network)
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    removed = _manager(args).prune_networks()
+    if removed:
+        print("Deleted Networks:")
+        print("\n".join(removed))
+    return 0

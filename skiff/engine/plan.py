@@ -68,8 +68,7 @@ class RunPlan:
         self.mount_plan = plan_container_mounts(self.paths, self.image, o)
 
     def _check_network(self) -> None:
-        mode = self.opts.network
-        if mode in ("none", "host") and not self.opts.publish:
+        if self.opts.network in ("none", "host") and not self.opts.publish:
             return
         from skiff.engine.network import check_request
 
@@ -147,14 +146,14 @@ class RunPlan:
         linux["cgroupsPath"] = f"/skiff/{container.id}"
         linux["resources"] = {**linux.get("resources", {}), **self.resources}
 
-        spec["mounts"].extend(self._etc_files(container, hostname, undo))
+        self._set_network(spec, container, undo)
+        spec["mounts"].extend(self._etc_files(container, hostname))
         if self.mount_plan is not None:
             undo.callback(self.mount_plan.release, True)  # a failed run keeps no volume it created
             self.mount_plan.prepare(rootfs, container.id)
             spec["mounts"].extend(self.mount_plan.oci_mounts())
             if self.mount_plan.rootfs_propagation():
                 linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
-        self._set_network(spec, container, undo)
         return spec
 
     def _set_network(self, spec: dict[str, Any], container: Container, undo: contextlib.ExitStack) -> None:
@@ -172,10 +171,11 @@ class RunPlan:
             if ns["type"] == "network":
                 ns["path"] = str(self.network_attachment.netns_path)
 
-    def _etc_files(self, container: Container, hostname: str, undo: contextlib.ExitStack) -> list[dict[str, Any]]:
+    def _etc_files(self, container: Container, hostname: str) -> list[dict[str, Any]]:
         """/etc/hostname, /etc/hosts and /etc/resolv.conf: files in the container dir, bind-mounted."""
-        hosts = HOSTS_LOCALHOST
-        resolv = _host_resolv_conf()
+        attachment = self.network_attachment
+        hosts = getattr(attachment, "hosts", None) or HOSTS_LOCALHOST
+        resolv = getattr(attachment, "resolv_conf", None) or _host_resolv_conf()
         if self.opts.network == "host":
             hosts = _read("/etc/hosts") or hosts
         files = {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}

@@ -145,8 +145,6 @@ class VolumeStore:
         if name:
             check_volume_name(name)
         validate_options(driver, options)
-        if anonymous:
-            labels.setdefault(ANONYMOUS_LABEL, "")
         with self.lock():
             return self._create_locked(name or random_name(), labels, driver, options, anonymous)
 
@@ -158,6 +156,8 @@ class VolumeStore:
                 raise VolumeError(f"create {name}: volume name already exists with a different driver "
                                   f"({existing.driver})")
             return existing
+        if anonymous:
+            labels = {**labels, ANONYMOUS_LABEL: ""}
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o701)  # others may reach _data by path, never list volume names
         self._sweep_locked()

@@ -1,0 +1,578 @@
+"""NetworkManager: networks, attachments of containers to them, and their cleanup.
+
+Networking is prepared before a container starts, CNI-style: ``attach`` makes
+the container's network namespace (pinned under ``paths.netns``), wires a veth
+from a bridge into it, and returns its path for the runtime to join, plus the
+contents of /etc/hosts and /etc/resolv.conf.
+
+State, all under ``paths.networks`` and one lock:
+  networks/<name>.json   network record; ``Containers`` holds the address leases
+  endpoints/<id>.json    what one container holds: networks, ports, netns, names
+Kernel objects follow the records: ``detach`` and ``reconcile`` remove what a
+record says exists, so a SIGKILL of skiff leaves nothing the next command
+cannot find.
+
+Lifetimes (the documented rule): a user network's bridge lives as long as the
+network. The default network's bridge is made by its first container and then
+stays, as docker0 does, because making and deleting it costs ~15 ms and ~50 ms
+on every ``skiff run``; ``skiff network prune`` removes it when no container
+uses it. skiff's nft table holds rules only while some bridge or published
+port needs one, and is deleted when empty. IP forwarding, once switched on for
+an outbound network, stays on (as Docker leaves it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skiff.errors import (ContainerNotFound, Conflict, InvalidArgument, NetworkError, NetworkInUse,
+                          NetworkNotFound)
+from skiff.network import firewall, ipam, names, netns
+from skiff.network.config import NetworkConfig
+from skiff.network.netlink import Netlink, link_index
+from skiff.network.ports import PortMapping, assign_host_ports, parse_exposed, parse_publish
+from skiff.paths import Paths
+from skiff.store import FileLock, read_json, write_json
+
+DEFAULT_NETWORK = "bridge"
+PREDEFINED = ("bridge", "host", "none")
+NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+@dataclass
+class NetworkRequest:
+    """What ``skiff run`` asks of the network (its flags, and the image's exposed ports)."""
+
+    network: str = DEFAULT_NETWORK          # bridge | none | host | container:NAME|ID | a user network
+    ip: str | None = None
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
+    exposed_ports: list[str] = field(default_factory=list)
+    hostname: str = ""
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Attachment:
+    """A container's place on the network: its netns, its files, its addresses and ports."""
+
+    container_id: str
+    mode: str
+    netns_path: Path | None
+    hosts: str
+    resolv_conf: str
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ports: list[PortMapping] = field(default_factory=list)
+    exposed: list[str] = field(default_factory=list)
+
+    def settings(self) -> dict[str, Any]:
+        """Docker's NetworkSettings for ``inspect``."""
+        ports: dict[str, Any] = {key: None for key in self.exposed}
+        for mapping in self.ports:
+            ports.setdefault(mapping.key, None)
+            ports[mapping.key] = (ports[mapping.key] or []) + [
+                {"HostIp": mapping.shown_ip, "HostPort": str(mapping.host_port)}]
+        first = next(iter(self.networks.values()), {})
+        return {
+            "SandboxKey": str(self.netns_path) if self.netns_path else "",
+            "Ports": ports,
+            "IPAddress": first.get("IPAddress", ""),
+            "IPPrefixLen": first.get("IPPrefixLen", 0),
+            "Gateway": first.get("Gateway", ""),
+            "MacAddress": first.get("MacAddress", ""),
+            "Networks": {name: dict(net) for name, net in self.networks.items()},
+        }
+
+
+class NetworkManager:
+    def __init__(self, paths: Paths, config: NetworkConfig | None = None) -> None:
+        self.paths = paths
+        self.config = config or NetworkConfig.load(paths.networks / "config.json")
+        self._records = paths.networks / "networks"
+        self._endpoints = paths.networks / "endpoints"
+        self._lock = paths.networks / "lock"
+        self._stamp = paths.netns / ".ruleset"
+
+    # --- records ------------------------------------------------------------
+
+    def _network_path(self, name: str) -> Path:
+        return self._records / f"{name}.json"
+
+    def _load_network(self, name: str) -> dict[str, Any] | None:
+        if not NETWORK_NAME.match(name):
+            return None
+        return read_json(self._network_path(name))
+
+    def _save_network(self, record: dict[str, Any]) -> None:
+        write_json(self._network_path(record["Name"]), record)
+
+    def _all_networks(self) -> list[dict[str, Any]]:
+        if not self._records.is_dir():
+            return []
+        return [read_json(p) for p in sorted(self._records.glob("*.json"))]
+
+    def _find_network(self, ref: str) -> dict[str, Any] | None:
+        """By name, else by id or unique id prefix."""
+        record = self._load_network(ref)
+        if record:
+            return record
+        matches = [n for n in self._all_networks() if ref and n["Id"].startswith(ref)]
+        return matches[0] if len(matches) == 1 else None
+
+    def _endpoint_path(self, cid: str) -> Path:
+        return self._endpoints / f"{cid}.json"
+
+    def _load_endpoint(self, cid: str) -> dict[str, Any] | None:
+        if not re.match(r"^[A-Za-z0-9_.-]+$", cid):
+            raise InvalidArgument(f"invalid container id {cid!r}")
+        return read_json(self._endpoint_path(cid))
+
+    def _all_endpoints(self) -> list[dict[str, Any]]:
+        if not self._endpoints.is_dir():
+            return []
+        return [read_json(p) for p in sorted(self._endpoints.glob("*.json"))]
+
+    def _taken_subnets(self, skip: str = "") -> list[tuple[str, ipaddress.IPv4Network]]:
+        own_bridges = {n["Bridge"] for n in self._all_networks()}
+        routes = [(dev, net) for dev, net in ipam.host_routes() if dev not in own_bridges]
+        networks = [(f"skiff network {n['Name']}", ipaddress.IPv4Network(n["Subnet"]))
+                    for n in self._all_networks() if n["Name"] != skip]
+        return routes + networks
+
+    def _new_record(self, name: str, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address,
+                    internal: bool, labels: dict[str, str], bridge: str | None = None) -> dict[str, Any]:
+        net_id = os.urandom(32).hex()
+        return {
+            "Name": name, "Id": net_id, "Driver": "bridge", "Scope": "local", "Internal": internal,
+            "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "Subnet": str(subnet), "Gateway": str(gateway), "Labels": labels,
+            "Bridge": bridge or (self.config.bridge_prefix + net_id)[:15],
+            "Containers": {},
+        }
+
+    def _default_network(self) -> dict[str, Any]:
+        record = self._load_network(DEFAULT_NETWORK)
+        if record is None:
+            subnet = ipam.choose_subnet(self.config.subnet_candidates, self._taken_subnets())
+            record = self._new_record(DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), False, {},
+                                      bridge=self.config.default_bridge)
+            self._save_network(record)
+        return record
+
+    # --- user networks --------------------------------------------------------
+
+    def create_network(self, name: str, subnet: str | None = None, gateway: str | None = None,
+                       internal: bool = False, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        if not NETWORK_NAME.match(name):
+            raise InvalidArgument(f"invalid network name {name!r}",
+                                  hint="use letters, digits, '_', '.', '-', starting with a letter or digit")
+        if name in PREDEFINED:
+            raise Conflict(f"network with name {name} already exists", hint="it is predefined")
+        with FileLock(self._lock):
+            if self._load_network(name):
+                raise Conflict(f"network with name {name} already exists")
+            taken = self._taken_subnets()
+            if subnet:
+                chosen = ipam.parse_subnet(subnet)
+                ipam.check_subnet(chosen, taken)
+            else:
+                chosen = ipam.choose_subnet(self.config.subnet_candidates, taken)
+            gw = ipam.check_gateway(chosen, gateway) if gateway else ipam.default_gateway(chosen)
+            record = self._new_record(name, chosen, gw, internal, labels or {})
+            self._save_network(record)
+            try:
+                self._ensure_bridge(record)
+                self._refresh_firewall()
+            except BaseException:
+                self._delete_bridge(record)
+                self._network_path(name).unlink()
+                raise
+        return self.inspect_network(name)
+
+    def remove_network(self, ref: str) -> str:
+        with FileLock(self._lock):
+            record = self._find_network(ref)
+            if record is None:
+                raise NetworkNotFound(f"network {ref} not found")
+            if record["Name"] == DEFAULT_NETWORK:
+                raise Conflict(f"{DEFAULT_NETWORK} is a pre-defined network and cannot be removed")
+            if record["Containers"]:
+                users = ", ".join(c.get("Name") or cid[:12] for cid, c in record["Containers"].items())
+                raise NetworkInUse(f"error while removing network: network {record['Name']} id {record['Id']} "
+                                   f"has active endpoints", hint=f"attached: {users}")
+            _resolver().stop(self._resolver_pidfile(record))
+            self._delete_bridge(record)
+            self._network_path(record["Name"]).unlink()
+            self._refresh_firewall()
+        return record["Name"]
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        predefined = [{"Name": n, "Id": "", "Driver": n if n != DEFAULT_NETWORK else "bridge", "Scope": "local"}
+                      for n in ("host", "none")]
+        records = self._all_networks()
+        if not any(r["Name"] == DEFAULT_NETWORK for r in records):
+            predefined.insert(0, {"Name": DEFAULT_NETWORK, "Id": "", "Driver": "bridge", "Scope": "local"})
+        return sorted(records + predefined, key=lambda r: r["Name"])
+
+    def inspect_network(self, ref: str) -> dict[str, Any]:
+        record = self._find_network(ref)
+        if record is None:
+            raise NetworkNotFound(f"network {ref} not found")
+        prefix = ipaddress.IPv4Network(record["Subnet"]).prefixlen
+        return {
+            "Name": record["Name"], "Id": record["Id"], "Created": record["Created"], "Scope": "local",
+            "Driver": "bridge", "EnableIPv6": False, "Internal": record["Internal"], "Attachable": False,
+            "IPAM": {"Driver": "default", "Options": {},
+                     "Config": [{"Subnet": record["Subnet"], "Gateway": record["Gateway"]}]},
+            "Containers": {cid: {"Name": c.get("Name", ""), "MacAddress": c["MacAddress"],
+                                 "IPv4Address": f"{c['IPAddress']}/{prefix}", "IPv6Address": ""}
+                           for cid, c in record["Containers"].items()},
+            "Options": {"com.docker.network.bridge.name": record["Bridge"]},
+            "Labels": record.get("Labels", {}),
+        }
+
+    def prune_networks(self) -> list[str]:
+        """Remove user networks without containers, and the default bridge when unused."""
+        with FileLock(self._lock):
+            default = self._load_network(DEFAULT_NETWORK)
+            if default and not default["Containers"]:
+                self._delete_bridge(default)
+                self._refresh_firewall()
+        removed = []
+        for record in self._all_networks():
+            if record["Name"] != DEFAULT_NETWORK and not record["Containers"]:
+                with contextlib.suppress(NetworkInUse, NetworkNotFound):
+                    removed.append(self.remove_network(record["Name"]))
+        return removed
+
+    # --- attach / detach ------------------------------------------------------
+
+    def attach(self, container_id: str, request: NetworkRequest | None = None, *, name: str = "") -> Attachment:
+        """Prepare the container's network before it starts; undone completely on any error."""
+        request = request or NetworkRequest()
+        mode = request.network or DEFAULT_NETWORK
+        hostname = request.hostname or container_id[:12]
+        if mode == "host":
+            return self._attach_host(container_id, name, request, hostname)
+        if mode.startswith("container:"):
+            return self._attach_joined(container_id, name, mode.partition(":")[2])
+        mappings = self._requested_ports(request) if mode != "none" else []
+        with FileLock(self._lock):
+            if self._load_endpoint(container_id):
+                raise Conflict(f"container {container_id[:12]} is already attached to a network",
+                               hint="detach it first")
+            try:
+                return self._attach_namespaced(container_id, name, mode, request, hostname, mappings)
+            except BaseException:
+                self._release(container_id)
+                raise
+
+    def _requested_ports(self, request: NetworkRequest) -> list[PortMapping]:
+        mappings: list[PortMapping] = []
+        for spec in request.publish:
+            mappings.extend(parse_publish(spec))
+        if request.publish_all:
+            published = {m.key for m in mappings}
+            mappings.extend(m for m in parse_exposed(request.exposed_ports) if m.key not in published)
+        return mappings
+
+    def _attach_namespaced(self, cid: str, name: str, mode: str, request: NetworkRequest, hostname: str,
+                           mappings: list[PortMapping]) -> Attachment:
+        record = None
+        if mode != "none":
+            record = self._default_network() if mode == DEFAULT_NETWORK else self._load_network(mode)
+            if record is None:
+                raise NetworkError(f"network {mode} not found", hint="see 'skiff network ls'")
+        if mode == "none" and (mappings or request.ip):
+            raise InvalidArgument("--network none cannot be combined with -p or --ip")
+        taken = {(m["protocol"], m["host_port"]): ep["Id"]
+                 for ep in self._all_endpoints() for m in ep.get("Ports", [])}
+        ports = assign_host_ports(mappings, taken)
+        netns_path = self.paths.netns / cid
+        endpoint: dict[str, Any] = {
+            "Id": cid, "Name": name, "Mode": mode, "Hostname": hostname, "NetnsPath": str(netns_path),
+            "Networks": [], "Ports": [p.to_dict() for p in ports], "Exposed": list(request.exposed_ports),
+            "Request": {"dns": request.dns, "dns_search": request.dns_search,
+                        "dns_options": request.dns_options, "add_hosts": request.add_hosts},
+        }
+        # Written before any kernel object exists, so reconcile can find and undo a half-done attach.
+        write_json(self._endpoint_path(cid), endpoint)
+        netns.create(netns_path, _loopback_up)
+        if record is not None:
+            self._connect_locked(endpoint, record, request.ip, request.aliases)
+        self._refresh_firewall()
+        return self._attachment(endpoint)
+
+    def _connect_locked(self, endpoint: dict[str, Any], record: dict[str, Any], ip: str | None,
+                        aliases: Iterable[str]) -> None:
+        cid = endpoint["Id"]
+        subnet = ipaddress.IPv4Network(record["Subnet"])
+        gateway = ipaddress.IPv4Address(record["Gateway"])
+        leased = {c["IPAddress"] for c in record["Containers"].values()}
+        address = ipam.allocate(subnet, gateway, leased, ip)
+        slot = len(endpoint["Networks"])
+        interface = f"eth{slot}"
+        veth = f"{self.config.veth_prefix}{cid[:14 - len(self.config.veth_prefix)]}{slot}"
+        mac = ipam.mac_for(address)
+        record["Containers"][cid] = {"Name": endpoint["Name"], "IPAddress": str(address), "MacAddress": mac,
+                                     "Veth": veth, "Interface": interface, "Aliases": list(aliases)}
+        endpoint["Networks"].append(record["Name"])
+        write_json(self._endpoint_path(cid), endpoint)
+        self._save_network(record)  # the lease: persistent before the veth exists
+        self._ensure_bridge(record)
+        netns_path = Path(endpoint["NetnsPath"])
+        fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with Netlink() as nl:
+                nl.add_veth(veth, _require_index(record["Bridge"]), interface, fd, mac, self.config.mtu)
+        finally:
+            os.close(fd)
+        with_route = slot == 0 and not record["Internal"]
+        netns.run_in(netns_path, lambda: _configure_inside(
+            interface, ipaddress.IPv4Interface(f"{address}/{subnet.prefixlen}"), gateway if with_route else None))
+        if record["Name"] != DEFAULT_NETWORK:
+            _resolver().ensure(self._resolver_pidfile(record), self._network_path(record["Name"]),
+                            record["Gateway"], names.upstream_nameservers())
+
+    def _attach_host(self, cid: str, name: str, request: NetworkRequest, hostname: str) -> Attachment:
+        extra = [names.parse_add_host(h, "127.0.0.1") for h in request.add_hosts]
+        try:
+            host_hosts = Path("/etc/hosts").read_text()
+        except FileNotFoundError:
+            host_hosts = names.hosts_file(hostname, None)
+        hosts = host_hosts + "".join(f"{ip}\t{n}\n" for n, ip in extra)
+        if request.dns or request.dns_search or request.dns_options:
+            resolv = names.resolv_conf(request.dns, request.dns_search, request.dns_options)
+        else:
+            resolv = names.host_resolv_conf()
+        return Attachment(cid, "host", None, hosts, resolv, {"host": {}})
+
+    def _attach_joined(self, cid: str, name: str, target_ref: str) -> Attachment:
+        target = self._find_endpoint(target_ref)
+        if target is None:
+            raise ContainerNotFound(f"No such container: {target_ref}",
+                                    hint="--network container: needs a running container with its own network")
+        with FileLock(self._lock):
+            write_json(self._endpoint_path(cid), {"Id": cid, "Name": name, "Mode": f"container:{target['Id']}",
+                                                  "Networks": [], "Ports": []})
+        attachment = self._attachment(target)
+        return Attachment(cid, f"container:{target['Id']}", attachment.netns_path, attachment.hosts,
+                          attachment.resolv_conf, {})
+
+    def _find_endpoint(self, ref: str) -> dict[str, Any] | None:
+        endpoints = [e for e in self._all_endpoints() if not e["Mode"].startswith("container:")]
+        for ep in endpoints:
+            if ep["Id"] == ref or ep.get("Name") == ref:
+                return ep
+        matches = [e for e in endpoints if e["Id"].startswith(ref)]
+        return matches[0] if len(matches) == 1 else None
+
+    def _attachment(self, endpoint: dict[str, Any]) -> Attachment:
+        """Rebuild the attachment (files, settings) from an endpoint record."""
+        networks: dict[str, dict[str, Any]] = {}
+        first_ip = None
+        gateway_for_host = None
+        own_aliases: list[str] = []
+        on_user_network = None
+        for net_name in endpoint["Networks"]:
+            record = self._load_network(net_name)
+            if record is None:
+                continue
+            entry = record["Containers"].get(endpoint["Id"], {})
+            subnet = ipaddress.IPv4Network(record["Subnet"])
+            networks[net_name] = {"NetworkID": record["Id"], "EndpointID": entry.get("Veth", ""),
+                                  "IPAddress": entry.get("IPAddress", ""), "IPPrefixLen": subnet.prefixlen,
+                                  "Gateway": record["Gateway"], "MacAddress": entry.get("MacAddress", ""),
+                                  "Aliases": entry.get("Aliases", [])}
+            if first_ip is None:
+                first_ip, gateway_for_host = entry.get("IPAddress"), record["Gateway"]
+                own_aliases = entry.get("Aliases", [])
+            if net_name != DEFAULT_NETWORK and on_user_network is None:
+                on_user_network = record
+        req = endpoint.get("Request", {})
+        extra = [names.parse_add_host(h, gateway_for_host) for h in req.get("add_hosts", [])]
+        hosts = names.hosts_file(endpoint["Hostname"], first_ip, extra, own_aliases)
+        # On a user network the gateway runs the network's resolver (container names);
+        # it forwards everything else to the host's upstream servers.
+        servers = [on_user_network["Gateway"]] if on_user_network and not req.get("dns") else None
+        resolv = names.resolv_conf(req.get("dns", []), req.get("dns_search", []), req.get("dns_options", []),
+                                   nameservers=servers)
+        ports = [PortMapping.from_dict(p) for p in endpoint.get("Ports", [])]
+        netns_path = Path(endpoint["NetnsPath"]) if endpoint.get("NetnsPath") else None
+        return Attachment(endpoint["Id"], endpoint["Mode"], netns_path, hosts, resolv, networks, ports,
+                          endpoint.get("Exposed", []))
+
+    def attachment(self, container_id: str) -> Attachment:
+        """The current attachment of a container (after connect/disconnect too)."""
+        endpoint = self._load_endpoint(container_id)
+        if endpoint is None:
+            raise ContainerNotFound(f"container {container_id[:12]} has no network attachment")
+        return self._attachment(endpoint)
+
+    def detach(self, container_id: str) -> None:
+        """Release veths, leases, published ports and the netns pin; idempotent."""
+        with FileLock(self._lock):
+            self._release(container_id)
+            self._refresh_firewall()
+
+    def _release(self, cid: str) -> None:
+        endpoint = self._load_endpoint(cid) or {"Networks": [], "Mode": ""}
+        for record in self._all_networks():
+            if cid in record["Containers"]:
+                self._drop_from_network(record, cid)
+        if not endpoint["Mode"].startswith("container:"):
+            netns.remove(self.paths.netns / cid)
+        with contextlib.suppress(FileNotFoundError):
+            self._endpoint_path(cid).unlink()
+
+    def _drop_from_network(self, record: dict[str, Any], cid: str) -> None:
+        entry = record["Containers"].pop(cid)
+        with Netlink() as nl:
+            nl.delete_link(entry["Veth"])
+        self._save_network(record)
+        if not record["Containers"] and record["Name"] != DEFAULT_NETWORK:
+            _resolver().stop(self._resolver_pidfile(record))
+
+    def connect(self, container_id: str, network: str, ip: str | None = None,
+                aliases: Iterable[str] = ()) -> Attachment:
+        """Add another network to a running container (a new ethN in its namespace)."""
+        with FileLock(self._lock):
+            endpoint = self._load_endpoint(container_id)
+            if endpoint is None or not endpoint.get("NetnsPath"):
+                raise ContainerNotFound(f"container {container_id[:12]} has no network namespace of its own",
+                                        hint="connect works for containers on bridge or user networks")
+            record = self._default_network() if network == DEFAULT_NETWORK else self._find_network(network)
+            if record is None:
+                raise NetworkNotFound(f"network {network} not found")
+            if record["Name"] in endpoint["Networks"]:
+                raise Conflict(f"container {container_id[:12]} is already attached to network {record['Name']}")
+            try:
+                self._connect_locked(endpoint, record, ip, aliases)
+            except BaseException:
+                if container_id in record["Containers"]:
+                    self._drop_from_network(record, container_id)
+                if record["Name"] in endpoint["Networks"]:
+                    endpoint["Networks"].remove(record["Name"])
+                    write_json(self._endpoint_path(container_id), endpoint)
+                raise
+            self._refresh_firewall()
+            return self._attachment(endpoint)
+
+    def disconnect(self, container_id: str, network: str) -> None:
+        with FileLock(self._lock):
+            endpoint = self._load_endpoint(container_id)
+            record = self._find_network(network)
+            if record is None:
+                raise NetworkNotFound(f"network {network} not found")
+            if endpoint is None or record["Name"] not in endpoint["Networks"]:
+                raise Conflict(f"container {container_id[:12]} is not connected to network {record['Name']}")
+            self._drop_from_network(record, container_id)
+            endpoint["Networks"].remove(record["Name"])
+            write_json(self._endpoint_path(container_id), endpoint)
+            self._refresh_firewall()
+
+    def ports(self, container_id: str) -> list[str]:
+        """``skiff port``'s lines: ``80/tcp -> 0.0.0.0:8080``."""
+        endpoint = self._load_endpoint(container_id) or {"Ports": []}
+        return [PortMapping.from_dict(p).describe() for p in endpoint["Ports"]]
+
+    def reconcile(self, live_container_ids: set[str]) -> list[str]:
+        """Release everything held for containers that no longer run (after a SIGKILL of skiff)."""
+        released = []
+        with FileLock(self._lock):
+            known = {ep["Id"] for ep in self._all_endpoints()}
+            for record in self._all_networks():
+                known |= set(record["Containers"])
+            if self.paths.netns.is_dir():
+                known |= {p.name for p in self.paths.netns.iterdir() if not p.name.startswith(".")}
+            for cid in sorted(known - set(live_container_ids)):
+                self._release(cid)
+                released.append(cid)
+            for record in self._all_networks():
+                if not record["Containers"] and record["Name"] != DEFAULT_NETWORK:
+                    _resolver().stop(self._resolver_pidfile(record))
+            self._refresh_firewall()
+        return released
+
+    # --- kernel objects -----------------------------------------------------
+
+    def _resolver_pidfile(self, record: dict[str, Any]) -> Path:
+        return self.paths.netns / f".resolver-{record['Id'][:16]}.pid"
+
+    def _ensure_bridge(self, record: dict[str, Any]) -> None:
+        bridge = record["Bridge"]
+        if link_index(bridge) is not None:
+            return
+        subnet = ipaddress.IPv4Network(record["Subnet"])
+        with Netlink() as nl:
+            nl.add_bridge(bridge, self.config.mtu)
+            try:
+                nl.add_address(_require_index(bridge),
+                               ipaddress.IPv4Interface(f"{record['Gateway']}/{subnet.prefixlen}"), bridge)
+                # Lets DNAT send 127.0.0.1-sourced packets (published ports reached via localhost) out here.
+                firewall.write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "1")
+            except BaseException:
+                nl.delete_link(bridge)
+                raise
+        if not record["Internal"]:
+            firewall.write_sysctl("net.ipv4.ip_forward", "1")
+
+    def _delete_bridge(self, record: dict[str, Any]) -> None:
+        with Netlink() as nl:
+            nl.delete_link(record["Bridge"])
+
+    def _refresh_firewall(self, force: bool = False) -> None:
+        bridges = [firewall.BridgeRules(r["Bridge"], r["Subnet"], r["Internal"]) for r in self._all_networks()
+                   if r["Name"] != DEFAULT_NETWORK or link_index(r["Bridge"]) is not None]
+        rules = []
+        for ep in self._all_endpoints():
+            if not ep.get("Ports") or not ep["Networks"]:
+                continue
+            record = self._load_network(ep["Networks"][0])
+            if record is None or ep["Id"] not in record["Containers"]:
+                continue
+            address = record["Containers"][ep["Id"]]["IPAddress"]
+            rules.extend(firewall.PortRule(p["host_ip"], p["host_port"], p["protocol"], address,
+                                           p["container_port"]) for p in ep["Ports"])
+        firewall.apply(self.config.nft_table, bridges, rules, self._stamp, force)
+
+
+def _resolver():  # the resolver module pulls in subprocess: only user networks need it
+    from skiff.network import resolver
+
+    return resolver
+
+
+def _require_index(name: str) -> int:
+    index = link_index(name)
+    if index is None:
+        raise NetworkError(f"network interface {name} vanished while skiff was using it")
+    return index
+
+
+def _loopback_up() -> None:
+    with Netlink() as nl:
+        nl.set_up(1, "lo")
+
+
+def _configure_inside(interface: str, address: ipaddress.IPv4Interface,
+                      gateway: ipaddress.IPv4Address | None) -> None:
+    """In the container's namespace: address, link up, default route via the gateway."""
+    index = _require_index(interface)
+    with Netlink() as nl:
+        nl.add_address(index, address, interface)
+        nl.set_up(index, interface)
+        if gateway is not None:
+            nl.add_default_route(gateway, index)

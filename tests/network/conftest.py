@@ -1,0 +1,114 @@
+"""Fixtures for network tests: private names for every kernel object, and a check that none is left.
+
+Each test gets its own bridge name, veth prefix, nft table and a /24 in
+10.231.0.0/16 that no host route uses, all carrying a random tag, so nothing
+can collide with a real skiff or another test, and the leak check can look for
+exactly that tag.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from skiff.network import NetworkManager
+from skiff.network.config import NetworkConfig
+from skiff.network.ipam import host_routes
+from skiff.paths import Paths
+
+TAG_PREFIX = "skt"
+
+
+def free_subnet(prefix: str = "10.231", used: set[str] | None = None) -> str:
+    routes = [net for _, net in host_routes()]
+    for _ in range(100):
+        candidate = ipaddress.IPv4Network(f"{prefix}.{secrets.randbelow(256)}.0/24")
+        if not any(candidate.overlaps(r) for r in routes) and str(candidate) not in (used or set()):
+            return str(candidate)
+    raise RuntimeError("no free test subnet")
+
+
+def links_with(tag: str) -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if tag in line]
+
+
+def tables_named(name: str) -> list[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line.split()[-1:] == [name]]
+
+
+def resolvers_for(root: Path) -> list[str]:
+    """Resolver processes serving a network under this skiff root."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"skiff.network.resolver" in args and any(str(root).encode() in a for a in args):
+            found.append(cmdline.parent.name)
+    return found
+
+
+@pytest.fixture
+def net_config(tmp_path: Path) -> NetworkConfig:
+    tag = secrets.token_hex(3)
+    return NetworkConfig(default_bridge=f"{TAG_PREFIX}{tag}0", bridge_prefix=f"{TAG_PREFIX}{tag}",
+                         veth_prefix=f"sv{tag}", nft_table=f"skiff_test_{tag}",
+                         subnet_candidates=(free_subnet(),))
+
+
+@pytest.fixture
+def net_paths(tmp_path: Path, net_config: NetworkConfig) -> Paths:
+    paths = Paths(tmp_path / "root", tmp_path / "run")
+    config = {"default_bridge": net_config.default_bridge, "bridge_prefix": net_config.bridge_prefix,
+              "veth_prefix": net_config.veth_prefix, "nft_table": net_config.nft_table,
+              "subnet_candidates": list(net_config.subnet_candidates)}
+    paths.networks.mkdir(parents=True)
+    (paths.networks / "config.json").write_text(json.dumps(config))
+    return paths
+
+
+@pytest.fixture
+def nm(net_paths: Paths, net_config: NetworkConfig) -> Iterator[NetworkManager]:
+    """A NetworkManager on private names; afterwards nothing of it may remain in the kernel."""
+    manager = NetworkManager(net_paths)
+    yield manager
+    manager.reconcile(set())
+    manager.prune_networks()
+    tag = net_config.bridge_prefix
+    leaks = {
+        "links": links_with(tag) + links_with(net_config.veth_prefix),
+        "nft tables": tables_named(net_config.nft_table),
+        "netns pins": [p.name for p in net_paths.netns.glob("*") if not p.name.startswith(".")]
+        if net_paths.netns.is_dir() else [],
+        "resolvers": resolvers_for(net_paths.root),
+        "leases": [cid for n in manager._all_networks() for cid in n["Containers"]],
+    }
+    # Clean what leaked before failing, so one failure does not poison the host.
+    for link in leaks["links"]:
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
+    if leaks["nft tables"]:
+        subprocess.run(["nft", "delete", "table", "ip", net_config.nft_table], capture_output=True)
+    assert not any(leaks.values()), f"left behind: {leaks}"
+
+
+def ns(netns_path: Path | str, *cmd: str, timeout: float = 10, check: bool = False,
+       ) -> subprocess.CompletedProcess[str]:
+    """Run a command in a container's network namespace (only the network namespace)."""
+    return subprocess.run(["nsenter", f"--net={netns_path}", *cmd], capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+def route_dev(address: str) -> str:
+    """The interface the host would send ``address`` out of: checked before any traffic is sent."""
+    out = subprocess.run(["ip", "route", "get", address], capture_output=True, text=True, check=True).stdout
+    fields = out.split()
+    return fields[fields.index("dev") + 1]
