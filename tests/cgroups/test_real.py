@@ -196,32 +196,6 @@ def test_invalid_limits_create_nothing(real: RealCgroups) -> None:
     assert not cg.exists()
 
 
-def test_create_add_destroy_is_cheap(real: RealCgroups, capsys: pytest.CaptureFixture[str]) -> None:
-    resources = cgroups.resources_from_flags(memory="64m", cpus="0.5", pids_limit="100")
-    sleeper = subprocess.Popen(["sleep", "30"])
-    real.children.append(sleeper)
-    park = real.open("park")
-    park.create({})
-    setup_times, destroy_times = [], []
-    for _ in range(20):
-        cg = cgroups.open(f"/{real.parent}/{os.urandom(6).hex()}")
-        started = time.perf_counter()
-        cg.create(resources)
-        cg.add(sleeper.pid)
-        created = time.perf_counter()
-        park.add(sleeper.pid)
-        moved = time.perf_counter()
-        cg.destroy()
-        destroy_times.append(time.perf_counter() - moved)
-        setup_times.append(created - started)
-    setup_ms = statistics.median(setup_times) * 1000
-    destroy_ms = statistics.median(destroy_times) * 1000
-    with capsys.disabled():
-        print(f"\ncgroup create+add median {setup_ms:.2f} ms, destroy median {destroy_ms:.2f} ms "
-              f"({cgroups.detect().mode}, 20 runs)")
-    assert setup_ms < 5, f"create+add took {setup_ms:.2f} ms (target: under 5 ms)"
-
-
 def test_update_raises_and_lowers_memory_in_a_valid_order(real: RealCgroups) -> None:
     if cgroups.detect().mode == "v2":
         pytest.skip("the memsw ordering is v1's")
