@@ -15,7 +15,7 @@ from typing import NoReturn
 from skiff.errors import SkiffError, UsageError
 
 # Command-group modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("container", "image", "volume", "network", "system")
+COMMAND_MODULES = ("container", "image", "registry", "volume", "network", "system")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -61,11 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
         return int(status or 0)
     except SkiffError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        print(f"skiff: {exc}", file=sys.stderr)
+        _report(f"skiff: {exc}", debug)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -74,12 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # An OSError that escaped the library is still a user-facing failure:
         # one line that names the file, never a traceback (unless asked for).
-        if debug:
-            import traceback
+        return _report(f"skiff: {exc}", debug)
+    except Exception as exc:  # a bug in skiff: still one line, the traceback on request
+        return _report(f"skiff: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", debug)
 
-            traceback.print_exc()
-        print(f"skiff: {exc}", file=sys.stderr)
-        return 125
+
+def _report(line: str, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(line, file=sys.stderr)
+    return 125
 
 
 if __name__ == "__main__":
