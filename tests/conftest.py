@@ -50,6 +50,20 @@ def restore_ip_forward() -> Iterator[None]:
     path.write_text(before)
 
 
+CGROUP_PARENT = f"skiff-test-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cgroup_parent() -> Iterator[None]:
+    """Containers of the tests live under their own parent cgroup, removed when the session ends."""
+    yield
+    from skiff import cgroups
+
+    parent = cgroups.open(f"/{CGROUP_PARENT}")
+    parent.destroy()
+    assert not parent.exists(), f"cgroup /{CGROUP_PARENT} could not be removed"
+
+
 @pytest.fixture
 def skiff_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for a skiff subprocess with a private root, run root and network names.
@@ -63,6 +77,7 @@ def skiff_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = dict(os.environ)
     env["SKIFF_ROOT"] = str(tmp_path / "root")
     env["SKIFF_RUN_ROOT"] = str(tmp_path / "run")
+    env["SKIFF_CGROUP_PARENT"] = CGROUP_PARENT
     env.pop("SKIFF_DEBUG", None)
     tag = secrets.token_hex(3)
     config = {"default_bridge": f"skt{tag}0", "bridge_prefix": f"skt{tag}", "veth_prefix": f"sv{tag}",

@@ -36,6 +36,8 @@ class RunPlan:
     resources: dict[str, Any] = field(default_factory=dict)
     rlimits: list[dict[str, Any]] = field(default_factory=list)
     network_attachment: Any = None
+    restart_policy: dict[str, Any] = field(default_factory=dict)
+    log_config: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":
@@ -47,6 +49,7 @@ class RunPlan:
         plan._check_resources()
         plan._check_mounts()
         plan._check_network()
+        plan._check_lifecycle()
         return plan
 
     # --- validation (nothing created) ---------------------------------------
@@ -66,6 +69,20 @@ class RunPlan:
         from skiff.engine.volumes import plan_container_mounts
 
         self.mount_plan = plan_container_mounts(self.paths, self.image, o)
+
+    def _check_lifecycle(self) -> None:
+        from skiff.engine.lifecycle import parse_log_opts, parse_restart_policy
+
+        self.restart_policy = parse_restart_policy(self.opts.restart)
+        if self.restart_policy["Name"] != "no" and self.opts.remove:
+            from skiff.errors import InvalidArgument
+
+            raise InvalidArgument("Conflicting options: --restart and --rm")
+        self.log_config = parse_log_opts(self.opts.log_opts)
+        if self.opts.init and not _init_binary():
+            from skiff.errors import InvalidArgument
+
+            raise InvalidArgument(f"--init needs {INIT_BINARY} (the Debian package tini)")
 
     def _check_network(self) -> None:
         if self.opts.network in ("none", "host") and not self.opts.publish:
@@ -94,7 +111,9 @@ class RunPlan:
             "ExposedPorts": cfg.get("ExposedPorts"),
             "StopSignal": cfg.get("StopSignal") or "SIGTERM",
             "OpenStdin": o.interactive,
-            "Tty": False,
+            "AttachStdin": o.interactive and not o.detach,
+            "Tty": o.tty,
+            "StopTimeout": o.stop_timeout,
         }
 
     def host_config_record(self) -> dict[str, Any]:
@@ -113,6 +132,9 @@ class RunPlan:
             "ExtraHosts": list(o.add_hosts),
             "Resources": self.resources,
             "Ulimits": list(o.ulimits),
+            "RestartPolicy": self.restart_policy,
+            "LogConfig": {"Type": "json-file", "Config": self.log_config},
+            "Init": o.init,
         }
 
     def mount_records(self) -> list[dict[str, Any]]:
@@ -135,15 +157,20 @@ class RunPlan:
         spec = copy.deepcopy(default_spec())
         spec["root"] = {"path": "rootfs", "readonly": o.read_only}
         spec["hostname"] = hostname
+        args = self.args
+        if o.init:  # Docker's --init: tini, bind-mounted read-only, is PID 1 and runs the command
+            args = [INIT_DESTINATION, "--", *args]
+            spec["mounts"].append({"destination": INIT_DESTINATION, "type": "bind", "source": INIT_BINARY,
+                                   "options": ["bind", "ro", "rprivate"]})
         spec["process"].update({
-            "args": self.args, "env": env, "cwd": self.workdir, "terminal": False,
+            "args": args, "env": env, "cwd": self.workdir, "terminal": o.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
         })
         # Docker's defaults: no_new_privs off, rlimits inherited from the host unless --ulimit.
         spec["process"]["noNewPrivileges"] = False
         spec["process"]["rlimits"] = self.rlimits
         linux = spec["linux"]
-        linux["cgroupsPath"] = f"/skiff/{container.id}"
+        linux["cgroupsPath"] = f"/{cgroup_parent()}/{container.id}"
         linux["resources"] = {**linux.get("resources", {}), **self.resources}
 
         self._set_network(spec, container, undo)
@@ -188,6 +215,16 @@ class RunPlan:
         return mounts
 
 
+INIT_BINARY = "/usr/bin/tini-static"
+INIT_DESTINATION = "/sbin/docker-init"
+
+
+def _init_binary() -> bool:
+    import os
+
+    return os.access(INIT_BINARY, os.X_OK)
+
+
 def _read(path: str) -> str | None:
     try:
         with open(path) as f:
@@ -215,3 +252,13 @@ def release_resources(paths: Paths, container: Container, remove_anonymous: bool
         from skiff.engine.network import detach
 
         detach(paths, container)
+
+
+def cgroup_parent() -> str:
+    """The cgroup under which containers live, in every hierarchy: /skiff, as Docker's /docker.
+
+    SKIFF_CGROUP_PARENT moves it (the tests use a private one they remove afterwards).
+    """
+    import os
+
+    return os.environ.get("SKIFF_CGROUP_PARENT", "skiff").strip("/") or "skiff"
