@@ -189,3 +189,13 @@ class AddressInUse(NetworkError):
 
 class RegistryAuthError(RegistryError):
     """A registry or its token server refused the credentials, or the access they grant."""
+
+
+class HookError(RuntimeError_):
+    """An OCI hook (prestart, createRuntime, poststop...) failed or timed out."""
+
+
+class InvalidSignal(InvalidArgument):
+    """A signal name or number that does not exist (``kill -s SIGFOO``)."""
+
+    exit_code = 1

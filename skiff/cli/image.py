@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_load(image_sub, "load")
     _add_save(image_sub, "save")
     _add_tag(image_sub, "tag")
+    _add_prune(image_sub, "prune")
 
 
 # --- parsers ------------------------------------------------------------------
@@ -63,7 +64,15 @@ def _add_images(sub: argparse._SubParsersAction, name: str, aliases: list[str] |
     p.add_argument("-q", "--quiet", action="store_true", help="only image ids")
     p.add_argument("-a", "--all", action="store_true", help="include intermediate images")
     p.add_argument("--no-trunc", action="store_true", help="full image ids")
+    p.add_argument("--digests", action="store_true", help="show the registry digests images were pulled by")
     p.set_defaults(func=cmd_images)
+
+
+def _add_prune(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="remove unused images")
+    p.add_argument("-a", "--all", action="store_true", help="remove every image no container uses, not only untagged ones")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_prune)
 
 
 def _add_tag(sub: argparse._SubParsersAction, name: str) -> None:
@@ -139,22 +148,30 @@ def cmd_images(args: argparse.Namespace) -> int:
     from skiff.cli.format import human_size, table, time_ago
 
     images = _store(args).list()
-    rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
     for image in images:
         image_id = image.id if args.no_trunc else image.short_id
         names = [_split_tag(tag) for tag in image.repo_tags] or [("<none>", "<none>")]
+        digests = dict(d.split("@", 1) for d in image.repo_digests)
+        if args.digests:  # Docker also lists a repository known only by digest, with tag <none>
+            names += [(repo, "<none>") for repo in digests if repo not in {n for n, _ in names}]
+            names = [n for n in names if n != ("<none>", "<none>")] or [("<none>", "<none>")]
         for repository, tag in names:
             if args.repository and not _matches(args.repository, repository, tag):
                 continue
-            rows.append((repository, tag, image_id, time_ago(image.created), human_size(image.size)))
+            row: tuple[str, ...] = (repository, tag)
+            if args.digests:
+                row += (digests.get(repository, "<none>"),)
+            rows.append(row + (image_id, time_ago(image.created), human_size(image.size)))
     if args.quiet:
         seen: list[str] = []
         for row in rows:
-            if row[2] not in seen:
-                seen.append(row[2])
+            if row[-3] not in seen:
+                seen.append(row[-3])
         print("\n".join(seen)) if seen else None
         return 0
-    print(table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows))
+    headers = ("REPOSITORY", "TAG", *(("DIGEST",) if args.digests else ()), "IMAGE ID", "CREATED", "SIZE")
+    print(table(headers, rows))
     return 0
 
 
@@ -166,6 +183,24 @@ def _split_tag(familiar: str) -> tuple[str, str]:
 def _matches(pattern: str, repository: str, tag: str) -> bool:
     want_repo, _, want_tag = pattern.partition(":") if pattern.rfind(":") > pattern.rfind("/") else (pattern, "", "")
     return repository == want_repo and (not want_tag or tag == want_tag)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from skiff.cli.format import human_size
+
+    if not args.force and sys.stdin.isatty():
+        what = "all images without at least one container associated to them" if args.all else "all dangling images"
+        answer = input(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    deleted, reclaimed = _store(args).prune(all_images=args.all)
+    if deleted:
+        print("Deleted Images:")
+        for image_id in deleted:
+            print(f"deleted: {image_id}")
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
 
 
 def cmd_tag(args: argparse.Namespace) -> int:

@@ -254,8 +254,12 @@ class ImageStore:
     # --- writing images -----------------------------------------------------------
 
     def add_image(self, config_bytes: bytes, layers: list[LayerInfo], tags: list[Reference],
-                  extra_blobs: list[str] | None = None) -> Image:
-        """Record an image whose layers are already in the store, and tag it. Returns it."""
+                  extra_blobs: list[str] | None = None, repo_digests: list[str] | None = None) -> Image:
+        """Record an image whose layers are already in the store, and tag it. Returns it.
+
+        ``repo_digests`` (``registry/name@sha256:...``, the manifest digests it was
+        pulled by) are added to those the image already has.
+        """
         import json
 
         config = json.loads(config_bytes)
@@ -272,6 +276,10 @@ class ImageStore:
             "extra_blobs": extra_blobs or [],
         }
         with self.lock():
+            old = read_json(self.records / f"{sha256_hex(image_id)}.json", {}) or {}
+            known = list(old.get("repo_digests", []))
+            record["repo_digests"] = known + [d for d in repo_digests or [] if d not in known]
+            record["extra_blobs"] = sorted(set(old.get("extra_blobs", [])) | set(record["extra_blobs"]))
             for layer in layers:
                 if not (self.layers_root / sha256_hex(layer.diff_id) / "diff").is_dir():
                     raise LayerError(f"layer {layer.diff_id} was removed while the image was being added; "
@@ -360,6 +368,57 @@ class ImageStore:
                     return name
         raise LayerError(f"cannot make a short link for layer {hex_} in {links}")
 
+    def find_layer(self, diff_id: str, digest: str) -> LayerInfo | None:
+        """A layer already unpacked with this content, as some image records it, or None.
+
+        Prefers the record of the blob ``digest`` itself; otherwise any blob with the
+        same content will do, so a layer is never fetched twice whatever its compression.
+        """
+        info = self._layer_info(diff_id)
+        if info is None:
+            return None
+        candidates: list[LayerInfo] = []
+        for path in self._record_files():
+            for layer in read_json(path, {}).get("layers", []):
+                if layer.get("diff_id") == diff_id:
+                    candidates.append(LayerInfo.from_json(layer))
+        candidates.sort(key=lambda layer: layer.digest != digest)
+        for layer in candidates:
+            if self.blob_path(layer.digest).exists():
+                return layer
+        return None
+
+    def prune(self, all_images: bool = False) -> tuple[list[str], int]:
+        """``docker image prune``: remove untagged images (every unused one with ``all_images``).
+
+        Returns the ids removed and the bytes of unpacked layers reclaimed.
+        """
+        deleted: list[str] = []
+        reclaimed = 0
+        with self.lock():
+            users = _image_users(self.paths)
+            tagged = set(self._repositories().values())
+            for path in self._record_files():
+                image_id = f"sha256:{path.stem}"
+                if image_id in users or (image_id in tagged and not all_images):
+                    continue
+                before = self._layers_size()
+                repos = self._repositories()
+                for name in [n for n, target in repos.items() if target == image_id]:
+                    del repos[name]
+                write_json(self.repositories_file, repos)
+                self._delete_image(image_id)
+                reclaimed += before - self._layers_size()
+                deleted.append(image_id)
+        return deleted, reclaimed
+
+    def _layers_size(self) -> int:
+        total = 0
+        for layer_dir in self.layers_root.iterdir() if self.layers_root.is_dir() else []:
+            info = read_json(layer_dir / "layer.json", {}) if layer_dir.name != LINK_DIR else {}
+            total += int((info or {}).get("size", 0))
+        return total
+
     def _layer_info(self, diff_id: str) -> dict[str, Any] | None:
         layer_dir = self.layers_root / sha256_hex(diff_id)
         if not (layer_dir / "diff").is_dir():
@@ -421,7 +480,7 @@ class ImageStore:
             size=record["size"],
             layers=layers,
             image_config=image_config,
-            repo_digests=record.get("repo_digests", []),
+            repo_digests=sorted(_familiar_digest(name) for name in record.get("repo_digests", [])),
         )
 
     def _resolve(self, ref: str) -> tuple[str, str | None]:
@@ -477,6 +536,14 @@ def _image_users(paths: Paths) -> dict[str, list[str]]:
     except ImportError:  # an engine-less install has no containers to protect
         return {}
     return image_users(paths)
+
+
+def _familiar_digest(name_at_digest: str) -> str:
+    """``docker.io/library/alpine@sha256:..`` -> ``alpine@sha256:..``, as Docker shows RepoDigests."""
+    try:
+        return parse_reference_raw(name_at_digest).familiar
+    except InvalidReference:
+        return name_at_digest
 
 
 def _history_comment(image_config: dict[str, Any]) -> str:

@@ -1,0 +1,36 @@
+"""Pulling images from OCI distribution registries (Docker Hub, any registry v2).
+
+``pull`` and ``ensure_image`` are imported lazily: ``skiff run`` with a local
+image never loads httpx or the progress library.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from skiff.image.store import Image
+    from skiff.paths import Paths
+
+
+def pull(paths: "Paths", ref: str, platform: str | None = None, quiet: bool = False,
+         out: TextIO = sys.stdout) -> "Image":
+    """Pull ``ref`` into the store under ``paths``; prints Docker's pull report to ``out``."""
+    from skiff.registry.pull import pull as _pull
+
+    return _pull(paths, ref, platform=platform, quiet=quiet, out=out)
+
+
+def ensure_image(paths: "Paths", ref: str, policy: str = "missing", platform: str | None = None,
+                 quiet: bool = False, out: TextIO = sys.stderr) -> "Image":
+    """The local image for ``ref``, pulled first as ``policy`` (missing, always, never) says."""
+    from skiff.image.store import ImageStore
+
+    if policy == "missing":
+        store = ImageStore(paths)
+        if store.exists(ref):  # the fast path of ``skiff run``: no registry code imported
+            return store.get(ref)
+    from skiff.registry.pull import ensure_image as _ensure
+
+    return _ensure(paths, ref, policy=policy, platform=platform, quiet=quiet, out=out)
