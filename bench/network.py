@@ -62,7 +62,7 @@ def iperf(server_prefix: list[str], address: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mtu", type=int, default=1500, help="bridge and veth MTU (Docker's default 1500)")
+    parser.add_argument("--mtu", type=int, default=NetworkConfig.mtu, help="bridge and veth MTU (default: skiff's)")
     parser.add_argument("-n", "--runs", type=int, default=20)
     args = parser.parse_args()
     tag = secrets.token_hex(3)

@@ -78,6 +78,10 @@ def render_structure(table: str, bridges: list[BridgeRules], any_ports: bool) ->
             forward_lines.append(f'\t\toifname "{b.bridge}" iifname != "{b.bridge}" drop')
         else:
             post_lines.append(f'\t\tip saddr {b.subnet} oifname != "{b.bridge}" masquerade')
+            # Bridges use a 64 KiB MTU (host<->container at loopback speed); a connection
+            # leaving through a smaller link gets its MSS clamped there, not left to PMTUD.
+            forward_lines.append(f'\t\tiifname "{b.bridge}" oifname != "{b.bridge}" '
+                                 "tcp flags syn tcp option maxseg size set rt mtu")
     return "\n".join([
         f"table ip {table} {{",
         "\tchain ports {",

@@ -274,3 +274,29 @@ def test_published_port_from_another_host(nm: NetworkManager, upstream, tmp_path
     att = nm.attach(cid(), NetworkRequest(publish=[f"{host_port}:8080"]))
     with http_server(att.netns_path, 8080, tmp_path / "www"):
         assert http_get_from(upstream_ns, host_side, host_port) == "hello from skiff\n"
+
+
+def test_outbound_tcp_mss_is_clamped_to_the_upstream_link(nm: NetworkManager, upstream) -> None:
+    """The bridge's 64 KiB MTU must not leak out.
+
+    The upstream believes in a 9000-byte MTU while the host's end of that link takes
+    1500 (a silent black hole for big packets, as behind a misconfigured router): a
+    download works only if the container's SYN had its MSS clamped to the 1500 route.
+    """
+    upstream_ns, _, far_side = upstream
+    subprocess.run(["nsenter", f"--net={upstream_ns}", "ip", "link", "set", "up0", "mtu", "9000"], check=True)
+    att = nm.attach(cid())
+    server = subprocess.Popen(["nsenter", f"--net={upstream_ns}", sys.executable, "-c", textwrap.dedent(f"""
+        import socket
+        s = socket.socket(); s.bind(({far_side!r}, 9101)); s.listen(1); s.settimeout(10)
+        print("ready", flush=True)
+        c, _ = s.accept()
+        c.sendall(bytes(2_000_000)); c.close()
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        got = ns(att.netns_path, "sh", "-c", f"busybox nc -w 3 {far_side} 9101 | wc -c", timeout=20)
+    finally:
+        server.kill()
+        server.wait()
+    assert got.stdout.strip() == "2000000", got.stdout + got.stderr
