@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm = sub.add_parser("rm", help="remove one or more containers")
     add_rm_flags(rm)
 
+    for name, adder, text in LIFECYCLE_COMMANDS:
+        adder(sub.add_parser(name, help=text, **({"add_help": False} if name == "create" else {})))
+
     group = sub.add_parser("container", help="manage containers")
     gsub = group.add_subparsers(dest="container_command", metavar="COMMAND")
     gsub.required = True
@@ -40,12 +43,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     gsub.choices["run"].set_defaults(func=cmd_run)
     add_ps_flags(gsub.add_parser("ls", aliases=["ps", "list"], help="list containers"))
     add_rm_flags(gsub.add_parser("rm", aliases=["remove"], help="remove one or more containers"))
+    for name, adder, text in LIFECYCLE_COMMANDS:
+        adder(gsub.add_parser(name, help=text, **({"add_help": False} if name == "create" else {})))
+    prune = gsub.add_parser("prune", help="remove all stopped containers")
+    prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    prune.set_defaults(func=cmd_prune)
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", dest="remove", action="store_true", help="remove the container when it exits")
     p.add_argument("--name", help="assign a name to the container")
     p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background and print the container ID")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("--init", action="store_true", help="run an init inside the container that forwards signals "
+                   "and reaps processes")
+    p.add_argument("--restart", default="no", help="restart policy: no, on-failure[:N], always, unless-stopped")
+    p.add_argument("--log-opt", action="append", default=[], help="log driver options (max-size, max-file)")
+    p.add_argument("--log-driver", default="json-file", help="logging driver (json-file only)")
+    p.add_argument("--stop-timeout", type=int, help="seconds to wait for stop before killing the container")
+    p.add_argument("--stop-signal", help="signal to stop the container")
     p.add_argument("-e", "--env", action="append", default=[], help="set an environment variable")
     p.add_argument("--env-file", action="append", default=[], help="read environment variables from a file")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
@@ -76,11 +93,36 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from skiff.cli.main import paths_from
-    from skiff.engine import Engine, RunOptions
+    from skiff.engine import Engine
     from skiff.errors import ExecError, SkiffError
 
-    opts = RunOptions(
+    opts = run_options(args)
+    try:
+        engine = Engine(paths_from(args))
+        if args.detach:
+            print(engine.run_detached(opts))
+            return 0
+        return engine.run(opts)
+    except SkiffError as exc:
+        # As `docker run`: whatever fails in the engine (no such image, a name in use) is 125;
+        # only the command's own failures keep 126 and 127.
+        if not isinstance(exc, ExecError) and exc.exit_code not in (126, 127):
+            exc.exit_code = 125
+        raise
+
+
+def run_options(args: argparse.Namespace) -> "RunOptions":
+    from skiff.engine import RunOptions
+    from skiff.errors import InvalidArgument
+
+    if args.log_driver != "json-file":
+        raise InvalidArgument(f"logging driver {args.log_driver!r} is not supported: use json-file")
+    if args.tty:
+        raise InvalidArgument("-t/--tty is not supported yet", hint="run without -t")
+    return RunOptions(
         image=args.image, command=args.command, name=args.name, remove=args.remove,
+        detach=args.detach, tty=args.tty, init=args.init, restart=args.restart, log_opts=args.log_opt,
+        stop_timeout=args.stop_timeout, stop_signal=args.stop_signal,
         interactive=args.interactive, env=args.env, env_files=args.env_file, workdir=args.workdir,
         user=args.user, hostname=args.hostname, entrypoint=args.entrypoint, network=args.network,
         read_only=args.read_only, labels=args.label, volumes=args.volume, mounts=args.mount,
@@ -89,20 +131,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         ulimits=args.ulimit, publish=args.publish, publish_all=args.publish_all, ip=args.ip,
         dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
     )
-    try:
-        return Engine(paths_from(args)).run(opts)
-    except SkiffError as exc:
-        # As `docker run`: whatever fails in the engine (no such image, a name in use) is 125;
-        # only the command's own failures keep 126 and 127.
-        if not isinstance(exc, ExecError):
-            exc.exit_code = 125
-        raise
 
 
 def add_ps_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    p.add_argument("-f", "--filter", action="append", default=[], help="filter output: status=, name=, label=, id=")
+    p.add_argument("--format", help="'json' (one object per line) or 'table'")
     p.set_defaults(func=cmd_ps)
 
 
@@ -111,7 +147,20 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from skiff.cli.main import paths_from
     from skiff.engine import Engine
 
-    found = Engine(paths_from(args)).containers(all_=args.all)
+    filters = parse_filters(args.filter)
+    found = Engine(paths_from(args)).containers(all_=args.all or "status" in filters)
+    found = [c for c in found if matches(c.data, filters)]
+    if args.format == "json":
+        import json
+
+        header = ("ID", "Image", "Command", "CreatedAt", "Status", "Ports", "Names")
+        for c in found:
+            row = dict(zip(header, ps_row(c.data, args.no_trunc)))
+            row["Command"] = row["Command"]
+            print(json.dumps({**row, "State": c.state.get("Status"),
+                              "Labels": ",".join(f"{k}={v}" for k, v in
+                                                 (c.data["Config"].get("Labels") or {}).items())}))
+        return 0
     if args.quiet:
         for c in found:
             print(c.id if args.no_trunc else c.id[:12])
@@ -119,6 +168,32 @@ def cmd_ps(args: argparse.Namespace) -> int:
     rows = [ps_row(c.data, args.no_trunc) for c in found]
     print(table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows))
     return 0
+
+
+def parse_filters(items: list[str]) -> dict[str, list[str]]:
+    from skiff.errors import InvalidArgument
+
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("status", "name", "label", "id"):
+            raise InvalidArgument(f"invalid filter '{item}'", hint="use status=, name=, label= or id=")
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
+def matches(data: dict, filters: dict[str, list[str]]) -> bool:
+    """Docker's rules: values of one key are OR-ed, keys AND-ed; name= and id= match substrings/prefixes."""
+    status = "created" if data["State"].get("Status") == "starting" else data["State"].get("Status")
+    labels = data["Config"].get("Labels") or {}
+    checks = {
+        "status": lambda v: status == v,
+        "name": lambda v: v.lstrip("/") in str(data["Name"]).lstrip("/"),
+        "id": lambda v: data["Id"].startswith(v),
+        "label": lambda v: (labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
+        else v in labels,
+    }
+    return all(any(checks[key](v) for v in values) for key, values in filters.items())
 
 
 def ps_row(data: dict, no_trunc: bool = False) -> list[str]:
@@ -185,3 +260,293 @@ def cmd_rm(args: argparse.Namespace) -> int:
             print(f"Error response from daemon: {exc}", file=sys.stderr)
             status = 1
     return status
+
+
+# --- lifecycle commands (issue 7) ---------------------------------------------------
+
+
+def _engine(args: argparse.Namespace):  # -> skiff.engine.Engine
+    from skiff.cli.main import paths_from
+    from skiff.engine import Engine
+
+    return Engine(paths_from(args))
+
+
+def _each(args: argparse.Namespace, action) -> int:
+    """Apply ``action`` to every CONTAINER; Docker prints each error and exits 1 at the end."""
+    from skiff.errors import SkiffError
+
+    status = 0
+    for ref in args.containers:
+        try:
+            action(ref)
+        except SkiffError as exc:
+            print(f"Error response from daemon: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def add_create_flags(p: argparse.ArgumentParser) -> None:
+    add_run_flags(p)
+    p.set_defaults(func=cmd_create)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from skiff.errors import SkiffError
+
+    try:
+        print(_engine(args).create(run_options(args)).id)
+    except SkiffError as exc:
+        exc.exit_code = 125
+        raise
+    return 0
+
+
+def add_start_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--attach", action="store_true", help="attach STDOUT/STDERR and forward signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach container's STDIN")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_start)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    if args.attach:
+        from skiff.engine import logs
+
+        container = engine.start(args.containers[0])
+        _, offset = logs.read(container.log_path, tail=0)
+        _print_entries(logs.follow(container.log_path, 0, lambda: _held(container)), timestamps=False)
+        return engine.wait(container.id)
+    return _each(args, lambda ref: (engine.start(ref), print(ref)))
+
+
+def _held(container) -> bool:
+    container.reload()
+    return container.held or container.state.get("Status") == "starting"
+
+
+def add_stop_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--time", "--timeout", dest="time", type=int,
+                   help="seconds to wait before killing the container")
+    p.add_argument("-s", "--signal", help="signal to send to the container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_stop)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from skiff.engine.lifecycle import parse_signal, parse_timeout
+
+    parse_timeout(args.time, 0)  # a bad value fails before any container is touched
+    sig = parse_signal(args.signal) if args.signal else None
+    engine = _engine(args)
+    return _each(args, lambda ref: (engine.stop(ref, args.time, sig), print(ref)))
+
+
+def add_restart_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--time", "--timeout", dest="time", type=int,
+                   help="seconds to wait before killing the container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_restart)
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from skiff.engine.lifecycle import parse_timeout
+
+    parse_timeout(args.time, 0)
+    engine = _engine(args)
+    return _each(args, lambda ref: (engine.restart(ref, args.time), print(ref)))
+
+
+def add_kill_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-s", "--signal", default="SIGKILL", help="signal to send to the container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_kill)
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from skiff.engine.lifecycle import parse_signal
+
+    sig = parse_signal(args.signal)
+    engine = _engine(args)
+    return _each(args, lambda ref: (engine.kill(ref, sig), print(ref)))
+
+
+def add_wait_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_wait)
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    return _each(args, lambda ref: print(engine.wait(ref)))
+
+
+def add_pause_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_pause, pause=True)
+
+
+def add_unpause_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_pause, pause=False)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    return _each(args, lambda ref: (engine.pause(ref, args.pause), print(ref)))
+
+
+def add_rename_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.set_defaults(func=cmd_rename)
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    _engine(args).rename(args.container, args.new_name)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    removed = _engine(args).prune()
+    print("Deleted Containers:")
+    for cid in removed:
+        print(cid)
+    print("\nTotal reclaimed space: 0B")
+    return 0
+
+
+def add_inspect_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="format the output (only 'json' and {{.Field}} paths)")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_inspect)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from skiff.errors import SkiffError
+
+    engine = _engine(args)
+    found, status = [], 0
+    for ref in args.containers:
+        try:
+            found.append(engine.inspect(ref))
+        except SkiffError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            status = 1
+    if args.format and args.format != "json":
+        for data in found:
+            print(_template(args.format, data))
+    else:
+        print(json.dumps(found, indent=4))
+    return status
+
+
+def _template(fmt: str, data: dict) -> str:
+    """Enough of Go templates for ``{{.State.Status}}``-style field paths."""
+    import json
+    import re
+
+    def field(match: "re.Match[str]") -> str:
+        value = data
+        for key in match.group(1).strip(".").split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, bool):
+            return str(value).lower()
+        return json.dumps(value) if isinstance(value, (dict, list)) else ("<no value>" if value is None else str(value))
+
+    return re.sub(r"\{\{\s*(\.[\w.]*)\s*\}\}", field, fmt)
+
+
+def add_logs_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--follow", action="store_true", help="follow log output")
+    p.add_argument("-n", "--tail", default="all", help="number of lines to show from the end of the logs")
+    p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    p.add_argument("--since", help="show logs since a timestamp or a relative time (42m)")
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_logs)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from skiff.engine import logs
+    from skiff.errors import InvalidArgument
+
+    if args.tail != "all" and not (args.tail.isdigit() or args.tail == "-1"):
+        raise InvalidArgument(f"invalid value for --tail: {args.tail!r}: use a number or 'all'")
+    tail = None if args.tail in ("all", "-1") else int(args.tail)
+    since = logs.parse_since(args.since)
+    container = _engine(args).find(args.container)
+    entries, offset = logs.read(container.log_path, tail, since)
+    _print_entries(entries, args.timestamps)
+    if args.follow:
+        _print_entries(logs.follow(container.log_path, offset, lambda: _held(container)), args.timestamps)
+    return 0
+
+
+def _print_entries(entries, timestamps: bool) -> None:
+    for stream, text, stamp in entries:
+        out = sys.stdout if stream == "stdout" else sys.stderr
+        out.write(f"{stamp} {text}" if timestamps else text)
+        out.flush()
+
+
+def add_top_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_top)
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from skiff.cli.format import table
+
+    header, rows = _engine(args).top(args.container)
+    print(table(header, rows))
+    return 0
+
+
+def add_exec_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--detach", action="store_true", help="run the command in the background")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("-e", "--env", action="append", default=[], help="set environment variables")
+    p.add_argument("-u", "--user", help="username or UID (format: name|uid[:group|gid])")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    p.set_defaults(func=cmd_exec)
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from skiff.errors import ContainerNotFound, ContainerNotRunning, InvalidArgument, SkiffError
+
+    if args.tty:
+        raise InvalidArgument("exec -t is not supported yet", hint="run without -t")
+    try:
+        status = _engine(args).exec(args.container, args.command, env=args.env, user=args.user,
+                                    workdir=args.workdir, interactive=args.interactive, detach=args.detach)
+    except (ContainerNotFound, ContainerNotRunning) as exc:
+        print(f"Error response from daemon: {exc}", file=sys.stderr)
+        return 1
+    except SkiffError as exc:
+        if exc.exit_code not in (126, 127):
+            exc.exit_code = 126 if isinstance(exc, InvalidArgument) and "user" in str(exc) else exc.exit_code
+        raise
+    return 0 if args.detach else status
+
+
+LIFECYCLE_COMMANDS = (
+    ("create", add_create_flags, "create a new container"),
+    ("start", add_start_flags, "start one or more stopped containers"),
+    ("stop", add_stop_flags, "stop one or more running containers"),
+    ("restart", add_restart_flags, "restart one or more containers"),
+    ("kill", add_kill_flags, "kill one or more running containers"),
+    ("wait", add_wait_flags, "block until containers stop, then print their exit codes"),
+    ("pause", add_pause_flags, "pause all processes within one or more containers"),
+    ("unpause", add_unpause_flags, "unpause all processes within one or more containers"),
+    ("rename", add_rename_flags, "rename a container"),
+    ("inspect", add_inspect_flags, "display detailed information on one or more containers"),
+    ("logs", add_logs_flags, "fetch the logs of a container"),
+    ("top", add_top_flags, "display the running processes of a container"),
+    ("exec", add_exec_flags, "execute a command in a running container"),
+)

@@ -7,6 +7,7 @@ a record here, for every command that takes a container.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -16,7 +17,7 @@ from typing import Any, Iterator
 
 from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument
 from skiff.paths import Paths
-from skiff.store import read_json, write_json
+from skiff.store import FileLock, read_json, write_json
 
 RECORD = "container.json"
 
@@ -52,8 +53,40 @@ class Container:
     def running(self) -> bool:
         return bool(self.state.get("Running"))
 
+    @property
+    def held(self) -> bool:
+        """A process (monitor or foreground skiff) holds the container: running, paused or restarting."""
+        return self.state.get("Status") in ("running", "paused", "restarting")
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / f"{self.id}-json.log"
+
     def save(self) -> None:
         write_json(self.dir / RECORD, self.data, mode=0o600)
+
+    def reload(self) -> bool:
+        """Re-read the record from disk; False if it has been removed."""
+        data = read_json(self.dir / RECORD)
+        if data is None:
+            return False
+        self.data = data
+        return True
+
+
+@contextlib.contextmanager
+def locked(container: Container) -> Iterator[Container]:
+    """The record, re-read under the container's own lock, saved when the block ends.
+
+    The monitor, ``stop``, ``rename`` and ``rm`` all update one record; each
+    does read-modify-write under this lock, so no update is lost. Raises
+    ContainerNotFound if the record has gone (removed meanwhile).
+    """
+    with FileLock(container.paths.containers / f".{container.id}.lock"):
+        if not container.reload():
+            raise ContainerNotFound(f"No such container: {container.id}")
+        yield container
+        container.save()
 
 
 def new_id() -> str:
@@ -67,6 +100,8 @@ def all_containers(paths: Paths) -> Iterator[Container]:
         return
     with entries:
         for entry in entries:
+            if entry.name.startswith("."):
+                continue
             data = read_json(Path(entry.path) / RECORD)
             if data is not None:
                 yield Container(paths, data)
@@ -98,6 +133,8 @@ def check_name_free(paths: Paths, name: str) -> None:
 
 def remove_record(container: Container) -> None:
     shutil.rmtree(container.dir, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (container.paths.containers / f".{container.id}.lock").unlink()
 
 
 def image_users(paths: Paths) -> dict[str, list[str]]:

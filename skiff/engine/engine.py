@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
-from skiff.errors import ContainerConflict, ImageNotFound, SkiffError
+from skiff.errors import ContainerConflict, ContainerNotRunning, ImageNotFound, InvalidArgument, SkiffError
 from skiff.paths import Paths
 from skiff.store import FileLock, write_json
 
@@ -36,7 +37,10 @@ class Engine:
 
     # --- run -----------------------------------------------------------------
     def run(self, opts: RunOptions) -> int:
-        """Run a container in the foreground; return its exit status as Docker does."""
+        """Run a container in the foreground; return its exit status as Docker does.
+
+        With ``opts.detach`` the container is left to its monitor: see ``run_detached``.
+        """
         self.reconcile()
         image = self._image(opts.image)
         plan = self._plan(image, opts)
@@ -48,6 +52,55 @@ class Engine:
             undo.pop_all()  # the container ran: from here on, teardown is the normal path
         self._finish(container, status, remove=opts.remove)
         return status
+
+    def run_detached(self, opts: RunOptions) -> str:
+        """``run -d``: create, start under a monitor, return the full id once the container runs."""
+        container = self.create(opts)
+        self.start(container.id)
+        return container.id
+
+    def create(self, opts: RunOptions) -> Container:
+        """``skiff create``: check everything, write the record; nothing runs or is mounted yet."""
+        from dataclasses import asdict
+
+        self.reconcile()
+        image = self._image(opts.image)
+        plan = self._plan(image, opts)
+        container = self._create_record(opts, image, plan)
+        container.data["SkiffOptions"] = asdict(opts)
+        container.data["LogPath"] = str(container.log_path)
+        container.data["RestartCount"] = 0
+        container.save()
+        return container
+
+    def start(self, ref: str) -> Container:
+        """Start a created or exited container under a new monitor (a running one is left alone)."""
+        from skiff.image.store import ImageStore
+        from skiff.monitor.launch import start_detached
+
+        self.reconcile()
+        container = records.find_container(self.paths, ref)
+        with records.locked(container) as c:
+            if c.held or c.state.get("Status") == "starting":
+                if c.state.get("Status") == "paused":
+                    raise ContainerConflict("cannot start a paused container, try unpause instead")
+                return c
+            c.state["Status"] = "starting"  # of two concurrent starts, the second sees this and leaves
+            c.state.pop("ManualStop", None)
+        try:
+            opts = RunOptions(**container.data["SkiffOptions"])
+            image = ImageStore(self.paths).get(container.data["Image"])
+            plan = self._plan(image, opts)
+            with contextlib.ExitStack() as undo:
+                self._prepare(container, image, plan, undo)
+                undo.pop_all()  # from here the monitor owns the container and its teardown
+        except BaseException:
+            with records.locked(container) as c:
+                c.state["Status"] = "created" if c.state.get("StartedAt", "").startswith("0001") else "exited"
+            raise
+        start_detached(self.paths, container.id)
+        container.reload()
+        return container
 
     def _image(self, ref: str) -> Any:
         from skiff.image.store import ImageStore
@@ -144,17 +197,201 @@ class Engine:
         return sorted(found, key=lambda c: c.data["Created"], reverse=True)
 
     def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> str:
+        from skiff.engine import lifecycle
+
         self.reconcile()
         container = records.find_container(self.paths, ref)
-        if container.running:
+        if container.held:
             if not force:
                 raise ContainerConflict(
-                    f"cannot remove container \"/{container.name}\": container is running: "
-                    "stop the container before removing or force remove")
+                    f"You cannot remove a {container.state.get('Status')} container {container.id}. "
+                    "Stop the container before attempting removal or force remove")
+            lifecycle.mark_manual_stop(container)
             self._kill(container)
+            lifecycle.signal_monitor(container, signal.SIGTERM)  # one waiting to restart
+            lifecycle.wait_released(container, timeout=10)
+        with records.locked(container):
+            pass  # no update of the record is in flight past this point
         self._teardown(container, remove_anonymous=volumes)
         records.remove_record(container)
         return ref
+
+    # --- lifecycle ------------------------------------------------------------
+    def find(self, ref: str) -> Container:
+        self.reconcile()
+        return records.find_container(self.paths, ref)
+
+    def stop(self, ref: str, timeout: int | None = None, sig: int | None = None) -> Container:
+        """The stop signal, then SIGKILL after ``timeout`` seconds (the container's, else 10)."""
+        from skiff.engine import lifecycle
+
+        container = self.find(ref)
+        if not container.held:
+            return container
+        configured = container.data["Config"].get("StopTimeout")
+        wait = lifecycle.parse_timeout(timeout, configured if configured is not None else
+                                       lifecycle.DEFAULT_STOP_TIMEOUT)
+        lifecycle.mark_manual_stop(container)
+        if container.state.get("Status") == "restarting":
+            lifecycle.signal_monitor(container, signal.SIGTERM)
+        else:
+            self._thaw(container)
+            with contextlib.suppress(SkiffError):
+                lifecycle.send_signal(self.paths, container, sig or lifecycle.stop_signal(container))
+            if not lifecycle.wait_for_pid(int(container.state.get("Pid") or 0), wait):
+                with contextlib.suppress(SkiffError):
+                    lifecycle.send_signal(self.paths, container, signal.SIGKILL)
+        lifecycle.wait_released(container, timeout=30)
+        self.reconcile()
+        container.reload()
+        return container
+
+    def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
+        from skiff.engine import lifecycle
+
+        container = self.find(ref)
+        if container.state.get("Status") not in ("running", "paused"):
+            raise ContainerNotRunning(f"Cannot kill container: {ref}: Container {container.id} is not running")
+        if sig in (signal.SIGKILL, lifecycle.stop_signal(container)):
+            lifecycle.mark_manual_stop(container)  # as Docker: a killed container is not restarted
+        if sig == signal.SIGKILL:
+            self._thaw(container)
+        lifecycle.send_signal(self.paths, container, sig)
+        if sig == signal.SIGKILL:
+            lifecycle.wait_released(container, timeout=10)
+        return container
+
+    def restart(self, ref: str, timeout: int | None = None) -> Container:
+        container = self.stop(ref, timeout)
+        return self.start(container.id)
+
+    def wait(self, ref: str) -> int:
+        from skiff.engine import lifecycle
+
+        container = self.find(ref)
+        while container.held or container.state.get("Status") == "starting":
+            lifecycle.wait_released(container)
+            self.reconcile()
+            if not container.reload():
+                return 0
+        return int(container.state.get("ExitCode") or 0)
+
+    def pause(self, ref: str, pause: bool = True) -> Container:
+        """Freeze (or thaw) every process of the container through its cgroup's freezer."""
+        container = self.find(ref)
+        with records.locked(container) as c:
+            wanted = "running" if pause else "paused"
+            if c.state.get("Status") != wanted:
+                if not c.held:
+                    raise ContainerNotRunning(f"Container {c.id} is not running")
+                raise ContainerConflict(f"Container {c.id} is {'already paused' if pause else 'not paused'}")
+            from skiff.runtime import Runtime
+
+            runtime = Runtime(self.paths.runtime_state)
+            runtime.pause(c.id) if pause else runtime.resume(c.id)
+            c.state.update(Status="paused" if pause else "running", Paused=pause)
+        return container
+
+    def _thaw(self, container: Container) -> None:
+        """A frozen container cannot act on a signal; stop, kill and rm thaw it first."""
+        if container.state.get("Status") == "paused":
+            from skiff.runtime import Runtime
+
+            with contextlib.suppress(SkiffError, OSError):
+                Runtime(self.paths.runtime_state).resume(container.id)
+            with contextlib.suppress(SkiffError):
+                with records.locked(container) as c:
+                    if c.state.get("Status") == "paused":
+                        c.state.update(Status="running", Paused=False)
+
+    def exec(self, ref: str, command: list[str], env: list[str] = (), user: str | None = None,
+             workdir: str | None = None, interactive: bool = False, tty: bool = False,
+             detach: bool = False) -> int:
+        """Run ``command`` in the running container: every namespace and its cgroup are joined."""
+        from skiff.engine.users import resolve_user
+        from skiff.runtime import Runtime
+        from skiff.store import read_json
+
+        container = self.find(ref)
+        if container.state.get("Status") != "running":
+            if container.state.get("Status") == "paused":
+                raise ContainerConflict(f"Container {container.id} is paused, unpause the container before exec")
+            raise ContainerNotRunning(f"Container {container.id} is not running")
+        if not command:
+            raise InvalidArgument("exec requires at least 1 argument: a command to run")
+        config = read_json(container.bundle / "config.json") or {}
+        process = dict(config.get("process") or {})
+        merged = dict(item.partition("=")[::2] for item in container.data["Config"].get("Env") or [])
+        for item in env:
+            key, sep, value = item.partition("=")
+            if sep:
+                merged[key] = value
+            elif key in os.environ:
+                merged[key] = os.environ[key]
+        process["env"] = [f"{k}={v}" for k, v in merged.items()]
+        process["args"] = list(command)
+        process["terminal"] = False  # exec -t: not supported yet (see the report)
+        if workdir:
+            if not workdir.startswith("/"):
+                raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+            process["cwd"] = workdir
+        if user:
+            u = resolve_user(container.bundle / "rootfs", user)
+            process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+        stdin = sys.stdin.fileno() if interactive else _devnull()
+        stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) \
+            if detach else (stdin, 1, 2)
+        return Runtime(self.paths.runtime_state).exec(container.id, process, stdio=stdio, detach=detach)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        import re
+
+        if not re.fullmatch(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]*", new_name):
+            raise InvalidArgument(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                                  "are allowed")
+        container = self.find(ref)
+        with FileLock(self.paths.lock_file):
+            records.check_name_free(self.paths, new_name.lstrip("/"))
+            with records.locked(container) as c:
+                c.data["Name"] = "/" + new_name.lstrip("/")
+
+    def prune(self) -> list[str]:
+        removed = []
+        for container in self.containers(all_=True):
+            if container.state.get("Status") in ("exited", "created", "dead"):
+                with contextlib.suppress(SkiffError):
+                    removed.append(self.remove_container(container.id))
+        return removed
+
+    def top(self, ref: str) -> tuple[list[str], list[list[str]]]:
+        """``ps -ef``-like rows of the processes in the container's cgroup."""
+        container = self.find(ref)
+        if not container.held:
+            raise ContainerNotRunning(f"Container {container.id} is not running")
+        from skiff.runtime import Runtime
+
+        pids = Runtime(self.paths.runtime_state).ps(container.id)
+        rows = []
+        for pid in pids:
+            info = _proc_info(pid)
+            if info:
+                rows.append(info)
+        return ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        container = self.find(ref)
+        data = {k: v for k, v in container.data.items() if k not in ("SkiffOptions", "RestartDelayMs")}
+        state = {k: v for k, v in data["State"].items() if k not in ("MonitorPid", "MonitorStart", "ManualStop")}
+        state.setdefault("Paused", False)
+        state.setdefault("Restarting", False)
+        state.setdefault("Dead", False)
+        if state.get("Status") == "starting":
+            state["Status"] = "created"
+        data["State"] = state
+        data.setdefault("RestartCount", 0)
+        data.setdefault("LogPath", str(container.log_path))
+        data["Driver"] = "overlay2"
+        return data
 
     def _kill(self, container: Container) -> None:
         from skiff.runtime import Runtime
@@ -172,15 +409,50 @@ class Engine:
         will ever record the exit, so this command does.
         """
         for container in records.all_containers(self.paths):
-            if not container.running or _alive(container.state):
+            if not container.held or _alive(container.state):
                 continue
-            self._kill(container)
-            container.state.update(Status="exited", Running=False, Pid=0, ExitCode=137,
-                                   FinishedAt=now_rfc3339(), Error="skiff process exited unexpectedly")
-            container.save()
+            try:
+                with records.locked(container) as c:
+                    if not c.held or _alive(c.state):
+                        continue  # finished or taken over meanwhile
+                    was_alive = _init_alive(self.paths, c.id)
+                    self._kill(c)
+                    # We killed a live init: 137. Otherwise it ended while nobody watched: unknown.
+                    code = 137 if was_alive else 255
+                    c.state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+                                   ExitCode=code, FinishedAt=now_rfc3339(),
+                                   Error="the container's monitor exited unexpectedly")
+                    c.state.pop("MonitorPid", None)
+                    c.state.pop("MonitorStart", None)
+            except SkiffError:
+                continue
             self._teardown(container, remove_anonymous=bool(container.data["HostConfig"].get("AutoRemove")))
             if container.data["HostConfig"].get("AutoRemove"):
                 records.remove_record(container)
+
+
+def _init_alive(paths: Paths, cid: str) -> bool:
+    from skiff.runtime import Runtime
+
+    try:
+        return Runtime(paths.runtime_state).state(cid)["status"] in ("created", "running", "paused")
+    except SkiffError:
+        return False
+
+
+def _proc_info(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) // ticks
+    return [str(uid), str(pid), fields[1].decode(), "0", "-", "?",
+            time.strftime("%H:%M:%S", time.gmtime(cpu)), cmd]
 
 
 def _devnull() -> int:

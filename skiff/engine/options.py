@@ -13,6 +13,12 @@ class RunOptions:
     remove: bool = False
     detach: bool = False
     interactive: bool = False
+    tty: bool = False
+    init: bool = False
+    restart: str = "no"                                   # no | on-failure[:N] | always | unless-stopped
+    log_opts: list[str] = field(default_factory=list)     # max-size=, max-file=
+    stop_timeout: int | None = None
+    stop_signal: str | None = None
     env: list[str] = field(default_factory=list)
     env_files: list[str] = field(default_factory=list)
     workdir: str | None = None

@@ -79,6 +79,10 @@ class RunPlan:
 
             raise InvalidArgument("Conflicting options: --restart and --rm")
         self.log_config = parse_log_opts(self.opts.log_opts)
+        if self.opts.stop_signal:
+            from skiff.engine.lifecycle import parse_signal
+
+            parse_signal(self.opts.stop_signal)
         if self.opts.init and not _init_binary():
             from skiff.errors import InvalidArgument
 
@@ -109,7 +113,7 @@ class RunPlan:
             "Labels": {**(cfg.get("Labels") or {}), **dict(lbl.partition("=")[::2] for lbl in o.labels)},
             "Volumes": cfg.get("Volumes"),
             "ExposedPorts": cfg.get("ExposedPorts"),
-            "StopSignal": cfg.get("StopSignal") or "SIGTERM",
+            "StopSignal": o.stop_signal or cfg.get("StopSignal") or "SIGTERM",
             "OpenStdin": o.interactive,
             "AttachStdin": o.interactive and not o.detach,
             "Tty": o.tty,

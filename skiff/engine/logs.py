@@ -1,0 +1,126 @@
+"""Read a container's json-file log (written by its monitor): ``skiff logs``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterator
+
+from skiff.errors import InvalidArgument
+
+Entry = tuple[str, str, str]  # (stream, text, RFC3339Nano time)
+
+
+def log_files(log_path: Path) -> list[Path]:
+    """Rotated files oldest first (``LOG.N`` .. ``LOG.1``), then the live one."""
+    rotated = sorted((p for p in log_path.parent.glob(log_path.name + ".*") if p.suffix[1:].isdigit()),
+                     key=lambda p: int(p.suffix[1:]), reverse=True)
+    return rotated + [log_path]
+
+
+def parse_since(text: str | None) -> float | None:
+    """Docker's --since: a Unix time, an RFC 3339 date, or a duration ago (10s, 5m, 2h)."""
+    if not text:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(text[:-1]) * units[text[-1]]
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    try:
+        return parse_rfc3339(text)
+    except (ValueError, IndexError):
+        raise InvalidArgument(f"invalid value for --since: {text!r}: use a duration (10m), "
+                              "a Unix time or an RFC 3339 date") from None
+
+
+def _entries(data: bytes) -> Iterator[Entry]:
+    for line in data.splitlines():
+        try:
+            e = json.loads(line)
+            yield e["stream"], e["log"], e["time"]
+        except (ValueError, KeyError):
+            continue
+
+
+def read(log_path: Path, tail: int | None = None, since: float | None = None) -> tuple[list[Entry], int]:
+    """The entries so far, and the offset in the live file where following continues."""
+    entries: deque[Entry] | list[Entry] = deque(maxlen=tail) if tail is not None else []
+    offset = 0
+    for path in log_files(log_path):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        if path == log_path:
+            data = data[:data.rfind(b"\n") + 1]
+            offset = len(data)
+        for entry in _entries(data):
+            if since is None or _epoch(entry[2]) >= since:
+                entries.append(entry)
+    return list(entries), offset
+
+
+def follow(log_path: Path, offset: int, still_running: Callable[[], bool]) -> Iterator[Entry]:
+    """New entries as the monitor appends them, until the container has stopped (rotation aware)."""
+    fd = _open(log_path)
+    inode = os.fstat(fd).st_ino if fd is not None else None
+    if fd is not None:
+        os.lseek(fd, offset, os.SEEK_SET)
+    buffer = b""
+    while True:
+        running = still_running()
+        chunk = os.read(fd, 65536) if fd is not None else b""
+        if chunk:
+            buffer += chunk
+            complete, _, buffer = buffer.rpartition(b"\n")
+            yield from _entries(complete)
+            continue
+        rotated = _inode(log_path) != inode
+        if rotated:
+            if fd is not None:
+                os.close(fd)
+            fd = _open(log_path)
+            inode = os.fstat(fd).st_ino if fd is not None else None
+            buffer = b""
+            continue
+        if not running:
+            break
+        time.sleep(0.05)
+    if fd is not None:
+        os.close(fd)
+
+
+def _open(path: Path) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def parse_rfc3339(stamp: str) -> float:
+    from datetime import datetime
+
+    stamp = stamp.replace("Z", "+00:00")
+    if "." in stamp:  # Python 3.11 accepts at most 6 fractional digits
+        head, _, rest = stamp.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        stamp = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def _epoch(rfc3339: str) -> float:
+    try:
+        return parse_rfc3339(rfc3339)
+    except (ValueError, IndexError):
+        return 0.0

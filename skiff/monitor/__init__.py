@@ -1,0 +1,21 @@
+"""The per-container monitor: what conmon is to podman.
+
+One small process per detached container holds it: it is the container init's
+parent (a child subreaper, so the init is reparented to it when the short-lived
+helper that created it exits), copies its stdout and stderr into the json-file
+log, reaps it, records the exit, and applies the restart policy. There is no
+daemon beyond these monitors.
+
+Three phases, three programs, so that the idle phase stays small:
+
+* ``launch``  (full skiff, forked): creates and starts the container through the
+  runtime core in a forked helper, then execs the idle loop.
+* ``idle``    (a bare ``python -I -S`` running ``idle.py``, stdlib only): logs and
+  waits. Nothing of skiff is imported, so an idle monitor costs a few MB.
+* ``after``   (full skiff, exec'd once the container ended): records the exit,
+  then either restarts (back to ``launch``) or releases the resources and exits.
+
+The monitor's pid and start time are in the record (``MonitorPid``,
+``MonitorStart``); a command that finds the monitor gone finishes the container
+itself (``Engine.reconcile``).
+"""

@@ -1,0 +1,133 @@
+"""The monitor once its container has ended: record the exit, then restart or release.
+
+Run as ``python -I -m skiff.monitor.after ROOT RUN_ROOT ID STATUS STARTED ERROR``
+by the idle loop (same process, same pid: the record's MonitorPid stays true).
+
+Restart policies as Docker's: ``no``; ``on-failure[:N]`` (a non-zero exit, at
+most N restarts); ``always`` and ``unless-stopped`` (any exit). A stop or kill
+by the user (``ManualStop`` in the state) is never followed by a restart. The
+delay doubles from 100 ms on each restart, to at most a minute, and starts
+over once a run lasted 10 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from skiff.engine import containers as records
+from skiff.errors import ContainerNotFound, SkiffError
+from skiff.paths import Paths
+
+FIRST_DELAY_MS = 100
+MAX_DELAY_MS = 60_000
+RESET_AFTER_S = 10
+
+
+def should_restart(policy: dict, exit_code: int, restart_count: int, manual_stop: bool) -> bool:
+    name = (policy or {}).get("Name") or "no"
+    if manual_stop or name == "no":
+        return False
+    if name == "on-failure":
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        return exit_code != 0 and (limit == 0 or restart_count < limit)
+    return name in ("always", "unless-stopped")
+
+
+def next_delay_ms(previous_ms: int, ran_seconds: float) -> int:
+    if not previous_ms or ran_seconds >= RESET_AFTER_S:
+        return FIRST_DELAY_MS
+    return min(previous_ms * 2, MAX_DELAY_MS)
+
+
+def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> None:
+    from skiff.engine.engine import now_rfc3339
+    from skiff.runtime import Runtime
+
+    runtime = Runtime(paths.runtime_state)
+    oom = False
+    with contextlib.suppress(SkiffError, OSError):
+        oom = runtime.oom_killed(cid)
+    with contextlib.suppress(SkiffError, OSError):
+        runtime.delete(cid, force=True)
+    container = records.Container(paths, {"Id": cid})
+    try:
+        with records.locked(container) as c:
+            state = c.state
+            ran = time.time() - _parse_time(state.get("StartedAt", ""))
+            restart = started and should_restart(c.data["HostConfig"].get("RestartPolicy", {}), status,
+                                                 int(c.data.get("RestartCount", 0)), bool(state.get("ManualStop")))
+            state.update(ExitCode=status, OOMKilled=oom, Pid=0, FinishedAt=now_rfc3339(), Error=error)
+            if restart:
+                delay = next_delay_ms(int(c.data.get("RestartDelayMs", 0)), ran)
+                c.data["RestartDelayMs"] = delay
+                state.update(Status="restarting", Running=True, Restarting=True)
+            else:
+                state.update(Status="exited" if started else "created", Running=False, Restarting=False,
+                             Paused=False)
+                state.pop("MonitorPid", None)
+                state.pop("MonitorStart", None)
+    except ContainerNotFound:
+        return  # removed meanwhile (rm -f): whoever removed it released its resources
+    if restart and _sleep_unless_stopped(delay / 1000):
+        with contextlib.suppress(ContainerNotFound):
+            with records.locked(container) as c:
+                if not c.state.get("ManualStop"):
+                    c.data["RestartCount"] = int(c.data.get("RestartCount", 0)) + 1
+                    restart_now = True
+                else:
+                    restart_now = False
+            if restart_now:
+                from skiff.monitor.launch import launch
+
+                launch(paths, cid, None)
+    if restart:  # stopped while waiting to restart
+        with contextlib.suppress(ContainerNotFound):
+            with records.locked(container) as c:
+                c.state.update(Status="exited", Running=False, Restarting=False)
+                c.state.pop("MonitorPid", None)
+                c.state.pop("MonitorStart", None)
+    release(paths, container)
+
+
+def release(paths: Paths, container: records.Container) -> None:
+    from skiff.engine import Engine
+
+    if not container.reload():
+        return
+    auto_remove = bool(container.data["HostConfig"].get("AutoRemove"))
+    Engine(paths)._teardown(container, remove_anonymous=auto_remove)
+    if auto_remove:
+        records.remove_record(container)
+
+
+def _sleep_unless_stopped(seconds: float) -> bool:
+    """Sleep; False if SIGTERM came first (``skiff stop`` while restarting)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        return signal.sigtimedwait({signal.SIGTERM}, seconds) is None
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # the next container must not inherit it
+
+
+def _parse_time(text: str) -> float:
+    import calendar
+
+    try:
+        return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return time.time()
+
+
+def main(argv: list[str]) -> None:
+    root, run_root, cid, status, started, error = (argv + [""])[:6]
+    os.chdir("/")
+    finish(Paths(Path(root), Path(run_root)), cid, int(status), started == "1", error)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
