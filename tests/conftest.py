@@ -79,6 +79,12 @@ def skiff_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env["SKIFF_RUN_ROOT"] = str(tmp_path / "run")
     env["SKIFF_CGROUP_PARENT"] = CGROUP_PARENT
     env.pop("SKIFF_DEBUG", None)
+    # A pull of an unknown image must never leave this machine: registries other than
+    # the tests' own on loopback are reached only through a proxy that is not there.
+    env["HTTP_PROXY"] = env["HTTPS_PROXY"] = "http://127.0.0.1:9"
+    env["NO_PROXY"] = "localhost,127.0.0.1,::1"
+    for name in ("http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(name, None)
     tag = secrets.token_hex(3)
     config = {"default_bridge": f"skt{tag}0", "bridge_prefix": f"skt{tag}", "veth_prefix": f"sv{tag}",
               "nft_table": f"skiff_test_{tag}", "subnet_candidates": [free_subnet()]}

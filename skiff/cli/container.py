@@ -69,6 +69,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-u", "--user", help="username or UID (format: name|uid[:group|gid])")
     p.add_argument("-h", "--hostname", help="container host name")
     p.add_argument("--entrypoint", help="overwrite the default ENTRYPOINT of the image")
+    p.add_argument("--pull", default="missing", choices=("missing", "always", "never"),
+                   help="pull image before running (default missing)")
+    p.add_argument("--platform", help="set platform if server is multi-platform capable (os/arch[/variant])")
     p.add_argument("--network", "--net", default="bridge", help="connect a container to a network")
     p.add_argument("--read-only", action="store_true", help="mount the container's root filesystem as read only")
     p.add_argument("-l", "--label", action="append", default=[], help="set metadata on a container")
@@ -124,7 +127,8 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
         detach=args.detach, tty=args.tty, init=args.init, restart=args.restart, log_opts=args.log_opt,
         stop_timeout=args.stop_timeout, stop_signal=args.stop_signal,
         interactive=args.interactive, env=args.env, env_files=args.env_file, workdir=args.workdir,
-        user=args.user, hostname=args.hostname, entrypoint=args.entrypoint, network=args.network,
+        user=args.user, hostname=args.hostname, entrypoint=args.entrypoint, pull=args.pull,
+        platform=args.platform, network=args.network,
         read_only=args.read_only, labels=args.label, volumes=args.volume, mounts=args.mount,
         tmpfs=args.tmpfs, volumes_from=args.volumes_from,
         resources={key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()},

@@ -21,7 +21,7 @@ from typing import Any
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
-from skiff.errors import ContainerConflict, ContainerNotRunning, ImageNotFound, InvalidArgument, SkiffError
+from skiff.errors import ContainerConflict, ContainerNotRunning, InvalidArgument, SkiffError
 from skiff.paths import Paths
 from skiff.store import FileLock, write_json
 
@@ -42,7 +42,7 @@ class Engine:
         With ``opts.detach`` the container is left to its monitor: see ``run_detached``.
         """
         self.reconcile()
-        image = self._image(opts.image)
+        image = self._image(opts)
         plan = self._plan(image, opts)
         with contextlib.ExitStack() as undo:
             container = self._create_record(opts, image, plan)
@@ -64,7 +64,7 @@ class Engine:
         from dataclasses import asdict
 
         self.reconcile()
-        image = self._image(opts.image)
+        image = self._image(opts)
         plan = self._plan(image, opts)
         container = self._create_record(opts, image, plan)
         container.data["SkiffOptions"] = asdict(opts)
@@ -102,15 +102,12 @@ class Engine:
         container.reload()
         return container
 
-    def _image(self, ref: str) -> Any:
-        from skiff.image.store import ImageStore
+    def _image(self, opts: RunOptions) -> Any:
+        """The image to run, pulled first as ``--pull`` says (no registry code when it is local)."""
+        from skiff.registry import ensure_image
 
-        try:
-            return ImageStore(self.paths).get(ref)
-        except ImageNotFound:
-            from skiff.image.reference import parse_reference
-
-            raise ImageNotFound(f"Unable to find image '{parse_reference(ref).familiar}' locally") from None
+        return ensure_image(self.paths, opts.image, policy=opts.pull, platform=opts.platform,
+                            out=sys.stderr)
 
     def _plan(self, image: Any, opts: RunOptions) -> "RunPlan":
         """Check every flag before anything is created."""

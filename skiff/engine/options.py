@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 class RunOptions:
     image: str
     command: list[str] = field(default_factory=list)
+    pull: str = "missing"            # --pull missing|always|never
+    platform: str | None = None      # --platform os/arch[/variant]
     name: str | None = None
     remove: bool = False
     detach: bool = False

@@ -100,9 +100,16 @@ def test_exit_codes(skiff: Skiff, busybox_image: str, command: list[str], expect
 
 
 def test_engine_errors_exit_125_with_one_line(skiff: Skiff, busybox_image: str) -> None:
-    proc = skiff("run", "--rm", "nosuch")
+    proc = skiff("run", "--rm", "--pull", "never", "nosuch")
     assert proc.returncode == 125
-    assert proc.stderr.strip() == "skiff: Unable to find image 'nosuch:latest' locally"
+    assert proc.stderr.startswith("skiff: Unable to find image 'nosuch:latest' locally")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = skiff("run", "--rm", "nosuch")  # tries to pull, through the tests' dead proxy
+    assert proc.returncode == 125
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == "Unable to find image 'nosuch:latest' locally", lines
+    assert lines[-1].startswith("skiff: ") and "Traceback" not in proc.stderr
+    assert [line for line in lines if line.startswith("skiff: ")] == lines[-1:]
     proc = skiff("run", "--bogus-flag", busybox_image)
     assert proc.returncode == 125 and "Traceback" not in proc.stderr
     proc = run(skiff, "-u", "nosuchuser", busybox_image, "true")
