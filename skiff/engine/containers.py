@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument
 from skiff.paths import Paths
@@ -90,7 +88,7 @@ def locked(container: Container) -> Iterator[Container]:
 
 
 def new_id() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()  # as secrets.token_hex, without importing hashlib on the hot path
 
 
 def all_containers(paths: Paths) -> Iterator[Container]:
@@ -132,6 +130,8 @@ def check_name_free(paths: Paths, name: str) -> None:
 
 
 def remove_record(container: Container) -> None:
+    import shutil
+
     shutil.rmtree(container.dir, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         (container.paths.containers / f".{container.id}.lock").unlink()
@@ -165,8 +165,12 @@ def generate_name(paths: Paths) -> str:
     """A Docker-style ``adjective_scientist`` name that no container has yet."""
     taken = {c.name for c in all_containers(paths)}
     while True:
-        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}"
+        name = f"{_pick(_ADJECTIVES)}_{_pick(_NAMES)}"
         if name in taken:
-            name = f"{name}{secrets.randbelow(10)}"
+            name = f"{name}{_pick('0123456789')}"
         if name not in taken:
             return name
+
+
+def _pick(choices: Sequence[str]) -> str:
+    return choices[int.from_bytes(os.urandom(2), "little") % len(choices)]

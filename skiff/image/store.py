@@ -20,10 +20,7 @@ that looks valid. Records and the index change only under ``FileLock(paths.lock_
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -237,6 +234,9 @@ class ImageStore:
         layer_dir = self.layers_root / sha256_hex(diff_id)
         info = read_json(layer_dir / "layer.json", {})
         # Rename first: the layer vanishes at once, and a crash mid-rmtree leaves only a temp dir.
+        import shutil
+        import tempfile
+
         doomed = Path(tempfile.mkdtemp(prefix=".del-", dir=self.layers_root))
         try:
             os.rename(layer_dir, doomed / "layer")
@@ -291,6 +291,8 @@ class ImageStore:
 
     def put_blob(self, data: bytes) -> str:
         """Store ``data`` by its digest; returns ``sha256:<hex>``."""
+        import hashlib
+
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
         path = self.blob_path(digest)
         if not path.exists():
@@ -333,6 +335,9 @@ class ImageStore:
 
     def _unpack_new_layer(self, blob: BinaryIO, expected_diff_id: str | None, unpack: Any) -> tuple[str, int]:
         self.layers_root.mkdir(parents=True, exist_ok=True)
+        import shutil
+        import tempfile
+
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.layers_root))
         try:
             (staging / "diff").mkdir()
@@ -428,6 +433,8 @@ class ImageStore:
     @contextlib.contextmanager
     def _temp_blob(self) -> Iterator[tuple[int, str]]:
         self.blobs.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
         try:
             yield fd, tmp
@@ -561,6 +568,8 @@ def _uncompressed_digest(blob: BinaryIO) -> tuple[str, int]:
 
 def _copy_hashing(stream: BinaryIO, fd: int) -> tuple[str, int, bytes]:
     """Copy ``stream`` to ``fd``; return its digest, its length and its first bytes."""
+    import hashlib
+
     hasher = hashlib.sha256()
     size = 0
     head = b""

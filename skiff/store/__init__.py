@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,26 +13,31 @@ from typing import Any
 from skiff.errors import StateError
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix.
 
-    Write to a temporary file in the same directory, fsync it, rename it over the
-    target, then fsync the directory so the rename itself survives a crash.
+    Write to a temporary file in the same directory and rename it over the target.
+    ``durable`` also fsyncs the file and the directory, so the new content survives
+    a crash of the machine; state that dies with the machine anyway (runtime state,
+    a bundle written just before it is run) can skip the two disk flushes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
             f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(fd)
         os.rename(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -44,8 +48,8 @@ def fsync_dir(directory: Path) -> None:
         os.close(dfd)
 
 
-def write_json(path: Path, obj: Any, mode: int = 0o644) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n", mode)
+def write_json(path: Path, obj: Any, mode: int = 0o644, durable: bool = True) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n", mode, durable)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
