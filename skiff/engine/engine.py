@@ -150,7 +150,7 @@ class Engine:
         container.data["Mounts"] = plan.mount_records()
         container.data["NetworkSettings"] = plan.network_settings()
         container.save()
-        write_json(container.bundle / "config.json", spec)
+        write_json(container.bundle / "config.json", spec, durable=False)  # rewritten at every start
         return container.bundle
 
     def _run_bundle(self, container: Container, bundle: Path) -> int:
