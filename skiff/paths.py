@@ -11,15 +11,14 @@ tests keep away from the real ones.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 DEFAULT_ROOT = Path("/var/lib/skiff")
 DEFAULT_RUN_ROOT = Path("/run/skiff")
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
     root: Path
     run_root: Path
 

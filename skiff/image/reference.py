@@ -8,7 +8,7 @@ of github.com/distribution/reference, written out as regular expressions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from skiff.errors import InvalidReference
 
@@ -34,8 +34,7 @@ _DIGEST_RE = re.compile(_DIGEST)
 _SHA256_HEX_RE = re.compile(r"[a-f0-9]{64}")
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """A normalised reference: ``domain/path[:tag][@digest]``."""
 
     domain: str

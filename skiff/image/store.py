@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, NamedTuple
 
 from skiff.errors import DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError
 from skiff.image.reference import Reference, is_image_id, parse_reference, parse_reference_raw
@@ -40,8 +39,7 @@ MEDIA_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 LAYER_MEDIA_BY_COMPRESSION = {"none": MEDIA_LAYER_TAR, "gzip": MEDIA_LAYER_GZIP, "zstd": MEDIA_LAYER_ZSTD}
 
 
-@dataclass
-class LayerInfo:
+class LayerInfo(NamedTuple):
     """One layer of an image: its content (diff_id) and the blob it came in."""
 
     diff_id: str
@@ -59,8 +57,7 @@ class LayerInfo:
         return cls(data["diff_id"], data["digest"], data["blob_size"], data["size"], data["media_type"])
 
 
-@dataclass
-class Image:
+class Image(NamedTuple):
     """An image in the local store."""
 
     id: str                          # "sha256:<hex of the config blob>"
@@ -69,9 +66,9 @@ class Image:
     created: str                     # RFC 3339
     layer_dirs: list[Path]           # unpacked layer contents, bottom first
     size: int                        # bytes of uncompressed layer content
-    layers: list[LayerInfo] = field(default_factory=list)
-    image_config: dict[str, Any] = field(default_factory=dict)   # the whole OCI image config
-    repo_digests: list[str] = field(default_factory=list)
+    layers: list[LayerInfo]
+    image_config: dict[str, Any]     # the whole OCI image config
+    repo_digests: list[str]
 
     @property
     def short_id(self) -> str:
