@@ -56,6 +56,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background and print the container ID")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("--detach-keys", help="override the key sequence for detaching a container (ctrl-p,ctrl-q)")
     p.add_argument("--init", action="store_true", help="run an init inside the container that forwards signals "
                    "and reaps processes")
     p.add_argument("--restart", default="no", help="restart policy: no, on-failure[:N], always, unless-stopped")
@@ -105,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.detach:
             print(engine.run_detached(opts))
             return 0
-        return engine.run(opts)
+        return engine.run(opts, detach_keys=args.detach_keys)
     except SkiffError as exc:
         # As `docker run`: whatever fails in the engine (no such image, a name in use) is 125;
         # only the command's own failures keep 126 and 127.
@@ -120,8 +121,8 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
 
     if args.log_driver != "json-file":
         raise InvalidArgument(f"logging driver {args.log_driver!r} is not supported: use json-file")
-    if args.tty:
-        raise InvalidArgument("-t/--tty is not supported yet", hint="run without -t")
+    if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
+        raise InvalidArgument("the input device is not a TTY", hint="run without -t, or from a terminal")
     return RunOptions(
         image=args.image, command=args.command, name=args.name, remove=args.remove,
         detach=args.detach, tty=args.tty, init=args.init, restart=args.restart, log_opts=args.log_opt,
@@ -309,20 +310,49 @@ def cmd_create(args: argparse.Namespace) -> int:
 def add_start_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="store_true", help="attach STDOUT/STDERR and forward signals")
     p.add_argument("-i", "--interactive", action="store_true", help="attach container's STDIN")
+    p.add_argument("--detach-keys", help="override the key sequence for detaching a container (ctrl-p,ctrl-q)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_start)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    if args.attach:
-        from skiff.engine import logs
+    from skiff.errors import InvalidArgument
 
-        container = engine.start(args.containers[0])
-        _, offset = logs.read(container.log_path, tail=0)
-        _print_entries(logs.follow(container.log_path, 0, lambda: _held(container)), timestamps=False)
-        return engine.wait(container.id)
+    engine = _engine(args)
+    if args.attach or args.interactive:
+        if len(args.containers) > 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        from skiff.engine.terminal import parse_detach_keys
+
+        parse_detach_keys(args.detach_keys)
+        container = engine.find(args.containers[0])
+        was_running = container.held
+        container = engine.start(container.id, attach=not was_running)
+        status = engine.attach(container.id, stdin=args.interactive, detach_keys=args.detach_keys,
+                               stdin_once=args.interactive and not was_running)
+        return 0 if status is None else status
     return _each(args, lambda ref: (engine.start(ref), print(ref)))
+
+
+def add_attach_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-stdin", action="store_true", help="do not attach STDIN")
+    p.add_argument("--sig-proxy", default="true", choices=("true", "false"),
+                   help="proxy all received signals to the process (default true)")
+    p.add_argument("--detach-keys", help="override the key sequence for detaching a container (ctrl-p,ctrl-q)")
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_attach)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from skiff.errors import ContainerConflict, ContainerNotFound
+
+    try:
+        status = _engine(args).attach(args.container, stdin=not args.no_stdin, detach_keys=args.detach_keys,
+                                      proxy_signals=args.sig_proxy == "true")
+    except (ContainerNotFound, ContainerConflict) as exc:
+        print(f"Error response from daemon: {exc}", file=sys.stderr)
+        return 1
+    return 0 if status is None else status
 
 
 def _held(container) -> bool:
@@ -524,11 +554,12 @@ def add_exec_flags(p: argparse.ArgumentParser) -> None:
 def cmd_exec(args: argparse.Namespace) -> int:
     from skiff.errors import ContainerNotFound, ContainerNotRunning, InvalidArgument, SkiffError
 
-    if args.tty:
-        raise InvalidArgument("exec -t is not supported yet", hint="run without -t")
+    if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
+        raise InvalidArgument("the input device is not a TTY", hint="run without -t, or from a terminal")
     try:
         status = _engine(args).exec(args.container, args.command, env=args.env, user=args.user,
-                                    workdir=args.workdir, interactive=args.interactive, detach=args.detach)
+                                    workdir=args.workdir, interactive=args.interactive, tty=args.tty,
+                                    detach=args.detach)
     except (ContainerNotFound, ContainerNotRunning) as exc:
         print(f"Error response from daemon: {exc}", file=sys.stderr)
         return 1
@@ -537,6 +568,65 @@ def cmd_exec(args: argparse.Namespace) -> int:
             exc.exit_code = 126 if isinstance(exc, InvalidArgument) and "user" in str(exc) else exc.exit_code
         raise
     return 0 if args.detach else status
+
+
+def add_stats_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
+    p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
+    p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    p.add_argument("--format", help="'json' (one object per line) or 'table'")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.set_defaults(func=cmd_stats)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    import time
+
+    engine = _engine(args)
+    first = True
+    while True:
+        rows = engine.stats(args.containers, all_=args.all)
+        if args.format == "json":
+            import json
+
+            for row in rows:
+                print(json.dumps(_stats_json(row)))
+        else:
+            from skiff.cgroups import format_stats
+
+            if not args.no_stream and sys.stdout.isatty():
+                print("\033[2J\033[H", end="")  # as Docker: redraw in place
+            elif not first:
+                print()
+            print(format_stats(rows))
+        sys.stdout.flush()
+        if args.no_stream:
+            return 0
+        first = False
+        time.sleep(1)
+
+
+def _stats_json(row) -> dict:  # noqa: ANN001 - skiff.cgroups.StatsRow
+    from skiff.cgroups.stats import bytes_size, cpu_percent, host_memory_bytes, memory_limit_shown
+
+    limit = memory_limit_shown(row.current, host_memory_bytes())
+    return {"ID": row.container_id[:12], "Name": row.name,
+            "CPUPerc": f"{cpu_percent(row.previous, row.current):.2f}%",
+            "MemUsage": f"{bytes_size(row.current.memory_usage)} / {bytes_size(limit)}",
+            "MemPerc": f"{row.current.memory_usage / limit * 100.0 if limit else 0.0:.2f}%",
+            "PIDs": str(row.current.pids_current)}
+
+
+def add_port_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+    p.set_defaults(func=cmd_port)
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    for line in _engine(args).ports(args.container, args.port):
+        print(line)
+    return 0
 
 
 LIFECYCLE_COMMANDS = (
@@ -553,4 +643,7 @@ LIFECYCLE_COMMANDS = (
     ("logs", add_logs_flags, "fetch the logs of a container"),
     ("top", add_top_flags, "display the running processes of a container"),
     ("exec", add_exec_flags, "execute a command in a running container"),
+    ("attach", add_attach_flags, "attach local standard input, output, and error streams to a running container"),
+    ("stats", add_stats_flags, "display a live stream of container(s) resource usage statistics"),
+    ("port", add_port_flags, "list port mappings or a specific mapping for the container"),
 )

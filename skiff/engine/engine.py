@@ -36,11 +36,22 @@ class Engine:
         self.paths = paths
 
     # --- run -----------------------------------------------------------------
-    def run(self, opts: RunOptions) -> int:
+    def run(self, opts: RunOptions, detach_keys: str | None = None) -> int:
         """Run a container in the foreground; return its exit status as Docker does.
 
         With ``opts.detach`` the container is left to its monitor: see ``run_detached``.
+        With a terminal (``-t``) the container runs under its monitor, which holds
+        the terminal, and this command attaches to it (Docker's model): the detach
+        keys leave it running (status 0). Without one the runtime core runs it
+        here, which is faster (see docs in bench/lifecycle.py).
         """
+        if opts.tty:
+            from skiff.engine.terminal import parse_detach_keys
+
+            keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
+            container = self.create(opts)
+            self.start(container.id, attach=True)
+            return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
         self.reconcile()
         image = self._image(opts)
         plan = self._plan(image, opts)
@@ -73,8 +84,12 @@ class Engine:
         container.save()
         return container
 
-    def start(self, ref: str) -> Container:
-        """Start a created or exited container under a new monitor (a running one is left alone)."""
+    def start(self, ref: str, attach: bool = False) -> Container:
+        """Start a created or exited container under a new monitor (a running one is left alone).
+
+        ``attach``: the caller attaches next (``start -a``, ``run -it``); the
+        monitor keeps what the container writes until it does.
+        """
         from skiff.image.store import ImageStore
         from skiff.monitor.launch import start_detached
 
@@ -85,22 +100,94 @@ class Engine:
                 if c.state.get("Status") == "paused":
                     raise ContainerConflict("cannot start a paused container, try unpause instead")
                 return c
-            c.state["Status"] = "starting"  # of two concurrent starts, the second sees this and leaves
+            # Of two concurrent starts, the second sees "starting" and leaves; if this command dies
+            # before the monitor takes over, reconcile sees our pid gone and puts the container back.
+            c.state.update(Status="starting", MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             c.state.pop("ManualStop", None)
+            if c.data["Config"].get("Tty"):
+                from skiff.engine.terminal import window_size
+
+                c.data["HostConfig"]["ConsoleSize"] = list(window_size() or (0, 0))
         try:
             opts = RunOptions(**container.data["SkiffOptions"])
             image = ImageStore(self.paths).get(container.data["Image"])
             plan = self._plan(image, opts)
+            _reuse_anonymous_volumes(plan, container)
             with contextlib.ExitStack() as undo:
                 self._prepare(container, image, plan, undo)
                 undo.pop_all()  # from here the monitor owns the container and its teardown
         except BaseException:
             with records.locked(container) as c:
                 c.state["Status"] = "created" if c.state.get("StartedAt", "").startswith("0001") else "exited"
+                c.state.pop("MonitorPid", None)
+                c.state.pop("MonitorStart", None)
             raise
-        start_detached(self.paths, container.id)
+        start_detached(self.paths, container.id, expect_attach=attach)
         container.reload()
         return container
+
+    def attach(self, ref: str, stdin: bool = True, detach_keys: str | None = None,
+               stdin_once: bool = False, proxy_signals: bool = True) -> int | None:
+        """``skiff attach``: the container's live output here, our input to it, until it exits.
+
+        Returns its exit status, or None when the detach keys were typed.
+        """
+        from skiff.engine.terminal import parse_detach_keys
+
+        keys = parse_detach_keys(detach_keys)
+        container = self.find(ref)
+        status = container.state.get("Status")
+        if status == "paused":
+            raise ContainerConflict("You cannot attach to a paused container, unpause it first")
+        if status not in ("running", "restarting"):
+            raise ContainerConflict("You cannot attach to a stopped container, start it first")
+        return self._attach(container, stdin and bool(container.data["Config"].get("OpenStdin")), keys,
+                            stdin_once, proxy_signals)
+
+    def _attach(self, container: Container, stdin: bool, keys: bytes, stdin_once: bool,
+                proxy_signals: bool = True) -> int | None:
+        from skiff.engine import lifecycle
+        from skiff.engine.terminal import attach, connect_unix
+        from skiff.monitor.launch import ATTACH_SOCKET
+
+        try:
+            sock = connect_unix(container.dir, ATTACH_SOCKET)
+        except OSError:
+            container.reload()
+            if container.state.get("Status") == "exited":  # it ended before we came: nothing to show live
+                return int(container.state.get("ExitCode") or 0)
+            raise ContainerConflict(f"cannot attach to container {container.id}: its monitor does not listen "
+                                    f"on {container.dir / ATTACH_SOCKET}") from None
+
+        def forward(signum: int) -> None:
+            with contextlib.suppress(SkiffError):
+                lifecycle.send_signal(self.paths, container, signum)
+
+        monitor = int(container.state.get("MonitorPid") or 0)
+        with sock:
+            result = attach(sock, bool(container.data["Config"].get("Tty")), stdin, keys, stdin_once,
+                            forward if proxy_signals else None)
+        if result.detached:
+            return None
+        self._wait_recorded(container, monitor, int(container.state.get("Pid") or 0))
+        if result.status is not None:
+            return result.status
+        return int(container.state.get("ExitCode") or 0) if container.reload() else 0
+
+    def _wait_recorded(self, container: Container, monitor: int, pid: int, timeout: float = 30) -> None:
+        """Until the monitor has recorded the exit and released the container (or restarts it)."""
+        from skiff.engine import lifecycle
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not container.reload():
+                return  # --rm: removed
+            state = container.state
+            if state.get("Status") == "restarting" or (state.get("Running") and int(state.get("Pid") or 0) != pid):
+                return
+            if not lifecycle.monitor_alive(state) and state.get("Status") != "running":
+                return
+            lifecycle.wait_for_pid(monitor, 0.05)
 
     def _image(self, opts: RunOptions) -> Any:
         """The image to run, pulled first as ``--pull`` says (no registry code when it is local)."""
@@ -327,7 +414,7 @@ class Engine:
                 merged[key] = os.environ[key]
         process["env"] = [f"{k}={v}" for k, v in merged.items()]
         process["args"] = list(command)
-        process["terminal"] = False  # exec -t: not supported yet (see the report)
+        process["terminal"] = tty
         if workdir:
             if not workdir.startswith("/"):
                 raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
@@ -335,10 +422,47 @@ class Engine:
         if user:
             u = resolve_user(container.bundle / "rootfs", user)
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+        if tty and not detach:
+            return self._exec_terminal(container, process, interactive)
+        if tty:
+            process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
         stdin = sys.stdin.fileno() if interactive else _devnull()
         stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) \
             if detach else (stdin, 1, 2)
         return Runtime(self.paths.runtime_state).exec(container.id, process, stdio=stdio, detach=detach)
+
+    def _exec_terminal(self, container: Container, process: dict[str, Any], interactive: bool) -> int:
+        """``exec -t``: the runtime core makes the pty in the container and sends us its master."""
+        import secrets
+        import socket
+
+        from skiff.engine.terminal import relay_exec
+        from skiff.monitor.launch import listen_unix
+        from skiff.runtime import Runtime
+
+        env = dict(item.partition("=")[::2] for item in process["env"])
+        env.setdefault("TERM", "xterm")
+        process["env"] = [f"{k}={v}" for k, v in env.items()]
+        name = f"exec-{secrets.token_hex(4)}.sock"
+        devnull = _devnull()
+        dir_fd = os.open(container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with listen_unix(container.dir, name) as listener:
+                pid = Runtime(self.paths.runtime_state).exec(
+                    container.id, process, stdio=(devnull, devnull, devnull),
+                    console_socket=f"/proc/self/fd/{dir_fd}/{name}", detach=True)
+                listener.settimeout(10)
+                conn, _ = listener.accept()
+                with conn:
+                    _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        finally:
+            os.close(dir_fd)
+            os.close(devnull)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(container.dir / name)
+        if not fds:
+            raise SkiffError(f"the exec process in container {container.id} sent no terminal")
+        return relay_exec(fds[0], pid, interactive)
 
     def rename(self, ref: str, new_name: str) -> None:
         import re
@@ -375,6 +499,35 @@ class Engine:
                 rows.append(info)
         return ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows
 
+    def stats(self, refs: list[str] = (), all_: bool = False, interval: float = 0.1) -> list[Any]:
+        """One row per container (the named ones, else every running one): two samples ``interval`` apart."""
+        from skiff import cgroups
+
+        self.reconcile()
+        found = [records.find_container(self.paths, ref) for ref in refs] if refs else self.containers(all_)
+        groups = {c.id: cgroups.open(f"/{cgroup_parent_of(c)}/{c.id}") for c in found}
+        first = {cid: _sample(cg) for cid, cg in groups.items()}
+        time.sleep(interval)
+        rows = []
+        for c in found:
+            current = _sample(groups[c.id])
+            rows.append(cgroups.StatsRow(c.id, c.name, first[c.id] or current, current))
+        return rows
+
+    def ports(self, ref: str, port: str | None = None) -> list[str]:
+        """``skiff port``: ``80/tcp -> 0.0.0.0:8080`` lines, all or those of one private port."""
+        from skiff.network import NetworkManager
+
+        container = self.find(ref)
+        lines = NetworkManager(self.paths).ports(container.id)
+        if port is None:
+            return lines
+        wanted = port if "/" in port else f"{port}/tcp"
+        shown = [line.partition(" -> ")[2] for line in lines if line.partition(" -> ")[0] == wanted]
+        if not shown:
+            raise InvalidArgument(f"No public port '{wanted}' published for {ref}")
+        return shown
+
     def inspect(self, ref: str) -> dict[str, Any]:
         container = self.find(ref)
         data = {k: v for k, v in container.data.items() if k not in ("SkiffOptions", "RestartDelayMs")}
@@ -406,12 +559,20 @@ class Engine:
         will ever record the exit, so this command does.
         """
         for container in records.all_containers(self.paths):
-            if not container.held or _alive(container.state):
+            if not _in_flight(container) or _alive(container.state):
                 continue
             try:
                 with records.locked(container) as c:
-                    if not c.held or _alive(c.state):
+                    if not _in_flight(c) or _alive(c.state):
                         continue  # finished or taken over meanwhile
+                    if c.state.get("Status") == "starting":  # its `skiff start` died before the monitor ran
+                        self._kill(c)
+                        never_ran = c.state.get("StartedAt", "").startswith("0001")
+                        c.state.update(Status="created" if never_ran else "exited", Running=False, Pid=0)
+                        c.state.pop("MonitorPid", None)
+                        c.state.pop("MonitorStart", None)
+                        self._teardown(c, remove_anonymous=False)
+                        continue
                     was_alive = _init_alive(self.paths, c.id)
                     self._kill(c)
                     # We killed a live init: 137. Otherwise it ended while nobody watched: unknown.
@@ -426,6 +587,43 @@ class Engine:
             self._teardown(container, remove_anonymous=bool(container.data["HostConfig"].get("AutoRemove")))
             if container.data["HostConfig"].get("AutoRemove"):
                 records.remove_record(container)
+
+
+def cgroup_parent_of(container: Container) -> str:
+    """The parent cgroup the container was started under (its bundle says; else today's default)."""
+    from skiff.engine.plan import cgroup_parent
+    from skiff.store import read_json
+
+    config = read_json(container.bundle / "config.json") or {}
+    path = str(config.get("linux", {}).get("cgroupsPath") or "")
+    return path.rsplit("/", 1)[0].strip("/") if path.endswith("/" + container.id) else cgroup_parent()
+
+
+def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
+    """As Docker: a container started again keeps the anonymous volumes of its earlier runs."""
+    if plan.mount_plan is None:
+        return
+    earlier = {m["Destination"]: m for m in container.data.get("Mounts", [])
+               if m.get("Type") == "volume" and m.get("Name")}
+    for mount in plan.mount_plan.mounts:
+        record = earlier.get(mount.destination)
+        if mount.anonymous and not mount.inherited and record and Path(record["Source"]).is_dir():
+            mount.name, mount.host_path = record["Name"], record["Source"]
+
+
+def _sample(cgroup: Any) -> Any:
+    """A stats sample; zeros for a container that is not running (Docker shows 0 too)."""
+    from skiff.cgroups import Stats
+
+    try:
+        return cgroup.stats()
+    except (SkiffError, OSError):
+        return Stats(0, 0, None, 0, None, time.monotonic_ns())
+
+
+def _in_flight(container: Container) -> bool:
+    """Held by a process, or being started by one."""
+    return container.held or container.state.get("Status") == "starting"
 
 
 def _init_alive(paths: Paths, cid: str) -> bool:

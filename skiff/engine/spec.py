@@ -63,6 +63,8 @@ def environment(image_config: dict[str, Any], opts: RunOptions, hostname: str, h
     env.setdefault("PATH", DEFAULT_PATH)
     env["HOSTNAME"] = env.get("HOSTNAME", hostname)
     env.setdefault("HOME", home)
+    if opts.tty:
+        env.setdefault("TERM", "xterm")  # as Docker: programs on the pseudo-terminal need a terminal type
     return [f"{k}={v}" for k, v in env.items()]
 
 

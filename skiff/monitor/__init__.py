@@ -15,6 +15,11 @@ Three phases, three programs, so that the idle phase stays small:
 * ``after``   (full skiff, exec'd once the container ended): records the exit,
   then either restarts (back to ``launch``) or releases the resources and exits.
 
+The idle loop also holds the container's terminal (``-t``: the pty master,
+received from the runtime core through a console socket) or the write end of its
+stdin (``-i``), and serves ``skiff attach`` clients on ``attach.sock`` in the
+container dir; a foreground ``run -t`` is ``run -d`` plus attach, as in Docker.
+
 The monitor's pid and start time are in the record (``MonitorPid``,
 ``MonitorStart``); a command that finds the monitor gone finishes the container
 itself (``Engine.reconcile``).

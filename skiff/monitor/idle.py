@@ -7,8 +7,17 @@ output drained, it execs ``python -m skiff.monitor.after`` to record the exit.
 Log format: Docker's json-file driver, one JSON object per line,
 ``{"log": "...", "stream": "stdout"|"stderr", "time": RFC3339Nano}``, rotated
 by size into ``LOG.1`` .. ``LOG.<max_file-1>``.
+
+Attach: the loop also serves ``skiff attach`` clients on ``attach.sock`` in the
+container dir (``Hub``). Both directions carry frames: one type byte, a 4-byte
+big-endian length, the payload. To a client: ``1`` stdout, ``2`` stderr, ``x``
+the exit status (ASCII). From a client: ``0`` stdin, ``r`` a window size
+(``"ROWS COLS"``), ``c`` close stdin. With a terminal (``-t``) the loop holds the
+pty master: output and input both go through it. ``_socket``, not ``socket``:
+the wrapper module would cost the idle monitor a megabyte.
 """
 
+import _socket
 import os
 import select
 import sys
@@ -110,32 +119,44 @@ def wait_status(pid: int) -> int:
             return 128 + os.WTERMSIG(status)
 
 
-def pump(log: Log, streams: dict[int, str], init_pid: int) -> int:
+def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
     """Copy output until the init has exited; then drain what is left. Returns the exit status."""
     poller = select.poll()
     for fd in streams:
         poller.register(fd, select.POLLIN)
     pidfd = os.pidfd_open(init_pid)
     poller.register(pidfd, select.POLLIN)
+    hub.register(poller)
     status = None
     deadline = None
     while streams:
         timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+        if hub.stdin_pending:
+            timeout = 50 if timeout is None else min(timeout, 50)  # retry input the container has not read
         events = poller.poll(timeout)
-        if not events and deadline is not None:
+        hub.write_stdin(b"")
+        if not events and deadline is not None and time.monotonic() >= deadline:
             break
-        for fd, _ in events:
+        for fd, event in events:
             if fd == pidfd:
                 poller.unregister(pidfd)
                 os.close(pidfd)
                 status = wait_status(init_pid)
                 deadline = time.monotonic() + DRAIN_SECONDS  # a leaked writer must not hold us forever
                 continue
-            data = os.read(fd, CHUNK)
+            if fd not in streams:
+                hub.event(fd, event)
+                continue
+            try:
+                data = os.read(fd, CHUNK)
+            except OSError:  # EIO: every end of the container's terminal is closed
+                data = b""
             if data:
                 log.write(streams[fd], data)
+                hub.output(streams[fd], data)
             else:
                 poller.unregister(fd)
+                hub.stream_closed(fd)
                 os.close(fd)
                 log.flush(streams.pop(fd))
     if status is None:
@@ -158,35 +179,224 @@ def reap_others() -> None:
 
 def main(argv: list[str]) -> None:
     (python, root, run_root, cid, log_path, max_size, max_file, out_fd, err_fd, report_fd,
-     helper_pid) = argv
+     helper_pid, stdin_fd, console_fd, listen_fd, attach_path, expect_attach) = argv
     out_fd, err_fd, report_fd, helper_pid = int(out_fd), int(err_fd), int(report_fd), int(helper_pid)
+    console_fd = int(console_fd)
+    streams = {console_fd: "stdout"} if console_fd >= 0 else {out_fd: "stdout", err_fd: "stderr"}
+    streams.pop(-1, None)
+    hub = Hub(int(listen_fd), console_fd if console_fd >= 0 else int(stdin_fd), console_fd >= 0,
+              expect_attach == "1")
     log = Log(log_path, int(max_size), int(max_file))
     init_pid, error = read_report(report_fd)
     wait_status(helper_pid)
     if init_pid > 0:
-        status = pump(log, {out_fd: "stdout", err_fd: "stderr"}, init_pid)
+        status = pump(log, streams, init_pid, hub)
     else:
-        pump_until_eof(log, {out_fd: "stdout", err_fd: "stderr"})
+        pump_until_eof(log, streams, hub)
         status = -init_pid
     os.close(log.fd)
+    hub.finish(status, attach_path)
+    if int(stdin_fd) >= 0 and int(stdin_fd) != console_fd:
+        os.close(int(stdin_fd))
     reap_others()
     started = "1" if init_pid > 0 else "0"
     os.execv(python, [python, "-I", "-m", "skiff.monitor.after", root, run_root, cid, str(status), started,
                       error])
 
 
-def pump_until_eof(log: Log, streams: dict[int, str]) -> None:
+def pump_until_eof(log: Log, streams: dict[int, str], hub: "Hub") -> None:
     """The container never started: keep what its init wrote (an exec error) in the log."""
     for fd, stream in streams.items():
         os.set_blocking(fd, False)
         try:
             data = os.read(fd, CHUNK)
-        except BlockingIOError:
+        except OSError:  # nothing there (EAGAIN), or a terminal nobody opened (EIO)
             data = b""
         if data:
             log.write(stream, data)
+            hub.output(stream, data)
         log.flush(stream)
+        hub.stream_closed(fd)
         os.close(fd)
+
+
+REPLAY_LIMIT = 1 << 20
+SEND_LIMIT = 4 << 20
+FIRST_CLIENT_SECONDS = 10.0
+STREAM_TYPES = {"stdout": b"1", "stderr": b"2"}
+
+
+def frame(kind: bytes, payload: bytes) -> bytes:
+    return kind + len(payload).to_bytes(4, "big") + payload
+
+
+def split_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
+    """Take the complete frames off the front of ``buffer``."""
+    frames = []
+    while len(buffer) >= 5:
+        size = int.from_bytes(buffer[1:5], "big")
+        if len(buffer) < 5 + size:
+            break
+        frames.append((bytes(buffer[:1]), bytes(buffer[5:5 + size])))
+        del buffer[:5 + size]
+    return frames
+
+
+class Hub:
+    """The attach clients: output to each of them, their input to the container.
+
+    ``expect_attach`` (``run -it``, ``start -a``): the skiff command that started
+    the container attaches right after; what the container writes before it
+    connects is kept for it, and the loop waits for it before finishing.
+    """
+
+    def __init__(self, listen_fd: int, stdin_fd: int, tty: bool, expect_attach: bool) -> None:
+        self.listen = _socket.socket(fileno=listen_fd) if listen_fd >= 0 else None
+        if self.listen is not None:
+            self.listen.setblocking(False)
+        self.stdin_fd = stdin_fd
+        if stdin_fd >= 0:
+            os.set_blocking(stdin_fd, False)
+        self.tty = tty
+        self.replay = bytearray() if expect_attach else None
+        self.clients: dict[int, tuple[bytearray, bytearray]] = {}  # fd -> (input, pending output)
+        self.stdin_pending = bytearray()
+        self.poller = None
+
+    def register(self, poller) -> None:  # noqa: ANN001 - select.poll
+        self.poller = poller
+        if self.listen is not None:
+            poller.register(self.listen.fileno(), select.POLLIN)
+
+    def event(self, fd: int, event: int) -> None:
+        if self.listen is not None and fd == self.listen.fileno():
+            self._accept()
+        elif fd in self.clients:
+            if event & select.POLLOUT:
+                self._send(fd)
+            if event & (select.POLLIN | select.POLLHUP | select.POLLERR) and fd in self.clients:
+                self._receive(fd)
+
+    def _accept(self) -> None:
+        try:
+            fd, _ = self.listen._accept()
+        except OSError:
+            return
+        os.set_blocking(fd, False)
+        self.clients[fd] = (bytearray(), bytearray())
+        if self.poller is not None:
+            self.poller.register(fd, select.POLLIN)
+        if self.replay is not None:  # the first client is the one that started the container
+            self._queue(fd, bytes(self.replay))
+            self.replay = None
+
+    def _receive(self, fd: int) -> None:
+        try:
+            data = os.read(fd, CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(fd)
+            return
+        buffer = self.clients[fd][0]
+        buffer += data
+        for kind, payload in split_frames(buffer):
+            if kind == b"0":
+                self.write_stdin(payload)
+            elif kind == b"r" and self.tty:
+                self._resize(payload)
+            elif kind == b"c" and self.stdin_fd >= 0 and not self.tty:
+                os.close(self.stdin_fd)  # stdin once: the container reads EOF
+                self.stdin_fd = -1
+                self.stdin_pending.clear()
+
+    def _resize(self, payload: bytes) -> None:
+        import termios
+
+        try:
+            rows, cols = (int(n) for n in payload.split())
+            termios.tcsetwinsize(self.stdin_fd, (rows, cols))  # the kernel sends SIGWINCH to the container
+        except (ValueError, OSError, termios.error):
+            pass
+
+    def write_stdin(self, data: bytes) -> None:
+        """Input, without ever blocking the loop: what the container has not read yet waits."""
+        if self.stdin_fd < 0:
+            return
+        self.stdin_pending += data
+        while self.stdin_pending:
+            try:
+                written = os.write(self.stdin_fd, self.stdin_pending)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.stdin_pending.clear()
+                return
+            del self.stdin_pending[:written]
+
+    def output(self, stream: str, data: bytes) -> None:
+        message = frame(STREAM_TYPES[stream], data)
+        if self.replay is not None and len(self.replay) < REPLAY_LIMIT:
+            self.replay += message
+        for fd in list(self.clients):
+            self._queue(fd, message)
+
+    def _queue(self, fd: int, data: bytes) -> None:
+        pending = self.clients[fd][1]
+        pending += data
+        if len(pending) > SEND_LIMIT:  # a client that stopped reading must not hold the container
+            self._drop(fd)
+            return
+        self._send(fd)
+
+    def _send(self, fd: int) -> None:
+        pending = self.clients[fd][1]
+        try:
+            while pending:
+                del pending[:os.write(fd, pending)]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._drop(fd)
+            return
+        if self.poller is not None:
+            self.poller.modify(fd, select.POLLIN | (select.POLLOUT if pending else 0))
+
+    def _drop(self, fd: int) -> None:
+        self.clients.pop(fd, None)
+        try:
+            self.poller.unregister(fd)
+        except (KeyError, AttributeError):
+            pass
+        os.close(fd)
+
+    def stream_closed(self, fd: int) -> None:
+        if fd == self.stdin_fd:  # the terminal: input has nowhere to go any more
+            self.stdin_fd = -1
+
+    def finish(self, status: int, attach_path: str) -> None:
+        """Tell every client the exit status; the one expected gets it even if it comes late."""
+        if self.listen is None:
+            return
+        if self.replay is not None:
+            self.listen.setblocking(True)
+            self.listen.settimeout(FIRST_CLIENT_SECONDS)
+            self._accept()
+        exit_frame = frame(b"x", str(status).encode())
+        for fd, (_, pending) in list(self.clients.items()):
+            client = _socket.socket(fileno=fd)
+            client.settimeout(2.0)  # a client that stopped reading gets no more than this
+            try:
+                client.sendall(bytes(pending) + exit_frame)
+            except OSError:
+                pass
+            client.close()
+        self.clients.clear()
+        try:
+            os.unlink(attach_path)
+        except OSError:
+            pass
+        self.listen.close()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@
 (new session, no terminal) and waits only for the one-line report of the
 helper that created and started the container, so ``run -d`` returns as soon
 as the container runs. ``launch`` runs in the monitor; it never returns.
+
+The monitor listens on ``attach.sock`` in the container dir for attach
+clients. With a terminal (``-t``) the helper receives the pty master from the
+runtime core (through a console socket, as runc's ``--console-socket``), sizes
+it and hands it to the monitor; with ``-i`` and no terminal the monitor holds the
+write end of a pipe that is the container's stdin.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 
 from typing import NoReturn
@@ -20,13 +27,16 @@ from skiff.errors import SkiffError
 from skiff.paths import Paths
 
 IDLE_LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle.py")
+ATTACH_SOCKET = "attach.sock"
+CONSOLE_SOCKET = "console.sock"
 
 
-def start_detached(paths: Paths, cid: str) -> int:
+def start_detached(paths: Paths, cid: str, expect_attach: bool = False) -> int:
     """Fork the monitor of container ``cid`` (bundle ready); return the init's pid once it runs.
 
-    Raises the helper's error (command not found: 127 ...) after the monitor
-    has recorded it and released the container's resources.
+    ``expect_attach``: the caller attaches next; the monitor keeps the output
+    until it does. Raises the helper's error (command not found: 127 ...) after
+    the monitor has recorded it and released the container's resources.
     """
     report_r, report_w = os.pipe()
     child = os.fork()
@@ -36,7 +46,7 @@ def start_detached(paths: Paths, cid: str) -> int:
             os.setsid()
             if os.fork():
                 os._exit(0)
-            launch(paths, cid, report_w)
+            launch(paths, cid, report_w, expect_attach)
         finally:
             os._exit(125)
     os.close(report_w)
@@ -52,7 +62,7 @@ def start_detached(paths: Paths, cid: str) -> int:
     raise error
 
 
-def launch(paths: Paths, cid: str, report_fd: int | None) -> NoReturn:
+def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = False) -> NoReturn:
     """In the monitor: create and start the container in a forked helper, then exec the idle loop.
 
     The monitor is a child subreaper: when the helper exits, the container's
@@ -65,37 +75,55 @@ def launch(paths: Paths, cid: str, report_fd: int | None) -> NoReturn:
         signal.signal(signum, signal.SIG_IGN)  # a stray ^C or hang-up must not orphan the container
     _stdio_to_devnull()
     container = records.Container(paths, {"Id": cid})
-    if not container.reload():
+    if not _take_over(container):
         os._exit(1)
     log_config = container.data["HostConfig"].get("LogConfig", {}).get("Config", {})
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    tty = bool(container.data["Config"].get("Tty"))
+    listener = listen_unix(container.dir, ATTACH_SOCKET)
+    stdin_r, stdin_w = os.pipe() if container.data["Config"].get("OpenStdin") and not tty else (-1, -1)
+    out_r, out_w = os.pipe() if not tty else (-1, -1)
+    err_r, err_w = os.pipe() if not tty else (-1, -1)
+    console_ours, console_helper = socket.socketpair() if tty else (None, None)
     helper_r, helper_w = os.pipe()
     helper = os.fork()
     if helper == 0:
-        for fd in (out_r, err_r, helper_r):
+        for fd in (out_r, err_r, helper_r, stdin_w, listener.detach()):
+            if fd >= 0:
+                os.close(fd)
+        if console_ours is not None:
+            console_ours.close()
+        _helper(paths, container, (stdin_r, out_w, err_w), [helper_w] + ([report_fd] if report_fd is not None
+                                                                          else []), console_helper)
+    for fd in (stdin_r, out_w, err_w, helper_w) + ((report_fd,) if report_fd is not None else ()):
+        if fd >= 0:
             os.close(fd)
-        _helper(paths, container, (out_w, err_w), [helper_w] + ([report_fd] if report_fd is not None else []))
-    for fd in (out_w, err_w, helper_w) + ((report_fd,) if report_fd is not None else ()):
-        os.close(fd)
-    for fd in (out_r, err_r, helper_r):
-        os.set_inheritable(fd, True)
+    console = -1
+    if console_ours is not None:
+        console_helper.close()
+        console = _receive_console(console_ours)
+    listen_fd = listener.detach()
+    for fd in (out_r, err_r, helper_r, stdin_w, console, listen_fd):
+        if fd >= 0:
+            os.set_inheritable(fd, True)
     python = sys.executable
     # Imported, not run as a script: the cached bytecode spares the compiler's memory; a small
     # environment, as nothing in the monitor needs the caller's.
     loader = f"import sys; sys.path[0] = {os.path.dirname(IDLE_LOOP)!r}; import idle; idle.main(sys.argv[1:])"
     os.execve(python, [python, "-I", "-S", "-c", loader, python, str(paths.root), str(paths.run_root), cid,
                       str(container.log_path), str(log_config.get("max-size", 0)),
-                      str(log_config.get("max-file", 1)), str(out_r), str(err_r), str(helper_r), str(helper)],
+                      str(log_config.get("max-file", 1)), str(out_r), str(err_r), str(helper_r), str(helper),
+                      str(stdin_w), str(console), str(listen_fd), str(container.dir / ATTACH_SOCKET),
+                      "1" if expect_attach else "0"],
               {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"})
 
 
-def _helper(paths: Paths, container: records.Container, out_err: tuple[int, int], reports: list[int]) -> NoReturn:
+def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, int], reports: list[int],
+            console: socket.socket | None) -> NoReturn:
     """Create and start the container; write ``ok PID MONITOR`` or ``error MONITOR CODE MESSAGE``."""
     monitor = os.getppid()
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # the container must not inherit Python's SIG_IGN
-        pid = create_and_start(paths, container, out_err, monitor)
+        pid = create_and_start(paths, container, stdio, monitor, console)
         line = f"ok {pid} {monitor}"
     except SkiffError as exc:
         line = f"error {monitor} {exc.exit_code} {exc}"
@@ -107,19 +135,98 @@ def _helper(paths: Paths, container: records.Container, out_err: tuple[int, int]
     os._exit(0)
 
 
-def create_and_start(paths: Paths, container: records.Container, out_err: tuple[int, int], monitor: int) -> int:
+def create_and_start(paths: Paths, container: records.Container, stdio: tuple[int, int, int], monitor: int,
+                     console: socket.socket | None = None) -> int:
     from skiff.engine.engine import _start_time, now_rfc3339
     from skiff.runtime import Runtime
 
     runtime = Runtime(paths.runtime_state)
-    stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    pid = runtime.create(container.id, container.bundle, stdio=(stdin, *out_err))
-    os.close(stdin)
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    stdio = tuple(fd if fd >= 0 else devnull for fd in stdio)  # type: ignore[assignment]
+    if console is None:
+        pid = runtime.create(container.id, container.bundle, stdio=stdio)
+    else:
+        with listen_unix(container.dir, CONSOLE_SOCKET) as listener:
+            dir_fd = os.open(container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:  # a unix socket path is limited to 107 bytes: through our fd of the directory
+                pid = runtime.create(container.id, container.bundle, stdio=stdio,
+                                     console_socket=f"/proc/self/fd/{dir_fd}/{CONSOLE_SOCKET}")
+            finally:
+                os.close(dir_fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(container.dir / CONSOLE_SOCKET)
+            _pass_console(listener, console, container.data["HostConfig"].get("ConsoleSize"))
+    os.close(devnull)
     with records.locked(container) as c:
         c.state.update(Status="running", Running=True, Paused=False, Restarting=False, Pid=pid,
                        StartedAt=now_rfc3339(), Error="", MonitorPid=monitor, MonitorStart=_start_time(monitor))
     runtime.start(container.id)
     return pid
+
+
+def listen_unix(directory: "os.PathLike[str]", name: str) -> socket.socket:
+    """A listening unix socket ``directory/name`` (replacing a stale one), whatever the path's length."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(directory, name))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.bind(f"/proc/self/fd/{dir_fd}/{name}")  # a unix socket path is limited to 107 bytes
+        sock.listen(16)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.close(dir_fd)
+    return sock
+
+
+def _pass_console(listener: socket.socket, monitor: socket.socket, size: list[int] | None) -> None:
+    """Take the pty master the container's init sent, size it, and hand it to the monitor."""
+    import termios
+
+    listener.settimeout(10)
+    conn, _ = listener.accept()
+    with conn:
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    if not fds:
+        raise SkiffError("the container's init sent no terminal over the console socket")
+    try:
+        if size and size[0] > 0 and size[1] > 0:
+            termios.tcsetwinsize(fds[0], (int(size[0]), int(size[1])))
+        socket.send_fds(monitor, [b"console"], fds[:1])
+    finally:
+        for fd in fds:
+            os.close(fd)
+        monitor.close()
+
+
+def _receive_console(sock: socket.socket) -> int:
+    """The pty master from the helper, or -1 if it failed before (its report says why)."""
+    with sock:
+        try:
+            _, fds, _, _ = socket.recv_fds(sock, 64, 1)
+        except OSError:
+            return -1
+    return fds[0] if fds else -1
+
+
+def _take_over(container: records.Container) -> bool:
+    """Name this monitor as the container's holder; False if it is no longer ours to start.
+
+    Until now the record names the ``skiff start`` that forked us: if that died,
+    reconcile may already have put the container back (it holds the same lock).
+    """
+    from skiff.engine.engine import _start_time
+
+    try:
+        with records.locked(container) as c:
+            if c.state.get("Status") not in ("starting", "restarting"):
+                return False
+            c.state.update(MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
+    except SkiffError:
+        return False
+    return True
 
 
 def _stdio_to_devnull() -> None:

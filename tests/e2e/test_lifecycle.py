@@ -36,6 +36,11 @@ def monitors(skiff: Skiff) -> list[int]:
     return found
 
 
+def own_mounts(skiff: Skiff) -> list[str]:
+    """This test's mounts (other tools on the host, podman say, mount and unmount meanwhile)."""
+    return [m for m in mount_table(skiff.root.parent) if str(skiff.root.parent) in m]
+
+
 def cgroups_of(cid: str) -> list[str]:
     parent = os.environ.get("SKIFF_CGROUP_PARENT") or "skiff"
     from tests.conftest import CGROUP_PARENT
@@ -46,7 +51,7 @@ def cgroups_of(cid: str) -> list[str]:
 @pytest.fixture
 def lc(skiff: Skiff, busybox_image: str) -> Iterator[Skiff]:
     """The CLI with busybox imported; afterwards: every container removed, no monitor, mount or cgroup left."""
-    before = mount_table(skiff.root.parent)
+    before = own_mounts(skiff)
     yield skiff
     ids = skiff("ps", "-aq", "--no-trunc").stdout.split()
     if ids:
@@ -55,7 +60,7 @@ def lc(skiff: Skiff, busybox_image: str) -> Iterator[Skiff]:
     while monitors(skiff) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not monitors(skiff), "monitors left running"
-    assert mount_table(skiff.root.parent) == before
+    assert own_mounts(skiff) == before
     for cid in ids:
         assert not cgroups_of(cid)
 
@@ -219,11 +224,11 @@ def test_bad_input_one_line_and_docker_codes(lc: Skiff) -> None:
 
 
 def test_monitor_killed_container_shown_exited_and_released(lc: Skiff) -> None:
-    before = mount_table(lc.root.parent)
+    before = own_mounts(lc)
     cid = detach(lc, "--name", "orphan", "busybox", "sleep", "300")
     pid = inspect(lc, "orphan")["State"]["Pid"]
     assert cgroups_of(cid), Path(f"/proc/{pid}/cgroup").read_text()
-    assert mount_table(lc.root.parent) != before
+    assert own_mounts(lc) != before
     (monitor,) = monitors(lc)
     os.kill(monitor, signal.SIGKILL)
     wait_for(lambda: not os.path.exists(f"/proc/{monitor}"))
@@ -231,7 +236,7 @@ def test_monitor_killed_container_shown_exited_and_released(lc: Skiff) -> None:
     assert state["Status"] == "exited" and not state["Running"] and state["ExitCode"] == 137
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
              Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z")
-    assert not cgroups_of(cid) and mount_table(lc.root.parent) == before
+    assert not cgroups_of(cid) and own_mounts(lc) == before
 
 
 def test_container_killed_is_recorded_by_its_monitor(lc: Skiff) -> None:
@@ -312,3 +317,33 @@ def test_detached_httpd_serves_while_logged(lc: Skiff) -> None:
             time.sleep(0.1)
     assert body == b"served\n"
     wait_for(lambda: "response:200" in lc("logs", cid).stderr)  # httpd -v logs each request on stderr
+
+
+def test_start_killed_before_its_monitor_ran_is_put_back(lc: Skiff) -> None:
+    """A `skiff start` killed after preparing the bundle leaves "starting": the next command repairs it."""
+    import sys
+
+    cid = lc.ok("create", "--network", "none", "--name", "half", "busybox", "sh", "-c", "echo ran").strip()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record_path = lc.root / "containers" / cid / "container.json"
+    record = json.loads(record_path.read_text())
+    record["State"].update(Status="starting", MonitorPid=gone.pid, MonitorStart=1)
+    record_path.write_text(json.dumps(record))
+    assert inspect(lc, "half")["State"]["Status"] == "created"
+    assert json.loads(record_path.read_text())["State"]["Status"] == "created"
+    proc = lc("start", "-a", "half", timeout=30)
+    assert proc.returncode == 0 and proc.stdout == "ran\n"
+
+
+def test_start_again_keeps_anonymous_volumes(lc: Skiff) -> None:
+    cid = detach(lc, "-v", "/data", "busybox", "sh", "-c", "cat /data/mark 2>/dev/null; echo kept > /data/mark")
+    lc.ok("wait", cid)
+    volume = inspect(lc, cid)["Mounts"][0]["Name"]
+    lc.ok("start", cid)
+    lc.ok("wait", cid)
+    assert inspect(lc, cid)["Mounts"][0]["Name"] == volume
+    assert lc.ok("logs", cid) == "kept\n"
+    assert lc.ok("volume", "ls", "-q").split() == [volume]
+    lc.ok("rm", "-v", cid)
+    assert lc.ok("volume", "ls", "-q") == ""

@@ -1,0 +1,266 @@
+"""The user's side of a container's stdio: attach clients, raw terminals, detach keys.
+
+``attach`` talks to a container's monitor over ``attach.sock`` (frames, see
+``skiff.monitor.idle``); ``relay_exec`` copies between the user's terminal and
+the pty master of an ``exec -t`` process. Both put the user's terminal in raw
+mode when they forward input to a container's terminal, restore it on every
+way out (return, exception, signal), forward window size changes, and relay the
+usual signals to the container (Docker's ``--sig-proxy``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from skiff.errors import InvalidArgument
+
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+# What a foreground container gets from its skiff command (as Docker's sig-proxy); SIGINT
+# only without a terminal: with one, ^C is a byte the container's terminal turns into SIGINT.
+PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+CHUNK = 65536
+
+
+def parse_detach_keys(text: str | None) -> bytes:
+    """Docker's ``--detach-keys``: comma-separated ``ctrl-<x>`` or single characters."""
+    text = text or DEFAULT_DETACH_KEYS
+    specials = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+    keys = bytearray()
+    for key in text.split(","):
+        lowered = key.lower()
+        if len(key) == 1:
+            keys.append(ord(key))
+        elif lowered.startswith("ctrl-") and len(key) == 6 and ("a" <= lowered[5] <= "z"):
+            keys.append(ord(lowered[5]) - ord("a") + 1)
+        elif lowered.startswith("ctrl-") and len(key) == 6 and key[5] in specials:
+            keys.append(specials[key[5]])
+        else:
+            raise InvalidArgument(f"invalid detach keys {text!r}: {key!r} is not a key",
+                                  hint="use a letter, or ctrl-<value> with a-z, @, ^, [, \\, ], _; "
+                                       "comma separated, e.g. ctrl-p,ctrl-q")
+    return bytes(keys)
+
+
+class DetachKeys:
+    """Spots the detach sequence in input; a prefix is held back until it turns out not to be one."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.matched = 0
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(input to pass on, whether the sequence was completed)."""
+        out = bytearray()
+        for byte in data:
+            if self.keys and byte == self.keys[self.matched]:
+                self.matched += 1
+                if self.matched == len(self.keys):
+                    self.matched = 0
+                    return bytes(out), True
+                continue
+            if self.matched:
+                out += self.keys[:self.matched]
+                self.matched = 0
+                if byte == self.keys[0]:
+                    self.matched = 1
+                    continue
+            out.append(byte)
+        return bytes(out), False
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int, enabled: bool) -> Iterator[None]:
+    """The terminal at ``fd`` in raw mode for the block (if ``enabled`` and a terminal), then as it was."""
+    if not enabled or not os.isatty(fd):
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd, termios.TCSANOW)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def window_size() -> tuple[int, int] | None:
+    """(rows, columns) of the user's terminal, if stdin or stdout is one."""
+    for fd in (0, 1):
+        with contextlib.suppress(OSError):
+            size = os.get_terminal_size(fd)
+            if size.lines and size.columns:
+                return size.lines, size.columns
+    return None
+
+
+@contextlib.contextmanager
+def signal_wakeups(signals: tuple[int, ...]) -> Iterator[int]:
+    """A pipe that receives the number of each of ``signals`` as it arrives; handlers restored after."""
+    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    previous = {signum: signal.signal(signum, lambda *_: None) for signum in signals}
+    old_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    try:
+        yield read_end
+    finally:
+        signal.set_wakeup_fd(old_wakeup)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _pending_signals(fd: int) -> list[int]:
+    try:
+        return list(os.read(fd, 256))
+    except BlockingIOError:
+        return []
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [])
+
+
+@dataclass
+class AttachResult:
+    """How an attach ended: the exit status, or detached by the keys, or the monitor went away."""
+
+    status: int | None = None
+    detached: bool = False
+
+
+def connect_unix(directory: Path, name: str) -> socket.socket:
+    """Connect to ``directory/name`` (a unix socket path is limited to 107 bytes: through an fd)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{dir_fd}/{name}")
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.close(dir_fd)
+    return sock
+
+
+def attach(sock: socket.socket, tty: bool, stdin: bool, detach_keys: bytes, stdin_once: bool,
+           forward_signal: Callable[[int], None] | None) -> AttachResult:
+    """Copy between the user's stdio and a container's monitor until the container exits or we detach."""
+    from skiff.monitor.idle import frame, split_frames
+
+    sock_fd = sock.fileno()
+    keys = DetachKeys(detach_keys)
+    proxied = tuple(s for s in PROXIED_SIGNALS if not (tty and stdin and s == signal.SIGINT)) \
+        if forward_signal else ()
+    with signal_wakeups((signal.SIGWINCH, *proxied)) as wakeups, raw_terminal(0, tty and stdin):
+        if tty:
+            size = window_size()
+            if size:
+                write_all(sock_fd, frame(b"r", f"{size[0]} {size[1]}".encode()))
+        poller = select.poll()
+        poller.register(sock_fd, select.POLLIN)
+        poller.register(wakeups, select.POLLIN)
+        if stdin:
+            poller.register(0, select.POLLIN)
+        buffer = bytearray()
+        while True:
+            for fd, _ in poller.poll():
+                if fd == wakeups:
+                    for signum in _pending_signals(wakeups):
+                        if signum == signal.SIGWINCH and tty:
+                            size = window_size()
+                            if size:
+                                write_all(sock_fd, frame(b"r", f"{size[0]} {size[1]}".encode()))
+                        elif signum != signal.SIGWINCH and forward_signal:
+                            forward_signal(signum)
+                elif fd == 0:
+                    data = _read(0)
+                    if not data:
+                        poller.unregister(0)
+                        if stdin_once:
+                            write_all(sock_fd, frame(b"c", b""))
+                        continue
+                    passed, detached = keys.feed(data)
+                    if passed:
+                        write_all(sock_fd, frame(b"0", passed))
+                    if detached:
+                        return AttachResult(detached=True)
+                else:
+                    data = _read(sock_fd)
+                    if not data:
+                        return AttachResult()
+                    buffer += data
+                    for kind, payload in split_frames(buffer):
+                        if kind == b"x":
+                            return AttachResult(status=int(payload or b"255"))
+                        write_all(2 if kind == b"2" else 1, payload)
+
+
+def relay_exec(master: int, pid: int, stdin: bool) -> int:
+    """``exec -t``: copy between the user's terminal and the process's pty; its exit status."""
+    import termios
+
+    from skiff.monitor.idle import wait_status
+
+    def resize() -> None:
+        size = window_size()
+        if size:
+            with contextlib.suppress(OSError, termios.error):
+                termios.tcsetwinsize(master, size)
+
+    proxied = tuple(s for s in PROXIED_SIGNALS if not (stdin and s == signal.SIGINT))
+    with signal_wakeups((signal.SIGWINCH, *proxied)) as wakeups, raw_terminal(0, stdin):
+        resize()
+        poller = select.poll()
+        poller.register(master, select.POLLIN)
+        poller.register(wakeups, select.POLLIN)
+        if stdin:
+            poller.register(0, select.POLLIN)
+        output_open = True
+        while output_open:
+            for fd, _ in poller.poll():
+                if fd == wakeups:
+                    for signum in _pending_signals(wakeups):
+                        if signum == signal.SIGWINCH:
+                            resize()
+                        else:
+                            with contextlib.suppress(ProcessLookupError):
+                                os.kill(pid, signum)
+                elif fd == 0:
+                    data = _read(0)
+                    if data:
+                        write_all(master, data)
+                    else:
+                        poller.unregister(0)
+                else:
+                    data = _read(master)
+                    if data:
+                        write_all(1, data)
+                    else:
+                        output_open = False  # EIO: the process and all it started closed the terminal
+                        break
+        os.close(master)
+        return wait_status(pid)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, CHUNK)
+    except OSError as exc:
+        if exc.errno in (errno.EIO, errno.ECONNRESET):  # EIO: a pty whose other side is all closed
+            return b""
+        raise
