@@ -103,7 +103,9 @@ def test_two_containers_write_one_volume_at_once(skiff: Any, busybox_image: str)
     skiff.ok("volume", "create", "shared")
     procs = [subprocess.Popen([sys.executable, "-m", "skiff", "run", "--rm", "-v", "shared:/s", busybox_image,
                                "sh", "-c", f"for i in $(seq 1 300); do echo {who}$i >> /s/{who}; done; "
-                               f"cat /s/{other} > /dev/null"],
+                               # each sees the other's writes while both run (bounded wait)
+                               f"for t in $(seq 1 400); do [ \"$(cat /s/{other} 2>/dev/null | wc -l)\" -ge 300 ] "
+                               "&& exit 0; sleep 0.05; done; exit 9"],
                               env=skiff.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for who, other in (("a", "b"), ("b", "a"))]
     for proc in procs:
