@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -20,12 +19,17 @@ from skiff.store import FileLock, read_json, write_json
 RECORD = "container.json"
 
 
-@dataclass
 class Container:
     """A container record and where it lives."""
 
-    paths: Paths
-    data: dict[str, Any]
+    __slots__ = ("paths", "data")
+
+    def __init__(self, paths: Paths, data: dict[str, Any]) -> None:
+        self.paths = paths
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Container({self.data.get('Id', '')[:12]!r})"
 
     @property
     def id(self) -> str:
@@ -61,6 +65,9 @@ class Container:
         return self.dir / f"{self.id}-json.log"
 
     def save(self) -> None:
+        """Write the record; a container removed meanwhile is not brought back."""
+        if not self.dir.is_dir():
+            raise ContainerNotFound(f"No such container: {self.id}")
         write_json(self.dir / RECORD, self.data, mode=0o600)
 
     def reload(self) -> bool:
@@ -130,11 +137,18 @@ def check_name_free(paths: Paths, name: str) -> None:
 
 
 def remove_record(container: Container) -> None:
+    """Remove the container's directory under its lock.
+
+    The lock file goes too, while still held: a command that was waiting for it
+    then finds no record (``locked`` re-reads) instead of writing one back.
+    """
     import shutil
 
-    shutil.rmtree(container.dir, ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        (container.paths.containers / f".{container.id}.lock").unlink()
+    lock = container.paths.containers / f".{container.id}.lock"
+    with FileLock(lock):
+        shutil.rmtree(container.dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
 
 
 def image_users(paths: Paths) -> dict[str, list[str]]:

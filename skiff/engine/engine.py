@@ -72,13 +72,12 @@ class Engine:
 
     def create(self, opts: RunOptions) -> Container:
         """``skiff create``: check everything, write the record; nothing runs or is mounted yet."""
-        from dataclasses import asdict
 
         self.reconcile()
         image = self._image(opts)
         plan = self._plan(image, opts)
         container = self._create_record(opts, image, plan)
-        container.data["SkiffOptions"] = asdict(opts)
+        container.data["SkiffOptions"] = opts._asdict()
         container.data["LogPath"] = str(container.log_path)
         container.data["RestartCount"] = 0
         container.save()

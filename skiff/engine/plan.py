@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,19 @@ HOSTS_LOCALHOST = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopb
                    "ff02::2\tip6-allrouters\n")
 
 
-@dataclass
 class RunPlan:
-    paths: Paths
-    image: Any
-    opts: RunOptions
-    args: list[str]
-    workdir: str
-    mount_plan: Any = None
-    resources: dict[str, Any] = field(default_factory=dict)
-    rlimits: list[dict[str, Any]] = field(default_factory=list)
-    network_attachment: Any = None
-    restart_policy: dict[str, Any] = field(default_factory=dict)
-    log_config: dict[str, str] = field(default_factory=dict)
+    def __init__(self, paths: Paths, image: Any, opts: RunOptions, args: list[str], workdir: str) -> None:
+        self.paths = paths
+        self.image = image
+        self.opts = opts
+        self.args = args
+        self.workdir = workdir
+        self.mount_plan: Any = None
+        self.resources: dict[str, Any] = {}
+        self.rlimits: list[dict[str, Any]] = []
+        self.network_attachment: Any = None
+        self.restart_policy: dict[str, Any] = {}
+        self.log_config: dict[str, str] = {}
 
     @classmethod
     def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":

@@ -8,18 +8,17 @@ the host's files.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from skiff import linux
 from skiff.errors import InvalidArgument, SyscallError
 
 
-@dataclass(frozen=True)
-class ExecUser:
+class ExecUser(NamedTuple):
     uid: int
     gid: int
-    additional_gids: list[int] = field(default_factory=list)
+    additional_gids: list[int]
     home: str = "/"
 
 
