@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from skiff.errors import SyscallError
 
@@ -95,7 +94,8 @@ _SYSCALLS = {
     "capget": (125, 90),
     "capset": (126, 91),
 }
-_ARCH_INDEX = 1 if platform.machine() in ("aarch64", "arm64") else 0
+_MACHINE = os.uname().machine  # platform.machine() without importing platform
+_ARCH_INDEX = 1 if _MACHINE in ("aarch64", "arm64") else 0
 
 
 def _nr(name: str) -> int:
@@ -276,3 +276,58 @@ def set_link_up(name: str) -> None:
             fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", name.encode(), flags | iff_up))
         except OSError as exc:
             raise SyscallError("ioctl SIOCSIFFLAGS", exc.errno or errno.EIO, name) from None
+
+
+# --- fork into new namespaces, ptys (added for skiff-oci) ---------------------
+
+_CLONE_NR = {"x86_64": 56, "aarch64": 220, "arm64": 220}
+PR_SET_DUMPABLE = 4
+TIOCSCTTY = 0x540E
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+
+
+def fork_with_namespaces(flags: int) -> int:
+    """fork(2) with namespace CLONE_* flags: the child starts inside the new namespaces.
+
+    Needed where unshare cannot do it: a pid namespace owned by a new user
+    namespace must be made by the same clone. Like ``os.fork`` it runs Python's
+    before/after-fork handlers; the GIL stays held across the raw syscall.
+    """
+    import signal
+
+    api = ctypes.pythonapi
+    held = ctypes.PyDLL(None, use_errno=True)  # PyDLL keeps the GIL: the child must not re-take it
+    held.syscall.restype = ctypes.c_long
+    api.PyOS_BeforeFork()
+    pid = held.syscall(ctypes.c_long(_CLONE_NR.get(_MACHINE, 56)),
+                       ctypes.c_ulong(flags | signal.SIGCHLD), ctypes.c_void_p(0), ctypes.c_void_p(0),
+                       ctypes.c_void_p(0), ctypes.c_void_p(0))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise SyscallError("clone", err, hex(flags))
+    return pid
+
+
+def open_pty() -> tuple[int, int, str]:
+    """(master, slave, slave path) of a new pty from the caller's /dev/ptmx (its devpts)."""
+    import fcntl  # the caller imports these before leaving the host's filesystem
+    import struct
+
+    try:
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SyscallError("open", exc.errno or 5, "/dev/ptmx") from None
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    except OSError as exc:
+        os.close(master)
+        raise SyscallError("ioctl (pty)", exc.errno or 5, "/dev/ptmx") from None
+    return master, slave, f"/dev/pts/{number}"

@@ -47,15 +47,20 @@ _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
 class InitContext:
     """What the parent hands the forked init (a plain class: dataclasses cost an import of inspect)."""
 
-    __slots__ = ("config", "bundle", "sock", "state_dir_fd", "stdio")
+    __slots__ = ("config", "bundle", "sock", "state_dir_fd", "stdio", "console_fd", "preserve_fds",
+                 "userns_cloned")
 
     def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, state_dir_fd: int,
-                 stdio: tuple[int, int, int]) -> None:
+                 stdio: tuple[int, int, int], console_fd: int = -1, preserve_fds: int = 0,
+                 userns_cloned: bool = False) -> None:
         self.config = config
         self.bundle = bundle
         self.sock = sock
         self.state_dir_fd = state_dir_fd
         self.stdio = stdio
+        self.console_fd = console_fd  # connected --console-socket, or -1
+        self.preserve_fds = preserve_fds  # fds 3..3+N-1 pass into the container
+        self.userns_cloned = userns_cloned  # forked into a new user namespace: wait for the id maps
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -89,6 +94,8 @@ def main(ctx: InitContext) -> NoReturn:
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent, nothing may return
         try:
             send(ctx.sock, error_message(exc))
+        except OSError:  # the parent has gone (after create): say it on the container's stderr
+            os.write(2, f"skiff: {exc}\n".encode(errors="replace"))
         finally:
             os._exit(1)
     os._exit(1)
@@ -99,11 +106,21 @@ def _init(ctx: InitContext) -> NoReturn:
         signal.signal(signum, signal.SIG_DFL)
     os.umask(0)
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    config, process = ctx.config, ctx.config["process"]
+    linux_cfg = config["linux"]
+    hooks, seccomp_filter = config.get("hooks"), None
+    if hooks:
+        from skiff.runtime import hooks as hooks_module  # imported before pivot_root hides the host
+    if linux_cfg.get("seccomp"):
+        from skiff.runtime.seccomp_filter import compile_filter
+
+        seccomp_filter = compile_filter(linux_cfg["seccomp"])
+    if ctx.userns_cloned:
+        _become_root_in_user_namespace(ctx.sock)
     _setup_stdio(ctx.stdio)
     os.setsid()
-    config, process = ctx.config, ctx.config["process"]
-    namespaces = {ns["type"]: ns for ns in config["linux"]["namespaces"]}
-    _enter_namespaces(namespaces, exclude=("pid", "cgroup"))
+    namespaces = {ns["type"]: ns for ns in linux_cfg["namespaces"]}
+    _enter_namespaces(namespaces, exclude=("pid", "cgroup", "user") if ctx.userns_cloned else ("pid", "cgroup"))
 
     send(ctx.sock, {"type": "ready"})
     reply = receive(ctx.sock)
@@ -111,26 +128,61 @@ def _init(ctx: InitContext) -> NoReturn:
         os._exit(1)
     if "cgroup" in namespaces:
         _enter_namespaces({"cgroup": namespaces["cgroup"]}, exclude=())
+    if hooks:
+        hooks_module.run_hooks("createContainer", hooks, reply["state"])
 
-    _setup_rootfs(config, ctx.bundle, namespaces)
+    _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1)
     if config.get("hostname"):
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
-    _set_rlimits(process.get("rlimits", []))
-
-    os.umask(int(process.get("user", {}).get("umask", 0o022)))  # OCI keeps umask under process.user
-    _enter_cwd(process.get("cwd", "/"))
-    _set_user_and_capabilities(process)
-    if process.get("noNewPrivileges"):
-        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    prepare_process(process, seccomp_filter)
     env = process_env(process)
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
 
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # from here the container outlives its creator
     send(ctx.sock, {"type": "created"})
     _wait_for_start(ctx.state_dir_fd)
-    _exec(executable, process["args"], env)
+    if hooks and hooks.get("startContainer"):
+        try:
+            hooks_module.run_hooks("startContainer", hooks, {**reply["state"], "status": "created"})
+        except SkiffError as exc:
+            os.write(2, f"skiff: {exc}\n".encode(errors="replace"))
+            os._exit(1)
+    if seccomp_filter is not None and process.get("noNewPrivileges"):
+        seccomp_filter.load()
+    _exec(executable, process["args"], env, ctx.preserve_fds)
+
+
+def prepare_process(process: dict[str, Any], seccomp_filter: Any) -> None:
+    """rlimits, oom score, umask, cwd, user, capabilities, no_new_privs: all but the exec itself.
+
+    Without noNewPrivileges the seccomp filter must be loaded while we still hold
+    CAP_SYS_ADMIN, so before the capabilities are dropped (as runc does); with it,
+    the caller loads it last, just before execve.
+    """
+    _set_rlimits(process.get("rlimits", []))
+    _write_oom_score_adj(process.get("oomScoreAdj"))
+    os.umask(int(process.get("user", {}).get("umask", 0o022)))  # OCI keeps umask under process.user
+    _enter_cwd(process.get("cwd", "/"))
+    if seccomp_filter is not None and not process.get("noNewPrivileges"):
+        seccomp_filter.load()
+    _set_user_and_capabilities(process)
+    if process.get("noNewPrivileges"):
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _become_root_in_user_namespace(sock: socket.socket) -> None:
+    """Wait until the parent wrote our uid/gid maps, then take uid/gid 0 inside them."""
+    reply = receive(sock)
+    if not reply or reply.get("type") != "mapped":
+        os._exit(1)
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as exc:
+        raise SyscallError("setresuid in the user namespace", exc.errno or errno.EPERM, "uid 0",
+                           hint="linux.uidMappings and gidMappings must map container id 0") from None
 
 
 def _setup_stdio(stdio: tuple[int, int, int]) -> None:
@@ -144,7 +196,8 @@ def _setup_stdio(stdio: tuple[int, int, int]) -> None:
 def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str, ...]) -> None:
     """Join the namespaces given by path, then unshare the rest in one call."""
     new = 0
-    for kind, ns in namespaces.items():
+    # A user namespace joined first: the others are then entered with its capabilities.
+    for kind, ns in sorted(namespaces.items(), key=lambda item: item[0] != "user"):
         if kind in exclude:
             continue
         if ns.get("path"):
@@ -167,9 +220,19 @@ def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str,
 # --- the root filesystem -----------------------------------------------------
 
 
-def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dict[str, Any]]) -> None:
+def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dict[str, Any]],
+                  console_fd: int) -> None:
+    if console_fd >= 0:
+        from skiff.runtime.console import setup_terminal  # before pivot_root hides the host's modules
     rootfs = config["root"]["path"]
     linux_cfg = config["linux"]
+    if "mount" not in namespaces:
+        # The host's mount namespace: mounting anything would change the host, so only chroot.
+        os.chroot(rootfs)
+        os.chdir("/")
+        if console_fd >= 0:
+            setup_terminal(console_fd, bind_console=False)
+        return
     requested = linux_cfg.get("rootfsPropagation")
     propagation = mounts.PROPAGATION.get(requested or "rslave")
     if propagation is None:
@@ -189,7 +252,6 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
         for device in linux_cfg.get("devices", []):
             mounts.create_device(root_fd, device)
         _set_sysctls(linux_cfg.get("sysctl", {}), namespaces)
-        _write_oom_score_adj(config["process"].get("oomScoreAdj"))
         for path in linux_cfg.get("maskedPaths", []):
             mounts.mask_path(root_fd, path)
         for path in linux_cfg.get("readonlyPaths", []):
@@ -199,6 +261,8 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
         os.close(root_fd)
     if shared:  # only now: pivot_root refuses a shared new root
         linux.mount(None, "/", None, propagation)
+    if console_fd >= 0:
+        setup_terminal(console_fd, bind_console=True)
     if config["root"].get("readonly"):
         linux.mount_setattr(linux.AT_FDCWD, "/", 0, attr_set=linux.MOUNT_ATTR_RDONLY)
 
@@ -348,8 +412,16 @@ def _wait_for_start(state_dir_fd: int) -> None:
     os.close(fd)
 
 
-def _exec(executable: str, args: list[str], env: dict[str, str]) -> NoReturn:
-    linux.close_range(3)
+def _exec(executable: str, args: list[str], env: dict[str, str], preserve_fds: int = 0) -> NoReturn:
+    for fd in range(3, 3 + preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    try:
+        linux.close_range(3 + preserve_fds)
+    except SyscallError:  # a seccomp profile may refuse close_range (runtime-tools' default does)
+        os.closerange(3 + preserve_fds, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     try:
         os.execve(executable, args, env)
     except OSError as exc:
@@ -359,5 +431,5 @@ def _exec(executable: str, args: list[str], env: dict[str, str]) -> NoReturn:
         os._exit(code)
 
 
-__all__ = ["InitContext", "main", "send", "receive", "error_message", "find_executable", "EXEC_FIFO",
+__all__ = ["InitContext", "main", "prepare_process", "send", "receive", "error_message", "find_executable", "EXEC_FIFO",
            "FORWARDED_SIGNALS"]

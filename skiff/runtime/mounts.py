@@ -153,7 +153,7 @@ def mount_entry(root_fd: int, entry: dict[str, Any], bundle: str) -> None:
         flags, propagation, data, _ = parse_options(options)
         target_fd = ensure_in_root(root_fd, destination)
         try:
-            linux.mount(entry.get("source") or kind, fd_path(target_fd), kind, flags, data or None)
+            _mount_new(entry.get("source") or kind, target_fd, kind, flags, data)
         except SyscallError as exc:
             raise SyscallError(f"mount {kind}", exc.errno, destination) from None
         finally:
@@ -165,6 +165,17 @@ def mount_entry(root_fd: int, entry: dict[str, Any], bundle: str) -> None:
                 _set_propagation(mounted_fd, destination, propagation)
             finally:
                 os.close(mounted_fd)
+
+
+def _mount_new(source: str, target_fd: int, kind: str, flags: int, data: str) -> None:
+    try:
+        linux.mount(source, fd_path(target_fd), kind, flags, data or None)
+    except SyscallError as exc:
+        # In a user namespace devpts refuses a gid= that is not mapped (runc drops it the same way).
+        if not (kind == "devpts" and exc.errno == errno.EINVAL and "gid=" in data):
+            raise
+        data = ",".join(o for o in data.split(",") if not o.startswith("gid="))
+        linux.mount(source, fd_path(target_fd), kind, flags, data or None)
 
 
 def _bind(root_fd: int, entry: dict[str, Any], options: list[str], bundle: str) -> None:
@@ -226,7 +237,13 @@ def _cgroup(root_fd: int, destination: str, options: list[str]) -> None:
     for name, fstype, data in hierarchies:
         sub_fd = ensure_in_root(root_fd, posixpath.join(destination, name))
         try:
-            linux.mount(fstype, fd_path(sub_fd), fstype, flags, data or None)
+            try:
+                linux.mount(fstype, fd_path(sub_fd), fstype, flags, data or None)
+            except SyscallError as exc:
+                if exc.errno != errno.EPERM:
+                    raise
+                # A user namespace may not mount cgroup v1: show the host's hierarchy instead.
+                linux.mount(f"/sys/fs/cgroup/{name}", fd_path(sub_fd), None, linux.MS_BIND | linux.MS_REC)
         except SyscallError as exc:
             raise SyscallError(f"mount {fstype}", exc.errno, posixpath.join(destination, name)) from None
         finally:
@@ -309,8 +326,22 @@ def _mknod(dir_fd: int, name: str, mode: int, device: int, shown: str) -> None:
         raise SyscallError("unlink", exc.errno or errno.EIO, shown) from None
     try:
         os.mknod(name, mode, device, dir_fd=dir_fd)  # the init runs with umask 0 until exec
+    except PermissionError:
+        _bind_host_device(dir_fd, name, shown)  # in a user namespace mknod is not allowed
     except OSError as exc:
         raise SyscallError("mknod", exc.errno or errno.EIO, shown) from None
+
+
+def _bind_host_device(dir_fd: int, name: str, host_path: str) -> None:
+    """Bind the host's node onto an empty file, as runc does where mknod is refused."""
+    try:
+        fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+    except OSError as exc:
+        raise SyscallError("create", exc.errno or errno.EIO, host_path) from None
+    try:
+        linux.mount(host_path, fd_path(fd), None, linux.MS_BIND)
+    finally:
+        os.close(fd)
 
 
 # --- masked and read-only paths ---------------------------------------------

@@ -33,29 +33,42 @@ class Runtime:
 
     # --- lifecycle -----------------------------------------------------------
 
-    def create(self, cid: str, bundle: str | os.PathLike[str], stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
+    def create(self, cid: str, bundle: str | os.PathLike[str], stdio: tuple[int, int, int] = (0, 1, 2),
+               console_socket: str | None = None, pid_file: str | None = None, preserve_fds: int = 0) -> int:
         """Make the container's init, fully set up and blocked before exec; return its pid.
 
-        The caller becomes the init's parent (and must reap it). On any failure
-        nothing is left: the init is killed, its cgroup and state removed.
+        The caller becomes the init's parent (and must reap it). With
+        ``process.terminal`` the pty master goes to the unix socket ``console_socket``.
+        On any failure nothing is left: the init is killed, its cgroup and state removed.
         """
         bundle_path = Path(bundle).absolute()
         config = load_config(bundle_path)
+        if config["process"].get("terminal") and not console_socket:
+            raise InvalidArgument("process.terminal is set: a --console-socket is required")
         state_dir = self._new_state_dir(cid)
         pid = 0
         cgroups: list[Any] = []
+        console = None
         try:
             os.mkfifo(state_dir / container_init.EXEC_FIFO, 0o600)
-            pid, sock = self._fork_init(config, bundle_path, state_dir, stdio)
+            if config["process"].get("terminal"):
+                from skiff.runtime.console import connect
+
+                console = connect(str(console_socket))
+            pid, sock = self._fork_init(config, bundle_path, state_dir, stdio,
+                                        console.fileno() if console else -1, preserve_fds)
             with sock:
-                self._handshake(cid, pid, sock, config, cgroups)
+                self._handshake(cid, pid, sock, config, cgroups, str(bundle_path))
             self._write_state(state_dir, {
                 **state_dict(cid, "created", pid, str(bundle_path), config.get("annotations", {})),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
                 "starttime": _start_time(pid),
                 "rootfs": config["root"]["path"],
                 "cgroupsPath": _cgroups_path(cid, config),
+                "config": _config_for_later(config),
             })
+            if pid_file:
+                _write_pid_file(pid_file, pid)
             return pid
         except BaseException:
             if pid:
@@ -64,6 +77,9 @@ class Runtime:
                 cgroup.destroy()
             _remove_tree(state_dir)
             raise
+        finally:
+            if console is not None:
+                console.close()
 
     def start(self, cid: str) -> None:
         """Release a created container: its init execs the user's process."""
@@ -78,6 +94,11 @@ class Runtime:
         finally:
             os.close(fd)
             fifo.unlink(missing_ok=True)
+        hooks = record.get("config", {}).get("hooks")
+        if hooks and hooks.get("poststart"):
+            from skiff.runtime.hooks import run_hooks
+
+            run_hooks("poststart", hooks, self.state(cid))
 
     def state(self, cid: str) -> dict[str, Any]:
         """The OCI state of the container (status derived now, not stored)."""
@@ -107,11 +128,16 @@ class Runtime:
         if status == "running" and not force:
             raise ContainerConflict(f"cannot delete container {cid}: it is running",
                                     hint="stop it first or force the deletion")
+        if record.get("paused") and record.get("cgroupsPath"):
+            self._cgroup(cid, record).thaw()  # a frozen process never acts on SIGKILL
         pidfd = self._pidfd(record)
         if pidfd is not None:
+            # Our own children in the container (detached execs) must be reaped while we wait:
+            # the init of a pid namespace does not finish exiting while zombies remain in it.
+            members = self.ps(cid)
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                _wait_pidfd(pidfd)
+                _wait_pidfd(pidfd, members)
             except ProcessLookupError:
                 pass
             finally:
@@ -120,8 +146,97 @@ class Runtime:
         if record.get("cgroupsPath"):
             from skiff.cgroups import open as open_cgroup
 
-            open_cgroup(record["cgroupsPath"]).destroy()
+            cgroup = open_cgroup(record["cgroupsPath"])
+            if cgroup.exists() and cgroup.pids():
+                cgroup.kill()  # exec'd processes outside the init's pid namespace, if it shares the host's
+            cgroup.destroy()
+        hooks = record.get("config", {}).get("hooks")
+        if hooks and hooks.get("poststop"):
+            from skiff.runtime.hooks import run_hooks
+
+            run_hooks("poststop", hooks, {**self.state(cid), "status": "stopped", "pid": 0})
         _remove_tree(self._dir(cid))
+
+    def exec(self, cid: str, process: dict[str, Any], stdio: tuple[int, int, int] = (0, 1, 2),
+             console_socket: str | None = None, detach: bool = False, pid_file: str | None = None) -> int:
+        """Run ``process`` (an OCI process object) inside the running container ``cid``.
+
+        It joins every namespace and the cgroup of the container's init.
+        ``detach=False``: wait and return the exit status (code or 128+N);
+        ``detach=True``: return its pid (the caller is its parent).
+        """
+        from skiff.runtime.spec import check_process, check_security_labels
+
+        record = self._record(cid)
+        if self._status(cid, record) != "running":
+            raise ContainerNotRunning(f"cannot exec in container {cid}: it is not running")
+        check_process(process, "exec process")
+        check_security_labels(process, {})
+        if process.get("terminal") and not console_socket:
+            raise InvalidArgument("process.terminal is set: a --console-socket is required")
+        pid = self._fork_exec(cid, record, process, stdio, console_socket)
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+        if detach:
+            return pid
+        relay = _SignalRelay()
+        try:
+            relay.pid = pid
+            relay.flush()
+            return _wait_status(pid)
+        finally:
+            relay.restore()
+
+    def pause(self, cid: str) -> None:
+        """Freeze every process of a running container (its cgroup's freezer)."""
+        record = self._record(cid)
+        if self._status(cid, record) != "running":
+            raise ContainerNotRunning(f"cannot pause container {cid}: it is not running")
+        self._cgroup(cid, record).freeze()
+        self._write_state(self._dir(cid), {**record, "paused": True})
+
+    def resume(self, cid: str) -> None:
+        """Thaw a paused container."""
+        record = self._record(cid)
+        if self._status(cid, record) != "paused":
+            raise ContainerNotRunning(f"cannot resume container {cid}: it is not paused")
+        self._cgroup(cid, record).thaw()
+        self._write_state(self._dir(cid), {**record, "paused": False})
+
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        """Change the cgroup limits of a created, running or paused container (OCI linux.resources)."""
+        record = self._record(cid)
+        if self._status(cid, record) == "stopped":
+            raise ContainerNotRunning(f"cannot update container {cid}: it is stopped")
+        self._cgroup(cid, record).update(resources)
+
+    def ps(self, cid: str) -> list[int]:
+        """The host pids of the container's processes (its init first)."""
+        record = self._record(cid)
+        if self._status(cid, record) == "stopped":
+            return []
+        pids: list[int] = []
+        if record.get("cgroupsPath"):
+            from skiff.cgroups import open as open_cgroup
+
+            cgroup = open_cgroup(record["cgroupsPath"])
+            if cgroup.exists():
+                pids = cgroup.pids()
+        if not pids:
+            pids = _descendants(record["pid"])
+        return sorted(set(pids), key=lambda p: (p != record["pid"], p))
+
+    def list(self) -> list[dict[str, Any]]:
+        """The OCI state of every container under the state root."""
+        if not self.state_root.is_dir():
+            return []
+        states = []
+        for entry in sorted(self.state_root.iterdir()):
+            try:
+                states.append(self.state(entry.name))
+            except (ContainerNotFound, InvalidArgument):
+                continue
+        return states
 
     def wait(self, cid: str) -> int:
         """Wait for the init (the caller must be its parent); exit code, or 128+N if killed by N."""
@@ -191,12 +306,22 @@ class Runtime:
     def _write_state(state_dir: Path, record: dict[str, Any]) -> None:
         from skiff.store import write_json
 
-        write_json(state_dir / STATE_FILE, record)
+        write_json(state_dir / STATE_FILE, record, durable=False)  # lives in /run: gone at reboot anyway
 
     def _status(self, cid: str, record: dict[str, Any]) -> str:
         if _start_time(record["pid"]) != record.get("starttime"):
             return "stopped"
-        return "created" if (self._dir(cid) / container_init.EXEC_FIFO).exists() else "running"
+        if (self._dir(cid) / container_init.EXEC_FIFO).exists():
+            return "created"
+        return "paused" if record.get("paused") else "running"
+
+    def _cgroup(self, cid: str, record: dict[str, Any]) -> Any:
+        if not record.get("cgroupsPath"):
+            raise ContainerConflict(f"container {cid} has no cgroup",
+                                    hint="give it linux.cgroupsPath or linux.resources")
+        from skiff.cgroups import open as open_cgroup
+
+        return open_cgroup(record["cgroupsPath"])
 
     def _pidfd(self, record: dict[str, Any]) -> int | None:
         """A pidfd of the init if it is still the same process, else None."""
@@ -209,23 +334,35 @@ class Runtime:
             return None
         return pidfd
 
-    def _fork_init(self, config: dict[str, Any], bundle: Path, state_dir: Path,
-                   stdio: tuple[int, int, int]) -> tuple[int, socket.socket]:
+    def _fork_init(self, config: dict[str, Any], bundle: Path, state_dir: Path, stdio: tuple[int, int, int],
+                   console_fd: int = -1, preserve_fds: int = 0) -> tuple[int, socket.socket]:
         """Fork the init so that it is PID 1 of the container's pid namespace."""
         from skiff import linux
 
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        pid_ns = next((ns for ns in config["linux"]["namespaces"] if ns["type"] == "pid"), None)
-        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_ns else -1
+        namespaces = {ns["type"]: ns for ns in config["linux"]["namespaces"]}
+        pid_ns = namespaces.get("pid")
+        # A new user namespace must own the new pid namespace (or the container cannot mount
+        # /proc): both come from one clone.
+        clone_userns = "user" in namespaces and not namespaces["user"].get("path")
+        pid_ns_by_clone = clone_userns and pid_ns is not None and not pid_ns.get("path")
+        own_pid_ns = -1
+        if pid_ns is not None and not pid_ns_by_clone:
+            own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if pid_ns is not None:
+            if own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
-            pid = os.fork()
+            ctx = container_init.InitContext(config, str(bundle), child_sock, state_dir_fd, stdio,
+                                             console_fd, preserve_fds, clone_userns)
+            if clone_userns:
+                pid = linux.fork_with_namespaces(linux.CLONE_NEWUSER
+                                                 | (linux.CLONE_NEWPID if pid_ns_by_clone else 0))
+            else:
+                pid = os.fork()
             if pid == 0:
                 parent_sock.close()
-                container_init.main(container_init.InitContext(
-                    config, str(bundle), child_sock, state_dir_fd, stdio))
+                container_init.main(ctx)
         finally:
             if own_pid_ns >= 0:
                 # Later forks of this process (helpers, the next container) stay in our namespace.
@@ -233,10 +370,23 @@ class Runtime:
                 os.close(own_pid_ns)
             os.close(state_dir_fd)
             child_sock.close()
+        if clone_userns:
+            try:
+                from skiff.runtime.userns import host_id, write_id_maps
+
+                write_id_maps(pid, config["linux"])
+                # The init opens its exec fifo as the container's root: that is someone else here.
+                os.chown(state_dir / container_init.EXEC_FIFO, host_id(config["linux"].get("uidMappings")),
+                         host_id(config["linux"].get("gidMappings")))
+                container_init.send(parent_sock, {"type": "mapped"})
+            except BaseException:
+                _kill_and_reap(pid)
+                parent_sock.close()
+                raise
         return pid, parent_sock
 
     def _handshake(self, cid: str, pid: int, sock: socket.socket, config: dict[str, Any],
-                   cgroups: list[Any]) -> None:
+                   cgroups: list[Any], bundle: str = "") -> None:
         """Answer the init until it is created; a cgroup made on the way is appended to ``cgroups``."""
         message = container_init.receive(sock)
         if message and message["type"] == "ready":
@@ -246,12 +396,74 @@ class Runtime:
 
                 cgroup = open_cgroup(path)
                 cgroups.append(cgroup)
-                cgroup.create(config["linux"].get("resources") or {})
+                cgroup.create(_with_default_devices(config["linux"].get("resources") or {},
+                                                    config["linux"].get("devices") or []))
                 cgroup.add(pid)
-            container_init.send(sock, {"type": "go"})
+            # runc (and runtime-tools' checks) pass "created" to every hook before start.
+            state = state_dict(cid, "created", pid, bundle, config.get("annotations", {}))
+            hooks = config.get("hooks")
+            if hooks:
+                from skiff.runtime.hooks import run_hooks
+
+                run_hooks("prestart", hooks, state)
+                run_hooks("createRuntime", hooks, state)
+            container_init.send(sock, {"type": "go", "state": state})
             message = container_init.receive(sock)
         if not message or message["type"] != "created":
             raise _error_from(message, pid)
+
+    def _fork_exec(self, cid: str, record: dict[str, Any], process: dict[str, Any],
+                   stdio: tuple[int, int, int], console_socket: str | None) -> int:
+        from skiff import linux
+        from skiff.runtime import exec_init
+
+        init_pid = record["pid"]
+        namespace_fds = _namespaces_to_join(init_pid)
+        pid_fd = next((fd for kind, fd in namespace_fds if kind == "pid"), None)
+        namespace_fds = [(kind, fd) for kind, fd in namespace_fds if kind != "pid"]
+        console = None
+        if process.get("terminal"):
+            from skiff.runtime.console import connect
+
+            console = connect(str(console_socket))
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_fd is not None else -1
+        pid = 0
+        try:
+            if pid_fd is not None:
+                linux.setns(pid_fd, linux.CLONE_NEWPID, f"/proc/{init_pid}/ns/pid")
+            ctx = exec_init.ExecContext(process, child_sock, stdio, namespace_fds,
+                                        console.fileno() if console else -1,
+                                        record.get("config", {}).get("seccomp"))
+            pid = os.fork()
+            if pid == 0:
+                parent_sock.close()
+                exec_init.main(ctx)
+        finally:
+            if own_pid_ns >= 0:
+                linux.setns(own_pid_ns, linux.CLONE_NEWPID, "/proc/self/ns/pid")
+                os.close(own_pid_ns)
+            for _, fd in namespace_fds + ([("pid", pid_fd)] if pid_fd is not None else []):
+                os.close(fd)
+            child_sock.close()
+            if console is not None:
+                console.close()
+        with parent_sock:
+            try:
+                message = container_init.receive(parent_sock)
+                if message and message["type"] == "ready":
+                    if record.get("cgroupsPath"):
+                        from skiff.cgroups import open as open_cgroup
+
+                        open_cgroup(record["cgroupsPath"]).add(pid)
+                    container_init.send(parent_sock, {"type": "go"})
+                    message = container_init.receive(parent_sock)
+                if not message or message["type"] != "created":
+                    raise _error_from(message, pid)
+            except BaseException:
+                _kill_and_reap(pid)
+                raise
+        return pid
 
     def _read_start_byte(self, cid: str, fd: int, record: dict[str, Any]) -> None:
         import select
@@ -279,6 +491,76 @@ def _enter_pid_namespace_for_children(pid_ns: dict[str, Any]) -> None:
         linux.setns(fd, NAMESPACE_FLAGS["pid"], pid_ns["path"])
     finally:
         os.close(fd)
+
+
+_JOINABLE_NAMESPACES = (("user", 0x10000000), ("ipc", 0), ("uts", 0), ("net", 0), ("pid", 0),
+                        ("cgroup", 0), ("mnt", 0))
+
+
+def _namespaces_to_join(pid: int) -> list[tuple[str, int]]:
+    """Fds of the init's namespaces that differ from ours, the user namespace first, mount last."""
+    joined = []
+    try:
+        for kind, _ in _JOINABLE_NAMESPACES:
+            theirs = os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+            if theirs != os.stat(f"/proc/self/ns/{kind}").st_ino:
+                joined.append((kind, os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)))
+    except OSError as exc:
+        for _, fd in joined:
+            os.close(fd)
+        raise ContainerNotRunning(f"cannot join the namespaces of pid {pid}: {exc.strerror}") from None
+    return joined
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (for a container without a cgroup)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+# The devices every container gets whatever its rules (runtime-spec "Default Devices", runc's list):
+# null, zero, full, random, urandom, tty, console, ptmx and the pty slaves.
+_DEFAULT_DEVICE_RULES = [{"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+                         for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1),
+                                              (5, 2), (136, -1))]
+
+
+def _with_default_devices(resources: dict[str, Any], devices: list[dict[str, Any]]) -> dict[str, Any]:
+    """The device rules plus runc's defaults: mknod of any node, the default devices, linux.devices."""
+    if "devices" not in resources:
+        return resources
+    rules = [{"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"}]
+    rules += [{k: v for k, v in rule.items() if not (k == "minor" and v == -1)} for rule in _DEFAULT_DEVICE_RULES]
+    rules += [{"allow": True, "type": d["type"], "major": d.get("major", 0), "minor": d.get("minor", 0),
+               "access": "rwm"} for d in devices if d.get("type") in ("c", "b")]
+    return {**resources, "devices": list(resources["devices"] or []) + rules}
+
+
+def _config_for_later(config: dict[str, Any]) -> dict[str, Any]:
+    """What exec and delete need from config.json after create (the bundle may change or go)."""
+    return {"hooks": config.get("hooks"), "seccomp": config["linux"].get("seccomp"),
+            "process": config["process"]}
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """Atomically, as runc does: a reader never sees an empty pid file."""
+    target = Path(path).absolute()
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(str(pid))
+    os.replace(tmp, target)
 
 
 def _error_from(message: dict[str, Any] | None, pid: int) -> errors.SkiffError:
@@ -343,12 +625,14 @@ def _reap_if_child(pid: int) -> None:
         pass
 
 
-def _wait_pidfd(pidfd: int) -> None:
+def _wait_pidfd(pidfd: int, reap: list[int] | None = None) -> None:
     import select
 
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
-    poller.poll()
+    while not poller.poll(50 if reap else None):
+        for pid in reap or []:
+            _reap_if_child(pid)
 
 
 def _wait_status(pid: int) -> int:
@@ -370,14 +654,14 @@ class _SignalRelay:
     """
 
     def __init__(self) -> None:
-        import threading
-
         self.pid: int | None = None
         self._pending: list[int] = []
         self._previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
+        try:
             self._previous = {signum: signal.signal(signum, self._relay)
                               for signum in container_init.FORWARDED_SIGNALS}
+        except ValueError:  # not the main thread (asking threading would cost an import on the hot path)
+            pass
 
     def _relay(self, signum: int, _frame: object) -> None:
         if self.pid is None:

@@ -37,10 +37,10 @@ DOCKER_DEFAULT_CAPS = [
 
 NAMESPACE_FLAGS: dict[str, int] = {
     "pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
-    "uts": 0x04000000, "cgroup": 0x02000000,
+    "uts": 0x04000000, "cgroup": 0x02000000, "user": 0x10000000,
 }
 # Known to the spec but not implemented: refuse them rather than silently share the host's.
-UNSUPPORTED_NAMESPACES = {"user", "time"}
+UNSUPPORTED_NAMESPACES = {"time"}
 
 _DEFAULT_SPEC: dict[str, Any] = {
     "ociVersion": OCI_VERSION,
@@ -109,9 +109,55 @@ def load_config(bundle: Path) -> dict[str, Any]:
     _check_root(config, bundle, config_path)
     _check_namespaces(config, config_path)
     _check_mounts(config, config_path)
-    for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
-        capability_mask(config["process"].get("capabilities", {}).get(key, []))
+    _check_user_namespace(config, config_path)
+    check_security_labels(config["process"], config.get("linux", {}))
     return config
+
+
+def check_process(process: Any, where: str | Path) -> None:
+    """What the init (or an exec'd process) relies on in an OCI ``process`` object."""
+    if not isinstance(process, dict):
+        raise BundleError(f"{where}: missing 'process'")
+    args = process.get("args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        raise BundleError(f"{where}: 'process.args' must be a non-empty list of strings")
+    if not isinstance(process.get("env", []), list):
+        raise BundleError(f"{where}: 'process.env' must be a list of KEY=VALUE strings")
+    cwd = process.get("cwd", "/")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise BundleError(f"{where}: 'process.cwd' must be an absolute path, not {cwd!r}")
+    user = process.get("user", {})
+    if not isinstance(user, dict) or not all(isinstance(user.get(k, 0), int) for k in ("uid", "gid")):
+        raise BundleError(f"{where}: 'process.user' needs numeric uid and gid")
+    caps = process.get("capabilities") or {}
+    for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        capability_mask(caps.get(key) or [])
+
+
+def check_security_labels(process: dict[str, Any], linux_cfg: dict[str, Any]) -> None:
+    """AppArmor and SELinux fields are refused where the host has neither, not silently ignored."""
+    import os
+
+    if process.get("apparmorProfile") and not os.path.exists("/sys/kernel/security/apparmor"):
+        raise BundleError(f"apparmor profile {process['apparmorProfile']!r} requested but AppArmor is not "
+                          "enabled on this host")
+    label = process.get("selinuxLabel") or linux_cfg.get("mountLabel")
+    if label and not os.path.exists("/sys/fs/selinux/enforce"):
+        raise BundleError(f"selinux label {label!r} requested but SELinux is not enabled on this host")
+
+
+def _check_user_namespace(config: dict[str, Any], where: Path) -> None:
+    linux_cfg = config["linux"]
+    user_ns = next((ns for ns in linux_cfg["namespaces"] if ns["type"] == "user"), None)
+    for key in ("uidMappings", "gidMappings"):
+        mappings = linux_cfg.get(key) or []
+        for m in mappings:
+            if not isinstance(m, dict) or not all(isinstance(m.get(k), int) for k in ("containerID", "hostID", "size")):
+                raise BundleError(f"{where}: linux.{key} entries need integer containerID, hostID and size")
+        if mappings and (user_ns is None or user_ns.get("path")):
+            raise BundleError(f"{where}: linux.{key} needs a new user namespace")
+    if user_ns is not None and not user_ns.get("path") and not linux_cfg.get("uidMappings"):
+        raise BundleError(f"{where}: a new user namespace needs linux.uidMappings and linux.gidMappings")
 
 
 def capability_mask(names: list[str]) -> int:
@@ -125,19 +171,7 @@ def capability_mask(names: list[str]) -> int:
 
 
 def _check_process(config: dict[str, Any], where: Path) -> None:
-    process = config.get("process")
-    if not isinstance(process, dict):
-        raise BundleError(f"{where}: missing 'process'")
-    args = process.get("args")
-    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
-        raise BundleError(f"{where}: 'process.args' must be a non-empty list of strings")
-    if not isinstance(process.get("env", []), list):
-        raise BundleError(f"{where}: 'process.env' must be a list of KEY=VALUE strings")
-    cwd = process.get("cwd", "/")
-    if not isinstance(cwd, str) or not cwd.startswith("/"):
-        raise BundleError(f"{where}: 'process.cwd' must be an absolute path, not {cwd!r}")
-    if process.get("terminal"):
-        raise BundleError(f"{where}: 'process.terminal' is not supported yet")
+    check_process(config.get("process"), where)
 
 
 def _check_root(config: dict[str, Any], bundle: Path, where: Path) -> None:
@@ -164,13 +198,10 @@ def _check_namespaces(config: dict[str, Any], where: Path) -> None:
         if kind in seen:
             raise BundleError(f"{where}: namespace type {kind!r} listed twice")
         seen.add(kind)
-    mount_ns = next((ns for ns in namespaces if ns["type"] == "mount"), None)
-    if mount_ns is None or mount_ns.get("path"):
-        # pivot_root in the host's (or another container's) mount namespace would change it for everyone.
-        raise BundleError(f"{where}: a new mount namespace is required")
-    if (config.get("hostname") or config.get("domainname")) and not any(
-            ns["type"] == "uts" and not ns.get("path") for ns in namespaces):
-        raise BundleError(f"{where}: setting hostname or domainname needs a new uts namespace")
+    # Without a mount namespace the init only chroots (no mounts could stay private to it);
+    # a mount namespace joined by path gets the rootfs set up inside it, as runc does.
+    if (config.get("hostname") or config.get("domainname")) and not any(ns["type"] == "uts" for ns in namespaces):
+        raise BundleError(f"{where}: setting hostname or domainname needs a uts namespace")
 
 
 def _check_mounts(config: dict[str, Any], where: Path) -> None:
@@ -198,5 +229,5 @@ def state_dict(cid: str, status: str, pid: int, bundle: str, annotations: dict[s
             "annotations": annotations}
 
 
-__all__ = ["default_spec", "load_config", "capability_mask", "process_env", "CAPABILITIES",
+__all__ = ["default_spec", "load_config", "check_process", "capability_mask", "process_env", "CAPABILITIES",
            "NAMESPACE_FLAGS", "DEFAULT_PATH"]

@@ -1,0 +1,75 @@
+"""skiff-oci against runc on one busybox bundle: `run` of `true`, and create+start+delete (youki's measure).
+
+    .venv/bin/python bench/oci.py [ROUNDS]
+
+Prints the median wall time of each runtime and the ratio skiff-oci/runc (target: at most 1.0x).
+Everything lives in a temporary directory; the state roots are private to this run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RUNTIMES = {"runc": ["/usr/sbin/runc"], "skiff-oci": [shutil.which("skiff-oci") or "skiff-oci"]}
+
+
+def make_bundle(base: Path) -> Path:
+    sys.path.insert(0, str(REPO))
+    from skiff.runtime import default_spec
+
+    bundle = base / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    tar = base / "busybox.tar"
+    subprocess.run([str(REPO / "scripts" / "busybox-rootfs"), str(tar)], check=True, capture_output=True)
+    subprocess.run(["tar", "-xpf", str(tar), "-C", str(bundle / "rootfs")], check=True)
+    spec = default_spec()
+    spec["process"]["args"] = ["true"]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+def timed(commands: list[list[str]]) -> float:
+    started = time.perf_counter()
+    for command in commands:
+        subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def bench(base: Path, bundle: Path, rounds: int) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, list[float]]] = {name: {"run": [], "create+start+delete": []} for name in RUNTIMES}
+    for i in range(rounds):
+        for name, exe in RUNTIMES.items():  # interleaved: drift hits both alike
+            g = [*exe, "--root", str(base / f"state-{name}")]
+            cid = f"bench-{i}"
+            results[name]["run"].append(timed([[*g, "run", "-b", str(bundle), cid]]))
+            # youki's README: create, start, delete -f, one after the other.
+            results[name]["create+start+delete"].append(timed([
+                [*g, "create", "-b", str(bundle), cid + "c"], [*g, "start", cid + "c"],
+                [*g, "delete", "-f", cid + "c"]]))
+    return {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    base = Path(tempfile.mkdtemp(prefix="skiff-bench-oci-"))
+    try:
+        bundle = make_bundle(base)
+        medians = bench(base, bundle, rounds)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    for measure in ("run", "create+start+delete"):
+        runc, ours = medians["runc"][measure], medians["skiff-oci"][measure]
+        print(f"{measure:22} runc {runc * 1000:7.1f} ms   skiff-oci {ours * 1000:7.1f} ms   "
+              f"ratio {ours / runc:4.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""runc's log lines: logrus text (``time=... level=... msg=...``) or JSON, which containerd reads."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+
+class Logger:
+    """Writes to ``--log FILE`` when given, else to stderr, in ``--log-format``."""
+
+    def __init__(self, path: str | None, fmt: str, debug: bool) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.debug_enabled = debug
+
+    def _write(self, level: str, msg: str) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if self.fmt == "json":
+            line = json.dumps({"level": level, "msg": msg, "time": now})
+        else:
+            line = f'time="{now}" level={level} msg={json.dumps(msg)}'
+        if self.path:
+            try:
+                with open(self.path, "a") as f:
+                    f.write(line + "\n")
+                return
+            except OSError:
+                pass
+        _stream().write(line + "\n")
+
+    def error(self, msg: str) -> None:
+        self._write("error", msg)
+        if self.path:  # runc also says it plainly on stderr when the log goes to a file
+            _stream().write(msg + "\n")
+
+    def warning(self, msg: str) -> None:
+        self._write("warning", msg)
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled:
+            self._write("debug", msg)
+
+
+def _stream() -> TextIO:
+    return sys.stderr

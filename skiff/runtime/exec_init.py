@@ -1,0 +1,81 @@
+"""A process started in a running container (``exec``): what the forked child does before execve.
+
+The parent opens the init's namespace files and has already joined its pid
+namespace for children before forking, so this child is inside it. The child
+joins the rest (the user namespace first, the mount namespace last, which also
+moves its root and cwd to the container's root), waits while the parent puts it
+in the container's cgroup, applies the OCI ``process`` and execs. It speaks the
+init's protocol over the socket pair: "ready", then "go", then "created" just
+before execve (or an "error").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from typing import Any, NoReturn
+
+from skiff import linux
+from skiff.runtime import init as container_init
+from skiff.runtime.spec import DEFAULT_PATH, process_env
+
+
+class ExecContext:
+    """What the parent hands the forked exec child."""
+
+    __slots__ = ("process", "sock", "stdio", "namespace_fds", "console_fd", "seccomp")
+
+    def __init__(self, process: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
+                 namespace_fds: list[tuple[str, int]], console_fd: int, seccomp: dict[str, Any] | None) -> None:
+        self.process = process
+        self.sock = sock
+        self.stdio = stdio
+        self.namespace_fds = namespace_fds  # (kind, fd), user first and mount last
+        self.console_fd = console_fd
+        self.seccomp = seccomp
+
+
+def main(ctx: ExecContext) -> NoReturn:
+    try:
+        _exec_in_container(ctx)
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent, nothing may return
+        try:
+            container_init.send(ctx.sock, container_init.error_message(exc))
+        finally:
+            os._exit(1)
+    os._exit(1)
+
+
+def _exec_in_container(ctx: ExecContext) -> NoReturn:
+    for signum in container_init.FORWARDED_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    seccomp_filter = None
+    if ctx.seccomp:
+        from skiff.runtime.seccomp_filter import compile_filter
+
+        seccomp_filter = compile_filter(ctx.seccomp)
+    if ctx.console_fd >= 0:
+        from skiff.runtime.console import setup_terminal  # before the host's modules are out of reach
+    container_init._setup_stdio(ctx.stdio)
+    os.setsid()
+    for kind, fd in ctx.namespace_fds:
+        linux.setns(fd, 0, f"{kind} namespace of the container")
+        os.close(fd)
+    container_init.send(ctx.sock, {"type": "ready"})
+    reply = container_init.receive(ctx.sock)
+    if not reply or reply.get("type") != "go":
+        os._exit(1)
+    if ctx.console_fd >= 0:
+        setup_terminal(ctx.console_fd, bind_console=False)
+    process = ctx.process
+    container_init.prepare_process(process, seccomp_filter)
+    env = process_env(process)
+    executable = container_init.find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
+    linux.prctl(linux.PR_SET_PDEATHSIG, 0)
+    if seccomp_filter is not None and process.get("noNewPrivileges"):
+        seccomp_filter.load()
+    # Sent just before execve: close-on-exec makes the parent's next receive see the exec as EOF.
+    container_init.send(ctx.sock, {"type": "created"})
+    container_init._exec(executable, process["args"], env)

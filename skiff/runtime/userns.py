@@ -1,0 +1,35 @@
+"""User namespaces: the uid/gid maps of a new one, written by the runtime from outside."""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from skiff.errors import SyscallError
+
+
+def write_id_maps(pid: int, linux_cfg: dict[str, Any]) -> None:
+    """Write ``linux.uidMappings``/``gidMappings`` for the process ``pid`` (in its new user namespace).
+
+    The runtime is root in the parent namespace with CAP_SETGID, so setgroups
+    stays allowed inside (a container may still set additionalGids).
+    """
+    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux_cfg.get(key) or [])
+        if not lines:
+            continue
+        path = f"/proc/{pid}/{name}"
+        try:
+            with open(path, "w") as f:
+                f.write(lines)
+        except OSError as exc:
+            raise SyscallError("write", exc.errno or errno.EIO, path,
+                               hint=f"check linux.{key}: ranges must not overlap") from None
+
+
+def host_id(mappings: list[dict[str, Any]] | None, container_id: int = 0) -> int:
+    """The host id that ``container_id`` maps to (the overflow id 65534 if unmapped)."""
+    for m in mappings or []:
+        if m["containerID"] <= container_id < m["containerID"] + m["size"]:
+            return m["hostID"] + container_id - m["containerID"]
+    return 65534
