@@ -133,3 +133,56 @@ def devices_within_default(rules: list[Mapping[str, Any]]) -> bool:
         if rule.get("allow") and device_rule_line(rule) not in defaults:
             return False
     return True
+
+
+def needed_controllers(resources: Mapping[str, Any] | None, version: int) -> list[tuple[str, str]]:
+    """``(field, controller)`` for each part of ``resources`` that asks for something.
+
+    An empty or zero part asks nothing (Docker's "not set"). ``devices`` is left
+    out: every container carries the default rules, and v2 filters them elsewhere.
+    """
+    wanted: list[tuple[str, str]] = []
+    memory = section(resources, "memory")
+    if any(memory.get(key) is not None for key in memory):
+        wanted.append(("memory", "memory"))
+    cpu = section(resources, "cpu")
+    if any(cpu.get(key) for key in ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "idle")):
+        wanted.append(("cpu", "cpu"))
+    if cpu.get("cpus") or cpu.get("mems"):
+        wanted.append(("cpu.cpus", "cpuset"))
+    if section(resources, "pids").get("limit") is not None:
+        wanted.append(("pids", "pids"))
+    if any(section(resources, "blockIO").values()):
+        wanted.append(("blockIO", "blkio" if version == 1 else "io"))
+    if (resources or {}).get("hugepageLimits"):
+        wanted.append(("hugepageLimits", "hugetlb"))
+    if (resources or {}).get("rdma"):
+        wanted.append(("rdma", "rdma"))
+    network = section(resources, "network")
+    if network.get("classID") is not None:
+        wanted.append(("network.classID", "net_cls"))
+    if network.get("priorities"):
+        wanted.append(("network.priorities", "net_prio"))
+    return wanted
+
+
+def check_controllers(resources: Mapping[str, Any] | None, version: int, available: set[str] | frozenset[str]) -> None:
+    """Refuse, as runc does at create, limits whose controller this host does not offer.
+
+    Accepting them would leave the container unlimited while its config says otherwise.
+    """
+    for field, controller in needed_controllers(resources, version):
+        if controller not in available:
+            where = "no v1 hierarchy carries it" if version == 1 else "cgroup v2 does not offer it here"
+            raise CgroupError(f"linux.resources.{field} needs the {controller} cgroup controller, "
+                              f"which is not available on this host ({where})",
+                              hint=f"remove linux.resources.{field} from the config")
+
+
+def rdma_line(device: str, limits: Mapping[str, Any]) -> str:
+    """An rdma.max line: ``mlx5_1 hca_handle=3 hca_object=max``."""
+    def value(key: str) -> str:
+        number = limits.get(key)
+        return "max" if number is None else str(number)
+
+    return f"{device} hca_handle={value('hcaHandles')} hca_object={value('hcaObjects')}"

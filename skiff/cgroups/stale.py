@@ -6,29 +6,43 @@ import os
 
 from skiff.errors import CgroupError
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path (reconcile)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def cleanup_stale(live_ids: set[str], parent: str = "skiff", root: str | os.PathLike[str] | None = None) -> list[str]:
+
+def cleanup_stale(live_ids: set[str] | Callable[[], set[str]], parent: str = "skiff",
+                  root: str | os.PathLike[str] | None = None,
+                  owned: Callable[[str], bool] | None = None) -> list[str]:
     """Kill and remove every ``/<parent>/<id>`` cgroup whose id is not in ``live_ids``.
 
     ``live_ids`` must hold every container that may still own a cgroup, those
-    being created too. Returns the ids removed; a cgroup that cannot be removed
-    now is left for the next call.
+    being created too. Given as a callable it is asked only after the scan, so
+    a container that makes its cgroup meanwhile is never among those removed.
+    ``owned``, if given, limits the removal to the ids it accepts: other skiff
+    roots (and skiff-oci) may keep containers under the same parent. Returns the
+    ids removed; a cgroup that cannot be removed now is left for the next call.
     """
     from skiff.cgroups import open as open_cgroup
     from skiff.cgroups.detect import detect
 
     setup = detect(root)
     mounts = [h.mountpoint for h in setup.v1] + ([setup.unified] if setup.unified else [])
-    stale: set[str] = set()
+    found: set[str] = set()
     for mount in mounts:
         try:
             entries = os.scandir(os.path.join(mount, parent))
         except (FileNotFoundError, NotADirectoryError):
             continue
         with entries:
-            stale.update(e.name for e in entries if e.is_dir(follow_symlinks=False) and e.name not in live_ids)
+            found.update(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    if not found:
+        return []
+    live = live_ids() if callable(live_ids) else live_ids
     removed = []
-    for cid in sorted(stale):
+    for cid in sorted(found - live):
+        if owned is not None and not owned(cid):
+            continue
         cgroup = open_cgroup(f"/{parent}/{cid}", root=root)
         try:
             cgroup.kill()

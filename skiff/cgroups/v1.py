@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from skiff.cgroups import fs
 from skiff.cgroups.base import DESTROY_TIMEOUT_S, Cgroup
 from skiff.cgroups.detect import Setup
-from skiff.cgroups.resources import check, device_rule_line, section
+from skiff.cgroups.resources import check, check_controllers, device_rule_line, rdma_line, section
 from skiff.cgroups.stats import UNLIMITED_THRESHOLD, Stats
 from skiff.errors import CgroupError
 
@@ -115,6 +115,7 @@ class V1Cgroup(Cgroup):
             parent = current
 
     def _check_supported(self, resources: Mapping[str, Any] | None) -> None:
+        check_controllers(resources, 1, self._by_controller.keys())
         if section(resources, "blockIO").get("weight"):
             blkio = self._dir("blkio")
             if blkio is None or not os.path.exists(os.path.join(self._root_of("blkio"), "blkio.weight")):
@@ -137,6 +138,18 @@ class V1Cgroup(Cgroup):
             fs.write(f"{self._need('blkio')}/blkio.weight", weight)
         if resources.get("devices") is not None:
             self._apply_devices(resources["devices"])
+        self._apply_network(section(resources, "network"))
+        for limit in resources.get("hugepageLimits") or []:
+            fs.write(f"{self._need('hugetlb')}/hugetlb.{limit['pageSize']}.limit_in_bytes", limit["limit"])
+        for device, limits in (resources.get("rdma") or {}).items():
+            fs.write(f"{self._need('rdma')}/rdma.max", rdma_line(device, limits))
+
+    def _apply_network(self, network: Mapping[str, Any]) -> None:
+        if network.get("classID") is not None:
+            fs.write(f"{self._need('net_cls')}/net_cls.classid", network["classID"])
+        for priority in network.get("priorities") or []:
+            # One "interface priority" pair per write: the kernel parses a single line.
+            fs.write(f"{self._need('net_prio')}/net_prio.ifpriomap", f"{priority['name']} {priority['priority']}")
 
     def _apply_memory(self, memory: Mapping[str, Any]) -> None:
         if not memory:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from skiff.cgroups import fs
 from skiff.cgroups.base import DESTROY_TIMEOUT_S, Cgroup
-from skiff.cgroups.resources import check, devices_within_default, section
+from skiff.cgroups.resources import check, check_controllers, devices_within_default, rdma_line, section
 from skiff.cgroups.stats import Stats
 from skiff.errors import CgroupError
 
@@ -48,6 +48,7 @@ class V2Cgroup(Cgroup):
     def create(self, resources: Mapping[str, Any] | None = None) -> None:
         check(resources)
         self._check_devices(resources)
+        self._check_controllers(resources)
         created: list[str] = []
         try:
             parent = self.root
@@ -66,6 +67,7 @@ class V2Cgroup(Cgroup):
     def update(self, resources: Mapping[str, Any]) -> None:
         check(resources)
         self._check_devices(resources)
+        self._check_controllers(resources)
         self._apply(resources)
 
     def stats(self) -> Stats:
@@ -119,6 +121,11 @@ class V2Cgroup(Cgroup):
                 except CgroupError:
                     pass
 
+    def _check_controllers(self, resources: Mapping[str, Any] | None) -> None:
+        # The root's list is what may be enabled down to the container (delegation from above aside).
+        if resources:
+            check_controllers(resources, 2, set(fs.read(f"{self.root}/cgroup.controllers").split()))
+
     def _check_devices(self, resources: Mapping[str, Any] | None) -> None:
         rules = (resources or {}).get("devices") or []
         if not devices_within_default(rules):
@@ -138,6 +145,10 @@ class V2Cgroup(Cgroup):
                 raise CgroupError(f"--blkio-weight is not supported on this host: {self.dir}/io.weight does not "
                                   "exist (the io controller is unavailable or its scheduler does no weights)")
             fs.write(f"{self.dir}/io.weight", f"default {blkio_to_io_weight(weight)}")
+        for limit in resources.get("hugepageLimits") or []:
+            fs.write(f"{self.dir}/hugetlb.{limit['pageSize']}.max", _max(limit["limit"]))
+        for device, limits in (resources.get("rdma") or {}).items():
+            fs.write(f"{self.dir}/rdma.max", rdma_line(device, limits))
 
     def _apply_memory(self, memory: Mapping[str, Any]) -> None:
         limit, swap = memory.get("limit"), memory.get("swap")

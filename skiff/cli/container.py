@@ -222,11 +222,12 @@ def status_text(state: dict) -> str:
     """Docker's STATUS column: 'Up 3 minutes', 'Exited (0) 2 seconds ago', 'Created'."""
     import time
 
-    from skiff.cli.format import human_duration, parse_time, time_ago
+    from skiff.cli.format import human_duration, time_ago
+    from skiff.timestamps import parse
 
     status = state.get("Status")
     if status == "running":
-        return f"Up {human_duration(time.time() - parse_time(state['StartedAt']))}"
+        return f"Up {human_duration(time.time() - parse(state['StartedAt']))}"
     if status == "exited":
         oom = " (OOMKilled)" if state.get("OOMKilled") else ""
         return f"Exited ({state.get('ExitCode', 0)}){oom} {time_ago(state['FinishedAt'])}"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Sequence
+
+from skiff.timestamps import parse
 
 
 def human_duration(seconds: float) -> str:
@@ -35,18 +36,8 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365} years"
 
 
-def parse_time(stamp: str) -> float:
-    """Seconds since the epoch from an RFC 3339 timestamp as skiff and OCI write them."""
-    stamp = stamp.replace("Z", "+00:00")
-    if "." in stamp:  # Python 3.11 accepts at most 6 fractional digits
-        head, _, rest = stamp.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        stamp = f"{head}.{digits[:6]}{rest[len(digits):]}"
-    return datetime.fromisoformat(stamp).timestamp()
-
-
 def time_ago(stamp: str, now: float | None = None) -> str:
-    return f"{human_duration((now or time.time()) - parse_time(stamp))} ago"
+    return f"{human_duration((now or time.time()) - parse(stamp))} ago"
 
 
 def human_size(size: float, precision: int = 3) -> str:

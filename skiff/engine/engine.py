@@ -23,12 +23,8 @@ from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
 from skiff.errors import ContainerConflict, ContainerNotRunning, InvalidArgument, SkiffError
 from skiff.paths import Paths
+from skiff.timestamps import now as now_rfc3339
 from skiff.store import FileLock, write_json
-
-
-def now_rfc3339() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
 class Engine:
@@ -586,6 +582,27 @@ class Engine:
             self._teardown(container, remove_anonymous=bool(container.data["HostConfig"].get("AutoRemove")))
             if container.data["HostConfig"].get("AutoRemove"):
                 records.remove_record(container)
+        self._remove_stale_cgroups()
+
+    def _remove_stale_cgroups(self) -> None:
+        """Cgroups that outlived their container: its skiff was killed before the runtime recorded it.
+
+        Only this root's containers are candidates (other roots and skiff-oci may
+        share the parent), and the records are read after the cgroups are listed,
+        so a container being created or started right now is never robbed.
+        """
+        from skiff.cgroups import cleanup_stale
+        from skiff.engine.plan import cgroup_parent
+
+        def live() -> set[str]:
+            return {c.id for c in records.all_containers(self.paths)
+                    if c.state.get("Status") not in ("exited", "dead")}
+
+        def owned(cid: str) -> bool:
+            return (self.paths.containers / cid).is_dir() or (self.paths.runtime_state / cid).is_dir()
+
+        with contextlib.suppress(SkiffError, OSError):
+            cleanup_stale(live, parent=cgroup_parent(), owned=owned)
 
 
 def cgroup_parent_of(container: Container) -> str:

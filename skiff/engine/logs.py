@@ -9,6 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterator
 
+from skiff import timestamps
 from skiff.errors import InvalidArgument
 
 Entry = tuple[str, str, str]  # (stream, text, RFC3339Nano time)
@@ -31,7 +32,7 @@ def parse_since(text: str | None) -> float | None:
     if text.replace(".", "", 1).isdigit():
         return float(text)
     try:
-        return parse_rfc3339(text)
+        return timestamps.parse(text)
     except (ValueError, IndexError):
         raise InvalidArgument(f"invalid value for --since: {text!r}: use a duration (10m), "
                               "a Unix time or an RFC 3339 date") from None
@@ -108,19 +109,8 @@ def _inode(path: Path) -> int | None:
         return None
 
 
-def parse_rfc3339(stamp: str) -> float:
-    from datetime import datetime
-
-    stamp = stamp.replace("Z", "+00:00")
-    if "." in stamp:  # Python 3.11 accepts at most 6 fractional digits
-        head, _, rest = stamp.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        stamp = f"{head}.{digits[:6]}{rest[len(digits):]}"
-    return datetime.fromisoformat(stamp).timestamp()
-
-
 def _epoch(rfc3339: str) -> float:
     try:
-        return parse_rfc3339(rfc3339)
+        return timestamps.parse(rfc3339)
     except (ValueError, IndexError):
         return 0.0

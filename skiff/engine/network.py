@@ -54,7 +54,7 @@ def attach(paths: Paths, container: Container, opts: RunOptions, image: Any,
     manager = NetworkManager(paths)
     request = request_from(opts, image, container.data["Config"]["Hostname"], container.name)
     undo.callback(manager.detach, container.id)
-    return manager.attach(container.id, request)
+    return manager.attach(container.id, request, name=container.name)
 
 
 def detach(paths: Paths, container: Container) -> None:

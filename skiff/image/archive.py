@@ -23,10 +23,10 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+from skiff import timestamps
 from skiff.errors import ArchiveError, InvalidReference
 from skiff.image.reference import Reference, parse_reference, parse_reference_raw
 from skiff.image.store import CHUNK, Image, ImageStore, LayerInfo, sha256_hex
@@ -47,12 +47,6 @@ def host_architecture() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 
-def now_rfc3339() -> str:
-    ns = time.time_ns()
-    stamp = datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ns % 1_000_000_000:09d}Z"
-
-
 def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
@@ -68,7 +62,7 @@ def import_tarball(store: ImageStore, fileobj: BinaryIO, ref: str | None, change
     tags = [_tag_reference(ref)] if ref else []
     config = apply_changes({}, changes)  # before the slow part: a bad --change fails fast
     layer = store.add_layer(fileobj)
-    created = now_rfc3339()
+    created = timestamps.now()
     image_config = {
         "architecture": host_architecture(),
         "os": "linux",

@@ -45,7 +45,7 @@ def next_delay_ms(previous_ms: int, ran_seconds: float) -> int:
 
 
 def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> None:
-    from skiff.engine.engine import now_rfc3339
+    from skiff.timestamps import now as now_rfc3339
     from skiff.runtime import Runtime
 
     runtime = Runtime(paths.runtime_state)
@@ -58,7 +58,7 @@ def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> No
     try:
         with records.locked(container) as c:
             state = c.state
-            ran = time.time() - _parse_time(state.get("StartedAt", ""))
+            ran = time.time() - _started(state)
             restart = started and should_restart(c.data["HostConfig"].get("RestartPolicy", {}), status,
                                                  int(c.data.get("RestartCount", 0)), bool(state.get("ManualStop")))
             state.update(ExitCode=status, OOMKilled=oom, Pid=0, FinishedAt=now_rfc3339(), Error=error)
@@ -114,19 +114,19 @@ def _sleep_unless_stopped(seconds: float) -> bool:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # the next container must not inherit it
 
 
-def _parse_time(text: str) -> float:
-    import calendar
-
-    try:
-        return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return time.time()
-
-
 def main(argv: list[str]) -> None:
     root, run_root, cid, status, started, error = (argv + [""])[:6]
     os.chdir("/")
     finish(Paths(Path(root), Path(run_root)), cid, int(status), started == "1", error)
+
+
+def _started(state: dict) -> float:
+    from skiff import timestamps
+
+    try:
+        return timestamps.parse(state.get("StartedAt", ""))
+    except ValueError:
+        return time.time()
 
 
 if __name__ == "__main__":

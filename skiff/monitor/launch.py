@@ -137,7 +137,8 @@ def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, i
 
 def create_and_start(paths: Paths, container: records.Container, stdio: tuple[int, int, int], monitor: int,
                      console: socket.socket | None = None) -> int:
-    from skiff.engine.engine import _start_time, now_rfc3339
+    from skiff.engine.engine import _start_time
+    from skiff.timestamps import now as now_rfc3339
     from skiff.runtime import Runtime
 
     runtime = Runtime(paths.runtime_state)

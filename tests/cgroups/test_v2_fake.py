@@ -159,12 +159,58 @@ def test_invalid_resources_create_nothing(kernel: FakeKernel, resources: dict, m
     assert not (kernel.root / "skiff").exists() or kernel.mkdirs
 
 
-def test_a_failed_write_removes_what_create_made(kernel: FakeKernel) -> None:
-    kernel.set("cgroup.controllers", "cpu pids\n")   # no memory controller on this "host"
+def test_a_failed_write_removes_what_create_made(kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = fs.write
+
+    def refuse_memory_max(path: str, value: str | int) -> None:
+        if path.endswith("/memory.max"):
+            os.unlink(path)   # the write then fails as the kernel's would: the file is not there
+        real_write(path, value)
+
+    monkeypatch.setattr(fs, "write", refuse_memory_max)
     cg = cgroups.open("/skiff/nomem", root=kernel.root)
     with pytest.raises(CgroupError, match=r"cannot open .*/skiff/nomem/memory.max to write"):
         cg.create({"memory": {"limit": 64 * MiB}})
     assert not (kernel.root / "skiff").exists()
+
+
+@pytest.mark.parametrize("resources, field, controller", [
+    ({"memory": {"limit": 64 * MiB}}, "memory", "memory"),
+    ({"network": {"classID": 1048577}}, "network.classID", "net_cls"),
+    ({"network": {"priorities": [{"name": "eth0", "priority": 1}]}}, "network.priorities", "net_prio"),
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}, "hugepageLimits", "hugetlb"),
+])
+def test_limits_of_an_unavailable_controller_are_refused(kernel: FakeKernel, resources: dict, field: str,
+                                                         controller: str) -> None:
+    kernel.set("cgroup.controllers", "cpu pids\n")   # this "host" offers only cpu and pids
+    cg = cgroups.open("/skiff/missing", root=kernel.root)
+    with pytest.raises(CgroupError) as caught:
+        cg.create(resources)
+    assert str(caught.value).startswith(f"linux.resources.{field} needs the {controller} cgroup controller, "
+                                        "which is not available on this host")
+    assert not (kernel.root / "skiff").exists()
+
+
+def test_empty_sections_ask_for_no_controller(kernel: FakeKernel) -> None:
+    kernel.set("cgroup.controllers", "cpu pids\n")
+    cg = cgroups.open("/skiff/empty", root=kernel.root)
+    cg.create({"memory": {}, "network": {}, "hugepageLimits": [], "blockIO": {"weight": 0}, "pids": {"limit": 5}})
+    assert kernel.read("skiff/empty/pids.max") == "5"
+    cg.destroy()
+
+
+def test_hugetlb_limits_are_written(kernel: FakeKernel) -> None:
+    cg = cgroups.open("/skiff/huge", root=kernel.root)
+    original_mkdir = kernel.mkdir
+
+    def mkdir_with_hugetlb(path: str) -> bool:
+        made = original_mkdir(path)
+        (Path(path) / "hugetlb.2MB.max").write_text("max\n")
+        return made
+
+    fs.mkdir = mkdir_with_hugetlb   # restored by the fixture's monkeypatch
+    cg.create({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}]})
+    assert kernel.read("skiff/huge/hugetlb.2MB.max") == str(4 * MiB)
 
 
 @pytest.mark.parametrize("path", ["/skiff/../../etc", "skiff/./x", "/", "", "system.slice:skiff:abc"])
@@ -181,3 +227,22 @@ def test_cleanup_stale_removes_only_dead_containers(kernel: FakeKernel) -> None:
         [name for name in os.listdir(kernel.root / "skiff") if not name.startswith("dead")])
     assert (kernel.root / "skiff/alive").is_dir()
     assert not (kernel.root / "skiff/dead1").exists()
+
+
+def test_cleanup_stale_asks_for_the_live_ids_after_the_scan(kernel: FakeKernel) -> None:
+    """A container that makes its cgroup while the scan runs is not in the scan: it cannot be robbed."""
+    cgroups.open("/skiff/dead", root=kernel.root).create({})
+
+    def live_ids() -> set[str]:
+        cgroups.open("/skiff/new", root=kernel.root).create({})   # made after the scan, not yet recorded
+        return set()
+
+    assert cgroups.cleanup_stale(live_ids, root=kernel.root) == ["dead"]
+    assert (kernel.root / "skiff/new").is_dir()
+
+
+def test_cleanup_stale_leaves_what_it_does_not_own(kernel: FakeKernel) -> None:
+    for cid in ("mine", "other"):
+        cgroups.open(f"/skiff/{cid}", root=kernel.root).create({})
+    assert cgroups.cleanup_stale(set(), root=kernel.root, owned=lambda cid: cid == "mine") == ["mine"]
+    assert (kernel.root / "skiff/other").is_dir()
