@@ -17,7 +17,6 @@ anonymous volume only where nothing is mounted yet.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,15 +26,16 @@ from skiff.volume.spec import TMPFS_DEFAULT_FLAGS, MountSpec, clean_target
 from skiff.volume.store import LOCAL_DRIVER, Volume, VolumeStore, random_name, validate_options
 
 
-@dataclass
 class PlannedMount:
     """One mount of the container, with everything needed to prepare, mount and record it."""
 
-    spec: MountSpec
-    name: str = ""                   # volume name (anonymous ones get theirs at planning time)
-    anonymous: bool = False          # created for this container: ``--rm`` / ``rm -v`` remove it
-    inherited: bool = False          # came with --volumes-from: never copied into, never removed
-    host_path: str = ""              # bind source, or the volume's _data
+    def __init__(self, spec: MountSpec, name: str = "", anonymous: bool = False, inherited: bool = False,
+                 host_path: str = "") -> None:
+        self.spec = spec
+        self.name = name                # volume name (anonymous ones get theirs at planning time)
+        self.anonymous = anonymous      # created for this container: ``--rm`` / ``rm -v`` remove it
+        self.inherited = inherited      # came with --volumes-from: never copied into, never removed
+        self.host_path = host_path      # bind source, or the volume's _data
 
     @property
     def destination(self) -> str:
@@ -72,13 +72,14 @@ class PlannedMount:
                 "Propagation": ""}
 
 
-@dataclass
 class MountPlan:
-    store: VolumeStore
-    mounts: list[PlannedMount]
-    read_only_root: bool = False
-    container_id: str = ""
-    _acquired: list[Volume] = field(default_factory=list)
+    def __init__(self, store: VolumeStore, mounts: list[PlannedMount], read_only_root: bool = False,
+                 container_id: str = "") -> None:
+        self.store = store
+        self.mounts = mounts
+        self.read_only_root = read_only_root
+        self.container_id = container_id
+        self._acquired: list[Volume] = []
 
     def oci_mounts(self) -> list[dict[str, Any]]:
         """OCI ``mounts`` entries, parents before what is mounted below them."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,15 +26,19 @@ _META = "meta.json"
 _DATA = "_data"
 
 
-@dataclass
 class Volume:
-    name: str
-    path: Path                       # <root>/volumes/NAME
-    driver: str = LOCAL_DRIVER
-    labels: dict[str, str] = field(default_factory=dict)
-    options: dict[str, str] = field(default_factory=dict)
-    created_at: str = ""
-    anonymous: bool = False
+    def __init__(self, name: str, path: Path, driver: str = LOCAL_DRIVER, labels: dict[str, str] | None = None,
+                 options: dict[str, str] | None = None, created_at: str = "", anonymous: bool = False) -> None:
+        self.name = name
+        self.path = path                # <root>/volumes/NAME
+        self.driver = driver
+        self.labels = labels or {}
+        self.options = options or {}
+        self.created_at = created_at
+        self.anonymous = anonymous
+
+    def __repr__(self) -> str:
+        return f"Volume({self.name!r})"
 
     @property
     def data(self) -> Path:
