@@ -72,7 +72,7 @@ def skiff_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     (see skiff/network/config.py), so a test never touches a real skiff0 or the
     host's routes; afterwards every kernel object of that network is removed.
     """
-    from tests.network.conftest import free_subnet, links_with, tables_named
+    from tests.network.conftest import free_subnet, links_gone, links_with, tables_named
 
     env = dict(os.environ)
     env["SKIFF_ROOT"] = str(tmp_path / "root")
@@ -92,7 +92,7 @@ def skiff_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     (tmp_path / "root" / "network" / "config.json").write_text(json.dumps(config))
     yield env
     subprocess.run([sys.executable, "-m", "skiff", "network", "prune", "-f"], env=env, capture_output=True)
-    leaked = links_with(f"skt{tag}") + links_with(f"sv{tag}")
+    leaked = links_with(f"skt{tag}") + links_gone(f"sv{tag}")
     for link in leaked:
         subprocess.run(["ip", "link", "del", link], capture_output=True)
     tables = tables_named(config["nft_table"])

@@ -33,6 +33,8 @@ class NetworkConfig:
     # against 0.53x at 1500); outbound TCP is MSS-clamped to the route MTU (firewall.py),
     # and PMTU discovery for anything else is answered by this host itself.
     mtu: int = 65535
+    # auto: nftables (libnftables, else the nft binary), iptables where neither exists.
+    firewall: str = "auto"
 
     def __post_init__(self) -> None:
         if not IFNAME.match(self.default_bridge) or not IFNAME.match(self.bridge_prefix + "x"):
@@ -43,6 +45,9 @@ class NetworkConfig:
             raise InvalidArgument(f"invalid nft table name in network config: {self.nft_table!r}")
         if not 68 <= self.mtu <= 65535:
             raise InvalidArgument(f"mtu in network config must be 68-65535, not {self.mtu}")
+        if self.firewall not in ("auto", "nftables", "iptables"):
+            raise InvalidArgument(f"firewall in network config must be auto, nftables or iptables, "
+                                  f"not {self.firewall!r}")
         for subnet in self.subnet_candidates:
             ipaddress.IPv4Network(subnet)
 

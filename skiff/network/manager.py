@@ -328,6 +328,9 @@ class NetworkManager:
         mac = ipam.mac_for(address)
         record["Containers"][cid] = {"Name": endpoint["Name"], "IPAddress": str(address), "MacAddress": mac,
                                      "Veth": veth, "Interface": interface, "Aliases": list(aliases)}
+        dns = endpoint.get("Request", {}).get("dns")
+        if dns:  # the network's resolver forwards this container's other queries there
+            record["Containers"][cid]["Dns"] = list(dns)
         endpoint["Networks"].append(record["Name"])
         write_json(self._endpoint_path(cid), endpoint)
         self._save_network(record)  # the lease: persistent before the veth exists
@@ -404,11 +407,16 @@ class NetworkManager:
         req = endpoint.get("Request", {})
         extra = [names.parse_add_host(h, gateway_for_host) for h in req.get("add_hosts", [])]
         hosts = names.hosts_file(endpoint["Hostname"], first_ip, extra, own_aliases)
-        # On a user network the gateway runs the network's resolver (container names);
-        # it forwards everything else to the host's upstream servers.
-        servers = [on_user_network["Gateway"]] if on_user_network and not req.get("dns") else None
-        resolv = names.resolv_conf(req.get("dns", []), req.get("dns_search", []), req.get("dns_options", []),
-                                   nameservers=servers)
+        # On a user network the gateway runs the network's resolver (container names); it
+        # forwards everything else to this container's --dns servers, else the host's upstream.
+        if on_user_network:
+            for server in req.get("dns", []):
+                names.check_nameserver(server)
+            resolv = names.resolv_conf([], req.get("dns_search", []), req.get("dns_options", []),
+                                       nameservers=[on_user_network["Gateway"]])
+        else:
+            resolv = names.resolv_conf(req.get("dns", []), req.get("dns_search", []),
+                                       req.get("dns_options", []))
         ports = [PortMapping.from_dict(p) for p in endpoint.get("Ports", [])]
         netns_path = Path(endpoint["NetnsPath"]) if endpoint.get("NetnsPath") else None
         return Attachment(endpoint["Id"], endpoint["Mode"], netns_path, hosts, resolv, networks, ports,
@@ -429,18 +437,27 @@ class NetworkManager:
 
     def _release(self, cid: str) -> None:
         endpoint = self._load_endpoint(cid) or {"Networks": [], "Mode": ""}
+        netns_path = self.paths.netns / cid
+        # Deleting a veth waits 25-50 ms for the kernel's RCU grace periods: more than the
+        # whole bridge budget of `skiff run`. When no process is left in the namespace,
+        # dropping its pin makes the kernel destroy it, and its veths, in the background.
+        by_kernel = (not endpoint["Mode"].startswith("container:") and netns.is_pinned(netns_path)
+                     and not netns.in_use(netns_path))
+        if by_kernel:
+            netns.remove(netns_path)
         for record in self._all_networks():
             if cid in record["Containers"]:
-                self._drop_from_network(record, cid)
+                self._drop_from_network(record, cid, delete_veth=not by_kernel)
         if not endpoint["Mode"].startswith("container:"):
-            netns.remove(self.paths.netns / cid)
+            netns.remove(netns_path)
         with contextlib.suppress(FileNotFoundError):
             self._endpoint_path(cid).unlink()
 
-    def _drop_from_network(self, record: dict[str, Any], cid: str) -> None:
+    def _drop_from_network(self, record: dict[str, Any], cid: str, delete_veth: bool = True) -> None:
         entry = record["Containers"].pop(cid)
-        with Netlink() as nl:
-            nl.delete_link(entry["Veth"])
+        if delete_veth:
+            with Netlink() as nl:
+                nl.delete_link(entry["Veth"])
         self._save_network(record)
         if not record["Containers"] and record["Name"] != DEFAULT_NETWORK:
             _resolver().stop(self._resolver_pidfile(record))
@@ -546,7 +563,7 @@ class NetworkManager:
             address = record["Containers"][ep["Id"]]["IPAddress"]
             rules.extend(firewall.PortRule(p["host_ip"], p["host_port"], p["protocol"], address,
                                            p["container_port"]) for p in ep["Ports"])
-        firewall.apply(self.config.nft_table, bridges, rules, self._stamp, force)
+        firewall.apply(self.config.nft_table, bridges, rules, self._stamp, force, self.config.firewall)
 
 
 def _resolver():  # the resolver module pulls in subprocess: only user networks need it

@@ -93,10 +93,7 @@ def resolv_conf(dns: Iterable[str] = (), dns_search: Iterable[str] = (), dns_opt
                 nameservers: Iterable[str] | None = None, host_resolv: Path = HOST_RESOLV_CONF) -> str:
     """/etc/resolv.conf: ``--dns*`` flags win over the host's values, field by field."""
     for server in dns:
-        try:
-            ipaddress.ip_address(server)
-        except ValueError:
-            raise InvalidArgument(f"{server} is not an ip address", hint="--dns takes an IP address") from None
+        check_nameserver(server)
     _, host_search, host_options = _read_resolv(host_resolv)
     servers = list(dns) or list(nameservers if nameservers is not None else upstream_nameservers(host_resolv))
     search = list(dns_search) or host_search
@@ -107,6 +104,13 @@ def resolv_conf(dns: Iterable[str] = (), dns_search: Iterable[str] = (), dns_opt
     if options:
         lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"
+
+
+def check_nameserver(server: str) -> None:
+    try:
+        ipaddress.ip_address(server)
+    except ValueError:
+        raise InvalidArgument(f"{server} is not an ip address", hint="--dns takes an IP address") from None
 
 
 def host_resolv_conf(host_resolv: Path = HOST_RESOLV_CONF) -> str:

@@ -82,6 +82,24 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def in_use(path: Path) -> bool:
+    """Whether a process is still inside the pinned namespace (a scan of /proc: ~1 ms)."""
+    try:
+        pinned = os.stat(path)
+    except FileNotFoundError:
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            ns = os.stat(f"/proc/{entry.name}/ns/net")
+        except OSError:
+            continue  # gone meanwhile, or a kernel thread
+        if (ns.st_ino, ns.st_dev) == (pinned.st_ino, pinned.st_dev):
+            return True
+    return False
+
+
 def is_pinned(path: Path) -> bool:
     """Whether ``path`` is an nsfs mount (a live pin), not a left-over plain file."""
     try:

@@ -5,7 +5,9 @@ gateway address (UDP 53), started with the network's first container and
 stopped with its last. It answers A queries for container names, aliases and
 short ids from the network record, read on every query (a few hundred bytes,
 so it never serves stale data and needs no signal to learn of new
-containers), and relays every other query to the host's upstream servers.
+containers), and relays every other query to the asking container's ``--dns``
+servers when it has some (as Docker's embedded resolver does), else to the
+host's upstream servers.
 Chosen over rewriting each container's /etc/hosts because those files belong
 to the engine and are bind-mounted: a container started earlier could never
 learn of one started later.
@@ -107,7 +109,16 @@ def serve(record_path: Path, listen_ip: str, ready_fd: int, upstreams: list[str]
         if addresses:
             server.sendto(answer(query, addresses if qtype in (TYPE_A, TYPE_ANY) else [], end), client)
         else:
-            threading.Thread(target=_forward, args=(server, query, client, end, upstreams), daemon=True).start()
+            servers = container_dns(record, client[0]) or upstreams
+            threading.Thread(target=_forward, args=(server, query, client, end, servers), daemon=True).start()
+
+
+def container_dns(record: dict, address: str) -> list[str]:
+    """The ``--dns`` servers of the container at ``address`` on this network (empty: none given)."""
+    for entry in record.get("Containers", {}).values():
+        if entry.get("IPAddress") == address:
+            return list(entry.get("Dns", []))
+    return []
 
 
 # --- its lifetime, driven by NetworkManager ------------------------------------------

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,15 @@ def free_subnet(prefix: str = "10.231", used: set[str] | None = None) -> str:
 def links_with(tag: str) -> list[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if tag in line]
+
+
+def links_gone(tag: str, timeout: float = 3) -> list[str]:
+    """The links named with ``tag`` still there after ``timeout``: a veth whose namespace was
+    released goes with it, but the kernel destroys namespaces in the background."""
+    deadline = time.monotonic() + timeout
+    while (left := links_with(tag)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
 
 
 def tables_named(name: str) -> list[str]:
@@ -85,7 +95,7 @@ def nm(net_paths: Paths, net_config: NetworkConfig) -> Iterator[NetworkManager]:
     manager.prune_networks()
     tag = net_config.bridge_prefix
     leaks = {
-        "links": links_with(tag) + links_with(net_config.veth_prefix),
+        "links": links_with(tag) + links_gone(net_config.veth_prefix),
         "nft tables": tables_named(net_config.nft_table),
         "netns pins": [p.name for p in net_paths.netns.glob("*") if not p.name.startswith(".")]
         if net_paths.netns.is_dir() else [],
