@@ -82,9 +82,8 @@ def podman_command(tmp: Path, tar: Path) -> list[str] | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=15)
-    parser.add_argument("--network", default="none", help="skiff's --network for the run (default none)")
     runs = parser.parse_args().runs
-    network = parser.parse_args().network
+    network = "none"  # what bridge networking adds is bench/network.py --cli's (on private names)
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -101,8 +100,12 @@ def main() -> int:
             [*SKIFF, "run", "--rm", "--network", network, "busybox", "true"], runs, env=env)
         podman = podman_command(tmp, tar)
         if podman:
-            results["podman run --rm"] = timed([*podman, "run", "--rm", "--network", "none", "busybox", "true"],
-                                               runs, env=dict(os.environ, CONTAINERS_CONF=str(tmp / "containers.conf")))
+            podman_env = dict(os.environ, CONTAINERS_CONF=str(tmp / "containers.conf"))
+            try:
+                results["podman run --rm"] = timed([*podman, "run", "--rm", "--network", "none", "busybox", "true"],
+                                                   runs, env=podman_env)
+            finally:  # its storage mounts live under tmp: leave nothing behind
+                subprocess.run([*podman, "system", "reset", "-f"], env=podman_env, capture_output=True)
         if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
             print("docker: a running dockerd was found, but skiff does not load images into it; skipped")
     base = results["runc run"]
