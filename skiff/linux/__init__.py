@@ -263,19 +263,21 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 
 def set_link_up(name: str) -> None:
     """Bring a network interface up in the caller's network namespace (SIOCSIFFLAGS)."""
+    import _socket  # the C module: socket.py costs milliseconds of every container's start
     import errno
     import fcntl
-    import socket
     import struct
 
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            ifreq = fcntl.ioctl(sock, siocgifflags, struct.pack("16sH14x", name.encode(), 0))
-            flags = struct.unpack("16sH14x", ifreq)[1]
-            fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", name.encode(), flags | iff_up))
-        except OSError as exc:
-            raise SyscallError("ioctl SIOCSIFFLAGS", exc.errno or errno.EIO, name) from None
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        ifreq = fcntl.ioctl(sock, siocgifflags, struct.pack("16sH14x", name.encode(), 0))
+        flags = struct.unpack("16sH14x", ifreq)[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", name.encode(), flags | iff_up))
+    except OSError as exc:
+        raise SyscallError("ioctl SIOCSIFFLAGS", exc.errno or errno.EIO, name) from None
+    finally:
+        sock.close()
 
 
 # --- fork into new namespaces, ptys (added for skiff-oci) ---------------------

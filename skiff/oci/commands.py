@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from pathlib import Path
-from typing import Any
 
 from skiff.errors import ContainerNotFound, InvalidArgument, UsageError
-from skiff.runtime import Runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # each skiff-oci command is a process of its own: no typing import at run time
+    import argparse
+    from typing import Any
+
+    from skiff.runtime.runtime import Runtime
 
 
 def _runtime(args: argparse.Namespace) -> Runtime:
+    from skiff.runtime.runtime import Runtime
+
     return Runtime(args.root)
 
 
 def spec(args: argparse.Namespace) -> int:
-    from skiff.runtime import default_spec
+    import json
+    from pathlib import Path
+
+    from skiff.runtime.spec import default_spec
 
     target = Path(args.bundle) / "config.json"
     if target.exists():
@@ -94,16 +101,16 @@ def kill(args: argparse.Namespace) -> int:
 
 
 def parse_signal(text: str) -> int:
-    import signal
+    import _signal  # the C module: signal.Signals would import enum for one name
 
     if text.isdigit():
         return int(text)
     name = text.upper()
     name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise InvalidArgument(f"unknown signal {text!r}") from None
+    number = getattr(_signal, name, None) if name[3:].isalnum() else None
+    if not isinstance(number, int):
+        raise InvalidArgument(f"unknown signal {text!r}")
+    return number
 
 
 def delete(args: argparse.Namespace) -> int:
@@ -131,6 +138,8 @@ def exec_(args: argparse.Namespace) -> int:
 
 
 def _exec_process(rt: Runtime, args: argparse.Namespace) -> dict[str, Any]:
+    import json
+
     if args.process:
         try:
             with open(args.process) as f:
@@ -191,6 +200,9 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def update(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
     try:
         text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
         resources = json.loads(text)

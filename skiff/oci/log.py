@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from typing import TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 class Logger:
@@ -17,11 +19,13 @@ class Logger:
         self.debug_enabled = debug
 
     def _write(self, level: str, msg: str) -> None:
+        from skiff.runtime.jsonlite import dumps  # json itself costs re and enum: milliseconds a command
+
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": now})
+            line = dumps({"level": level, "msg": msg, "time": now})
         else:
-            line = f'time="{now}" level={level} msg={json.dumps(msg)}'
+            line = f'time="{now}" level={level} msg={dumps(msg)}'
         if self.path:
             try:
                 with open(self.path, "a") as f:

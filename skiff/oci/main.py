@@ -6,13 +6,14 @@ Errors follow runc: one log line (``level=error msg=...``) on stderr, or in
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-from typing import Any, Callable
 
 from skiff.oci.log import Logger
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # skiff-oci starts once per command: typing and argparse are not imported to run one
+    import argparse
+    from typing import Any, Callable
 
 DEFAULT_ROOT = "/run/skiff-oci"
 VERSION = "1.1.5-skiff"  # runc's command line of this version
@@ -20,6 +21,8 @@ SPEC_VERSION = "1.0.2"
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="skiff-oci", description="runc-compatible OCI runtime of skiff")
     parser.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default %(default)s)")
     parser.add_argument("--log", default=None, help="log file (default: stderr)")
@@ -94,20 +97,95 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The commands an engine runs for every container, with runc's flags: parsed without argparse.
+# Each flag maps to (attribute, takes a value); anything else (help, a typo) goes to argparse.
+_GLOBAL_FLAGS = {"--root": ("root", True), "--log": ("log", True), "--log-format": ("log_format", True),
+                 "--debug": ("debug", False), "--systemd-cgroup": ("systemd_cgroup", False)}
+_CREATE_FLAGS = {"-b": ("bundle", True), "--bundle": ("bundle", True), "--pid-file": ("pid_file", True),
+                 "--console-socket": ("console_socket", True), "--preserve-fds": ("preserve_fds", True),
+                 "--no-pivot": ("no_pivot", False), "--no-new-keyring": ("no_new_keyring", False)}
+_FAST_COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], tuple[str, ...]]] = {
+    "state": ({}, ("id",)),
+    "start": ({}, ("id",)),
+    "kill": ({"-a": ("all", False), "--all": ("all", False)}, ("id", "signal")),
+    "delete": ({"-f": ("force", False), "--force": ("force", False)}, ("id",)),
+    "create": (_CREATE_FLAGS, ("id",)),
+    "run": ({**_CREATE_FLAGS, "-d": ("detach", False), "--detach": ("detach", False),
+             "--keep": ("keep", False)}, ("id",)),
+}
+_DEFAULTS = {"root": DEFAULT_ROOT, "log": None, "log_format": "text", "debug": False, "systemd_cgroup": False,
+             "version": False, "all": False, "signal": "SIGTERM", "force": False, "bundle": ".", "pid_file": None,
+             "console_socket": None, "preserve_fds": "0", "no_pivot": False, "no_new_keyring": False,
+             "detach": False, "keep": False}
+
+
+class _Args:
+    """The parsed command line, as argparse's Namespace would hold it."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _fast_parse(argv: list[str]) -> _Args | None:
+    """Parse a lifecycle command as runc does (flags before arguments), or None to leave it to argparse."""
+    values: dict[str, Any] = dict(_DEFAULTS)
+    i = _take_flags(argv, 0, _GLOBAL_FLAGS, values)
+    if i is None or i >= len(argv) or argv[i] not in _FAST_COMMANDS:
+        return None
+    command = argv[i]
+    flags, positionals = _FAST_COMMANDS[command]
+    i = _take_flags(argv, i + 1, flags, values)
+    rest = argv[i:] if i is not None else []
+    if i is None or not 1 <= len(rest) <= len(positionals) or rest[0].startswith("-"):
+        return None
+    values.update(zip(positionals, rest))
+    if values["log_format"] not in ("text", "json") or not str(values["preserve_fds"]).isdigit():
+        return None
+    values["preserve_fds"] = int(values["preserve_fds"])
+    from skiff.oci import commands
+
+    values["handler"] = getattr(commands, command)
+    return _Args(values)
+
+
+def _take_flags(argv: list[str], i: int, flags: dict[str, tuple[str, bool]], values: dict[str, Any]) -> int | None:
+    """Consume ``flags`` from ``argv[i:]``; the index after them, or None on one this parser does not know."""
+    while i < len(argv) and argv[i].startswith("-"):
+        name, eq, value = argv[i].partition("=")
+        if name not in flags:
+            return None
+        attribute, takes_value = flags[name]
+        if not takes_value:
+            if eq:
+                return None
+            values[attribute] = True
+        elif eq:
+            values[attribute] = value
+        elif i + 1 < len(argv):
+            i += 1
+            values[attribute] = argv[i]
+        else:
+            return None
+        i += 1
+    return i
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
-    parser = _parser()
-    try:
-        args = parser.parse_args(args_list)
-    except SystemExit as exc:
-        return int(exc.code or 0) if exc.code != 2 else 1
+    args = _fast_parse(args_list)
+    if args is None:
+        parser = _parser()
+        try:
+            args = parser.parse_args(args_list)
+        except SystemExit as exc:
+            return int(exc.code or 0) if exc.code != 2 else 1
+        if not args.version and not getattr(args, "handler", None):
+            parser.print_help(sys.stderr)
+            return 1
     args.logger = Logger(args.log, args.log_format, args.debug)
     if args.version:
         print(f"skiff-oci version {VERSION}\nspec: {SPEC_VERSION}")
         return 0
-    if not getattr(args, "handler", None):
-        parser.print_help(sys.stderr)
-        return 1
     from skiff.errors import SkiffError
 
     try:
@@ -128,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_json(value: Any, indent: int | None = 2) -> None:
-    sys.stdout.write(json.dumps(value, indent=indent) + "\n")
+    from skiff.runtime.jsonlite import dumps
+
+    sys.stdout.write(dumps(value, indent=indent) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,22 +16,25 @@ execve or os._exit.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py's enums cost milliseconds of every create
 import errno
-import json
 import os
 import posixpath
 import resource  # imported here: after pivot_root the host's stdlib is out of reach
-import signal
-import socket
 import stat
-from typing import Any, NoReturn
 
 from skiff import linux
 from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, SkiffError, SyscallError
 from skiff.runtime import mounts
+from skiff.runtime.jsonlite import dumps, loads
+from skiff.runtime.runtime import EXEC_FIFO
 from skiff.runtime.spec import DEFAULT_PATH, NAMESPACE_FLAGS, capability_mask, process_env
 
-EXEC_FIFO = "exec.fifo"
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported at run time: each skiff-oci command is a process of its own
+    import socket
+    from typing import Any, NoReturn
+
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2, signal.SIGWINCH)
 
@@ -64,13 +67,13 @@ class InitContext:
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.send(json.dumps(message).encode())
+    sock.send(dumps(message).encode())
 
 
 def receive(sock: socket.socket) -> dict[str, Any] | None:
     """The next message, or None when the other side has gone."""
     data = sock.recv(65536)
-    return json.loads(data) if data else None
+    return loads(data.decode()) if data else None
 
 
 def error_message(exc: BaseException) -> dict[str, Any]:

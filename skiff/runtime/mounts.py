@@ -14,10 +14,13 @@ import errno
 import os
 import posixpath
 import stat
-from typing import Any
 
 from skiff import linux
 from skiff.errors import BundleError, PathEscape, SyscallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported at run time: each skiff-oci command is a process of its own
+    from typing import Any
 
 _MAX_SYMLINKS = 40
 

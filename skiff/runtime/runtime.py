@@ -8,28 +8,38 @@ time, so a reused pid is not mistaken for the container) and the fifo.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py builds enums (enum, functools...) at import
 import os
-import re
-import signal
-import socket
 import time
-from pathlib import Path
-from typing import Any, Callable
 
 from skiff import errors
 from skiff.errors import ContainerConflict, ContainerNotFound, ContainerNotRunning, InvalidArgument
-from skiff.runtime import init as container_init
-from skiff.runtime.spec import NAMESPACE_FLAGS, load_config, state_dict
 
-_VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# skiff-oci runs one short process per command: state, start, kill and delete import only os,
+# signal, time and json. Everything else (the init, the spec, sockets, pathlib, typing) is
+# imported where a container is made, or only for type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from pathlib import Path
+    from typing import Any, Callable
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"  # the init blocks opening it until start
 
 
 class Runtime:
     """An OCI runtime whose containers keep their state under ``state_root``."""
 
     def __init__(self, state_root: str | os.PathLike[str]) -> None:
-        self.state_root = Path(state_root)
+        self._root = os.fspath(state_root)
+
+    @property
+    def state_root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -41,7 +51,9 @@ class Runtime:
         ``process.terminal`` the pty master goes to the unix socket ``console_socket``.
         On any failure nothing is left: the init is killed, its cgroup and state removed.
         """
-        bundle_path = Path(bundle).absolute()
+        from skiff.runtime.spec import load_config, state_dict
+
+        bundle_path = os.path.abspath(bundle)
         config = load_config(bundle_path)
         if config["process"].get("terminal") and not console_socket:
             raise InvalidArgument("process.terminal is set: a --console-socket is required")
@@ -50,15 +62,17 @@ class Runtime:
         cgroups: list[Any] = []
         console = None
         try:
-            os.mkfifo(state_dir / container_init.EXEC_FIFO, 0o600)
+            os.mkfifo(os.path.join(state_dir, EXEC_FIFO), 0o600)
             if config["process"].get("terminal"):
                 from skiff.runtime.console import connect
 
                 console = connect(str(console_socket))
             pid, sock = self._fork_init(config, bundle_path, state_dir, stdio,
                                         console.fileno() if console else -1, preserve_fds)
-            with sock:
-                self._handshake(cid, pid, sock, config, cgroups, str(bundle_path))
+            try:
+                self._handshake(cid, pid, sock, config, cgroups, bundle_path)
+            finally:
+                sock.close()
             self._write_state(state_dir, {
                 **state_dict(cid, "created", pid, str(bundle_path), config.get("annotations", {})),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
@@ -87,13 +101,16 @@ class Runtime:
         status = self._status(cid, record)
         if status != "created":
             raise ContainerConflict(f"cannot start container {cid}: it is {status}, not created")
-        fifo = self._dir(cid) / container_init.EXEC_FIFO
+        fifo = os.path.join(self._dir(cid), EXEC_FIFO)
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             self._read_start_byte(cid, fd, record)
         finally:
             os.close(fd)
-            fifo.unlink(missing_ok=True)
+            try:
+                os.unlink(fifo)
+            except FileNotFoundError:
+                pass
         hooks = record.get("config", {}).get("hooks")
         if hooks and hooks.get("poststart"):
             from skiff.runtime.hooks import run_hooks
@@ -228,12 +245,12 @@ class Runtime:
 
     def list(self) -> list[dict[str, Any]]:
         """The OCI state of every container under the state root."""
-        if not self.state_root.is_dir():
+        if not os.path.isdir(self._root):
             return []
         states = []
-        for entry in sorted(self.state_root.iterdir()):
+        for name in sorted(os.listdir(self._root)):
             try:
-                states.append(self.state(entry.name))
+                states.append(self.state(name))
             except (ContainerNotFound, InvalidArgument):
                 continue
         return states
@@ -279,39 +296,47 @@ class Runtime:
 
     # --- internals -----------------------------------------------------------
 
-    def _dir(self, cid: str) -> Path:
-        if not _VALID_ID.match(cid):
+    def _dir(self, cid: str) -> str:
+        if not _is_valid_id(cid):
             raise InvalidArgument(f"invalid container id {cid!r}: use letters, digits, '_', '.' and '-'")
-        return self.state_root / cid
+        return os.path.join(self._root, cid)
 
-    def _new_state_dir(self, cid: str) -> Path:
+    def _new_state_dir(self, cid: str) -> str:
         state_dir = self._dir(cid)
-        self.state_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        os.makedirs(self._root, mode=0o711, exist_ok=True)
         try:
-            state_dir.mkdir(mode=0o711)
+            os.mkdir(state_dir, 0o711)
         except FileExistsError:
-            raise ContainerConflict(f"container {cid} already exists in {self.state_root}") from None
+            raise ContainerConflict(f"container {cid} already exists in {self._root}") from None
         return state_dir
 
     def _record(self, cid: str) -> dict[str, Any]:
-        from skiff.store import read_json
+        from skiff.runtime.jsonlite import loads
 
-        state_dir = self._dir(cid)
-        record = read_json(state_dir / STATE_FILE)
-        if record is None:
-            raise ContainerNotFound(f"no such container: {cid} (no state in {state_dir})")
-        return record
+        state_file = os.path.join(self._dir(cid), STATE_FILE)
+        try:
+            with open(state_file, encoding="utf-8") as f:
+                return loads(f.read())
+        except FileNotFoundError:
+            raise ContainerNotFound(f"no such container: {cid} (no state in {os.path.dirname(state_file)})") from None
+        except ValueError as exc:
+            raise errors.StateError(f"state file {state_file} is corrupt: {exc}") from None
 
     @staticmethod
-    def _write_state(state_dir: Path, record: dict[str, Any]) -> None:
-        from skiff.store import write_json
+    def _write_state(state_dir: str | os.PathLike[str], record: dict[str, Any]) -> None:
+        """Atomically (rename), without fsync: the state lives in /run, gone at reboot anyway."""
+        from skiff.runtime.jsonlite import dumps
 
-        write_json(state_dir / STATE_FILE, record, durable=False)  # lives in /run: gone at reboot anyway
+        target = os.path.join(state_dir, STATE_FILE)
+        tmp = target + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(dumps(record))
+        os.replace(tmp, target)
 
     def _status(self, cid: str, record: dict[str, Any]) -> str:
         if _start_time(record["pid"]) != record.get("starttime"):
             return "stopped"
-        if (self._dir(cid) / container_init.EXEC_FIFO).exists():
+        if os.path.exists(os.path.join(self._dir(cid), EXEC_FIFO)):
             return "created"
         return "paused" if record.get("paused") else "running"
 
@@ -334,12 +359,15 @@ class Runtime:
             return None
         return pidfd
 
-    def _fork_init(self, config: dict[str, Any], bundle: Path, state_dir: Path, stdio: tuple[int, int, int],
+    def _fork_init(self, config: dict[str, Any], bundle: str, state_dir: str, stdio: tuple[int, int, int],
                    console_fd: int = -1, preserve_fds: int = 0) -> tuple[int, socket.socket]:
         """Fork the init so that it is PID 1 of the container's pid namespace."""
-        from skiff import linux
+        import _socket  # the C module: socket.py costs selectors and enum (milliseconds of a create)
 
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        from skiff import linux
+        from skiff.runtime import init as container_init
+
+        parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         namespaces = {ns["type"]: ns for ns in config["linux"]["namespaces"]}
         pid_ns = namespaces.get("pid")
@@ -376,7 +404,7 @@ class Runtime:
 
                 write_id_maps(pid, config["linux"])
                 # The init opens its exec fifo as the container's root: that is someone else here.
-                os.chown(state_dir / container_init.EXEC_FIFO, host_id(config["linux"].get("uidMappings")),
+                os.chown(os.path.join(state_dir, EXEC_FIFO), host_id(config["linux"].get("uidMappings")),
                          host_id(config["linux"].get("gidMappings")))
                 container_init.send(parent_sock, {"type": "mapped"})
             except BaseException:
@@ -388,6 +416,9 @@ class Runtime:
     def _handshake(self, cid: str, pid: int, sock: socket.socket, config: dict[str, Any],
                    cgroups: list[Any], bundle: str = "") -> None:
         """Answer the init until it is created; a cgroup made on the way is appended to ``cgroups``."""
+        from skiff.runtime import init as container_init
+        from skiff.runtime.spec import state_dict
+
         message = container_init.receive(sock)
         if message and message["type"] == "ready":
             path = _cgroups_path(cid, config)
@@ -414,8 +445,11 @@ class Runtime:
 
     def _fork_exec(self, cid: str, record: dict[str, Any], process: dict[str, Any],
                    stdio: tuple[int, int, int], console_socket: str | None) -> int:
+        import socket
+
         from skiff import linux
         from skiff.runtime import exec_init
+        from skiff.runtime import init as container_init
 
         init_pid = record["pid"]
         namespace_fds = _namespaces_to_join(init_pid)
@@ -479,6 +513,7 @@ class Runtime:
 
 def _enter_pid_namespace_for_children(pid_ns: dict[str, Any]) -> None:
     from skiff import linux
+    from skiff.runtime.spec import NAMESPACE_FLAGS
 
     if not pid_ns.get("path"):
         linux.unshare(linux.CLONE_NEWPID)
@@ -557,9 +592,11 @@ def _config_for_later(config: dict[str, Any]) -> dict[str, Any]:
 
 def _write_pid_file(path: str, pid: int) -> None:
     """Atomically, as runc does: a reader never sees an empty pid file."""
-    target = Path(path).absolute()
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(str(pid))
+    target = os.path.abspath(path)
+    directory, name = os.path.split(target)
+    tmp = os.path.join(directory, f".{name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
     os.replace(tmp, target)
 
 
@@ -601,10 +638,31 @@ def _start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
+def _is_valid_id(cid: str) -> bool:
+    return 0 < len(cid) <= 128 and cid[0] not in "_.-" and all(c in _ID_CHARS for c in cid)
 
-    shutil.rmtree(path, ignore_errors=True)
+
+def _remove_tree(path: str | os.PathLike[str]) -> None:
+    """A state dir holds plain files (shutil, and its compression imports, only for anything else)."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            import shutil
+
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _kill_and_reap(pid: int) -> int | None:
@@ -657,6 +715,8 @@ class _SignalRelay:
         self.pid: int | None = None
         self._pending: list[int] = []
         self._previous: dict[int, Any] = {}
+        from skiff.runtime import init as container_init
+
         try:
             self._previous = {signum: signal.signal(signum, self._relay)
                               for signum in container_init.FORWARDED_SIGNALS}

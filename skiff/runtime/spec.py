@@ -7,11 +7,13 @@ and capabilities the runtime knows. Everything else is checked where it is used.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+import os
 
 from skiff.errors import BundleError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # create runs in a process of its own (skiff-oci): typing and pathlib cost milliseconds
+    from typing import Any
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -88,15 +90,20 @@ _DEFAULT_SPEC: dict[str, Any] = {
 
 def default_spec() -> dict[str, Any]:
     """The OCI spec skiff starts from (like ``runc spec``); the caller fills in the rest."""
+    import json
+
     return json.loads(json.dumps(_DEFAULT_SPEC))  # a deep copy without importing copy
 
 
-def load_config(bundle: Path) -> dict[str, Any]:
+def load_config(bundle: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check ``bundle/config.json``; the root path is made absolute."""
-    config_path = bundle / "config.json"
+    from skiff.runtime.jsonlite import loads
+
+    bundle = os.fspath(bundle)
+    config_path = os.path.join(bundle, "config.json")
     try:
         with open(config_path, "rb") as f:
-            config = json.load(f)
+            config = loads(f.read().decode())
     except FileNotFoundError:
         raise BundleError(f"no config.json in bundle {bundle}") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -114,7 +121,7 @@ def load_config(bundle: Path) -> dict[str, Any]:
     return config
 
 
-def check_process(process: Any, where: str | Path) -> None:
+def check_process(process: Any, where: str) -> None:
     """What the init (or an exec'd process) relies on in an OCI ``process`` object."""
     if not isinstance(process, dict):
         raise BundleError(f"{where}: missing 'process'")
@@ -136,8 +143,6 @@ def check_process(process: Any, where: str | Path) -> None:
 
 def check_security_labels(process: dict[str, Any], linux_cfg: dict[str, Any]) -> None:
     """AppArmor and SELinux fields are refused where the host has neither, not silently ignored."""
-    import os
-
     if process.get("apparmorProfile") and not os.path.exists("/sys/kernel/security/apparmor"):
         raise BundleError(f"apparmor profile {process['apparmorProfile']!r} requested but AppArmor is not "
                           "enabled on this host")
@@ -146,7 +151,7 @@ def check_security_labels(process: dict[str, Any], linux_cfg: dict[str, Any]) ->
         raise BundleError(f"selinux label {label!r} requested but SELinux is not enabled on this host")
 
 
-def _check_user_namespace(config: dict[str, Any], where: Path) -> None:
+def _check_user_namespace(config: dict[str, Any], where: str) -> None:
     linux_cfg = config["linux"]
     user_ns = next((ns for ns in linux_cfg["namespaces"] if ns["type"] == "user"), None)
     for key in ("uidMappings", "gidMappings"):
@@ -170,23 +175,21 @@ def capability_mask(names: list[str]) -> int:
     return mask
 
 
-def _check_process(config: dict[str, Any], where: Path) -> None:
+def _check_process(config: dict[str, Any], where: str) -> None:
     check_process(config.get("process"), where)
 
 
-def _check_root(config: dict[str, Any], bundle: Path, where: Path) -> None:
+def _check_root(config: dict[str, Any], bundle: str, where: str) -> None:
     root = config.get("root")
     if not isinstance(root, dict) or not isinstance(root.get("path"), str):
         raise BundleError(f"{where}: missing 'root.path'")
-    path = Path(root["path"])
-    if not path.is_absolute():
-        path = bundle / path
-    if not path.is_dir():
+    path = os.path.join(bundle, root["path"])  # an absolute root.path stays as it is
+    if not os.path.isdir(path):
         raise BundleError(f"rootfs {path} does not exist or is not a directory")
-    root["path"] = str(path.resolve())
+    root["path"] = os.path.realpath(path)
 
 
-def _check_namespaces(config: dict[str, Any], where: Path) -> None:
+def _check_namespaces(config: dict[str, Any], where: str) -> None:
     namespaces = config.setdefault("linux", {}).setdefault("namespaces", [])
     seen: set[str] = set()
     for ns in namespaces:
@@ -204,7 +207,7 @@ def _check_namespaces(config: dict[str, Any], where: Path) -> None:
         raise BundleError(f"{where}: setting hostname or domainname needs a uts namespace")
 
 
-def _check_mounts(config: dict[str, Any], where: Path) -> None:
+def _check_mounts(config: dict[str, Any], where: str) -> None:
     mounts = config.get("mounts", [])
     if not isinstance(mounts, list):
         raise BundleError(f"{where}: 'mounts' must be a list")

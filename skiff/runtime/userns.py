@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from skiff.errors import SyscallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def write_id_maps(pid: int, linux_cfg: dict[str, Any]) -> None:

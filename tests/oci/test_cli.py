@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -189,3 +191,82 @@ def test_pause_resume_update(root: Path, oci_bundle: Path, tmp_path: Path) -> No
     finally:
         skiff_oci(root, "delete", "--force", "c4")
     assert not os.path.exists(f"/sys/fs/cgroup/pids{cgroup}")
+
+
+def _receive_pty_master(listener: socket.socket) -> int:
+    """Accept skiff-oci's connection and take the pty master it sends with SCM_RIGHTS, as containerd does."""
+    listener.settimeout(20)
+    conn, _ = listener.accept()
+    with conn:
+        name, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    assert len(fds) == 1 and name.startswith(b"/dev/pts/"), (name, fds)
+    return fds[0]
+
+
+def _read_until_closed(fd: int, timeout: float = 20) -> bytes:
+    import select
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the last slave fd in the container closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def test_console_socket_receives_the_pty_master(root: Path, oci_bundle: Path, tmp_path: Path) -> None:
+    spec = default_spec()
+    spec["process"]["terminal"] = True
+    spec["process"]["args"] = ["sh", "-c", "tty; [ -t 0 ] && echo stdin-is-a-tty; read line; echo got-$line"]
+    (oci_bundle / "config.json").write_text(json.dumps(spec))
+    path = str(tmp_path / "console.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            master_future = pool.submit(_receive_pty_master, listener)
+            created = skiff_oci(root, "create", "-b", str(oci_bundle), "--console-socket", path, "tty1",
+                                stdin=subprocess.DEVNULL)
+            assert created.returncode == 0, created.stderr
+            master = master_future.result(timeout=20)
+    try:
+        assert skiff_oci(root, "start", "tty1").returncode == 0
+        os.write(master, b"ping\n")
+        out = _read_until_closed(master).replace(b"\r\n", b"\n")
+    finally:
+        os.close(master)
+        skiff_oci(root, "delete", "--force", "tty1")
+    assert out.splitlines()[0].startswith(b"/dev/pts/"), out
+    assert b"stdin-is-a-tty\n" in out and b"got-ping\n" in out, out
+    assert not (root / "tty1").exists()
+
+
+def test_exec_tty_through_the_console_socket(root: Path, oci_bundle: Path, tmp_path: Path) -> None:
+    write_config(oci_bundle, ["sleep", "30"])
+    assert skiff_oci(root, "run", "-d", "-b", str(oci_bundle), "tty2", stdin=subprocess.DEVNULL).returncode == 0
+    path = str(tmp_path / "exec-console.sock")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(path)
+            listener.listen(1)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                master_future = pool.submit(_receive_pty_master, listener)
+                exec_ = skiff_oci(root, "exec", "--tty", "--detach", "--console-socket", path, "tty2",
+                                  "sh", "-c", "[ -t 1 ] && echo exec-tty; exit 0", stdin=subprocess.DEVNULL)
+                assert exec_.returncode == 0, exec_.stderr
+                master = master_future.result(timeout=20)
+        try:
+            out = _read_until_closed(master)
+        finally:
+            os.close(master)
+        assert b"exec-tty" in out, out
+    finally:
+        skiff_oci(root, "delete", "--force", "tty2")
