@@ -36,12 +36,12 @@ class Engine:
         """Run a container in the foreground; return its exit status as Docker does.
 
         With ``opts.detach`` the container is left to its monitor: see ``run_detached``.
-        With a terminal (``-t``) the container runs under its monitor, which holds
-        the terminal, and this command attaches to it (Docker's model): the detach
-        keys leave it running (status 0). Without one the runtime core runs it
-        here, which is faster (see docs in bench/lifecycle.py).
+        With a terminal (``-t``) or a restart policy the container runs under its
+        monitor, which holds the terminal and restarts it, and this command attaches
+        to it (Docker's model): the detach keys leave it running (status 0).
+        Otherwise the runtime core runs it here, which is faster (bench/lifecycle.py).
         """
-        if opts.tty:
+        if opts.tty or opts.restart != "no":
             from skiff.engine.terminal import parse_detach_keys
 
             keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created

@@ -135,6 +135,15 @@ def test_restart_on_failure_twice_then_stops(lc: Skiff) -> None:
     assert lc.ok("logs", "flaky") == "try\ntry\ntry\n"
 
 
+def test_foreground_run_with_a_restart_policy_is_restarted_and_logged(lc: Skiff) -> None:
+    """As `docker run --restart`: this command returns at the first exit; the monitor restarts it."""
+    proc = lc("run", "--name", "fg", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo try; exit 3")
+    assert proc.returncode == 3 and proc.stdout == "try\n"
+    assert lc.ok("wait", "fg") == "3\n"
+    wait_for(lambda: inspect(lc, "fg")["RestartCount"] == 2 and inspect(lc, "fg")["State"]["Status"] == "exited")
+    assert lc.ok("logs", "fg") == "try\ntry\ntry\n"
+
+
 def test_restart_always_but_not_after_stop(lc: Skiff) -> None:
     detach(lc, "--name", "again", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2")
     wait_for(lambda: inspect(lc, "again")["RestartCount"] >= 2)

@@ -242,6 +242,15 @@ def _fd_open(fd: int) -> bool:
 # --- exec, pause, resume, update, ps, list ----------------------------------------
 
 
+def _wait_for_exec(pid: int, program: bytes, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(program):
+        assert time.monotonic() < deadline, f"pid {pid} never exec'd {program!r}"
+        time.sleep(0.01)
+
+
 def test_exec_joins_the_container(bundle: BundleFactory, tmp_path: Path, cgroup_parent_cleanup: object) -> None:
     bundle.spec["linux"]["cgroupsPath"] = _cgroup_path(tmp_path)
     bundle.write(["sleep", "30"], hostname="inside")
@@ -250,6 +259,7 @@ def test_exec_joins_the_container(bundle: BundleFactory, tmp_path: Path, cgroup_
     rt.create("ex", bundle.path)
     try:
         rt.start("ex")
+        _wait_for_exec(rt.state("ex")["pid"], b"sleep")  # start returns before the init's execve
         process = {"args": ["sh", "-c", "hostname; echo $$; cat /proc/1/cmdline; echo; id -u; exit 5"],
                    "env": ["PATH=/bin"], "cwd": "/tmp", "user": {"uid": 1000, "gid": 1000}}
         assert rt.exec("ex", process, stdio=fds) == 5
