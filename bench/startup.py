@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SKIFF = [str(REPO / ".venv" / "bin" / "skiff")]
+# The launcher scripts/setup installs (python -S), as a user runs it; the venv's script otherwise.
+SKIFF = [shutil.which("skiff") or str(REPO / ".venv" / "bin" / "skiff")]
 
 
 def timed(cmd: list[str], runs: int, env: dict[str, str] | None = None, cwd: str | None = None) -> float:

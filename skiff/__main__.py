@@ -1,5 +1,3 @@
-import sys
+from skiff.cli.main import run
 
-from skiff.cli.main import main
-
-sys.exit(main())
+run()

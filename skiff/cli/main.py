@@ -125,6 +125,22 @@ def main(argv: list[str] | None = None) -> int:
         return _report(f"skiff: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", debug)
 
 
+def run() -> NoReturn:
+    """The ``skiff`` command: ``main()``, then exit without the interpreter's teardown.
+
+    Finalizing every loaded module costs about 5 ms at each exit, and skiff needs
+    none of it: its files are closed (and its records fsynced) where they are
+    written, and its threads are joined before ``main`` returns.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            status = status or 141
+    os._exit(status)
+
+
 def _report(line: str, debug: bool) -> int:
     if debug:
         import traceback
@@ -135,4 +151,4 @@ def _report(line: str, debug: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -64,11 +64,15 @@ class Container:
     def log_path(self) -> Path:
         return self.dir / f"{self.id}-json.log"
 
-    def save(self) -> None:
-        """Write the record; a container removed meanwhile is not brought back."""
+    def save(self, durable: bool = True) -> None:
+        """Write the record; a container removed meanwhile is not brought back.
+
+        ``durable=False`` skips the fsyncs, for states that do not outlive the
+        machine anyway (a running container, one that ``--rm`` removes at exit).
+        """
         if not self.dir.is_dir():
             raise ContainerNotFound(f"No such container: {self.id}")
-        write_json(self.dir / RECORD, self.data, mode=0o600)
+        write_json(self.dir / RECORD, self.data, mode=0o600, durable=durable)
 
     def reload(self) -> bool:
         """Re-read the record from disk; False if it has been removed."""

@@ -219,7 +219,7 @@ class Engine:
                 "NetworkSettings": {},
             })
             container.dir.mkdir(parents=True, mode=0o700)
-            container.save()
+            container.save(durable=not opts.remove)
         return container
 
     def _prepare(self, container: Container, image: Any, plan: "RunPlan", undo: contextlib.ExitStack) -> Path:
@@ -231,7 +231,7 @@ class Engine:
         spec = plan.build_spec(container, rootfs, undo)
         container.data["Mounts"] = plan.mount_records()
         container.data["NetworkSettings"] = plan.network_settings()
-        container.save()
+        container.save(durable=not plan.opts.remove)
         write_json(container.bundle / "config.json", spec, durable=False)  # rewritten at every start
         return container.bundle
 
@@ -241,7 +241,7 @@ class Engine:
         def started(pid: int) -> None:
             container.state.update(Status="running", Running=True, Pid=pid, StartedAt=now_rfc3339(),
                                    MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
-            container.save()
+            container.save(durable=False)  # a running state dies with the machine anyway
 
         runtime = Runtime(self.paths.runtime_state)
 
@@ -256,7 +256,8 @@ class Engine:
         state.update(Status="exited", Running=False, Pid=0, ExitCode=status, FinishedAt=now_rfc3339())
         state.pop("MonitorPid", None)
         state.pop("MonitorStart", None)
-        container.save()
+        if not remove:  # a --rm container's record is about to go: no point writing it
+            container.save()
         self._teardown(container, remove_anonymous=remove)
         if remove:
             records.remove_record(container)
