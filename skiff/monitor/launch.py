@@ -122,7 +122,6 @@ def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, i
     """Create and start the container; write ``ok PID MONITOR`` or ``error MONITOR CODE MESSAGE``."""
     monitor = os.getppid()
     try:
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # the container must not inherit Python's SIG_IGN
         pid = create_and_start(paths, container, stdio, monitor, console)
         line = f"ok {pid} {monitor}"
     except SkiffError as exc:

@@ -48,7 +48,7 @@ def main(ctx: ExecContext) -> NoReturn:
 
 
 def _exec_in_container(ctx: ExecContext) -> NoReturn:
-    for signum in container_init.FORWARDED_SIGNALS:
+    for signum in container_init.DEFAULT_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     seccomp_filter = None

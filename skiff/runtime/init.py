@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # not imported at run time: each skiff-oci command is a proce
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2, signal.SIGWINCH)
+# Reset before exec: the handlers skiff installs, and the two signals Python starts with
+# ignored (an ignored signal stays ignored across execve: `yes | head` would never end by SIGPIPE).
+DEFAULT_SIGNALS = (*FORWARDED_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ)
 
 _RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
             "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
@@ -105,7 +108,7 @@ def main(ctx: InitContext) -> NoReturn:
 
 
 def _init(ctx: InitContext) -> NoReturn:
-    for signum in FORWARDED_SIGNALS:
+    for signum in DEFAULT_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     os.umask(0)
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)

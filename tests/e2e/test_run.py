@@ -239,3 +239,11 @@ def test_next_command_cleans_up_after_skiff_is_killed(skiff: Skiff, busybox_imag
     assert not os.path.exists(f"/proc/{pid}")
     assert mount_table(skiff.root.parent) == before
     skiff.ok("rm", "orphan")
+
+
+def test_sigpipe_is_not_ignored_in_the_container(skiff: Skiff, busybox_image: str) -> None:
+    """Python ignores SIGPIPE; the container must not inherit that (`yes | head` ends by the signal)."""
+    out = run(skiff, busybox_image, "sh", "-c", "yes | head -n 1; grep SigIgn /proc/self/status").stdout
+    assert out.splitlines()[0] == "y"
+    ignored = int(out.split()[-1], 16)
+    assert not ignored & (1 << (13 - 1)), f"SIGPIPE ignored: SigIgn={out.split()[-1]}"
