@@ -55,13 +55,26 @@ CGROUP_PARENT = f"skiff-test-{secrets.token_hex(3)}"
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cgroup_parent() -> Iterator[None]:
-    """Containers of the tests live under their own parent cgroup, removed when the session ends."""
+    """Containers of the tests live under their own parent cgroup, removed when the session ends.
+
+    Then no cgroup with 'skiff' in its name may remain that was not there before.
+    """
+    before = _skiff_cgroup_dirs()
     yield
     from skiff import cgroups
 
     parent = cgroups.open(f"/{CGROUP_PARENT}")
     parent.destroy()
     assert not parent.exists(), f"cgroup /{CGROUP_PARENT} could not be removed"
+    leaked = _skiff_cgroup_dirs() - before
+    assert not leaked, f"tests left cgroups behind: {sorted(leaked)}"
+
+
+def _skiff_cgroup_dirs() -> set[str]:
+    """Every directory with 'skiff' in its name, one or two levels below each hierarchy."""
+    root = Path("/sys/fs/cgroup")
+    return {str(d) for pattern in ("*/*", "*/*/*") for d in root.glob(pattern)
+            if d.is_dir() and "skiff" in d.name}
 
 
 @pytest.fixture

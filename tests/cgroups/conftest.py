@@ -18,29 +18,6 @@ from skiff.cgroups import Cgroup
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def _skiff_cgroup_dirs() -> set[str]:
-    """Every directory with 'skiff' in its name, two levels below each hierarchy."""
-    found = set()
-    for hierarchy in CGROUP_ROOT.iterdir():
-        if not hierarchy.is_dir():
-            continue
-        for directory in hierarchy.glob("*"):
-            if directory.is_dir() and "skiff" in directory.name:
-                found.add(str(directory))
-        for directory in hierarchy.glob("*/*"):
-            if directory.is_dir() and "skiff" in directory.name:
-                found.add(str(directory))
-    return found
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_cgroups_left_behind() -> Iterator[None]:
-    before = _skiff_cgroup_dirs()
-    yield
-    leaked = _skiff_cgroup_dirs() - before
-    assert not leaked, f"tests left cgroups behind: {sorted(leaked)}"
-
-
 @pytest.fixture(scope="session")
 def test_parent() -> Iterator[str]:
     """``skiff-test-<random>``: never a real ``skiff`` tree; removed from every hierarchy at the end."""
