@@ -16,9 +16,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from sandbox import private_skiff
 
 REPO = Path(__file__).resolve().parent.parent
 SKIFF = [sys.executable, "-m", "skiff"]
@@ -47,9 +48,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=15)
     runs = parser.parse_args().runs
-    with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        env = {**os.environ, "SKIFF_ROOT": str(tmp / "root"), "SKIFF_RUN_ROOT": str(tmp / "run")}
+    with private_skiff() as (tmp, env):
         subprocess.run([str(REPO / "scripts" / "busybox-rootfs"), str(tmp / "bb.tar")], check=True)
         subprocess.run(SKIFF + ["import", str(tmp / "bb.tar"), "busybox:latest"], env=env, check=True,
                        capture_output=True)

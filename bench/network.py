@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from sandbox import private_skiff  # noqa: E402  (bench/ is on sys.path)
 from skiff.network import NetworkManager, NetworkRequest
 from skiff.network.config import NetworkConfig
 from skiff.paths import Paths
@@ -64,14 +65,13 @@ def cli_run_cost(config: NetworkConfig, runs: int) -> dict[str, float]:
     """Median ms of `skiff run --rm --network none|bridge busybox true`, on the bench's private names."""
     repo = Path(__file__).resolve().parent.parent
     skiff = [sys.executable, "-m", "skiff"]
-    with tempfile.TemporaryDirectory(prefix="skiff-bench-run-") as tmp:
-        root = Path(tmp) / "root"
+    with private_skiff(prefix="skiff-bench-run-") as (tmp, env):
+        root = Path(env["SKIFF_ROOT"])
         (root / "network").mkdir(parents=True)
         (root / "network" / "config.json").write_text(json.dumps({
             "default_bridge": config.default_bridge, "bridge_prefix": config.bridge_prefix,
             "veth_prefix": config.veth_prefix, "nft_table": config.nft_table,
             "subnet_candidates": list(config.subnet_candidates)}))
-        env = {**__import__("os").environ, "SKIFF_ROOT": str(root), "SKIFF_RUN_ROOT": str(Path(tmp) / "run")}
         subprocess.run([str(repo / "scripts" / "busybox-rootfs"), f"{tmp}/bb.tar"], check=True)
         subprocess.run([*skiff, "import", f"{tmp}/bb.tar", "busybox"], env=env, check=True, capture_output=True)
         medians = {}

@@ -17,9 +17,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from sandbox import private_skiff
 
 REPO = Path(__file__).resolve().parent.parent
 # The launcher scripts/setup installs (python -S), as a user runs it; the venv's script otherwise.
@@ -86,11 +87,9 @@ def main() -> int:
     runs = parser.parse_args().runs
     network = "none"  # what bridge networking adds is bench/network.py --cli's (on private names)
     results: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmpdir:
-        tmp = Path(tmpdir)
+    with private_skiff() as (tmp, env):
         tar = tmp / "busybox.tar"
         subprocess.run([str(REPO / "scripts" / "busybox-rootfs"), str(tar)], check=True)
-        env = dict(os.environ, SKIFF_ROOT=str(tmp / "root"), SKIFF_RUN_ROOT=str(tmp / "run"))
         subprocess.run([*SKIFF, "import", str(tar), "busybox"], env=env, check=True, stdout=subprocess.DEVNULL)
 
         bundle = runc_bundle(tmp, tar)

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sandbox import private_skiff
+
 REPO = Path(__file__).resolve().parent.parent
 SKIFF = [str(REPO / ".venv" / "bin" / "skiff")]
 
@@ -51,9 +53,7 @@ def main() -> int:
     parser.add_argument("-n", "--runs", type=int, default=15)
     parser.add_argument("--mb", type=int, default=512, help="MiB written per throughput sample")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="skiff-bench-vol-", dir="/var/tmp") as tmpdir:
-        tmp = Path(tmpdir)
-        env = dict(os.environ, SKIFF_ROOT=str(tmp / "root"), SKIFF_RUN_ROOT=str(tmp / "run"))
+    with private_skiff(prefix="skiff-bench-vol-", dir="/var/tmp") as (tmp, env):
         tar = tmp / "busybox.tar"
         subprocess.run([str(REPO / "scripts" / "busybox-rootfs"), str(tar)], check=True)
         subprocess.run([*SKIFF, "import", str(tar), "busybox"], env=env, check=True, stdout=subprocess.DEVNULL)
