@@ -367,7 +367,26 @@ def iptables_rules(table: str) -> str:
     return subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True, check=True).stdout
 
 
-def test_iptables_backend_when_forced(net: Net, upstream: tuple[str, str, str]) -> None:
+@pytest.fixture
+def iptables_tables_restored() -> Iterator[None]:
+    """iptables-nft makes its nat and filter tables on first use, even to list them: the ones this
+    test brought into being go again (only when empty: another tool may have started using them)."""
+    before = _nft_tables()
+    yield
+    for family, name in _nft_tables() - before:
+        listing = subprocess.run(["nft", "list", "table", family, name], capture_output=True, text=True).stdout
+        if not any(line.strip().startswith(("ip ", "meta ", "counter", "jump", "-", "tcp", "udp", "oif", "iif"))
+                   for line in listing.splitlines()):
+            subprocess.run(["nft", "delete", "table", family, name], capture_output=True)
+
+
+def _nft_tables() -> set[tuple[str, str]]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {(parts[1], parts[2]) for parts in (line.split() for line in out.splitlines()) if len(parts) == 3}
+
+
+def test_iptables_backend_when_forced(net: Net, upstream: tuple[str, str, str],
+                                      iptables_tables_restored: None) -> None:
     config_path = net.skiff.root / "network" / "config.json"
     config_path.write_text(json.dumps({**net.config, "firewall": "iptables"}))
     chain = net.config["nft_table"].upper()
