@@ -9,7 +9,7 @@ from typing import Any
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
-    volume = sub.add_parser("volume", help="Manage volumes")
+    volume = sub.add_parser("volume", help="manage volumes")
     commands = volume.add_subparsers(dest="volume_command", metavar="COMMAND", parser_class=type(volume))
     commands.required = True
 
