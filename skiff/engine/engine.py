@@ -238,7 +238,17 @@ class Engine:
     def _run_bundle(self, container: Container, bundle: Path) -> int:
         from skiff.runtime import Runtime
 
+        relay = None
+        stdout, stderr = 1, 2
+        if not container.data["HostConfig"].get("AutoRemove"):  # it outlives the run: keep its output
+            from skiff.engine.relay import OutputRelay
+
+            relay = OutputRelay(container)
+            stdout, stderr = relay.container_ends()
+
         def started(pid: int) -> None:
+            if relay:
+                relay.close_container_ends()
             container.state.update(Status="running", Running=True, Pid=pid, StartedAt=now_rfc3339(),
                                    MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             container.save(durable=False)  # a running state dies with the machine anyway
@@ -249,7 +259,12 @@ class Engine:
             container.state["OOMKilled"] = runtime.oom_killed(container.id)
 
         stdin = sys.stdin.fileno() if container.data["Config"].get("OpenStdin") else _devnull()
-        return runtime.run(container.id, bundle, stdio=(stdin, 1, 2), on_created=started, on_exited=exited)
+        try:
+            return runtime.run(container.id, bundle, stdio=(stdin, stdout, stderr), on_created=started,
+                               on_exited=exited)
+        finally:
+            if relay:
+                relay.finish()
 
     def _finish(self, container: Container, status: int, remove: bool) -> None:
         state = container.state

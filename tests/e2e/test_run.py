@@ -247,3 +247,13 @@ def test_sigpipe_is_not_ignored_in_the_container(skiff: Skiff, busybox_image: st
     assert out.splitlines()[0] == "y"
     ignored = int(out.split()[-1], 16)
     assert not ignored & (1 << (13 - 1)), f"SIGPIPE ignored: SigIgn={out.split()[-1]}"
+
+
+def test_foreground_output_is_shown_and_logged(skiff: Skiff, busybox_image: str) -> None:
+    """As Docker: a container that outlives its run keeps its output in the log, streams apart."""
+    proc = skiff("run", "--name", "talker", "--network", "none", busybox_image,
+                 "sh", "-c", "echo out; echo err >&2; printf partial")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "out\npartial", "err\n")
+    logs = skiff("logs", "talker")
+    assert (logs.stdout, logs.stderr) == ("out\npartial", "err\n")
+    skiff.ok("rm", "talker")
