@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Iterable
 
 from skiff.errors import CgroupError
 
@@ -81,6 +82,12 @@ def mkdir(path: str) -> bool:
 
 def rmdir(path: str) -> None:
     os.rmdir(path)
+
+
+def remove_trees(paths: Iterable[str], deadline: float) -> None:
+    """Undo a half-made cgroup: remove what was created, deepest first."""
+    for path in paths:
+        remove_tree(path, deadline)
 
 
 def remove_tree(path: str, deadline: float) -> None:

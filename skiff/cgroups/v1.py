@@ -48,9 +48,7 @@ class V1Cgroup(Cgroup):
             self._init_cpuset()
             self._apply(resources or {})
         except BaseException:
-            deadline = time.monotonic() + DESTROY_TIMEOUT_S
-            for directory in reversed(created):
-                fs.remove_tree(directory, deadline)
+            fs.remove_trees(reversed(created), time.monotonic() + DESTROY_TIMEOUT_S)
             raise
 
     def update(self, resources: Mapping[str, Any]) -> None:

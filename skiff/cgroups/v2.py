@@ -59,9 +59,7 @@ class V2Cgroup(Cgroup):
                     created.append(parent)
             self._apply(resources or {})
         except BaseException:
-            deadline = time.monotonic() + DESTROY_TIMEOUT_S
-            for directory in reversed(created):
-                fs.remove_tree(directory, deadline)
+            fs.remove_trees(reversed(created), time.monotonic() + DESTROY_TIMEOUT_S)
             raise
 
     def update(self, resources: Mapping[str, Any]) -> None:

@@ -350,14 +350,21 @@ def _bind_host_device(dir_fd: int, name: str, host_path: str) -> None:
 # --- masked and read-only paths ---------------------------------------------
 
 
-def mask_path(root_fd: int, path: str) -> None:
-    """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory."""
+def _open_if_present(root_fd: int, path: str) -> int | None:
+    """An O_PATH fd of ``path`` resolved inside the root; None when it does not exist."""
     try:
-        fd = linux.openat2(root_fd, path, os.O_PATH | os.O_NOFOLLOW, resolve=linux.RESOLVE_IN_ROOT)
+        return linux.openat2(root_fd, path, os.O_PATH | os.O_NOFOLLOW, resolve=linux.RESOLVE_IN_ROOT)
     except SyscallError as exc:
         if exc.errno == errno.ENOENT:
-            return
+            return None
         raise
+
+
+def mask_path(root_fd: int, path: str) -> None:
+    """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    fd = _open_if_present(root_fd, path)
+    if fd is None:
+        return
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             linux.mount("tmpfs", fd_path(fd), "tmpfs", linux.MS_RDONLY, None)
@@ -375,12 +382,9 @@ def mask_path(root_fd: int, path: str) -> None:
 
 def readonly_path(root_fd: int, path: str) -> None:
     """Bind ``path`` on itself and make the bind read-only (recursively)."""
-    try:
-        target_fd = linux.openat2(root_fd, path, os.O_PATH | os.O_NOFOLLOW, resolve=linux.RESOLVE_IN_ROOT)
-    except SyscallError as exc:
-        if exc.errno == errno.ENOENT:
-            return
-        raise
+    target_fd = _open_if_present(root_fd, path)
+    if target_fd is None:
+        return
     try:
         tree_fd = linux.open_tree(target_fd, "", linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
                                   | linux.AT_RECURSIVE | linux.AT_EMPTY_PATH)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Skiff
-from tests.network.conftest import free_subnet, links_with, resolvers_for, route_dev
+from tests.network.conftest import free_subnet, links_with, resolvers_for, route_dev, upstream_host
 from tests.network.helpers import fetch, free_port, occupied_port, tcp_listener
 
 HTTPD = ["sh", "-c", "echo hello from skiff > /tmp/index.html && exec httpd -f -p 80 -h /tmp"]
@@ -264,25 +264,8 @@ def test_connect_and_disconnect(net: Net) -> None:
 
 @pytest.fixture
 def upstream(net: Net) -> Iterator[tuple[str, str, str]]:
-    """A fake upstream host in its own namespace behind the host, on a /30 routed only to it."""
-    tag = net.config["bridge_prefix"]
-    name = f"{tag}up"
-    base = free_subnet("10.232").rsplit(".", 1)[0]
-    host_side, far_side = f"{base}.1", f"{base}.2"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "link", "add", f"{tag}h", "type", "veth", "peer", "name", "up0", "netns", name],
-                       check=True)
-        subprocess.run(["ip", "addr", "add", f"{host_side}/30", "dev", f"{tag}h"], check=True)
-        subprocess.run(["ip", "link", "set", f"{tag}h", "up"], check=True)
-        for cmd in (["ip", "addr", "add", f"{far_side}/30", "dev", "up0"], ["ip", "link", "set", "up0", "up"],
-                    ["ip", "link", "set", "lo", "up"]):
-            subprocess.run(["ip", "netns", "exec", name, *cmd], check=True)
-        assert route_dev(far_side) == f"{tag}h"
-        yield f"/run/netns/{name}", host_side, far_side
-    finally:
-        subprocess.run(["ip", "link", "del", f"{tag}h"], capture_output=True)
-        subprocess.run(["ip", "netns", "del", name], check=True)
+    with upstream_host(net.config["bridge_prefix"]) as host:
+        yield host
 
 
 def peer_seen_by_upstream(net: Net, upstream: tuple[str, str, str], *run_args: str) -> str | None:

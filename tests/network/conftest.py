@@ -8,6 +8,7 @@ exactly that tag.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import secrets
@@ -122,3 +123,28 @@ def route_dev(address: str) -> str:
     out = subprocess.run(["ip", "route", "get", address], capture_output=True, text=True, check=True).stdout
     fields = out.split()
     return fields[fields.index("dev") + 1]
+
+
+@contextlib.contextmanager
+def upstream_host(tag: str) -> Iterator[tuple[str, str, str]]:
+    """A fake upstream host in its own namespace behind the host, on a /30 routed only to it.
+
+    Yields (its netns path, the host's address on that link, the upstream's address).
+    """
+    name = f"{tag}up"
+    base = free_subnet("10.232").rsplit(".", 1)[0]
+    host_side, far_side = f"{base}.1", f"{base}.2"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "link", "add", f"{tag}h", "type", "veth", "peer", "name", "up0", "netns", name],
+                       check=True)
+        subprocess.run(["ip", "addr", "add", f"{host_side}/30", "dev", f"{tag}h"], check=True)
+        subprocess.run(["ip", "link", "set", f"{tag}h", "up"], check=True)
+        for cmd in (["ip", "addr", "add", f"{far_side}/30", "dev", "up0"], ["ip", "link", "set", "up0", "up"],
+                    ["ip", "link", "set", "lo", "up"]):
+            subprocess.run(["ip", "netns", "exec", name, *cmd], check=True)
+        assert route_dev(far_side) == f"{tag}h"
+        yield f"/run/netns/{name}", host_side, far_side
+    finally:
+        subprocess.run(["ip", "link", "del", f"{tag}h"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], check=True)

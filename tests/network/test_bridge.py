@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from skiff.errors import AddressInUse, InvalidArgument, NetworkError, PortAllocated, SkiffError
 from skiff.network import NetworkManager, NetworkRequest
 
-from .conftest import free_subnet, links_gone, ns, route_dev
+from .conftest import free_subnet, links_gone, ns, route_dev, upstream_host
 from .helpers import fetch, free_port, http_get_from, http_server, occupied_port, tcp_listener
 
 
@@ -209,27 +210,9 @@ def test_files_for_names_and_dns(nm: NetworkManager) -> None:
 
 
 @pytest.fixture
-def upstream(nm: NetworkManager, tmp_path: Path):
-    """A fake upstream host in its own namespace behind the host, on a /30 routed only to it."""
-    tag = nm.config.bridge_prefix
-    name = f"{tag}up"
-    subnet = free_subnet("10.232")
-    base = subnet.rsplit(".", 1)[0]
-    host_side, far_side = f"{base}.1", f"{base}.2"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "link", "add", f"{tag}h", "type", "veth", "peer", "name", "up0", "netns", name],
-                       check=True)
-        subprocess.run(["ip", "addr", "add", f"{host_side}/30", "dev", f"{tag}h"], check=True)
-        subprocess.run(["ip", "link", "set", f"{tag}h", "up"], check=True)
-        for cmd in (["ip", "addr", "add", f"{far_side}/30", "dev", "up0"], ["ip", "link", "set", "up0", "up"],
-                    ["ip", "link", "set", "lo", "up"]):
-            subprocess.run(["ip", "netns", "exec", name, *cmd], check=True)
-        assert route_dev(far_side) == f"{tag}h"
-        yield f"/run/netns/{name}", host_side, far_side
-    finally:
-        subprocess.run(["ip", "link", "del", f"{tag}h"], capture_output=True)
-        subprocess.run(["ip", "netns", "del", name], check=True)
+def upstream(nm: NetworkManager) -> Iterator[tuple[str, str, str]]:
+    with upstream_host(nm.config.bridge_prefix) as host:
+        yield host
 
 
 def _peer_seen_by_upstream(upstream_ns: str, far_side: str, client_ns: Path) -> str | None:
