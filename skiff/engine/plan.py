@@ -19,11 +19,6 @@ from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
 from skiff.paths import Paths
 
-HOSTS_LOCALHOST = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                   "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-                   "ff02::2\tip6-allrouters\n")
-
-
 class RunPlan:
     def __init__(self, paths: Paths, image: Any, opts: RunOptions, args: list[str], workdir: str) -> None:
         self.paths = paths
@@ -203,11 +198,7 @@ class RunPlan:
 
     def _etc_files(self, container: Container, hostname: str) -> list[dict[str, Any]]:
         """/etc/hostname, /etc/hosts and /etc/resolv.conf: files in the container dir, bind-mounted."""
-        attachment = self.network_attachment
-        hosts = getattr(attachment, "hosts", None) or HOSTS_LOCALHOST
-        resolv = getattr(attachment, "resolv_conf", None) or _host_resolv_conf()
-        if self.opts.network == "host":
-            hosts = _read("/etc/hosts") or hosts
+        hosts, resolv = self._names(hostname)
         files = {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
         mounts = []
         for name, text in files.items():
@@ -216,6 +207,24 @@ class RunPlan:
             mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(path),
                            "options": ["rbind", "rprivate"]})
         return mounts
+
+    def _names(self, hostname: str) -> tuple[str, str]:
+        """hosts and resolv.conf: the network's, or (none, host, a shared namespace) made here."""
+        attachment = self.network_attachment
+        if getattr(attachment, "hosts", None):
+            return attachment.hosts, attachment.resolv_conf
+        from skiff.network import names
+
+        o = self.opts
+        extra = [names.parse_add_host(spec, None) for spec in o.add_hosts]
+        if o.network != "host":
+            return names.hosts_file(hostname, None, extra), names.resolv_conf(o.dns, o.dns_search, o.dns_options)
+        # The host's network: its own files, as Docker copies them, plus what the flags add.
+        hosts = (_read("/etc/hosts") or names.hosts_file(hostname, None)) + "".join(
+            f"{ip}\t{name}\n" for name, ip in extra)
+        wants_dns = o.dns or o.dns_search or o.dns_options
+        resolv = names.resolv_conf(o.dns, o.dns_search, o.dns_options) if wants_dns else names.host_resolv_conf()
+        return hosts, resolv
 
 
 INIT_BINARY = "/usr/bin/tini-static"
@@ -234,16 +243,6 @@ def _read(path: str) -> str | None:
             return f.read()
     except OSError:
         return None
-
-
-def _host_resolv_conf() -> str:
-    """The host's resolv.conf, with loopback nameservers (unreachable from a container) dropped."""
-    text = _read("/etc/resolv.conf") or ""
-    kept = [line for line in text.splitlines()
-            if not (line.startswith("nameserver") and (" 127." in line or " ::1" in line))]
-    if not any(line.startswith("nameserver") for line in kept):
-        kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(kept) + "\n"
 
 
 def release_resources(paths: Paths, container: Container, remove_anonymous: bool) -> None:

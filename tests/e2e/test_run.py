@@ -257,3 +257,10 @@ def test_foreground_output_is_shown_and_logged(skiff: Skiff, busybox_image: str)
     logs = skiff("logs", "talker")
     assert (logs.stdout, logs.stderr) == ("out\npartial", "err\n")
     skiff.ok("rm", "talker")
+
+
+def test_names_flags_apply_without_a_bridge(skiff: Skiff, busybox_image: str) -> None:
+    out = run(skiff, "--add-host", "db:10.1.2.3", "--dns", "9.9.9.9", "--dns-search", "example.test",
+              busybox_image, "sh", "-c", "cat /etc/hosts /etc/resolv.conf").stdout
+    assert "10.1.2.3\tdb\n" in out and "nameserver 9.9.9.9\n" in out and "search example.test\n" in out
+    assert out.startswith("127.0.0.1\tlocalhost\n")
