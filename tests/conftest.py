@@ -70,6 +70,35 @@ def private_cgroup_parent() -> Iterator[None]:
     assert not leaked, f"tests left cgroups behind: {sorted(leaked)}"
 
 
+# Where containerd, dockerd, podman and skopeo keep state by default, whatever the paths they are
+# given: the tests run them privately, and this host's copies must not change.
+OTHER_TOOLS_STATE = ("/var/lib/containers", "/var/lib/containerd", "/run/containerd", "/opt/containerd",
+                     "/var/lib/docker", "/run/docker", "/run/runc", "/run/skiff-oci")
+
+
+# Run as root, skopeo and podman keep a blob-info cache in /var/lib/containers/cache whatever
+# their other paths: commands behind this prefix see a private, empty /var/lib instead.
+PRIVATE_VAR_LIB = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                   'mount -t tmpfs -o mode=0755 skiff-test-var-lib /var/lib && exec "$@"', "sh"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def other_tools_state_unchanged() -> Iterator[None]:
+    before = {path: _entries(path) for path in OTHER_TOOLS_STATE}
+    yield
+    changed = [path for path in OTHER_TOOLS_STATE if _entries(path) != before[path]]
+    assert not changed, f"tests changed state of other tools on this host: {changed}"
+
+
+def _entries(path: str) -> list[str] | None:
+    try:
+        return sorted(os.listdir(path))
+    except NotADirectoryError:
+        return [path]
+    except FileNotFoundError:
+        return None
+
+
 def _skiff_cgroup_dirs() -> set[str]:
     """Every directory with 'skiff' in its name, one or two levels below each hierarchy."""
     root = Path("/sys/fs/cgroup")

@@ -303,57 +303,70 @@ class ImageStore:
                   expected_diff_id: str | None = None, media_type: str | None = None) -> LayerInfo:
         """Store a layer blob and unpack it once, keyed by its diff_id.
 
-        The blob is copied to a temporary file while hashed, then unpacked into a
-        temporary directory while its uncompressed content is hashed; both are
-        renamed into place only when every digest given matches. On any error
-        nothing is stored.
+        ``stream`` is read once: each chunk is hashed and written to a temporary
+        blob file as it is decompressed, hashed again and unpacked into a temporary
+        directory, so unpacking overlaps the download. Both are renamed into place
+        only when every digest given matches. On any error nothing is stored.
         """
-        from skiff.image.unpack import compression_of, unpack_layer
+        from skiff.image.unpack import unpack_layer, uncompressed_digest
 
         with self._temp_blob() as (fd, tmp):
-            digest, blob_size, head = _copy_hashing(stream, fd)
-            os.fsync(fd)
-            if expected_digest is not None and digest != expected_digest:
-                raise DigestMismatch(f"layer blob has digest {digest}, expected {expected_digest}")
-            compression = compression_of(head)
-            media = media_type or LAYER_MEDIA_BY_COMPRESSION[compression]
+            blob = _TeeReader(stream, fd)
             existing = self._layer_info(expected_diff_id) if expected_diff_id else None
-            if existing is not None:
-                # Unpacked already: only check that this blob really holds that content.
-                with open(tmp, "rb") as blob:
-                    diff_id, size = _uncompressed_digest(blob)
-                if diff_id != expected_diff_id:
-                    raise DigestMismatch(f"layer content has digest {diff_id}, expected {expected_diff_id}")
-            else:
-                with open(tmp, "rb") as blob:
-                    diff_id, size = self._unpack_new_layer(blob, expected_diff_id, unpack_layer)
-            self._commit_blob(tmp, self.blob_path(digest))
-        return LayerInfo(diff_id, digest, blob_size, size, media)  # type: ignore[arg-type]
+            staging: Path | None = None
+            try:
+                try:
+                    if existing is not None:
+                        # Unpacked already: only check that this blob really holds that content.
+                        diff_id, size = uncompressed_digest(blob)
+                        if diff_id != expected_diff_id:
+                            raise DigestMismatch(f"layer content has digest {diff_id}, "
+                                                 f"expected {expected_diff_id}")
+                    else:
+                        staging = self._staging_dir()
+                        result = unpack_layer(blob, staging / "diff", expected_diff_id)
+                        diff_id, size = result.diff_id, result.size
+                    blob.drain()
+                except LayerError:
+                    # A blob that is not what was asked for is reported as such, even when its
+                    # content failed to unpack first (and the source may have its own verdict).
+                    blob.drain()
+                    _check_digest(blob, expected_digest)
+                    raise
+                _check_digest(blob, expected_digest)
+                os.fsync(fd)
+                if staging is not None:
+                    size = self._commit_layer(staging, diff_id, size)
+            finally:
+                if staging is not None:
+                    _remove_tree(staging)  # gone already when committed
+            media = media_type or LAYER_MEDIA_BY_COMPRESSION[blob.compression]
+            self._commit_blob(tmp, self.blob_path(blob.digest))
+        return LayerInfo(diff_id, blob.digest, blob.size, size, media)  # type: ignore[arg-type]
 
-    def _unpack_new_layer(self, blob: BinaryIO, expected_diff_id: str | None, unpack: Any) -> tuple[str, int]:
-        self.layers_root.mkdir(parents=True, exist_ok=True)
-        import shutil
+    def _staging_dir(self) -> Path:
         import tempfile
 
+        self.layers_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.layers_root))
+        (staging / "diff").mkdir()
+        return staging
+
+    def _commit_layer(self, staging: Path, diff_id: str, size: int) -> int:
+        """Rename a verified, unpacked ``staging`` into place; the size of the layer kept."""
+        hex_ = sha256_hex(diff_id)
+        final = self.layers_root / hex_
+        if (final / "diff").is_dir():
+            return int(self._layer_info(diff_id)["size"])  # type: ignore[index]
+        link = self._make_link(hex_)
+        write_json(staging / "layer.json", {"diff_id": diff_id, "size": size, "link": link})
+        fsync_dir(staging)
         try:
-            (staging / "diff").mkdir()
-            result = unpack(blob, staging / "diff", expected_diff_id)
-            hex_ = sha256_hex(result.diff_id)
-            final = self.layers_root / hex_
-            if (final / "diff").is_dir():
-                return result.diff_id, self._layer_info(result.diff_id)["size"]  # type: ignore[index]
-            link = self._make_link(hex_)
-            write_json(staging / "layer.json", {"diff_id": result.diff_id, "size": result.size, "link": link})
-            fsync_dir(staging)
-            try:
-                os.rename(staging, final)
-            except OSError:
-                if not (final / "diff").is_dir():  # someone else won the race: theirs is equal
-                    raise
-            return result.diff_id, result.size
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            os.rename(staging, final)
+        except OSError:
+            if not (final / "diff").is_dir():  # someone else won the race: theirs is equal
+                raise
+        return size
 
     def _make_link(self, hex_: str) -> str:
         """A short name ``l/<name> -> ../<hex>/diff`` for overlay's lowerdir option."""
@@ -555,28 +568,52 @@ def _history_comment(image_config: dict[str, Any]) -> str:
     return str(history[-1].get("comment", "")) if history else ""
 
 
-def _uncompressed_digest(blob: BinaryIO) -> tuple[str, int]:
-    from skiff.image.unpack import HashingReader, decompressed
+class _TeeReader:
+    """Reads ``source`` while writing every byte to ``fd`` and hashing it: the blob as it passes."""
 
-    reader = HashingReader(decompressed(blob))
-    reader.drain()
-    return reader.digest, reader.size
+    def __init__(self, source: BinaryIO, fd: int) -> None:
+        import hashlib
+
+        self._source = source
+        self._fd = fd
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(CHUNK if size is None or size < 0 else size)
+        if data:
+            if len(self.head) < 8:
+                self.head += data[:8 - len(self.head)]
+            self._hash.update(data)
+            self.size += len(data)
+            _write_all(self._fd, data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self._hash.hexdigest()}"
+
+    @property
+    def compression(self) -> str:
+        from skiff.image.unpack import compression_of
+
+        return compression_of(self.head)
 
 
-def _copy_hashing(stream: BinaryIO, fd: int) -> tuple[str, int, bytes]:
-    """Copy ``stream`` to ``fd``; return its digest, its length and its first bytes."""
-    import hashlib
+def _check_digest(blob: _TeeReader, expected: str | None) -> None:
+    if expected is not None and blob.digest != expected:
+        raise DigestMismatch(f"layer blob has digest {blob.digest}, expected {expected}")
 
-    hasher = hashlib.sha256()
-    size = 0
-    head = b""
-    while chunk := stream.read(CHUNK):
-        if len(head) < 8:
-            head += chunk[:8 - len(head)]
-        hasher.update(chunk)
-        size += len(chunk)
-        _write_all(fd, chunk)
-    return f"sha256:{hasher.hexdigest()}", size, head
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_all(fd: int, data: bytes) -> None:

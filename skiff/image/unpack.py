@@ -13,14 +13,14 @@ devices and FIFOs are preserved. Docker's whiteouts become overlayfs whiteouts:
 ``.wh.NAME`` a 0:0 character device ``NAME``, ``.wh..wh..opq`` the xattr
 ``trusted.overlay.opaque=y`` on its directory.
 
-The tar is read as a stream while the uncompressed bytes are hashed, so memory
-stays flat however large the layer is.
+The blob is read once, front to back, while its uncompressed bytes are hashed:
+a layer unpacks while it downloads, and memory stays flat however large it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import gzip
 import hashlib
 import io
 import os
@@ -28,7 +28,7 @@ import shutil
 import stat
 import tarfile
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from skiff import linux
 from skiff.errors import DigestMismatch, LayerError, SyscallError
@@ -46,34 +46,8 @@ _RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
 
 # --- streams ------------------------------------------------------------------
 
-
-class HashingReader(io.RawIOBase):
-    """A read-only stream that hashes and counts every byte read through it."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self._inner = inner
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.hash.update(data)
-        self.size += n
-        return n
-
-    def drain(self) -> None:
-        """Read to the end, so trailing padding after the tar's end marker is hashed too."""
-        while self.read(CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return f"sha256:{self.hash.hexdigest()}"
+# Output bound of one inflate call: keeps memory flat whatever the compression ratio.
+INFLATE_OUT = 256 << 10
 
 
 def compression_of(head: bytes) -> str:
@@ -85,18 +59,157 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
-def decompressed(fileobj: BinaryIO) -> BinaryIO:
-    """A stream of the uncompressed bytes of a gzip, zstd or plain blob (seekable input)."""
-    head = fileobj.read(4)
-    fileobj.seek(-len(head), io.SEEK_CUR)
-    kind = compression_of(head)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=fileobj, mode="rb")  # type: ignore[return-value]
-    if kind == "zstd":
+def _zlib_module() -> Any:
+    """ISA-L's inflate when installed (about twice zlib's speed, same results), else zlib."""
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib
+    except ImportError:
+        import zlib
+
+        return zlib
+
+
+def _decompression_errors() -> tuple[type[Exception], ...]:
+    import zlib
+
+    errors: list[type[Exception]] = [zlib.error]
+    with contextlib.suppress(ImportError):
+        from isal import isal_zlib
+
+        errors.append(isal_zlib.error)
+    with contextlib.suppress(ImportError):
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(fileobj, read_across_frames=True)  # type: ignore[return-value]
-    return fileobj
+        errors.append(zstandard.ZstdError)
+    return tuple(errors)
+
+
+class LayerStream(io.RawIOBase):
+    """The uncompressed bytes of a layer blob read from ``source``, hashed and counted as they pass.
+
+    ``source`` needs only ``read``: the compression is sniffed from its first
+    bytes, so a blob can be unpacked while it is still being downloaded. The
+    stream is seekable forwards only (a forward seek reads and hashes the bytes
+    skipped), which is all ``tarfile``'s ``r:`` mode asks of it; a backward seek
+    raises, so no byte is ever hashed twice or missed.
+    """
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self.hash = hashlib.sha256()
+        self.size = 0
+        head = b""
+        while len(head) < len(_ZSTD_MAGIC):
+            more = source.read(len(_ZSTD_MAGIC) - len(head))
+            if not more:
+                break
+            head += more
+        self.compression = compression_of(head)
+        self._input = head                  # compressed bytes not yet inflated
+        self._inflater: Any = None          # the gzip member being inflated
+        self._zlib = _zlib_module() if self.compression == "gzip" else None
+        self._zstd: Any = None
+        if self.compression == "zstd":
+            import zstandard
+
+            self._zstd = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, source), read_across_frames=True)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.size
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self.size + offset if whence == io.SEEK_CUR else -1
+        if target < self.size:
+            raise io.UnsupportedOperation("a layer stream only seeks forwards")
+        while self.size < target and self._next(min(CHUNK, target - self.size)):
+            pass
+        return self.size
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._next(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def drain(self) -> None:
+        """Read to the end, so trailing padding after the tar's end marker is hashed too."""
+        while self._next(CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.hash.hexdigest()}"
+
+    def _next(self, limit: int) -> bytes:
+        if self.compression == "gzip":
+            data = self._inflate(min(limit, INFLATE_OUT))
+        elif self.compression == "zstd":
+            data = self._zstd.read(limit)
+        elif self._input:
+            data, self._input = self._input[:limit], self._input[limit:]
+        else:
+            data = self._source.read(limit)
+        if data:
+            self.hash.update(data)
+            self.size += len(data)
+        return data
+
+    def _inflate(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the gzip stream; members are concatenated, as gzip(1) does."""
+        while True:
+            if not self._input:
+                self._input = self._source.read(CHUNK)
+                if not self._input:
+                    if self._inflater is not None:
+                        raise LayerError("invalid layer tarball: the gzip stream ends in the middle of a member")
+                    return b""
+            if self._inflater is None:
+                # Zero padding between or after members is allowed, as Python's gzip module allows it.
+                self._input = self._input.lstrip(b"\0")
+                if not self._input:
+                    continue
+                self._inflater = self._zlib.decompressobj(31)
+            data = self._inflater.decompress(self._input, limit)
+            if self._inflater.eof:
+                self._input = self._inflater.unused_data
+                self._inflater = None
+            else:
+                self._input = self._inflater.unconsumed_tail
+            if data:
+                return data
+
+
+class _Prefixed:
+    """``head`` then the rest of ``source``: the bytes read to sniff the compression, given back."""
+
+    def __init__(self, head: bytes, source: BinaryIO) -> None:
+        self._head = head
+        self._source = source
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            data = self._head if size < 0 else self._head[:size]
+            self._head = self._head[len(data):]
+            return data
+        return self._source.read(size)
+
+
+def uncompressed_digest(blob: BinaryIO) -> tuple[str, int]:
+    """The diff_id and uncompressed length of a layer blob, without unpacking it."""
+    stream = LayerStream(blob)
+    try:
+        stream.drain()
+    except _decompression_errors() as exc:
+        raise LayerError(f"invalid layer blob: {exc}") from None
+    return stream.digest, stream.size
 
 
 # --- unpacking ------------------------------------------------------------------
@@ -111,35 +224,35 @@ class UnpackResult:
 def unpack_layer(blob: BinaryIO, dest: str | os.PathLike[str], expected_diff_id: str | None = None) -> UnpackResult:
     """Unpack a (possibly compressed) layer tarball into the existing, empty directory ``dest``.
 
-    Raises LayerError for a malformed or hostile entry and DigestMismatch when the
+    ``blob`` is read once, front to back, and needs only ``read``. Raises
+    LayerError for a malformed or hostile entry and DigestMismatch when the
     uncompressed content does not hash to ``expected_diff_id``. On error ``dest``
     holds partial content: the caller unpacks into a temporary directory and
     discards it.
     """
-    reader = HashingReader(decompressed(blob))
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    unpacker = _Unpacker(root_fd)
     try:
         os.fchmod(root_fd, 0o755)  # the container's `/` unless the layer says otherwise
-        unpacker = _Unpacker(root_fd)
         try:
-            with tarfile.open(fileobj=io.BufferedReader(reader, CHUNK), mode="r|") as tar:  # type: ignore[arg-type]
+            reader = LayerStream(blob)
+            tar_bytes = io.BufferedReader(reader, CHUNK)
+            # ``r:`` (not the streaming ``r|``) reads headers and contents straight from the
+            # buffer, which only ever moves forwards here; ``r|`` re-buffers every 10 KiB.
+            with tarfile.open(fileobj=tar_bytes, mode="r:") as tar:  # type: ignore[call-overload]
                 for member in tar:
-                    unpacker.add(member, tar)
-            reader.drain()
-        except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib_error()) as exc:
+                    unpacker.add(member, tar_bytes, tar)
+            while tar_bytes.read(CHUNK):
+                pass  # trailing padding after the end marker is part of the diff_id
+        except (tarfile.TarError, EOFError, io.UnsupportedOperation, *_decompression_errors()) as exc:
             raise LayerError(f"invalid layer tarball: {exc}") from None
         unpacker.finish()
     finally:
+        unpacker.close()
         os.close(root_fd)
     if expected_diff_id is not None and reader.digest != expected_diff_id:
         raise DigestMismatch(f"layer content has digest {reader.digest}, expected {expected_diff_id}")
     return UnpackResult(reader.digest, reader.size)
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
 
 
 def clean_entry_path(name: str) -> list[str]:
@@ -165,6 +278,12 @@ def clean_entry_path(name: str) -> list[str]:
 class _Unpacker:
     root_fd: int
     dir_times: list[tuple[list[str], int]] = field(default_factory=list)
+    # The parent directory of the previous entry, kept open for the next entry in the same
+    # directory (most of a layer): (its components, an O_PATH fd), or None.
+    parent: tuple[list[str], int] | None = None
+
+    def close(self) -> None:
+        self._forget_parent()
 
     # --- parents ------------------------------------------------------------
 
@@ -192,35 +311,58 @@ class _Unpacker:
                 os.close(parent)
         raise LayerError(f"refusing layer entry under {rel!r}: it goes through a dangling symlink")
 
+    def _parent_of(self, dir_parts: list[str]) -> int:
+        """An fd of the directory ``dir_parts``, reused from the previous entry when it is the same.
+
+        Reuse is exact: the cache is dropped after any entry that could change how a path
+        resolves (a directory, symlink or whiteout created, anything removed), so the fd is
+        always what a fresh ``openat2(RESOLVE_IN_ROOT)`` would return.
+        """
+        if self.parent is not None and self.parent[0] == dir_parts:
+            return self.parent[1]
+        self._forget_parent()
+        fd = self.open_dir(dir_parts)
+        self.parent = (dir_parts, fd)
+        return fd
+
+    def _forget_parent(self) -> None:
+        if self.parent is not None:
+            os.close(self.parent[1])
+            self.parent = None
+
     # --- entries ----------------------------------------------------------------
 
-    def add(self, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    def add(self, member: tarfile.TarInfo, stream: BinaryIO, tar: tarfile.TarFile) -> None:
+        """Create ``member``; its content (if any) is read from ``stream``, the tar's own bytes."""
         parts = clean_entry_path(member.name)
         if not parts:
             if member.isdir():
                 self._apply_root(member)
             return
         base = parts[-1]
-        parent = self.open_dir(parts[:-1])
+        parent = self._parent_of(parts[:-1])
+        keeps_paths = False  # True only for entries that cannot change how any path resolves
         try:
             if base == OPAQUE_MARKER:
                 self._make_opaque(parts[:-1])
+                keeps_paths = True
             elif base.startswith(WHITEOUT_PREFIX):
                 self._whiteout(parent, base[len(WHITEOUT_PREFIX):], member)
             elif member.isdir():
                 self._directory(parent, base, parts, member)
             elif member.isreg():
-                self._regular(parent, base, member, tar)
+                keeps_paths = self._regular(parent, base, member, stream, tar)
             elif member.issym():
                 self._symlink(parent, base, member)
             elif member.islnk():
-                self._hardlink(parent, base, member)
+                keeps_paths = self._hardlink(parent, base, member)
             elif member.ischr() or member.isblk() or member.isfifo():
-                self._node(parent, base, member)
+                keeps_paths = self._node(parent, base, member)
             else:
                 raise LayerError(f"unsupported entry type {member.type!r} for {member.name!r} in layer")
         finally:
-            os.close(parent)
+            if not keeps_paths:
+                self._forget_parent()
 
     def _clear(self, parent: int, base: str, keep_dir: bool = False) -> bool:
         """Remove what is at ``base``; keep an existing directory if ``keep_dir``. True if kept."""
@@ -236,23 +378,46 @@ class _Unpacker:
             os.unlink(base, dir_fd=parent)
         return False
 
-    def _regular(self, parent: int, base: str, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
-        self._clear(parent, base)
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=parent)
+    def _regular(self, parent: int, base: str, member: tarfile.TarInfo, stream: BinaryIO,
+                 tar: tarfile.TarFile) -> bool:
+        """Create a regular file; True unless something had to be removed first."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fresh = True
         try:
-            source = tar.extractfile(member)
-            if source is not None:
-                while chunk := source.read(CHUNK):
-                    _write_all(fd, chunk)
+            fd = os.open(base, flags, 0o600, dir_fd=parent)
+        except FileExistsError:
+            # Creating first and clearing only on EEXIST saves an lstat per entry.
+            self._clear(parent, base)
+            fd = os.open(base, flags, 0o600, dir_fd=parent)
+            fresh = False
+        try:
+            if member.sparse is not None:
+                self._copy(fd, tar.extractfile(member), member)  # type: ignore[arg-type]
+            else:
+                stream.seek(member.offset_data)
+                self._copy(fd, stream, member)
             _apply_fd(fd, member)
             os.utime(fd, ns=(_ns(member.mtime), _ns(member.mtime)))
         finally:
             os.close(fd)
+        return fresh
+
+    @staticmethod
+    def _copy(fd: int, source: BinaryIO, member: tarfile.TarInfo) -> None:
+        left = member.size
+        while left > 0:
+            chunk = source.read(min(CHUNK, left))
+            if not chunk:
+                raise LayerError(f"invalid layer tarball: unexpected end of data in {member.name!r}")
+            _write_all(fd, chunk)
+            left -= len(chunk)
 
     def _directory(self, parent: int, base: str, parts: list[str], member: tarfile.TarInfo) -> None:
-        if not self._clear(parent, base, keep_dir=True):
+        try:
             os.mkdir(base, 0o700, dir_fd=parent)
+        except FileExistsError:
+            if not self._clear(parent, base, keep_dir=True):
+                os.mkdir(base, 0o700, dir_fd=parent)
         fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
         try:
             _apply_fd(fd, member)
@@ -270,12 +435,15 @@ class _Unpacker:
         self.dir_times.append(([], member.mtime))
 
     def _symlink(self, parent: int, base: str, member: tarfile.TarInfo) -> None:
-        self._clear(parent, base)
-        os.symlink(member.linkname, base, dir_fd=parent)
+        try:
+            os.symlink(member.linkname, base, dir_fd=parent)
+        except FileExistsError:
+            self._clear(parent, base)
+            os.symlink(member.linkname, base, dir_fd=parent)
         os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
         os.utime(base, ns=(_ns(member.mtime),) * 2, dir_fd=parent, follow_symlinks=False)
 
-    def _hardlink(self, parent: int, base: str, member: tarfile.TarInfo) -> None:
+    def _hardlink(self, parent: int, base: str, member: tarfile.TarInfo) -> bool:
         target_parts = clean_entry_path(member.linkname)
         target = "/".join(target_parts)
         try:
@@ -287,18 +455,31 @@ class _Unpacker:
             if not stat.S_ISREG(os.fstat(target_fd).st_mode):
                 raise LayerError(f"refusing hardlink {member.name!r} -> {member.linkname!r}: "
                                  f"the target is not a regular file")
-            self._clear(parent, base)
             # linkat through the /proc magic link of an O_PATH fd links exactly the
             # inode resolved above, with no second path lookup to race against.
-            os.link(f"/proc/self/fd/{target_fd}", base, dst_dir_fd=parent, follow_symlinks=True)
+            source = f"/proc/self/fd/{target_fd}"
+            try:
+                os.link(source, base, dst_dir_fd=parent, follow_symlinks=True)
+                return True
+            except FileExistsError:
+                self._clear(parent, base)
+                os.link(source, base, dst_dir_fd=parent, follow_symlinks=True)
+                return False
         finally:
             os.close(target_fd)
 
-    def _node(self, parent: int, base: str, member: tarfile.TarInfo) -> None:
-        self._clear(parent, base)
+    def _node(self, parent: int, base: str, member: tarfile.TarInfo) -> bool:
         kind = stat.S_IFIFO if member.isfifo() else stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-        os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=parent)
+        device = os.makedev(member.devmajor, member.devminor)
+        fresh = True
+        try:
+            os.mknod(base, kind | 0o600, device, dir_fd=parent)
+        except FileExistsError:
+            self._clear(parent, base)
+            os.mknod(base, kind | 0o600, device, dir_fd=parent)
+            fresh = False
         self._apply_path(parent, base, member)
+        return fresh
 
     def _whiteout(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
         if not name or "/" in name:

@@ -189,9 +189,12 @@ class _Pull:
     def _fetch_layers(self, descriptors: list[mf.Descriptor], diff_ids: list[str]) -> list[LayerInfo]:
         for desc in descriptors:
             self.reporter.layer_waiting(_short(desc.digest), desc.size)
+        # Largest blobs first: the pull lasts as long as its slowest layer, so that one must not
+        # wait for a free worker behind small ones. Results stay in manifest order.
+        order = sorted(range(len(descriptors)), key=lambda i: descriptors[i].size, reverse=True)
         with ThreadPoolExecutor(max_workers=PARALLEL_LAYERS, thread_name_prefix="layer") as pool:
-            futures: list[Future[LayerInfo]] = [pool.submit(self._fetch_layer, desc, diff_id)
-                                                for desc, diff_id in zip(descriptors, diff_ids)]
+            submitted = {i: pool.submit(self._fetch_layer, descriptors[i], diff_ids[i]) for i in order}
+            futures: list[Future[LayerInfo]] = [submitted[i] for i in range(len(descriptors))]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             except BaseException:

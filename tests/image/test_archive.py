@@ -7,14 +7,12 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import Skiff
+from tests.conftest import PRIVATE_VAR_LIB, Skiff
 from tests.image import layers as L
 
 
 def skopeo(*args: str) -> str:
-    proc = subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([*PRIVATE_VAR_LIB, "skopeo", "--insecure-policy", *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

@@ -113,6 +113,82 @@ def test_truncated_layer_is_refused(store: ImageStore) -> None:
     assert_store_empty(store)
 
 
+class _OneWay:
+    """A download as ``add_layer`` sees it: ``read`` only, in small uneven pieces, no ``seek``."""
+
+    def __init__(self, data: bytes, piece: int = 1000) -> None:
+        self._data = data
+        self._piece = piece
+
+    def read(self, size: int = -1) -> bytes:
+        size = min(self._piece, len(self._data) if size < 0 else size)
+        data, self._data = self._data[:size], self._data[size:]
+        self._piece = self._piece % 997 + 3  # uneven, so pieces split headers and magic bytes
+        return data
+
+
+@pytest.mark.parametrize("compress", ["none", "gzip", "zstd"])
+def test_layer_unpacks_from_a_forward_only_stream(store: ImageStore, compress: str) -> None:
+    import zstandard
+
+    content = os.urandom(300_000)
+    raw = L.tar_bytes(L.directory("d"), L.file("d/big", content), L.file("d/empty"), L.file("top", b"t"))
+    blob = {"none": raw, "gzip": gzip.compress(raw), "zstd": zstandard.ZstdCompressor().compress(raw)}[compress]
+    info = store.add_layer(_OneWay(blob), expected_digest=L.digest(blob),  # type: ignore[arg-type]
+                           expected_diff_id=L.digest(raw))
+    diff = store.layers_root / info.diff_id[7:] / "diff"
+    assert (diff / "d/big").read_bytes() == content and (diff / "d/empty").read_bytes() == b""
+    assert (diff / "top").read_bytes() == b"t"
+    assert store.blob_path(info.digest).read_bytes() == blob and info.size == len(raw)
+
+
+def test_concatenated_and_zero_padded_gzip_members_are_one_layer(store: ImageStore) -> None:
+    raw = L.tar_bytes(L.file("a", b"1" * 5000), L.file("b", b"2" * 7000))
+    cut = 1024
+    blob = gzip.compress(raw[:cut]) + gzip.compress(raw[cut:]) + b"\0" * 20
+    info = store.add_layer(io.BytesIO(blob), expected_diff_id=L.digest(raw))
+    diff = store.layers_root / info.diff_id[7:] / "diff"
+    assert (diff / "a").read_bytes() == b"1" * 5000 and (diff / "b").read_bytes() == b"2" * 7000
+
+
+def test_gzip_followed_by_garbage_is_refused(store: ImageStore) -> None:
+    raw = L.tar_bytes(L.file("a", b"1"))
+    with pytest.raises(LayerError):
+        store.add_layer(io.BytesIO(gzip.compress(raw) + b"not gzip at all"))
+    assert_store_empty(store)
+
+
+def test_corrupt_blob_is_reported_as_a_digest_mismatch(store: ImageStore) -> None:
+    raw = L.tar_bytes(L.file("big", os.urandom(100_000)))
+    blob = bytearray(gzip.compress(raw))
+    blob[len(blob) // 2] ^= 0xFF
+    with pytest.raises(DigestMismatch):
+        store.add_layer(io.BytesIO(bytes(blob)), expected_digest=L.digest(gzip.compress(raw)))
+    assert_store_empty(store)
+
+
+def test_entries_after_a_parent_is_replaced_resolve_afresh(store: ImageStore) -> None:
+    # The unpacker reuses the previous entry's parent directory: never across an entry
+    # that changes what a path resolves to.
+    diff = add(store, L.tar_bytes(
+        L.directory("d"), L.file("d/1"), L.file("d/2"),
+        L.directory("e"), L.symlink("d", "e"), L.file("d/3"),   # d/3 lands in e, through the new symlink
+        L.directory("g"), L.file("g/1"), L.whiteout("g", "1"), L.file("g/2"),
+    ))
+    assert os.readlink(diff / "d") == "e"
+    assert sorted(os.listdir(diff / "e")) == ["3"]
+    assert sorted(os.listdir(diff / "g")) == ["1", "2"] and stat.S_ISCHR(os.lstat(diff / "g/1").st_mode)
+    # The one way an entry can change its own parent's resolution: the parent's path runs
+    # through the entry (p -> t/c/..). Replacing t/c must redirect the next p/ entry.
+    diff = add(store, L.tar_bytes(
+        L.directory("t"), L.directory("t/c"), L.directory("u"), L.symlink("p", "t/c/.."),
+        L.file("p/a"), L.symlink("p/c", "/u"), L.file("p/b"),
+    ))
+    assert sorted(os.listdir(diff / "t")) == ["a", "c"] and (diff / "b").is_file()
+    with pytest.raises(LayerError, match="not a directory"):
+        add(store, L.tar_bytes(L.directory("f"), L.file("f/x"), L.file("f", b"file now"), L.file("f/y")))
+
+
 def assert_store_empty(store: ImageStore) -> None:
     assert [p.name for p in store.blobs.iterdir()] == []
     assert [p.name for p in store.layers_root.iterdir() if p.name != "l"] == []

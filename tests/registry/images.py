@@ -12,6 +12,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import PRIVATE_VAR_LIB
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -97,7 +99,7 @@ def _compress(tar: bytes, compression: str) -> tuple[bytes, str]:
 
 def push(layout: Path, tag: str, dest: str, *extra: str, all_images: bool = False) -> None:
     """``skopeo copy oci:LAYOUT:TAG docker://DEST`` with extra flags (format, compression, TLS, creds)."""
-    args = ["skopeo", "copy", "--quiet"]
+    args = [*PRIVATE_VAR_LIB, "skopeo", "copy", "--quiet"]
     if all_images:
         args.append("--all")
     args += [*extra, f"oci:{layout}:{tag}", f"docker://{dest}"]
