@@ -21,7 +21,6 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator

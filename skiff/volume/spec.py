@@ -145,12 +145,12 @@ def parse_volume(raw: str) -> MountSpec:
     spec.propagation = next((f for f in fields if f in PROPAGATIONS), "")
     if kind == "bind":
         if "nocopy" in fields:
-            raise VolumeError(f'invalid mount config for type "bind": field VolumeOptions must not be specified')
+            raise VolumeError('invalid mount config for type "bind": field VolumeOptions must not be specified')
         spec.source = _clean_host_path(source)
         spec.create_source = True
     else:
         if spec.propagation:
-            raise VolumeError(f'invalid mount config for type "volume": field BindOptions must not be specified')
+            raise VolumeError('invalid mount config for type "volume": field BindOptions must not be specified')
         if source:
             check_volume_name(source)
         elif spec.read_only:

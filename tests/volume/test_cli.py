@@ -25,8 +25,9 @@ def test_create_ls_inspect_rm(skiff: Skiff) -> None:
     unnamed = skiff.ok("volume", "create", "--label", "team=blue", "--label", "solo").strip()
     assert len(unnamed) == 64 and int(unnamed, 16) >= 0
     listing = skiff.ok("volume", "ls")
-    assert listing.splitlines() == ["DRIVER    VOLUME NAME", f"local     {unnamed}", "local     devoxx"]
-    assert skiff.ok("volume", "ls", "-q").split() == [unnamed, "devoxx"]
+    # Sorted by name, as docker volume ls: the random name may come before or after "devoxx".
+    assert listing.splitlines() == ["DRIVER    VOLUME NAME", *(f"local     {n}" for n in sorted([unnamed, "devoxx"]))]
+    assert skiff.ok("volume", "ls", "-q").split() == sorted([unnamed, "devoxx"])
     assert skiff.ok("volume", "ls", "-q", "--filter", "name=dev").split() == ["devoxx"]
     assert skiff.ok("volume", "ls", "-q", "--filter", "label=team=blue").split() == [unnamed]
     assert skiff.ok("volume", "ls", "-q", "--filter", "label=solo").split() == [unnamed]
