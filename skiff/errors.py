@@ -175,6 +175,10 @@ class CgroupError(SkiffError):
     """Cgroups could not be set up, or a resource limit is invalid."""
 
 
+class DeviceFilterError(CgroupError):
+    """The eBPF device filter of a cgroup v2 could not be loaded, attached or replaced."""
+
+
 class NetworkInUse(Conflict):
     """A network cannot be removed while containers are attached to it."""
 

@@ -93,6 +93,13 @@ def _check_device_rule(rule: Any) -> None:
     access = rule.get("access", "rwm") or "rwm"
     if not isinstance(access, str) or set(access) - set("rwm"):
         raise CgroupError(f"linux.resources.devices: invalid access {access!r} in {rule!r} (r, w, m)")
+    for key in ("major", "minor"):
+        number = rule.get(key)
+        if number is None or number == -1:
+            continue   # any
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 0xFFFFFFFF:
+            raise CgroupError(f"linux.resources.devices: invalid {key} {number!r} in {rule!r} "
+                              "(a device number, or -1 for any)")
 
 
 def parse_list(text: str, what: str) -> set[int]:
@@ -123,16 +130,6 @@ def device_rule_line(rule: Mapping[str, Any]) -> str:
         return "*" if value is None or value == -1 else str(value)
 
     return f"{kind} {number('major')}:{number('minor')} {rule.get('access') or 'rwm'}"
-
-
-def devices_within_default(rules: list[Mapping[str, Any]]) -> bool:
-    """True when v2 may skip the rules: they allow no more than Docker's default list, or all."""
-    defaults = {device_rule_line(rule) for rule in DEFAULT_DEVICE_RULES if rule["allow"]}
-    defaults.add("a *:* rwm")   # allow-all (privileged) needs no program either
-    for rule in rules:
-        if rule.get("allow") and device_rule_line(rule) not in defaults:
-            return False
-    return True
 
 
 def needed_controllers(resources: Mapping[str, Any] | None, version: int) -> list[tuple[str, str]]:

@@ -1,19 +1,19 @@
 """cgroup v2: one directory in the unified tree, controllers enabled down to it.
 
-Device rules need an eBPF program on v2, which skiff does not install yet: rules
-that allow no more than Docker's default list are accepted (the container's
-/dev holds only those nodes), anything else is refused rather than ignored.
+v2 has no devices controller files: device rules become an eBPF program
+attached to the directory (skiff.cgroups.bpf_devices), through the
+``device_filter`` seam so that tests on a fake tree can record it instead.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from skiff.cgroups import fs
 from skiff.cgroups.base import DESTROY_TIMEOUT_S, Cgroup
-from skiff.cgroups.resources import check, check_controllers, devices_within_default, rdma_line, section
+from skiff.cgroups.resources import check, check_controllers, rdma_line, section
 from skiff.cgroups.stats import Stats
 from skiff.errors import CgroupError
 
@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 # Enabled in the ancestors' cgroup.subtree_control, where the kernel offers them.
 WANTED_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
 DEFAULT_CPU_PERIOD = 100000
+
+# (cgroup directory, OCI device rules): makes the rules the cgroup's device filter.
+DeviceFilter = Callable[[str, Sequence[Mapping[str, "Any"]]], None]
+
+
+def attach_device_filter(directory: str, rules: Sequence[Mapping[str, Any]]) -> None:
+    """The kernel's device filter: an eBPF program, replacing the one skiff attached before."""
+    from skiff.cgroups.bpf_devices import apply_device_filter
+
+    apply_device_filter(directory, rules)
 
 
 def shares_to_weight(shares: int) -> int:
@@ -39,15 +49,15 @@ def blkio_to_io_weight(weight: int) -> int:
 class V2Cgroup(Cgroup):
     version = 2
 
-    def __init__(self, unified: str, path: str) -> None:
+    def __init__(self, unified: str, path: str, device_filter: DeviceFilter | None = None) -> None:
         super().__init__(path)
         self.root = unified
         self.dir = os.path.join(unified, self.path)
         self.dirs = [self.dir]
+        self.device_filter = device_filter or attach_device_filter
 
     def create(self, resources: Mapping[str, Any] | None = None) -> None:
         check(resources)
-        self._check_devices(resources)
         self._check_controllers(resources)
         created: list[str] = []
         try:
@@ -64,7 +74,6 @@ class V2Cgroup(Cgroup):
 
     def update(self, resources: Mapping[str, Any]) -> None:
         check(resources)
-        self._check_devices(resources)
         self._check_controllers(resources)
         self._apply(resources)
 
@@ -124,12 +133,6 @@ class V2Cgroup(Cgroup):
         if resources:
             check_controllers(resources, 2, set(fs.read(f"{self.root}/cgroup.controllers").split()))
 
-    def _check_devices(self, resources: Mapping[str, Any] | None) -> None:
-        rules = (resources or {}).get("devices") or []
-        if not devices_within_default(rules):
-            raise CgroupError("device rules beyond the default list need an eBPF device filter on cgroup v2, "
-                              "which skiff does not support yet")
-
     # --- limits ---------------------------------------------------------------
     def _apply(self, resources: Mapping[str, Any]) -> None:
         self._apply_memory(section(resources, "memory"))
@@ -147,6 +150,9 @@ class V2Cgroup(Cgroup):
             fs.write(f"{self.dir}/hugetlb.{limit['pageSize']}.max", _max(limit["limit"]))
         for device, limits in (resources.get("rdma") or {}).items():
             fs.write(f"{self.dir}/rdma.max", rdma_line(device, limits))
+        # Absent: the devices stay as they are (update). Present: these rules replace the filter.
+        if resources.get("devices") is not None:
+            self.device_filter(self.dir, resources["devices"])
 
     def _apply_memory(self, memory: Mapping[str, Any]) -> None:
         limit, swap = memory.get("limit"), memory.get("swap")

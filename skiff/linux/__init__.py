@@ -16,6 +16,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 # --- constants (include/uapi/linux/*.h) -------------------------------------
 CLONE_NEWNS = 0x00020000
+CLONE_PARENT = 0x00008000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
@@ -93,6 +94,7 @@ _SYSCALLS = {
     "close_range": (436, 436),
     "capget": (125, 90),
     "capset": (126, 91),
+    "bpf": (321, 280),
 }
 _MACHINE = os.uname().machine  # platform.machine() without importing platform
 _ARCH_INDEX = 1 if _MACHINE in ("aarch64", "arm64") else 0
@@ -316,6 +318,20 @@ def fork_with_namespaces(flags: int) -> int:
     return pid
 
 
+def kill_and_reap(pid: int) -> int | None:
+    """SIGKILL our child ``pid`` and wait for it; its wait status, or None if it was reaped already."""
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return None
+
+
 def open_pty() -> tuple[int, int, str]:
     """(master, slave, slave path) of a new pty from the caller's /dev/ptmx (its devpts)."""
     import fcntl  # the caller imports these before leaving the host's filesystem
@@ -333,3 +349,15 @@ def open_pty() -> tuple[int, int, str]:
         os.close(master)
         raise SyscallError("ioctl (pty)", exc.errno or 5, "/dev/ptmx") from None
     return master, slave, f"/dev/pts/{number}"
+
+
+# --- bpf(2) (added for the cgroup v2 device filter) ----------------------------
+
+
+def bpf(cmd: int, attr: ctypes.Structure, target: str = "") -> int:
+    """bpf(2) with ``attr`` (a ctypes mirror of the command's part of ``union bpf_attr``).
+
+    The kernel reads only ``sizeof(attr)`` bytes and treats the rest of the union as zero.
+    """
+    return _check(_syscall("bpf", ctypes.c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))),
+                  f"bpf({cmd})", target)

@@ -133,6 +133,15 @@ def _running(pidfile: Path) -> int | None:
     return pid if b"skiff.network.resolver" in cmdline else None
 
 
+def _same_import_path() -> dict[str, str]:
+    """The environment with PYTHONPATH set to this process's import path.
+
+    skiff's launcher runs the base interpreter without site and sets sys.path itself;
+    the resolver must find skiff, and the venv's packages, the same way.
+    """
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
+
+
 def ensure(pidfile: Path, record_path: Path, listen_ip: str, upstreams: list[str]) -> None:
     """Start the network's resolver unless it runs; returns once it is listening."""
     if _running(pidfile):
@@ -143,7 +152,7 @@ def ensure(pidfile: Path, record_path: Path, listen_ip: str, upstreams: list[str
             [sys.executable, "-m", "skiff.network.resolver", str(record_path), listen_ip, str(write_fd),
              *upstreams],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            pass_fds=(write_fd,), start_new_session=True, cwd="/")
+            pass_fds=(write_fd,), start_new_session=True, cwd="/", env=_same_import_path())
         os.close(write_fd)
         write_fd = -1
         ready = os.read(read_fd, 1)

@@ -55,13 +55,12 @@ def run(args: argparse.Namespace) -> int:
             raise
         return 0
     if args.console_socket or args.pid_file or args.preserve_fds:
-        pid = rt.create(args.id, args.bundle, console_socket=args.console_socket, pid_file=args.pid_file,
-                        preserve_fds=args.preserve_fds)
+        rt.create(args.id, args.bundle, console_socket=args.console_socket, pid_file=args.pid_file,
+                  preserve_fds=args.preserve_fds)
         try:
             rt.start(args.id)
             return rt.wait(args.id)
         finally:
-            del pid
             rt.delete(args.id, force=True)
     return rt.run(args.id, args.bundle)
 
@@ -214,13 +213,13 @@ def update(args: argparse.Namespace) -> int:
 
 def features(args: argparse.Namespace) -> int:
     from skiff.oci.main import print_json
-    from skiff.runtime.mounts import PROPAGATION, _FLAG_OPTIONS
+    from skiff.runtime.mounts import IDMAP_OPTIONS, PROPAGATION, _FLAG_OPTIONS
     from skiff.runtime.spec import CAPABILITIES, NAMESPACE_FLAGS
 
     print_json({
         "ociVersionMin": "1.0.0", "ociVersionMax": "1.0.2",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": sorted({*_FLAG_OPTIONS, *PROPAGATION, "bind", "rbind", "rro"}),
+        "mountOptions": sorted({*_FLAG_OPTIONS, *PROPAGATION, *IDMAP_OPTIONS, "bind", "rbind", "rro"}),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS), "capabilities": list(CAPABILITIES),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
@@ -231,6 +230,7 @@ def features(args: argparse.Namespace) -> int:
                                       "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"]},
             "apparmor": {"enabled": os.path.exists("/sys/kernel/security/apparmor")},
             "selinux": {"enabled": os.path.exists("/sys/fs/selinux/enforce")},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {"org.opencontainers.runc.version": "1.1.5", "io.skiff.runtime": "skiff-oci"},
     })

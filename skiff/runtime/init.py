@@ -54,11 +54,11 @@ class InitContext:
     """What the parent hands the forked init (a plain class: dataclasses cost an import of inspect)."""
 
     __slots__ = ("config", "bundle", "sock", "state_dir_fd", "stdio", "console_fd", "preserve_fds",
-                 "userns_cloned")
+                 "userns")
 
     def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, state_dir_fd: int,
                  stdio: tuple[int, int, int], console_fd: int = -1, preserve_fds: int = 0,
-                 userns_cloned: bool = False) -> None:
+                 userns: str = "") -> None:
         self.config = config
         self.bundle = bundle
         self.sock = sock
@@ -66,7 +66,9 @@ class InitContext:
         self.stdio = stdio
         self.console_fd = console_fd  # connected --console-socket, or -1
         self.preserve_fds = preserve_fds  # fds 3..3+N-1 pass into the container
-        self.userns_cloned = userns_cloned  # forked into a new user namespace: wait for the id maps
+        # "cloned": forked into a new user namespace (wait for the id maps); "joined": forked
+        # inside one given by path; "": the runtime's own.
+        self.userns = userns
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -121,12 +123,12 @@ def _init(ctx: InitContext) -> NoReturn:
         from skiff.runtime.seccomp_filter import compile_filter
 
         seccomp_filter = compile_filter(linux_cfg["seccomp"])
-    if ctx.userns_cloned:
-        _become_root_in_user_namespace(ctx.sock)
+    if ctx.userns:
+        _become_root_in_user_namespace(ctx.sock, wait_for_maps=ctx.userns == "cloned")
     _setup_stdio(ctx.stdio)
     os.setsid()
     namespaces = {ns["type"]: ns for ns in linux_cfg["namespaces"]}
-    _enter_namespaces(namespaces, exclude=("pid", "cgroup", "user") if ctx.userns_cloned else ("pid", "cgroup"))
+    _enter_namespaces(namespaces, exclude=("pid", "cgroup", "user") if ctx.userns else ("pid", "cgroup"))
 
     send(ctx.sock, {"type": "ready"})
     reply = receive(ctx.sock)
@@ -178,11 +180,16 @@ def prepare_process(process: dict[str, Any], seccomp_filter: Any) -> None:
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def _become_root_in_user_namespace(sock: socket.socket) -> None:
-    """Wait until the parent wrote our uid/gid maps, then take uid/gid 0 inside them."""
-    reply = receive(sock)
-    if not reply or reply.get("type") != "mapped":
-        os._exit(1)
+def _become_root_in_user_namespace(sock: socket.socket, wait_for_maps: bool) -> None:
+    """Take uid/gid 0 of our user namespace, once the parent wrote its maps if it is new.
+
+    In a namespace joined by path the runtime's host root is nobody: files could not
+    even be created (EOVERFLOW) before this.
+    """
+    if wait_for_maps:
+        reply = receive(sock)
+        if not reply or reply.get("type") != "mapped":
+            os._exit(1)
     try:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)

@@ -5,7 +5,9 @@ rootfs, missing components are created relative to fds of their (already
 resolved) parents, and the mount is attached to the resulting fd: through
 ``/proc/self/fd/N`` for new filesystems, with move_mount for bind mounts. A
 symlink swapped in between the check and the mount cannot point it elsewhere.
-These functions run in the container's init, in its own mount namespace.
+These functions run in the container's init, in its own mount namespace; except
+``bind_source`` and ``clone_tree``, which the runtime also uses to prepare idmapped
+binds before the init exists (skiff.runtime.idmap): the init only attaches those.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ PROPAGATION: dict[str, int] = {
     "shared": linux.MS_SHARED, "rshared": linux.MS_SHARED | linux.MS_REC,
     "unbindable": linux.MS_UNBINDABLE, "runbindable": linux.MS_UNBINDABLE | linux.MS_REC,
 }
+# Idmapped binds (runtime-spec 1.2): handled by skiff.runtime.idmap, never passed to mount(2).
+IDMAP_OPTIONS = ("idmap", "ridmap")
+# Key of a bind entry whose source the runtime already cloned and idmapped: the detached tree's fd,
+# inherited by the init across fork (see skiff.runtime.idmap). In-process only, never written out.
+PREPARED_TREE = "skiff.preparedTreeFd"
 _ATTR_OF_FLAG = {linux.MS_RDONLY: linux.MOUNT_ATTR_RDONLY, linux.MS_NOSUID: linux.MOUNT_ATTR_NOSUID,
                  linux.MS_NODEV: linux.MOUNT_ATTR_NODEV, linux.MS_NOEXEC: linux.MOUNT_ATTR_NOEXEC}
 
@@ -131,7 +138,7 @@ def parse_options(options: list[str]) -> tuple[int, int, str, bool]:
         elif option == "rro":
             flags |= linux.MS_RDONLY
             rro = True
-        elif option in ("bind", "rbind"):
+        elif option in ("bind", "rbind") or option in IDMAP_OPTIONS:
             pass
         else:
             data.append(option)
@@ -146,7 +153,7 @@ def mount_entry(root_fd: int, entry: dict[str, Any], bundle: str) -> None:
     options = list(entry.get("options") or [])
     kind = entry.get("type") or ""
     destination = entry["destination"]
-    if kind == "bind" or "bind" in options or "rbind" in options:
+    if is_bind(entry):
         _bind(root_fd, entry, options, bundle)
     elif kind == "cgroup":
         _cgroup(root_fd, destination, options)
@@ -181,7 +188,20 @@ def _mount_new(source: str, target_fd: int, kind: str, flags: int, data: str) ->
         linux.mount(source, fd_path(target_fd), kind, flags, data or None)
 
 
-def _bind(root_fd: int, entry: dict[str, Any], options: list[str], bundle: str) -> None:
+def is_bind(entry: dict[str, Any]) -> bool:
+    """Whether a ``mounts`` entry is a bind mount (type "bind", or a bind/rbind option, as runc reads it)."""
+    options = entry.get("options") or []
+    return entry.get("type") == "bind" or "bind" in options or "rbind" in options
+
+
+def wants_idmap(entry: dict[str, Any]) -> bool:
+    """Whether a ``mounts`` entry asks for an idmapped mount."""
+    options = entry.get("options") or []
+    return any(o in IDMAP_OPTIONS for o in options) or bool(entry.get("uidMappings") or entry.get("gidMappings"))
+
+
+def bind_source(entry: dict[str, Any], bundle: str) -> str:
+    """The entry's source as an absolute path (relative ones are under the bundle); it must exist."""
     destination = entry["destination"]
     source = entry.get("source") or ""
     if not source:
@@ -189,15 +209,31 @@ def _bind(root_fd: int, entry: dict[str, Any], options: list[str], bundle: str) 
     if not source.startswith("/"):
         source = os.path.join(bundle, source)
     try:
-        is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        os.stat(source)
     except OSError as exc:
         raise SyscallError("stat", exc.errno or errno.ENOENT, source,
                            hint=f"source of the bind mount on {destination}") from None
+    return source
+
+
+def clone_tree(source: str, recursive: bool) -> int:
+    """A detached copy of the mount at ``source`` (with its submounts if ``recursive``), as an fd."""
+    return linux.open_tree(linux.AT_FDCWD, source, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
+                           | (linux.AT_RECURSIVE if recursive else 0))
+
+
+def _bind(root_fd: int, entry: dict[str, Any], options: list[str], bundle: str) -> None:
+    destination = entry["destination"]
     recursive = "rbind" in options
     flags, propagation, _, rro = parse_options(options)
-    tree_fd = linux.open_tree(linux.AT_FDCWD, source, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
-                              | (linux.AT_RECURSIVE if recursive else 0))
+    tree_fd = entry.pop(PREPARED_TREE, None)
+    if tree_fd is None:
+        if wants_idmap(entry):
+            # Only the runtime, outside any user namespace, can idmap: never mount it unmapped instead.
+            raise BundleError(f"bind mount {destination}: its idmapping was not prepared by the runtime")
+        tree_fd = clone_tree(bind_source(entry, bundle), recursive)
     try:
+        is_dir = stat.S_ISDIR(os.fstat(tree_fd).st_mode)
         attr_set = sum(attr for flag, attr in _ATTR_OF_FLAG.items() if flags & flag)
         if attr_set:
             # A read-only rbind is read-only all the way down, as Docker does for ro volumes.

@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from pathlib import Path
-    from typing import Any, Callable
+    from typing import Any, Callable, NoReturn
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 STATE_FILE = "state.json"
@@ -86,7 +86,9 @@ class Runtime:
             return pid
         except BaseException:
             if pid:
-                _kill_and_reap(pid)
+                from skiff.linux import kill_and_reap
+
+                kill_and_reap(pid)
             for cgroup in cgroups:
                 cgroup.destroy()
             _remove_tree(state_dir)
@@ -225,7 +227,9 @@ class Runtime:
         record = self._record(cid)
         if self._status(cid, record) == "stopped":
             raise ContainerNotRunning(f"cannot update container {cid}: it is stopped")
-        self._cgroup(cid, record).update(resources)
+        # New device rules replace the old ones on v2: they get the same defaults as at create.
+        devices = record.get("config", {}).get("devices") or []
+        self._cgroup(cid, record).update(_with_default_devices(resources, devices))
 
     def ps(self, cid: str) -> list[int]:
         """The host pids of the container's processes (its init first)."""
@@ -365,50 +369,60 @@ class Runtime:
         import _socket  # the C module: socket.py costs selectors and enum (milliseconds of a create)
 
         from skiff import linux
+        from skiff.runtime import idmap
         from skiff.runtime import init as container_init
 
         parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         namespaces = {ns["type"]: ns for ns in config["linux"]["namespaces"]}
-        pid_ns = namespaces.get("pid")
-        # A new user namespace must own the new pid namespace (or the container cannot mount
-        # /proc): both come from one clone.
-        clone_userns = "user" in namespaces and not namespaces["user"].get("path")
-        pid_ns_by_clone = clone_userns and pid_ns is not None and not pid_ns.get("path")
+        pid_ns, user_ns = namespaces.get("pid"), namespaces.get("user")
+        userns = "" if user_ns is None else "joined" if user_ns.get("path") else "cloned"
+        # The container's user namespace must own its new pid namespace (or the container
+        # cannot mount /proc): the pid namespace comes from the clone that enters the user one.
+        pid_ns_by_clone = bool(userns) and pid_ns is not None and not pid_ns.get("path")
         own_pid_ns = -1
         if pid_ns is not None and not pid_ns_by_clone:
             own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
+            # Before any fork and outside the container's namespaces; the init inherits the trees.
+            idmap.prepare_idmapped_mounts(config, str(bundle))
             if own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
             ctx = container_init.InitContext(config, str(bundle), child_sock, state_dir_fd, stdio,
-                                             console_fd, preserve_fds, clone_userns)
-            if clone_userns:
-                pid = linux.fork_with_namespaces(linux.CLONE_NEWUSER
-                                                 | (linux.CLONE_NEWPID if pid_ns_by_clone else 0))
+                                             console_fd, preserve_fds, userns)
+            new_pid_ns = linux.CLONE_NEWPID if pid_ns_by_clone else 0
+            if userns == "joined":
+                def start_init() -> NoReturn:
+                    parent_sock.close()
+                    container_init.main(ctx)
+
+                pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
             else:
-                pid = os.fork()
-            if pid == 0:
-                parent_sock.close()
-                container_init.main(ctx)
+                pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
+                       else os.fork())
+                if pid == 0:
+                    parent_sock.close()
+                    container_init.main(ctx)
         finally:
             if own_pid_ns >= 0:
                 # Later forks of this process (helpers, the next container) stay in our namespace.
                 linux.setns(own_pid_ns, linux.CLONE_NEWPID, "/proc/self/ns/pid")
                 os.close(own_pid_ns)
+            idmap.release_idmapped_mounts(config)  # the init has its own copies
             os.close(state_dir_fd)
             child_sock.close()
-        if clone_userns:
+        if userns:
             try:
-                from skiff.runtime.userns import host_id, write_id_maps
+                from skiff.runtime.userns import root_on_host, write_id_maps
 
-                write_id_maps(pid, config["linux"])
+                if userns == "cloned":
+                    write_id_maps(pid, config["linux"])
                 # The init opens its exec fifo as the container's root: that is someone else here.
-                os.chown(os.path.join(state_dir, EXEC_FIFO), host_id(config["linux"].get("uidMappings")),
-                         host_id(config["linux"].get("gidMappings")))
-                container_init.send(parent_sock, {"type": "mapped"})
+                os.chown(os.path.join(state_dir, EXEC_FIFO), *root_on_host(pid))
+                if userns == "cloned":
+                    container_init.send(parent_sock, {"type": "mapped"})
             except BaseException:
-                _kill_and_reap(pid)
+                linux.kill_and_reap(pid)
                 parent_sock.close()
                 raise
         return pid, parent_sock
@@ -495,7 +509,7 @@ class Runtime:
                 if not message or message["type"] != "created":
                     raise _error_from(message, pid)
             except BaseException:
-                _kill_and_reap(pid)
+                linux.kill_and_reap(pid)
                 raise
         return pid
 
@@ -509,6 +523,49 @@ class Runtime:
                 return
             if self._status(cid, record) == "stopped":
                 raise ContainerNotRunning(f"container {cid} exited before it could be started")
+
+
+def _fork_in_user_namespace(path: str, clone_flags: int, child: Callable[[], NoReturn]) -> int:
+    """Run ``child`` in a new process inside the user namespace at ``path``; return its pid.
+
+    Joining a user namespace is for good (and needs a single-threaded process), so an
+    intermediate process joins it and clones the child with CLONE_PARENT: the child is
+    then ours, as after a plain fork, and any new namespaces in ``clone_flags`` (the pid
+    namespace) belong to the joined user namespace, as they must for /proc to mount.
+    """
+    from skiff import linux
+
+    try:
+        ns_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise errors.BundleError(f"cannot open user namespace {path}: {exc.strerror}") from None
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        middle = os.fork()
+        if middle == 0:
+            os.close(read_fd)
+            try:
+                linux.setns(ns_fd, linux.CLONE_NEWUSER, path)
+                pid = linux.fork_with_namespaces(linux.CLONE_PARENT | clone_flags)
+                if pid == 0:
+                    os.close(write_fd)
+                    child()
+                os.write(write_fd, f"{pid}".encode())
+            except BaseException as exc:  # noqa: BLE001 - reported to the runtime, which raises it
+                os.write(write_fd, f"!{exc}".encode(errors="replace"))
+            os._exit(0)
+        os.close(write_fd)
+        write_fd = -1
+        report = os.read(read_fd, 4096).decode(errors="replace")
+        os.waitpid(middle, 0)
+    finally:
+        os.close(ns_fd)
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+    if not report.isdigit():
+        raise errors.BundleError(f"cannot enter user namespace {path}: {report.lstrip('!') or 'no report'}")
+    return int(report)
 
 
 def _enter_pid_namespace_for_children(pid_ns: dict[str, Any]) -> None:
@@ -587,7 +644,7 @@ def _with_default_devices(resources: dict[str, Any], devices: list[dict[str, Any
 def _config_for_later(config: dict[str, Any]) -> dict[str, Any]:
     """What exec and delete need from config.json after create (the bundle may change or go)."""
     return {"hooks": config.get("hooks"), "seccomp": config["linux"].get("seccomp"),
-            "process": config["process"]}
+            "process": config["process"], "devices": config["linux"].get("devices")}
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -603,7 +660,9 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _error_from(message: dict[str, Any] | None, pid: int) -> errors.SkiffError:
     """Rebuild the init's typed error in the parent."""
     if not message:
-        status = _kill_and_reap(pid)
+        from skiff.linux import kill_and_reap
+
+        status = kill_and_reap(pid)
         return errors.RuntimeError_(f"container init (pid {pid}) died before it was created "
                                     f"(wait status {status})")
     if message.get("type") != "error":
@@ -663,17 +722,6 @@ def _remove_tree(path: str | os.PathLike[str]) -> None:
         os.rmdir(path)
     except OSError:
         pass
-
-
-def _kill_and_reap(pid: int) -> int | None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        return os.waitpid(pid, 0)[1]
-    except ChildProcessError:
-        return None
 
 
 def _reap_if_child(pid: int) -> None:

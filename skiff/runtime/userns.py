@@ -11,11 +11,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def write_id_maps(pid: int, linux_cfg: dict[str, Any]) -> None:
+def write_id_maps(pid: int, linux_cfg: dict[str, Any], where: str = "linux") -> None:
     """Write ``linux.uidMappings``/``gidMappings`` for the process ``pid`` (in its new user namespace).
 
     The runtime is root in the parent namespace with CAP_SETGID, so setgroups
-    stays allowed inside (a container may still set additionalGids).
+    stays allowed inside (a container may still set additionalGids). ``where``
+    names the object holding the mappings in an error (a mount's, for idmapped mounts).
     """
     for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
         lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux_cfg.get(key) or [])
@@ -27,12 +28,14 @@ def write_id_maps(pid: int, linux_cfg: dict[str, Any]) -> None:
                 f.write(lines)
         except OSError as exc:
             raise SyscallError("write", exc.errno or errno.EIO, path,
-                               hint=f"check linux.{key}: ranges must not overlap") from None
+                               hint=f"check {where}.{key}: ranges must not overlap") from None
 
 
-def host_id(mappings: list[dict[str, Any]] | None, container_id: int = 0) -> int:
-    """The host id that ``container_id`` maps to (the overflow id 65534 if unmapped)."""
-    for m in mappings or []:
-        if m["containerID"] <= container_id < m["containerID"] + m["size"]:
-            return m["hostID"] + container_id - m["containerID"]
-    return 65534
+def root_on_host(pid: int) -> tuple[int, int]:
+    """The host uid and gid of root in the user namespace of ``pid`` (the overflow id if unmapped)."""
+    ids = []
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{name}") as f:
+            lines = [line.split() for line in f]
+        ids.append(next((int(outside) for inside, outside, _ in lines if inside == "0"), 65534))
+    return ids[0], ids[1]

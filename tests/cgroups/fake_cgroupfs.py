@@ -6,7 +6,9 @@ cgroup with the interface files of the controllers its parent enables in
 ``cgroup.subtree_control`` (values as a fresh kernel cgroup has them), and
 ``rmdir`` refuses a cgroup with processes or children (EBUSY / ENOTEMPTY) and
 removes the interface files with the directory. Writes land in the files
-verbatim, so tests read back exactly what skiff wrote.
+verbatim, so tests read back exactly what skiff wrote. Device filters (eBPF
+programs, which a plain directory cannot take) are recorded per directory by
+``attach_device_filter``, the fake for ``V2Cgroup``'s ``device_filter`` seam.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ class FakeKernel:
                      "cpu.stat", "cgroup.max.depth"):
             (root / name).write_text(CORE_FILES.get(name, ""))
         self.mkdirs: list[str] = []
+        self.device_filters: dict[str, list[list[dict]]] = {}   # directory -> rule lists, in attach order
+
+    def attach_device_filter(self, directory: str, rules: list[dict]) -> None:
+        if not Path(directory).is_dir():   # the real one opens the directory first
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
+        self.device_filters.setdefault(directory, []).append([dict(rule) for rule in rules])
 
     def mkdir(self, path: str) -> bool:
         directory = Path(path)
@@ -82,6 +90,7 @@ class FakeKernel:
         if (directory / "cgroup.procs").read_text().split():
             raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), path)
         shutil.rmtree(directory)
+        self.device_filters.pop(path, None)   # the kernel frees a cgroup's programs with it
 
     def read(self, path: str) -> str:
         return (self.root / path).read_text()

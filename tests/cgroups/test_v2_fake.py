@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import skiff.cgroups as cgroups
-from skiff.cgroups import fs
+from skiff.cgroups import fs, v2
 from skiff.cgroups.v2 import V2Cgroup, blkio_to_io_weight, shares_to_weight
-from skiff.errors import CgroupError
+from skiff.errors import CgroupError, DeviceFilterError
 
 from .fake_cgroupfs import FakeKernel
 
@@ -24,6 +24,7 @@ def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
     fake = FakeKernel(tmp_path / "cgroup")
     monkeypatch.setattr(fs, "mkdir", fake.mkdir)
     monkeypatch.setattr(fs, "rmdir", fake.rmdir)
+    monkeypatch.setattr(v2, "attach_device_filter", fake.attach_device_filter)
     return fake
 
 
@@ -35,13 +36,15 @@ def test_fake_tree_is_detected_as_v2(kernel: FakeKernel) -> None:
 
 def test_create_enables_controllers_and_writes_every_limit(kernel: FakeKernel) -> None:
     cg = cgroups.open("/skiff/c1", root=kernel.root)
+    devices = cgroups.resources_from_flags()["devices"]
     cg.create({
         "memory": {"limit": 64 * MiB, "swap": 96 * MiB, "reservation": 32 * MiB},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 5},
         "blockIO": {"weight": 500},
-        "devices": cgroups.resources_from_flags()["devices"],
+        "devices": devices,
     })
+    assert kernel.device_filters == {str(kernel.root / "skiff/c1"): [devices]}
     expected_subtree = "+cpuset +cpu +io +memory +pids +hugetlb"
     assert kernel.read("cgroup.subtree_control") == expected_subtree
     assert kernel.read("skiff/cgroup.subtree_control") == expected_subtree
@@ -145,9 +148,9 @@ def test_update_rewrites_only_what_is_given(kernel: FakeKernel) -> None:
     ({"cpu": {"shares": -1}}, "linux.resources.cpu.shares: -1 is negative"),
     ({"cpu": {"cpus": "0-x"}}, "linux.resources.cpu.cpus: invalid list '0-x' (expected e.g. 0-3,5)"),
     ({"blockIO": {"weight": 5}}, "linux.resources.blockIO.weight: 5 is outside 10-1000"),
-    ({"devices": [{"allow": True, "type": "b", "major": 8, "minor": 0, "access": "rwm"}]},
-     "device rules beyond the default list need an eBPF device filter on cgroup v2, which skiff does not "
-     "support yet"),
+    ({"devices": [{"allow": True, "type": "c", "major": -3, "access": "rwm"}]},
+     "linux.resources.devices: invalid major -3 in {'allow': True, 'type': 'c', 'major': -3, 'access': 'rwm'} "
+     "(a device number, or -1 for any)"),
     ({"memory": {"swap": 64 * MiB}}, "linux.resources.memory.swap 67108864 needs a memory limit as well"),
 ])
 def test_invalid_resources_create_nothing(kernel: FakeKernel, resources: dict, message: str) -> None:
@@ -171,6 +174,36 @@ def test_a_failed_write_removes_what_create_made(kernel: FakeKernel, monkeypatch
     cg = cgroups.open("/skiff/nomem", root=kernel.root)
     with pytest.raises(CgroupError, match=r"cannot open .*/skiff/nomem/memory.max to write"):
         cg.create({"memory": {"limit": 64 * MiB}})
+    assert not (kernel.root / "skiff").exists()
+
+
+def test_device_rules_become_the_filter_on_create_and_update(kernel: FakeKernel) -> None:
+    cg = cgroups.open("/skiff/dev", root=kernel.root)
+    disk = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "b", "major": 8, "minor": 0, "access": "rw"}]
+    cg.create({"devices": disk, "pids": {"limit": 5}})
+    directory = str(kernel.root / "skiff/dev")
+    assert kernel.device_filters == {directory: [disk]}
+    cg.update({"pids": {"limit": 6}})   # no "devices": the filter stays as it is
+    assert kernel.device_filters == {directory: [disk]}
+    cg.update({"devices": []})          # an empty allowlist: nothing allowed
+    assert kernel.device_filters == {directory: [disk, []]}
+    cg.destroy()
+    assert kernel.device_filters == {}
+
+
+def test_no_device_rules_attach_no_filter(kernel: FakeKernel) -> None:
+    cgroups.open("/skiff/nodev", root=kernel.root).create({"pids": {"limit": 5}})
+    assert kernel.device_filters == {}
+
+
+def test_a_refused_device_filter_removes_what_create_made(kernel: FakeKernel,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(directory: str, rules: list[dict]) -> None:
+        raise DeviceFilterError(f"cannot attach the eBPF device filter to {directory}: Operation not permitted")
+
+    cg = V2Cgroup(str(kernel.root), "/skiff/refused", device_filter=refuse)
+    with pytest.raises(DeviceFilterError, match="Operation not permitted"):
+        cg.create({"devices": [{"allow": True, "access": "rwm"}]})
     assert not (kernel.root / "skiff").exists()
 
 

@@ -172,6 +172,8 @@ def test_spec_writes_a_config_and_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_features_lists_hooks_and_namespaces(tmp_path: Path) -> None:
     features = json.loads(skiff_oci(tmp_path / "state", "features").stdout)
     assert "createRuntime" in features["hooks"] and "user" in features["linux"]["namespaces"]
+    assert {"idmap", "ridmap", "rbind", "rprivate"} <= set(features["mountOptions"])
+    assert features["linux"]["mountExtensions"] == {"idmap": {"enabled": True}}
 
 
 def test_pause_resume_update(root: Path, oci_bundle: Path, tmp_path: Path) -> None:

@@ -116,6 +116,38 @@ def test_user_namespace_with_mappings(open_bundle: BundleFactory) -> None:
     assert lines[2:4] == [["0"], ["1"]]
 
 
+def test_joining_a_user_namespace_by_path(open_bundle: BundleFactory) -> None:
+    # As the containers of a Kubernetes pod with user namespaces join the sandbox's one.
+    bundle = open_bundle
+    linux = bundle.spec["linux"]
+    namespaces = list(linux["namespaces"])
+    for path in [bundle.rootfs, *bundle.rootfs.rglob("*")]:
+        st = os.lstat(path)
+        os.lchown(path, st.st_uid + 100000, st.st_gid + 100000)
+    linux["namespaces"] = namespaces + [{"type": "user"}]
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.write(["sleep", "30"])
+    holder = bundle.runtime.create("holder", bundle.path, stdio=bundle.stdio("holder")[0])
+    try:
+        del linux["uidMappings"], linux["gidMappings"]
+        linux["namespaces"] = namespaces + [{"type": "user", "path": f"/proc/{holder}/ns/user"}]
+        result = bundle.sh("cat /proc/self/uid_map; id -u; echo $$; touch /dev/shm/made; stat -c %u /dev/shm/made; "
+                           "readlink /proc/self/ns/user", cid="joiner")
+        assert result.code == 0, result.err
+        # Root of the holder's namespace, pid 1 of a new pid namespace (so /proc mounted), files made as root.
+        assert result.out.split()[:6] == ["0", "100000", "65536", "0", "1", "0"]
+        assert result.out.split()[6] == os.readlink(f"/proc/{holder}/ns/user")
+    finally:
+        bundle.runtime.delete("holder", force=True)  # and reaps it
+
+
+def test_a_user_namespace_path_that_is_no_user_namespace_is_refused(bundle: BundleFactory) -> None:
+    bundle.spec["linux"]["namespaces"].append({"type": "user", "path": "/proc/self/ns/net"})
+    with pytest.raises(BundleError, match="cannot enter user namespace /proc/self/ns/net"):
+        bundle.run(["true"])
+
+
 def test_uid_mappings_without_user_namespace_are_refused(bundle: BundleFactory) -> None:
     bundle.spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
     with pytest.raises(BundleError, match="needs a new user namespace"):
