@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/oci.py [ROUNDS]
 
-Prints the median wall time of each runtime and the ratio skiff-oci/runc (target: at most 1.0x).
+Prints the median wall time of each runtime and the ratio skiff-oci/runc (target: at most 1.0x),
+then the median of each step of create+start+delete.
 Everything lives in a temporary directory; the state roots are private to this run.
 """
 
@@ -36,24 +37,33 @@ def make_bundle(base: Path) -> Path:
     return bundle
 
 
-def timed(commands: list[list[str]]) -> float:
-    started = time.perf_counter()
+def timed(commands: list[list[str]]) -> list[float]:
+    """Seconds of each command, run one after the other."""
+    times = []
     for command in commands:
+        started = time.perf_counter()
         subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+        times.append(time.perf_counter() - started)
+    return times
+
+
+STEPS = ("create", "start", "delete")
 
 
 def bench(base: Path, bundle: Path, rounds: int) -> dict[str, dict[str, float]]:
-    results: dict[str, dict[str, list[float]]] = {name: {"run": [], "create+start+delete": []} for name in RUNTIMES}
+    measures = ("run", "create+start+delete", *STEPS)
+    results: dict[str, dict[str, list[float]]] = {name: {m: [] for m in measures} for name in RUNTIMES}
     for i in range(rounds):
         for name, exe in RUNTIMES.items():  # interleaved: drift hits both alike
             g = [*exe, "--root", str(base / f"state-{name}")]
             cid = f"bench-{i}"
-            results[name]["run"].append(timed([[*g, "run", "-b", str(bundle), cid]]))
+            results[name]["run"] += timed([[*g, "run", "-b", str(bundle), cid]])
             # youki's README: create, start, delete -f, one after the other.
-            results[name]["create+start+delete"].append(timed([
-                [*g, "create", "-b", str(bundle), cid + "c"], [*g, "start", cid + "c"],
-                [*g, "delete", "-f", cid + "c"]]))
+            steps = timed([[*g, "create", "-b", str(bundle), cid + "c"], [*g, "start", cid + "c"],
+                           [*g, "delete", "-f", cid + "c"]])
+            results[name]["create+start+delete"].append(sum(steps))
+            for step, seconds in zip(STEPS, steps):
+                results[name][step].append(seconds)
     return {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
 
 
@@ -65,9 +75,10 @@ def main() -> None:
         medians = bench(base, bundle, rounds)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    for measure in ("run", "create+start+delete"):
+    for measure in ("run", "create+start+delete", *STEPS):
         runc, ours = medians["runc"][measure], medians["skiff-oci"][measure]
-        print(f"{measure:22} runc {runc * 1000:7.1f} ms   skiff-oci {ours * 1000:7.1f} ms   "
+        label = measure if measure in ("run", "create+start+delete") else f"  {measure}"
+        print(f"{label:22} runc {runc * 1000:7.1f} ms   skiff-oci {ours * 1000:7.1f} ms   "
               f"ratio {ours / runc:4.2f}x")
 
 

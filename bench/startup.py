@@ -22,6 +22,9 @@ from pathlib import Path
 
 from sandbox import private_skiff
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.conftest import PRIVATE_VAR_LIB  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 # The launcher scripts/setup installs (python -S), as a user runs it; the venv's script otherwise.
 SKIFF = [shutil.which("skiff") or str(REPO / ".venv" / "bin" / "skiff")]
@@ -61,22 +64,23 @@ def podman_command(tmp: Path, tar: Path) -> list[str] | None:
         return None
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
-    limit = lambda v: "-1" if v == resource.RLIM_INFINITY else str(v)  # noqa: E731
+    nofile = min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    nproc = min(4096, resource.getrlimit(resource.RLIMIT_NPROC)[1])
     (tmp / "containers.conf").write_text(
-        f'[containers]\ndefault_ulimits = ["nofile={limit(hard)}:{limit(hard)}", '
-        f'"nproc={limit(nproc)}:{limit(nproc)}"]\n')
+        f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
+        '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\n')
     cmd = ["podman", "--root", str(tmp / "podman"), "--runroot", str(tmp / "podman-run"),
            "--storage-driver", "overlay"]
     env = dict(os.environ, CONTAINERS_CONF=str(tmp / "containers.conf"))
-    done = subprocess.run([*cmd, "import", str(tar), "busybox"], env=env, capture_output=True, text=True)
+    # An import would write podman's blob-info cache in the host's /var/lib/containers.
+    done = subprocess.run([*PRIVATE_VAR_LIB, *cmd, "import", str(tar), "busybox"], env=env, capture_output=True,
+                          text=True)
     if done.returncode == 0:
         done = subprocess.run([*cmd, "run", "--rm", "--network", "none", "busybox", "true"], env=env,
                               capture_output=True, text=True)
     if done.returncode != 0:
         print(f"podman skipped: {done.stderr.strip().splitlines()[-1][:200]}")
-        subprocess.run([*cmd, "system", "reset", "-f"], env=env, capture_output=True)
+        subprocess.run([*PRIVATE_VAR_LIB, *cmd, "system", "reset", "-f"], env=env, capture_output=True)
         return None
     return cmd
 
@@ -105,7 +109,8 @@ def main() -> int:
                 results["podman run --rm"] = timed([*podman, "run", "--rm", "--network", "none", "busybox", "true"],
                                                    runs, env=podman_env)
             finally:  # its storage mounts live under tmp: leave nothing behind
-                subprocess.run([*podman, "system", "reset", "-f"], env=podman_env, capture_output=True)
+                subprocess.run([*PRIVATE_VAR_LIB, *podman, "system", "reset", "-f"], env=podman_env,
+                               capture_output=True)
         if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
             print("docker: a running dockerd was found, but skiff does not load images into it; skipped")
     base = results["runc run"]

@@ -369,8 +369,8 @@ class Runtime:
         import _socket  # the C module: socket.py costs selectors and enum (milliseconds of a create)
 
         from skiff import linux
-        from skiff.runtime import idmap
         from skiff.runtime import init as container_init
+        from skiff.runtime.mounts import wants_idmap
 
         parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -380,12 +380,15 @@ class Runtime:
         # The container's user namespace must own its new pid namespace (or the container
         # cannot mount /proc): the pid namespace comes from the clone that enters the user one.
         pid_ns_by_clone = bool(userns) and pid_ns is not None and not pid_ns.get("path")
+        idmapped = any(wants_idmap(entry) for entry in config.get("mounts") or [])
         own_pid_ns = -1
         if pid_ns is not None and not pid_ns_by_clone:
             own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            # Before any fork and outside the container's namespaces; the init inherits the trees.
-            idmap.prepare_idmapped_mounts(config, str(bundle))
+            if idmapped:  # before any fork, outside the container's namespaces: the init inherits the trees
+                from skiff.runtime.idmap import prepare_idmapped_mounts
+
+                prepare_idmapped_mounts(config, str(bundle))
             if own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
             ctx = container_init.InitContext(config, str(bundle), child_sock, state_dir_fd, stdio,
@@ -408,7 +411,10 @@ class Runtime:
                 # Later forks of this process (helpers, the next container) stay in our namespace.
                 linux.setns(own_pid_ns, linux.CLONE_NEWPID, "/proc/self/ns/pid")
                 os.close(own_pid_ns)
-            idmap.release_idmapped_mounts(config)  # the init has its own copies
+            if idmapped:
+                from skiff.runtime.idmap import release_idmapped_mounts
+
+                release_idmapped_mounts(config)  # the init has its own copies
             os.close(state_dir_fd)
             child_sock.close()
         if userns:
