@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,6 +87,18 @@ PRIVATE_RUN = ('mount -t tmpfs -o mode=0755 skiff-test-run /run && mount -t tmpf
                '&& exec "$@"')
 
 
+def _wait_until_serving(name: str, process: subprocess.Popen[bytes], log: Path, seconds: float,
+                        serving: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{name} exited: {log.read_text()[-3000:]}")
+        if serving():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not serve within {seconds:g} s")
+
+
 HOST_CONTAINERD_PATHS = ("/run/containerd", "/opt/containerd", "/var/lib/containerd")
 
 
@@ -121,14 +133,8 @@ class Containerd:
         self._wait_until_serving()
 
     def _wait_until_serving(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"containerd exited: {(self.base / 'containerd.log').read_text()}")
-            if self.socket.exists() and self.ctr("version").returncode == 0:
-                return
-            time.sleep(0.1)
-        raise AssertionError("containerd did not serve within 20 s")
+        _wait_until_serving("containerd", self.process, self.base / "containerd.log", 20,
+                            lambda: self.socket.exists() and self.ctr("version").returncode == 0)
 
     def ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ctr", "-a", str(self.socket), "-n", NAMESPACE, *args], capture_output=True,
@@ -316,14 +322,8 @@ class Dockerd:
             raise
 
     def _wait_until_serving(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"dockerd exited: {(self.base / 'dockerd.log').read_text()[-3000:]}")
-            if self.socket.exists() and self.docker("version").returncode == 0:
-                return
-            time.sleep(0.1)
-        raise AssertionError("dockerd did not serve within 30 s")
+        _wait_until_serving("dockerd", self.process, self.base / "dockerd.log", 30,
+                            lambda: self.socket.exists() and self.docker("version").returncode == 0)
 
     def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(DOCKER), *args], env=self.env, capture_output=True, text=True,
