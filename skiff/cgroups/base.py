@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 
 from skiff.cgroups import fs
+from skiff.cgroups.resources import check
 from skiff.cgroups.stats import Stats
 from skiff.errors import CgroupError
 
@@ -51,10 +52,21 @@ class Cgroup:
 
     # --- the interface the runtime core uses -------------------------------
     def create(self, resources: Mapping[str, Any] | None = None) -> None:
-        raise NotImplementedError
+        """Check ``resources``, make the directories and write the limits; on failure remove what was made."""
+        check(resources)
+        self._check_supported(resources)
+        created: list[str] = []
+        try:
+            self._make_dirs(created)
+            self._apply(resources or {})
+        except BaseException:
+            fs.remove_trees(reversed(created), time.monotonic() + DESTROY_TIMEOUT_S)
+            raise
 
     def update(self, resources: Mapping[str, Any]) -> None:
-        raise NotImplementedError
+        check(resources)
+        self._check_supported(resources)
+        self._apply(resources)
 
     def add(self, pid: int) -> None:
         for directory in self.dirs:
@@ -104,6 +116,18 @@ class Cgroup:
         deadline = time.monotonic() + timeout
         for directory in self.dirs:
             fs.remove_tree(directory, deadline)
+
+    # --- what each flavour provides ----------------------------------------------
+    def _check_supported(self, resources: Mapping[str, Any] | None) -> None:
+        """Refuse a limit whose controller this host does not have."""
+        raise NotImplementedError
+
+    def _make_dirs(self, created: list[str]) -> None:
+        """Make the cgroup's directories, appending each one made to ``created``."""
+        raise NotImplementedError
+
+    def _apply(self, resources: Mapping[str, Any]) -> None:
+        raise NotImplementedError
 
     # --- helpers ------------------------------------------------------------
     def _procs_dir(self) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from skiff.cgroups import fs
 from skiff.cgroups.base import DESTROY_TIMEOUT_S, Cgroup
 from skiff.cgroups.detect import Setup
-from skiff.cgroups.resources import check, check_controllers, device_rule_line, rdma_line, section
+from skiff.cgroups.resources import check_controllers, device_rule_line, rdma_line, section
 from skiff.cgroups.stats import UNLIMITED_THRESHOLD, Stats
 from skiff.errors import CgroupError
 
@@ -38,23 +38,10 @@ class V1Cgroup(Cgroup):
             self._mounts.append(setup.unified)
         self.dirs = [os.path.join(mount, self.path) for mount in self._mounts]
 
-    def create(self, resources: Mapping[str, Any] | None = None) -> None:
-        check(resources)
-        self._check_supported(resources)
-        created: list[str] = []
-        try:
-            for mount in self._mounts:
-                self._make(mount, created)
-            self._init_cpuset()
-            self._apply(resources or {})
-        except BaseException:
-            fs.remove_trees(reversed(created), time.monotonic() + DESTROY_TIMEOUT_S)
-            raise
-
-    def update(self, resources: Mapping[str, Any]) -> None:
-        check(resources)
-        self._check_supported(resources)
-        self._apply(resources)
+    def _make_dirs(self, created: list[str]) -> None:
+        for mount in self._mounts:
+            self._make(mount, created)
+        self._init_cpuset()
 
     def stats(self) -> Stats:
         memory = self._need("memory")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from skiff.cgroups import fs
 from skiff.cgroups.base import DESTROY_TIMEOUT_S, Cgroup
-from skiff.cgroups.resources import check, check_controllers, rdma_line, section
+from skiff.cgroups.resources import check_controllers, rdma_line, section
 from skiff.cgroups.stats import Stats
 from skiff.errors import CgroupError
 
@@ -56,26 +56,13 @@ class V2Cgroup(Cgroup):
         self.dirs = [self.dir]
         self.device_filter = device_filter or attach_device_filter
 
-    def create(self, resources: Mapping[str, Any] | None = None) -> None:
-        check(resources)
-        self._check_controllers(resources)
-        created: list[str] = []
-        try:
-            parent = self.root
-            for part in self.path.split("/"):
-                self._enable_controllers(parent)
-                parent = os.path.join(parent, part)
-                if fs.mkdir(parent):
-                    created.append(parent)
-            self._apply(resources or {})
-        except BaseException:
-            fs.remove_trees(reversed(created), time.monotonic() + DESTROY_TIMEOUT_S)
-            raise
-
-    def update(self, resources: Mapping[str, Any]) -> None:
-        check(resources)
-        self._check_controllers(resources)
-        self._apply(resources)
+    def _make_dirs(self, created: list[str]) -> None:
+        parent = self.root
+        for part in self.path.split("/"):
+            self._enable_controllers(parent)
+            parent = os.path.join(parent, part)
+            if fs.mkdir(parent):
+                created.append(parent)
 
     def stats(self) -> Stats:
         cpu = fs.read_keyed(f"{self.dir}/cpu.stat")
@@ -128,7 +115,7 @@ class V2Cgroup(Cgroup):
                 except CgroupError:
                     pass
 
-    def _check_controllers(self, resources: Mapping[str, Any] | None) -> None:
+    def _check_supported(self, resources: Mapping[str, Any] | None) -> None:
         # The root's list is what may be enabled down to the container (delegation from above aside).
         if resources:
             check_controllers(resources, 2, set(fs.read(f"{self.root}/cgroup.controllers").split()))

@@ -394,18 +394,18 @@ class Runtime:
             ctx = container_init.InitContext(config, str(bundle), child_sock, state_dir_fd, stdio,
                                              console_fd, preserve_fds, userns)
             new_pid_ns = linux.CLONE_NEWPID if pid_ns_by_clone else 0
-            if userns == "joined":
-                def start_init() -> NoReturn:
-                    parent_sock.close()
-                    container_init.main(ctx)
 
+            def start_init() -> NoReturn:
+                parent_sock.close()
+                container_init.main(ctx)
+
+            if userns == "joined":
                 pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
             else:
                 pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
                        else os.fork())
                 if pid == 0:
-                    parent_sock.close()
-                    container_init.main(ctx)
+                    start_init()
         finally:
             if own_pid_ns >= 0:
                 # Later forks of this process (helpers, the next container) stay in our namespace.
