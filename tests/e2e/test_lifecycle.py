@@ -155,27 +155,28 @@ def test_restart_always_but_not_after_stop(lc: Skiff) -> None:
 
 
 def test_create_start_kill_restart_rename_pause(lc: Skiff) -> None:
-    cid = lc.ok("create", "--network", "none", "--name", "c1", "busybox", "sh", "-c",
+    # Names that no hex container id can start with: "c1" would also match one id in 256.
+    cid = lc.ok("create", "--network", "none", "--name", "cx1", "busybox", "sh", "-c",
                 "trap 'exit 5' USR1; while :; do sleep 0.1; done").strip()
-    assert inspect(lc, "c1")["State"]["Status"] == "created"
+    assert inspect(lc, "cx1")["State"]["Status"] == "created"
     assert lc.ok("ps", "-a", "--filter", "status=created", "-q") == cid[:12] + "\n"
-    lc.ok("start", "c1")
-    pid = inspect(lc, "c1")["State"]["Pid"]
-    lc.ok("pause", "c1")
-    assert inspect(lc, "c1")["State"]["Status"] == "paused"
+    lc.ok("start", "cx1")
+    pid = inspect(lc, "cx1")["State"]["Pid"]
+    lc.ok("pause", "cx1")
+    assert inspect(lc, "cx1")["State"]["Status"] == "paused"
     assert "State:\tD" in Path(f"/proc/{pid}/status").read_text()  # frozen (v1 freezer: D state)
-    assert lc("exec", "c1", "true").returncode != 0
-    lc.ok("unpause", "c1")
-    lc.ok("rename", "c1", "c2")
-    assert inspect(lc, "c2")["Name"] == "/c2" and lc("inspect", "c1").returncode == 1
-    lc.ok("restart", "-t", "0", "c2")
-    state = inspect(lc, "c2")["State"]
+    assert lc("exec", "cx1", "true").returncode != 0
+    lc.ok("unpause", "cx1")
+    lc.ok("rename", "cx1", "cx2")
+    assert inspect(lc, "cx2")["Name"] == "/cx2" and lc("inspect", "cx1").returncode == 1
+    lc.ok("restart", "-t", "0", "cx2")
+    state = inspect(lc, "cx2")["State"]
     assert state["Running"] and state["Pid"] != pid
-    assert lc.ok("kill", "-s", "USR1", "c2") == "c2\n"
-    assert lc.ok("wait", "c2") == "5\n"
-    lc.ok("start", "c2")
-    lc.ok("kill", "c2")
-    assert inspect(lc, "c2")["State"]["ExitCode"] == 137
+    assert lc.ok("kill", "-s", "USR1", "cx2") == "cx2\n"
+    assert lc.ok("wait", "cx2") == "5\n"
+    lc.ok("start", "cx2")
+    lc.ok("kill", "cx2")
+    assert inspect(lc, "cx2")["State"]["ExitCode"] == 137
     out = lc.ok("container", "prune", "-f")
     assert cid in out and lc.ok("ps", "-aq") == ""
 
