@@ -70,10 +70,10 @@ def private_cgroup_parent() -> Iterator[None]:
     assert not leaked, f"tests left cgroups behind: {sorted(leaked)}"
 
 
-# Where containerd, dockerd, podman and skopeo keep state by default, whatever the paths they are
-# given: the tests run them privately, and this host's copies must not change.
-OTHER_TOOLS_STATE = ("/var/lib/containers", "/var/lib/containerd", "/run/containerd", "/opt/containerd",
-                     "/var/lib/docker", "/run/docker", "/run/runc", "/run/skiff-oci")
+# Where containerd, dockerd, podman, skopeo, runc and skiff-oci keep state by default (the first
+# four even when given other paths): the tests run them all privately, so none of these may change.
+DEFAULT_STATE_DIRS = ("/var/lib/containers", "/var/lib/containerd", "/run/containerd", "/opt/containerd",
+                      "/var/lib/docker", "/run/docker", "/run/runc", "/run/skiff-oci")
 
 
 # Run as root, skopeo and podman keep a blob-info cache in /var/lib/containers/cache whatever
@@ -83,11 +83,11 @@ PRIVATE_VAR_LIB = ["unshare", "--mount", "--propagation", "private", "--", "sh",
 
 
 @pytest.fixture(scope="session", autouse=True)
-def other_tools_state_unchanged() -> Iterator[None]:
-    before = {path: _entries(path) for path in OTHER_TOOLS_STATE}
+def default_state_dirs_unchanged() -> Iterator[None]:
+    before = {path: _entries(path) for path in DEFAULT_STATE_DIRS}
     yield
-    changed = [path for path in OTHER_TOOLS_STATE if _entries(path) != before[path]]
-    assert not changed, f"tests changed state of other tools on this host: {changed}"
+    changed = [path for path in DEFAULT_STATE_DIRS if _entries(path) != before[path]]
+    assert not changed, f"tests changed the host's default state directories: {changed}"
 
 
 def _entries(path: str) -> list[str] | None:
