@@ -299,7 +299,7 @@ def fork_with_namespaces(flags: int) -> int:
     namespace must be made by the same clone. Like ``os.fork`` it runs Python's
     before/after-fork handlers; the GIL stays held across the raw syscall.
     """
-    import signal
+    import _signal as signal  # the C module: signal.py builds enums, milliseconds of a create
 
     api = ctypes.pythonapi
     held = ctypes.PyDLL(None, use_errno=True)  # PyDLL keeps the GIL: the child must not re-take it
@@ -320,7 +320,7 @@ def fork_with_namespaces(flags: int) -> int:
 
 def kill_and_reap(pid: int) -> int | None:
     """SIGKILL our child ``pid`` and wait for it; its wait status, or None if it was reaped already."""
-    import signal
+    import _signal as signal
 
     try:
         os.kill(pid, signal.SIGKILL)

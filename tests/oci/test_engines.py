@@ -87,6 +87,16 @@ PRIVATE_RUN = ('mount -t tmpfs -o mode=0755 skiff-test-run /run && mount -t tmpf
                '&& exec "$@"')
 
 
+def _terminate(process: subprocess.Popen[bytes], seconds: float) -> None:
+    """SIGTERM a daemon, SIGKILL it if it is still there after ``seconds``; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _wait_until_serving(name: str, process: subprocess.Popen[bytes], log: Path, seconds: float,
                         serving: Callable[[], bool]) -> None:
     deadline = time.monotonic() + seconds
@@ -141,12 +151,7 @@ class Containerd:
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _terminate(self.process, 10)
         self.log.close()
         _kill_processes_mentioning(str(self.base))
         _unmount_all_under(self.base)
@@ -351,12 +356,7 @@ class Dockerd:
 
     def stop(self) -> list[int]:
         """SIGTERM (then SIGKILL) dockerd; kill whatever of its outlived it and return those pids."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _terminate(self.process, 20)
         self.log.close()
         survivors = _kill_processes_mentioning(str(self.exec_root)) + _kill_processes_mentioning(str(self.base))
         for directory in (self.base, self.exec_root):

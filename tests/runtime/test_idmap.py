@@ -150,6 +150,26 @@ def test_idmap_without_mappings_takes_a_user_namespace_joined_by_path(source: Pa
     assert PREPARED_TREE not in config["mounts"][0]
 
 
+def test_idmap_in_a_container_that_joins_a_user_namespace(factory: BundleFactory, source: Path) -> None:
+    """The same, end to end: a container joining a holder's namespace sees its files mapped by it."""
+    _with_user_namespace(factory)
+    linux_cfg = factory.spec["linux"]
+    namespaces = list(linux_cfg["namespaces"])
+    factory.write(["sleep", "30"])
+    holder = factory.runtime.create("holder", factory.path, stdio=factory.stdio("holder")[0])
+    try:
+        del linux_cfg["uidMappings"], linux_cfg["gidMappings"]
+        linux_cfg["namespaces"] = [ns for ns in namespaces if ns["type"] != "user"] + [
+            {"type": "user", "path": f"/proc/{holder}/ns/user"}]
+        factory.spec["mounts"].append(_bind(source, "/data", ["bind", "idmap"]))
+        result = factory.run(["sh", "-c", STAT_ALL.format(m="data")], cid="joiner")
+        assert result.code == 0, result.err
+        # The holder maps container 0.. to host 100000..: through the mount, host 0 shows as 0.
+        assert _owners(result.out) == {"/data/root0": "0:0", "/data/u1000": "1000:1000", "/data/u1": "1:1"}
+    finally:
+        factory.runtime.delete("holder", force=True)
+
+
 def test_mappings_without_the_option_are_applied_as_idmap(factory: BundleFactory, source: Path) -> None:
     factory.spec["mounts"].append(_bind(source, "/data", ["bind", "ro"], _maps((0, 1000, 1)), _maps((0, 1000, 1))))
     result = factory.sh("stat -c '%n %u:%g' /data/root0; touch /data/x 2>/dev/null || echo read-only")
