@@ -142,7 +142,8 @@ class Engine:
     def _attach(self, container: Container, stdin: bool, keys: bytes, stdin_once: bool,
                 proxy_signals: bool = True) -> int | None:
         from skiff.engine import lifecycle
-        from skiff.engine.terminal import attach, connect_unix
+        from skiff.engine.terminal import attach
+        from skiff.engine.unixsock import connect_unix
         from skiff.monitor.launch import ATTACH_SOCKET
 
         try:
@@ -448,7 +449,7 @@ class Engine:
         import socket
 
         from skiff.engine.terminal import relay_exec
-        from skiff.monitor.launch import listen_unix
+        from skiff.engine.unixsock import listen_unix
         from skiff.runtime import Runtime
 
         env = dict(item.partition("=")[::2] for item in process["env"])

@@ -18,7 +18,6 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from skiff.errors import InvalidArgument
 
@@ -141,20 +140,6 @@ class AttachResult:
 
     status: int | None = None
     detached: bool = False
-
-
-def connect_unix(directory: Path, name: str) -> socket.socket:
-    """Connect to ``directory/name`` (a unix socket path is limited to 107 bytes: through an fd)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        sock.connect(f"/proc/self/fd/{dir_fd}/{name}")
-    except BaseException:
-        sock.close()
-        raise
-    finally:
-        os.close(dir_fd)
-    return sock
 
 
 def attach(sock: socket.socket, tty: bool, stdin: bool, detach_keys: bytes, stdin_once: bool,

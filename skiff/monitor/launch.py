@@ -23,6 +23,7 @@ import sys
 from typing import NoReturn
 
 from skiff.engine import containers as records
+from skiff.engine.unixsock import listen_unix
 from skiff.errors import SkiffError
 from skiff.paths import Paths
 
@@ -162,23 +163,6 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
                        StartedAt=now_rfc3339(), Error="", MonitorPid=monitor, MonitorStart=_start_time(monitor))
     runtime.start(container.id)
     return pid
-
-
-def listen_unix(directory: "os.PathLike[str]", name: str) -> socket.socket:
-    """A listening unix socket ``directory/name`` (replacing a stale one), whatever the path's length."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(directory, name))
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        sock.bind(f"/proc/self/fd/{dir_fd}/{name}")  # a unix socket path is limited to 107 bytes
-        sock.listen(16)
-    except BaseException:
-        sock.close()
-        raise
-    finally:
-        os.close(dir_fd)
-    return sock
 
 
 def _pass_console(listener: socket.socket, monitor: socket.socket, size: list[int] | None) -> None:

@@ -17,16 +17,15 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Skiff
-from tests.network.conftest import free_subnet, links_with, resolvers_for, route_dev, upstream_host
+from tests.network.conftest import (free_subnet, links_with, peer_seen_by_upstream, resolvers_for, route_dev,
+                                    upstream_host)
 from tests.network.helpers import fetch, free_port, occupied_port, tcp_listener
 
 HTTPD = ["sh", "-c", "echo hello from skiff > /tmp/index.html && exec httpd -f -p 80 -h /tmp"]
@@ -268,33 +267,18 @@ def upstream(net: Net) -> Iterator[tuple[str, str, str]]:
         yield host
 
 
-def peer_seen_by_upstream(net: Net, upstream: tuple[str, str, str], *run_args: str) -> str | None:
+def seen_by_upstream(net: Net, upstream: tuple[str, str, str], *run_args: str) -> str | None:
     upstream_ns, _, far_side = upstream
-    server = subprocess.Popen(["nsenter", f"--net={upstream_ns}", sys.executable, "-c", textwrap.dedent(f"""
-        import socket
-        s = socket.socket(); s.bind(({far_side!r}, 9100)); s.listen(1); s.settimeout(5)
-        print("ready", flush=True)
-        try:
-            c, peer = s.accept(); print(peer[0], flush=True)
-        except OSError:
-            print("none", flush=True)
-    """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None and server.stdout.readline() == "ready\n"
-        net.skiff("run", "--rm", *run_args, "busybox", "sh", "-c", f"echo x | nc -w 2 {far_side} 9100")
-        seen = server.stdout.readline().strip()
-    finally:
-        server.kill()
-        server.wait()
-    return None if seen in ("", "none") else seen
+    return peer_seen_by_upstream(upstream_ns, far_side,
+                                 lambda line: net.skiff("run", "--rm", *run_args, "busybox", "sh", "-c", line))
 
 
 def test_outbound_nat_and_internal_network(net: Net, upstream: tuple[str, str, str]) -> None:
-    assert peer_seen_by_upstream(net, upstream) == upstream[1]
+    assert seen_by_upstream(net, upstream) == upstream[1]
     subnet = free_subnet(used={net.subnet})
     net.skiff.ok("network", "create", "--internal", "--subnet", subnet, "inside")
     assert f"ip saddr {subnet} oifname != " not in net.ruleset()  # no outbound masquerade
-    assert peer_seen_by_upstream(net, upstream, "--network", "inside") is None
+    assert seen_by_upstream(net, upstream, "--network", "inside") is None
     net.skiff.ok("network", "rm", "inside")
 
 
@@ -384,7 +368,7 @@ def test_iptables_backend_when_forced(net: Net, upstream: tuple[str, str, str],
         assert f"-A FORWARD -j {chain}-FWD" in iptables_rules("filter")
         assert not net.ruleset(), "the nft table must not be used"
         assert net.wait_http(f"http://127.0.0.1:{host_port}/") == "hello from skiff\n"
-        assert peer_seen_by_upstream(net, upstream) == upstream[1]
+        assert seen_by_upstream(net, upstream) == upstream[1]
     finally:
         net.skiff.ok("rm", "-f", "web")
         net.skiff.ok("network", "prune", "-f")

@@ -13,8 +13,10 @@ import ipaddress
 import json
 import secrets
 import subprocess
+import sys
+import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,25 @@ def upstream_host(tag: str) -> Iterator[tuple[str, str, str]]:
     finally:
         subprocess.run(["ip", "link", "del", f"{tag}h"], capture_output=True)
         subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def peer_seen_by_upstream(upstream_ns: str, far_side: str, send: Callable[[str], object]) -> str | None:
+    """The source address the fake upstream host sees when ``send(command)`` runs ``command``
+    (a shell line that connects to it) from a container; None when nothing arrives."""
+    server = subprocess.Popen(["nsenter", f"--net={upstream_ns}", sys.executable, "-c", textwrap.dedent(f"""
+        import socket
+        s = socket.socket(); s.bind(({far_side!r}, 9100)); s.listen(1); s.settimeout(5)
+        print("ready", flush=True)
+        try:
+            c, peer = s.accept(); print(peer[0], flush=True)
+        except OSError:
+            print("none", flush=True)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        send(f"echo x | busybox nc -w 2 {far_side} 9100")
+        seen = server.stdout.readline().strip()
+    finally:
+        server.kill()
+        server.wait()
+    return None if seen in ("", "none") else seen

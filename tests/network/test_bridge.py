@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from skiff.errors import AddressInUse, InvalidArgument, NetworkError, PortAllocated, SkiffError
 from skiff.network import NetworkManager, NetworkRequest
 
-from .conftest import free_subnet, links_gone, ns, route_dev, upstream_host
+from .conftest import free_subnet, links_gone, ns, peer_seen_by_upstream, route_dev, upstream_host
 from .helpers import fetch, free_port, http_get_from, http_server, occupied_port, tcp_listener
 
 
@@ -215,38 +215,22 @@ def upstream(nm: NetworkManager) -> Iterator[tuple[str, str, str]]:
         yield host
 
 
-def _peer_seen_by_upstream(upstream_ns: str, far_side: str, client_ns: Path) -> str | None:
-    server = subprocess.Popen(["nsenter", f"--net={upstream_ns}", sys.executable, "-c", textwrap.dedent(f"""
-        import socket
-        s = socket.socket(); s.bind(({far_side!r}, 9100)); s.listen(1); s.settimeout(5)
-        print("ready", flush=True)
-        try:
-            c, peer = s.accept(); print(peer[0], flush=True)
-        except OSError:
-            print("none", flush=True)
-    """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None and server.stdout.readline() == "ready\n"
-        ns(client_ns, "sh", "-c", f"echo x | busybox nc -w 2 {far_side} 9100")
-        seen = server.stdout.readline().strip()
-    finally:
-        server.kill()
-        server.wait()
-    return None if seen in ("", "none") else seen
+def _shell_in(netns: Path) -> Callable[[str], object]:
+    return lambda line: ns(netns, "sh", "-c", line)
 
 
 def test_outbound_nat_upstream_sees_the_host_address(nm: NetworkManager, upstream) -> None:
     upstream_ns, host_side, far_side = upstream
     att = nm.attach(cid())
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
-    assert _peer_seen_by_upstream(upstream_ns, far_side, att.netns_path) == host_side
+    assert peer_seen_by_upstream(upstream_ns, far_side, _shell_in(att.netns_path)) == host_side
 
 
 def test_internal_network_cannot_reach_upstream(nm: NetworkManager, upstream) -> None:
     upstream_ns, _, far_side = upstream
     nm.create_network("inside", subnet=free_subnet(), internal=True)
     att = nm.attach(cid(), NetworkRequest(network="inside"))
-    assert _peer_seen_by_upstream(upstream_ns, far_side, att.netns_path) is None
+    assert peer_seen_by_upstream(upstream_ns, far_side, _shell_in(att.netns_path)) is None
     assert att.resolv_conf.startswith(f"nameserver {att.settings()['Gateway']}\n")
 
 

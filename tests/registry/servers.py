@@ -181,7 +181,28 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class TokenServer:
+class _QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _LoopbackServer:
+    """An HTTP server of the tests' on 127.0.0.1 at a free port, served by a daemon thread."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+class TokenServer(_LoopbackServer):
     """Issues registry JWTs signed by an RSA key whose self-signed cert the registry trusts.
 
     The registry finds the signing key through the ``x5c`` header (a chain ending
@@ -212,27 +233,15 @@ class TokenServer:
         self.requests: list[dict[str, object]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 server._handle(self)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve(Handler)
 
     @property
     def realm(self) -> str:
         return f"http://127.0.0.1:{self.port}/token"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         query = parse_qs(urlparse(request.path).query)
@@ -286,7 +295,7 @@ class TokenServer:
 
 
 @dataclass
-class Proxy:
+class Proxy(_LoopbackServer):
     """An HTTP forward proxy (plain HTTP only) for HTTP_PROXY.
 
     ``mangle(path, body) -> body`` may rewrite a response body; ``cut_after`` bytes
@@ -304,7 +313,7 @@ class Proxy:
         proxy = self
         cut_done: set[str] = set()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802
@@ -336,24 +345,12 @@ class Proxy:
                     return
                 self.wfile.write(body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve(Handler)
         return self
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 def environ_without_proxies() -> dict[str, str]:
