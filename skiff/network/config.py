@@ -1,18 +1,26 @@
 """Names skiff gives its kernel objects, and the subnets it may pick, from ``<root>/network/config.json``.
 
-Tests (and hosts where the defaults clash) set their own bridge name, veth
-prefix, nft table and candidate subnets there, so test objects never collide
-with a real skiff's.
+The default root (/var/lib/skiff) uses the documented names: bridge ``skiff0``
+and nft table ``skiff``. Any other root (``--root``, ``SKIFF_ROOT``) gets names
+of its own derived from its path (``skiff-<hash>``, ``skiff_<hash>``), as a
+second Docker daemon with another data root needs its own bridge: otherwise
+one root would rewrite the other's table and prune the bridge its containers
+use. The subnets themselves are shared among roots through registry.py.
+Tests (and hosts where the defaults clash) can set every name and the
+candidate subnets in the config file.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from skiff.errors import InvalidArgument, StateError
+from skiff.paths import DEFAULT_ROOT
 from skiff.store import read_json
 
 DEFAULT_CANDIDATES = tuple(f"172.{n}.0.0/16" for n in range(17, 32)) + ("10.88.0.0/16",)
@@ -52,14 +60,32 @@ class NetworkConfig:
             ipaddress.IPv4Network(subnet)
 
     @classmethod
-    def load(cls, path: Path) -> "NetworkConfig":
-        data = read_json(path, default={})
-        if not isinstance(data, dict):
-            raise StateError(f"{path}: expected a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise StateError(f"{path}: unknown keys {sorted(unknown)}")
+    def for_root(cls, root: Path) -> "NetworkConfig":
+        """The root's config file, its missing names filled with the root's own defaults."""
+        data = {**root_names(root), **_read(root / "network" / "config.json")}
         if "subnet_candidates" in data:
-            data["subnet_candidates"] = tuple(data["subnet_candidates"])
-        return cls(**data)
+            data["subnet_candidates"] = tuple(data["subnet_candidates"])  # type: ignore[arg-type]
+        return cls(**data)  # type: ignore[arg-type]
+
+
+def root_key(root: Path) -> str:
+    """Eight hex digits naming a root on this host (of its real path, so a symlink is the same root)."""
+    return f"{zlib.crc32(os.path.realpath(root).encode()):08x}"
+
+
+def root_names(root: Path) -> dict[str, str]:
+    """The default bridge and nft table of a root: the documented ones for /var/lib/skiff only."""
+    if os.path.realpath(root) == os.path.realpath(DEFAULT_ROOT):
+        return {}
+    key = root_key(root)
+    return {"default_bridge": f"skiff-{key}", "nft_table": f"skiff_{key}"}
+
+
+def _read(path: Path) -> dict[str, object]:
+    data = read_json(path, default={})
+    if not isinstance(data, dict):
+        raise StateError(f"{path}: expected a JSON object")
+    unknown = set(data) - {f.name for f in fields(NetworkConfig)}
+    if unknown:
+        raise StateError(f"{path}: unknown keys {sorted(unknown)}")
+    return data

@@ -140,17 +140,19 @@ def apply(table: str, bridges: list[BridgeRules], ports: list[PortRule], stamp: 
     structure = render_structure(table, bridges, bool(ports))
     port_lines = render_ports(ports)
     applied = structure + "--\n" + "\n".join(port_lines)
-    if backend != "nftables" and choose_backend(backend) == "iptables":
-        _apply_iptables(table, bridges, ports, stamp, force, "iptables\n" + applied)
-        return
     previous = ""
     if stamp and not force:
         try:
             previous = stamp.read_text()
         except FileNotFoundError:
             pass
-        if previous == applied:
+        # Unchanged: done before choosing a backend, which loads libnftables (a few ms).
+        if (previous == applied and backend != "iptables") or (
+                previous == "iptables\n" + applied and backend != "nftables"):
             return
+    if backend != "nftables" and choose_backend(backend) == "iptables":
+        _apply_iptables(table, bridges, ports, stamp, "iptables\n" + applied)
+        return
     fill_ports = "".join(f"add rule ip {table} ports {line}\n" for line in port_lines)
     if structure and previous.partition("--\n")[0] == structure:
         script = f"flush chain ip {table} ports\n{fill_ports}"
@@ -165,15 +167,9 @@ def apply(table: str, bridges: list[BridgeRules], ports: list[PortRule], stamp: 
 
 
 def _apply_iptables(table: str, bridges: list[BridgeRules], ports: list[PortRule], stamp: Path | None,
-                    force: bool, applied: str) -> None:
+                    applied: str) -> None:
     from skiff.network import iptables
 
-    if stamp and not force:
-        try:
-            if stamp.read_text() == applied:
-                return
-        except FileNotFoundError:
-            pass
     iptables.apply(table, bridges, ports)
     if stamp:
         stamp.parent.mkdir(parents=True, exist_ok=True)

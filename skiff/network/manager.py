@@ -12,6 +12,12 @@ Kernel objects follow the records: ``detach`` and ``reconcile`` remove what a
 record says exists, so a SIGKILL of skiff leaves nothing the next command
 cannot find.
 
+Several roots on one host: each has its own default bridge and nft table
+(config.py), and claims its subnets, bridges and published host ports in the
+host-wide registry (registry.py) before it makes them, taking the host lock
+after its own. So no root rewrites another's rules, prunes another's bridge or
+gets another's subnet or host port.
+
 Lifetimes (the documented rule): a user network's bridge lives as long as the
 network. The default network's bridge is made by its first container and then
 stays, as docker0 does, because making and deleting it costs ~15 ms and ~50 ms
@@ -24,6 +30,7 @@ an outbound network, stays on (as Docker leaves it).
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import re
@@ -34,17 +41,19 @@ from pathlib import Path
 from typing import Any
 
 from skiff.errors import (ContainerNotFound, Conflict, InvalidArgument, NetworkError, NetworkInUse,
-                          NetworkNotFound)
+                          NetworkNotFound, SyscallError)
 from skiff.network import firewall, ipam, names, netns
-from skiff.network.config import NetworkConfig
+from skiff.network.config import NetworkConfig, root_key
 from skiff.network.netlink import Netlink, link_index
 from skiff.network.ports import PortMapping, assign_host_ports, parse_exposed, parse_publish
+from skiff.network.registry import Registry
 from skiff.paths import Paths
 from skiff.store import FileLock, read_json, write_json
 
 DEFAULT_NETWORK = "bridge"
 PREDEFINED = ("bridge", "host", "none")
 NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+VETH_ATTEMPTS = 3
 
 
 @dataclass
@@ -99,7 +108,8 @@ class Attachment:
 class NetworkManager:
     def __init__(self, paths: Paths, config: NetworkConfig | None = None) -> None:
         self.paths = paths
-        self.config = config or NetworkConfig.load(paths.networks / "config.json")
+        self.config = config or NetworkConfig.for_root(paths.root)
+        self.registry = Registry(paths.root, root_key(paths.root))
         self._records = paths.networks / "networks"
         self._endpoints = paths.networks / "endpoints"
         self._lock = paths.networks / "lock"
@@ -144,12 +154,16 @@ class NetworkManager:
             return []
         return [read_json(p) for p in sorted(self._endpoints.glob("*.json"))]
 
-    def _taken_subnets(self, skip: str = "") -> list[tuple[str, ipaddress.IPv4Network]]:
+    def _taken_subnets(self, others: list[dict[str, Any]], skip: str = "",
+                       ) -> list[tuple[str, ipaddress.IPv4Network]]:
+        """Host routes (but this root's own bridges'), this root's networks, other roots' claims."""
         own_bridges = {n["Bridge"] for n in self._all_networks()}
         routes = [(dev, net) for dev, net in ipam.host_routes() if dev not in own_bridges]
         networks = [(f"skiff network {n['Name']}", ipaddress.IPv4Network(n["Subnet"]))
                     for n in self._all_networks() if n["Name"] != skip]
-        return routes + networks
+        claimed = [(f"network {c['Name']} of skiff root {c['Root']}", ipaddress.IPv4Network(c["Subnet"]))
+                   for c in others if "Subnet" in c]
+        return routes + networks + claimed
 
     def _new_record(self, name: str, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address,
                     internal: bool, labels: dict[str, str], bridge: str | None = None) -> dict[str, Any]:
@@ -165,11 +179,28 @@ class NetworkManager:
     def _default_network(self) -> dict[str, Any]:
         record = self._load_network(DEFAULT_NETWORK)
         if record is None:
-            subnet = ipam.choose_subnet(self.config.subnet_candidates, self._taken_subnets())
-            record = self._new_record(DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), False, {},
-                                      bridge=self.config.default_bridge)
-            self._save_network(record)
+            with self.registry.lock():
+                others = self.registry.others()
+                subnet = ipam.choose_subnet(self.config.subnet_candidates, self._taken_subnets(others))
+                record = self._new_record(DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), False, {},
+                                          bridge=self.config.default_bridge)
+                self._check_names(record, others)
+                self._save_network(record)
+                self._claim(record)
         return record
+
+    def _claim(self, record: dict[str, Any]) -> None:
+        """This root's host-wide claim on the network's subnet and bridge (under the host lock)."""
+        self.registry.claim(record["Id"], self._network_path(record["Name"]), Name=record["Name"],
+                            Subnet=record["Subnet"], Bridge=record["Bridge"], Table=self.config.nft_table)
+
+    def _check_names(self, record: dict[str, Any], others: list[dict[str, Any]]) -> None:
+        """Refuse a bridge or nft table that another root claims (only a config file can cause it)."""
+        for other in others:
+            if other.get("Bridge") == record["Bridge"] or other.get("Table") == self.config.nft_table:
+                raise NetworkError(
+                    f"bridge {record['Bridge']} or nft table {self.config.nft_table} belongs to skiff root "
+                    f"{other['Root']}", hint=f"give this root other names in {self.paths.networks}/config.json")
 
     # --- user networks --------------------------------------------------------
 
@@ -183,21 +214,26 @@ class NetworkManager:
         with FileLock(self._lock):
             if self._load_network(name):
                 raise Conflict(f"network with name {name} already exists")
-            taken = self._taken_subnets()
-            if subnet:
-                chosen = ipam.parse_subnet(subnet)
-                ipam.check_subnet(chosen, taken)
-            else:
-                chosen = ipam.choose_subnet(self.config.subnet_candidates, taken)
-            gw = ipam.check_gateway(chosen, gateway) if gateway else ipam.default_gateway(chosen)
-            record = self._new_record(name, chosen, gw, internal, labels or {})
-            self._save_network(record)
+            with self.registry.lock():
+                others = self.registry.others()
+                taken = self._taken_subnets(others)
+                if subnet:
+                    chosen = ipam.parse_subnet(subnet)
+                    ipam.check_subnet(chosen, taken)
+                else:
+                    chosen = ipam.choose_subnet(self.config.subnet_candidates, taken)
+                gw = ipam.check_gateway(chosen, gateway) if gateway else ipam.default_gateway(chosen)
+                record = self._new_record(name, chosen, gw, internal, labels or {})
+                self._check_names(record, others)
+                self._save_network(record)
+                self._claim(record)
             try:
                 self._ensure_bridge(record)
                 self._refresh_firewall()
             except BaseException:
                 self._delete_bridge(record)
                 self._network_path(name).unlink()
+                self.registry.release(record["Id"])
                 raise
         return self.inspect_network(name)
 
@@ -215,6 +251,7 @@ class NetworkManager:
             _resolver().stop(self._resolver_pidfile(record))
             self._delete_bridge(record)
             self._network_path(record["Name"]).unlink()
+            self.registry.release(record["Id"])
             self._refresh_firewall()
         return record["Name"]
 
@@ -249,6 +286,7 @@ class NetworkManager:
             default = self._load_network(DEFAULT_NETWORK)
             if default and not default["Containers"]:
                 self._delete_bridge(default)
+                self.registry.release(default["Id"])  # the record stays; its subnet is claimed again on use
                 self._refresh_firewall()
         removed = []
         for record in self._all_networks():
@@ -297,57 +335,98 @@ class NetworkManager:
                 raise NetworkError(f"network {mode} not found", hint="see 'skiff network ls'")
         if mode == "none" and (mappings or request.ip):
             raise InvalidArgument("--network none cannot be combined with -p or --ip")
-        taken = {(m["protocol"], m["host_port"]): ep["Id"]
-                 for ep in self._all_endpoints() for m in ep.get("Ports", [])}
-        ports = assign_host_ports(mappings, taken)
         netns_path = self.paths.netns / cid
         endpoint: dict[str, Any] = {
             "Id": cid, "Name": name, "Mode": mode, "Hostname": hostname, "NetnsPath": str(netns_path),
-            "Networks": [], "Ports": [p.to_dict() for p in ports], "Exposed": list(request.exposed_ports),
+            "Networks": [], "Ports": [], "Exposed": list(request.exposed_ports),
             "Request": {"dns": request.dns, "dns_search": request.dns_search,
                         "dns_options": request.dns_options, "add_hosts": request.add_hosts},
         }
         # Written before any kernel object exists, so reconcile can find and undo a half-done attach.
-        write_json(self._endpoint_path(cid), endpoint)
+        if mappings:
+            self._publish(endpoint, mappings)
+        else:
+            write_json(self._endpoint_path(cid), endpoint)
         netns.create(netns_path, _loopback_up)
         if record is not None:
             self._connect_locked(endpoint, record, request.ip, request.aliases)
         self._refresh_firewall()
         return self._attachment(endpoint)
 
+    def _publish(self, endpoint: dict[str, Any], mappings: list[PortMapping]) -> None:
+        """Pick the host ports among those no container of any root publishes; record and claim them."""
+        with self.registry.lock():
+            taken = {(m["protocol"], m["host_port"]): ep["Id"]
+                     for ep in self._all_endpoints() for m in ep.get("Ports", [])}
+            taken.update({(proto, port): other["Id"] for other in self.registry.others()
+                          for proto, port in other.get("Ports", [])})
+            ports = assign_host_ports(mappings, taken)
+            endpoint["Ports"] = [p.to_dict() for p in ports]
+            path = self._endpoint_path(endpoint["Id"])
+            write_json(path, endpoint)  # before the claim, which is stale without it
+            self.registry.claim(endpoint["Id"], path, Ports=[[p.protocol, p.host_port] for p in ports])
+
     def _connect_locked(self, endpoint: dict[str, Any], record: dict[str, Any], ip: str | None,
                         aliases: Iterable[str]) -> None:
         cid = endpoint["Id"]
+        self._ensure_bridge(record)  # first: claiming it again may move an unused default network
         subnet = ipaddress.IPv4Network(record["Subnet"])
         gateway = ipaddress.IPv4Address(record["Gateway"])
         leased = {c["IPAddress"] for c in record["Containers"].values()}
         address = ipam.allocate(subnet, gateway, leased, ip)
-        slot = len(endpoint["Networks"])
-        interface = f"eth{slot}"
-        veth = f"{self.config.veth_prefix}{cid[:14 - len(self.config.veth_prefix)]}{slot}"
+        interface = self._free_interface(endpoint)
         mac = ipam.mac_for(address)
-        record["Containers"][cid] = {"Name": endpoint["Name"], "IPAddress": str(address), "MacAddress": mac,
-                                     "Veth": veth, "Interface": interface, "Aliases": list(aliases)}
+        entry = {"Name": endpoint["Name"], "IPAddress": str(address), "MacAddress": mac,
+                 "Veth": self._veth_name(cid), "Interface": interface, "Aliases": list(aliases)}
+        record["Containers"][cid] = entry
         dns = endpoint.get("Request", {}).get("dns")
         if dns:  # the network's resolver forwards this container's other queries there
-            record["Containers"][cid]["Dns"] = list(dns)
+            entry["Dns"] = list(dns)
+        with_route = not endpoint["Networks"] and not record["Internal"]
         endpoint["Networks"].append(record["Name"])
         write_json(self._endpoint_path(cid), endpoint)
-        self._save_network(record)  # the lease: persistent before the veth exists
-        self._ensure_bridge(record)
+        self._save_network(record)  # the lease and the veth's name: persistent before the veth exists
         netns_path = Path(endpoint["NetnsPath"])
         fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            with Netlink() as nl:
-                nl.add_veth(veth, _require_index(record["Bridge"]), interface, fd, mac, self.config.mtu)
+            self._add_veth(cid, record, entry, fd)
         finally:
             os.close(fd)
-        with_route = slot == 0 and not record["Internal"]
         netns.run_in(netns_path, lambda: _configure_inside(
             interface, ipaddress.IPv4Interface(f"{address}/{subnet.prefixlen}"), gateway if with_route else None))
         if record["Name"] != DEFAULT_NETWORK:
             _resolver().ensure(self._resolver_pidfile(record), self._network_path(record["Name"]),
                             record["Gateway"], names.upstream_nameservers())
+
+    def _veth_name(self, cid: str) -> str:
+        """The host end's name: the id's start and a random suffix, so it is never the name of a
+        veth still going away (the kernel destroys a released namespace's veths in the background)."""
+        prefix = self.config.veth_prefix
+        return f"{prefix}{cid[:11 - len(prefix)]}{os.urandom(2).hex()}"
+
+    def _add_veth(self, cid: str, record: dict[str, Any], entry: dict[str, Any], netns_fd: int) -> None:
+        """Create the pair; a name taken anyway (EEXIST) gets another, recorded before each try."""
+        bridge = _require_index(record["Bridge"])
+        for attempt in range(VETH_ATTEMPTS):
+            try:
+                with Netlink() as nl:
+                    nl.add_veth(entry["Veth"], bridge, entry["Interface"], netns_fd, entry["MacAddress"],
+                                self.config.mtu)
+                return
+            except SyscallError as exc:
+                if exc.errno != errno.EEXIST or attempt == VETH_ATTEMPTS - 1:
+                    raise
+            entry["Veth"] = self._veth_name(cid)
+            self._save_network(record)
+
+    def _free_interface(self, endpoint: dict[str, Any]) -> str:
+        """The lowest ethN the container does not have (after a disconnect, not simply eth<count>)."""
+        used = set()
+        for net_name in endpoint["Networks"]:
+            other = self._load_network(net_name)
+            if other is not None and endpoint["Id"] in other["Containers"]:
+                used.add(other["Containers"][endpoint["Id"]].get("Interface"))
+        return next(f"eth{n}" for n in range(len(used) + 1) if f"eth{n}" not in used)
 
     def _attach_host(self, cid: str, name: str, request: NetworkRequest, hostname: str) -> Attachment:
         extra = [names.parse_add_host(h, "127.0.0.1") for h in request.add_hosts]
@@ -452,6 +531,7 @@ class NetworkManager:
             netns.remove(netns_path)
         with contextlib.suppress(FileNotFoundError):
             self._endpoint_path(cid).unlink()
+        self.registry.release(cid)  # its published ports' claim, if any
 
     def _drop_from_network(self, record: dict[str, Any], cid: str, delete_veth: bool = True) -> None:
         entry = record["Containers"].pop(cid)
@@ -505,23 +585,41 @@ class NetworkManager:
         endpoint = self._load_endpoint(container_id) or {"Ports": []}
         return [PortMapping.from_dict(p).describe() for p in endpoint["Ports"]]
 
-    def reconcile(self, live_container_ids: set[str]) -> list[str]:
-        """Release everything held for containers that no longer run (after a SIGKILL of skiff)."""
-        released = []
+    def reconcile(self, live_container_ids: Iterable[str]) -> list[str]:
+        """Release what is held for any container id not in ``live_container_ids``; returns those ids.
+
+        For each such id, as ``detach`` does: the netns pin, veths, leases, the
+        endpoint record and the published ports' rules and claim, whether or not
+        the container's own record ever got its NetworkSettings. The live set
+        must hold every container whose network may be in use, those being
+        created right now included. Cheap when nothing is stale: one lock, a read
+        of the endpoint and network records, no kernel request.
+        """
+        if not self.paths.networks.is_dir() and not self.paths.netns.is_dir():
+            return []  # this root never had a network
+        live = set(live_container_ids)
         with FileLock(self._lock):
-            known = {ep["Id"] for ep in self._all_endpoints()}
-            for record in self._all_networks():
-                known |= set(record["Containers"])
-            if self.paths.netns.is_dir():
-                known |= {p.name for p in self.paths.netns.iterdir() if not p.name.startswith(".")}
-            for cid in sorted(known - set(live_container_ids)):
+            stale = sorted(self._held_ids() - live)
+            for cid in stale:
                 self._release(cid)
-                released.append(cid)
+            # A resolver whose network lost its last container while skiff was killed.
             for record in self._all_networks():
-                if not record["Containers"] and record["Name"] != DEFAULT_NETWORK:
+                if (not record["Containers"] and record["Name"] != DEFAULT_NETWORK
+                        and self._resolver_pidfile(record).exists()):
                     _resolver().stop(self._resolver_pidfile(record))
+            # Always: a skiff killed between a release and its firewall update left rules; when
+            # nothing changed this only compares the rules with the stamp of the last update.
             self._refresh_firewall()
-        return released
+        return stale
+
+    def _held_ids(self) -> set[str]:
+        """Every container id that holds an endpoint, a lease or a netns pin."""
+        held = {ep["Id"] for ep in self._all_endpoints()}
+        for record in self._all_networks():
+            held |= set(record["Containers"])
+        if self.paths.netns.is_dir():
+            held |= {p.name for p in self.paths.netns.iterdir() if not p.name.startswith(".")}
+        return held
 
     # --- kernel objects -----------------------------------------------------
 
@@ -530,7 +628,12 @@ class NetworkManager:
 
     def _ensure_bridge(self, record: dict[str, Any]) -> None:
         bridge = record["Bridge"]
-        if link_index(bridge) is not None:
+        exists = link_index(bridge) is not None
+        if exists and self.registry.holds(record["Id"]):
+            return
+        with self.registry.lock():
+            self._reclaim(record, bridge_exists=exists)
+        if exists:
             return
         subnet = ipaddress.IPv4Network(record["Subnet"])
         with Netlink() as nl:
@@ -546,9 +649,32 @@ class NetworkManager:
         if not record["Internal"]:
             firewall.write_sysctl("net.ipv4.ip_forward", "1")
 
+    def _reclaim(self, record: dict[str, Any], bridge_exists: bool) -> None:
+        """Claim a network again before its bridge is made (after a prune or a reboot, /run is new).
+
+        Another root may have taken the subnet meanwhile: the default network,
+        with no container on it, then moves to a free one; any other stays and
+        the error says why.
+        """
+        others = self.registry.others()
+        self._check_names(record, others)
+        clash = ipam.overlap(ipaddress.IPv4Network(record["Subnet"]), self._taken_subnets(others, record["Name"]))
+        if clash and record["Name"] == DEFAULT_NETWORK and not record["Containers"] and not bridge_exists:
+            subnet = ipam.choose_subnet(self.config.subnet_candidates,
+                                        self._taken_subnets(others, DEFAULT_NETWORK))
+            record.update(Subnet=str(subnet), Gateway=str(ipam.default_gateway(subnet)))
+            self._save_network(record)
+        elif clash:
+            raise NetworkError(f"subnet {record['Subnet']} of network {record['Name']} overlaps {clash}",
+                               hint=f"remove network {record['Name']} and create it again")
+        self._claim(record)
+
     def _delete_bridge(self, record: dict[str, Any]) -> None:
-        with Netlink() as nl:
-            nl.delete_link(record["Bridge"])
+        with self.registry.lock():
+            if any(o.get("Bridge") == record["Bridge"] for o in self.registry.others()):
+                return  # another root's bridge by now (two roots configured to one name)
+            with Netlink() as nl:
+                nl.delete_link(record["Bridge"])
 
     def _refresh_firewall(self, force: bool = False) -> None:
         bridges = [firewall.BridgeRules(r["Bridge"], r["Subnet"], r["Internal"]) for r in self._all_networks()
