@@ -104,6 +104,7 @@ def nm(net_paths: Paths, net_config: NetworkConfig) -> Iterator[NetworkManager]:
         if net_paths.netns.is_dir() else [],
         "resolvers": resolvers_for(net_paths.root),
         "leases": [cid for n in manager._all_networks() for cid in n["Containers"]],
+        "host-wide claims": [n["Id"] for n in manager._all_networks() if manager.registry.holds(n["Id"])],
     }
     # Clean what leaked before failing, so one failure does not poison the host.
     for link in leaks["links"]:
