@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from skiff import timestamps
-from skiff.errors import ArchiveError, InvalidReference
+from skiff.errors import ArchiveError, InvalidReference, LayerError
 from skiff.image.reference import Reference, parse_reference, parse_reference_raw
 from skiff.image.store import CHUNK, Image, ImageStore, LayerInfo, sha256_hex
 
@@ -60,7 +60,8 @@ def import_tarball(store: ImageStore, fileobj: BinaryIO, ref: str | None, change
 
     tags = [_tag_reference(ref)] if ref else []
     config = apply_changes({}, changes)  # before the slow part: a bad --change fails fast
-    layer = store.add_layer(fileobj)
+    with _naming_layer(f"importing {source}" if source != "-" else "importing from stdin"):
+        layer = store.add_layer(fileobj)
     created = timestamps.now()
     image_config = {
         "architecture": host_architecture(),
@@ -71,6 +72,15 @@ def import_tarball(store: ImageStore, fileobj: BinaryIO, ref: str | None, change
         "history": [{"created": created, "comment": message or f"Imported from {source}"}],
     }
     return store.add_image(canonical_json(image_config), [layer], tags)
+
+
+@contextlib.contextmanager
+def _naming_layer(what: str) -> Iterator[None]:
+    """Prefix a LayerError with the layer it is about: an archive may hold many."""
+    try:
+        yield
+    except LayerError as exc:
+        raise type(exc)(f"{what}: {exc.message}", hint=exc.hint) from None
 
 
 def _tag_reference(ref: str) -> Reference:
@@ -119,10 +129,41 @@ class _ArchiveReader:
         return stream  # type: ignore[return-value]
 
     def read_json(self, name: str) -> Any:
-        try:
-            return json.loads(self.open(name).read())
-        except ValueError as exc:
-            raise ArchiveError(f"{name} in the archive is not valid JSON: {exc}") from None
+        return _parse_json(self.open(name).read(), name)
+
+
+def _parse_json(data: bytes, name: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ArchiveError(f"{name} in the archive is not valid JSON: {exc}") from None
+
+
+# --- the shape of untrusted documents: one clear line instead of a KeyError or TypeError
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{what} in the archive is not a JSON object")
+    return value
+
+
+def _field_str(document: dict[str, Any], key: str, what: str) -> str:
+    value = document.get(key)
+    if not isinstance(value, str) or not value:
+        raise ArchiveError(f"{what} in the archive has no {key!r} string")
+    return value
+
+
+def _field_list(document: dict[str, Any], key: str, what: str, of: type = str) -> list[Any]:
+    """``document[key]``: a list of ``of`` (absent or null: empty)."""
+    value = document.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, of) for item in value):
+        kind = "strings" if of is str else "objects"
+        raise ArchiveError(f"{what} in the archive: {key!r} is not a list of {kind}")
+    return value
 
 
 @contextlib.contextmanager
@@ -144,10 +185,15 @@ def _seekable(store: ImageStore, fileobj: BinaryIO) -> Iterator[BinaryIO]:
 def load_archive(store: ImageStore, fileobj: BinaryIO) -> list[str]:
     """Load every image of a docker-archive or OCI archive; returns the names (or ids) loaded."""
     with _seekable(store, fileobj) as seekable:
+        start = seekable.tell()
+        if not seekable.read(1):
+            raise ArchiveError("not an image archive: the file is empty")
+        seekable.seek(start)
         try:
             tar = tarfile.open(fileobj=seekable, mode="r:*")
-        except tarfile.TarError as exc:
-            raise ArchiveError(f"not an image archive (tar, optionally compressed): {exc}") from None
+        except tarfile.TarError:
+            # tarfile's message lists each decompressor it tried, one line each.
+            raise ArchiveError("not an image archive: not a tar file (plain, gzip, bzip2 or xz)") from None
         with tar:
             try:
                 archive = _ArchiveReader(tar)
@@ -170,30 +216,34 @@ def _loaded_lines(image: Image, refs: list[Reference]) -> list[str]:
 
 def _load_docker(store: ImageStore, archive: _ArchiveReader) -> list[str]:
     manifest = archive.read_json("manifest.json")
-    if not isinstance(manifest, list):
+    if not isinstance(manifest, list) or not all(isinstance(entry, dict) for entry in manifest):
         raise ArchiveError("manifest.json in the archive is not a list of images")
     lines: list[str] = []
     for entry in manifest:
-        config_bytes = archive.open(entry["Config"]).read()
+        config_bytes = archive.open(_field_str(entry, "Config", "manifest.json")).read()
         diff_ids = _diff_ids(config_bytes)
-        paths = entry.get("Layers") or []
+        paths = _field_list(entry, "Layers", "manifest.json")
+        tags = _field_list(entry, "RepoTags", "manifest.json")
         if len(paths) != len(diff_ids):
             raise ArchiveError(f"manifest.json lists {len(paths)} layers, the image config {len(diff_ids)}")
-        layers = [store.add_layer(archive.open(path), expected_diff_id=diff_id)
-                  for path, diff_id in zip(paths, diff_ids)]
-        refs = [_tag_reference(tag) for tag in entry.get("RepoTags") or []]
+        refs = [_tag_reference(tag) for tag in tags]  # before the slow part: a bad tag fails fast
+        layers = []
+        for path, diff_id in zip(paths, diff_ids):
+            with _naming_layer(f"layer {path} in the archive"):
+                layers.append(store.add_layer(archive.open(path), expected_diff_id=diff_id))
         image = store.add_image(config_bytes, layers, refs)
         lines += _loaded_lines(image, refs)
     return lines
 
 
 def _load_oci(store: ImageStore, archive: _ArchiveReader) -> list[str]:
-    index = archive.read_json("index.json")
+    index = _object(archive.read_json("index.json"), "index.json")
     lines: list[str] = []
     loaded: dict[str, Image] = {}   # manifest digest -> image, for several names of one image
-    for descriptor in index.get("manifests") or []:
+    for descriptor in _field_list(index, "manifests", "index.json", dict):
         manifest_digest, manifest = _platform_manifest(archive, descriptor)
-        ref = _annotated_name(descriptor.get("annotations") or {})
+        annotations = descriptor.get("annotations") or {}
+        ref = _annotated_name(annotations) if isinstance(annotations, dict) else None
         image = loaded.get(manifest_digest)
         if image is None:
             image = _load_oci_image(store, archive, manifest, [ref] if ref else [])
@@ -206,34 +256,42 @@ def _load_oci(store: ImageStore, archive: _ArchiveReader) -> list[str]:
 
 def _load_oci_image(store: ImageStore, archive: _ArchiveReader, manifest: dict[str, Any],
                     refs: list[Reference]) -> Image:
-    config_bytes = _read_blob(archive, manifest["config"]["digest"])
+    config = _object(manifest.get("config"), "the image manifest's config")
+    config_bytes = _read_blob(archive, _field_str(config, "digest", "the image manifest's config"))
     diff_ids = _diff_ids(config_bytes)
-    descriptors = manifest.get("layers") or []
+    descriptors = _field_list(manifest, "layers", "the image manifest", dict)
     if len(descriptors) != len(diff_ids):
         raise ArchiveError(f"the manifest lists {len(descriptors)} layers, the image config {len(diff_ids)}")
     layers: list[LayerInfo] = []
     for desc, diff_id in zip(descriptors, diff_ids):
-        stream = archive.open(f"blobs/sha256/{sha256_hex(desc['digest'])}")
-        layers.append(store.add_layer(stream, expected_digest=desc["digest"], expected_diff_id=diff_id))
+        digest = _field_str(desc, "digest", "a layer of the image manifest")
+        stream = archive.open(f"blobs/sha256/{sha256_hex(digest)}")
+        with _naming_layer(f"layer {digest} in the archive"):
+            layers.append(store.add_layer(stream, expected_digest=digest, expected_diff_id=diff_id))
     return store.add_image(config_bytes, layers, refs)
 
 
 def _platform_manifest(archive: _ArchiveReader, descriptor: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Follow nested indexes down to the manifest for this machine's platform."""
     for _depth in range(MAX_LINK_HOPS):
-        digest = descriptor["digest"]
-        document = json.loads(_read_blob(archive, digest))
+        digest = _field_str(descriptor, "digest", "an image index entry")
+        document = _object(_parse_json(_read_blob(archive, digest), f"blob {digest}"), f"blob {digest}")
         media = document.get("mediaType") or descriptor.get("mediaType")
         if media not in (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST) and "manifests" not in document:
             return digest, document
-        candidates = document.get("manifests") or []
+        candidates = _field_list(document, "manifests", f"image index {digest}", dict)
         if not candidates:
             raise ArchiveError(f"image index {digest} in the archive lists no manifests")
         arch = host_architecture()
-        descriptor = next((m for m in candidates
-                           if (m.get("platform") or {}).get("architecture") == arch
-                           and (m.get("platform") or {}).get("os", "linux") == "linux"), candidates[0])
+        descriptor = next((m for m in candidates if _platform_of(m) == (arch, "linux")), candidates[0])
     raise ArchiveError("image indexes in the archive are nested too deeply")
+
+
+def _platform_of(descriptor: dict[str, Any]) -> tuple[Any, Any]:
+    platform_ = descriptor.get("platform")
+    if not isinstance(platform_, dict):
+        return None, None
+    return platform_.get("architecture"), platform_.get("os", "linux")
 
 
 def _annotated_name(annotations: dict[str, str]) -> Reference | None:
@@ -267,6 +325,8 @@ def _diff_ids(config_bytes: bytes) -> list[str]:
         diff_ids = config["rootfs"]["diff_ids"]
     except (ValueError, KeyError, TypeError):
         raise ArchiveError("the image config in the archive has no rootfs.diff_ids") from None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise ArchiveError("the image config in the archive: rootfs.diff_ids is not a list of digests")
     for diff_id in diff_ids:
         sha256_hex(diff_id)
     return list(diff_ids)

@@ -15,6 +15,12 @@ devices and FIFOs are preserved. Docker's whiteouts become overlayfs whiteouts:
 
 The blob is read once, front to back, while its uncompressed bytes are hashed:
 a layer unpacks while it downloads, and memory stays flat however large it is.
+
+Layers are untrusted: GNU sparse files (old GNU type ``S`` and the PAX
+``GNU.sparse.*`` formats 0.0, 0.1 and 1.0) are written sparse, their maps checked
+first; what a layer expands to is bounded (``SKIFF_MAX_LAYER_SIZE``, and the free
+space of the disk), and every failure, from a malformed header to a name the
+filesystem refuses, is a ``LayerError`` that names the entry.
 """
 
 from __future__ import annotations
@@ -42,6 +48,68 @@ CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
+
+
+# --- limits -------------------------------------------------------------------
+
+# What one layer may expand to by default: its tar stream plus the holes of its sparse
+# files. Far above real layers (the largest CUDA and ML layers are tens of GiB), far
+# below what a decompression or sparse bomb reaches.
+DEFAULT_MAX_LAYER_SIZE = 64 << 30
+MAX_LAYER_SIZE_ENV = "SKIFF_MAX_LAYER_SIZE"
+
+
+def max_layer_size() -> int:
+    """The limit on one layer's expanded size in bytes; 0 when ``SKIFF_MAX_LAYER_SIZE=0`` lifts it."""
+    text = os.environ.get(MAX_LAYER_SIZE_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_LAYER_SIZE
+    from skiff.cgroups.flags import ram_in_bytes
+
+    try:
+        return ram_in_bytes(text)
+    except ValueError:
+        from skiff.errors import InvalidArgument
+
+        raise InvalidArgument(f"invalid {MAX_LAYER_SIZE_ENV} {text!r}: expected a size such as 64g, "
+                              f"or 0 for no limit") from None
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB"
+
+
+class Budget:
+    """What a layer may still expand to: ``limit`` bytes in all (0: none), ``disk_free`` on disk.
+
+    The stream counts its uncompressed bytes against it as they are read, and the
+    unpacker adds the holes of sparse files, which take no disk but are what the
+    container sees (and what a copy of the file would write out).
+    """
+
+    def __init__(self, limit: int, disk_free: int | None = None, where: str = "") -> None:
+        self.limit = limit
+        self.disk_free = disk_free
+        self.where = where
+        self.holes = 0
+
+    def check(self, stream_bytes: int) -> None:
+        if self.limit and stream_bytes + self.holes > self.limit:
+            raise LayerError(f"the layer expands to more than {_gib(self.limit)}, the most one layer may "
+                             f"hold (set {MAX_LAYER_SIZE_ENV} to change it)")
+        if self.disk_free is not None and stream_bytes > self.disk_free:
+            raise LayerError(f"not enough disk space to unpack the layer: {_gib(self.disk_free)} was free "
+                             f"on the filesystem of {self.where}")
+
+    def add_holes(self, size: int, stream_bytes: int) -> None:
+        self.holes += size
+        self.check(stream_bytes)
+
+
+def _free_space(path: str | os.PathLike[str]) -> int:
+    """Bytes an unprivileged user may still write there: root's reserve stays for the host."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
 
 
 # --- streams ------------------------------------------------------------------
@@ -96,8 +164,9 @@ class LayerStream(io.RawIOBase):
     raises, so no byte is ever hashed twice or missed.
     """
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: BinaryIO, budget: Budget | None = None) -> None:
         self._source = source
+        self._budget = budget
         self.hash = hashlib.sha256()
         self.size = 0
         head = b""
@@ -160,6 +229,8 @@ class LayerStream(io.RawIOBase):
         if data:
             self.hash.update(data)
             self.size += len(data)
+            if self._budget is not None:
+                self._budget.check(self.size)
         return data
 
     def _inflate(self, limit: int) -> bytes:
@@ -204,7 +275,7 @@ class _Prefixed:
 
 def uncompressed_digest(blob: BinaryIO) -> tuple[str, int]:
     """The diff_id and uncompressed length of a layer blob, without unpacking it."""
-    stream = LayerStream(blob)
+    stream = LayerStream(blob, Budget(max_layer_size()))
     try:
         stream.drain()
     except _decompression_errors() as exc:
@@ -231,20 +302,23 @@ def unpack_layer(blob: BinaryIO, dest: str | os.PathLike[str], expected_diff_id:
     discards it.
     """
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    unpacker = _Unpacker(root_fd)
+    budget = Budget(max_layer_size(), _free_space(dest), str(dest))
+    reader = LayerStream(blob, budget)
+    unpacker = _Unpacker(root_fd, budget, reader)
     try:
         os.fchmod(root_fd, 0o755)  # the container's `/` unless the layer says otherwise
         try:
-            reader = LayerStream(blob)
             tar_bytes = io.BufferedReader(reader, CHUNK)
             # ``r:`` (not the streaming ``r|``) reads headers and contents straight from the
             # buffer, which only ever moves forwards here; ``r|`` re-buffers every 10 KiB.
-            with tarfile.open(fileobj=tar_bytes, mode="r:") as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=tar_bytes, mode="r:", tarinfo=_LayerTarInfo) as tar:  # type: ignore[call-overload]
                 for member in tar:
-                    unpacker.add(member, tar_bytes, tar)
+                    unpacker.add_checked(member, tar_bytes, tar)
             while tar_bytes.read(CHUNK):
                 pass  # trailing padding after the end marker is part of the diff_id
         except (tarfile.TarError, EOFError, io.UnsupportedOperation, *_decompression_errors()) as exc:
+            raise LayerError(f"invalid layer tarball: {_tar_error(exc)}") from None
+        except (ValueError, OverflowError) as exc:  # tarfile's own parsing of hostile headers
             raise LayerError(f"invalid layer tarball: {exc}") from None
         unpacker.finish()
     finally:
@@ -274,9 +348,122 @@ def clean_entry_path(name: str) -> list[str]:
     return parts
 
 
+# Go's archive/tar (Docker's) bounds PAX headers and GNU long names the same way; tarfile
+# would read one of any size into memory. Sparse maps are bounded by their region count.
+MAX_META_SIZE = 1 << 20
+MAX_SPARSE_REGIONS = 1 << 16
+
+
+class _LayerTarInfo(tarfile.TarInfo):
+    """tarfile's member parsing with a bound on everything it would hold in memory.
+
+    These are the ``_proc_*`` hooks tarfile offers subclasses; the sparse ones repeat
+    its own parsing with a count check, so a hostile map cannot grow without end.
+    """
+
+    def _proc_member(self, tarfile_: Any) -> Any:
+        meta = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                tarfile.GNUTYPE_LONGLINK)
+        if self.type in meta and self.size > MAX_META_SIZE:
+            raise LayerError(f"invalid layer tarball: an extended header of {self.size} bytes "
+                             f"(at most {MAX_META_SIZE})")
+        return super()._proc_member(tarfile_)
+
+    def _proc_sparse(self, tarfile_: Any) -> Any:
+        structs, isextended, origsize = self._sparse_structs
+        del self._sparse_structs
+        while isextended:
+            buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+            if len(buf) != tarfile.BLOCKSIZE:
+                raise LayerError("invalid layer tarball: it ends inside a sparse file's header")
+            for pos in range(0, 21 * 24, 24):
+                try:
+                    offset, numbytes = tarfile.nti(buf[pos:pos + 12]), tarfile.nti(buf[pos + 12:pos + 24])
+                except tarfile.InvalidHeaderError:
+                    break
+                if offset and numbytes:
+                    structs.append((offset, numbytes))
+            if len(structs) > MAX_SPARSE_REGIONS:
+                raise _too_many_regions(self.name)
+            isextended = bool(buf[504])
+        self.sparse = structs
+        self.offset_data = tarfile_.fileobj.tell()
+        tarfile_.offset = self.offset_data + self._block(self.size)
+        self.size = origsize
+        return self
+
+    def _proc_gnusparse_01(self, next: Any, pax_headers: dict[str, str]) -> None:
+        if pax_headers["GNU.sparse.map"].count(",") >= 2 * MAX_SPARSE_REGIONS:
+            raise _too_many_regions(next.name)
+        super()._proc_gnusparse_01(next, pax_headers)  # type: ignore[misc]
+
+    def _proc_gnusparse_10(self, next: Any, pax_headers: dict[str, str], tarfile_: Any) -> None:
+        sparse: list[int] = []
+        buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+        count, _, buf = buf.partition(b"\n")
+        fields = int(count)
+        if not 0 <= fields <= MAX_SPARSE_REGIONS:
+            raise _too_many_regions(next.name)
+        while len(sparse) < fields * 2:
+            if b"\n" not in buf:
+                more = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+                if not more:
+                    raise LayerError("invalid layer tarball: it ends inside a sparse file's map")
+                buf += more
+            number, buf = buf.split(b"\n", 1)
+            sparse.append(int(number))
+        next.offset_data = tarfile_.fileobj.tell()
+        next.sparse = list(zip(sparse[::2], sparse[1::2]))
+
+
+def _too_many_regions(name: str) -> LayerError:
+    return LayerError(f"refusing sparse file {name!r} in layer: its map has more than "
+                      f"{MAX_SPARSE_REGIONS} regions")
+
+
+def _tar_error(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, tarfile.ReadError) and text == "empty file":
+        return "the file is empty"
+    return text or type(exc).__name__
+
+
+def _entry_error(member: tarfile.TarInfo, exc: OSError) -> LayerError:
+    """One line for an entry the kernel refused: the entry's name, never an fd number."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return LayerError(f"no space left on the device while unpacking {member.name!r} from the layer")
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    shown = member.name if len(member.name) <= 120 else member.name[:100] + "..."
+    return LayerError(f"cannot unpack {shown!r} from the layer: {reason}")
+
+
+# Owners and groups a filesystem can store: 32 bits, less (uid_t)-1, which means "unchanged".
+_MAX_ID = (1 << 32) - 2
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    """Refuse header values the calls below would choke on with a bare ValueError or OverflowError."""
+    name = member.name.partition("\0")[0]
+    if "\0" in member.name or "\0" in member.linkname:
+        raise LayerError(f"refusing layer entry {name!r}: its name or link target holds a NUL byte")
+    for what, number in (("uid", member.uid), ("gid", member.gid)):
+        if not isinstance(number, int) or not 0 <= number <= _MAX_ID:
+            raise LayerError(f"refusing layer entry {name!r}: {what} {number!r} is out of range")
+    # Nanoseconds must fit utimensat's 64 bits; NaN and infinities fail every comparison.
+    if not isinstance(member.mtime, (int, float)) or not -_MAX_MTIME < member.mtime < _MAX_MTIME:
+        raise LayerError(f"refusing layer entry {name!r}: invalid modification time {member.mtime!r}")
+    if member.size < 0:
+        raise LayerError(f"refusing layer entry {name!r}: negative size {member.size}")
+
+
+_MAX_MTIME = 1 << 33  # seconds: the year 2242
+
+
 @dataclass
 class _Unpacker:
     root_fd: int
+    budget: Budget = field(default_factory=lambda: Budget(0))
+    reader: LayerStream | None = None
     dir_times: list[tuple[list[str], int]] = field(default_factory=list)
     # The parent directory of the previous entry, kept open for the next entry in the same
     # directory (most of a layer): (its components, an O_PATH fd), or None.
@@ -331,6 +518,16 @@ class _Unpacker:
             self.parent = None
 
     # --- entries ----------------------------------------------------------------
+
+    def add_checked(self, member: tarfile.TarInfo, stream: BinaryIO, tar: tarfile.TarFile) -> None:
+        """``add``, with whatever the kernel or Python refuses turned into a LayerError naming the entry."""
+        _check_member(member)
+        try:
+            self.add(member, stream, tar)
+        except OSError as exc:
+            raise _entry_error(member, exc) from None
+        except (ValueError, OverflowError) as exc:
+            raise LayerError(f"refusing layer entry {member.name!r}: {exc}") from None
 
     def add(self, member: tarfile.TarInfo, stream: BinaryIO, tar: tarfile.TarFile) -> None:
         """Create ``member``; its content (if any) is read from ``stream``, the tar's own bytes."""
@@ -391,10 +588,10 @@ class _Unpacker:
             fd = os.open(base, flags, 0o600, dir_fd=parent)
             fresh = False
         try:
+            stream.seek(member.offset_data)
             if member.sparse is not None:
-                self._copy(fd, tar.extractfile(member), member)  # type: ignore[arg-type]
+                self._copy_sparse(fd, stream, member, tar.offset - member.offset_data)
             else:
-                stream.seek(member.offset_data)
                 self._copy(fd, stream, member)
             _apply_fd(fd, member)
             os.utime(fd, ns=(_ns(member.mtime), _ns(member.mtime)))
@@ -403,14 +600,29 @@ class _Unpacker:
         return fresh
 
     @staticmethod
-    def _copy(fd: int, source: BinaryIO, member: tarfile.TarInfo) -> None:
-        left = member.size
+    def _copy(fd: int, source: BinaryIO, member: tarfile.TarInfo, size: int | None = None) -> None:
+        left = member.size if size is None else size
         while left > 0:
             chunk = source.read(min(CHUNK, left))
             if not chunk:
                 raise LayerError(f"invalid layer tarball: unexpected end of data in {member.name!r}")
             _write_all(fd, chunk)
             left -= len(chunk)
+
+    def _copy_sparse(self, fd: int, source: BinaryIO, member: tarfile.TarInfo, stored: int) -> None:
+        """Write a GNU sparse file as a sparse file: its data regions where the map puts them,
+        holes left as holes, then the file cut to its real size.
+
+        The tar holds the regions' bytes back to back (``stored`` bytes at most, up to the
+        next header); the map must list them in order, without overlap, inside the file.
+        """
+        regions = _check_sparse_map(member, stored)
+        holes = member.size - sum(length for _offset, length in regions)
+        self.budget.add_holes(holes, self.reader.size if self.reader is not None else 0)
+        for offset, length in regions:
+            os.lseek(fd, offset, os.SEEK_SET)
+            self._copy(fd, source, member, length)
+        os.ftruncate(fd, member.size)
 
     def _directory(self, parent: int, base: str, parts: list[str], member: tarfile.TarInfo) -> None:
         try:
@@ -482,7 +694,9 @@ class _Unpacker:
         return fresh
 
     def _whiteout(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
-        if not name or "/" in name:
+        # ".wh.." and ".wh..." would name the directory itself or its parent: clearing those
+        # would empty the parent, or the directory above the whole layer.
+        if not name or "/" in name or name in (".", ".."):
             raise LayerError(f"invalid whiteout {member.name!r} in layer")
         self._clear(parent, name)
         os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=parent)
@@ -503,7 +717,7 @@ class _Unpacker:
             os.chown(proc, member.uid, member.gid)
             os.chmod(proc, member.mode & 0o7777)
             for key, value in _xattrs(member):
-                os.setxattr(proc, key, value)
+                _set_xattr(proc, key, value, member)
         finally:
             os.close(fd)
         os.utime(base, ns=(_ns(member.mtime),) * 2, dir_fd=parent, follow_symlinks=False)
@@ -522,6 +736,32 @@ class _Unpacker:
                 os.close(fd)
 
 
+def _check_sparse_map(member: tarfile.TarInfo, stored: int) -> list[tuple[int, int]]:
+    """The data regions of a sparse entry, or LayerError if its map is not a sane one."""
+    # Old GNU headers pad their map with (0, 0) and GNU tar ends it with (size, 0): empty
+    # regions say nothing.
+    regions = [(offset, length) for offset, length in member.sparse or [] if length != 0]
+    end = 0
+    total = 0
+    for offset, length in regions:
+        if not (isinstance(offset, int) and isinstance(length, int)) or offset < end or length < 0:
+            raise LayerError(f"refusing sparse file {member.name!r} in layer: its map lists regions "
+                             f"out of order or overlapping")
+        end = offset + length
+        total += length
+    if end > member.size or member.size > _MAX_FILE_SIZE:
+        raise LayerError(f"refusing sparse file {member.name!r} in layer: its map reaches past its size "
+                         f"({member.size} bytes)")
+    if total > stored:
+        raise LayerError(f"refusing sparse file {member.name!r} in layer: its map holds {total} bytes of "
+                         f"data, the archive {stored}")
+    return regions
+
+
+# The largest file size Linux's filesystems take (loff_t); larger would fail with EFBIG or EINVAL.
+_MAX_FILE_SIZE = (1 << 63) - 1
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -533,7 +773,15 @@ def _apply_fd(fd: int, member: tarfile.TarInfo) -> None:
     os.fchown(fd, member.uid, member.gid)
     os.fchmod(fd, member.mode & 0o7777)
     for key, value in _xattrs(member):
-        os.setxattr(fd, key, value)
+        _set_xattr(fd, key, value, member)
+
+
+def _set_xattr(target: int | str, key: str, value: bytes, member: tarfile.TarInfo) -> None:
+    try:
+        os.setxattr(target, key, value)
+    except OSError as exc:
+        raise LayerError(f"cannot set extended attribute {key[:64]!r} of {member.name!r} from the layer: "
+                         f"{os.strerror(exc.errno or errno.EIO)}") from None
 
 
 def _xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:

@@ -5,6 +5,13 @@ container's rootfs with openat2(RESOLVE_IN_ROOT), so an image whose ``/data`` is
 symlink to ``/etc`` gives the container's ``/etc``, never the host's; below it
 every entry is opened with O_NOFOLLOW relative to its parent's fd, so no path is
 ever re-resolved and a symlink swapped in meanwhile cannot redirect the copy.
+
+A named volume may be in use by a running container while it is filled, and that
+container can rename, replace or symlink anything in it at any moment. So every
+call that writes in the volume takes a directory fd and one name and does not
+follow a symlink there: hard links are made from the first copy's parent reached
+with RESOLVE_NO_SYMLINKS, modes of device nodes and FIFOs are set with
+fchmodat2(AT_SYMLINK_NOFOLLOW), and a name that appears meanwhile is left alone.
 Owners, modes, times, extended attributes, symlinks, hard links and device
 nodes are kept, as Docker's copy does.
 """
@@ -50,7 +57,7 @@ def copy_up(rootfs: Path, target: str, volume_data: Path) -> bool:
         try:
             if os.listdir(dst):
                 return False
-            _copy_tree(src, dst, dst, "", {})
+            _copy_tree(src, dst, dst, [], {})
             _copy_metadata_fd(src, dst, os.fstat(src))
             return True
         finally:
@@ -59,37 +66,94 @@ def copy_up(rootfs: Path, target: str, volume_data: Path) -> bool:
         os.close(src)
 
 
-def _copy_tree(src_dir: int, dst_dir: int, dst_root: int, rel: str, links: dict[tuple[int, int], str]) -> None:
+# The first copy of each hard-linked inode: its path below the volume root, as components.
+_Links = dict[tuple[int, int], list[str]]
+
+
+def _copy_tree(src_dir: int, dst_dir: int, dst_root: int, rel: list[str], links: _Links) -> None:
     for name in os.listdir(src_dir):
         try:
             st = os.stat(name, dir_fd=src_dir, follow_symlinks=False)
         except FileNotFoundError:
             continue
-        path = f"{rel}/{name}" if rel else name
+        path = [*rel, name]
         if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
             first = links.get((st.st_dev, st.st_ino))
-            if first is not None:
-                os.link(first, name, src_dir_fd=dst_root, dst_dir_fd=dst_dir, follow_symlinks=False)
+            if first is not None and _link_first(dst_root, first, dst_dir, name):
                 continue
             links[(st.st_dev, st.st_ino)] = path
-        if stat.S_ISDIR(st.st_mode):
-            _copy_dir(src_dir, dst_dir, dst_root, name, path, links)
-        elif stat.S_ISREG(st.st_mode):
-            _copy_file(src_dir, dst_dir, name)
-        elif stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(name, dir_fd=src_dir), name, dir_fd=dst_dir)
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
-            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir, follow_symlinks=False)
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
-            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst_dir)
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
-            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst_dir)
-            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir, follow_symlinks=False)
-        # sockets are left out: they are meaningless without their listening process
+        try:
+            _copy_entry(src_dir, dst_dir, dst_root, name, st, path, links)
+        except FileExistsError:
+            # The volume was empty when the copy began: only a container sharing it can have
+            # made this name meanwhile. Its entry stays; nothing is written through it.
+            continue
 
 
-def _copy_dir(src_dir: int, dst_dir: int, dst_root: int, name: str, path: str,
-              links: dict[tuple[int, int], str]) -> None:
+def _copy_entry(src_dir: int, dst_dir: int, dst_root: int, name: str, st: os.stat_result, path: list[str],
+                links: _Links) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        _copy_dir(src_dir, dst_dir, dst_root, name, path, links)
+    elif stat.S_ISREG(st.st_mode):
+        _copy_file(src_dir, dst_dir, name)
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(name, dir_fd=src_dir), name, dir_fd=dst_dir)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir, follow_symlinks=False)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        _make_node(dst_dir, name, st)
+    # sockets are left out: they are meaningless without their listening process
+
+
+def _link_first(dst_root: int, first: list[str], dst_dir: int, name: str) -> bool:
+    """Hard-link ``name`` in ``dst_dir`` to the first copy ``first`` made below ``dst_root``.
+
+    The volume may be shared with a running container that swaps a directory of the
+    copy for a symlink meanwhile: the first copy's parent is reached without following
+    any symlink (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) and linked by one name
+    relative to that fd, so the link can only ever be to an inode inside the volume.
+    False when the first copy is no longer reachable so: the caller copies instead.
+    """
+    from skiff.linux.fsat import open_beneath
+
+    parent = open_beneath(dst_root, first[:-1])
+    if parent is None:
+        return False
+    try:
+        os.link(first[-1], name, src_dir_fd=parent, dst_dir_fd=dst_dir, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(parent)
+
+
+def _make_node(dst_dir: int, name: str, st: os.stat_result) -> None:
+    """A device node or FIFO, with its owner and mode, never touching what a symlink names.
+
+    chmod by name follows a symlink swapped in after mknod; fchmodat2 with
+    AT_SYMLINK_NOFOLLOW does not. Without it (Linux < 6.6) the node is made with its
+    mode under a zero umask instead, and loses set-id bits to the chown that follows.
+    """
+    from skiff.linux.fsat import chmod_nofollow, has_fchmodat2
+
+    kind, mode = stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode)
+    if has_fchmodat2():
+        os.mknod(name, kind | 0o600, st.st_rdev, dir_fd=dst_dir)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
+        if not chmod_nofollow(dst_dir, name, mode):
+            return  # swapped for a symlink meanwhile: leave it, it is the other container's doing
+    else:
+        old = os.umask(0)
+        try:
+            os.mknod(name, kind | mode, st.st_rdev, dir_fd=dst_dir)
+        finally:
+            os.umask(old)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
+    os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir, follow_symlinks=False)
+
+
+def _copy_dir(src_dir: int, dst_dir: int, dst_root: int, name: str, path: list[str], links: _Links) -> None:
     try:
         src = os.open(name, _DIR_FLAGS, dir_fd=src_dir)
     except OSError as exc:
@@ -98,7 +162,12 @@ def _copy_dir(src_dir: int, dst_dir: int, dst_root: int, name: str, path: str,
         raise
     try:
         os.mkdir(name, 0o700, dir_fd=dst_dir)
-        dst = os.open(name, _DIR_FLAGS, dir_fd=dst_dir)
+        try:
+            dst = os.open(name, _DIR_FLAGS, dir_fd=dst_dir)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):  # swapped by a sharing container
+                return
+            raise
         try:
             _copy_tree(src, dst, dst_root, path, links)
             _copy_metadata_fd(src, dst, os.fstat(src))

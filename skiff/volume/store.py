@@ -264,11 +264,13 @@ def matches_labels(volume: Volume, filters: Iterable[str]) -> bool:
 
 
 def disk_usage(path: Path) -> int:
+    """Bytes on disk below ``path``. Walked by directory fd (fwalk): a container using the
+    volume may swap a directory for a symlink meanwhile, and nothing outside is ever counted."""
     total = 0
-    for dirpath, dirnames, filenames in os.walk(path):
+    for _dirpath, dirnames, filenames, dir_fd in os.fwalk(path, follow_symlinks=False):
         for entry in dirnames + filenames:
             with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, entry)).st_blocks * 512
+                total += os.stat(entry, dir_fd=dir_fd, follow_symlinks=False).st_blocks * 512
     return total
 
 
