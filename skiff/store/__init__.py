@@ -1,4 +1,12 @@
-"""Atomic JSON records and file locks: the only way skiff writes metadata."""
+"""Atomic JSON records and file locks: the only way skiff writes metadata.
+
+A record is written to ``.<name>.<pid>.<hex>`` beside it and renamed over it, so
+readers see the old or the new record, never a mix. A command killed between the
+two leaves only that temporary file; the next write into the same directory
+removes the temporary files of processes that no longer exist. A record that is
+unreadable all the same (a disk fault, a hand edit) is reported by the reader
+with ``warn_broken`` and skipped, so one bad record never stops the others.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,8 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,6 +48,62 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
         raise
     if durable:
         fsync_dir(path.parent)
+    sweep_temp_files(path.parent)
+
+
+# ``.<name>.<pid>.<8 hex>``: the temporary name ``write_atomic`` gives a record.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}")
+
+
+def sweep_temp_files(directory: Path) -> list[str]:
+    """Remove the temporary files of atomic writes whose writer is dead; returns their names.
+
+    A writer killed between its write and its rename (SIGKILL, a crash) leaves
+    its temporary file for good. One whose pid still runs may be writing right
+    now and is left alone (a pid reused meanwhile only delays the sweep).
+    """
+    removed: list[str] = []
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return removed
+    with entries:
+        for entry in entries:
+            match = _TEMP_NAME.fullmatch(entry.name)
+            if match is None or _pid_alive(int(match["pid"])):
+                continue
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_warned: set[str] = set()
+
+
+def warn_broken(path: Path, problem: str, hint: str = "") -> None:
+    """Report a record that cannot be used, once per file and command, in one line on stderr.
+
+    Listings skip such a record instead of failing: the others stay usable, and
+    the user learns which file is broken and what to do about it.
+    """
+    if str(path) in _warned:
+        return
+    _warned.add(str(path))
+    advice = f"; {hint}" if hint else ""
+    print(f"skiff: warning: skipping broken record {path}: {problem}{advice}", file=sys.stderr)
 
 
 def fsync_dir(directory: Path) -> None:
