@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument, StateError
 from skiff.paths import Paths
-from skiff.store import FileLock, read_json, warn_broken, write_json
+from skiff.store import FileLock, problem_of, read_json, warn_broken, write_json
 
 RECORD = "container.json"
 NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
@@ -216,12 +216,8 @@ def scan(paths: Paths) -> tuple[list[Container], list[BrokenRecord]]:
             path = Path(entry.path) / RECORD
             try:
                 data = read_json(path)
-            except StateError as exc:  # not JSON: truncated, or garbage
-                problem = "corrupt JSON (" + str(exc).split(": ", 1)[-1] + ")"
-                broken.append(BrokenRecord(entry.name, path, problem, _name_of(None, path)))
-                continue
-            except OSError as exc:
-                broken.append(BrokenRecord(entry.name, path, exc.strerror or str(exc), None))
+            except (StateError, OSError) as exc:  # not JSON (truncated, garbage), or unreadable
+                broken.append(BrokenRecord(entry.name, path, problem_of(exc), _name_of(None, path)))
                 continue
             if data is None:
                 continue  # a record being created (or a directory being removed)

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Iterator, NamedTuple
 from skiff.errors import DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError, StateError
 from skiff.image.reference import Reference, is_image_id, parse_reference, parse_reference_raw
 from skiff.paths import Paths
-from skiff.store import FileLock, fsync_dir, read_json, warn_broken, write_json
+from skiff.store import FileLock, fsync_dir, problem_of, read_json, warn_broken, write_json
 
 CHUNK = 1 << 20
 LINK_DIR = "l"
@@ -122,7 +122,7 @@ class ImageStore:
             try:
                 images.append(self._image(f"sha256:{path.stem}"))
             except (StateError, ImageNotFound, LayerError, OSError) as exc:
-                warn_broken(path, str(exc), "remove it with 'skiff rmi -f " + path.stem[:12] + "'")
+                warn_broken(path, problem_of(exc), "remove it with 'skiff rmi -f " + path.stem[:12] + "'")
         return sorted(images, key=lambda img: img.created, reverse=True)
 
     def inspect(self, ref: str) -> dict[str, Any]:
@@ -495,10 +495,8 @@ class ImageStore:
         try:
             repos = read_json(self.repositories_file, {})
             problem = "" if _is_tag_map(repos) else "not a JSON object of reference -> image id"
-        except StateError as exc:
-            repos, problem = {}, "corrupt JSON (" + str(exc).split(": ", 1)[-1] + ")"
-        except OSError as exc:
-            repos, problem = {}, exc.strerror or str(exc)
+        except (StateError, OSError) as exc:
+            repos, problem = {}, problem_of(exc)
         if not problem:
             return repos
         self._repositories_broken = True
@@ -540,7 +538,7 @@ class ImageStore:
         try:
             record = read_json(path, {})
         except (StateError, OSError) as exc:
-            warn_broken(path, str(exc), "remove it with 'skiff rmi -f " + path.stem[:12] + "'")
+            warn_broken(path, problem_of(exc), "remove it with 'skiff rmi -f " + path.stem[:12] + "'")
             return None
         return record if isinstance(record, dict) else None
 
@@ -557,7 +555,7 @@ class ImageStore:
             raise ImageNotFound(f"No such image: {image_id}")
         if not (isinstance(record, dict) and isinstance(record.get("layers"), list)
                 and isinstance(record.get("created"), str) and isinstance(record.get("size"), int)):
-            raise StateError(f"image record {path} is incomplete or malformed",
+            raise StateError(f"image record {path}: incomplete or malformed",
                              hint=f"remove it with 'skiff rmi -f {path.stem[:12]}'")
         return record
 

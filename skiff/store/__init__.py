@@ -90,6 +90,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def problem_of(exc: BaseException) -> str:
+    """What is wrong with a record, from the error reading it, without repeating its path.
+
+    Errors about a record read ``... <path>: <problem>``; the problem is the part after the path.
+    """
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = getattr(exc, "message", None) or str(exc)
+    head, sep, problem = text.partition(": ")
+    if not sep:
+        return text
+    return f"corrupt JSON ({problem})" if head.startswith(_CORRUPT) else problem
+
+
+_CORRUPT = "corrupt state file "
 _warned: set[str] = set()
 
 
@@ -126,7 +141,7 @@ def read_json(path: Path, default: Any = None) -> Any:
     except FileNotFoundError:
         return default
     except (ValueError, UnicodeDecodeError) as exc:
-        raise StateError(f"corrupt state file {path}: {exc}") from None
+        raise StateError(f"{_CORRUPT}{path}: {exc}") from None
 
 
 class FileLock:

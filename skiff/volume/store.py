@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from skiff.errors import StateError, VolumeError, VolumeInUse, VolumeNotFound
 from skiff.paths import Paths
-from skiff.store import FileLock, fsync_dir, read_json, warn_broken, write_json
+from skiff.store import FileLock, fsync_dir, problem_of, read_json, warn_broken, write_json
 from skiff.volume.spec import check_volume_name
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
@@ -143,7 +143,7 @@ class VolumeStore:
             try:
                 volume = self._load(name)
             except StateError as exc:  # one broken record must not hide the other volumes
-                warn_broken(self.root / name / _META, str(exc).split(": ", 1)[-1],
+                warn_broken(self.root / name / _META, problem_of(exc),
                             f"remove it with 'skiff volume rm {name}'")
                 continue
             if volume is not None:
