@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -51,10 +50,6 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
     sweep_temp_files(path.parent)
 
 
-# ``.<name>.<pid>.<8 hex>``: the temporary name ``write_atomic`` gives a record.
-_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}")
-
-
 def sweep_temp_files(directory: Path) -> list[str]:
     """Remove the temporary files of atomic writes whose writer is dead; returns their names.
 
@@ -69,13 +64,25 @@ def sweep_temp_files(directory: Path) -> list[str]:
         return removed
     with entries:
         for entry in entries:
-            match = _TEMP_NAME.fullmatch(entry.name)
-            if match is None or _pid_alive(int(match["pid"])):
+            pid = _temp_writer(entry.name)
+            if pid is None or _pid_alive(pid):
                 continue
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 os.unlink(entry.path)
                 removed.append(entry.name)
     return removed
+
+
+def _temp_writer(name: str) -> int | None:
+    """The writer's pid if ``name`` is ``.<record>.<pid>.<8 hex>``, the name ``write_atomic`` uses."""
+    if not name.startswith("."):
+        return None
+    parts = name[1:].rsplit(".", 2)
+    if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or len(parts[2]) != 8:
+        return None
+    if any(c not in "0123456789abcdef" for c in parts[2]):
+        return None
+    return int(parts[1])
 
 
 def _pid_alive(pid: int) -> bool:
