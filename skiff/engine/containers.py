@@ -272,11 +272,12 @@ def find_container(paths: Paths, ref: str, broken_ok: bool = False) -> Container
 
 
 def check_name_free(paths: Paths, name: str) -> None:
-    for c in all_containers(paths):
-        if c.name == name:
-            raise ContainerConflict(
-                f'Conflict. The container name "/{name}" is already in use by container "{c.id}". '
-                "You have to remove (or rename) that container to be able to reuse that name.")
+    good, broken = scan(paths)
+    # A broken record keeps its name while it can be read: `rm -f NAME` must find that one.
+    for cid in [c.id for c in good if c.name == name] + [b.id for b in broken if b.name == name]:
+        raise ContainerConflict(
+            f'Conflict. The container name "/{name}" is already in use by container "{cid}". '
+            "You have to remove (or rename) that container to be able to reuse that name.")
 
 
 def remove_record(container: Container) -> None:
