@@ -50,6 +50,9 @@ def cmd_login(args: argparse.Namespace) -> int:
     from skiff.registry.config import RegistryConfig
 
     username, password = args.username, args.password
+    if password:
+        # As Docker: the password is now in the shell's history and in every `ps` listing.
+        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", file=sys.stderr)
     if args.password_stdin:
         if password:
             raise UsageError("--password and --password-stdin are mutually exclusive")

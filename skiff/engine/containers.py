@@ -3,6 +3,11 @@
 A record is written atomically and only under the store lock, so two skiff
 commands never interleave their updates. Names and unique id prefixes resolve to
 a record here, for every command that takes a container.
+
+A record that cannot be used (truncated JSON, a missing field) is *broken*:
+listings skip it with one warning naming the file, every other container stays
+usable, and ``skiff rm -f`` (by id, or by name when the name can still be read)
+removes it. Other commands on it fail with a StateError that says so.
 """
 
 from __future__ import annotations
@@ -12,11 +17,18 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument
+from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument, StateError
 from skiff.paths import Paths
-from skiff.store import FileLock, read_json, write_json
+from skiff.store import FileLock, problem_of, read_json, warn_broken, write_json
 
 RECORD = "container.json"
+NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
+
+# Fields every record has from its first write on, and the type each must have.
+_REQUIRED: tuple[tuple[str, type], ...] = (
+    ("Id", str), ("Name", str), ("Created", str), ("Image", str),
+    ("Config", dict), ("HostConfig", dict), ("State", dict),
+)
 
 
 class Container:
@@ -75,12 +87,99 @@ class Container:
         write_json(self.dir / RECORD, self.data, mode=0o600, durable=durable)
 
     def reload(self) -> bool:
-        """Re-read the record from disk; False if it has been removed."""
-        data = read_json(self.dir / RECORD)
+        """Re-read the record from disk; False if it has been removed.
+
+        A record broken meanwhile raises StateError (naming the file), never a KeyError later.
+        """
+        path = self.dir / RECORD
+        data = read_json(path)
         if data is None:
             return False
+        problem = record_problem(data, self.id)
+        if problem:
+            raise broken_error(BrokenRecord(self.id, path, problem, _name_of(data, path)))
         self.data = data
         return True
+
+
+class BrokenRecord:
+    """A container directory whose record cannot be used: what is known of it."""
+
+    __slots__ = ("id", "path", "problem", "name", "data")
+
+    def __init__(self, cid: str, path: Path, problem: str, name: str | None,
+                 data: dict[str, Any] | None = None) -> None:
+        self.id = cid
+        self.path = path
+        self.problem = problem
+        self.name = name
+        self.data = data or {}  # what could be parsed, if anything: still protects what it uses
+
+    @property
+    def remedy(self) -> str:
+        return f"remove it with 'skiff rm -f {self.name or self.id}'"
+
+    def stand_in(self, paths: Paths) -> Container:
+        """A minimal record, enough for ``rm -f`` to release what it can and remove the directory."""
+        return Container(paths, {
+            "Id": self.id, "Name": f"/{self.name or self.id}", "Created": "", "Image": "",
+            "Config": {}, "HostConfig": {}, "Mounts": [],
+            # Unknown, so ask the network manager to drop whatever it holds for this id.
+            "NetworkSettings": {"Unknown": True},
+            "State": {"Status": "dead", "Running": False, "Pid": 0},
+            "SkiffBroken": self.problem,
+        })
+
+
+def broken_error(broken: BrokenRecord) -> StateError:
+    return StateError(f"container record {broken.path} is broken: {broken.problem}", hint=broken.remedy)
+
+
+def record_problem(data: Any, cid: str) -> str | None:
+    """Why ``data`` is not a usable record of container ``cid``; None when it is."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    missing = [key for key, _ in _REQUIRED if key not in data]
+    if missing:
+        return f"incomplete record, missing {', '.join(missing)}"
+    wrong = [key for key, kind in _REQUIRED if not isinstance(data[key], kind)]
+    if wrong:
+        return f"malformed record, wrong type for {', '.join(wrong)}"
+    if data["Id"] != cid:
+        return f"record names container {data['Id'][:64]!r}, not its directory {cid!r}"
+    if not isinstance(data["State"].get("Status"), str):
+        return "malformed record, State has no Status"
+    return None
+
+
+def _name_of(data: Any, path: Path) -> str | None:
+    """The container's name from a broken record, if it can still be read (for ``rm -f NAME``)."""
+    if isinstance(data, dict) and isinstance(data.get("Name"), str):
+        name = data["Name"].lstrip("/")
+        return name if valid_name(name) else None
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    import re
+
+    # The record's own name is the only "Name" whose value starts with '/' (a restart policy has one too).
+    match = re.search(rf'"Name":\s*"/({NAME_CHARS}*)"', text)
+    return match.group(1) if match else None
+
+
+def valid_name(name: str) -> bool:
+    import re
+
+    return re.fullmatch(f"{NAME_CHARS}*", name) is not None
+
+
+def check_name(name: str) -> str:
+    """A container name as Docker allows it (a leading ``/`` is dropped); else InvalidArgument."""
+    bare = name[1:] if name.startswith("/") else name
+    if not valid_name(bare):
+        raise InvalidArgument(f"Invalid container name ({name}), only {NAME_CHARS} are allowed")
+    return bare
 
 
 @contextlib.contextmanager
@@ -102,42 +201,83 @@ def new_id() -> str:
     return os.urandom(32).hex()  # as secrets.token_hex, without importing hashlib on the hot path
 
 
-def all_containers(paths: Paths) -> Iterator[Container]:
+def scan(paths: Paths) -> tuple[list[Container], list[BrokenRecord]]:
+    """Every container record: the usable ones, and the broken ones (not reported here)."""
+    good: list[Container] = []
+    broken: list[BrokenRecord] = []
     try:
         entries = os.scandir(paths.containers)
     except FileNotFoundError:
-        return
+        return good, broken
     with entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            data = read_json(Path(entry.path) / RECORD)
-            if data is not None:
-                yield Container(paths, data)
+            path = Path(entry.path) / RECORD
+            try:
+                data = read_json(path)
+            except (StateError, OSError) as exc:  # not JSON (truncated, garbage), or unreadable
+                broken.append(BrokenRecord(entry.name, path, problem_of(exc), _name_of(None, path)))
+                continue
+            if data is None:
+                continue  # a record being created (or a directory being removed)
+            problem = record_problem(data, entry.name)
+            if problem:
+                broken.append(BrokenRecord(entry.name, path, problem, _name_of(data, path),
+                                           data if isinstance(data, dict) else None))
+            else:
+                good.append(Container(paths, data))
+    return good, broken
 
 
-def find_container(paths: Paths, ref: str) -> Container:
-    """Resolve a full id, a name, or a unique id prefix, as Docker does."""
+def all_containers(paths: Paths) -> Iterator[Container]:
+    """Every usable record; each broken one is reported on stderr (once) and skipped."""
+    good, broken = scan(paths)
+    for b in broken:
+        warn_broken(b.path, b.problem, b.remedy)
+    yield from good
+
+
+def broken_ids(paths: Paths) -> set[str]:
+    """Ids of the containers whose record is broken: their resources must not be taken as free."""
+    return {b.id for b in scan(paths)[1]}
+
+
+def find_container(paths: Paths, ref: str, broken_ok: bool = False) -> Container:
+    """Resolve a full id, a name, or a unique id prefix, as Docker does.
+
+    A ref that names a broken record raises StateError saying how to remove it;
+    with ``broken_ok`` (``rm -f``) a stand-in record is returned instead.
+    """
     if not ref:
         raise InvalidArgument("container name or ID cannot be empty")
-    containers = list(all_containers(paths))
+    containers, broken = scan(paths)
+    bare = ref.lstrip("/")
     for c in containers:
-        if c.id == ref or c.name == ref.lstrip("/"):
+        if c.id == ref or c.name == bare:
             return c
-    matches = [c for c in containers if c.id.startswith(ref)]
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise ContainerConflict(f"multiple IDs found with provided prefix: {ref}")
+    hit: list[Container | BrokenRecord] = [b for b in broken if b.id == ref or b.name == bare]
+    if not hit:
+        hit = [c for c in containers if c.id.startswith(ref)] + [b for b in broken if b.id.startswith(ref)]
+        if len(hit) > 1:
+            raise ContainerConflict(f"multiple IDs found with provided prefix: {ref}")
+    if hit and isinstance(hit[0], Container):
+        return hit[0]
+    if hit:
+        assert isinstance(hit[0], BrokenRecord)
+        if not broken_ok:
+            raise broken_error(hit[0])
+        return hit[0].stand_in(paths)
     raise ContainerNotFound(f"No such container: {ref}")
 
 
 def check_name_free(paths: Paths, name: str) -> None:
-    for c in all_containers(paths):
-        if c.name == name:
-            raise ContainerConflict(
-                f'Conflict. The container name "/{name}" is already in use by container "{c.id}". '
-                "You have to remove (or rename) that container to be able to reuse that name.")
+    good, broken = scan(paths)
+    # A broken record keeps its name while it can be read: `rm -f NAME` must find that one.
+    for cid in [c.id for c in good if c.name == name] + [b.id for b in broken if b.name == name]:
+        raise ContainerConflict(
+            f'Conflict. The container name "/{name}" is already in use by container "{cid}". '
+            "You have to remove (or rename) that container to be able to reuse that name.")
 
 
 def remove_record(container: Container) -> None:
@@ -155,21 +295,32 @@ def remove_record(container: Container) -> None:
             lock.unlink()
 
 
+def _records_for_protection(paths: Paths) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, data) of every record, broken ones too: what a broken record still names stays protected."""
+    good, broken = scan(paths)
+    for b in broken:
+        warn_broken(b.path, b.problem, b.remedy)
+    yield from ((c.id, c.data) for c in good)
+    yield from ((b.id, b.data) for b in broken)
+
+
 def image_users(paths: Paths) -> dict[str, list[str]]:
     """Image id -> ids of the containers (running or not) created from it."""
     users: dict[str, list[str]] = {}
-    for c in all_containers(paths):
-        users.setdefault(str(c.data.get("Image", "")), []).append(c.id)
+    for cid, data in _records_for_protection(paths):
+        if data.get("Image"):
+            users.setdefault(str(data["Image"]), []).append(cid)
     return users
 
 
 def volume_users(paths: Paths) -> dict[str, list[str]]:
     """Volume name -> ids of the containers (running or not) that mount it."""
     users: dict[str, list[str]] = {}
-    for c in all_containers(paths):
-        for mount in c.data.get("Mounts", []):
-            if mount.get("Type") == "volume" and mount.get("Name"):
-                users.setdefault(mount["Name"], []).append(c.id)
+    for cid, data in _records_for_protection(paths):
+        mounts = data.get("Mounts")
+        for mount in mounts if isinstance(mounts, list) else []:
+            if isinstance(mount, dict) and mount.get("Type") == "volume" and mount.get("Name"):
+                users.setdefault(str(mount["Name"]), []).append(cid)
     return users
 
 

@@ -72,12 +72,7 @@ class Engine:
         self.reconcile()
         image = self._image(opts)
         plan = self._plan(image, opts)
-        container = self._create_record(opts, image, plan)
-        container.data["SkiffOptions"] = opts._asdict()
-        container.data["LogPath"] = str(container.log_path)
-        container.data["RestartCount"] = 0
-        container.save()
-        return container
+        return self._create_record(opts, image, plan)
 
     def start(self, ref: str, attach: bool = False) -> Container:
         """Start a created or exited container under a new monitor (a running one is left alone).
@@ -104,7 +99,7 @@ class Engine:
 
                 c.data["HostConfig"]["ConsoleSize"] = list(window_size() or (0, 0))
         try:
-            opts = RunOptions(**container.data["SkiffOptions"])
+            opts = _run_options(container)
             image = ImageStore(self.paths).get(container.data["Image"])
             plan = self._plan(image, opts)
             _reuse_anonymous_volumes(plan, container)
@@ -218,6 +213,10 @@ class Engine:
                           "Error": ""},
                 "Mounts": [],
                 "NetworkSettings": {},
+                # Complete from its first write: a command killed after it leaves a startable record.
+                "SkiffOptions": opts._asdict(),
+                "LogPath": str(self.paths.containers / cid / f"{cid}-json.log"),
+                "RestartCount": 0,
             })
             container.dir.mkdir(parents=True, mode=0o700)
             container.save(durable=not opts.remove)
@@ -296,7 +295,9 @@ class Engine:
         from skiff.engine import lifecycle
 
         self.reconcile()
-        container = records.find_container(self.paths, ref)
+        container = records.find_container(self.paths, ref, broken_ok=force)
+        if container.data.get("SkiffBroken"):
+            return self._remove_broken(container, ref)
         if container.held:
             if not force:
                 raise ContainerConflict(
@@ -309,6 +310,14 @@ class Engine:
         with records.locked(container):
             pass  # no update of the record is in flight past this point
         self._teardown(container, remove_anonymous=volumes)
+        records.remove_record(container)
+        return ref
+
+    def _remove_broken(self, container: Container, ref: str) -> str:
+        """``rm -f`` of a container whose record is broken: release what its id holds, drop the directory."""
+        self._kill(container)  # its runtime state, if a process still runs
+        with contextlib.suppress(SkiffError, OSError):
+            self._teardown(container, remove_anonymous=False)
         records.remove_record(container)
         return ref
 
@@ -477,16 +486,12 @@ class Engine:
         return relay_exec(fds[0], pid, interactive)
 
     def rename(self, ref: str, new_name: str) -> None:
-        import re
-
-        if not re.fullmatch(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]*", new_name):
-            raise InvalidArgument(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
-                                  "are allowed")
+        bare = records.check_name(new_name)
         container = self.find(ref)
         with FileLock(self.paths.lock_file):
-            records.check_name_free(self.paths, new_name.lstrip("/"))
+            records.check_name_free(self.paths, bare)
             with records.locked(container) as c:
-                c.data["Name"] = "/" + new_name.lstrip("/")
+                c.data["Name"] = "/" + bare
 
     def prune(self) -> list[str]:
         removed = []
@@ -612,14 +617,29 @@ class Engine:
         from skiff.engine.plan import cgroup_parent
 
         def live() -> set[str]:
-            return {c.id for c in records.all_containers(self.paths)
-                    if c.state.get("Status") not in ("exited", "dead")}
+            good, broken = records.scan(self.paths)  # a broken record may still have a live container
+            return {c.id for c in good if c.state.get("Status") not in ("exited", "dead")} | {b.id for b in broken}
 
         def owned(cid: str) -> bool:
             return (self.paths.containers / cid).is_dir() or (self.paths.runtime_state / cid).is_dir()
 
         with contextlib.suppress(SkiffError, OSError):
             cleanup_stale(live, parent=cgroup_parent(), owned=owned)
+
+
+def _run_options(container: Container) -> RunOptions:
+    """The options the container was created with, or a StateError saying how to get rid of it."""
+    from skiff.errors import StateError
+
+    saved = container.data.get("SkiffOptions")
+    problem = "it has no SkiffOptions (its skiff was killed while creating it)"
+    if isinstance(saved, dict):
+        try:
+            return RunOptions(**saved)
+        except TypeError as exc:
+            problem = f"its SkiffOptions are malformed ({exc})"
+    raise StateError(f"container record {container.dir / records.RECORD} cannot be started: {problem}",
+                     hint=f"remove it with 'skiff rm -f {container.name}'")
 
 
 def cgroup_parent_of(container: Container) -> str:

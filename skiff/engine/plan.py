@@ -35,6 +35,9 @@ class RunPlan:
 
     @classmethod
     def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":
+        from skiff.engine.validate import check_run_options
+
+        check_run_options(opts)  # the name and the values written into /etc files
         args = process_spec.command_line(image.config, opts)
         workdir = process_spec.working_dir(image.config, opts)
         for env_file in opts.env_files:

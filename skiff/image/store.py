@@ -15,6 +15,11 @@ and under ``paths.layers``::
 Blobs and layers are written into temporary names and renamed into place only
 when complete and verified, so a crash or a bad digest leaves nothing behind
 that looks valid. Records and the index change only under ``FileLock(paths.lock_file)``.
+
+A broken record (truncated JSON, say) stops nothing else: listings skip it with
+one warning naming the file. A broken ``repositories.json`` is read for the tags
+that can still be recovered from it; the next change of a tag sets the broken
+file aside (``repositories.json.corrupt-<time>``) and writes a whole one.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, NamedTuple
 
-from skiff.errors import DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError
+from skiff.errors import DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError, StateError
 from skiff.image.reference import Reference, is_image_id, parse_reference, parse_reference_raw
 from skiff.paths import Paths
-from skiff.store import FileLock, fsync_dir, read_json, write_json
+from skiff.store import FileLock, fsync_dir, problem_of, read_json, warn_broken, write_json
 
 CHUNK = 1 << 20
 LINK_DIR = "l"
@@ -95,6 +100,7 @@ class ImageStore:
         self.records = paths.images / "images"
         self.repositories_file = paths.images / "repositories.json"
         self.layers_root = paths.layers
+        self._repositories_broken = False  # set when the file was read and found broken
 
     # --- lookups ----------------------------------------------------------------
 
@@ -111,7 +117,12 @@ class ImageStore:
 
     def list(self) -> list[Image]:
         """Every image, newest first."""
-        images = [self._image(f"sha256:{p.stem}") for p in self._record_files()]
+        images = []
+        for path in self._record_files():
+            try:
+                images.append(self._image(f"sha256:{path.stem}"))
+            except (StateError, ImageNotFound, LayerError, OSError) as exc:
+                warn_broken(path, problem_of(exc), "remove it with 'skiff rmi -f " + path.stem[:12] + "'")
         return sorted(images, key=lambda img: img.created, reverse=True)
 
     def inspect(self, ref: str) -> dict[str, Any]:
@@ -165,7 +176,7 @@ class ImageStore:
         """Must be called under the lock."""
         repos = self._repositories()
         repos[str(ref)] = image_id
-        write_json(self.repositories_file, repos)
+        self._write_repositories(repos)
 
     # --- removal ----------------------------------------------------------------
 
@@ -198,7 +209,7 @@ class ImageStore:
             for name in untag:
                 repos.pop(name, None)
                 report.append(f"Untagged: {parse_reference(name).familiar}")
-            write_json(self.repositories_file, repos)
+            self._write_repositories(repos)
             still_named = any(target == image_id for target in repos.values())
             if not still_named and not users:
                 self._delete_image(image_id)
@@ -207,12 +218,19 @@ class ImageStore:
 
     def _delete_image(self, image_id: str) -> None:
         """Drop the record, then every layer and blob no remaining record refers to. Under the lock."""
-        record = self._record(image_id)
+        try:
+            record = self._record(image_id)
+        except StateError:
+            record = {}  # broken: its layers are unknown, so only the record and its config go
         (self.records / f"{sha256_hex(image_id)}.json").unlink()
         keep_layers: set[str] = set()
         keep_blobs: set[str] = set()
         for path in self._record_files():
-            other = read_json(path, {})
+            other = self._read_record_file(path)
+            if other is None:  # broken: what it uses is unknown, so keep every layer
+                keep_layers.update(layer.get("diff_id", "") for layer in record.get("layers", []))
+                keep_blobs.update(layer.get("digest", "") for layer in record.get("layers", []))
+                continue
             keep_blobs.add(other.get("id", ""))
             keep_blobs.update(other.get("extra_blobs", []))
             for layer in other.get("layers", []):
@@ -273,7 +291,10 @@ class ImageStore:
             "extra_blobs": extra_blobs or [],
         }
         with self.lock():
-            old = read_json(self.records / f"{sha256_hex(image_id)}.json", {}) or {}
+            try:
+                old = read_json(self.records / f"{sha256_hex(image_id)}.json", {}) or {}
+            except StateError:
+                old = {}  # a broken record of this very image: the one written now replaces it
             known = list(old.get("repo_digests", []))
             record["repo_digests"] = known + [d for d in repo_digests or [] if d not in known]
             record["extra_blobs"] = sorted(set(old.get("extra_blobs", [])) | set(record["extra_blobs"]))
@@ -394,7 +415,7 @@ class ImageStore:
             return None
         candidates: list[LayerInfo] = []
         for path in self._record_files():
-            for layer in read_json(path, {}).get("layers", []):
+            for layer in (self._read_record_file(path) or {}).get("layers", []):
                 if layer.get("diff_id") == diff_id:
                     candidates.append(LayerInfo.from_json(layer))
         candidates.sort(key=lambda layer: layer.digest != digest)
@@ -413,6 +434,10 @@ class ImageStore:
         with self.lock():
             users = _image_users(self.paths)
             tagged = set(self._repositories().values())
+            if self._repositories_broken:
+                # Tags lost with the broken part would make tagged images look dangling.
+                raise StateError(f"refusing to prune: {self.repositories_file} is broken",
+                                 hint="tag the images to keep (that rewrites it), then prune again")
             for path in self._record_files():
                 image_id = f"sha256:{path.stem}"
                 if image_id in users or (image_id in tagged and not all_images):
@@ -421,7 +446,7 @@ class ImageStore:
                 repos = self._repositories()
                 for name in [n for n, target in repos.items() if target == image_id]:
                     del repos[name]
-                write_json(self.repositories_file, repos)
+                self._write_repositories(repos)
                 self._delete_image(image_id)
                 reclaimed += before - self._layers_size()
                 deleted.append(image_id)
@@ -466,7 +491,56 @@ class ImageStore:
         return FileLock(self.paths.lock_file)
 
     def _repositories(self) -> dict[str, str]:
-        return read_json(self.repositories_file, {})
+        """Reference -> image id. A broken file gives the entries still readable in it, with a warning."""
+        try:
+            repos = read_json(self.repositories_file, {})
+            problem = "" if _is_tag_map(repos) else "not a JSON object of reference -> image id"
+        except (StateError, OSError) as exc:
+            repos, problem = {}, problem_of(exc)
+        if not problem:
+            return repos
+        self._repositories_broken = True
+        recovered = self._salvage_tags()
+        warn_broken(self.repositories_file, problem,
+                    f"{len(recovered)} tag(s) recovered from it; the next tag change rewrites it")
+        return recovered
+
+    def _salvage_tags(self) -> dict[str, str]:
+        """The ``"name:tag": "sha256:..."`` pairs of a broken index whose image still exists."""
+        import re
+
+        try:
+            text = self.repositories_file.read_text(errors="replace")
+        except OSError:
+            return {}
+        found: dict[str, str] = {}
+        for name, image_id in re.findall(r'"([^"\\\s]+)"\s*:\s*"(sha256:[0-9a-f]{64})"', text):
+            try:
+                ref = parse_reference(name)
+            except InvalidReference:
+                continue
+            if not ref.digest and (self.records / f"{sha256_hex(image_id)}.json").exists():
+                found[str(ref)] = image_id
+        return found
+
+    def _write_repositories(self, repos: dict[str, str]) -> None:
+        """Write the tag index (under the lock); a broken one is kept aside first, for the record."""
+        if self._repositories_broken and self.repositories_file.exists():
+            import time
+
+            aside = self.repositories_file.with_name(f"repositories.json.corrupt-{int(time.time())}")
+            os.rename(self.repositories_file, aside)
+            self._repositories_broken = False
+        write_json(self.repositories_file, repos)
+
+    def _read_record_file(self, path: Path) -> dict[str, Any] | None:
+        """An image record for a scan over all of them; a broken one is reported and skipped."""
+        try:
+            record = read_json(path, {})
+        except (StateError, OSError) as exc:
+            warn_broken(path, problem_of(exc), "remove it with 'skiff rmi -f " + path.stem[:12] + "'")
+            return None
+        return record if isinstance(record, dict) else None
 
     def _record_files(self) -> list[Path]:
         try:
@@ -475,9 +549,14 @@ class ImageStore:
             return []
 
     def _record(self, image_id: str) -> dict[str, Any]:
-        record = read_json(self.records / f"{sha256_hex(image_id)}.json")
+        path = self.records / f"{sha256_hex(image_id)}.json"
+        record = read_json(path)
         if record is None:
             raise ImageNotFound(f"No such image: {image_id}")
+        if not (isinstance(record, dict) and isinstance(record.get("layers"), list)
+                and isinstance(record.get("created"), str) and isinstance(record.get("size"), int)):
+            raise StateError(f"image record {path}: incomplete or malformed",
+                             hint=f"remove it with 'skiff rmi -f {path.stem[:12]}'")
         return record
 
     def _image(self, image_id: str) -> Image:
@@ -517,7 +596,7 @@ class ImageStore:
                 return image_id, str(parsed)
         if parsed is not None and parsed.digest:
             for path in self._record_files():
-                if f"{parsed.name}@{parsed.digest}" in read_json(path, {}).get("repo_digests", []):
+                if f"{parsed.name}@{parsed.digest}" in (self._read_record_file(path) or {}).get("repo_digests", []):
                     return f"sha256:{path.stem}", None
         prefix = text.removeprefix("sha256:")
         if prefix and all(c in "0123456789abcdef" for c in prefix):
@@ -544,6 +623,10 @@ class ImageStore:
         from skiff.image.archive import save_archive
 
         save_archive(self, refs, None if out_path in (None, "-") else Path(out_path))  # type: ignore[arg-type]
+
+
+def _is_tag_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 def _image_users(paths: Paths) -> dict[str, list[str]]:

@@ -121,7 +121,7 @@ class NetworkManager:
         return self._records / f"{name}.json"
 
     def _load_network(self, name: str) -> dict[str, Any] | None:
-        if not NETWORK_NAME.match(name):
+        if not NETWORK_NAME.fullmatch(name):  # '$' alone accepts a final newline
             return None
         return read_json(self._network_path(name))
 
@@ -206,7 +206,7 @@ class NetworkManager:
 
     def create_network(self, name: str, subnet: str | None = None, gateway: str | None = None,
                        internal: bool = False, labels: dict[str, str] | None = None) -> dict[str, Any]:
-        if not NETWORK_NAME.match(name):
+        if not NETWORK_NAME.fullmatch(name):  # '$' alone accepts a final newline
             raise InvalidArgument(f"invalid network name {name!r}",
                                   hint="use letters, digits, '_', '.', '-', starting with a letter or digit")
         if name in PREDEFINED:

@@ -11,6 +11,7 @@ helpers (``credsStore``) are not run.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -82,8 +83,29 @@ def store(registry: str, creds: Credentials) -> Path:
         del auths[key]
     token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
     auths[auth_key(registry)] = {"auth": token}
+    _private_dir(path.parent)
     write_json(path, data, mode=0o600)
     return path
+
+
+def _private_dir(directory: Path) -> None:
+    """Make the directory that holds credentials, mode 0700 whatever the umask.
+
+    Directories made here are 0700; skiff's own default directory is brought
+    back to 0700 if it exists with more (older skiff made it 0755). A directory
+    the user named (``SKIFF_AUTH_FILE``) and already has is theirs, left alone.
+    """
+    missing = []
+    parent = directory
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(new, 0o700)
+        os.chmod(new, 0o700)  # mkdir's mode is filtered by the umask; chmod's is not
+    if directory == Path.home() / ".config" / "skiff" and directory.stat().st_mode & 0o077:
+        os.chmod(directory, 0o700)
 
 
 def remove(registry: str) -> bool:
@@ -97,6 +119,7 @@ def remove(registry: str) -> bool:
     for key in doomed:
         del auths[key]
     if doomed:
+        _private_dir(path.parent)
         write_json(path, data, mode=0o600)
     return bool(doomed)
 

@@ -1,4 +1,12 @@
-"""Atomic JSON records and file locks: the only way skiff writes metadata."""
+"""Atomic JSON records and file locks: the only way skiff writes metadata.
+
+A record is written to ``.<name>.<pid>.<hex>`` beside it and renamed over it, so
+readers see the old or the new record, never a mix. A command killed between the
+two leaves only that temporary file; the next write into the same directory
+removes the temporary files of processes that no longer exist. A record that is
+unreadable all the same (a disk fault, a hand edit) is reported by the reader
+with ``warn_broken`` and skipped, so one bad record never stops the others.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,6 +47,85 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
         raise
     if durable:
         fsync_dir(path.parent)
+    sweep_temp_files(path.parent)
+
+
+def sweep_temp_files(directory: Path) -> list[str]:
+    """Remove the temporary files of atomic writes whose writer is dead; returns their names.
+
+    A writer killed between its write and its rename (SIGKILL, a crash) leaves
+    its temporary file for good. One whose pid still runs may be writing right
+    now and is left alone (a pid reused meanwhile only delays the sweep).
+    """
+    removed: list[str] = []
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return removed
+    with entries:
+        for entry in entries:
+            pid = _temp_writer(entry.name)
+            if pid is None or _pid_alive(pid):
+                continue
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def _temp_writer(name: str) -> int | None:
+    """The writer's pid if ``name`` is ``.<record>.<pid>.<8 hex>``, the name ``write_atomic`` uses."""
+    if not name.startswith("."):
+        return None
+    parts = name[1:].rsplit(".", 2)
+    if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or len(parts[2]) != 8:
+        return None
+    if any(c not in "0123456789abcdef" for c in parts[2]):
+        return None
+    return int(parts[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def problem_of(exc: BaseException) -> str:
+    """What is wrong with a record, from the error reading it, without repeating its path.
+
+    Errors about a record read ``... <path>: <problem>``; the problem is the part after the path.
+    """
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = getattr(exc, "message", None) or str(exc)
+    head, sep, problem = text.partition(": ")
+    if not sep:
+        return text
+    return f"corrupt JSON ({problem})" if head.startswith(_CORRUPT) else problem
+
+
+_CORRUPT = "corrupt state file "
+_warned: set[str] = set()
+
+
+def warn_broken(path: Path, problem: str, hint: str = "") -> None:
+    """Report a record that cannot be used, once per file and command, in one line on stderr.
+
+    Listings skip such a record instead of failing: the others stay usable, and
+    the user learns which file is broken and what to do about it.
+    """
+    if str(path) in _warned:
+        return
+    _warned.add(str(path))
+    advice = f"; {hint}" if hint else ""
+    print(f"skiff: warning: skipping broken record {path}: {problem}{advice}", file=sys.stderr)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -60,7 +148,7 @@ def read_json(path: Path, default: Any = None) -> Any:
     except FileNotFoundError:
         return default
     except (ValueError, UnicodeDecodeError) as exc:
-        raise StateError(f"corrupt state file {path}: {exc}") from None
+        raise StateError(f"{_CORRUPT}{path}: {exc}") from None
 
 
 class FileLock:

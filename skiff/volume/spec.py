@@ -70,7 +70,7 @@ def check_volume_name(name: str, action: str = "create") -> None:
     if len(name) == 1:
         raise VolumeError(f"{action} {name}: volume name is too short, names should be at least "
                           "two alphanumeric characters")
-    if not VOLUME_NAME.match(name):
+    if not VOLUME_NAME.fullmatch(name):  # fullmatch: '$' would let a trailing newline through
         raise VolumeError(f'{action} {name}: "{name}" includes invalid characters for a local volume name, '
                           'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
                           "directory, use absolute path")

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from skiff.errors import VolumeError, VolumeInUse, VolumeNotFound
+from skiff.errors import StateError, VolumeError, VolumeInUse, VolumeNotFound
 from skiff.paths import Paths
-from skiff.store import FileLock, fsync_dir, read_json, write_json
+from skiff.store import FileLock, fsync_dir, problem_of, read_json, warn_broken, write_json
 from skiff.volume.spec import check_volume_name
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
@@ -116,6 +116,8 @@ class VolumeStore:
         meta = read_json(path / _META)
         if meta is None:
             return None
+        if not isinstance(meta, dict):
+            raise StateError(f"volume record {path / _META} is malformed: expected a JSON object")
         return Volume(name=name, path=path, driver=meta.get("Driver", LOCAL_DRIVER),
                       labels=meta.get("Labels") or {}, options=meta.get("Options") or {},
                       created_at=meta.get("CreatedAt", ""), anonymous=bool(meta.get("Anonymous")))
@@ -134,7 +136,19 @@ class VolumeStore:
             names = sorted(os.listdir(self.root))
         except FileNotFoundError:
             return []
-        return [v for v in (self._load(n) for n in names if not n.startswith(".")) if v is not None]
+        found = []
+        for name in names:
+            if name.startswith("."):
+                continue
+            try:
+                volume = self._load(name)
+            except StateError as exc:  # one broken record must not hide the other volumes
+                warn_broken(self.root / name / _META, problem_of(exc),
+                            f"remove it with 'skiff volume rm {name}'")
+                continue
+            if volume is not None:
+                found.append(volume)
+        return found
 
     def inspect(self, name: str) -> dict[str, Any]:
         return self.get(name).inspect()
@@ -194,7 +208,11 @@ class VolumeStore:
         from skiff.volume import driver as volume_driver
 
         with self.lock():
-            volume = self._load(name)
+            try:
+                volume = self._load(name)
+            except StateError:  # a broken record: removable all the same, its data with it
+                volume = Volume(name=name, path=self.root / name, driver=LOCAL_DRIVER, labels={}, options={},
+                                created_at="", anonymous=False)
             if volume is None:
                 if force:
                     return False

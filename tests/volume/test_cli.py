@@ -12,6 +12,7 @@ from tests.conftest import Skiff
 def _fake_container(skiff: Skiff, cid: str, volume: str) -> None:
     """A stopped container's record that mounts ``volume`` (what the engine writes)."""
     record = {"Id": cid, "Name": f"/c{cid[:4]}", "State": {"Running": False, "Status": "exited"},
+              "Created": "2024-01-01T00:00:00Z", "Image": "", "Config": {}, "HostConfig": {},
               "Mounts": [{"Type": "volume", "Name": volume, "Source": "", "Destination": "/v", "Driver": "local",
                           "Mode": "", "RW": True, "Propagation": ""}]}
     folder = skiff.root / "containers" / cid
