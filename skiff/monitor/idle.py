@@ -2,7 +2,8 @@
 
 Run as ``python -I -S idle.py ARGS``, importing only the standard library, so
 an idle monitor stays small. When the container's init has been reaped and its
-output drained, it execs ``python -m skiff.monitor.after`` to record the exit.
+output drained, it execs the command that ends its arguments (``skiff.monitor.after``,
+started as ``skiff.pychild`` says) to record the exit.
 
 Log format: Docker's json-file driver, one JSON object per line,
 ``{"log": "...", "stream": "stdout"|"stderr", "time": RFC3339Nano}``, rotated
@@ -178,8 +179,8 @@ def reap_others() -> None:
 
 
 def main(argv: list[str]) -> None:
-    (python, root, run_root, cid, log_path, max_size, max_file, out_fd, err_fd, report_fd,
-     helper_pid, stdin_fd, console_fd, listen_fd, attach_path, expect_attach) = argv
+    (root, run_root, cid, log_path, max_size, max_file, out_fd, err_fd, report_fd,
+     helper_pid, stdin_fd, console_fd, listen_fd, attach_path, expect_attach), after = argv[:15], argv[15:]
     out_fd, err_fd, report_fd, helper_pid = int(out_fd), int(err_fd), int(report_fd), int(helper_pid)
     console_fd = int(console_fd)
     streams = {console_fd: "stdout"} if console_fd >= 0 else {out_fd: "stdout", err_fd: "stderr"}
@@ -200,8 +201,7 @@ def main(argv: list[str]) -> None:
         os.close(int(stdin_fd))
     reap_others()
     started = "1" if init_pid > 0 else "0"
-    os.execv(python, [python, "-I", "-m", "skiff.monitor.after", root, run_root, cid, str(status), started,
-                      error])
+    os.execv(after[0], after + [root, run_root, cid, str(status), started, error])
 
 
 def pump_until_eof(log: Log, streams: dict[int, str], hub: "Hub") -> None:
