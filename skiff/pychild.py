@@ -54,3 +54,10 @@ def module_argv(module: str, *args: str) -> list[str]:
     """
     code = f"import sys; sys.path[0:0] = {import_path()!r}; from {module} import main; main(sys.argv[1:])"
     return [sys.executable, "-I", "-S", "-c", code, *args]
+
+
+def main(argv: list[str]) -> None:
+    """Print where this process found skiff: ``module_argv("skiff.pychild")`` checks a child can."""
+    import skiff
+
+    print(os.path.dirname(os.path.abspath(skiff.__file__)))
