@@ -26,6 +26,7 @@ import time
 
 CHUNK = 65536
 DRAIN_SECONDS = 2.0
+QUIET_MS = 500  # no event for this long after the start: the loop is idle (trim.py)
 
 
 def rfc3339_nano(ns: int) -> str:
@@ -130,14 +131,19 @@ def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
     hub.register(poller)
     status = None
     deadline = None
+    trimmed = False
     while streams:
         timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
         if hub.stdin_pending:
             timeout = 50 if timeout is None else min(timeout, 50)  # retry input the container has not read
+        if not trimmed:
+            timeout = QUIET_MS if timeout is None else min(timeout, QUIET_MS)
         events = poller.poll(timeout)
         hub.write_stdin(b"")
         if not events and deadline is not None and time.monotonic() >= deadline:
             break
+        if not events and not trimmed:
+            trimmed = give_back_startup_pages()
         for fd, event in events:
             if fd == pidfd:
                 poller.unregister(pidfd)
@@ -165,6 +171,16 @@ def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
     for stream in ("stdout", "stderr"):
         log.flush(stream)
     return status
+
+
+def give_back_startup_pages() -> bool:
+    """The loop has gone quiet: give back the pages only its start needed (trim.py)."""
+    try:
+        from trim import release_startup_pages  # beside this file, first on the loop's sys.path
+    except ImportError:
+        return True
+    release_startup_pages()
+    return True
 
 
 def reap_others() -> None:
