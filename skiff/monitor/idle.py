@@ -2,7 +2,8 @@
 
 Run as ``python -I -S idle.py ARGS``, importing only the standard library, so
 an idle monitor stays small. When the container's init has been reaped and its
-output drained, it execs ``python -m skiff.monitor.after`` to record the exit.
+output drained, it execs the command that ends its arguments (``skiff.monitor.after``,
+started as ``skiff.pychild`` says) to record the exit.
 
 Log format: Docker's json-file driver, one JSON object per line,
 ``{"log": "...", "stream": "stdout"|"stderr", "time": RFC3339Nano}``, rotated
@@ -25,6 +26,7 @@ import time
 
 CHUNK = 65536
 DRAIN_SECONDS = 2.0
+QUIET_MS = 500  # no event for this long after the start: the loop is idle (trim.py)
 
 
 def rfc3339_nano(ns: int) -> str:
@@ -129,14 +131,19 @@ def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
     hub.register(poller)
     status = None
     deadline = None
+    trimmed = False
     while streams:
         timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
         if hub.stdin_pending:
             timeout = 50 if timeout is None else min(timeout, 50)  # retry input the container has not read
+        if not trimmed:
+            timeout = QUIET_MS if timeout is None else min(timeout, QUIET_MS)
         events = poller.poll(timeout)
         hub.write_stdin(b"")
         if not events and deadline is not None and time.monotonic() >= deadline:
             break
+        if not events and not trimmed:
+            trimmed = give_back_startup_pages()
         for fd, event in events:
             if fd == pidfd:
                 poller.unregister(pidfd)
@@ -166,6 +173,16 @@ def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
     return status
 
 
+def give_back_startup_pages() -> bool:
+    """The loop has gone quiet: give back the pages only its start needed (trim.py)."""
+    try:
+        from trim import release_startup_pages  # beside this file, first on the loop's sys.path
+    except ImportError:
+        return True
+    release_startup_pages()
+    return True
+
+
 def reap_others() -> None:
     """Orphans reparented to us (we are a subreaper) must not stay zombies."""
     while True:
@@ -178,8 +195,8 @@ def reap_others() -> None:
 
 
 def main(argv: list[str]) -> None:
-    (python, root, run_root, cid, log_path, max_size, max_file, out_fd, err_fd, report_fd,
-     helper_pid, stdin_fd, console_fd, listen_fd, attach_path, expect_attach) = argv
+    (root, run_root, cid, log_path, max_size, max_file, out_fd, err_fd, report_fd,
+     helper_pid, stdin_fd, console_fd, listen_fd, attach_path, expect_attach), after = argv[:15], argv[15:]
     out_fd, err_fd, report_fd, helper_pid = int(out_fd), int(err_fd), int(report_fd), int(helper_pid)
     console_fd = int(console_fd)
     streams = {console_fd: "stdout"} if console_fd >= 0 else {out_fd: "stdout", err_fd: "stderr"}
@@ -200,8 +217,7 @@ def main(argv: list[str]) -> None:
         os.close(int(stdin_fd))
     reap_others()
     started = "1" if init_pid > 0 else "0"
-    os.execv(python, [python, "-I", "-m", "skiff.monitor.after", root, run_root, cid, str(status), started,
-                      error])
+    os.execv(after[0], after + [root, run_root, cid, str(status), started, error])
 
 
 def pump_until_eof(log: Log, streams: dict[int, str], hub: "Hub") -> None:

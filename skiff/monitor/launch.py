@@ -108,13 +108,17 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
             os.set_inheritable(fd, True)
     python = sys.executable
     # Imported, not run as a script: the cached bytecode spares the compiler's memory; a small
-    # environment, as nothing in the monitor needs the caller's.
+    # environment, as nothing in the monitor needs the caller's. The idle loop imports nothing
+    # of skiff: the command that records the exit comes last, ready to run, from the one helper
+    # that knows where this process found skiff.
+    from skiff.pychild import module_argv
+
     loader = f"import sys; sys.path[0] = {os.path.dirname(IDLE_LOOP)!r}; import idle; idle.main(sys.argv[1:])"
-    os.execve(python, [python, "-I", "-S", "-c", loader, python, str(paths.root), str(paths.run_root), cid,
+    os.execve(python, [python, "-I", "-S", "-c", loader, str(paths.root), str(paths.run_root), cid,
                       str(container.log_path), str(log_config.get("max-size", 0)),
                       str(log_config.get("max-file", 1)), str(out_r), str(err_r), str(helper_r), str(helper),
                       str(stdin_w), str(console), str(listen_fd), str(container.dir / ATTACH_SOCKET),
-                      "1" if expect_attach else "0"],
+                      "1" if expect_attach else "0", *module_argv("skiff.monitor.after")],
               {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"})
 
 

@@ -12,7 +12,8 @@ Chosen over rewriting each container's /etc/hosts because those files belong
 to the engine and are bind-mounted: a container started earlier could never
 learn of one started later.
 
-Run as ``python -m skiff.network.resolver RECORD LISTEN_IP READY_FD UPSTREAM...``.
+Started as ``skiff.pychild.module_argv("skiff.network.resolver")`` plus ``RECORD
+LISTEN_IP READY_FD UPSTREAM...`` (``main``).
 """
 
 from __future__ import annotations
@@ -133,26 +134,18 @@ def _running(pidfile: Path) -> int | None:
     return pid if b"skiff.network.resolver" in cmdline else None
 
 
-def _same_import_path() -> dict[str, str]:
-    """The environment with PYTHONPATH set to this process's import path.
-
-    skiff's launcher runs the base interpreter without site and sets sys.path itself;
-    the resolver must find skiff, and the venv's packages, the same way.
-    """
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
-
-
 def ensure(pidfile: Path, record_path: Path, listen_ip: str, upstreams: list[str]) -> None:
     """Start the network's resolver unless it runs; returns once it is listening."""
     if _running(pidfile):
         return
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
+        from skiff.pychild import module_argv
+
         proc = subprocess.Popen(
-            [sys.executable, "-m", "skiff.network.resolver", str(record_path), listen_ip, str(write_fd),
-             *upstreams],
+            module_argv("skiff.network.resolver", str(record_path), listen_ip, str(write_fd), *upstreams),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            pass_fds=(write_fd,), start_new_session=True, cwd="/", env=_same_import_path())
+            pass_fds=(write_fd,), start_new_session=True, cwd="/")
         os.close(write_fd)
         write_fd = -1
         ready = os.read(read_fd, 1)
@@ -195,6 +188,11 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.005)
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> None:
+    """The resolver process: ``RECORD LISTEN_IP READY_FD UPSTREAM...``; SIGTERM ends it."""
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    serve(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:])
+    serve(Path(argv[0]), argv[1], int(argv[2]), argv[3:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
