@@ -45,8 +45,7 @@ class Engine:
             from skiff.engine.terminal import parse_detach_keys
 
             keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
-            container = self.create(opts)
-            self.start(container.id, attach=True)
+            container = self.start(self.create(opts).id, attach=True)  # the record as started: its Pid
             return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
         self.reconcile()
         image = self._image(opts)
@@ -169,6 +168,9 @@ class Engine:
         """Until the monitor has recorded the exit and released the container (or restarts it)."""
         from skiff.engine import lifecycle
 
+        # With --rm the monitor records the exit (dropping MonitorPid) before it removes the
+        # container: as Docker's client, wait for the removal, that is for the monitor to end.
+        auto_remove = bool(container.data["HostConfig"].get("AutoRemove"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not container.reload():
@@ -177,7 +179,8 @@ class Engine:
             if state.get("Status") == "restarting" or (state.get("Running") and int(state.get("Pid") or 0) != pid):
                 return
             if not lifecycle.monitor_alive(state) and state.get("Status") != "running":
-                return
+                if not auto_remove or lifecycle.wait_for_pid(monitor, 0):
+                    return
             lifecycle.wait_for_pid(monitor, 0.05)
 
     def _image(self, opts: RunOptions) -> Any:
