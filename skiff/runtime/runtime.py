@@ -27,14 +27,17 @@ if TYPE_CHECKING:
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"  # the init blocks opening it until start
-SECCOMP_CACHE = ".seccomp"  # compiled seccomp filters (seccomp_filter.program); ids never start with "."
 
 
 class Runtime:
     """An OCI runtime whose containers keep their state under ``state_root``."""
 
-    def __init__(self, state_root: str | os.PathLike[str]) -> None:
+    def __init__(self, state_root: str | os.PathLike[str],
+                 seccomp_cache: str | os.PathLike[str] | None = None) -> None:
+        """``seccomp_cache``: where compiled seccomp filters are kept between containers
+        (seccomp_filter.program); without one, each create compiles its filter, as runc does."""
         self._root = os.fspath(state_root)
+        self._seccomp_cache = os.fspath(seccomp_cache) if seccomp_cache is not None else None
 
     @property
     def state_root(self) -> Path:
@@ -366,15 +369,12 @@ class Runtime:
         return pidfd
 
     def _seccomp_program(self, seccomp: dict[str, Any] | None) -> Any:
-        """linux.seccomp compiled (or found compiled) here, before the fork: the child only loads it.
-
-        The cache lives in the state root, under a name no container id can take.
-        """
+        """linux.seccomp compiled (or found compiled) here, before the fork: the child only loads it."""
         if not seccomp:
             return None
         from skiff.runtime.seccomp_filter import program
 
-        return program(seccomp, os.path.join(self._root, SECCOMP_CACHE))
+        return program(seccomp, self._seccomp_cache)
 
     def _fork_init(self, config: dict[str, Any], bundle: str, state_dir: str, stdio: tuple[int, int, int],
                    console_fd: int = -1, preserve_fds: int = 0, seccomp: Any = None) -> tuple[int, socket.socket]:

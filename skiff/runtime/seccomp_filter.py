@@ -10,7 +10,7 @@ Compiling Docker's default profile (about 400 rules on three architectures)
 costs tens of milliseconds, and importing the binding a few more: more than all
 the rest of a container start. So ``program`` compiles a profile once and keeps
 the resulting BPF program (libseccomp's ``export_bpf``) in a cache directory the
-runtime owns, one file per profile, named by a hash of the profile's
+runtime is given (skiff's engine gives it ``<run root>/seccomp``), one file per profile, named by a hash of the profile's
 ``linux.seccomp`` object, the machine, the kernel release and a format version.
 The next container with the same profile reads a few kilobytes and loads them
 with seccomp(2) through ctypes: no libseccomp import on that path. The file is
@@ -49,13 +49,15 @@ class Program:
         linux.seccomp_set_mode_filter(self.bpf, self.flags)
 
 
-def program(config: dict[str, Any], cache_dir: str) -> Program:
-    """The filter for ``config`` (an OCI linux.seccomp): from the cache, or compiled and cached."""
+def program(config: dict[str, Any], cache_dir: str | None) -> Program:
+    """The filter for ``config`` (an OCI linux.seccomp): from the cache, or compiled (and cached)."""
     flags = 0
     for flag in config.get("flags") or []:
         if flag not in _LOAD_FLAGS:
             raise BundleError(f"linux.seccomp: unknown flag {flag!r}")
         flags |= _LOAD_FLAGS[flag]
+    if cache_dir is None:
+        return Program(_export(compile_filter(config)), flags)
     path = os.path.join(cache_dir, cache_key(config) + ".bpf")
     bpf = _read_cached(path)
     if bpf is None:
@@ -99,21 +101,14 @@ def _read_cached(path: str) -> bytes | None:
 
 
 def _compile_to_cache(config: dict[str, Any], cache_dir: str, path: str) -> bytes:
-    """Compile with libseccomp and export the BPF into the cache (rename: readers never see half)."""
-    sfilter = compile_filter(config)
+    """Compile with libseccomp and put the BPF in the cache (a rename: readers never see half)."""
+    bpf = _export(compile_filter(config))
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        with os.fdopen(fd, "w+b", closefd=False) as out:
-            sfilter.export_bpf(out)
-        os.lseek(fd, 0, os.SEEK_SET)
-        bpf = b""
-        while chunk := os.read(fd, 65536):
-            bpf += chunk
-        if not bpf or len(bpf) % 8 or len(bpf) > 8 * _MAX_INSTRUCTIONS:
-            raise BundleError(f"linux.seccomp: the compiled filter has {len(bpf) // 8} instructions, "
-                              f"more than the kernel's {_MAX_INSTRUCTIONS}", hint="use a shorter profile")
+        with os.fdopen(fd, "wb") as out:
+            out.write(bpf)
         os.rename(tmp, path)
     except BaseException:
         try:
@@ -121,8 +116,20 @@ def _compile_to_cache(config: dict[str, Any], cache_dir: str, path: str) -> byte
         except OSError:
             pass
         raise
-    finally:
-        os.close(fd)
+    return bpf
+
+
+def _export(sfilter: Any) -> bytes:
+    """libseccomp's BPF for ``sfilter`` (it writes to a file descriptor: a pipe would need a reader)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out:
+        sfilter.export_bpf(out)
+        out.seek(0)
+        bpf = out.read()
+    if not bpf or len(bpf) % 8 or len(bpf) > 8 * _MAX_INSTRUCTIONS:
+        raise BundleError(f"linux.seccomp: the compiled filter has {len(bpf) // 8} instructions, "
+                          f"not 1 to the kernel's {_MAX_INSTRUCTIONS}", hint="use a shorter profile")
     return bpf
 
 _OPS = {"SCMP_CMP_NE": "NE", "SCMP_CMP_LT": "LT", "SCMP_CMP_LE": "LE", "SCMP_CMP_EQ": "EQ",

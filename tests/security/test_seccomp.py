@@ -144,7 +144,7 @@ def test_bad_values_are_one_line_and_125(skiff: Skiff, busybox_image: str, tmp_p
 
 
 def test_filter_is_compiled_once_and_cached(skiff: Skiff, busybox_image: str, probe_dir: Path) -> None:
-    cache = skiff.run_root / "runtime" / ".seccomp"
+    cache = skiff.run_root / "seccomp"
     assert_docker_default(*run_probe(skiff, probe_dir))
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].suffix == ".bpf", files
