@@ -96,10 +96,10 @@ def parse(values: Sequence[str]) -> SecurityOptions:
 
 
 def _decode_profile(text: str) -> Any:
-    from skiff.runtime.jsonlite import loads
+    import json  # the engine has it loaded already (skiff.store)
 
     try:
-        return loads(text)
+        return json.loads(text)
     except ValueError as exc:
         raise InvalidArgument(f"decoding seccomp profile failed: {exc}") from None
 
