@@ -228,3 +228,74 @@ def test_cache_key_separates_profiles_and_hosts(tmp_path: Path) -> None:
     assert first.bpf != second.bpf and len(os.listdir(tmp_path)) == 2
     assert program(allow, str(tmp_path)).bpf == first.bpf
     assert program({**allow, "flags": ["SECCOMP_FILTER_FLAG_LOG"]}, str(tmp_path)).flags == 2
+
+
+# --- the optimized filter against libseccomp's plain one -------------------------------------------
+
+AUDIT_ARCH = {"SCMP_ARCH_X86_64": 0xC000003E, "SCMP_ARCH_X86": 0x40000003, "SCMP_ARCH_AARCH64": 0xC00000B7,
+              "SCMP_ARCH_ARM": 0x40000028}
+X32_BIT = 0x40000000
+
+
+def run_bpf(program: list[tuple[int, int, int, int]], data: bytes) -> int:
+    """A classic BPF interpreter for the instructions libseccomp emits; the filter's return value."""
+    import struct
+
+    acc, pc = 0, 0
+    while True:
+        code, jt, jf, k = program[pc]
+        pc += 1
+        if code == 0x20:  # ld [k]
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif code == 0x54:  # and #k
+            acc &= k
+        elif code == 0x05:  # ja
+            pc += k
+        elif code in (0x15, 0x25, 0x35, 0x45):  # jeq, jgt, jge, jset #k
+            taken = {0x15: acc == k, 0x25: acc > k, 0x35: acc >= k, 0x45: bool(acc & k)}[code]
+            pc += jt if taken else jf
+        elif code == 0x06:  # ret #k
+            return k
+        else:
+            raise AssertionError(f"instruction {code:#x} not emulated")
+
+
+def test_optimized_filter_decides_as_libseccomps_plain_one() -> None:
+    """compile_filter asks libseccomp for a binary tree (faster to install): same answer for every call."""
+    import struct
+
+    import seccomp
+
+    from skiff.runtime.seccomp_filter import _export, compile_filter
+    from skiff.runtime.spec import DOCKER_DEFAULT_CAPS
+    from skiff.security.seccomp import default_seccomp
+
+    def decode(bpf: bytes) -> list[tuple[int, int, int, int]]:
+        return [struct.unpack_from("<HBBI", bpf, i) for i in range(0, len(bpf), 8)]
+
+    # First arguments that the profile's filters tell apart (personas, clone flags, AF_VSOCK), and a
+    # value with high bits set: 64-bit comparisons are two 32-bit ones.
+    firsts = (0, 8, 40, 0x20000, 0x20008, 0x400000, 0x10000000 | 17, 0x7E020000, 0xFFFFFFFF, (1 << 63) | 8)
+    for caps in (DOCKER_DEFAULT_CAPS, [*DOCKER_DEFAULT_CAPS, "CAP_SYS_ADMIN"]):
+        config = default_seccomp(caps)
+        tree = decode(_export(compile_filter(config)))
+        plain_filter = compile_filter(config)
+        plain_filter.set_attr(seccomp.Attr.CTL_OPTIMIZE, 1)
+        plain = decode(_export(plain_filter))
+        assert tree != plain, "libseccomp made no binary tree"
+        if config["architectures"][0] == "SCMP_ARCH_X86_64" and "CAP_SYS_ADMIN" not in caps:
+            def answer(nr: int, first: int = 0) -> int:
+                return run_bpf(tree, struct.pack("<iIQ6Q", nr, AUDIT_ARCH["SCMP_ARCH_X86_64"], 0, first, 0, 0, 0, 0, 0))
+
+            allow, eperm = 0x7FFF0000, 0x00050000 | errno.EPERM
+            # read, unshare, personality(PER_LINUX32), personality(READ_IMPLIES_EXEC): the emulator sees them
+            assert (answer(0), answer(272), answer(135, 8), answer(135, 0x400000)) == (allow, eperm, allow, eperm)
+        calls = [(AUDIT_ARCH[arch], nr) for arch in config["architectures"] if arch in AUDIT_ARCH
+                 for nr in range(0, 480)]
+        if "SCMP_ARCH_X32" in config["architectures"]:
+            calls += [(AUDIT_ARCH["SCMP_ARCH_X86_64"], X32_BIT | nr) for nr in range(0, 560)]
+        calls += [(0x1234, 0)]  # an architecture not in the filter
+        for arch, nr in calls:
+            for first in firsts:
+                data = struct.pack("<iIQ6Q", nr, arch, 0, first, first >> 1, 0, 0, 0, 0)
+                assert run_bpf(tree, data) == run_bpf(plain, data), (hex(arch), nr, hex(first))
