@@ -7,15 +7,16 @@ library that every runtime uses; a ctypes layer would redo its struct handling
 for no gain.
 
 Compiling Docker's default profile (about 400 rules on three architectures)
-costs tens of milliseconds, and importing the binding a few more: more than all
-the rest of a container start. So ``program`` compiles a profile once and keeps
-the resulting BPF program (libseccomp's ``export_bpf``) in a cache directory the
-runtime is given (skiff's engine gives it ``<run root>/seccomp``), one file per profile, named by a hash of the profile's
-``linux.seccomp`` object, the machine, the kernel release and a format version.
-The next container with the same profile reads a few kilobytes and loads them
-with seccomp(2) through ctypes: no libseccomp import on that path. The file is
-written under a temporary name and renamed into place (atomic), checked when it
-is read (owner, size), and a bad one is simply compiled again.
+costs some 10 ms, and importing the binding more: more than all the rest of a
+container start. So ``program`` compiles a profile once and keeps the resulting
+BPF program (libseccomp's ``export_bpf``) in a cache directory the runtime is
+given (skiff's engine gives it ``<run root>/seccomp``), one file per profile,
+named by a hash of the profile's ``linux.seccomp`` object, the machine, the
+kernel release and a format version. The next container with the same profile
+reads a few kilobytes and installs them with seccomp(2) through ctypes: no
+libseccomp import on that path. A file is written under a temporary name and
+renamed into place, checked when it is read (owner, mode, size), and a bad one
+is compiled again; a cache that cannot be written only costs the compile.
 """
 
 from __future__ import annotations
@@ -103,19 +104,18 @@ def _read_cached(path: str) -> bytes | None:
 def _compile_to_cache(config: dict[str, Any], cache_dir: str, path: str) -> bytes:
     """Compile with libseccomp and put the BPF in the cache (a rename: readers never see half)."""
     bpf = _export(compile_filter(config))
-    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(bpf)
         os.rename(tmp, path)
-    except BaseException:
+    except OSError:  # a read-only or full run root: this container just pays for the compile
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise
     return bpf
 
 
@@ -131,6 +131,7 @@ def _export(sfilter: Any) -> bytes:
         raise BundleError(f"linux.seccomp: the compiled filter has {len(bpf) // 8} instructions, "
                           f"not 1 to the kernel's {_MAX_INSTRUCTIONS}", hint="use a shorter profile")
     return bpf
+
 
 _OPS = {"SCMP_CMP_NE": "NE", "SCMP_CMP_LT": "LT", "SCMP_CMP_LE": "LE", "SCMP_CMP_EQ": "EQ",
         "SCMP_CMP_GE": "GE", "SCMP_CMP_GT": "GT", "SCMP_CMP_MASKED_EQ": "MASKED_EQ"}

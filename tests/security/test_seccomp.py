@@ -228,6 +228,8 @@ def test_cache_key_separates_profiles_and_hosts(tmp_path: Path) -> None:
     assert first.bpf != second.bpf and len(os.listdir(tmp_path)) == 2
     assert program(allow, str(tmp_path)).bpf == first.bpf
     assert program({**allow, "flags": ["SECCOMP_FILTER_FLAG_LOG"]}, str(tmp_path)).flags == 2
+    # A cache that cannot be written costs the compile, never the container.
+    assert program(allow, "/proc/skiff-no-such-dir/seccomp").bpf == first.bpf
 
 
 # --- the optimized filter against libseccomp's plain one -------------------------------------------
