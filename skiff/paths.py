@@ -72,5 +72,10 @@ class Paths(NamedTuple):
         return self.run_root / "runtime"
 
     @property
+    def seccomp_cache(self) -> Path:
+        """Compiled seccomp filters the runtime core keeps between containers (one file per profile)."""
+        return self.run_root / "seccomp"
+
+    @property
     def netns(self) -> Path:
         return self.run_root / "netns"

@@ -90,6 +90,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dns-search", action="append", default=[], help="set custom DNS search domains")
     p.add_argument("--dns-option", action="append", default=[], help="set DNS options")
     p.add_argument("--add-host", action="append", default=[], help="add a custom host-to-IP mapping")
+    p.add_argument("--security-opt", action="append", default=[],
+                   help="security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     p.add_argument("--help", action="help", help="show this help message and exit")
@@ -135,7 +137,17 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
         resources={key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()},
         ulimits=args.ulimit, publish=args.publish, publish_all=args.publish_all, ip=args.ip,
         dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
+        security_opts=security_opts(args.security_opt),
     )
+
+
+def security_opts(values: list[str]) -> list[str]:
+    """As Docker's client: a seccomp profile file is read here and travels as its JSON."""
+    if not values:
+        return []
+    from skiff.security.options import normalize
+
+    return normalize(values)
 
 
 def add_ps_flags(p: argparse.ArgumentParser) -> None:

@@ -256,7 +256,7 @@ class Engine:
                                    MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             container.save(durable=False)  # a running state dies with the machine anyway
 
-        runtime = Runtime(self.paths.runtime_state)
+        runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
 
         def exited(status: int) -> None:
             container.state["OOMKilled"] = runtime.oom_killed(container.id)
@@ -453,7 +453,8 @@ class Engine:
         stdin = sys.stdin.fileno() if interactive else _devnull()
         stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) \
             if detach else (stdin, 1, 2)
-        return Runtime(self.paths.runtime_state).exec(container.id, process, stdio=stdio, detach=detach)
+        runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
+        return runtime.exec(container.id, process, stdio=stdio, detach=detach)
 
     def _exec_terminal(self, container: Container, process: dict[str, Any], interactive: bool) -> int:
         """``exec -t``: the runtime core makes the pty in the container and sends us its master."""
@@ -472,7 +473,7 @@ class Engine:
         dir_fd = os.open(container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             with listen_unix(container.dir, name) as listener:
-                pid = Runtime(self.paths.runtime_state).exec(
+                pid = Runtime(self.paths.runtime_state, self.paths.seccomp_cache).exec(
                     container.id, process, stdio=(devnull, devnull, devnull),
                     console_socket=f"/proc/self/fd/{dir_fd}/{name}", detach=True)
                 listener.settimeout(10)

@@ -47,3 +47,5 @@ class RunOptions(NamedTuple):
     dns_search: Sequence[str] = ()
     dns_options: Sequence[str] = ()
     add_hosts: Sequence[str] = ()
+    # security (issue 12): --security-opt values, seccomp profile files already read (security.options)
+    security_opts: Sequence[str] = ()

@@ -32,6 +32,8 @@ class RunPlan:
         self.network_attachment: Any = None
         self.restart_policy: dict[str, Any] = {}
         self.log_config: dict[str, str] = {}
+        self.security: Any = None  # skiff.security.options.SecurityOptions
+        self.seccomp: dict[str, Any] | None = None
 
     @classmethod
     def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":
@@ -47,6 +49,7 @@ class RunPlan:
         plan._check_mounts()
         plan._check_network()
         plan._check_lifecycle()
+        plan._check_security()
         return plan
 
     # --- validation (nothing created) ---------------------------------------
@@ -84,6 +87,15 @@ class RunPlan:
             from skiff.errors import InvalidArgument
 
             raise InvalidArgument(f"--init needs {INIT_BINARY} (the Debian package tini)")
+
+    def _check_security(self) -> None:
+        """--security-opt checked, and the seccomp profile resolved for the container's capabilities."""
+        from skiff.runtime.spec import DOCKER_DEFAULT_CAPS
+        from skiff.security.options import linux_seccomp, parse
+
+        # The capabilities build_spec gives every container (skiff has no --cap-add yet).
+        self.security = parse(self.opts.security_opts)
+        self.seccomp = linux_seccomp(self.security, DOCKER_DEFAULT_CAPS)
 
     def _check_network(self) -> None:
         if self.opts.network in ("none", "host") and not self.opts.publish:
@@ -136,6 +148,7 @@ class RunPlan:
             "RestartPolicy": self.restart_policy,
             "LogConfig": {"Type": "json-file", "Config": self.log_config},
             "Init": o.init,
+            "SecurityOpt": list(o.security_opts) or None,
         }
 
     def mount_records(self) -> list[dict[str, Any]]:
@@ -167,12 +180,15 @@ class RunPlan:
             "args": args, "env": env, "cwd": self.workdir, "terminal": o.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
         })
-        # Docker's defaults: no_new_privs off, rlimits inherited from the host unless --ulimit.
-        spec["process"]["noNewPrivileges"] = False
+        # Docker's defaults: no_new_privs off unless --security-opt no-new-privileges, rlimits
+        # inherited from the host unless --ulimit.
+        spec["process"]["noNewPrivileges"] = self.security.no_new_privileges
         spec["process"]["rlimits"] = self.rlimits
         linux = spec["linux"]
         linux["cgroupsPath"] = f"/{cgroup_parent()}/{container.id}"
         linux["resources"] = {**linux.get("resources", {}), **self.resources}
+        if self.seccomp is not None:  # Docker's default profile unless --security-opt seccomp=...
+            linux["seccomp"] = self.seccomp
 
         self._set_network(spec, container, undo)
         spec["mounts"].extend(self._etc_files(container, hostname))

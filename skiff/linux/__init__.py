@@ -95,6 +95,7 @@ _SYSCALLS = {
     "capget": (125, 90),
     "capset": (126, 91),
     "bpf": (321, 280),
+    "seccomp": (317, 277),
 }
 _MACHINE = os.uname().machine  # platform.machine() without importing platform
 _ARCH_INDEX = 1 if _MACHINE in ("aarch64", "arm64") else 0
@@ -361,3 +362,26 @@ def bpf(cmd: int, attr: ctypes.Structure, target: str = "") -> int:
     """
     return _check(_syscall("bpf", ctypes.c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))),
                   f"bpf({cmd})", target)
+
+
+# --- seccomp(2) (added for cached seccomp filters) ------------------------------
+
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_LOG = 2
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+    """Install a classic BPF seccomp ``program`` (struct sock_filter, 8 bytes each) on this thread.
+
+    The caller needs no_new_privs or CAP_SYS_ADMIN in its user namespace, as the kernel says.
+    """
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    _check(_syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), ctypes.byref(fprog)),
+           "seccomp(SECCOMP_SET_MODE_FILTER)")

@@ -145,7 +145,7 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
     from skiff.timestamps import now as now_rfc3339
     from skiff.runtime import Runtime
 
-    runtime = Runtime(paths.runtime_state)
+    runtime = Runtime(paths.runtime_state, paths.seccomp_cache)
     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     stdio = tuple(fd if fd >= 0 else devnull for fd in stdio)  # type: ignore[assignment]
     if console is None:

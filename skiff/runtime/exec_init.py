@@ -27,13 +27,13 @@ class ExecContext:
     __slots__ = ("process", "sock", "stdio", "namespace_fds", "console_fd", "seccomp")
 
     def __init__(self, process: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
-                 namespace_fds: list[tuple[str, int]], console_fd: int, seccomp: dict[str, Any] | None) -> None:
+                 namespace_fds: list[tuple[str, int]], console_fd: int, seccomp: Any = None) -> None:
         self.process = process
         self.sock = sock
         self.stdio = stdio
         self.namespace_fds = namespace_fds  # (kind, fd), user first and mount last
         self.console_fd = console_fd
-        self.seccomp = seccomp
+        self.seccomp = seccomp  # the container's filter compiled by the parent (seccomp_filter.Program)
 
 
 def main(ctx: ExecContext) -> NoReturn:
@@ -51,11 +51,7 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     for signum in container_init.DEFAULT_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-    seccomp_filter = None
-    if ctx.seccomp:
-        from skiff.runtime.seccomp_filter import compile_filter
-
-        seccomp_filter = compile_filter(ctx.seccomp)
+    seccomp_filter = ctx.seccomp
     if ctx.console_fd >= 0:
         from skiff.runtime.console import setup_terminal  # before the host's modules are out of reach
     container_init._setup_stdio(ctx.stdio)

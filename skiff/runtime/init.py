@@ -55,11 +55,11 @@ class InitContext:
     """What the parent hands the forked init (a plain class: dataclasses cost an import of inspect)."""
 
     __slots__ = ("config", "bundle", "sock", "state_dir_fd", "stdio", "console_fd", "preserve_fds",
-                 "userns")
+                 "userns", "seccomp")
 
     def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, state_dir_fd: int,
                  stdio: tuple[int, int, int], console_fd: int = -1, preserve_fds: int = 0,
-                 userns: str = "") -> None:
+                 userns: str = "", seccomp: Any = None) -> None:
         self.config = config
         self.bundle = bundle
         self.sock = sock
@@ -70,6 +70,7 @@ class InitContext:
         # "cloned": forked into a new user namespace (wait for the id maps); "joined": forked
         # inside one given by path; "": the runtime's own.
         self.userns = userns
+        self.seccomp = seccomp  # linux.seccomp compiled by the parent (seccomp_filter.Program), or None
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -117,13 +118,9 @@ def _init(ctx: InitContext) -> NoReturn:
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     config, process = ctx.config, ctx.config["process"]
     linux_cfg = config["linux"]
-    hooks, seccomp_filter = config.get("hooks"), None
+    hooks, seccomp_filter = config.get("hooks"), ctx.seccomp
     if hooks:
         from skiff.runtime import hooks as hooks_module  # imported before pivot_root hides the host
-    if linux_cfg.get("seccomp"):
-        from skiff.runtime.seccomp_filter import compile_filter
-
-        seccomp_filter = compile_filter(linux_cfg["seccomp"])
     if ctx.userns:
         _become_root_in_user_namespace(ctx.sock, wait_for_maps=ctx.userns == "cloned")
     _setup_stdio(ctx.stdio)

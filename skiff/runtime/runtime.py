@@ -32,8 +32,12 @@ EXEC_FIFO = "exec.fifo"  # the init blocks opening it until start
 class Runtime:
     """An OCI runtime whose containers keep their state under ``state_root``."""
 
-    def __init__(self, state_root: str | os.PathLike[str]) -> None:
+    def __init__(self, state_root: str | os.PathLike[str],
+                 seccomp_cache: str | os.PathLike[str] | None = None) -> None:
+        """``seccomp_cache``: where compiled seccomp filters are kept between containers
+        (seccomp_filter.program); without one, each create compiles its filter, as runc does."""
         self._root = os.fspath(state_root)
+        self._seccomp_cache = os.fspath(seccomp_cache) if seccomp_cache is not None else None
 
     @property
     def state_root(self) -> Path:
@@ -68,7 +72,8 @@ class Runtime:
 
                 console = connect(str(console_socket))
             pid, sock = self._fork_init(config, bundle_path, state_dir, stdio,
-                                        console.fileno() if console else -1, preserve_fds)
+                                        console.fileno() if console else -1, preserve_fds,
+                                        self._seccomp_program(config["linux"].get("seccomp")))
             try:
                 self._handshake(cid, pid, sock, config, cgroups, bundle_path)
             finally:
@@ -363,8 +368,16 @@ class Runtime:
             return None
         return pidfd
 
+    def _seccomp_program(self, seccomp: dict[str, Any] | None) -> Any:
+        """linux.seccomp compiled (or found compiled) here, before the fork: the child only loads it."""
+        if not seccomp:
+            return None
+        from skiff.runtime.seccomp_filter import program
+
+        return program(seccomp, self._seccomp_cache)
+
     def _fork_init(self, config: dict[str, Any], bundle: str, state_dir: str, stdio: tuple[int, int, int],
-                   console_fd: int = -1, preserve_fds: int = 0) -> tuple[int, socket.socket]:
+                   console_fd: int = -1, preserve_fds: int = 0, seccomp: Any = None) -> tuple[int, socket.socket]:
         """Fork the init so that it is PID 1 of the container's pid namespace."""
         import _socket  # the C module: socket.py costs selectors and enum (milliseconds of a create)
 
@@ -392,7 +405,7 @@ class Runtime:
             if own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
             ctx = container_init.InitContext(config, str(bundle), child_sock, state_dir_fd, stdio,
-                                             console_fd, preserve_fds, userns)
+                                             console_fd, preserve_fds, userns, seccomp)
             new_pid_ns = linux.CLONE_NEWPID if pid_ns_by_clone else 0
 
             def start_init() -> NoReturn:
@@ -488,7 +501,7 @@ class Runtime:
                 linux.setns(pid_fd, linux.CLONE_NEWPID, f"/proc/{init_pid}/ns/pid")
             ctx = exec_init.ExecContext(process, child_sock, stdio, namespace_fds,
                                         console.fileno() if console else -1,
-                                        record.get("config", {}).get("seccomp"))
+                                        self._seccomp_program(record.get("config", {}).get("seccomp")))
             pid = os.fork()
             if pid == 0:
                 parent_sock.close()
