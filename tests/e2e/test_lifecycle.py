@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from tests.conftest import Skiff
 from tests.e2e.test_run import mount_table
+from tests.network.helpers import DIRECT
 
 
 def monitors(skiff: Skiff) -> list[int]:
@@ -320,7 +320,7 @@ def test_detached_httpd_serves_while_logged(lc: Skiff) -> None:
     deadline = time.monotonic() + 10
     while True:
         try:
-            body = urllib.request.urlopen(f"http://{ip}/", timeout=2).read()
+            body = DIRECT.open(f"http://{ip}/", timeout=2).read()
             break
         except OSError:
             assert time.monotonic() < deadline

@@ -65,7 +65,7 @@ def resolvers_for(root: Path) -> list[str]:
             args = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"skiff.network.resolver" in args and any(str(root).encode() in a for a in args):
+        if any(b"skiff.network.resolver" in a for a in args) and any(str(root).encode() in a for a in args):
             found.append(cmdline.parent.name)
     return found
 
