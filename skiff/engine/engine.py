@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skiff import crash_point
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
@@ -103,6 +104,7 @@ class Engine:
                 from skiff.engine.terminal import window_size
 
                 c.data["HostConfig"]["ConsoleSize"] = list(window_size() or (0, 0))
+        crash_point("starting")
         try:
             opts = RunOptions(**container.data["SkiffOptions"])
             image = ImageStore(self.paths).get(container.data["Image"])
@@ -221,6 +223,7 @@ class Engine:
             })
             container.dir.mkdir(parents=True, mode=0o700)
             container.save(durable=not opts.remove)
+        crash_point("reserved")
         return container
 
     def _prepare(self, container: Container, image: Any, plan: "RunPlan", undo: contextlib.ExitStack) -> Path:
@@ -229,11 +232,13 @@ class Engine:
 
         rootfs = mount_rootfs(image.layer_dirs, container.bundle)
         undo.callback(unmount_rootfs, container.bundle)
+        crash_point("rootfs")
         spec = plan.build_spec(container, rootfs, undo)
         container.data["Mounts"] = plan.mount_records()
         container.data["NetworkSettings"] = plan.network_settings()
         container.save(durable=not plan.opts.remove)
         write_json(container.bundle / "config.json", spec, durable=False)  # rewritten at every start
+        crash_point("bundle")
         return container.bundle
 
     def _run_bundle(self, container: Container, bundle: Path) -> int:
@@ -253,6 +258,7 @@ class Engine:
             container.state.update(Status="running", Running=True, Pid=pid, StartedAt=now_rfc3339(),
                                    MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             container.save(durable=False)  # a running state dies with the machine anyway
+            crash_point("created")
 
         runtime = Runtime(self.paths.runtime_state)
 
@@ -274,6 +280,7 @@ class Engine:
         state.pop("MonitorStart", None)
         if not remove:  # a --rm container's record is about to go: no point writing it
             container.save()
+        crash_point("exited")
         self._teardown(container, remove_anonymous=remove)
         if remove:
             records.remove_record(container)

@@ -14,6 +14,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from skiff import crash_point
 from skiff.engine import spec as process_spec
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
@@ -172,10 +173,12 @@ class RunPlan:
         linux["resources"] = {**linux.get("resources", {}), **self.resources}
 
         self._set_network(spec, container, undo)
+        crash_point("network")
         spec["mounts"].extend(self._etc_files(container, hostname))
         if self.mount_plan is not None:
             undo.callback(self.mount_plan.release, True)  # a failed run keeps no volume it created
             self.mount_plan.prepare(rootfs, container.id)
+            crash_point("volumes")
             spec["mounts"].extend(self.mount_plan.oci_mounts())
             if self.mount_plan.rootfs_propagation():
                 linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
