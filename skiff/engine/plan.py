@@ -253,7 +253,11 @@ def release_resources(paths: Paths, container: Container, remove_anonymous: bool
     from skiff.engine.volumes import release_container_mounts
 
     release_container_mounts(paths, container, remove_anonymous)
-    if container.data.get("NetworkSettings"):
+    # By mode, not by NetworkSettings: a run killed between the attach and the record that
+    # says so holds a namespace, a veth and a lease all the same (the network's own records
+    # of them, by container id, are the truth).
+    mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
+    if container.data.get("NetworkSettings") or (mode not in ("none", "host") and not mode.startswith("container:")):
         from skiff.engine.network import detach
 
         detach(paths, container)

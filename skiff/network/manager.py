@@ -28,7 +28,7 @@ import ipaddress
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -505,8 +505,12 @@ class NetworkManager:
         endpoint = self._load_endpoint(container_id) or {"Ports": []}
         return [PortMapping.from_dict(p).describe() for p in endpoint["Ports"]]
 
-    def reconcile(self, live_container_ids: set[str]) -> list[str]:
-        """Release everything held for containers that no longer run (after a SIGKILL of skiff)."""
+    def reconcile(self, live_container_ids: set[str] | Callable[[], set[str]]) -> list[str]:
+        """Release everything held for containers that no longer run (after a SIGKILL of skiff).
+
+        Given as a callable, the live ids are asked for under the lock, after what is held
+        has been listed: a container that attached before then is among them.
+        """
         released = []
         with FileLock(self._lock):
             known = {ep["Id"] for ep in self._all_endpoints()}
@@ -514,7 +518,8 @@ class NetworkManager:
                 known |= set(record["Containers"])
             if self.paths.netns.is_dir():
                 known |= {p.name for p in self.paths.netns.iterdir() if not p.name.startswith(".")}
-            for cid in sorted(known - set(live_container_ids)):
+            live = live_container_ids() if callable(live_container_ids) else live_container_ids
+            for cid in sorted(known - set(live)):
                 self._release(cid)
                 released.append(cid)
             for record in self._all_networks():
