@@ -41,6 +41,11 @@ def json_string(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def _json_entry(stream: str, text: bytes) -> bytes:
+    return (f'{{"log":"{json_string(text.decode("utf-8", "replace"))}","stream":"{stream}",'
+            f'"time":"{rfc3339_nano(time.time_ns())}"}}\n').encode()
+
+
 class Log:
     """Append-only json-file log with size-based rotation; output is dropped, never fatal, when space runs out.
 
@@ -99,19 +104,18 @@ class Log:
         if not self._room():
             self.dropped += len(text)
             return
+        note = b""
+        if self.dropped:  # written with the entry, whole or not at all
+            note = _json_entry("stderr", f"skiff: {self.dropped} bytes of the container's output were dropped: "
+                                         f"no space left for its log {self.path}\n".encode())
+        entry = note + _json_entry(stream, text)
         try:
             if self.fd < 0:
                 self._open(0)
             if self.max_size and self.size and self.size + len(entry) > self.max_size:
                 self._rotate()
-            if self.dropped:
-                note = (f"skiff: {self.dropped} bytes of the container's output were dropped: "
-                        f"no space left for its log {self.path}\n")
-                self._append(f'{{"log":"{json_string(note)}","stream":"stderr",'
-                             f'"time":"{rfc3339_nano(time.time_ns())}"}}\n'.encode())
-                self.dropped = 0
-            self._append((f'{{"log":"{json_string(text.decode("utf-8", "replace"))}","stream":"{stream}",'
-                          f'"time":"{rfc3339_nano(time.time_ns())}"}}\n').encode())
+            self._append(entry)
+            self.dropped = 0
         except OSError:
             self.dropped += len(text)
             self.full = True
