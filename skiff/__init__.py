@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# The crash-safety tests (tests/e2e/test_crash.py) make a command SIGKILL itself at a named step;
+# read once at import so that the check on the hot path is one comparison.
+_CRASH_AT = _os.environ.get("SKIFF_CRASH_AT", "")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,3 +32,15 @@ def exit_without_teardown(status: int) -> NoReturn:
         except (BrokenPipeError, ValueError):
             status = status or 141
     os._exit(status)
+
+
+def crash_point(name: str) -> None:
+    """SIGKILL this process here if ``SKIFF_CRASH_AT`` names this step (a test of crash safety).
+
+    The steps: ``reserved`` (record written), ``starting`` (start has claimed the
+    record), ``rootfs``, ``network``, ``volumes``, ``bundle`` (config.json written),
+    ``runtime-create`` (init made, runtime state not yet written), ``created``
+    (runtime create done, not started), ``exited`` (exit recorded, not torn down).
+    """
+    if _CRASH_AT == name:
+        _os.kill(_os.getpid(), 9)

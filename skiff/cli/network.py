@@ -137,7 +137,12 @@ def _disconnect(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    removed = _manager(args).prune_networks()
+    from skiff.cli.main import paths_from
+    from skiff.engine import Engine
+
+    manager = _manager(args)
+    Engine(paths_from(args)).release_orphaned_networks(manager)  # a killed run's lease must not pin the bridge
+    removed = manager.prune_networks()
     if removed:
         print("Deleted Networks:")
         print("\n".join(removed))

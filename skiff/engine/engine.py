@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skiff import crash_point
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
@@ -51,7 +52,7 @@ class Engine:
         image = self._image(opts)
         plan = self._plan(image, opts)
         with contextlib.ExitStack() as undo:
-            container = self._create_record(opts, image, plan)
+            container = self._create_record(opts, image, plan, owned=True)
             undo.callback(records.remove_record, container)
             bundle = self._prepare(container, image, plan, undo)
             status = self._run_bundle(container, bundle)
@@ -84,6 +85,7 @@ class Engine:
 
         self.reconcile()
         container = records.find_container(self.paths, ref)
+        _wait_for_owner(container)
         with records.locked(container) as c:
             if c.held or c.state.get("Status") == "starting":
                 if c.state.get("Status") == "paused":
@@ -97,6 +99,7 @@ class Engine:
                 from skiff.engine.terminal import window_size
 
                 c.data["HostConfig"]["ConsoleSize"] = list(window_size() or (0, 0))
+        crash_point("starting")
         try:
             opts = _run_options(container)
             image = ImageStore(self.paths).get(container.data["Image"])
@@ -196,7 +199,14 @@ class Engine:
 
         return RunPlan.make(self.paths, image, opts)
 
-    def _create_record(self, opts: RunOptions, image: Any, plan: "RunPlan") -> Container:
+    def _create_record(self, opts: RunOptions, image: Any, plan: "RunPlan", owned: bool = False) -> Container:
+        """Reserve the name and write the record; ``owned``: this process goes on to run it.
+
+        An owned record names this process (``MonitorPid`` and its start time) before
+        anything is made for the container, and its mounts too, so that if the process
+        dies (SIGKILL) at any later step, ``reconcile`` finds the owner gone and knows
+        what to release.
+        """
         with FileLock(self.paths.lock_file):
             name = opts.name or records.generate_name(self.paths)
             if opts.name:
@@ -214,28 +224,37 @@ class Engine:
                 "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0, "OOMKilled": False,
                           "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z",
                           "Error": ""},
-                "Mounts": [],
+                "Mounts": plan.mount_records(),
                 "NetworkSettings": {},
                 # Complete from its first write: a command killed after it leaves a startable record.
                 "SkiffOptions": opts._asdict(),
                 "LogPath": str(self.paths.containers / cid / f"{cid}-json.log"),
                 "RestartCount": 0,
             })
+            if owned:  # "starting" until it runs: `start` leaves it alone, `ps` shows it created
+                container.state.update(Status="starting", MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             container.dir.mkdir(parents=True, mode=0o700)
             container.save(durable=not opts.remove)
+        crash_point("reserved")
         return container
 
     def _prepare(self, container: Container, image: Any, plan: "RunPlan", undo: contextlib.ExitStack) -> Path:
         """Rootfs, volumes, network and the bundle: everything the runtime needs."""
         from skiff.storage.overlay import mount_rootfs, unmount_rootfs
 
+        if container.data.get("Mounts") != plan.mount_records():
+            # A start that makes new anonymous volumes names them before they exist (see reconcile).
+            container.data["Mounts"] = plan.mount_records()
+            container.save()
         rootfs = mount_rootfs(image.layer_dirs, container.bundle)
         undo.callback(unmount_rootfs, container.bundle)
+        crash_point("rootfs")
         spec = plan.build_spec(container, rootfs, undo)
         container.data["Mounts"] = plan.mount_records()
         container.data["NetworkSettings"] = plan.network_settings()
         container.save(durable=not plan.opts.remove)
         write_json(container.bundle / "config.json", spec, durable=False)  # rewritten at every start
+        crash_point("bundle")
         return container.bundle
 
     def _run_bundle(self, container: Container, bundle: Path) -> int:
@@ -252,9 +271,9 @@ class Engine:
         def started(pid: int) -> None:
             if relay:
                 relay.close_container_ends()
-            container.state.update(Status="running", Running=True, Pid=pid, StartedAt=now_rfc3339(),
-                                   MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
+            container.state.update(Status="running", Running=True, Pid=pid, StartedAt=now_rfc3339())
             container.save(durable=False)  # a running state dies with the machine anyway
+            crash_point("created")
 
         runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
 
@@ -270,15 +289,19 @@ class Engine:
                 relay.finish()
 
     def _finish(self, container: Container, status: int, remove: bool) -> None:
+        """Record the exit, release, then let go: the record names us until the teardown is done."""
         state = container.state
         state.update(Status="exited", Running=False, Pid=0, ExitCode=status, FinishedAt=now_rfc3339())
-        state.pop("MonitorPid", None)
-        state.pop("MonitorStart", None)
         if not remove:  # a --rm container's record is about to go: no point writing it
             container.save()
+        crash_point("exited")
         self._teardown(container, remove_anonymous=remove)
         if remove:
             records.remove_record(container)
+            return
+        state.pop("MonitorPid", None)
+        state.pop("MonitorStart", None)
+        container.save(durable=False)  # lost in a crash of the machine: reconcile then lets go for us
 
     def _teardown(self, container: Container, remove_anonymous: bool) -> None:
         """Release what a stopped container holds; safe to call more than once."""
@@ -301,17 +324,19 @@ class Engine:
         container = records.find_container(self.paths, ref, broken_ok=force)
         if container.data.get("SkiffBroken"):
             return self._remove_broken(container, ref)
+        _wait_for_owner(container)
         if container.held:
             if not force:
                 raise ContainerConflict(
                     f"You cannot remove a {container.state.get('Status')} container {container.id}. "
                     "Stop the container before attempting removal or force remove")
-            lifecycle.mark_manual_stop(container)
+            with contextlib.suppress(OSError):  # a full disk: the record goes anyway, no restart follows
+                lifecycle.mark_manual_stop(container)
             self._kill(container)
             lifecycle.signal_monitor(container, signal.SIGTERM)  # one waiting to restart
             lifecycle.wait_released(container, timeout=10)
-        with records.locked(container):
-            pass  # no update of the record is in flight past this point
+        with FileLock(self.paths.containers / f".{container.id}.lock"):
+            pass  # no update of the record is in flight past this point (and none is written: rm needs no space)
         self._teardown(container, remove_anonymous=volumes)
         records.remove_record(container)
         return ref
@@ -573,42 +598,104 @@ class Engine:
 
     # --- crash recovery -------------------------------------------------------
     def reconcile(self) -> None:
-        """Finish containers whose skiff process died (SIGKILL, crash): kill, record, release.
+        """Finish containers whose owner died (SIGKILL, crash): kill, record, release.
 
-        A running record names the process that holds the container; if that
-        process is gone (or its pid was reused: the start time differs), nobody
-        will ever record the exit, so this command does.
+        Every record a process is working on names it (``MonitorPid`` and its start
+        time, so a reused pid is not mistaken for it): a foreground ``skiff run`` from
+        the moment it reserves the record until its teardown is done, ``skiff start``
+        until the monitor takes over, the monitor until it has released the container.
+        If that process is gone, nobody will finish the job, so this command does.
+        Nothing is written unless an owner died: a command that only reads (or removes)
+        never needs a free byte on the disk, and a write that fails here (disk full)
+        leaves the repair to a later command rather than failing this one.
         """
         for container in records.all_containers(self.paths):
-            if not _in_flight(container) or _alive(container.state):
-                continue
-            try:
-                with records.locked(container) as c:
-                    if not _in_flight(c) or _alive(c.state):
-                        continue  # finished or taken over meanwhile
-                    if c.state.get("Status") == "starting":  # its `skiff start` died before the monitor ran
-                        self._kill(c)
-                        never_ran = c.state.get("StartedAt", "").startswith("0001")
-                        c.state.update(Status="created" if never_ran else "exited", Running=False, Pid=0)
-                        c.state.pop("MonitorPid", None)
-                        c.state.pop("MonitorStart", None)
-                        self._teardown(c, remove_anonymous=False)
-                        continue
-                    was_alive = _init_alive(self.paths, c.id)
-                    self._kill(c)
-                    # We killed a live init: 137. Otherwise it ended while nobody watched: unknown.
-                    code = 137 if was_alive else 255
-                    c.state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
-                                   ExitCode=code, FinishedAt=now_rfc3339(),
-                                   Error="the container's monitor exited unexpectedly")
-                    c.state.pop("MonitorPid", None)
-                    c.state.pop("MonitorStart", None)
-            except SkiffError:
-                continue
-            self._teardown(container, remove_anonymous=bool(container.data["HostConfig"].get("AutoRemove")))
-            if container.data["HostConfig"].get("AutoRemove"):
-                records.remove_record(container)
+            if _orphaned(container.state):
+                with contextlib.suppress(SkiffError, OSError):
+                    self._recover(container)
         self._remove_stale_cgroups()
+
+    def _recover(self, container: Container) -> None:
+        """Kill what runs, record the truth, release everything, under the container's lock.
+
+        The record goes on naming the dead owner until the release is complete, so a
+        command killed while it recovers is recovered in turn by the next one.
+        """
+        auto_remove = bool(container.data["HostConfig"].get("AutoRemove"))
+        with FileLock(self.paths.containers / f".{container.id}.lock"):
+            if not container.reload() or not _orphaned(container.state):
+                return  # removed, finished or taken over meanwhile
+            if self._record_death(container):
+                with contextlib.suppress(OSError):  # disk full: release all the same, record later
+                    container.save()
+            self._teardown(container, remove_anonymous=auto_remove)
+            self._forget_runtime(container)
+            if not auto_remove:
+                container.state.pop("MonitorPid", None)
+                container.state.pop("MonitorStart", None)
+                container.save()
+        if auto_remove:
+            records.remove_record(container)
+
+    def _record_death(self, container: Container) -> bool:
+        """The state after its owner died (in memory); False if the recorded state is still true.
+
+        A container that ran (or whose init exists) was killed with its owner, or by us
+        now: Exited (137), as SIGKILL gives. One whose init had already ended while nobody
+        watched: 255, its exit code is lost. One that never ran goes back to created if
+        ``start`` can start it again (it was made by create or run -d), else (a foreground
+        ``run``'s) it is Exited (137) too: the command that should have run it was killed.
+        """
+        state = container.state
+        status = state.get("Status")
+        if status not in ("starting", "running", "paused", "restarting"):
+            return False  # exited or created already: its owner died while releasing it
+        was_alive = _init_alive(self.paths, container.id)
+        self._kill(container)
+        owner = int(state.get("MonitorPid") or 0)
+        state.update(Running=False, Paused=False, Restarting=False, Pid=0)
+        never_ran = status == "starting" and state.get("StartedAt", "").startswith("0001")
+        if never_ran and "SkiffOptions" in container.data:
+            state["Status"] = "created"
+        elif status == "starting" and not never_ran:
+            state["Status"] = "exited"  # a start of an exited container that never got going
+        else:
+            state.update(Status="exited", ExitCode=137 if was_alive or never_ran else 255, FinishedAt=now_rfc3339(),
+                         Error=f"the skiff process that held the container (pid {owner}) died")
+        return True
+
+    def _forget_runtime(self, container: Container) -> None:
+        """What the runtime core keeps for a container whose creator died before deleting it.
+
+        A creator killed inside ``create`` leaves an init (blocked on its exec fifo) and
+        a state directory without state.json, which ``Runtime.delete`` cannot find:
+        the init dies with its cgroup, and the directory is removed here.
+        """
+        import shutil
+
+        from skiff import cgroups
+
+        with contextlib.suppress(SkiffError, OSError):
+            cgroup = cgroups.open(f"/{cgroup_parent_of(container)}/{container.id}")
+            if cgroup.exists():
+                cgroup.kill()
+                cgroup.destroy()
+        shutil.rmtree(self.paths.runtime_state / container.id, ignore_errors=True)
+
+    def release_orphaned_networks(self, manager: Any) -> list[str]:
+        """Namespaces, veths, leases and ports held for containers that no live record owns.
+
+        Containers whose owner died are recovered first; then the network's own records
+        (endpoints and leases by container id) are checked against the containers that
+        may hold a network now. Returns the ids released.
+        """
+        self.reconcile()
+
+        def live() -> set[str]:
+            return {c.id for c in records.all_containers(self.paths)
+                    if c.state.get("Status") not in ("exited", "created", "dead") or _alive(c.state)}
+
+        return manager.reconcile(live)
 
     def _remove_stale_cgroups(self) -> None:
         """Cgroups that outlived their container: its skiff was killed before the runtime recorded it.
@@ -678,9 +765,20 @@ def _sample(cgroup: Any) -> Any:
         return Stats(0, 0, None, 0, None, time.monotonic_ns())
 
 
-def _in_flight(container: Container) -> bool:
-    """Held by a process, or being started by one."""
-    return container.held or container.state.get("Status") == "starting"
+def _wait_for_owner(container: Container, timeout: float = 30) -> None:
+    """A container that has just ended may still be released by its owner: wait until that is done."""
+    from skiff.engine import lifecycle
+
+    state = container.state
+    if state.get("Status") in ("exited", "created") and _alive(state):
+        lifecycle.wait_for_pid(int(state["MonitorPid"]), timeout)
+        container.reload()
+
+
+def _orphaned(state: dict[str, Any]) -> bool:
+    """Its record names an owner (or should: it is held or starting), and that process is gone."""
+    owned = state.get("MonitorPid") or state.get("Status") in ("running", "paused", "restarting", "starting")
+    return bool(owned) and not _alive(state)
 
 
 def _init_alive(paths: Paths, cid: str) -> bool:

@@ -14,6 +14,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from skiff import crash_point
 from skiff.engine import spec as process_spec
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
@@ -191,10 +192,12 @@ class RunPlan:
             linux["seccomp"] = self.seccomp
 
         self._set_network(spec, container, undo)
+        crash_point("network")
         spec["mounts"].extend(self._etc_files(container, hostname))
         if self.mount_plan is not None:
             undo.callback(self.mount_plan.release, True)  # a failed run keeps no volume it created
             self.mount_plan.prepare(rootfs, container.id)
+            crash_point("volumes")
             spec["mounts"].extend(self.mount_plan.oci_mounts())
             if self.mount_plan.rootfs_propagation():
                 linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
@@ -269,7 +272,11 @@ def release_resources(paths: Paths, container: Container, remove_anonymous: bool
     from skiff.engine.volumes import release_container_mounts
 
     release_container_mounts(paths, container, remove_anonymous)
-    if container.data.get("NetworkSettings"):
+    # By mode, not by NetworkSettings: a run killed between the attach and the record that
+    # says so holds a namespace, a veth and a lease all the same (the network's own records
+    # of them, by container id, are the truth).
+    mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
+    if container.data.get("NetworkSettings") or (mode not in ("none", "host") and not mode.startswith("container:")):
         from skiff.engine.network import detach
 
         detach(paths, container)

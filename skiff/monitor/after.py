@@ -67,13 +67,13 @@ def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> No
                 delay = next_delay_ms(int(c.data.get("RestartDelayMs", 0)), ran)
                 c.data["RestartDelayMs"] = delay
                 state.update(Status="restarting", Running=True, Restarting=True)
-            else:
+            else:  # this monitor stays named until ``release`` is done (see Engine.reconcile)
                 state.update(Status="exited" if started else "created", Running=False, Restarting=False,
                              Paused=False)
-                state.pop("MonitorPid", None)
-                state.pop("MonitorStart", None)
     except ContainerNotFound:
         return  # removed meanwhile (rm -f): whoever removed it released its resources
+    except OSError:  # the record cannot be written (disk full): release anyway; reconcile records it later
+        restart = False
     if restart and _sleep_unless_stopped(delay / 1000):
         with contextlib.suppress(ContainerNotFound):
             with records.locked(container) as c:
@@ -90,20 +90,27 @@ def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> No
         with contextlib.suppress(ContainerNotFound):
             with records.locked(container) as c:
                 c.state.update(Status="exited", Running=False, Restarting=False)
-                c.state.pop("MonitorPid", None)
-                c.state.pop("MonitorStart", None)
     release(paths, container)
 
 
 def release(paths: Paths, container: records.Container) -> None:
+    """Release what the container holds, then let go of the record (or remove it, ``--rm``)."""
     from skiff.engine import Engine
 
     if not container.reload():
         return
     auto_remove = bool(container.data["HostConfig"].get("AutoRemove"))
-    Engine(paths)._teardown(container, remove_anonymous=auto_remove)
+    engine = Engine(paths)
+    engine._teardown(container, remove_anonymous=auto_remove)
+    engine._forget_runtime(container)  # a helper killed inside create leaves an init the runtime cannot name
     if auto_remove:
         records.remove_record(container)
+        return
+    with contextlib.suppress(ContainerNotFound, OSError):
+        with records.locked(container) as c:
+            if c.state.get("MonitorPid") == os.getpid():
+                c.state.pop("MonitorPid", None)
+                c.state.pop("MonitorStart", None)
 
 
 def _sleep_unless_stopped(seconds: float) -> bool:

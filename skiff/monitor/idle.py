@@ -43,16 +43,44 @@ def json_string(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def _json_entry(stream: str, text: bytes) -> bytes:
+    return (f'{{"log":"{json_string(text.decode("utf-8", "replace"))}","stream":"{stream}",'
+            f'"time":"{rfc3339_nano(time.time_ns())}"}}\n').encode()
+
+
 class Log:
-    """Append-only json-file log with size-based rotation."""
+    """Append-only json-file log with size-based rotation; output is dropped, never fatal, when space runs out.
+
+    A full filesystem must not take the container (or the rest of skiff's root) down
+    with it: the log stops growing while less than ``reserve`` bytes are free (so the
+    records that ``stop`` and ``rm`` write still fit), or when a write fails (ENOSPC,
+    EDQUOT...). An entry is written whole or not at all. What is dropped is counted, and
+    once there is room again one entry on stderr says how much was lost. (Docker's
+    json-file driver returns the error and loses the output without a trace.)
+    """
 
     def __init__(self, path: str, max_size: int, max_file: int) -> None:
         self.path = path
         self.max_size = max_size
         self.max_file = max(1, max_file)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self.size = os.fstat(self.fd).st_size
         self.partial = {"stdout": b"", "stderr": b""}
+        self.dropped = 0        # bytes of output lost since the log last had room
+        self.full = False       # no room for the log at the last check
+        self.next_check = 0.0   # when (monotonic) to look at the free space again ...
+        self.unchecked = 0      # ... or once this many bytes have been written since
+        self.fd = -1
+        self.size = 0
+        self.reserve = 1 << 20
+        try:
+            self._open(0)
+            st = os.fstatvfs(self.fd)
+            self.reserve = min(64 << 20, max(1 << 20, st.f_blocks * st.f_frsize // 50))
+        except OSError:
+            pass  # no room even for an empty file: every entry counts as dropped until there is
+
+    def _open(self, flags: int) -> None:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | flags, 0o640)
+        self.size = os.fstat(self.fd).st_size
 
     def write(self, stream: str, data: bytes) -> None:
         """One entry per line, as Docker: a partial line waits for its end (or for 16 KiB)."""
@@ -69,16 +97,59 @@ class Log:
             self._entry(stream, self.partial[stream])
             self.partial[stream] = b""
 
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
     def _entry(self, stream: str, text: bytes) -> None:
-        entry = (f'{{"log":"{json_string(text.decode("utf-8", "replace"))}","stream":"{stream}",'
-                 f'"time":"{rfc3339_nano(time.time_ns())}"}}\n').encode()
-        if self.max_size and self.size and self.size + len(entry) > self.max_size:
-            self._rotate()
-        os.write(self.fd, entry)
-        self.size += len(entry)
+        if not self._room():
+            self.dropped += len(text)
+            return
+        note = b""
+        if self.dropped:  # written with the entry, whole or not at all
+            note = _json_entry("stderr", f"skiff: {self.dropped} bytes of the container's output were dropped: "
+                                         f"no space left for its log {self.path}\n".encode())
+        entry = note + _json_entry(stream, text)
+        try:
+            if self.fd < 0:
+                self._open(0)
+            if self.max_size and self.size and self.size + len(entry) > self.max_size:
+                self._rotate()
+            self._append(entry)
+            self.dropped = 0
+        except OSError:
+            self.dropped += len(text)
+            self.full = True
+            self.next_check = time.monotonic() + 1.0
+
+    def _room(self) -> bool:
+        """Whether the log may grow: the free space is looked at every 0.1 s or quarter of the
+        reserve written, and once a second while there is no room."""
+        now = time.monotonic()
+        if now < self.next_check and self.unchecked < self.reserve // 4:
+            return not self.full
+        try:
+            st = os.fstatvfs(self.fd) if self.fd >= 0 else os.statvfs(os.path.dirname(self.path))
+            self.full = st.f_bavail * st.f_frsize <= self.reserve
+        except OSError:
+            self.full = True
+        self.next_check = now + (1.0 if self.full else 0.1)
+        self.unchecked = 0
+        return not self.full
+
+    def _append(self, data: bytes) -> None:
+        """All of ``data`` or nothing: a short write is undone, so the file holds whole lines only."""
+        written = os.write(self.fd, data)
+        if written < len(data):
+            os.ftruncate(self.fd, self.size)
+            raise OSError(28, "No space left on device", self.path)
+        self.size += written
+        self.unchecked += written
 
     def _rotate(self) -> None:
         os.close(self.fd)
+        self.fd = -1
         if self.max_file > 1:
             for n in range(self.max_file - 1, 1, -1):
                 if os.path.exists(f"{self.path}.{n - 1}"):
@@ -86,18 +157,32 @@ class Log:
             os.replace(self.path, f"{self.path}.1")
         else:
             os.truncate(self.path, 0)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-        self.size = 0
+        self._open(os.O_TRUNC)
 
 
-def read_report(fd: int) -> tuple[int, str]:
-    """The helper's one line: ``ok PID MONITOR`` or ``error MONITOR CODE MESSAGE``; (0, message) if it died silently."""
+def read_report(fd: int, helper_pid: int) -> tuple[int, str]:
+    """The helper's one line: ``ok PID MONITOR`` or ``error MONITOR CODE MESSAGE``; (-125, message) if it died silently.
+
+    The wait ends when the helper has exited, not only at end of file: an init it
+    forked before it was killed holds a copy of the pipe until someone kills it.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    pidfd = os.pidfd_open(helper_pid)
+    poller.register(pidfd, select.POLLIN)
     data = b""
     while True:
-        chunk = os.read(fd, 4096)
+        ready = dict(poller.poll())
+        if fd not in ready:  # the helper is gone: take what it wrote, if anything
+            os.set_blocking(fd, False)
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            chunk = b""
         if not chunk:
             break
         data += chunk
+    os.close(pidfd)
     os.close(fd)
     words = data.decode(errors="replace").strip().split(" ", 3)
     if len(words) >= 2 and words[0] == "ok":
@@ -204,14 +289,14 @@ def main(argv: list[str]) -> None:
     hub = Hub(int(listen_fd), console_fd if console_fd >= 0 else int(stdin_fd), console_fd >= 0,
               expect_attach == "1")
     log = Log(log_path, int(max_size), int(max_file))
-    init_pid, error = read_report(report_fd)
+    init_pid, error = read_report(report_fd, helper_pid)
     wait_status(helper_pid)
     if init_pid > 0:
         status = pump(log, streams, init_pid, hub)
     else:
         pump_until_eof(log, streams, hub)
         status = -init_pid
-    os.close(log.fd)
+    log.close()
     hub.finish(status, attach_path)
     if int(stdin_fd) >= 0 and int(stdin_fd) != console_fd:
         os.close(int(stdin_fd))

@@ -22,6 +22,7 @@ import sys
 
 from typing import NoReturn
 
+from skiff import crash_point
 from skiff.engine import containers as records
 from skiff.engine.unixsock import listen_unix
 from skiff.errors import SkiffError
@@ -165,6 +166,7 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
     with records.locked(container) as c:
         c.state.update(Status="running", Running=True, Paused=False, Restarting=False, Pid=pid,
                        StartedAt=now_rfc3339(), Error="", MonitorPid=monitor, MonitorStart=_start_time(monitor))
+    crash_point("created")
     runtime.start(container.id)
     return pid
 

@@ -35,7 +35,7 @@ import ipaddress
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -585,21 +585,24 @@ class NetworkManager:
         endpoint = self._load_endpoint(container_id) or {"Ports": []}
         return [PortMapping.from_dict(p).describe() for p in endpoint["Ports"]]
 
-    def reconcile(self, live_container_ids: Iterable[str]) -> list[str]:
+    def reconcile(self, live_container_ids: Iterable[str] | Callable[[], Iterable[str]]) -> list[str]:
         """Release what is held for any container id not in ``live_container_ids``; returns those ids.
 
         For each such id, as ``detach`` does: the netns pin, veths, leases, the
         endpoint record and the published ports' rules and claim, whether or not
         the container's own record ever got its NetworkSettings. The live set
         must hold every container whose network may be in use, those being
-        created right now included. Cheap when nothing is stale: one lock, a read
-        of the endpoint and network records, no kernel request.
+        created right now included: given as a callable, it is asked for under
+        the lock, after what is held has been listed, so a container that
+        attached before then is among them. Cheap when nothing is stale: one
+        lock, a read of the endpoint and network records, no kernel request.
         """
         if not self.paths.networks.is_dir() and not self.paths.netns.is_dir():
             return []  # this root never had a network
-        live = set(live_container_ids)
         with FileLock(self._lock):
-            stale = sorted(self._held_ids() - live)
+            held = self._held_ids()
+            live = set(live_container_ids() if callable(live_container_ids) else live_container_ids)
+            stale = sorted(held - live)
             for cid in stale:
                 self._release(cid)
             # A resolver whose network lost its last container while skiff was killed.

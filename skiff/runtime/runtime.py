@@ -12,7 +12,7 @@ import _signal as signal  # the C module: signal.py builds enums (enum, functool
 import os
 import time
 
-from skiff import errors
+from skiff import crash_point, errors
 from skiff.errors import ContainerConflict, ContainerNotFound, ContainerNotRunning, InvalidArgument
 
 # skiff-oci runs one short process per command: state, start, kill and delete import only os,
@@ -78,6 +78,7 @@ class Runtime:
                 self._handshake(cid, pid, sock, config, cgroups, bundle_path)
             finally:
                 sock.close()
+            crash_point("runtime-create")
             self._write_state(state_dir, {
                 **state_dict(cid, "created", pid, str(bundle_path), config.get("annotations", {})),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",

@@ -41,9 +41,11 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
                 f.flush()
                 os.fsync(fd)
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
+            exc.filename = str(path)  # "No space left on device: '<the record>'", not a temporary name
         raise
     if durable:
         fsync_dir(path.parent)
