@@ -642,9 +642,9 @@ class Engine:
 
         A container that ran (or whose init exists) was killed with its owner, or by us
         now: Exited (137), as SIGKILL gives. One whose init had already ended while nobody
-        watched: 255, its exit code is lost. One that never ran goes back to created if
-        ``start`` can start it again (it was made by create or run -d), else (a foreground
-        ``run``'s) it is Exited (137) too: the command that should have run it was killed.
+        watched: 255, its exit code is lost. One that never ran goes back to created, as
+        Docker shows a container whose run never started it: every complete record can be
+        started. A record without its options (an older skiff's) is Exited (137).
         """
         state = container.state
         status = state.get("Status")

@@ -153,10 +153,11 @@ def test_crash_bridge_foreground_run_rm(crash: Skiff, step: str) -> None:
 
 @pytest.mark.parametrize("step", RUN_STEPS)
 def test_crash_bridge_foreground_run(crash: Skiff, step: str) -> None:
-    """A killed ``run`` shows Exited (137) (its exit code at the last step), holding nothing."""
+    """A killed ``run`` holds nothing: Created if it never ran (it starts again), else Exited (137)."""
     killed_at(crash, step, "run", "--name", "fg", *container_args())
     cid = only_container(crash)
-    assert status(crash, "fg") == ("Exited (3)" if step == "exited" else "Exited (137)")
+    expected = {"created": "Exited (137)", "exited": "Exited (3)"}.get(step, "Created")
+    assert status(crash, "fg") == expected
     assert leftovers(crash, cid, record_kept=True) == []
     state = json.loads(crash.ok("inspect", "fg"))[0]["State"]
     assert not state["Running"] and state["Pid"] == 0
