@@ -17,6 +17,8 @@ class SkiffError(Exception):
     """Base of every error skiff reports to a user."""
 
     exit_code: int = 125
+    # True: the CLI prints the message as it is (Docker's client's own lines), without "skiff: ".
+    verbatim: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -31,6 +33,26 @@ class SkiffError(Exception):
 
 class UsageError(SkiffError):
     """Bad command-line usage: unknown flag, missing argument, malformed value."""
+
+
+class UnknownFlag(UsageError):
+    """A flag the command does not have (abbreviations are not accepted): 125, as Docker's client."""
+
+    verbatim = True
+
+
+class ArgumentCountError(UsageError):
+    """Too few or too many arguments for a command: Docker's client exits 1 for these."""
+
+    exit_code = 1
+    verbatim = True
+
+
+class NotATerminal(UsageError):
+    """``-it`` while stdin is not a terminal: Docker's client refuses it with status 1."""
+
+    exit_code = 1
+    verbatim = True
 
 
 class InvalidArgument(SkiffError):

@@ -95,6 +95,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     p.add_argument("--help", action="help", help="show this help message and exit")
+    p.dashdash_after_first_positional = True  # type: ignore[attr-defined]  # run IMAGE -- ARG: "--" is ARG
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -102,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from skiff.engine import Engine
     from skiff.errors import ExecError, SkiffError
 
+    check_terminal(args)
     opts = run_options(args)
     try:
         engine = Engine(paths_from(args))
@@ -123,8 +125,6 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
 
     if args.log_driver != "json-file":
         raise InvalidArgument(f"logging driver {args.log_driver!r} is not supported: use json-file")
-    if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
-        raise InvalidArgument("the input device is not a TTY", hint="run without -t, or from a terminal")
     return RunOptions(
         image=args.image, command=args.command, name=args.name, remove=args.remove,
         detach=args.detach, tty=args.tty, init=args.init, restart=args.restart, log_opts=args.log_opt,
@@ -139,6 +139,14 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
         dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
         security_opts=security_opts(args.security_opt),
     )
+
+
+def check_terminal(args: argparse.Namespace) -> None:
+    """``run -it`` or ``exec -it`` attached with no terminal on stdin: Docker's client refuses it (1)."""
+    if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
+        from skiff.errors import NotATerminal
+
+        raise NotATerminal("the input device is not a TTY")
 
 
 def security_opts(values: list[str]) -> list[str]:
@@ -561,14 +569,15 @@ def add_exec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    p.dashdash_after_first_positional = True  # type: ignore[attr-defined]
+    p.min_args = 2  # type: ignore[attr-defined]  # CONTAINER COMMAND, as Docker's client counts them
     p.set_defaults(func=cmd_exec)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
     from skiff.errors import ContainerNotFound, ContainerNotRunning, InvalidArgument, SkiffError
 
-    if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
-        raise InvalidArgument("the input device is not a TTY", hint="run without -t, or from a terminal")
+    check_terminal(args)
     try:
         status = _engine(args).exec(args.container, args.command, env=args.env, user=args.user,
                                     workdir=args.workdir, interactive=args.interactive, tty=args.tty,

@@ -12,17 +12,148 @@ import os
 import sys
 from typing import NoReturn
 
-from skiff.errors import SkiffError, UsageError
+from skiff.errors import ArgumentCountError, SkiffError, UnknownFlag, UsageError
 
 # Command-group modules, in the order their commands appear in ``--help``.
 COMMAND_MODULES = ("container", "image", "registry", "volume", "network", "system")
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting 2, so usage errors exit 125 as Docker's do."""
+    """argparse with Docker's client's rules for a bad command line.
+
+    No abbreviated flags (``--nam`` is not ``--name``); an unknown flag is
+    ``unknown flag: --x`` and 125; too few or too many arguments is Docker's
+    ``"skiff rm" requires at least 1 argument.`` with the usage, and 1. Other
+    usage errors raise instead of exiting 2, so they exit 125 as Docker's do.
+    """
+
+    # ``run IMAGE -- ARG``: Docker stops parsing flags at the image, so a ``--`` after it is the
+    # command's first argument; argparse would swallow it with the image (set by add_run_flags).
+    dashdash_after_first_positional = False
+    # The fewest arguments the command needs when a REMAINDER hides it (exec: CONTAINER COMMAND).
+    min_args = 0
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.register("action", "parsers", _SubParsersAction)
+        self.summary = ""  # the one-line help the parent gave this command (Docker prints it after the usage)
+        self._dashdash_pending = False
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required"):
+            raise _MissingArguments(message)
+        needs = message.partition(": expected one argument")
+        if needs[1] and needs[0].startswith("argument "):
+            flag = needs[0][len("argument "):].split("/")[-1]
+            raise UnknownFlag(f"flag needs an argument: {flag}\nSee '{self.prog} --help'.")
         raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        words = list(sys.argv[1:] if args is None else args)
+        self._dashdash_pending = False
+        try:
+            parsed, extras = super().parse_known_args(words, namespace)
+        except _MissingArguments as missing:
+            self._raise_unknown_flag(words)
+            if self._has_subcommands():  # "skiff volume": no command named
+                raise UsageError(str(missing), hint=f"see '{self.prog} --help'") from None
+            raise self._count_error() from None
+        self._raise_unknown_flag(extras)
+        if extras or self._positional_count(parsed) < self.min_args:
+            raise self._count_error()
+        return parsed, extras
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        if self.dashdash_after_first_positional and not action.option_strings:
+            if action.nargs is None and arg_strings[1:] == ["--"] and arg_strings[0] != "--":
+                self._dashdash_pending = True  # IMAGE --: the "--" belongs to the command
+                arg_strings = arg_strings[:1]
+            elif action.nargs == argparse.REMAINDER and self._dashdash_pending:
+                arg_strings = ["--", *arg_strings]
+        return super()._get_values(action, arg_strings)
+
+    def _raise_unknown_flag(self, words: list[str]) -> None:
+        for word in words:
+            if word == "--":
+                return
+            found = self._parse_optional(word)
+            if found and found[0] is None:
+                flag = word.partition("=")[0]
+                text = f"unknown flag: {flag}" if flag.startswith("--") else \
+                    f"unknown shorthand flag: '{flag[1:2]}' in {flag}"
+                raise UnknownFlag(f"{text}\nSee '{self.prog} --help'.")
+
+    def _has_subcommands(self) -> bool:
+        return any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+
+    def _positional_actions(self) -> list[argparse.Action]:
+        return [a for a in self._actions if not a.option_strings]
+
+    def _positional_count(self, parsed: argparse.Namespace) -> int:
+        count = 0
+        for action in self._positional_actions():
+            value = getattr(parsed, action.dest, None)
+            count += len(value) if isinstance(value, list) else int(value is not None)
+        return count
+
+    def _count_error(self) -> ArgumentCountError:
+        """Docker's wording for a wrong number of arguments, from the command's positionals."""
+        low, high = 0, 0
+        for action in self._positional_actions():
+            nargs = action.nargs
+            if nargs is None:
+                low, high = low + 1, high + 1
+            elif isinstance(nargs, int):
+                low, high = low + nargs, high + nargs
+            elif nargs == "?":
+                high += 1
+            else:  # "*", "+", REMAINDER: no upper bound
+                low, high = low + (nargs == "+"), -1
+        low = max(low, self.min_args)
+        name = f'"{self.prog}"'
+        if high == 0:
+            text = f"{name} accepts no arguments."
+        elif low == high:
+            text = f"{name} requires exactly {_arguments(low)}."
+        elif high < 0:
+            text = f"{name} requires at least {_arguments(low)}."
+        elif low == 0:
+            text = f"{name} requires at most {_arguments(high)}."
+        else:
+            text = f"{name} requires at least {low} and at most {_arguments(high)}."
+        usage = f"\n\nUsage:  {self._usage_line()}" + (f"\n\n{self.summary}" if self.summary else "")
+        return ArgumentCountError(f"{text}\nSee '{self.prog} --help'.{usage}")
+
+    def _usage_line(self) -> str:
+        words = [self.prog]
+        if any(a.option_strings and not isinstance(a, argparse._HelpAction) for a in self._actions):
+            words.append("[OPTIONS]")
+        for action in self._positional_actions():
+            name = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+            needed = len(words) - 1 - (words[1:2] == ["[OPTIONS]"]) < self.min_args  # exec's COMMAND
+            words.append({None: name, "?": f"[{name}]", "+": f"{name} [{name}...]", "*": f"[{name}...]",
+                          argparse.REMAINDER: f"{name} [ARG...]" if needed else f"[{name}] [ARG...]",
+                          }.get(action.nargs, name))  # type: ignore[arg-type]
+        return " ".join(words)
+
+
+class _MissingArguments(Exception):
+    """Raised by ``error`` for missing positionals; ``parse_known_args`` turns it into Docker's message."""
+
+
+class _SubParsersAction(argparse._SubParsersAction):
+    """Keeps each command's help line on its parser, for the usage Docker prints after a count error."""
+
+    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+        summary = str(kwargs.get("help") or "")
+        parser = super().add_parser(name, **kwargs)  # type: ignore[arg-type]
+        parser.summary = summary[:1].upper() + summary[1:]  # type: ignore[attr-defined]
+        return parser
+
+
+def _arguments(count: int) -> str:
+    return f"{count} argument" if count == 1 else f"{count} arguments"
 
 
 def build_parser(command: str | None = None) -> ArgumentParser:
@@ -111,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
         return int(status or 0)
     except SkiffError as exc:
-        _report(f"skiff: {exc}", debug)
+        _report(str(exc) if exc.verbatim else f"skiff: {exc}", debug)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -22,7 +22,7 @@ from skiff import crash_point
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
-from skiff.errors import ContainerConflict, ContainerNotRunning, InvalidArgument, SkiffError
+from skiff.errors import ContainerConflict, ContainerNotRunning, ExecError, InvalidArgument, NotFound, SkiffError
 from skiff.paths import Paths
 from skiff.timestamps import now as now_rfc3339
 from skiff.store import FileLock, write_json
@@ -55,10 +55,26 @@ class Engine:
             container = self._create_record(opts, image, plan, owned=True)
             undo.callback(records.remove_record, container)
             bundle = self._prepare(container, image, plan, undo)
-            status = self._run_bundle(container, bundle)
+            try:
+                status = self._run_bundle(container, bundle)
+            except ExecError as exc:
+                if opts.remove:
+                    raise  # the undo removes it all, as Docker's --rm does
+                undo.pop_all()
+                self._failed_start(container, exc)
+                raise
             undo.pop_all()  # the container ran: from here on, teardown is the normal path
         self._finish(container, status, remove=opts.remove)
         return status
+
+    def _failed_start(self, container: Container, exc: SkiffError) -> None:
+        """As Docker: a command that cannot run leaves the container created, with 126 or 127 recorded."""
+        container.state.update(Status="created", Running=False, Pid=0, ExitCode=exc.exit_code,
+                               Error=str(exc), FinishedAt=now_rfc3339())
+        container.state.pop("MonitorPid", None)
+        container.state.pop("MonitorStart", None)
+        container.save()
+        self._teardown(container, remove_anonymous=False)
 
     def run_detached(self, opts: RunOptions) -> str:
         """``run -d``: create, start under a monitor, return the full id once the container runs."""
@@ -571,7 +587,7 @@ class Engine:
         wanted = port if "/" in port else f"{port}/tcp"
         shown = [line.partition(" -> ")[2] for line in lines if line.partition(" -> ")[0] == wanted]
         if not shown:
-            raise InvalidArgument(f"No public port '{wanted}' published for {ref}")
+            raise NotFound(f"No public port '{wanted}' published for {ref}")  # 1, as Docker
         return shown
 
     def inspect(self, ref: str) -> dict[str, Any]:

@@ -107,7 +107,20 @@ class RunPlan:
 
     # --- records --------------------------------------------------------------
     def hostname(self, cid: str) -> str:
-        return self.opts.hostname or cid[:12]
+        """-h; else, as Docker, the host's name on its network, X's on X's (container:X); else the short id."""
+        if self.opts.hostname:
+            return self.opts.hostname
+        mode = self.opts.network
+        if mode == "host":
+            import os
+
+            return os.uname().nodename
+        if mode.startswith("container:"):
+            from skiff.engine import containers as records
+
+            other = records.find_container(self.paths, mode.partition(":")[2])
+            return str(other.data["Config"].get("Hostname") or other.id[:12])
+        return cid[:12]
 
     def config_record(self, cid: str) -> dict[str, Any]:
         o = self.opts
@@ -168,6 +181,7 @@ class RunPlan:
         hostname = self.hostname(container.id)
         env = process_spec.environment(self.image.config, o, hostname, user.home)
         container.data["Config"]["Env"] = env
+        container.data["Config"]["Hostname"] = hostname  # container:X: X's, which may have changed
 
         spec = copy.deepcopy(default_spec())
         spec["root"] = {"path": "rootfs", "readonly": o.read_only}

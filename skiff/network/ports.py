@@ -111,6 +111,10 @@ def _socket_type(protocol: str) -> int:
 def host_port_free(host_ip: str, port: int, protocol: str) -> bool:
     """Whether a host process could bind this port now (nothing listens on it)."""
     with socket.socket(socket.AF_INET, _socket_type(protocol) | socket.SOCK_CLOEXEC) as probe:
+        if protocol == "tcp":
+            # As any server would: a port whose last connection lingers in TIME-WAIT is free (a
+            # listener still makes bind fail). Not for UDP, where it would share a bound port.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host_ip or "0.0.0.0", port))
         except OSError as exc:

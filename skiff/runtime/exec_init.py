@@ -66,7 +66,7 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     if ctx.console_fd >= 0:
         setup_terminal(ctx.console_fd, bind_console=False)
     process = ctx.process
-    container_init.prepare_process(process, seccomp_filter)
+    container_init.prepare_process(process, seccomp_filter, create_cwd=False)  # runc: exec never makes it
     env = process_env(process)
     executable = container_init.find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)

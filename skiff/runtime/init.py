@@ -160,17 +160,18 @@ def _init(ctx: InitContext) -> NoReturn:
     _exec(executable, process["args"], env, ctx.preserve_fds)
 
 
-def prepare_process(process: dict[str, Any], seccomp_filter: Any) -> None:
+def prepare_process(process: dict[str, Any], seccomp_filter: Any, create_cwd: bool = True) -> None:
     """rlimits, oom score, umask, cwd, user, capabilities, no_new_privs: all but the exec itself.
 
     Without noNewPrivileges the seccomp filter must be loaded while we still hold
     CAP_SYS_ADMIN, so before the capabilities are dropped (as runc does); with it,
-    the caller loads it last, just before execve.
+    the caller loads it last, just before execve. ``create_cwd``: the container's
+    first process gets a missing working directory made; an exec does not (runc's rule).
     """
     _set_rlimits(process.get("rlimits", []))
     _write_oom_score_adj(process.get("oomScoreAdj"))
     os.umask(int(process.get("user", {}).get("umask", 0o022)))  # OCI keeps umask under process.user
-    _enter_cwd(process.get("cwd", "/"))
+    _enter_cwd(process.get("cwd", "/"), create_cwd)
     if seccomp_filter is not None and not process.get("noNewPrivileges"):
         seccomp_filter.load()
     _set_user_and_capabilities(process)
@@ -338,12 +339,19 @@ def _set_rlimits(rlimits: list[dict[str, Any]]) -> None:
                                     f"is {current}") from None
 
 
-def _enter_cwd(cwd: str) -> None:
-    """Docker creates a missing working directory; after pivot_root this is inside the root."""
+def _enter_cwd(cwd: str, create: bool = True) -> None:
+    """Docker creates a missing working directory; after pivot_root this is inside the root.
+
+    For an exec it does not: a missing directory is Docker's 126 with runc's words.
+    """
     try:
-        os.makedirs(cwd, 0o755, exist_ok=True)
+        if create:
+            os.makedirs(cwd, 0o755, exist_ok=True)
         os.chdir(cwd)
     except OSError as exc:
+        if not create:
+            raise CommandNotExecutable(f'OCI runtime exec failed: chdir to cwd ("{cwd}") set in config.json '
+                                       f"failed: {os.strerror(exc.errno or errno.EIO).lower()}") from None
         raise SyscallError("chdir", exc.errno or errno.EIO, cwd) from None
 
 
