@@ -63,6 +63,9 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     for kind, fd in ctx.namespace_fds:
         linux.setns(fd, 0, f"{kind} namespace of the container")
         os.close(fd)
+    # Nothing of the host may stay open in here: the parent's fd of its own pid namespace, its
+    # files. Only the socket to the parent (and the console socket, used just below) remain.
+    linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd))
     container_init.send(ctx.sock, {"type": "ready"})
     reply = container_init.receive(ctx.sock)
     if not reply or reply.get("type") != "go":
@@ -70,7 +73,7 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     if ctx.console_fd >= 0:
         setup_terminal(ctx.console_fd, bind_console=False)
     process = ctx.process
-    container_init.prepare_process(process, seccomp_filter)
+    container_init.prepare_process(process, seccomp_filter, keep_fds=(ctx.sock.fileno(),))
     env = process_env(process)
     executable = container_init.find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)

@@ -22,10 +22,11 @@ import fcntl  # noqa: F401 - for linux.set_link_up: a C module loaded in a forke
 import os
 import posixpath
 import resource  # imported here: after pivot_root the host's stdlib is out of reach
+import select
 import stat
 
 from skiff import linux
-from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, SkiffError, SyscallError
+from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, PathEscape, SkiffError, SyscallError
 from skiff.runtime import mounts
 from skiff.runtime.jsonlite import dumps, loads
 from skiff.runtime.runtime import EXEC_FIFO
@@ -54,16 +55,16 @@ _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
 class InitContext:
     """What the parent hands the forked init (a plain class: dataclasses cost an import of inspect)."""
 
-    __slots__ = ("config", "bundle", "sock", "state_dir_fd", "stdio", "console_fd", "preserve_fds",
+    __slots__ = ("config", "bundle", "sock", "fifo_fd", "stdio", "console_fd", "preserve_fds",
                  "userns")
 
-    def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, state_dir_fd: int,
+    def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, fifo_fd: int,
                  stdio: tuple[int, int, int], console_fd: int = -1, preserve_fds: int = 0,
                  userns: str = "") -> None:
         self.config = config
         self.bundle = bundle
         self.sock = sock
-        self.state_dir_fd = state_dir_fd
+        self.fifo_fd = fifo_fd  # read end of the exec fifo: start writes a byte into it
         self.stdio = stdio
         self.console_fd = console_fd  # connected --console-socket, or -1
         self.preserve_fds = preserve_fds  # fds 3..3+N-1 pass into the container
@@ -145,13 +146,14 @@ def _init(ctx: InitContext) -> NoReturn:
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
-    prepare_process(process, seccomp_filter)
+    prepare_process(process, seccomp_filter,
+                    keep_fds=(ctx.sock.fileno(), ctx.fifo_fd, *range(3, 3 + ctx.preserve_fds)))
     env = process_env(process)
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
 
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # from here the container outlives its creator
     send(ctx.sock, {"type": "created"})
-    _wait_for_start(ctx.state_dir_fd)
+    _wait_for_start(ctx.fifo_fd)
     if hooks and hooks.get("startContainer"):
         try:
             hooks_module.run_hooks("startContainer", hooks, {**reply["state"], "status": "created"})
@@ -163,9 +165,12 @@ def _init(ctx: InitContext) -> NoReturn:
     _exec(executable, process["args"], env, ctx.preserve_fds)
 
 
-def prepare_process(process: dict[str, Any], seccomp_filter: Any) -> None:
+def prepare_process(process: dict[str, Any], seccomp_filter: Any, keep_fds: tuple[int, ...] = ()) -> None:
     """rlimits, oom score, umask, cwd, user, capabilities, no_new_privs: all but the exec itself.
 
+    Every fd from 3 up but ``keep_fds`` is closed before the chdir: whatever the
+    forking process held (close-on-exec or not, it is still open here) could be a
+    host directory that ``cwd: /proc/self/fd/N`` would enter (CVE-2024-21626).
     Without noNewPrivileges the seccomp filter must be loaded while we still hold
     CAP_SYS_ADMIN, so before the capabilities are dropped (as runc does); with it,
     the caller loads it last, just before execve.
@@ -173,6 +178,7 @@ def prepare_process(process: dict[str, Any], seccomp_filter: Any) -> None:
     _set_rlimits(process.get("rlimits", []))
     _write_oom_score_adj(process.get("oomScoreAdj"))
     os.umask(int(process.get("user", {}).get("umask", 0o022)))  # OCI keeps umask under process.user
+    linux.close_fds_except(3, keep_fds)
     _enter_cwd(process.get("cwd", "/"))
     if seccomp_filter is not None and not process.get("noNewPrivileges"):
         seccomp_filter.load()
@@ -261,10 +267,14 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
     try:
         for entry in config.get("mounts", []):
             mounts.mount_entry(root_fd, entry, bundle)
-        if any(posixpath.normpath(m["destination"]) == "/dev" for m in config.get("mounts", [])):
-            mounts.populate_dev(root_fd)
-        for device in linux_cfg.get("devices", []):
-            mounts.create_device(root_fd, device)
+        # A bind-mounted /dev is a host directory, which must not fill with device nodes:
+        # only a /dev the runtime mounted itself gets them (runc skips a bound /dev the same way).
+        dev_mount = _last_dev_mount(config.get("mounts", []))
+        if dev_mount is None or not mounts.is_bind(dev_mount):
+            if dev_mount is not None:
+                mounts.populate_dev(root_fd)
+            for device in linux_cfg.get("devices", []):
+                mounts.create_device(root_fd, device)
         _set_sysctls(linux_cfg.get("sysctl", {}), namespaces)
         for path in linux_cfg.get("maskedPaths", []):
             mounts.mask_path(root_fd, path)
@@ -279,6 +289,12 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
         setup_terminal(console_fd, bind_console=True)
     if config["root"].get("readonly"):
         linux.mount_setattr(linux.AT_FDCWD, "/", 0, attr_set=linux.MOUNT_ATTR_RDONLY)
+
+
+def _last_dev_mount(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mount that ends up on /dev (the last one there), or None."""
+    on_dev = [m for m in entries if posixpath.normpath("/" + m["destination"].lstrip("/")) == "/dev"]
+    return on_dev[-1] if on_dev else None
 
 
 def _pivot_root(root_fd: int) -> None:
@@ -342,12 +358,24 @@ def _set_rlimits(rlimits: list[dict[str, Any]]) -> None:
 
 
 def _enter_cwd(cwd: str) -> None:
-    """Docker creates a missing working directory; after pivot_root this is inside the root."""
+    """Docker creates a missing working directory; then check that we landed inside the root.
+
+    The caller closed every fd that could lead out; getcwd is the proof (as in runc's
+    fix for CVE-2024-21626): a directory outside our root makes the kernel answer
+    "(unreachable)/...", which glibc turns into ENOENT.
+    """
     try:
         os.makedirs(cwd, 0o755, exist_ok=True)
         os.chdir(cwd)
     except OSError as exc:
         raise SyscallError("chdir", exc.errno or errno.EIO, cwd) from None
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
+        raise PathEscape(f"working directory {cwd} is outside the container's root filesystem",
+                         hint="the process.cwd (or image WORKDIR) must be a directory inside the container")
 
 
 def _set_user_and_capabilities(process: dict[str, Any]) -> None:
@@ -419,11 +447,27 @@ def _check_executable(path: str, name: str) -> None:
         raise CommandNotExecutable(f'exec: "{name}": permission denied')
 
 
-def _wait_for_start(state_dir_fd: int) -> None:
-    """Block until ``start`` opens the fifo; the dir fd reaches the host state dir after pivot_root."""
-    fd = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
-    os.write(fd, b"0")
-    os.close(fd)
+def _wait_for_start(fifo_fd: int) -> None:
+    """Block until ``start`` writes its byte into the exec fifo (read end held since fork).
+
+    poll, not a blocking read: a fifo with no writer yet reads as end-of-file at once,
+    while poll waits for the first writer's data.
+    """
+    poller = select.poll()
+    poller.register(fifo_fd, select.POLLIN)
+    while True:
+        try:
+            poller.poll()
+            data = os.read(fifo_fd, 1)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            continue
+        break
+    os.close(fifo_fd)
+    if data != b"0":
+        os.write(2, b"skiff: the exec fifo closed without a start\n")
+        os._exit(1)
 
 
 def _exec(executable: str, args: list[str], env: dict[str, str], preserve_fds: int = 0) -> NoReturn:

@@ -9,6 +9,7 @@ time, so a reused pid is not mistaken for the container) and the fifo.
 from __future__ import annotations
 
 import _signal as signal  # the C module: signal.py builds enums (enum, functools...) at import
+import errno
 import os
 import time
 
@@ -104,9 +105,17 @@ class Runtime:
         if status != "created":
             raise ContainerConflict(f"cannot start container {cid}: it is {status}, not created")
         fifo = os.path.join(self._dir(cid), EXEC_FIFO)
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            self._read_start_byte(cid, fd, record)
+            # The init holds the fifo's read end and waits for a byte; no reader: it is gone.
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerConflict(f"cannot start container {cid}: it is already started") from None
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise errors.SyscallError("open", exc.errno or errno.EIO, fifo) from None
+            raise ContainerNotRunning(f"container {cid} exited before it could be started") from None
+        try:
+            os.write(fd, b"0")
         finally:
             os.close(fd)
             try:
@@ -229,7 +238,7 @@ class Runtime:
             raise ContainerNotRunning(f"cannot update container {cid}: it is stopped")
         # New device rules replace the old ones on v2: they get the same defaults as at create.
         devices = record.get("config", {}).get("devices") or []
-        self._cgroup(cid, record).update(_with_default_devices(resources, devices))
+        self._cgroup(cid, record).update(_with_default_devices(resources, devices, always=False))
 
     def ps(self, cid: str) -> list[int]:
         """The host pids of the container's processes (its init first)."""
@@ -373,7 +382,10 @@ class Runtime:
         from skiff.runtime.mounts import wants_idmap
 
         parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-        state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # The init gets the exec fifo's read end, never a directory: an fd of the host's state
+        # dir held across its chdir would put the container's cwd on the host (CVE-2024-21626).
+        # Opened here, as host root, it needs no chown for a user namespace's root to use.
+        fifo_fd = os.open(os.path.join(state_dir, EXEC_FIFO), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         namespaces = {ns["type"]: ns for ns in config["linux"]["namespaces"]}
         pid_ns, user_ns = namespaces.get("pid"), namespaces.get("user")
         userns = "" if user_ns is None else "joined" if user_ns.get("path") else "cloned"
@@ -391,7 +403,7 @@ class Runtime:
                 prepare_idmapped_mounts(config, str(bundle))
             if own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
-            ctx = container_init.InitContext(config, str(bundle), child_sock, state_dir_fd, stdio,
+            ctx = container_init.InitContext(config, str(bundle), child_sock, fifo_fd, stdio,
                                              console_fd, preserve_fds, userns)
             new_pid_ns = linux.CLONE_NEWPID if pid_ns_by_clone else 0
 
@@ -399,13 +411,14 @@ class Runtime:
                 parent_sock.close()
                 container_init.main(ctx)
 
-            if userns == "joined":
-                pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
-            else:
-                pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
-                       else os.fork())
-                if pid == 0:
-                    start_init()
+            with linux.NonDumpable():  # the init is non-dumpable from its first instruction
+                if userns == "joined":
+                    pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
+                else:
+                    pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
+                           else os.fork())
+                    if pid == 0:
+                        start_init()
         finally:
             if own_pid_ns >= 0:
                 # Later forks of this process (helpers, the next container) stay in our namespace.
@@ -415,18 +428,14 @@ class Runtime:
                 from skiff.runtime.idmap import release_idmapped_mounts
 
                 release_idmapped_mounts(config)  # the init has its own copies
-            os.close(state_dir_fd)
+            os.close(fifo_fd)
             child_sock.close()
-        if userns:
+        if userns == "cloned":
             try:
-                from skiff.runtime.userns import root_on_host, write_id_maps
+                from skiff.runtime.userns import write_id_maps
 
-                if userns == "cloned":
-                    write_id_maps(pid, config["linux"])
-                # The init opens its exec fifo as the container's root: that is someone else here.
-                os.chown(os.path.join(state_dir, EXEC_FIFO), *root_on_host(pid))
-                if userns == "cloned":
-                    container_init.send(parent_sock, {"type": "mapped"})
+                write_id_maps(pid, config["linux"])
+                container_init.send(parent_sock, {"type": "mapped"})
             except BaseException:
                 linux.kill_and_reap(pid)
                 parent_sock.close()
@@ -441,15 +450,13 @@ class Runtime:
 
         message = container_init.receive(sock)
         if message and message["type"] == "ready":
-            path = _cgroups_path(cid, config)
-            if path:
-                from skiff.cgroups import open as open_cgroup
+            from skiff.cgroups import open as open_cgroup
 
-                cgroup = open_cgroup(path)
-                cgroups.append(cgroup)
-                cgroup.create(_with_default_devices(config["linux"].get("resources") or {},
-                                                    config["linux"].get("devices") or []))
-                cgroup.add(pid)
+            cgroup = open_cgroup(_cgroups_path(cid, config))
+            cgroups.append(cgroup)
+            cgroup.create(_with_default_devices(config["linux"].get("resources") or {},
+                                                config["linux"].get("devices") or []))
+            cgroup.add(pid)
             # runc (and runtime-tools' checks) pass "created" to every hook before start.
             state = state_dict(cid, "created", pid, bundle, config.get("annotations", {}))
             hooks = config.get("hooks")
@@ -489,10 +496,11 @@ class Runtime:
             ctx = exec_init.ExecContext(process, child_sock, stdio, namespace_fds,
                                         console.fileno() if console else -1,
                                         record.get("config", {}).get("seccomp"))
-            pid = os.fork()
-            if pid == 0:
-                parent_sock.close()
-                exec_init.main(ctx)
+            with linux.NonDumpable():  # until its execve: see linux.NonDumpable
+                pid = os.fork()
+                if pid == 0:
+                    parent_sock.close()
+                    exec_init.main(ctx)
         finally:
             if own_pid_ns >= 0:
                 linux.setns(own_pid_ns, linux.CLONE_NEWPID, "/proc/self/ns/pid")
@@ -518,17 +526,6 @@ class Runtime:
                 linux.kill_and_reap(pid)
                 raise
         return pid
-
-    def _read_start_byte(self, cid: str, fd: int, record: dict[str, Any]) -> None:
-        import select
-
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
-            if poller.poll(100) and os.read(fd, 1) == b"0":
-                return
-            if self._status(cid, record) == "stopped":
-                raise ContainerNotRunning(f"container {cid} exited before it could be started")
 
 
 def _fork_in_user_namespace(path: str, clone_flags: int, child: Callable[[], NoReturn]) -> int:
@@ -634,17 +631,28 @@ def _descendants(pid: int) -> list[int]:
 _DEFAULT_DEVICE_RULES = [{"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
                          for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1),
                                               (5, 2), (136, -1))]
+_DENY_ALL_DEVICES = {"allow": False, "access": "rwm"}
 
 
-def _with_default_devices(resources: dict[str, Any], devices: list[dict[str, Any]]) -> dict[str, Any]:
-    """The device rules plus runc's defaults: mknod of any node, the default devices, linux.devices."""
-    if "devices" not in resources:
+def _with_default_devices(resources: dict[str, Any], devices: list[dict[str, Any]],
+                          always: bool = True) -> dict[str, Any]:
+    """The device allow-list every container gets, as runc builds it.
+
+    Deny everything first (a cgroup starts as ``a *:* rwm`` on v1, and the v2 filter
+    allows what no rule decides), then the config's own ``linux.resources.devices``,
+    then mknod of any node and the default devices, then each of ``linux.devices``.
+    The defaults come after the config's rules, as in runc: a config that begins with
+    its own deny-all (``runc spec``'s) must not take /dev/null away. ``always=False``
+    (update) leaves a ``resources`` without ``devices`` alone: the filter stays as it is.
+    """
+    if not always and "devices" not in resources:
         return resources
-    rules = [{"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"}]
+    rules = [dict(_DENY_ALL_DEVICES), *(resources.get("devices") or [])]
+    rules += [{"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"}]
     rules += [{k: v for k, v in rule.items() if not (k == "minor" and v == -1)} for rule in _DEFAULT_DEVICE_RULES]
     rules += [{"allow": True, "type": d["type"], "major": d.get("major", 0), "minor": d.get("minor", 0),
                "access": "rwm"} for d in devices if d.get("type") in ("c", "b")]
-    return {**resources, "devices": list(resources["devices"] or []) + rules}
+    return {**resources, "devices": rules}
 
 
 def _config_for_later(config: dict[str, Any]) -> dict[str, Any]:
@@ -682,13 +690,17 @@ def _error_from(message: dict[str, Any] | None, pid: int) -> errors.SkiffError:
     return cls(message.get("message", "container init failed"), hint=message.get("hint"))
 
 
-def _cgroups_path(cid: str, config: dict[str, Any]) -> str | None:
-    linux_cfg = config.get("linux", {})
-    if linux_cfg.get("cgroupsPath"):
-        return str(linux_cfg["cgroupsPath"])
-    if linux_cfg.get("resources"):
-        return f"/skiff/{cid}"
-    return None
+def _cgroups_path(cid: str, config: dict[str, Any]) -> str:
+    """linux.cgroupsPath, else ``/<parent>/<id>``: every container gets a cgroup, as with runc.
+
+    Without one there would be no device allow-list (and no pids to list or kill
+    at delete). The parent is SKIFF_CGROUP_PARENT, as for the engine (default ``skiff``).
+    """
+    path = config.get("linux", {}).get("cgroupsPath")
+    if path:
+        return str(path)
+    parent = os.environ.get("SKIFF_CGROUP_PARENT", "skiff").strip("/") or "skiff"
+    return f"/{parent}/{cid}"
 
 
 def _start_time(pid: int) -> int | None:
