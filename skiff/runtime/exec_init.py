@@ -36,6 +36,20 @@ class ExecContext:
         self.seccomp = seccomp
 
 
+    def payload(self) -> tuple[dict[str, Any], list[int]]:
+        """What a re-executed exec child needs to rebuild this context, and the fds it must keep."""
+        data = {"process": self.process, "sock": self.sock.fileno(), "stdio": list(self.stdio),
+                "namespaces": [list(pair) for pair in self.namespace_fds], "console": self.console_fd,
+                "seccomp": self.seccomp}
+        return data, [self.sock.fileno(), *self.stdio, self.console_fd, *(fd for _, fd in self.namespace_fds)]
+
+
+def context_from(data: dict[str, Any]) -> ExecContext:
+    """The context of ``ExecContext.payload``, in a re-executed exec child (skiff.runtime.sealed)."""
+    return ExecContext(data["process"], socket.socket(fileno=data["sock"]), tuple(data["stdio"]),
+                       [(kind, fd) for kind, fd in data["namespaces"]], data["console"], data["seccomp"])
+
+
 def main(ctx: ExecContext) -> NoReturn:
     try:
         _exec_in_container(ctx)

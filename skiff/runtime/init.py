@@ -72,6 +72,22 @@ class InitContext:
         # inside one given by path; "": the runtime's own.
         self.userns = userns
 
+    def payload(self) -> tuple[dict[str, Any], list[int]]:
+        """What a re-executed init needs to rebuild this context, and the fds it must keep."""
+        trees = [m[mounts.PREPARED_TREE] for m in self.config.get("mounts") or [] if mounts.PREPARED_TREE in m]
+        data = {"config": self.config, "bundle": self.bundle, "sock": self.sock.fileno(), "fifo": self.fifo_fd,
+                "stdio": list(self.stdio), "console": self.console_fd, "preserve": self.preserve_fds,
+                "userns": self.userns}
+        return data, [self.sock.fileno(), self.fifo_fd, *self.stdio, self.console_fd, *trees]
+
+
+def context_from(data: dict[str, Any]) -> InitContext:
+    """The context of ``InitContext.payload``, in a re-executed init (skiff.runtime.sealed)."""
+    import _socket
+
+    return InitContext(data["config"], data["bundle"], _socket.socket(fileno=data["sock"]), data["fifo"],
+                       tuple(data["stdio"]), data["console"], data["preserve"], data["userns"])
+
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.send(dumps(message).encode())
@@ -183,6 +199,8 @@ def prepare_process(process: dict[str, Any], seccomp_filter: Any, keep_fds: tupl
     if seccomp_filter is not None and not process.get("noNewPrivileges"):
         seccomp_filter.load()
     _set_user_and_capabilities(process)
+    # A change of credentials resets dumpability to fs.suid_dumpable, which a host may set to 1.
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)
     if process.get("noNewPrivileges"):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
 
@@ -470,7 +488,15 @@ def _wait_for_start(fifo_fd: int) -> None:
         os._exit(1)
 
 
+# Test hook: seconds to wait just before execve, so that a test can look at this process from
+# inside the container at its most exposed (capabilities dropped, still skiff). Read from the
+# environment of the skiff command on the host, which no container controls.
+PAUSE_ENV = "SKIFF_TEST_PAUSE_BEFORE_EXEC"
+
+
 def _exec(executable: str, args: list[str], env: dict[str, str], preserve_fds: int = 0) -> NoReturn:
+    if os.environ.get(PAUSE_ENV):
+        select.select([], [], [], float(os.environ[PAUSE_ENV]))
     for fd in range(3, 3 + preserve_fds):
         try:
             os.set_inheritable(fd, True)

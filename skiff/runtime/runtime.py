@@ -394,7 +394,8 @@ class Runtime:
         pid_ns_by_clone = bool(userns) and pid_ns is not None and not pid_ns.get("path")
         idmapped = any(wants_idmap(entry) for entry in config.get("mounts") or [])
         own_pid_ns = -1
-        if pid_ns is not None and not pid_ns_by_clone:
+        exe_fd = -1 if userns else _sealed_interpreter_if_needed(_bounding_of(config["process"]), False)
+        if pid_ns is not None and not pid_ns_by_clone and exe_fd < 0:
             own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
             if idmapped:  # before any fork, outside the container's namespaces: the init inherits the trees
@@ -412,7 +413,11 @@ class Runtime:
                 container_init.main(ctx)
 
             with linux.NonDumpable():  # the init is non-dumpable from its first instruction
-                if userns == "joined":
+                if exe_fd >= 0:
+                    from skiff.runtime import sealed
+
+                    pid = sealed.spawn(exe_fd, "init", *ctx.payload(), pid_ns=_pid_ns_for_sealed(pid_ns))
+                elif userns == "joined":
                     pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
                 else:
                     pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
@@ -430,6 +435,8 @@ class Runtime:
                 release_idmapped_mounts(config)  # the init has its own copies
             os.close(fifo_fd)
             child_sock.close()
+            if exe_fd >= 0:
+                os.close(exe_fd)  # the child's copy goes at its exec: then the detached mount dissolves
         if userns == "cloned":
             try:
                 from skiff.runtime.userns import write_id_maps
@@ -488,19 +495,29 @@ class Runtime:
 
             console = connect(str(console_socket))
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_fd is not None else -1
+        own_pid_ns = -1
         pid = 0
+        exe_fd = -1
         try:
-            if pid_fd is not None:
+            in_user_ns = any(kind == "user" for kind, _ in namespace_fds)
+            exe_fd = _sealed_interpreter_if_needed(_bounding_of(process) | _bounding_of_pid(init_pid), in_user_ns)
+            if pid_fd is not None and exe_fd < 0:
+                own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
                 linux.setns(pid_fd, linux.CLONE_NEWPID, f"/proc/{init_pid}/ns/pid")
             ctx = exec_init.ExecContext(process, child_sock, stdio, namespace_fds,
                                         console.fileno() if console else -1,
                                         record.get("config", {}).get("seccomp"))
             with linux.NonDumpable():  # until its execve: see linux.NonDumpable
-                pid = os.fork()
-                if pid == 0:
-                    parent_sock.close()
-                    exec_init.main(ctx)
+                if exe_fd >= 0:
+                    from skiff.runtime import sealed
+
+                    pid = sealed.spawn(exe_fd, "exec", *ctx.payload(),
+                                       pid_ns=("fd", pid_fd) if pid_fd is not None else None)
+                else:
+                    pid = os.fork()
+                    if pid == 0:
+                        parent_sock.close()
+                        exec_init.main(ctx)
         finally:
             if own_pid_ns >= 0:
                 linux.setns(own_pid_ns, linux.CLONE_NEWPID, "/proc/self/ns/pid")
@@ -510,6 +527,8 @@ class Runtime:
             child_sock.close()
             if console is not None:
                 console.close()
+            if exe_fd >= 0:
+                os.close(exe_fd)
         with parent_sock:
             try:
                 message = container_init.receive(parent_sock)
@@ -590,6 +609,42 @@ def _enter_pid_namespace_for_children(pid_ns: dict[str, Any]) -> None:
 
 _JOINABLE_NAMESPACES = (("user", 0x10000000), ("ipc", 0), ("uts", 0), ("net", 0), ("pid", 0),
                         ("cgroup", 0), ("mnt", 0))
+
+
+def _pid_ns_for_sealed(pid_ns: dict[str, Any] | None) -> tuple[str, Any] | None:
+    """The init's pid namespace as skiff.runtime.sealed.spawn enters it."""
+    if pid_ns is None:
+        return None
+    return ("path", pid_ns["path"]) if pid_ns.get("path") else ("unshare", None)
+
+
+def _bounding_of(process: dict[str, Any]) -> int:
+    """The bounding set a process object asks for (no capabilities object: it keeps ours, all)."""
+    from skiff.runtime.spec import capability_mask
+
+    caps = process.get("capabilities")
+    return ~0 if caps is None else capability_mask(caps.get("bounding") or [])
+
+
+def _bounding_of_pid(pid: int) -> int:
+    """The container's bounding set, from its init: no process in it can hold more."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return ~0
+
+
+def _sealed_interpreter_if_needed(bounding: int, own_user_namespace: bool) -> int:
+    """A read-only interpreter for the child to re-exec from, or -1 (see skiff.runtime.sealed)."""
+    from skiff.runtime import sealed
+
+    if not sealed.needed(bounding, own_user_namespace):
+        return -1
+    return sealed.interpreter_fd()
 
 
 def _namespaces_to_join(pid: int) -> list[tuple[str, int]]:
