@@ -72,6 +72,10 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
         seccomp_filter = compile_filter(ctx.seccomp)
     if ctx.console_fd >= 0:
         from skiff.runtime.console import setup_terminal  # before the host's modules are out of reach
+    # First of all, drop what the parent held that we do not need (its fd of the host's pid
+    # namespace, its files): this process is in the container's pid namespace already.
+    linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd, *ctx.stdio,
+                               *(fd for _, fd in ctx.namespace_fds)))
     container_init._setup_stdio(ctx.stdio)
     os.setsid()
     for kind, fd in ctx.namespace_fds:
