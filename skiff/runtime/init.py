@@ -149,15 +149,17 @@ def _init(ctx: InitContext) -> NoReturn:
     _enter_namespaces(namespaces, exclude=("pid", "cgroup", "user") if ctx.userns else ("pid", "cgroup"))
 
     send(ctx.sock, {"type": "ready"})
-    reply = receive(ctx.sock)
-    if not reply or reply.get("type") != "go":
-        os._exit(1)
-    if "cgroup" in namespaces:
-        _enter_namespaces({"cgroup": namespaces["cgroup"]}, exclude=())
+    # The parent puts us in our cgroup meanwhile (its first cgroup.procs write can wait 10-18 ms
+    # for an RCU grace period): the mounts go on in parallel, up to the first that needs the
+    # cgroup namespace, which can only be made once we are in the cgroup.
+    joined = _CgroupJoin(ctx.sock, namespaces)
     if hooks:
-        hooks_module.run_hooks("createContainer", hooks, reply["state"])
+        joined()
+        hooks_module.run_hooks("createContainer", hooks, joined.reply["state"])
 
-    _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1)
+    _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1, joined)
+    joined()
+    reply = joined.reply
     if config.get("hostname"):
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
@@ -179,6 +181,28 @@ def _init(ctx: InitContext) -> NoReturn:
     if seccomp_filter is not None and process.get("noNewPrivileges"):
         seccomp_filter.load()
     _exec(executable, process["args"], env, ctx.preserve_fds)
+
+
+class _CgroupJoin:
+    """Called where the init must be in its cgroup: waits once for the parent's "go", then
+    unshares the cgroup namespace (if the config has one). Later calls do nothing."""
+
+    __slots__ = ("sock", "namespaces", "reply")
+
+    def __init__(self, sock: socket.socket, namespaces: dict[str, dict[str, Any]]) -> None:
+        self.sock = sock
+        self.namespaces = namespaces
+        self.reply: dict[str, Any] | None = None
+
+    def __call__(self) -> None:
+        if self.reply is not None:
+            return
+        reply = receive(self.sock)
+        if not reply or reply.get("type") != "go":
+            os._exit(1)
+        self.reply = reply
+        if "cgroup" in self.namespaces:
+            _enter_namespaces({"cgroup": self.namespaces["cgroup"]}, exclude=())
 
 
 def prepare_process(process: dict[str, Any], seccomp_filter: Any, keep_fds: tuple[int, ...] = ()) -> None:
@@ -259,13 +283,14 @@ def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str,
 
 
 def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dict[str, Any]],
-                  console_fd: int) -> None:
+                  console_fd: int, joined: _CgroupJoin) -> None:
     if console_fd >= 0:
         from skiff.runtime.console import setup_terminal  # before pivot_root hides the host's modules
     rootfs = config["root"]["path"]
     linux_cfg = config["linux"]
     if "mount" not in namespaces:
         # The host's mount namespace: mounting anything would change the host, so only chroot.
+        joined()
         os.chroot(rootfs)
         os.chdir("/")
         if console_fd >= 0:
@@ -284,6 +309,8 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for entry in config.get("mounts", []):
+            if entry.get("type") == "cgroup" and not mounts.is_bind(entry):
+                joined()  # a cgroup mount shows the cgroup namespace's root: it must exist first
             mounts.mount_entry(root_fd, entry, bundle)
         # A bind-mounted /dev is a host directory, which must not fill with device nodes:
         # only a /dev the runtime mounted itself gets them (runc skips a bound /dev the same way).

@@ -452,18 +452,25 @@ class Runtime:
     def _handshake(self, cid: str, pid: int, sock: socket.socket, config: dict[str, Any],
                    cgroups: list[Any], bundle: str = "") -> None:
         """Answer the init until it is created; a cgroup made on the way is appended to ``cgroups``."""
+        from skiff.cgroups import open as open_cgroup
         from skiff.runtime import init as container_init
         from skiff.runtime.spec import state_dict
 
-        message = container_init.receive(sock)
-        if message and message["type"] == "ready":
-            from skiff.cgroups import open as open_cgroup
-
-            cgroup = open_cgroup(_cgroups_path(cid, config))
-            cgroups.append(cgroup)
+        # While the init makes its namespaces and mounts (it waits for "go" only where it needs
+        # to be in its cgroup): the first cgroup.procs write of a process can take 10-18 ms.
+        cgroup = open_cgroup(_cgroups_path(cid, config))
+        cgroups.append(cgroup)
+        try:
             cgroup.create(_with_default_devices(config["linux"].get("resources") or {},
                                                 config["linux"].get("devices") or []))
             cgroup.add(pid)
+        except errors.SkiffError:
+            early = container_init.receive(sock)  # the init may have failed first: its error says more
+            if early and early.get("type") == "error":
+                raise _error_from(early, pid) from None
+            raise
+        message = container_init.receive(sock)
+        if message and message["type"] == "ready":
             # runc (and runtime-tools' checks) pass "created" to every hook before start.
             state = state_dict(cid, "created", pid, bundle, config.get("annotations", {}))
             hooks = config.get("hooks")
