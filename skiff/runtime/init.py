@@ -78,7 +78,8 @@ class InitContext:
         data = {"config": self.config, "bundle": self.bundle, "sock": self.sock.fileno(), "fifo": self.fifo_fd,
                 "stdio": list(self.stdio), "console": self.console_fd, "preserve": self.preserve_fds,
                 "userns": self.userns}
-        return data, [self.sock.fileno(), self.fifo_fd, *self.stdio, self.console_fd, *trees]
+        return data, [self.sock.fileno(), self.fifo_fd, *self.stdio, self.console_fd, *trees,
+                      *range(3, 3 + self.preserve_fds)]
 
 
 def context_from(data: dict[str, Any]) -> InitContext:
@@ -89,8 +90,11 @@ def context_from(data: dict[str, Any]) -> InitContext:
                        tuple(data["stdio"]), data["console"], data["preserve"], data["userns"])
 
 
+_MSG_NOSIGNAL = 0x4000  # a peer that has gone is an EPIPE error, not a SIGPIPE that kills the runtime
+
+
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.send(dumps(message).encode())
+    sock.send(dumps(message).encode(), _MSG_NOSIGNAL)
 
 
 def receive(sock: socket.socket) -> dict[str, Any] | None:

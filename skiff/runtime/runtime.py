@@ -116,6 +116,7 @@ class Runtime:
             raise ContainerNotRunning(f"container {cid} exited before it could be started") from None
         try:
             os.write(fd, b"0")
+            self._wait_until_taken(cid, fd, record)
         finally:
             os.close(fd)
             try:
@@ -361,6 +362,17 @@ class Runtime:
 
         return open_cgroup(record["cgroupsPath"])
 
+    def _wait_until_taken(self, cid: str, fd: int, record: dict[str, Any]) -> None:
+        """Return once the init has read the start byte (it then closes the only read end: POLLERR),
+        as runc's start returns once its init has gone past the fifo."""
+        import select
+
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+        while not poller.poll(100):
+            if _start_time(record["pid"]) != record.get("starttime"):
+                return
+
     def _pidfd(self, record: dict[str, Any]) -> int | None:
         """A pidfd of the init if it is still the same process, else None."""
         try:
@@ -479,7 +491,10 @@ class Runtime:
 
                 run_hooks("prestart", hooks, state)
                 run_hooks("createRuntime", hooks, state)
-            container_init.send(sock, {"type": "go", "state": state})
+            try:
+                container_init.send(sock, {"type": "go", "state": state})
+            except BrokenPipeError:
+                pass  # the init failed meanwhile: its error is waiting in the socket
             message = container_init.receive(sock)
         if not message or message["type"] != "created":
             raise _error_from(message, pid)

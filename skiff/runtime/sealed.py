@@ -103,7 +103,10 @@ def _reexec(exe_fd: int, entry: str, payload: dict[str, Any], fds: list[int]) ->
 
     for fd in fds:
         if fd >= 0:
-            os.set_inheritable(fd, True)
+            try:
+                os.set_inheritable(fd, True)
+            except OSError:  # a --preserve-fds number the caller did not open
+                pass
     argv = [sys.executable, "-I", "-S", "-c", _BOOT, ":".join(p for p in sys.path if p), entry,
             dumps(payload)]
     env = {name: os.environ[name] for name in ("PATH", ALWAYS_ENV, "SKIFF_TEST_PAUSE_BEFORE_EXEC")
