@@ -60,7 +60,15 @@ def private_cgroup_parent() -> Iterator[None]:
     Then no cgroup with 'skiff' in its name may remain that was not there before.
     """
     before = _skiff_cgroup_dirs()
+    # The runtime core gives every container a cgroup under SKIFF_CGROUP_PARENT: in-process
+    # runtime tests must use the private parent too.
+    previous = os.environ.get("SKIFF_CGROUP_PARENT")
+    os.environ["SKIFF_CGROUP_PARENT"] = CGROUP_PARENT
     yield
+    if previous is None:
+        os.environ.pop("SKIFF_CGROUP_PARENT", None)
+    else:
+        os.environ["SKIFF_CGROUP_PARENT"] = previous
     from skiff import cgroups
 
     parent = cgroups.open(f"/{CGROUP_PARENT}")

@@ -73,6 +73,8 @@ MOUNT_ATTR_NOEXEC = 0x8
 MOUNT_ATTR_IDMAP = 0x100000
 
 PR_SET_NAME = 15
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
@@ -188,6 +190,29 @@ def openat2(dirfd: int, path: str | os.PathLike[str], flags: int, mode: int = 0,
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     _check(_syscall("close_range", ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)), "close_range")
+
+
+def close_fds_except(first: int, keep: tuple[int, ...] | list[int] = ()) -> None:
+    """Close every fd from ``first`` up, except those in ``keep``.
+
+    For code that runs between fork and exec: close-on-exec closes nothing yet, and an
+    inherited fd of a host directory would be a way out (/proc/self/fd/N, CVE-2024-21626).
+    """
+    start = first
+    for fd in sorted({k for k in keep if k >= first}):
+        if fd > start:
+            _close_span(start, fd - 1)
+        start = fd + 1
+    _close_span(start, 0xFFFFFFFF)
+
+
+def _close_span(first: int, last: int) -> None:
+    try:
+        close_range(first, last)
+    except SyscallError:  # a seccomp profile may refuse close_range
+        import resource
+
+        os.closerange(first, min(last + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
 
 
 # --- process ----------------------------------------------------------------
@@ -317,6 +342,28 @@ def fork_with_namespaces(flags: int) -> int:
     if pid < 0:
         raise SyscallError("clone", err, hex(flags))
     return pid
+
+
+class NonDumpable:
+    """``with NonDumpable(): fork...``: the children are born non-dumpable, with no window.
+
+    Dumpability is inherited through fork and reset only by execve: a child forked
+    while we are non-dumpable stays so until it execs the container's process. While it
+    is, nothing in the container without CAP_SYS_PTRACE on the host can open its
+    /proc/PID/exe, fd/, mem or environ (CVE-2019-5736). Our own flag is restored after.
+    """
+
+    __slots__ = ("_previous", "_pid")
+
+    def __enter__(self) -> None:
+        self._pid = os.getpid()
+        self._previous = prctl(PR_GET_DUMPABLE)
+        if self._previous:
+            prctl(PR_SET_DUMPABLE, 0)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous and os.getpid() == self._pid:  # a child leaving the block stays non-dumpable
+            prctl(PR_SET_DUMPABLE, self._previous)
 
 
 def kill_and_reap(pid: int) -> int | None:

@@ -36,6 +36,23 @@ class ExecContext:
         self.seccomp = seccomp  # the container's filter compiled by the parent (seccomp_filter.Program)
 
 
+    def payload(self) -> tuple[dict[str, Any], list[int]]:
+        """What a re-executed exec child needs to rebuild this context, and the fds it must keep."""
+        data = {"process": self.process, "sock": self.sock.fileno(), "stdio": list(self.stdio),
+                "namespaces": [list(pair) for pair in self.namespace_fds], "console": self.console_fd,
+                "seccomp": self.seccomp.to_data() if self.seccomp is not None else None}
+        return data, [self.sock.fileno(), *self.stdio, self.console_fd, *(fd for _, fd in self.namespace_fds)]
+
+
+def context_from(data: dict[str, Any]) -> ExecContext:
+    """The context of ``ExecContext.payload``, in a re-executed exec child (skiff.runtime.sealed)."""
+    from skiff.runtime.seccomp_filter import Program
+
+    return ExecContext(data["process"], socket.socket(fileno=data["sock"]), tuple(data["stdio"]),
+                       [(kind, fd) for kind, fd in data["namespaces"]], data["console"],
+                       Program.from_data(data["seccomp"]))
+
+
 def main(ctx: ExecContext) -> NoReturn:
     try:
         _exec_in_container(ctx)
@@ -54,11 +71,18 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     seccomp_filter = ctx.seccomp
     if ctx.console_fd >= 0:
         from skiff.runtime.console import setup_terminal  # before the host's modules are out of reach
+    # First of all, drop what the parent held that we do not need (its fd of the host's pid
+    # namespace, its files): this process is in the container's pid namespace already.
+    linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd, *ctx.stdio,
+                               *(fd for _, fd in ctx.namespace_fds)))
     container_init._setup_stdio(ctx.stdio)
     os.setsid()
     for kind, fd in ctx.namespace_fds:
         linux.setns(fd, 0, f"{kind} namespace of the container")
         os.close(fd)
+    # Nothing of the host may stay open in here: the parent's fd of its own pid namespace, its
+    # files. Only the socket to the parent (and the console socket, used just below) remain.
+    linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd))
     container_init.send(ctx.sock, {"type": "ready"})
     reply = container_init.receive(ctx.sock)
     if not reply or reply.get("type") != "go":
@@ -66,7 +90,8 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     if ctx.console_fd >= 0:
         setup_terminal(ctx.console_fd, bind_console=False)
     process = ctx.process
-    container_init.prepare_process(process, seccomp_filter, create_cwd=False)  # runc: exec never makes it
+    container_init.prepare_process(process, seccomp_filter, keep_fds=(ctx.sock.fileno(),),
+                                   create_cwd=False)  # runc: an exec never makes its cwd
     env = process_env(process)
     executable = container_init.find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)

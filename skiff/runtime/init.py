@@ -22,10 +22,11 @@ import fcntl  # noqa: F401 - for linux.set_link_up: a C module loaded in a forke
 import os
 import posixpath
 import resource  # imported here: after pivot_root the host's stdlib is out of reach
+import select
 import stat
 
 from skiff import linux
-from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, SkiffError, SyscallError
+from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, PathEscape, SkiffError, SyscallError
 from skiff.runtime import mounts
 from skiff.runtime.jsonlite import dumps, loads
 from skiff.runtime.runtime import EXEC_FIFO
@@ -54,16 +55,16 @@ _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
 class InitContext:
     """What the parent hands the forked init (a plain class: dataclasses cost an import of inspect)."""
 
-    __slots__ = ("config", "bundle", "sock", "state_dir_fd", "stdio", "console_fd", "preserve_fds",
+    __slots__ = ("config", "bundle", "sock", "fifo_fd", "stdio", "console_fd", "preserve_fds",
                  "userns", "seccomp")
 
-    def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, state_dir_fd: int,
+    def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, fifo_fd: int,
                  stdio: tuple[int, int, int], console_fd: int = -1, preserve_fds: int = 0,
                  userns: str = "", seccomp: Any = None) -> None:
         self.config = config
         self.bundle = bundle
         self.sock = sock
-        self.state_dir_fd = state_dir_fd
+        self.fifo_fd = fifo_fd  # read end of the exec fifo: start writes a byte into it
         self.stdio = stdio
         self.console_fd = console_fd  # connected --console-socket, or -1
         self.preserve_fds = preserve_fds  # fds 3..3+N-1 pass into the container
@@ -72,9 +73,32 @@ class InitContext:
         self.userns = userns
         self.seccomp = seccomp  # linux.seccomp compiled by the parent (seccomp_filter.Program), or None
 
+    def payload(self) -> tuple[dict[str, Any], list[int]]:
+        """What a re-executed init needs to rebuild this context, and the fds it must keep."""
+        trees = [m[mounts.PREPARED_TREE] for m in self.config.get("mounts") or [] if mounts.PREPARED_TREE in m]
+        data = {"config": self.config, "bundle": self.bundle, "sock": self.sock.fileno(), "fifo": self.fifo_fd,
+                "stdio": list(self.stdio), "console": self.console_fd, "preserve": self.preserve_fds,
+                "userns": self.userns, "seccomp": self.seccomp.to_data() if self.seccomp is not None else None}
+        return data, [self.sock.fileno(), self.fifo_fd, *self.stdio, self.console_fd, *trees,
+                      *range(3, 3 + self.preserve_fds)]
+
+
+def context_from(data: dict[str, Any]) -> InitContext:
+    """The context of ``InitContext.payload``, in a re-executed init (skiff.runtime.sealed)."""
+    import _socket
+
+    from skiff.runtime.seccomp_filter import Program
+
+    return InitContext(data["config"], data["bundle"], _socket.socket(fileno=data["sock"]), data["fifo"],
+                       tuple(data["stdio"]), data["console"], data["preserve"], data["userns"],
+                       Program.from_data(data["seccomp"]))
+
+
+_MSG_NOSIGNAL = 0x4000  # a peer that has gone is an EPIPE error, not a SIGPIPE that kills the runtime
+
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.send(dumps(message).encode())
+    sock.send(dumps(message).encode(), _MSG_NOSIGNAL)
 
 
 def receive(sock: socket.socket) -> dict[str, Any] | None:
@@ -129,26 +153,29 @@ def _init(ctx: InitContext) -> NoReturn:
     _enter_namespaces(namespaces, exclude=("pid", "cgroup", "user") if ctx.userns else ("pid", "cgroup"))
 
     send(ctx.sock, {"type": "ready"})
-    reply = receive(ctx.sock)
-    if not reply or reply.get("type") != "go":
-        os._exit(1)
-    if "cgroup" in namespaces:
-        _enter_namespaces({"cgroup": namespaces["cgroup"]}, exclude=())
+    # The parent puts us in our cgroup meanwhile (its first cgroup.procs write can wait 10-18 ms
+    # for an RCU grace period): the mounts go on in parallel, up to the first that needs the
+    # cgroup namespace, which can only be made once we are in the cgroup.
+    joined = _CgroupJoin(ctx.sock, namespaces)
     if hooks:
-        hooks_module.run_hooks("createContainer", hooks, reply["state"])
+        joined()
+        hooks_module.run_hooks("createContainer", hooks, joined.reply["state"])
 
-    _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1)
+    _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1, joined)
+    joined()
+    reply = joined.reply
     if config.get("hostname"):
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
-    prepare_process(process, seccomp_filter)
+    prepare_process(process, seccomp_filter,
+                    keep_fds=(ctx.sock.fileno(), ctx.fifo_fd, *range(3, 3 + ctx.preserve_fds)))
     env = process_env(process)
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
 
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # from here the container outlives its creator
     send(ctx.sock, {"type": "created"})
-    _wait_for_start(ctx.state_dir_fd)
+    _wait_for_start(ctx.fifo_fd)
     if hooks and hooks.get("startContainer"):
         try:
             hooks_module.run_hooks("startContainer", hooks, {**reply["state"], "status": "created"})
@@ -160,9 +187,35 @@ def _init(ctx: InitContext) -> NoReturn:
     _exec(executable, process["args"], env, ctx.preserve_fds)
 
 
-def prepare_process(process: dict[str, Any], seccomp_filter: Any, create_cwd: bool = True) -> None:
+class _CgroupJoin:
+    """Called where the init must be in its cgroup: waits once for the parent's "go", then
+    unshares the cgroup namespace (if the config has one). Later calls do nothing."""
+
+    __slots__ = ("sock", "namespaces", "reply")
+
+    def __init__(self, sock: socket.socket, namespaces: dict[str, dict[str, Any]]) -> None:
+        self.sock = sock
+        self.namespaces = namespaces
+        self.reply: dict[str, Any] | None = None
+
+    def __call__(self) -> None:
+        if self.reply is not None:
+            return
+        reply = receive(self.sock)
+        if not reply or reply.get("type") != "go":
+            os._exit(1)
+        self.reply = reply
+        if "cgroup" in self.namespaces:
+            _enter_namespaces({"cgroup": self.namespaces["cgroup"]}, exclude=())
+
+
+def prepare_process(process: dict[str, Any], seccomp_filter: Any, keep_fds: tuple[int, ...] = (),
+                    create_cwd: bool = True) -> None:
     """rlimits, oom score, umask, cwd, user, capabilities, no_new_privs: all but the exec itself.
 
+    Every fd from 3 up but ``keep_fds`` is closed before the chdir: whatever the
+    forking process held (close-on-exec or not, it is still open here) could be a
+    host directory that ``cwd: /proc/self/fd/N`` would enter (CVE-2024-21626).
     Without noNewPrivileges the seccomp filter must be loaded while we still hold
     CAP_SYS_ADMIN, so before the capabilities are dropped (as runc does); with it,
     the caller loads it last, just before execve. ``create_cwd``: the container's
@@ -171,10 +224,13 @@ def prepare_process(process: dict[str, Any], seccomp_filter: Any, create_cwd: bo
     _set_rlimits(process.get("rlimits", []))
     _write_oom_score_adj(process.get("oomScoreAdj"))
     os.umask(int(process.get("user", {}).get("umask", 0o022)))  # OCI keeps umask under process.user
+    linux.close_fds_except(3, keep_fds)
     _enter_cwd(process.get("cwd", "/"), create_cwd)
     if seccomp_filter is not None and not process.get("noNewPrivileges"):
         seccomp_filter.load()
     _set_user_and_capabilities(process)
+    # A change of credentials resets dumpability to fs.suid_dumpable, which a host may set to 1.
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)
     if process.get("noNewPrivileges"):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
 
@@ -233,13 +289,14 @@ def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str,
 
 
 def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dict[str, Any]],
-                  console_fd: int) -> None:
+                  console_fd: int, joined: _CgroupJoin) -> None:
     if console_fd >= 0:
         from skiff.runtime.console import setup_terminal  # before pivot_root hides the host's modules
     rootfs = config["root"]["path"]
     linux_cfg = config["linux"]
     if "mount" not in namespaces:
         # The host's mount namespace: mounting anything would change the host, so only chroot.
+        joined()
         os.chroot(rootfs)
         os.chdir("/")
         if console_fd >= 0:
@@ -258,11 +315,17 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for entry in config.get("mounts", []):
+            if entry.get("type") == "cgroup" and not mounts.is_bind(entry):
+                joined()  # a cgroup mount shows the cgroup namespace's root: it must exist first
             mounts.mount_entry(root_fd, entry, bundle)
-        if any(posixpath.normpath(m["destination"]) == "/dev" for m in config.get("mounts", [])):
-            mounts.populate_dev(root_fd)
-        for device in linux_cfg.get("devices", []):
-            mounts.create_device(root_fd, device)
+        # A bind-mounted /dev is a host directory, which must not fill with device nodes:
+        # only a /dev the runtime mounted itself gets them (runc skips a bound /dev the same way).
+        dev_mount = _last_dev_mount(config.get("mounts", []))
+        if dev_mount is None or not mounts.is_bind(dev_mount):
+            if dev_mount is not None:
+                mounts.populate_dev(root_fd)
+            for device in linux_cfg.get("devices", []):
+                mounts.create_device(root_fd, device)
         _set_sysctls(linux_cfg.get("sysctl", {}), namespaces)
         for path in linux_cfg.get("maskedPaths", []):
             mounts.mask_path(root_fd, path)
@@ -277,6 +340,12 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
         setup_terminal(console_fd, bind_console=True)
     if config["root"].get("readonly"):
         linux.mount_setattr(linux.AT_FDCWD, "/", 0, attr_set=linux.MOUNT_ATTR_RDONLY)
+
+
+def _last_dev_mount(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mount that ends up on /dev (the last one there), or None."""
+    on_dev = [m for m in entries if posixpath.normpath("/" + m["destination"].lstrip("/")) == "/dev"]
+    return on_dev[-1] if on_dev else None
 
 
 def _pivot_root(root_fd: int) -> None:
@@ -340,9 +409,12 @@ def _set_rlimits(rlimits: list[dict[str, Any]]) -> None:
 
 
 def _enter_cwd(cwd: str, create: bool = True) -> None:
-    """Docker creates a missing working directory; after pivot_root this is inside the root.
+    """Docker creates a missing working directory (an exec does not: a missing one is Docker's
+    126 with runc's words); then check that we landed inside the root.
 
-    For an exec it does not: a missing directory is Docker's 126 with runc's words.
+    The caller closed every fd that could lead out; getcwd is the proof (as in runc's
+    fix for CVE-2024-21626): a directory outside our root makes the kernel answer
+    "(unreachable)/...", which glibc turns into ENOENT.
     """
     try:
         if create:
@@ -353,6 +425,13 @@ def _enter_cwd(cwd: str, create: bool = True) -> None:
             raise CommandNotExecutable(f'OCI runtime exec failed: chdir to cwd ("{cwd}") set in config.json '
                                        f"failed: {os.strerror(exc.errno or errno.EIO).lower()}") from None
         raise SyscallError("chdir", exc.errno or errno.EIO, cwd) from None
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
+        raise PathEscape(f"working directory {cwd} is outside the container's root filesystem",
+                         hint="the process.cwd (or image WORKDIR) must be a directory inside the container")
 
 
 def _set_user_and_capabilities(process: dict[str, Any]) -> None:
@@ -424,14 +503,38 @@ def _check_executable(path: str, name: str) -> None:
         raise CommandNotExecutable(f'exec: "{name}": permission denied')
 
 
-def _wait_for_start(state_dir_fd: int) -> None:
-    """Block until ``start`` opens the fifo; the dir fd reaches the host state dir after pivot_root."""
-    fd = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
-    os.write(fd, b"0")
-    os.close(fd)
+def _wait_for_start(fifo_fd: int) -> None:
+    """Block until ``start`` writes its byte into the exec fifo (read end held since fork).
+
+    poll, not a blocking read: a fifo with no writer yet reads as end-of-file at once,
+    while poll waits for the first writer's data.
+    """
+    poller = select.poll()
+    poller.register(fifo_fd, select.POLLIN)
+    while True:
+        try:
+            poller.poll()
+            data = os.read(fifo_fd, 1)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            continue
+        break
+    os.close(fifo_fd)
+    if data != b"0":
+        os.write(2, b"skiff: the exec fifo closed without a start\n")
+        os._exit(1)
+
+
+# Test hook: seconds to wait just before execve, so that a test can look at this process from
+# inside the container at its most exposed (capabilities dropped, still skiff). Read from the
+# environment of the skiff command on the host, which no container controls.
+PAUSE_ENV = "SKIFF_TEST_PAUSE_BEFORE_EXEC"
 
 
 def _exec(executable: str, args: list[str], env: dict[str, str], preserve_fds: int = 0) -> NoReturn:
+    if os.environ.get(PAUSE_ENV):
+        select.select([], [], [], float(os.environ[PAUSE_ENV]))
     for fd in range(3, 3 + preserve_fds):
         try:
             os.set_inheritable(fd, True)

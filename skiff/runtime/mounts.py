@@ -148,11 +148,64 @@ def parse_options(options: list[str]) -> tuple[int, int, str, bool]:
 # --- the mounts of config.json ---------------------------------------------
 
 
+# Files under /proc a bind mount may replace (lxcfs's, as runc allows): nothing else under /proc.
+PROC_BIND_ALLOWED = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+    "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+})
+
+
+def check_proc_destination(entry: dict[str, Any]) -> None:
+    """Refuse a mount on or under /proc that is not procfs itself (or an lxcfs file).
+
+    A bind over /proc, or over /proc/sys, /proc/self... gives the container
+    whatever the source holds where the kernel's own files should be (runc refuses
+    them the same way).
+    """
+    destination = posixpath.normpath("/" + entry["destination"].lstrip("/"))
+    if destination != "/proc" and not destination.startswith("/proc/"):
+        return
+    if destination == "/proc" and entry.get("type") == "proc" and not is_bind(entry):
+        return
+    if destination in PROC_BIND_ALLOWED and is_bind(entry):
+        return
+    raise BundleError(f"mount on {destination} refused: only a proc filesystem may be mounted on /proc, "
+                      f"and only {', '.join(sorted(PROC_BIND_ALLOWED))} may be bind-mounted under it")
+
+
+def _open_proc_destination(root_fd: int, destination: str) -> int:
+    """/proc in the root, which must be a plain directory: a symlink could aim it anywhere (CVE-2023-27561)."""
+    try:
+        return linux.openat2(root_fd, destination, os.O_PATH | os.O_DIRECTORY,
+                             resolve=linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_SYMLINKS)
+    except SyscallError as exc:
+        if exc.errno == errno.ENOENT:
+            return ensure_in_root(root_fd, destination)
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise BundleError(f"cannot mount proc on {destination}: it is a symbolic link or not a directory "
+                              "in the image", hint="/proc must be a plain directory in the root "
+                              "filesystem") from None
+        raise
+
+
+def _check_resolved_target(root_fd: int, target_fd: int, destination: str) -> None:
+    """A destination that a symlink in the image sends into /proc is refused like /proc itself."""
+    root = os.readlink(fd_path(root_fd)).rstrip("/")
+    resolved = os.readlink(fd_path(target_fd))
+    if not resolved.startswith(root + "/"):
+        return
+    inside = resolved[len(root):]
+    if (inside == "/proc" or inside.startswith("/proc/")) and inside != posixpath.normpath("/" + destination.lstrip("/")):
+        raise BundleError(f"mount on {destination} refused: it resolves to {inside} in the container "
+                          "(through a symbolic link in the image)")
+
+
 def mount_entry(root_fd: int, entry: dict[str, Any], bundle: str) -> None:
     """Perform one entry of config.json's ``mounts`` inside the root."""
     options = list(entry.get("options") or [])
     kind = entry.get("type") or ""
     destination = entry["destination"]
+    check_proc_destination(entry)
     if is_bind(entry):
         _bind(root_fd, entry, options, bundle)
     elif kind == "cgroup":
@@ -161,8 +214,10 @@ def mount_entry(root_fd: int, entry: dict[str, Any], bundle: str) -> None:
         if not kind:
             raise BundleError(f"mount {destination}: no type given")
         flags, propagation, data, _ = parse_options(options)
-        target_fd = ensure_in_root(root_fd, destination)
+        target_fd = (_open_proc_destination(root_fd, destination) if kind == "proc"
+                     else ensure_in_root(root_fd, destination))
         try:
+            _check_resolved_target(root_fd, target_fd, destination)
             _mount_new(entry.get("source") or kind, target_fd, kind, flags, data)
         except SyscallError as exc:
             raise SyscallError(f"mount {kind}", exc.errno, destination) from None
@@ -242,6 +297,7 @@ def _bind(root_fd: int, entry: dict[str, Any], options: list[str], bundle: str) 
                                 attr_set=attr_set)
         target_fd = ensure_in_root(root_fd, destination, directory=is_dir)
         try:
+            _check_resolved_target(root_fd, target_fd, destination)
             linux.move_mount(tree_fd, "", target_fd, "",
                              linux.MOVE_MOUNT_F_EMPTY_PATH | linux.MOVE_MOUNT_T_EMPTY_PATH, destination)
         finally:
@@ -267,6 +323,7 @@ def _cgroup(root_fd: int, destination: str, options: list[str]) -> None:
     hierarchies = _host_cgroup_hierarchies()
     target_fd = ensure_in_root(root_fd, destination)
     try:
+        _check_resolved_target(root_fd, target_fd, destination)
         if not hierarchies:
             linux.mount("cgroup2", fd_path(target_fd), "cgroup2", flags)
             return
@@ -405,7 +462,7 @@ def mask_path(root_fd: int, path: str) -> None:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             linux.mount("tmpfs", fd_path(fd), "tmpfs", linux.MS_RDONLY, None)
         else:
-            null_fd = open_in_root(root_fd, "/dev/null")
+            null_fd = _null_device(root_fd)
             try:
                 linux.mount(fd_path(null_fd), fd_path(fd), None, linux.MS_BIND)
             finally:
@@ -414,6 +471,21 @@ def mask_path(root_fd: int, path: str) -> None:
         raise SyscallError("mount (maskedPaths)", exc.errno, path) from None
     finally:
         os.close(fd)
+
+
+def _null_device(root_fd: int) -> int:
+    """An O_PATH fd of a real /dev/null: the container's, else (a bind-mounted /dev) the host's."""
+    try:
+        fd = open_in_root(root_fd, "/dev/null")
+    except SyscallError:
+        fd = -1
+    if fd >= 0:
+        st = os.fstat(fd)
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            return fd
+        os.close(fd)
+    # Still in the host's view (masking happens before pivot_root): its /dev/null is the kernel's.
+    return os.open("/dev/null", os.O_PATH | os.O_CLOEXEC)
 
 
 def readonly_path(root_fd: int, path: str) -> None:

@@ -9,6 +9,7 @@ time, so a reused pid is not mistaken for the container) and the fifo.
 from __future__ import annotations
 
 import _signal as signal  # the C module: signal.py builds enums (enum, functools...) at import
+import errno
 import os
 import time
 
@@ -110,9 +111,18 @@ class Runtime:
         if status != "created":
             raise ContainerConflict(f"cannot start container {cid}: it is {status}, not created")
         fifo = os.path.join(self._dir(cid), EXEC_FIFO)
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            self._read_start_byte(cid, fd, record)
+            # The init holds the fifo's read end and waits for a byte; no reader: it is gone.
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerConflict(f"cannot start container {cid}: it is already started") from None
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise errors.SyscallError("open", exc.errno or errno.EIO, fifo) from None
+            raise ContainerNotRunning(f"container {cid} exited before it could be started") from None
+        try:
+            os.write(fd, b"0")
+            self._wait_until_taken(cid, fd, record)
         finally:
             os.close(fd)
             try:
@@ -235,7 +245,7 @@ class Runtime:
             raise ContainerNotRunning(f"cannot update container {cid}: it is stopped")
         # New device rules replace the old ones on v2: they get the same defaults as at create.
         devices = record.get("config", {}).get("devices") or []
-        self._cgroup(cid, record).update(_with_default_devices(resources, devices))
+        self._cgroup(cid, record).update(_with_default_devices(resources, devices, always=False))
 
     def ps(self, cid: str) -> list[int]:
         """The host pids of the container's processes (its init first)."""
@@ -358,6 +368,17 @@ class Runtime:
 
         return open_cgroup(record["cgroupsPath"])
 
+    def _wait_until_taken(self, cid: str, fd: int, record: dict[str, Any]) -> None:
+        """Return once the init has read the start byte (it then closes the only read end: POLLERR),
+        as runc's start returns once its init has gone past the fifo."""
+        import select
+
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+        while not poller.poll(100):
+            if _start_time(record["pid"]) != record.get("starttime"):
+                return
+
     def _pidfd(self, record: dict[str, Any]) -> int | None:
         """A pidfd of the init if it is still the same process, else None."""
         try:
@@ -387,7 +408,10 @@ class Runtime:
         from skiff.runtime.mounts import wants_idmap
 
         parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-        state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # The init gets the exec fifo's read end, never a directory: an fd of the host's state
+        # dir held across its chdir would put the container's cwd on the host (CVE-2024-21626).
+        # Opened here, as host root, it needs no chown for a user namespace's root to use.
+        fifo_fd = os.open(os.path.join(state_dir, EXEC_FIFO), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         namespaces = {ns["type"]: ns for ns in config["linux"]["namespaces"]}
         pid_ns, user_ns = namespaces.get("pid"), namespaces.get("user")
         userns = "" if user_ns is None else "joined" if user_ns.get("path") else "cloned"
@@ -396,7 +420,8 @@ class Runtime:
         pid_ns_by_clone = bool(userns) and pid_ns is not None and not pid_ns.get("path")
         idmapped = any(wants_idmap(entry) for entry in config.get("mounts") or [])
         own_pid_ns = -1
-        if pid_ns is not None and not pid_ns_by_clone:
+        exe_fd = -1 if userns else _sealed_interpreter_if_needed(_bounding_of(config["process"]), False)
+        if pid_ns is not None and not pid_ns_by_clone and exe_fd < 0:
             own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
             if idmapped:  # before any fork, outside the container's namespaces: the init inherits the trees
@@ -405,7 +430,7 @@ class Runtime:
                 prepare_idmapped_mounts(config, str(bundle))
             if own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
-            ctx = container_init.InitContext(config, str(bundle), child_sock, state_dir_fd, stdio,
+            ctx = container_init.InitContext(config, str(bundle), child_sock, fifo_fd, stdio,
                                              console_fd, preserve_fds, userns, seccomp)
             new_pid_ns = linux.CLONE_NEWPID if pid_ns_by_clone else 0
 
@@ -413,13 +438,18 @@ class Runtime:
                 parent_sock.close()
                 container_init.main(ctx)
 
-            if userns == "joined":
-                pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
-            else:
-                pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
-                       else os.fork())
-                if pid == 0:
-                    start_init()
+            with linux.NonDumpable():  # the init is non-dumpable from its first instruction
+                if exe_fd >= 0:
+                    from skiff.runtime import sealed
+
+                    pid = sealed.spawn(exe_fd, "init", *ctx.payload(), pid_ns=_pid_ns_for_sealed(pid_ns))
+                elif userns == "joined":
+                    pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
+                else:
+                    pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
+                           else os.fork())
+                    if pid == 0:
+                        start_init()
         finally:
             if own_pid_ns >= 0:
                 # Later forks of this process (helpers, the next container) stay in our namespace.
@@ -429,18 +459,16 @@ class Runtime:
                 from skiff.runtime.idmap import release_idmapped_mounts
 
                 release_idmapped_mounts(config)  # the init has its own copies
-            os.close(state_dir_fd)
+            os.close(fifo_fd)
             child_sock.close()
-        if userns:
+            if exe_fd >= 0:
+                os.close(exe_fd)  # the child's copy goes at its exec: then the detached mount dissolves
+        if userns == "cloned":
             try:
-                from skiff.runtime.userns import root_on_host, write_id_maps
+                from skiff.runtime.userns import write_id_maps
 
-                if userns == "cloned":
-                    write_id_maps(pid, config["linux"])
-                # The init opens its exec fifo as the container's root: that is someone else here.
-                os.chown(os.path.join(state_dir, EXEC_FIFO), *root_on_host(pid))
-                if userns == "cloned":
-                    container_init.send(parent_sock, {"type": "mapped"})
+                write_id_maps(pid, config["linux"])
+                container_init.send(parent_sock, {"type": "mapped"})
             except BaseException:
                 linux.kill_and_reap(pid)
                 parent_sock.close()
@@ -450,20 +478,25 @@ class Runtime:
     def _handshake(self, cid: str, pid: int, sock: socket.socket, config: dict[str, Any],
                    cgroups: list[Any], bundle: str = "") -> None:
         """Answer the init until it is created; a cgroup made on the way is appended to ``cgroups``."""
+        from skiff.cgroups import open as open_cgroup
         from skiff.runtime import init as container_init
         from skiff.runtime.spec import state_dict
 
+        # While the init makes its namespaces and mounts (it waits for "go" only where it needs
+        # to be in its cgroup): the first cgroup.procs write of a process can take 10-18 ms.
+        cgroup = open_cgroup(_cgroups_path(cid, config))
+        cgroups.append(cgroup)
+        try:
+            cgroup.create(_with_default_devices(config["linux"].get("resources") or {},
+                                                config["linux"].get("devices") or []))
+            cgroup.add(pid)
+        except errors.SkiffError:
+            early = container_init.receive(sock)  # the init may have failed first: its error says more
+            if early and early.get("type") == "error":
+                raise _error_from(early, pid) from None
+            raise
         message = container_init.receive(sock)
         if message and message["type"] == "ready":
-            path = _cgroups_path(cid, config)
-            if path:
-                from skiff.cgroups import open as open_cgroup
-
-                cgroup = open_cgroup(path)
-                cgroups.append(cgroup)
-                cgroup.create(_with_default_devices(config["linux"].get("resources") or {},
-                                                    config["linux"].get("devices") or []))
-                cgroup.add(pid)
             # runc (and runtime-tools' checks) pass "created" to every hook before start.
             state = state_dict(cid, "created", pid, bundle, config.get("annotations", {}))
             hooks = config.get("hooks")
@@ -472,7 +505,10 @@ class Runtime:
 
                 run_hooks("prestart", hooks, state)
                 run_hooks("createRuntime", hooks, state)
-            container_init.send(sock, {"type": "go", "state": state})
+            try:
+                container_init.send(sock, {"type": "go", "state": state})
+            except BrokenPipeError:
+                pass  # the init failed meanwhile: its error is waiting in the socket
             message = container_init.receive(sock)
         if not message or message["type"] != "created":
             raise _error_from(message, pid)
@@ -495,18 +531,29 @@ class Runtime:
 
             console = connect(str(console_socket))
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_fd is not None else -1
+        own_pid_ns = -1
         pid = 0
+        exe_fd = -1
         try:
-            if pid_fd is not None:
+            in_user_ns = any(kind == "user" for kind, _ in namespace_fds)
+            exe_fd = _sealed_interpreter_if_needed(_bounding_of(process) | _bounding_of_pid(init_pid), in_user_ns)
+            if pid_fd is not None and exe_fd < 0:
+                own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
                 linux.setns(pid_fd, linux.CLONE_NEWPID, f"/proc/{init_pid}/ns/pid")
             ctx = exec_init.ExecContext(process, child_sock, stdio, namespace_fds,
                                         console.fileno() if console else -1,
                                         self._seccomp_program(record.get("config", {}).get("seccomp")))
-            pid = os.fork()
-            if pid == 0:
-                parent_sock.close()
-                exec_init.main(ctx)
+            with linux.NonDumpable():  # until its execve: see linux.NonDumpable
+                if exe_fd >= 0:
+                    from skiff.runtime import sealed
+
+                    pid = sealed.spawn(exe_fd, "exec", *ctx.payload(),
+                                       pid_ns=("fd", pid_fd) if pid_fd is not None else None)
+                else:
+                    pid = os.fork()
+                    if pid == 0:
+                        parent_sock.close()
+                        exec_init.main(ctx)
         finally:
             if own_pid_ns >= 0:
                 linux.setns(own_pid_ns, linux.CLONE_NEWPID, "/proc/self/ns/pid")
@@ -516,6 +563,8 @@ class Runtime:
             child_sock.close()
             if console is not None:
                 console.close()
+            if exe_fd >= 0:
+                os.close(exe_fd)
         with parent_sock:
             try:
                 message = container_init.receive(parent_sock)
@@ -532,17 +581,6 @@ class Runtime:
                 linux.kill_and_reap(pid)
                 raise
         return pid
-
-    def _read_start_byte(self, cid: str, fd: int, record: dict[str, Any]) -> None:
-        import select
-
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
-            if poller.poll(100) and os.read(fd, 1) == b"0":
-                return
-            if self._status(cid, record) == "stopped":
-                raise ContainerNotRunning(f"container {cid} exited before it could be started")
 
 
 def _fork_in_user_namespace(path: str, clone_flags: int, child: Callable[[], NoReturn]) -> int:
@@ -609,6 +647,42 @@ _JOINABLE_NAMESPACES = (("user", 0x10000000), ("ipc", 0), ("uts", 0), ("net", 0)
                         ("cgroup", 0), ("mnt", 0))
 
 
+def _pid_ns_for_sealed(pid_ns: dict[str, Any] | None) -> tuple[str, Any] | None:
+    """The init's pid namespace as skiff.runtime.sealed.spawn enters it."""
+    if pid_ns is None:
+        return None
+    return ("path", pid_ns["path"]) if pid_ns.get("path") else ("unshare", None)
+
+
+def _bounding_of(process: dict[str, Any]) -> int:
+    """The bounding set a process object asks for (no capabilities object: it keeps ours, all)."""
+    from skiff.runtime.spec import capability_mask
+
+    caps = process.get("capabilities")
+    return ~0 if caps is None else capability_mask(caps.get("bounding") or [])
+
+
+def _bounding_of_pid(pid: int) -> int:
+    """The container's bounding set, from its init: no process in it can hold more."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return ~0
+
+
+def _sealed_interpreter_if_needed(bounding: int, own_user_namespace: bool) -> int:
+    """A read-only interpreter for the child to re-exec from, or -1 (see skiff.runtime.sealed)."""
+    from skiff.runtime import sealed
+
+    if not sealed.needed(bounding, own_user_namespace):
+        return -1
+    return sealed.interpreter_fd()
+
+
 def _namespaces_to_join(pid: int) -> list[tuple[str, int]]:
     """Fds of the init's namespaces that differ from ours, the user namespace first, mount last."""
     joined = []
@@ -648,17 +722,28 @@ def _descendants(pid: int) -> list[int]:
 _DEFAULT_DEVICE_RULES = [{"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
                          for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1),
                                               (5, 2), (136, -1))]
+_DENY_ALL_DEVICES = {"allow": False, "access": "rwm"}
 
 
-def _with_default_devices(resources: dict[str, Any], devices: list[dict[str, Any]]) -> dict[str, Any]:
-    """The device rules plus runc's defaults: mknod of any node, the default devices, linux.devices."""
-    if "devices" not in resources:
+def _with_default_devices(resources: dict[str, Any], devices: list[dict[str, Any]],
+                          always: bool = True) -> dict[str, Any]:
+    """The device allow-list every container gets, as runc builds it.
+
+    Deny everything first (a cgroup starts as ``a *:* rwm`` on v1, and the v2 filter
+    allows what no rule decides), then the config's own ``linux.resources.devices``,
+    then mknod of any node and the default devices, then each of ``linux.devices``.
+    The defaults come after the config's rules, as in runc: a config that begins with
+    its own deny-all (``runc spec``'s) must not take /dev/null away. ``always=False``
+    (update) leaves a ``resources`` without ``devices`` alone: the filter stays as it is.
+    """
+    if not always and "devices" not in resources:
         return resources
-    rules = [{"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"}]
+    rules = [dict(_DENY_ALL_DEVICES), *(resources.get("devices") or [])]
+    rules += [{"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"}]
     rules += [{k: v for k, v in rule.items() if not (k == "minor" and v == -1)} for rule in _DEFAULT_DEVICE_RULES]
     rules += [{"allow": True, "type": d["type"], "major": d.get("major", 0), "minor": d.get("minor", 0),
                "access": "rwm"} for d in devices if d.get("type") in ("c", "b")]
-    return {**resources, "devices": list(resources["devices"] or []) + rules}
+    return {**resources, "devices": rules}
 
 
 def _config_for_later(config: dict[str, Any]) -> dict[str, Any]:
@@ -696,13 +781,17 @@ def _error_from(message: dict[str, Any] | None, pid: int) -> errors.SkiffError:
     return cls(message.get("message", "container init failed"), hint=message.get("hint"))
 
 
-def _cgroups_path(cid: str, config: dict[str, Any]) -> str | None:
-    linux_cfg = config.get("linux", {})
-    if linux_cfg.get("cgroupsPath"):
-        return str(linux_cfg["cgroupsPath"])
-    if linux_cfg.get("resources"):
-        return f"/skiff/{cid}"
-    return None
+def _cgroups_path(cid: str, config: dict[str, Any]) -> str:
+    """linux.cgroupsPath, else ``/<parent>/<id>``: every container gets a cgroup, as with runc.
+
+    Without one there would be no device allow-list (and no pids to list or kill
+    at delete). The parent is SKIFF_CGROUP_PARENT, as for the engine (default ``skiff``).
+    """
+    path = config.get("linux", {}).get("cgroupsPath")
+    if path:
+        return str(path)
+    parent = os.environ.get("SKIFF_CGROUP_PARENT", "skiff").strip("/") or "skiff"
+    return f"/{parent}/{cid}"
 
 
 def _start_time(pid: int) -> int | None:

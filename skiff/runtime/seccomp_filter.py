@@ -49,6 +49,14 @@ class Program:
 
         linux.seccomp_set_mode_filter(self.bpf, self.flags)
 
+    def to_data(self) -> dict[str, Any]:
+        """As JSON, for a child that is re-executed rather than forked (skiff.runtime.sealed)."""
+        return {"bpf": self.bpf.hex(), "flags": self.flags}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any] | None) -> Program | None:
+        return None if data is None else cls(bytes.fromhex(data["bpf"]), int(data["flags"]))
+
 
 def program(config: dict[str, Any], cache_dir: str | None) -> Program:
     """The filter for ``config`` (an OCI linux.seccomp): from the cache, or compiled (and cached)."""

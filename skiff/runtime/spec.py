@@ -60,7 +60,7 @@ _DEFAULT_SPEC: dict[str, Any] = {
     "root": {"path": "rootfs", "readonly": False},
     "hostname": "skiff",
     "mounts": [
-        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
