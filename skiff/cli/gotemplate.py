@@ -509,7 +509,7 @@ class _Parser:
             self.next_non_space()
             second = self.next_non_space()
             if second.kind != "var":
-                raise self.error(f"range can only initialize variables", second.pos)
+                raise self.error("range can only initialize variables", second.pos)
             names.append(second.value)
             sep = self.peek_non_space()
             if sep.kind != "declare":
