@@ -225,3 +225,20 @@ class InvalidSignal(InvalidArgument):
     """A signal name or number that does not exist (``kill -s SIGFOO``)."""
 
     exit_code = 1
+
+
+# --- templates (--format) ----------------------------------------------------
+
+
+class TemplateError(SkiffError):
+    """A Go template given to --format that does not parse or fails on the object (exit 1, as
+    Docker's; ``parse`` tells the two apart: Docker's inspect exits 64 on a parse error)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, parse: bool = False) -> None:
+        super().__init__(message)
+        self.parse = parse
+
+    def __str__(self) -> str:
+        return f"Template parsing error: {self.message}"

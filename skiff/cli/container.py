@@ -163,7 +163,7 @@ def add_ps_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     p.add_argument("-f", "--filter", action="append", default=[], help="filter output: status=, name=, label=, id=")
-    p.add_argument("--format", help="'json' (one object per line) or 'table'")
+    p.add_argument("--format", help="pretty-print containers using a Go template ('table ...', 'json')")
     p.set_defaults(func=cmd_ps)
 
 
@@ -175,16 +175,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
     found = Engine(paths_from(args)).containers(all_=args.all or "status" in filters)
     found = [c for c in found if matches(c.data, filters)]
-    if args.format == "json":
-        import json
+    if args.format and not (args.quiet and args.format == "table"):
+        from skiff.cli import listing
 
-        header = ("ID", "Image", "Command", "CreatedAt", "Status", "Ports", "Names")
-        for c in found:
-            row = dict(zip(header, ps_row(c.data, args.no_trunc)))
-            row["Command"] = row["Command"]
-            print(json.dumps({**row, "State": c.state.get("Status"),
-                              "Labels": ",".join(f"{k}={v}" for k, v in
-                                                 (c.data["Config"].get("Labels") or {}).items())}))
+        rows = [listing.container_row(c.data, args.no_trunc) for c in found]
+        listing.print_rows(args.format, rows, listing.CONTAINER_HEADERS, listing.CONTAINER_TABLE,
+                           listing.CONTAINER_TYPE)
         return 0
     if args.quiet:
         for c in found:
@@ -473,16 +469,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def add_inspect_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--format", help="format the output (only 'json' and {{.Field}} paths)")
+    p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_inspect)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    import json
-
+    from skiff.cli.listing import check_template, print_documents
     from skiff.errors import SkiffError
 
+    check_template(args.format)
     engine = _engine(args)
     found, status = [], 0
     for ref in args.containers:
@@ -491,28 +487,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         except SkiffError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             status = 1
-    if args.format and args.format != "json":
-        for data in found:
-            print(_template(args.format, data))
-    else:
-        print(json.dumps(found, indent=4))
-    return status
-
-
-def _template(fmt: str, data: dict) -> str:
-    """Enough of Go templates for ``{{.State.Status}}``-style field paths."""
-    import json
-    import re
-
-    def field(match: "re.Match[str]") -> str:
-        value = data
-        for key in match.group(1).strip(".").split("."):
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, bool):
-            return str(value).lower()
-        return json.dumps(value) if isinstance(value, (dict, list)) else ("<no value>" if value is None else str(value))
-
-    return re.sub(r"\{\{\s*(\.[\w.]*)\s*\}\}", field, fmt)
+    return print_documents(found, args.format) or status
 
 
 def add_logs_flags(p: argparse.ArgumentParser) -> None:
@@ -596,7 +571,7 @@ def add_stats_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
     p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
-    p.add_argument("--format", help="'json' (one object per line) or 'table'")
+    p.add_argument("--format", help="pretty-print stats using a Go template ('table ...', 'json')")
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
     p.set_defaults(func=cmd_stats)
 
@@ -608,11 +583,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
     first = True
     while True:
         rows = engine.stats(args.containers, all_=args.all)
-        if args.format == "json":
-            import json
+        if args.format and args.format != "table":
+            from skiff.cli import listing
 
-            for row in rows:
-                print(json.dumps(_stats_json(row)))
+            if not args.no_stream and sys.stdout.isatty():
+                print("\033[2J\033[H", end="")
+            # .Container: the name or id as given on the command line, else the short id
+            given = args.containers if len(args.containers) == len(rows) else [r.container_id[:12] for r in rows]
+            listing.print_rows(args.format, [listing.stats_row(_stats_json(row), name)
+                                             for row, name in zip(rows, given)],
+                               listing.STATS_HEADERS, listing.STATS_TABLE, listing.STATS_TYPE)
         else:
             from skiff.cgroups import format_stats
 

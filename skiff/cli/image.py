@@ -65,6 +65,7 @@ def _add_images(sub: argparse._SubParsersAction, name: str, aliases: list[str] |
     p.add_argument("-a", "--all", action="store_true", help="include intermediate images")
     p.add_argument("--no-trunc", action="store_true", help="full image ids")
     p.add_argument("--digests", action="store_true", help="show the registry digests images were pulled by")
+    p.add_argument("--format", help="pretty-print images using a Go template ('table ...', 'json')")
     p.set_defaults(func=cmd_images)
 
 
@@ -91,6 +92,7 @@ def _add_rmi(sub: argparse._SubParsersAction, name: str, aliases: list[str] | No
 
 def _add_inspect(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="show images as JSON")
+    p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
     p.add_argument("images", metavar="IMAGE", nargs="+")
     p.set_defaults(func=cmd_inspect)
 
@@ -149,6 +151,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
     images = _store(args).list()
     rows: list[tuple[str, ...]] = []
+    template_rows: list[dict[str, Any]] = []
     for image in images:
         image_id = image.id if args.no_trunc else image.short_id
         names = [_split_tag(tag) for tag in image.repo_tags] or [("<none>", "<none>")]
@@ -160,9 +163,20 @@ def cmd_images(args: argparse.Namespace) -> int:
             if args.repository and not _matches(args.repository, repository, tag):
                 continue
             row: tuple[str, ...] = (repository, tag)
+            if args.format:
+                from skiff.cli.listing import image_row
+
+                template_rows.append(image_row(image, repository, tag, digests.get(repository, "<none>"),
+                                               args.no_trunc))
             if args.digests:
                 row += (digests.get(repository, "<none>"),)
             rows.append(row + (image_id, time_ago(image.created), human_size(image.size)))
+    if args.format and not (args.quiet and args.format == "table"):
+        from skiff.cli import listing
+
+        default = listing.IMAGE_TABLE_DIGESTS if args.digests else listing.IMAGE_TABLE
+        listing.print_rows(args.format, template_rows, listing.IMAGE_HEADERS, default, listing.IMAGE_TYPE)
+        return 0
     if args.quiet:
         seen: list[str] = []
         for row in rows:
@@ -224,10 +238,10 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    import json
-
+    from skiff.cli.listing import check_template, print_documents
     from skiff.errors import ImageNotFound
 
+    check_template(args.format)
     store = _store(args)
     found: list[dict[str, Any]] = []
     missing: list[str] = []
@@ -236,7 +250,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             found.append(store.inspect(ref))
         except ImageNotFound:
             missing.append(ref)
-    print(json.dumps(found, indent=4))
+    status = print_documents(found, args.format)
     for ref in missing:
         print(f"Error: No such image: {ref}", file=sys.stderr)
-    return 1 if missing else 0
+    return 1 if missing else status

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -24,9 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ls = commands.add_parser("ls", aliases=["list"], help="list networks")
     ls.add_argument("-q", "--quiet", action="store_true", help="only show ids")
+    ls.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
+    ls.add_argument("--format", help="pretty-print networks using a Go template ('table ...', 'json')")
     ls.set_defaults(func=_ls)
 
     inspect = commands.add_parser("inspect", help="show networks in detail (JSON)")
+    inspect.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
     inspect.add_argument("networks", nargs="+")
     inspect.set_defaults(func=_inspect)
 
@@ -87,6 +89,12 @@ def _create(args: argparse.Namespace) -> int:
 
 def _ls(args: argparse.Namespace) -> int:
     networks = _manager(args).list_networks()
+    if args.format and not (args.quiet and args.format == "table"):
+        from skiff.cli import listing
+
+        listing.print_rows(args.format, [listing.network_row(n, args.no_trunc) for n in networks],
+                           listing.NETWORK_HEADERS, listing.NETWORK_TABLE, listing.NETWORK_TYPE)
+        return 0
     if args.quiet:
         for n in networks:
             print(n["Id"][:12] or n["Name"])
@@ -98,8 +106,10 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from skiff.cli.listing import check_template, print_documents
     from skiff.errors import NetworkNotFound
 
+    check_template(args.format)
     manager = _manager(args)
     found, status = [], 0
     for ref in args.networks:
@@ -108,8 +118,7 @@ def _inspect(args: argparse.Namespace) -> int:
         except NetworkNotFound as exc:
             print(f"skiff: {exc}", file=sys.stderr)
             status = 1
-    print(json.dumps(found, indent=4))
-    return status
+    return print_documents(found, args.format) or status
 
 
 def _rm(args: argparse.Namespace) -> int:

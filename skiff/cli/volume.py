@@ -24,9 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("-q", "--quiet", action="store_true", help="only display volume names")
     ls.add_argument("-f", "--filter", action="append", default=[],
                     help="filter output (name=, label=, driver=, dangling=true|false)")
+    ls.add_argument("--format", help="pretty-print volumes using a Go template ('table ...', 'json')")
     ls.set_defaults(func=_ls)
 
     inspect = commands.add_parser("inspect", help="Display detailed information on one or more volumes")
+    inspect.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
     inspect.add_argument("names", nargs="+", metavar="VOLUME")
     inspect.set_defaults(func=_inspect)
 
@@ -103,6 +105,12 @@ def _ls(args: argparse.Namespace) -> int:
             volumes = [v for v in volumes if (not users.get(v.name)) == want_unused]
         else:
             raise UsageError(f"invalid filter '{key}'")
+    if args.format and not (args.quiet and args.format == "table"):
+        from skiff.cli import listing
+
+        listing.print_rows(args.format, [listing.volume_row(v) for v in volumes], listing.VOLUME_HEADERS,
+                           listing.VOLUME_TABLE, listing.VOLUME_TYPE)
+        return 0
     if args.quiet:
         for v in volumes:
             print(v.name)
@@ -115,10 +123,10 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    import json
-
+    from skiff.cli.listing import check_template, print_documents
     from skiff.errors import VolumeNotFound
 
+    check_template(args.format)
     store = _store(args)
     found, missing = [], []
     for name in args.names:
@@ -126,10 +134,10 @@ def _inspect(args: argparse.Namespace) -> int:
             found.append(store.inspect(name))
         except VolumeNotFound as exc:
             missing.append(exc)
-    print(json.dumps(found, indent=4))
+    status = print_documents(found, args.format)
     for exc in missing:
         print(f"skiff: {exc}", file=sys.stderr)
-    return 1 if missing else 0
+    return 1 if missing else status
 
 
 def _rm(args: argparse.Namespace) -> int:
