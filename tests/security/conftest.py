@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,16 @@ from typing import Any
 import pytest
 
 from skiff.runtime import default_spec
+from tests.conftest import Skiff
+
+
+@pytest.fixture
+def sk(skiff: Skiff, busybox_image: str) -> Iterator[Skiff]:
+    """The CLI over the test's root, with every container removed afterwards."""
+    yield skiff
+    ids = skiff("ps", "-aq", "--no-trunc").stdout.split()
+    if ids:
+        skiff("rm", "-f", *ids)
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ the container, and the canary must stay as it was.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import Skiff
 

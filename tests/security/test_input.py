@@ -20,14 +20,6 @@ from tests.registry.conftest import reg_env, rskiff  # noqa: F401 (fixtures)
 BAD_NAMES = ["a/b", "../../x", "x\ny", "-x", ".x", "x y", "é"]
 
 
-@pytest.fixture
-def sk(skiff: Skiff, busybox_image: str) -> Iterator[Skiff]:
-    yield skiff
-    ids = skiff("ps", "-aq", "--no-trunc").stdout.split()
-    if ids:
-        skiff("rm", "-f", *ids)
-
-
 def ps_names(skiff: Skiff) -> list[str]:
     return [json.loads(line)["Names"] for line in skiff.ok("ps", "-a", "--format", "json").splitlines()]
 

@@ -12,20 +12,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, Skiff
-
-
-@pytest.fixture
-def sk(skiff: Skiff, busybox_image: str) -> Iterator[Skiff]:
-    yield skiff
-    ids = skiff("ps", "-aq", "--no-trunc").stdout.split()
-    if ids:
-        skiff("rm", "-f", *ids)
 
 
 def record(skiff: Skiff, cid: str) -> Path:
@@ -77,7 +68,7 @@ def test_a_broken_container_record_stops_nothing_else(sk: Skiff, breakage: str) 
         result = sk(*command)
         assert result.returncode != 0, result
         line = one_line(result.stderr.replace(warning + "\n", ""))
-        assert str(record(sk, broken)) in line and f"skiff rm -f " in line, line
+        assert str(record(sk, broken)) in line and "skiff rm -f " in line, line
 
     # rm -f by id always works; by name when the name can still be read from the file.
     ref = "broken" if breakage in ("truncated-after-name", "no-state") else broken
