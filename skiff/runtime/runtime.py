@@ -158,10 +158,16 @@ class Runtime:
         finally:
             os.close(pidfd)
 
-    def delete(self, cid: str, force: bool = False) -> None:
-        """Remove a stopped (or created) container's state; ``force`` kills a running one first."""
+    def delete(self, cid: str, force: bool = False, only_stopped: bool = False) -> None:
+        """Remove a stopped (or created) container's state; ``force`` kills a running one first.
+
+        ``only_stopped`` (runc's delete without --force) refuses any container not stopped,
+        from the same read of its state.
+        """
         record = self._record(cid)
         status = self._status(cid, record)
+        if only_stopped and status != "stopped" and not force:
+            raise ContainerConflict(f"cannot delete container {cid} that is not stopped: {status}")
         if status == "running" and not force:
             raise ContainerConflict(f"cannot delete container {cid}: it is running",
                                     hint="stop it first or force the deletion")
