@@ -92,3 +92,18 @@ def _probe(state: Path, command: list[str]) -> str:
             f"code = main(['--root', {str(state)!r}, *{command!r}])\n"
             "print(sorted(sys.modules), file=sys.stderr)\n"
             "print(code)\n")
+
+
+def test_the_cgroup_package_loads_neither_collections_nor_functools() -> None:
+    """create and skiff run import skiff.cgroups: under python -S, collections (namedtuple,
+    collections.abc) and functools (lru_cache) would add about a millisecond to each."""
+    probe = ("import sys\n"
+             f"sys.path[0:0] = [{str(REPO)!r}]\n"
+             "import skiff.cgroups, skiff.cgroups.v1, skiff.cgroups.v2\n"
+             "setup = skiff.cgroups.detect()\n"
+             "assert setup.mode in ('v1', 'v2', 'hybrid') and setup == tuple(setup)\n"
+             "print(sorted(sys.modules))\n")
+    result = subprocess.run([sys.executable, "-S", "-E", "-c", probe], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    loaded = set(eval(result.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own repr of a list
+    assert not loaded & {"collections", "functools", "typing"}, sorted(loaded & {"collections", "functools"})
