@@ -19,7 +19,6 @@ import os
 
 from skiff.cgroups.base import Cgroup, relative_path
 from skiff.cgroups.detect import Hierarchy, Setup, detect
-from skiff.cgroups.stats import Stats, StatsRow, cpu_percent, format_stats
 
 __all__ = [
     "Cgroup", "Hierarchy", "Setup", "Stats", "StatsRow", "cleanup_stale", "cpu_percent", "detect",
@@ -43,11 +42,16 @@ def open(cgroups_path: str, root: str | os.PathLike[str] | None = None) -> Cgrou
 
 
 def __getattr__(name: str) -> object:
-    """``resources_from_flags``, ``rlimits_from_ulimits``, ``cleanup_stale``, imported on first use.
+    """``resources_from_flags``, ``rlimits_from_ulimits``, ``cleanup_stale`` and the stats names,
+    imported on first use.
 
-    They are the engine's, not the runtime's: ``skiff run``'s runtime path does
-    not pay for their imports.
+    They are the engine's, not the runtime's: ``skiff run``'s runtime path (and
+    skiff-oci's create) does not pay for their imports (stats' namedtuples load
+    ``collections``, about a millisecond).
     """
+    if name in ("Stats", "StatsRow", "cpu_percent", "format_stats"):
+        from skiff.cgroups import stats
+        return getattr(stats, name)
     if name == "resources_from_flags":
         from skiff.cgroups.flags import resources_from_flags
         return resources_from_flags

@@ -9,9 +9,7 @@ subdirectory holding ``cgroup.procs`` is a v1 hierarchy named after it, and a
 
 from __future__ import annotations
 
-import functools
 import os
-from collections import namedtuple
 
 V1_SUBSYSTEMS = frozenset({
     "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio",
@@ -19,16 +17,31 @@ V1_SUBSYSTEMS = frozenset({
 })
 
 
-# Named tuples rather than dataclasses: ``collections`` is loaded at start-up
-# already, ``dataclasses`` would add milliseconds to every ``skiff run``.
-class Hierarchy(namedtuple("Hierarchy", "mountpoint controllers")):
+# Tuples with named fields, written out: collections.namedtuple imports ``collections``
+# (about a millisecond of every skiff-oci create, which runs under ``python -S``), and
+# dataclasses cost more still.
+class Hierarchy(tuple):
     """One mounted v1 hierarchy: ``mountpoint`` (str) and ``controllers``
     (frozenset, e.g. {"cpu", "cpuacct"} or {"name=systemd"})."""
 
     __slots__ = ()
 
+    def __new__(cls, mountpoint: str, controllers: frozenset[str]) -> Hierarchy:
+        return tuple.__new__(cls, (mountpoint, controllers))
 
-class Setup(namedtuple("Setup", "mode v1 unified")):
+    @property
+    def mountpoint(self) -> str:
+        return self[0]
+
+    @property
+    def controllers(self) -> frozenset[str]:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"Hierarchy(mountpoint={self[0]!r}, controllers={self[1]!r})"
+
+
+class Setup(tuple):
     """The cgroup layout of this host (or of a fake tree under ``root``).
 
     ``mode``: "v2", "v1" or "hybrid"; ``v1``: tuple of Hierarchy, empty on a
@@ -36,9 +49,24 @@ class Setup(namedtuple("Setup", "mode v1 unified")):
     """
 
     __slots__ = ()
-    mode: str
-    v1: tuple[Hierarchy, ...]
-    unified: str | None
+
+    def __new__(cls, mode: str, v1: tuple[Hierarchy, ...], unified: str | None) -> Setup:
+        return tuple.__new__(cls, (mode, v1, unified))
+
+    @property
+    def mode(self) -> str:
+        return self[0]
+
+    @property
+    def v1(self) -> tuple[Hierarchy, ...]:
+        return self[1]
+
+    @property
+    def unified(self) -> str | None:
+        return self[2]
+
+    def __repr__(self) -> str:
+        return f"Setup(mode={self[0]!r}, v1={self[1]!r}, unified={self[2]!r})"
 
     def container_mounts(self) -> list[tuple[str, str, str]]:
         """What to mount under the container's /sys/fs/cgroup: ``(subdir, fstype, data)``.
@@ -67,12 +95,21 @@ def detect(root: str | os.PathLike[str] | None = None) -> Setup:
     return _detect_cached(os.fspath(root) if root is not None else None)
 
 
-@functools.lru_cache(maxsize=16)
+_DETECTED: dict[str | None, Setup] = {}  # per process: mounts under /sys/fs/cgroup do not move
+
+
 def _detect_cached(root: str | None) -> Setup:
-    if root is None:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            return setup_from_mountinfo(f.read())
-    return _setup_from_tree(root)
+    setup = _DETECTED.get(root)
+    if setup is None:
+        if root is None:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+                setup = setup_from_mountinfo(f.read())
+        else:
+            setup = _setup_from_tree(root)
+        if len(_DETECTED) >= 16:  # fake trees of tests: keep the cache small, as lru_cache(16) did
+            _DETECTED.clear()
+        _DETECTED[root] = setup
+    return setup
 
 
 def setup_from_mountinfo(text: str) -> Setup:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterable
 
 from skiff.errors import CgroupError
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing (or collections) on the hot path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def write(path: str, value: str | int) -> None:

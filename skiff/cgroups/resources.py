@@ -6,7 +6,8 @@ runtime path checks types and signs again; the messages name the field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+# The ABC itself, from the module os has loaded already: collections.abc would import collections.
+from _collections_abc import Mapping
 
 from skiff.errors import CgroupError
 

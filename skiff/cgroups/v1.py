@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 
 from skiff.cgroups import fs
 from skiff.cgroups.base import DESTROY_TIMEOUT_S, Cgroup
 from skiff.cgroups.detect import Setup
 from skiff.cgroups.resources import check_controllers, device_rule_line, rdma_line, section
-from skiff.cgroups.stats import UNLIMITED_THRESHOLD, Stats
 from skiff.errors import CgroupError
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # nor collections (collections.abc, the stats' namedtuples): create needs neither
+    from collections.abc import Mapping
     from typing import Any
+
+    from skiff.cgroups.stats import Stats
 
 
 class V1Cgroup(Cgroup):
@@ -44,6 +45,8 @@ class V1Cgroup(Cgroup):
         self._init_cpuset()
 
     def stats(self) -> Stats:
+        from skiff.cgroups.stats import UNLIMITED_THRESHOLD, Stats
+
         memory = self._need("memory")
         usage = int(fs.read(f"{memory}/memory.usage_in_bytes"))
         inactive = fs.read_keyed(f"{memory}/memory.stat").get("total_inactive_file", 0)

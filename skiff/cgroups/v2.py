@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
 
 from skiff.cgroups import fs
 from skiff.cgroups.base import DESTROY_TIMEOUT_S, Cgroup
 from skiff.cgroups.resources import check_controllers, rdma_line, section
-from skiff.cgroups.stats import Stats
 from skiff.errors import CgroupError
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # nor collections (collections.abc, the stats' namedtuples): create needs neither
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
+
+    from skiff.cgroups.stats import Stats
+
+    # (cgroup directory, OCI device rules): makes the rules the cgroup's device filter.
+    DeviceFilter = Callable[[str, Sequence[Mapping[str, Any]]], None]
 
 # Enabled in the ancestors' cgroup.subtree_control, where the kernel offers them.
 WANTED_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
 DEFAULT_CPU_PERIOD = 100000
-
-# (cgroup directory, OCI device rules): makes the rules the cgroup's device filter.
-DeviceFilter = Callable[[str, Sequence[Mapping[str, "Any"]]], None]
 
 
 def attach_device_filter(directory: str, rules: Sequence[Mapping[str, Any]]) -> None:
@@ -65,6 +66,8 @@ class V2Cgroup(Cgroup):
                 created.append(parent)
 
     def stats(self) -> Stats:
+        from skiff.cgroups.stats import Stats
+
         cpu = fs.read_keyed(f"{self.dir}/cpu.stat")
         memory_usage = self._optional_int("memory.current") or 0
         inactive = fs.read_keyed(f"{self.dir}/memory.stat").get("inactive_file", 0) \

@@ -113,15 +113,9 @@ def parse_signal(text: str) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
-    from skiff.errors import ContainerConflict
-
     rt = _runtime(args)
     try:
-        if not args.force:
-            status = rt.state(args.id)["status"]
-            if status != "stopped":
-                raise ContainerConflict(f"cannot delete container {args.id} that is not stopped: {status}")
-        rt.delete(args.id, force=args.force)
+        rt.delete(args.id, force=args.force, only_stopped=True)  # one read of the state, not two
     except ContainerNotFound:
         if not args.force:
             raise

@@ -86,6 +86,8 @@ class Runtime:
                 "starttime": _start_time(pid),
                 "rootfs": config["root"]["path"],
                 "cgroupsPath": _cgroups_path(cid, config),
+                # delete removes these directly, without skiff.cgroups (milliseconds of imports)
+                "cgroupDirs": list(cgroups[0].dirs) if cgroups else None,
                 "config": _config_for_later(config),
             })
             if pid_file:
@@ -156,10 +158,16 @@ class Runtime:
         finally:
             os.close(pidfd)
 
-    def delete(self, cid: str, force: bool = False) -> None:
-        """Remove a stopped (or created) container's state; ``force`` kills a running one first."""
+    def delete(self, cid: str, force: bool = False, only_stopped: bool = False) -> None:
+        """Remove a stopped (or created) container's state; ``force`` kills a running one first.
+
+        ``only_stopped`` (runc's delete without --force) refuses any container not stopped,
+        from the same read of its state.
+        """
         record = self._record(cid)
         status = self._status(cid, record)
+        if only_stopped and status != "stopped" and not force:
+            raise ContainerConflict(f"cannot delete container {cid} that is not stopped: {status}")
         if status == "running" and not force:
             raise ContainerConflict(f"cannot delete container {cid}: it is running",
                                     hint="stop it first or force the deletion")
@@ -178,7 +186,7 @@ class Runtime:
             finally:
                 os.close(pidfd)
         _reap_if_child(record["pid"])
-        if record.get("cgroupsPath"):
+        if record.get("cgroupsPath") and not _rmdir_all(record.get("cgroupDirs")):
             from skiff.cgroups import open as open_cgroup
 
             cgroup = open_cgroup(record["cgroupsPath"])
@@ -831,6 +839,26 @@ def _remove_tree(path: str | os.PathLike[str]) -> None:
         os.rmdir(path)
     except OSError:
         pass
+
+
+def _rmdir_all(dirs: list[str] | None) -> bool:
+    """Remove an empty container cgroup by its recorded directories: True once none is left.
+
+    The usual delete: the container's processes are gone, its directories empty. Anything
+    else (no record of them, processes left inside, child cgroups, the kernel's EBUSY while
+    the last task is unlinked) is False: the caller then kills, waits and retries through
+    skiff.cgroups, whose import this path saves.
+    """
+    if not dirs:
+        return False
+    for directory in dirs:
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True
 
 
 def _reap_if_child(pid: int) -> None:

@@ -277,6 +277,29 @@ def test_delete_of_a_created_container_kills_its_init(bundle: BundleFactory) -> 
     assert list(bundle.state_root.iterdir()) == []
 
 
+def test_delete_kills_processes_left_in_the_cgroup_and_removes_it(bundle: BundleFactory) -> None:
+    """A process in the container's cgroup outside its pid namespace (a host-side exec) outlives
+    the init: delete must kill it and still remove every directory of the cgroup."""
+    import subprocess
+
+    bundle.write(["sleep", "30"])
+    pid = bundle.runtime.create("left", bundle.path)
+    dirs = json.loads((bundle.state_root / "left" / "state.json").read_text())["cgroupDirs"]
+    straggler = subprocess.Popen(["sleep", "60"])
+    try:
+        for directory in dirs:
+            Path(directory, "cgroup.procs").write_text(str(straggler.pid))
+        bundle.runtime.kill("left", signal.SIGKILL)
+        os.waitpid(pid, 0)
+        bundle.runtime.delete("left")
+        assert straggler.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        straggler.kill()
+        straggler.wait()
+    assert not [d for d in dirs if Path(d).exists()]
+    assert list(bundle.state_root.iterdir()) == []
+
+
 # --- bad bundles ----------------------------------------------------------------
 
 
