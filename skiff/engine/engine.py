@@ -20,6 +20,7 @@ from typing import Any
 
 from skiff import crash_point
 from skiff.engine import containers as records
+from skiff.engine import events
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
 from skiff.errors import ContainerConflict, ContainerNotRunning, ExecError, InvalidArgument, NotFound, SkiffError
@@ -46,7 +47,9 @@ class Engine:
             from skiff.engine.terminal import parse_detach_keys
 
             keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
-            container = self.start(self.create(opts).id, attach=True)  # the record as started: its Pid
+            created = self.create(opts)
+            events.emit_container(self.paths, created.data, "attach")
+            container = self.start(created.id, attach=True)  # the record as started: its Pid
             return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
         self.reconcile()
         image = self._image(opts)
@@ -54,11 +57,14 @@ class Engine:
         with contextlib.ExitStack() as undo:
             container = self._create_record(opts, image, plan, owned=True)
             undo.callback(records.remove_record, container)
+            events.emit_container(self.paths, container.data, "attach")
             bundle = self._prepare(container, image, plan, undo)
             try:
                 status = self._run_bundle(container, bundle)
             except ExecError as exc:
+                events.emit_released(self.paths, container.data)
                 if opts.remove:
+                    events.emit_container(self.paths, container.data, "destroy")
                     raise  # the undo removes it all, as Docker's --rm does
                 undo.pop_all()
                 self._failed_start(container, exc)
@@ -149,6 +155,7 @@ class Engine:
             raise ContainerConflict("You cannot attach to a paused container, unpause it first")
         if status not in ("running", "restarting"):
             raise ContainerConflict("You cannot attach to a stopped container, start it first")
+        events.emit_container(self.paths, container.data, "attach")
         return self._attach(container, stdin and bool(container.data["Config"].get("OpenStdin")), keys,
                             stdin_once, proxy_signals)
 
@@ -251,6 +258,7 @@ class Engine:
                 container.state.update(Status="starting", MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             container.dir.mkdir(parents=True, mode=0o700)
             container.save(durable=not opts.remove)
+        events.emit_container(self.paths, container.data, "create")
         crash_point("reserved")
         return container
 
@@ -269,6 +277,7 @@ class Engine:
         container.data["Mounts"] = plan.mount_records()
         container.data["NetworkSettings"] = plan.network_settings()
         container.save(durable=not plan.opts.remove)
+        events.emit_attached(self.paths, container.data)
         write_json(container.bundle / "config.json", spec, durable=False)  # rewritten at every start
         crash_point("bundle")
         return container.bundle
@@ -289,6 +298,7 @@ class Engine:
                 relay.close_container_ends()
             container.state.update(Status="running", Running=True, Pid=pid, StartedAt=now_rfc3339())
             container.save(durable=False)  # a running state dies with the machine anyway
+            events.emit_container(self.paths, container.data, "start")
             crash_point("created")
 
         runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
@@ -310,10 +320,12 @@ class Engine:
         state.update(Status="exited", Running=False, Pid=0, ExitCode=status, FinishedAt=now_rfc3339())
         if not remove:  # a --rm container's record is about to go: no point writing it
             container.save()
+        events.emit_died(self.paths, container.data, status, bool(state.get("OOMKilled")))
         crash_point("exited")
         self._teardown(container, remove_anonymous=remove)
         if remove:
             records.remove_record(container)
+            events.emit_container(self.paths, container.data, "destroy")
             return
         state.pop("MonitorPid", None)
         state.pop("MonitorStart", None)
@@ -348,6 +360,7 @@ class Engine:
                     "Stop the container before attempting removal or force remove")
             with contextlib.suppress(OSError):  # a full disk: the record goes anyway, no restart follows
                 lifecycle.mark_manual_stop(container)
+            events.emit_container(self.paths, container.data, "kill", signal=str(int(signal.SIGKILL)))
             self._kill(container)
             lifecycle.signal_monitor(container, signal.SIGTERM)  # one waiting to restart
             lifecycle.wait_released(container, timeout=10)
@@ -355,6 +368,7 @@ class Engine:
             pass  # no update of the record is in flight past this point (and none is written: rm needs no space)
         self._teardown(container, remove_anonymous=volumes)
         records.remove_record(container)
+        events.emit_container(self.paths, container.data, "destroy")
         return ref
 
     def _remove_broken(self, container: Container, ref: str) -> str:
@@ -385,14 +399,18 @@ class Engine:
             lifecycle.signal_monitor(container, signal.SIGTERM)
         else:
             self._thaw(container)
+            first = sig or lifecycle.stop_signal(container)
+            events.emit_container(self.paths, container.data, "kill", signal=str(first))
             with contextlib.suppress(SkiffError):
-                lifecycle.send_signal(self.paths, container, sig or lifecycle.stop_signal(container))
+                lifecycle.send_signal(self.paths, container, first)
             if not lifecycle.wait_for_pid(int(container.state.get("Pid") or 0), wait):
+                events.emit_container(self.paths, container.data, "kill", signal=str(int(signal.SIGKILL)))
                 with contextlib.suppress(SkiffError):
                     lifecycle.send_signal(self.paths, container, signal.SIGKILL)
         lifecycle.wait_released(container, timeout=30)
         self.reconcile()
         container.reload()
+        events.emit_container(self.paths, container.data, "stop")
         return container
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
@@ -406,13 +424,16 @@ class Engine:
         if sig == signal.SIGKILL:
             self._thaw(container)
         lifecycle.send_signal(self.paths, container, sig)
+        events.emit_container(self.paths, container.data, "kill", signal=str(int(sig)))
         if sig == signal.SIGKILL:
             lifecycle.wait_released(container, timeout=10)
         return container
 
     def restart(self, ref: str, timeout: int | None = None) -> Container:
         container = self.stop(ref, timeout)
-        return self.start(container.id)
+        container = self.start(container.id)
+        events.emit_container(self.paths, container.data, "restart")
+        return container
 
     def wait(self, ref: str) -> int:
         from skiff.engine import lifecycle
@@ -439,6 +460,7 @@ class Engine:
             runtime = Runtime(self.paths.runtime_state)
             runtime.pause(c.id) if pause else runtime.resume(c.id)
             c.state.update(Status="paused" if pause else "running", Paused=pause)
+        events.emit_container(self.paths, container.data, "pause" if pause else "unpause")
         return container
 
     def _thaw(self, container: Container) -> None:
@@ -487,15 +509,20 @@ class Engine:
         if user:
             u = resolve_user(container.bundle / "rootfs", user)
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+        exec_id = _exec_events(self.paths, container.data, command)
         if tty and not detach:
-            return self._exec_terminal(container, process, interactive)
-        if tty:
-            process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
-        stdin = sys.stdin.fileno() if interactive else _devnull()
-        stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) \
-            if detach else (stdin, 1, 2)
-        runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
-        return runtime.exec(container.id, process, stdio=stdio, detach=detach)
+            status = self._exec_terminal(container, process, interactive)
+        else:
+            if tty:
+                process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
+            stdin = sys.stdin.fileno() if interactive else _devnull()
+            stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
+                     os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) if detach else (stdin, 1, 2)
+            runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
+            status = runtime.exec(container.id, process, stdio=stdio, detach=detach)
+        if not detach:  # a detached exec is nobody's child once started: its end is not seen (no exec_die)
+            events.emit_container(self.paths, container.data, "exec_die", execID=exec_id, exitCode=str(status))
+        return status
 
     def _exec_terminal(self, container: Container, process: dict[str, Any], interactive: bool) -> int:
         """``exec -t``: the runtime core makes the pty in the container and sends us its master."""
@@ -536,7 +563,9 @@ class Engine:
         with FileLock(self.paths.lock_file):
             records.check_name_free(self.paths, bare)
             with records.locked(container) as c:
+                old = c.data["Name"]
                 c.data["Name"] = "/" + bare
+        events.emit_container(self.paths, container.data, "rename", oldName=old)
 
     def prune(self) -> list[str]:
         removed = []
@@ -652,6 +681,7 @@ class Engine:
                 container.save()
         if auto_remove:
             records.remove_record(container)
+            events.emit_container(self.paths, container.data, "destroy")
 
     def _record_death(self, container: Container) -> bool:
         """The state after its owner died (in memory); False if the recorded state is still true.
@@ -678,6 +708,7 @@ class Engine:
         else:
             state.update(Status="exited", ExitCode=137 if was_alive or never_ran else 255, FinishedAt=now_rfc3339(),
                          Error=f"the skiff process that held the container (pid {owner}) died")
+            events.emit_died(self.paths, container.data, int(state["ExitCode"]))
         return True
 
     def _forget_runtime(self, container: Container) -> None:
@@ -769,6 +800,18 @@ def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
         record = earlier.get(mount.destination)
         if mount.anonymous and not mount.inherited and record and Path(record["Source"]).is_dir():
             mount.name, mount.host_path = record["Name"], record["Source"]
+
+
+def _exec_events(paths: Paths, data: dict[str, Any], command: list[str]) -> str:
+    """Docker's ``exec_create: CMD ARGS`` and ``exec_start: CMD ARGS`` (the command is part of the
+    action, a space after the program even with no arguments); returns the new exec id."""
+    import secrets
+
+    exec_id = secrets.token_hex(32)
+    shown = f"{command[0]} {' '.join(command[1:])}"
+    for action in ("exec_create", "exec_start"):
+        events.emit_container(paths, data, f"{action}: {shown}", execID=exec_id)
+    return exec_id
 
 
 def _sample(cgroup: Any) -> Any:

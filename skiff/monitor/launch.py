@@ -168,6 +168,9 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
                        StartedAt=now_rfc3339(), Error="", MonitorPid=monitor, MonitorStart=_start_time(monitor))
     crash_point("created")
     runtime.start(container.id)
+    from skiff.engine import events
+
+    events.emit_container(paths, container.data, "start")
     return pid
 
 
