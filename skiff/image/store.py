@@ -171,6 +171,7 @@ class ImageStore:
         with self.lock():
             image_id = self._resolve(src)[0]
             self._set_tag(target.with_default_tag(), image_id)
+        emit_image_event(self.paths, "tag", image_id, target.with_default_tag().familiar)
 
     def _set_tag(self, ref: Reference, image_id: str) -> None:
         """Must be called under the lock."""
@@ -210,10 +211,13 @@ class ImageStore:
                 repos.pop(name, None)
                 report.append(f"Untagged: {parse_reference(name).familiar}")
             self._write_repositories(repos)
+            for _ in untag:  # as Docker 20.10: each untag event names the image by its id
+                emit_image_event(self.paths, "untag", image_id, image_id)
             still_named = any(target == image_id for target in repos.values())
             if not still_named and not users:
                 self._delete_image(image_id)
                 report.append(f"Deleted: {image_id}")
+                emit_image_event(self.paths, "delete", image_id, image_id)
             return report
 
     def _delete_image(self, image_id: str) -> None:
@@ -448,6 +452,7 @@ class ImageStore:
                     del repos[name]
                 self._write_repositories(repos)
                 self._delete_image(image_id)
+                emit_image_event(self.paths, "delete", image_id, image_id)
                 reclaimed += before - self._layers_size()
                 deleted.append(image_id)
         return deleted, reclaimed
@@ -611,22 +616,40 @@ class ImageStore:
                        message: str = "", source: str = "-") -> Image:
         from skiff.image.archive import import_tarball
 
-        return import_tarball(self, fileobj, ref, changes or [], message, source)
+        image = import_tarball(self, fileobj, ref, changes or [], message, source)
+        if ref:
+            emit_image_event(self.paths, "tag", image.id, parse_reference_raw(ref).with_default_tag().familiar)
+        emit_image_event(self.paths, "import", image.id, image.id)
+        return image
 
     def load(self, fileobj: BinaryIO) -> list[str]:
         from skiff.image.archive import load_archive
 
-        return load_archive(self, fileobj)
+        lines = load_archive(self, fileobj)
+        for image_id in dict.fromkeys(self._resolve(line)[0] for line in lines):
+            emit_image_event(self.paths, "load", image_id, image_id)
+        return lines
 
     def save(self, refs: list[str], out_path: str | os.PathLike[str] | None) -> None:
         """Write an OCI archive (with Docker's manifest.json too); ``None`` or ``-`` is stdout."""
         from skiff.image.archive import save_archive
 
         save_archive(self, refs, None if out_path in (None, "-") else Path(out_path))  # type: ignore[arg-type]
+        for image_id in dict.fromkeys(self._resolve(ref)[0] for ref in refs):
+            emit_image_event(self.paths, "save", image_id, image_id)
 
 
 def _is_tag_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def emit_image_event(paths: Paths, action: str, actor_id: str, name: str) -> None:
+    """An image event in the engine's events log (``skiff events``); none for an engine-less install."""
+    try:
+        from skiff.engine.events import emit
+    except ImportError:
+        return
+    emit(paths, "image", action, actor_id, {"name": name})
 
 
 def _image_users(paths: Paths) -> dict[str, list[str]]:

@@ -235,6 +235,7 @@ class NetworkManager:
                 self._network_path(name).unlink()
                 self.registry.release(record["Id"])
                 raise
+        _emit(self.paths, "create", record)
         return self.inspect_network(name)
 
     def remove_network(self, ref: str) -> str:
@@ -253,6 +254,7 @@ class NetworkManager:
             self._network_path(record["Name"]).unlink()
             self.registry.release(record["Id"])
             self._refresh_firewall()
+        _emit(self.paths, "destroy", record)
         return record["Name"]
 
     def list_networks(self) -> list[dict[str, Any]]:
@@ -565,6 +567,7 @@ class NetworkManager:
                     write_json(self._endpoint_path(container_id), endpoint)
                 raise
             self._refresh_firewall()
+            _emit(self.paths, "connect", record, container=container_id)
             return self._attachment(endpoint)
 
     def disconnect(self, container_id: str, network: str) -> None:
@@ -579,6 +582,7 @@ class NetworkManager:
             endpoint["Networks"].remove(record["Name"])
             write_json(self._endpoint_path(container_id), endpoint)
             self._refresh_firewall()
+        _emit(self.paths, "disconnect", record, container=container_id)
 
     def ports(self, container_id: str) -> list[str]:
         """``skiff port``'s lines: ``80/tcp -> 0.0.0.0:8080``."""
@@ -693,6 +697,15 @@ class NetworkManager:
             rules.extend(firewall.PortRule(p["host_ip"], p["host_port"], p["protocol"], address,
                                            p["container_port"]) for p in ep["Ports"])
         firewall.apply(self.config.nft_table, bridges, rules, self._stamp, force, self.config.firewall)
+
+
+def _emit(paths: Paths, action: str, record: dict[str, Any], **extra: str) -> None:
+    """A network event in the engine's events log (``skiff events``); none for an engine-less install."""
+    try:
+        from skiff.engine.events import emit
+    except ImportError:
+        return
+    emit(paths, "network", action, record["Id"], {"name": record["Name"], "type": "bridge", **extra})
 
 
 def _resolver():  # the resolver module pulls in subprocess: only user networks need it

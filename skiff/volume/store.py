@@ -163,7 +163,9 @@ class VolumeStore:
             check_volume_name(name)
         validate_options(driver, options)
         with self.lock():
-            return self._create_locked(name or random_name(), labels, driver, options, anonymous)
+            volume = self._create_locked(name or random_name(), labels, driver, options, anonymous)
+        _emit(self.paths, "create", volume)  # as Docker, for a volume that already existed too
+        return volume
 
     def _create_locked(self, name: str, labels: dict[str, str], driver: str, options: dict[str, str],
                        anonymous: bool) -> Volume:
@@ -230,6 +232,7 @@ class VolumeStore:
         os.rename(volume.path, trash)
         fsync_dir(self.root)
         _remove_tree(trash)
+        _emit(self.paths, "destroy", volume)
 
     def prune(self, users: dict[str, list[str]], all: bool = False,
               labels: Iterable[str] = ()) -> tuple[list[str], int]:
@@ -265,6 +268,15 @@ class VolumeStore:
                 self._remove_locked(volume)
                 removed.append(name)
         return removed
+
+
+def _emit(paths: Paths, action: str, volume: Volume) -> None:
+    """A volume event in the engine's events log (``skiff events``); none for an engine-less install."""
+    try:
+        from skiff.engine.events import emit
+    except ImportError:
+        return
+    emit(paths, "volume", action, volume.name, {"driver": volume.driver})
 
 
 def _safe_name(name: str) -> bool:
