@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         adder(gsub.add_parser(name, help=text, **({"add_help": False} if name == "create" else {})))
     prune = gsub.add_parser("prune", help="remove all stopped containers")
     prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(prune, "provide filter values (until=, label=, label!=)", short=False)
     prune.set_defaults(func=cmd_prune)
 
 
@@ -162,19 +165,26 @@ def add_ps_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
-    p.add_argument("-f", "--filter", action="append", default=[], help="filter output: status=, name=, label=, id=")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(p, "filter output: id, name, label, exited, status, ancestor, before, since, volume, network, "
+                       "publish, expose, health, isolation, is-task")
     p.add_argument("--format", help="pretty-print containers using a Go template ('table ...', 'json')")
     p.set_defaults(func=cmd_ps)
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    from skiff.cli.filterflags import filter_args
     from skiff.cli.format import table
     from skiff.cli.main import paths_from
     from skiff.engine import Engine
+    from skiff.engine.filters import container_list_filter
 
-    filters = parse_filters(args.filter)
-    found = Engine(paths_from(args)).containers(all_=args.all or "status" in filters)
-    found = [c for c in found if matches(c.data, filters)]
+    paths = paths_from(args)
+    engine = Engine(paths)
+    engine.reconcile()  # before/since name containers: see them as they are
+    include, wants_all = container_list_filter(paths, filter_args(args))
+    found = [c for c in engine.containers(all_=args.all or wants_all) if include(c.data)]
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 
@@ -189,32 +199,6 @@ def cmd_ps(args: argparse.Namespace) -> int:
     rows = [ps_row(c.data, args.no_trunc) for c in found]
     print(table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows))
     return 0
-
-
-def parse_filters(items: list[str]) -> dict[str, list[str]]:
-    from skiff.errors import InvalidArgument
-
-    filters: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in ("status", "name", "label", "id"):
-            raise InvalidArgument(f"invalid filter '{item}'", hint="use status=, name=, label= or id=")
-        filters.setdefault(key, []).append(value)
-    return filters
-
-
-def matches(data: dict, filters: dict[str, list[str]]) -> bool:
-    """Docker's rules: values of one key are OR-ed, keys AND-ed; name= and id= match substrings/prefixes."""
-    status = "created" if data["State"].get("Status") == "starting" else data["State"].get("Status")
-    labels = data["Config"].get("Labels") or {}
-    checks = {
-        "status": lambda v: status == v,
-        "name": lambda v: v.lstrip("/") in str(data["Name"]).lstrip("/"),
-        "id": lambda v: data["Id"].startswith(v),
-        "label": lambda v: (labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
-        else v in labels,
-    }
-    return all(any(checks[key](v) for v in values) for key, values in filters.items())
 
 
 def ps_row(data: dict, no_trunc: bool = False) -> list[str]:
@@ -460,11 +444,22 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    removed = _engine(args).prune()
-    print("Deleted Containers:")
-    for cid in removed:
-        print(cid)
-    print("\nTotal reclaimed space: 0B")
+    from skiff.cli.filterflags import filter_args
+    from skiff.engine.filters import container_prune_filter
+
+    include = container_prune_filter(filter_args(args, "--filter"))
+    if not args.force:
+        sys.stdout.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    removed = _engine(args).prune(include)
+    if removed:  # as Docker: the header only when something went
+        print("Deleted Containers:")
+        for cid in removed:
+            print(cid)
+        print()
+    print("Total reclaimed space: 0B")
     return 0
 
 

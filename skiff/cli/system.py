@@ -17,47 +17,44 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_events_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--filter", action="append", default=[],
-                   help="filter output based on conditions provided (container, event, image, label, network, "
-                        "type, volume)")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(p, "filter output based on conditions provided (container, event, image, label, network, "
+                       "type, volume)")
     p.add_argument("--format", help="format the output using the given Go template ('{{json .}}')")
     p.add_argument("--since", help="show all events created since timestamp")
     p.add_argument("--until", help="stream events until this timestamp")
-    p.set_defaults(func=cmd_events, prog_name=p.prog)
-
-
-def filter_args(items: list[str], flag: str, prog: str) -> Any:
-    """``--filter`` words as Docker's client parses them; a word without ``=`` is its flag error (125)."""
-    from skiff.engine.filters import FilterArgs
-    from skiff.errors import UnknownFlag
-
-    try:
-        return FilterArgs.parse(items)
-    except ValueError as exc:
-        raise UnknownFlag(f'invalid argument "{exc}" for "{flag}" flag: bad format of filter (expected '
-                          f"name=value)\nSee '{prog} --help'.") from None
+    p.set_defaults(func=cmd_events)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
     import signal
     import time
 
+    from skiff.cli.filterflags import filter_args
     from skiff.cli.main import paths_from
     from skiff.engine import events
     from skiff.engine.filters import docker_time_ns, event_filter
 
-    include = event_filter(filter_args(args.filter, "-f, --filter", args.prog_name))
+    include = event_filter(filter_args(args))
     now = time.time()
-    since = docker_time_ns(args.since, now) if args.since else None
-    until = docker_time_ns(args.until, now) if args.until else None
+    try:
+        since = docker_time_ns(args.since, now) if args.since else None
+        until = docker_time_ns(args.until, now) if args.until else None
+    except ValueError as exc:  # the client's own error, as Docker's: the text alone, status 1
+        from skiff.errors import UsageError
+
+        error = UsageError(str(exc))
+        error.exit_code, error.verbatim = 1, True
+        raise error from None
     show = _printer(args.format)
     if args.format and args.format not in ("json", "{{json .}}"):
         from skiff.cli.gotemplate import parse
 
         parse(args.format)  # a template that does not parse fails before anything is printed
     paths = paths_from(args)
-    # SIGTERM ends a follow as ^C does: quietly, with the status of the signal.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM ends a follow as ^C does (130): quietly, with the status of the signal.
+    signal.signal(signal.SIGTERM, _terminated)
     position = None
     if since is not None or until is not None:
         past, position = events.read(paths, since, until, include)
@@ -68,6 +65,10 @@ def cmd_events(args: argparse.Namespace) -> int:
     for event in events.follow(paths, include, until, position):
         show(event)
     return 0
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _printer(fmt: str | None):  # -> Callable[[dict], None]

@@ -567,10 +567,12 @@ class Engine:
                 c.data["Name"] = "/" + bare
         events.emit_container(self.paths, container.data, "rename", oldName=old)
 
-    def prune(self) -> list[str]:
+    def prune(self, include: Any = None) -> list[str]:
+        """Remove stopped containers (those ``include`` accepts: see skiff.engine.filters)."""
         removed = []
         for container in self.containers(all_=True):
-            if container.state.get("Status") in ("exited", "created", "dead"):
+            if container.state.get("Status") in ("exited", "created", "dead") and \
+                    (include is None or include(container.data)):
                 with contextlib.suppress(SkiffError):
                     removed.append(self.remove_container(container.id))
         return removed

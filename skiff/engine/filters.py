@@ -18,7 +18,7 @@ import re
 import time
 from typing import Any, Callable, Iterable
 
-from skiff.errors import InvalidArgument, InvalidFilter
+from skiff.errors import InvalidFilter
 
 Predicate = Callable[[Any], bool]
 
@@ -149,7 +149,7 @@ def docker_time_ns(value: str, now: float | None = None) -> int:
     """Docker's ``--since``/``--until``/``until=`` (timetypes.GetTimestamp): a Go duration before
     now, a Unix time (``1607104800.5``), or RFC 3339 and its shorter forms (``2020-12-04``,
     ``2020-12-04T17``, ``2020-12-04T17:00``, with or without a zone; local time without).
-    Nanoseconds since the epoch; InvalidArgument with Docker's text otherwise."""
+    Nanoseconds since the epoch; ValueError with Docker's text otherwise."""
     now = time.time() if now is None else now
     seconds = go_duration(value)
     if seconds is not None and value != "0":
@@ -158,10 +158,10 @@ def docker_time_ns(value: str, now: float | None = None) -> int:
     if stamp is not None:
         return stamp
     if "-" in value:
-        raise InvalidArgument(f'parsing time "{value}": cannot parse as a time')
+        raise ValueError(f'parsing time "{value}": cannot parse as a time')
     unix = re.fullmatch(r"(\d+)(?:\.(\d{1,9}))?", value)
     if not unix:
-        raise InvalidArgument(f'failed to parse value as time or duration: "{value}"')
+        raise ValueError(f'failed to parse value as time or duration: "{value}"')
     return int(unix.group(1)) * 1_000_000_000 + int((unix.group(2) or "0").ljust(9, "0"))
 
 
@@ -192,7 +192,10 @@ def _until_ns(args: FilterArgs) -> int | None:
         return None
     if len(values) > 1:
         raise InvalidFilter("more than one until filter specified")
-    return docker_time_ns(values[0])
+    try:
+        return docker_time_ns(values[0])
+    except ValueError as exc:
+        raise InvalidFilter(str(exc)) from None
 
 
 def _created_ns(stamp: str) -> int:

@@ -428,8 +428,9 @@ class ImageStore:
                 return layer
         return None
 
-    def prune(self, all_images: bool = False) -> tuple[list[str], int]:
-        """``docker image prune``: remove untagged images (every unused one with ``all_images``).
+    def prune(self, all_images: bool = False, include: Any = None) -> tuple[list[str], int]:
+        """``docker image prune``: remove untagged images (every unused one with ``all_images``),
+        those ``include`` accepts (an Image -> bool: see skiff.engine.filters).
 
         Returns the ids removed and the bytes of unpacked layers reclaimed.
         """
@@ -445,6 +446,8 @@ class ImageStore:
             for path in self._record_files():
                 image_id = f"sha256:{path.stem}"
                 if image_id in users or (image_id in tagged and not all_images):
+                    continue
+                if include is not None and not include(self._image(image_id)):
                     continue
                 before = self._layers_size()
                 repos = self._repositories()
