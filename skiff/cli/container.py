@@ -181,10 +181,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from skiff.engine.filters import container_list_filter
 
     paths = paths_from(args)
-    engine = Engine(paths)
-    engine.reconcile()  # before/since name containers: see them as they are
     include, wants_all = container_list_filter(paths, filter_args(args))
-    found = [c for c in engine.containers(all_=args.all or wants_all) if include(c.data)]
+    found = [c for c in Engine(paths).containers(all_=args.all or wants_all) if include(c.data)]
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 
