@@ -35,7 +35,7 @@ def now() -> str:
     return f"{time.time():.9f}"
 
 
-def test_run_stop_rm_in_order_with_docker_attributes(lc: Skiff) -> None:  # noqa: F811
+def test_run_stop_rm_in_order_with_docker_attributes(lc: Skiff) -> None:
     since = now()
     cid = detach(lc, "--name", "ev1", "-l", "team=blue", "busybox", "sleep", "300")
     lc.ok("stop", "-t", "1", "ev1")  # sleep as PID 1 ignores SIGTERM: SIGKILL after a second
@@ -67,7 +67,7 @@ def test_run_stop_rm_in_order_with_docker_attributes(lc: Skiff) -> None:  # noqa
     assert "status" not in network[0] and "from" not in network[0]
 
 
-def test_foreground_run_exec_pause_rename_and_volumes(lc: Skiff) -> None:  # noqa: F811
+def test_foreground_run_exec_pause_rename_and_volumes(lc: Skiff) -> None:
     since = now()
     assert lc("run", "--rm", "--network", "none", "-v", "evvol:/data", "busybox", "sh", "-c", "exit 3").returncode == 3
     cid = detach(lc, "--name", "ev2", "busybox", "sleep", "300")
@@ -96,7 +96,7 @@ def test_foreground_run_exec_pause_rename_and_volumes(lc: Skiff) -> None:  # noq
     assert len(events(lc, "--since", since, "--until", until, "--filter", "event=exec_create")) == 1
 
 
-def test_image_and_network_events(lc: Skiff, tmp_path: Path) -> None:  # noqa: F811
+def test_image_and_network_events(lc: Skiff, tmp_path: Path) -> None:
     since = now()
     lc.ok("tag", "busybox", "evtag:1")
     lc.ok("rmi", "evtag:1")

@@ -26,7 +26,7 @@ def refused(skiff: Skiff, *args: str) -> str:
 
 
 @pytest.fixture
-def three(lc: Skiff) -> dict[str, str]:  # noqa: F811
+def three(lc: Skiff) -> dict[str, str]:
     """``up`` running (label, volume, published port), ``done`` exited 3, ``made`` created."""
     ids = {"done": lc.ok("run", "-d", "--network", "none", "--name", "done", "-l", "tier=batch",
                          "busybox", "sh", "-c", "exit 3").strip()}
@@ -37,7 +37,7 @@ def three(lc: Skiff) -> dict[str, str]:  # noqa: F811
     return ids
 
 
-def test_ps_every_docker_filter(lc: Skiff, three: dict[str, str]) -> None:  # noqa: F811
+def test_ps_every_docker_filter(lc: Skiff, three: dict[str, str]) -> None:
     ps = ("ps", "-a")
     assert names(lc, *ps, "--filter", f"id={three['up'][:10]}") == ["up"]
     assert names(lc, *ps, "--filter", "name=^/(up|made)$") == ["made", "up"]  # a regexp, on "/name"
@@ -69,7 +69,7 @@ def test_ps_every_docker_filter(lc: Skiff, three: dict[str, str]) -> None:  # no
     assert lc.ok("ps", "-q", "--filter", "label=tier") == three["up"][:12] + "\n"
 
 
-def test_ps_filter_errors_as_docker(lc: Skiff, three: dict[str, str]) -> None:  # noqa: F811
+def test_ps_filter_errors_as_docker(lc: Skiff, three: dict[str, str]) -> None:
     daemon = "Error response from daemon: "
     for flt, text in (("foo=bar", "Invalid filter 'foo'"), ("status=bogus", "Invalid filter 'status=bogus'"),
                       ("health=bogus", "Unrecognised filter value for health: bogus"),
@@ -86,7 +86,7 @@ def test_ps_filter_errors_as_docker(lc: Skiff, three: dict[str, str]) -> None:  
         "See 'skiff ps --help'.\n")
 
 
-def test_container_prune_filters(lc: Skiff) -> None:  # noqa: F811
+def test_container_prune_filters(lc: Skiff) -> None:
     for name, label in (("keep", "keep=yes"), ("go1", "batch=1"), ("go2", "batch=2")):
         lc.ok("create", "--network", "none", "--name", name, "-l", label, "busybox", "true")
     assert lc.ok("container", "prune", "-f", "--filter", "until=1h") == "Total reclaimed space: 0B\n"
@@ -102,7 +102,7 @@ def test_container_prune_filters(lc: Skiff) -> None:  # noqa: F811
     assert names(lc, "ps", "-a") == ["keep"]
 
 
-def test_volume_ls_and_prune_filters(lc: Skiff) -> None:  # noqa: F811
+def test_volume_ls_and_prune_filters(lc: Skiff) -> None:
     lc.ok("volume", "create", "--label", "env=prod", "prodvol")
     lc.ok("volume", "create", "--label", "env=test", "testvol")
     lc.ok("volume", "create", "usedvol")
@@ -128,7 +128,7 @@ def test_volume_ls_and_prune_filters(lc: Skiff) -> None:  # noqa: F811
     assert lc.ok(*ls).split() == ["usedvol"]
 
 
-def test_image_prune_filters(lc: Skiff, busybox_tar: Path) -> None:  # noqa: F811
+def test_image_prune_filters(lc: Skiff, busybox_tar: Path) -> None:
     def dangling(label: str) -> str:
         return lc.ok("import", "--change", f"LABEL {label}", str(busybox_tar)).strip()
 
@@ -150,7 +150,7 @@ def test_image_prune_filters(lc: Skiff, busybox_tar: Path) -> None:  # noqa: F81
     assert other not in ids()
 
 
-def test_network_ls_filters(lc: Skiff) -> None:  # noqa: F811
+def test_network_ls_filters(lc: Skiff) -> None:
     from tests.network.conftest import free_subnet
 
     taken = set(json.loads((lc.root / "network" / "config.json").read_text())["subnet_candidates"])
