@@ -423,8 +423,9 @@ class Engine:
             lifecycle.mark_manual_stop(container)  # as Docker: a killed container is not restarted
         if sig == signal.SIGKILL:
             self._thaw(container)
-        lifecycle.send_signal(self.paths, container, sig)
+        # Recorded before it is sent: the monitor records the die as soon as the signal lands.
         events.emit_container(self.paths, container.data, "kill", signal=str(int(sig)))
+        lifecycle.send_signal(self.paths, container, sig)
         if sig == signal.SIGKILL:
             lifecycle.wait_released(container, timeout=10)
         return container

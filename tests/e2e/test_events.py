@@ -221,3 +221,13 @@ def test_broken_pipe_ends_quietly(skiff: Skiff) -> None:
                           env=skiff.env, capture_output=True, text=True, timeout=60)
     assert proc.stdout.count("\n") == 1 and " container exec_create: " in proc.stdout
     assert proc.stderr == ""
+
+
+def test_oom_kill_is_reported_before_die(lc: Skiff) -> None:
+    since = now()
+    proc = lc("run", "--network", "none", "--name", "evhog", "-m", "32m", "busybox", "sh", "-c",
+              'x=$(head -c 200m /dev/zero | tr "\\0" x)')
+    assert proc.returncode == 137, proc.stderr
+    seen = events(lc, "--since", since, "--until", now(), "--filter", "container=evhog")
+    assert [e["Action"] for e in seen][-2:] == ["oom", "die"]
+    assert seen[-1]["Actor"]["Attributes"]["exitCode"] == "137"
