@@ -62,7 +62,7 @@ def emit(paths: Paths, type_: str, action: str, actor_id: str, attributes: dict[
     line = (json.dumps(message(type_, action, actor_id, attributes), separators=(",", ":")) + "\n").encode()
     path = log_path(paths)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError:
         return  # no root yet, read-only, full: the event is lost, the command goes on
     try:
