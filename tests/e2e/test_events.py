@@ -231,3 +231,28 @@ def test_oom_kill_is_reported_before_die(lc: Skiff) -> None:
     seen = events(lc, "--since", since, "--until", now(), "--filter", "container=evhog")
     assert [e["Action"] for e in seen][-2:] == ["oom", "die"]
     assert seen[-1]["Actor"]["Attributes"]["exitCode"] == "137"
+
+
+def test_docker_time_formats() -> None:
+    """timetypes.GetTimestamp's forms, as ``--since``/``--until`` and prune's ``until`` take them."""
+    from skiff.engine.filters import docker_time_ns
+
+    now = 1_800_000_000.0
+    assert docker_time_ns("10m", now) == int((now - 600) * 1e9)
+    assert docker_time_ns("1h30m", now) == int((now - 5400) * 1e9)
+    assert docker_time_ns("-1.5s", now) == int((now + 1.5) * 1e9)
+    assert docker_time_ns("0", now) == 0
+    assert docker_time_ns("1607104800", now) == 1607104800 * 10**9
+    assert docker_time_ns("1607104800.5", now) == 1607104800 * 10**9 + 500_000_000
+    assert docker_time_ns("2020-12-04T18:00:00Z", now) == 1607104800 * 10**9
+    assert docker_time_ns("2020-12-04T19:00:00+01:00", now) == 1607104800 * 10**9
+    assert docker_time_ns("2020-12-04T18:00:00.25Z", now) == 1607104800 * 10**9 + 250_000_000
+    assert docker_time_ns("2020-12-04Z", now) == 1607040000 * 10**9
+    local = int(time.mktime((2020, 12, 4, 18, 0, 0, 0, 0, -1)))  # without a zone: local time
+    assert docker_time_ns("2020-12-04T18", now) == docker_time_ns("2020-12-04T18:00", now) == local * 10**9
+    for bad in ("yesterday", "10 minutes", "2020-13-45"):
+        try:
+            docker_time_ns(bad, now)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was accepted")
