@@ -463,6 +463,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def add_inspect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
+    p.add_argument("-s", "--size", action="store_true", help="display total file sizes (SizeRw, SizeRootFs)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_inspect)
 
@@ -476,7 +477,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     found, status = [], 0
     for ref in args.containers:
         try:
-            found.append(engine.inspect(ref))
+            found.append(engine.inspect(ref, size=args.size))
         except SkiffError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             status = 1

@@ -122,11 +122,22 @@ def _inspect(args: argparse.Namespace) -> int:
     found, status = [], 0
     for ref in args.networks:
         try:
-            found.append(manager.inspect_network(ref))
+            found.append(manager.inspect_network(ref, members=_members(args, ref)))
         except NetworkNotFound as exc:
             print(f"skiff: {exc}", file=sys.stderr)
             status = 1
     return print_documents(found, args.format) or status
+
+
+def _members(args: argparse.Namespace, ref: str) -> dict[str, str] | None:
+    """Id -> name of the running containers on ``none`` or ``host``: the engine's records know them."""
+    if ref not in ("none", "host"):
+        return None
+    from skiff.cli.main import paths_from
+    from skiff.engine import Engine
+
+    return {c.id: c.name for c in Engine(paths_from(args)).containers()
+            if c.data["HostConfig"].get("NetworkMode") == ref}
 
 
 def _rm(args: argparse.Namespace) -> int:

@@ -622,20 +622,51 @@ class Engine:
             raise NotFound(f"No public port '{wanted}' published for {ref}")  # 1, as Docker
         return shown
 
-    def inspect(self, ref: str) -> dict[str, Any]:
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        """Docker's inspect document (skiff/engine/documents.py builds it from the record)."""
+        from skiff.engine.documents import container_document
+
         container = self.find(ref)
-        data = {k: v for k, v in container.data.items() if k not in ("SkiffOptions", "RestartDelayMs")}
-        state = {k: v for k, v in data["State"].items() if k not in ("MonitorPid", "MonitorStart", "ManualStop")}
-        state.setdefault("Paused", False)
-        state.setdefault("Restarting", False)
-        state.setdefault("Dead", False)
-        if state.get("Status") == "starting":
-            state["Status"] = "created"
-        data["State"] = state
-        data.setdefault("RestartCount", 0)
-        data.setdefault("LogPath", str(container.log_path))
-        data["Driver"] = "overlay2"
-        return data
+        return container_document(container.data, self._document_facts(container, size))
+
+    def _document_facts(self, container: Container, size: bool) -> Any:
+        """What a container's document needs beyond its record: image, network, overlay, sizes."""
+        from skiff.engine.documents import ContainerFacts
+        from skiff.runtime.spec import default_spec
+
+        image = _image_or_none(self.paths, str(container.data.get("Image", "")))
+        linux = default_spec()["linux"]
+        upper = container.bundle / "upper"
+        graph = {}
+        if image is not None:
+            graph = {"LowerDir": ":".join(str(d) for d in reversed(image.layer_dirs)),
+                     "MergedDir": str(container.bundle / "rootfs"), "UpperDir": str(upper),
+                     "WorkDir": str(container.bundle / "work")}
+        network, ids = self._network_facts(container)
+        size_rw = _tree_size(upper) if size else 0
+        return ContainerFacts(
+            image_config=image.config if image is not None else None, network=network, network_ids=ids,
+            graph_driver=graph, etc_files=(container.dir / "hosts").exists(),
+            env_file_keys=_env_file_keys((container.data.get("SkiffOptions") or {}).get("env_files") or []),
+            masked_paths=linux.get("maskedPaths"), readonly_paths=linux.get("readonlyPaths"),
+            size=(size_rw, size_rw + (image.size if image is not None else 0)) if size else None)
+
+    def _network_facts(self, container: Container) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The live network settings of a container that holds its network (None: it holds none),
+        and the id of each network by name."""
+        from skiff.network import NetworkManager
+
+        manager = NetworkManager(self.paths)
+        ids = {n["Name"]: n["Id"] for n in manager.list_networks()}
+        if not container.held:
+            return None, ids
+        mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
+        if mode in ("none", "host") or mode.startswith("container:"):
+            return dict(container.data.get("NetworkSettings") or {}), ids
+        try:  # the network's records are the truth: they follow `network connect` and `disconnect`
+            return manager.attachment(container.id).settings(), ids
+        except (SkiffError, OSError):
+            return dict(container.data.get("NetworkSettings") or {}), ids
 
     def _kill(self, container: Container) -> None:
         from skiff.runtime import Runtime
@@ -791,6 +822,40 @@ def cgroup_parent_of(container: Container) -> str:
     config = read_json(container.bundle / "config.json") or {}
     path = str(config.get("linux", {}).get("cgroupsPath") or "")
     return path.rsplit("/", 1)[0].strip("/") if path.endswith("/" + container.id) else cgroup_parent()
+
+
+def _image_or_none(paths: Paths, image_id: str) -> Any:
+    """The container's image, or None when it has been removed since (``rmi -f``)."""
+    from skiff.image.store import ImageStore
+
+    try:
+        return ImageStore(paths).get(image_id)
+    except (SkiffError, OSError):
+        return None
+
+
+def _env_file_keys(files: list[str]) -> frozenset[str]:
+    """The variable names the container's --env-file files set (a file gone since sets none)."""
+    from skiff.engine.spec import read_env_file
+
+    keys: set[str] = set()
+    for path in files:
+        with contextlib.suppress(SkiffError):
+            keys.update(line.partition("=")[0] for line in read_env_file(path))
+    return frozenset(keys)
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of the files under ``path`` (a hard-linked file once), as Docker's SizeRw counts."""
+    total, seen = 0, set()
+    for directory, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                info = os.lstat(os.path.join(directory, name))
+                if (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    total += info.st_size
+    return total
 
 
 def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:

@@ -126,34 +126,10 @@ class ImageStore:
         return sorted(images, key=lambda img: img.created, reverse=True)
 
     def inspect(self, ref: str) -> dict[str, Any]:
-        """Docker's ``image inspect`` object."""
-        img = self.get(ref)
-        cfg = img.config
-        return {
-            "Id": img.id,
-            "RepoTags": img.repo_tags,
-            "RepoDigests": img.repo_digests,
-            "Parent": "",
-            "Comment": _history_comment(img.image_config),
-            "Created": img.created,
-            "DockerVersion": "",
-            "Author": img.image_config.get("author", ""),
-            "Config": {
-                "User": cfg.get("User", ""),
-                "ExposedPorts": cfg.get("ExposedPorts"),
-                "Env": cfg.get("Env"),
-                "Cmd": cfg.get("Cmd"),
-                "Volumes": cfg.get("Volumes"),
-                "WorkingDir": cfg.get("WorkingDir", ""),
-                "Entrypoint": cfg.get("Entrypoint"),
-                "Labels": cfg.get("Labels"),
-                "StopSignal": cfg.get("StopSignal", ""),
-            },
-            "Architecture": img.image_config.get("architecture", ""),
-            "Os": img.image_config.get("os", ""),
-            "Size": img.size,
-            "RootFS": {"Type": "layers", "Layers": img.diff_ids},
-        }
+        """Docker's ``image inspect`` object (skiff/image/documents.py)."""
+        from skiff.image.documents import image_document
+
+        return image_document(self.get(ref))
 
     def config_bytes(self, image_id: str) -> bytes:
         return self.blob_path(image_id).read_bytes()
@@ -670,11 +646,6 @@ def _familiar_digest(name_at_digest: str) -> str:
         return parse_reference_raw(name_at_digest).familiar
     except InvalidReference:
         return name_at_digest
-
-
-def _history_comment(image_config: dict[str, Any]) -> str:
-    history = image_config.get("history") or []
-    return str(history[-1].get("comment", "")) if history else ""
 
 
 class _TeeReader:

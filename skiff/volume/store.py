@@ -55,10 +55,10 @@ class Volume:
         return {
             "CreatedAt": self.created_at,
             "Driver": self.driver,
-            "Labels": dict(self.labels) or None,
+            "Labels": dict(self.labels),  # {} when empty, as Docker 20.10's `volume create`
             "Mountpoint": str(self.data),
             "Name": self.name,
-            "Options": dict(self.options) or None,
+            "Options": dict(self.options),
             "Scope": "local",
         }
 
