@@ -165,7 +165,7 @@ def container_document(record: Mapping[str, Any], facts: ContainerFacts = Contai
         "LogPath": str(record.get("LogPath", "")) if started else "",
         "HostConfig": host_config_document(host_config, options, facts),
         "GraphDriver": {"Data": dict(facts.graph_driver) or None, "Name": "overlay2"},
-        "Mounts": [mount_point(m) for m in record.get("Mounts") or []],
+        "Mounts": mount_points(record.get("Mounts") or [], host_config.get("Tmpfs")),
         "Config": config_document(record.get("Config") or {}, options, facts, host_config),
         "NetworkSettings": network_settings(cid, str(record.get("Name", "")).lstrip("/"),
                                             host_config.get("NetworkMode") or "bridge",
@@ -455,6 +455,14 @@ def _tmpfs_mode(value: str | None) -> Doc:
         return {}
 
 
+def mount_points(mounts: Iterable[Mapping[str, Any]], tmpfs: Any) -> list[Doc]:
+    """The ``Mounts`` list: volumes, binds and ``--mount type=tmpfs``; ``--tmpfs`` ones are
+    HostConfig.Tmpfs only, as in Docker."""
+    flag_tmpfs = set(tmpfs) if isinstance(tmpfs, dict) else {str(t).partition(":")[0] for t in tmpfs or []}
+    return [mount_point(m) for m in mounts
+            if not (m.get("Type") == "tmpfs" and m.get("Destination") in flag_tmpfs)]
+
+
 def mount_point(mount: Mapping[str, Any]) -> Doc:
     """A ``Mounts`` entry: skiff records Docker's MountPoint already; Name and Driver only for volumes."""
     doc: Doc = {"Type": mount.get("Type", "")}
@@ -463,7 +471,10 @@ def mount_point(mount: Mapping[str, Any]) -> Doc:
     doc.update({"Source": mount.get("Source", ""), "Destination": mount.get("Destination", "")})
     if mount.get("Driver"):
         doc["Driver"] = mount["Driver"]
-    doc.update({"Mode": mount.get("Mode", ""), "RW": bool(mount.get("RW", True)),
+    mode = mount.get("Mode", "")
+    if doc["Type"] == "volume" and not mode:
+        mode = "z"  # Docker 20.10's default mode of a volume (a relabel request where SELinux is on)
+    doc.update({"Mode": mode, "RW": bool(mount.get("RW", True)),
                 "Propagation": mount.get("Propagation", "")})
     return doc
 

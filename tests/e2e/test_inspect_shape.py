@@ -133,6 +133,9 @@ def test_container_with_many_flags_has_dockers_shape(scenario: Skiff) -> None:
     assert host["Mounts"][1] == {"Type": "volume", "Source": "v2", "Target": "/v2"}
     assert host["Binds"][0] == "plain:/data" and host["LogConfig"]["Config"] == {"max-size": "1m"}
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    # --tmpfs mounts are HostConfig.Tmpfs only; volumes have Docker's default mode "z"
+    assert sorted(m["Destination"] for m in doc["Mounts"]) == ["/b", "/data", "/hostdir", "/mnt/t", "/v2"]
+    assert {m["Mode"] for m in doc["Mounts"] if m["Type"] == "volume"} == {"z"}
     config = doc["Config"]
     assert config["Entrypoint"] is None and config["Cmd"] == ["sleep", "1000"] and config["Env"] == ["A=1"]
     assert (config["WorkingDir"], config["StopSignal"], config["StopTimeout"]) == ("/tmp", "SIGINT", 5)
