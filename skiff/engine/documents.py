@@ -259,8 +259,12 @@ def host_config_document(host_config: Mapping[str, Any], options: Mapping[str, A
     log_opts = options.get("log_opts")
     log_config["Config"] = dict(o.partition("=")[::2] for o in log_opts) if log_opts else \
         dict(log_config.get("Config") or {})
+    # A resource the OCI object does not set may still be in the record under Docker's name
+    # (a flag that writes HostConfig.OomKillDisable, say): then the record's value shows.
+    limits = {key: value for key, value in resource_fields(resources, options.get("resources") or {}).items()
+              if not (is_empty(value) and key in host_config)}
     derived: Doc = {
-        **resource_fields(resources, options.get("resources") or {}),
+        **limits,
         "Binds": list(binds) if binds else None,
         "RestartPolicy": _restart_policy(host_config.get("RestartPolicy")),
         "LogConfig": {"Type": log_config.get("Type", "json-file"), "Config": log_config["Config"]},

@@ -45,11 +45,12 @@ def test_cpus_and_cpu_quota_show_as_the_flag_the_user_gave() -> None:
 
 def test_record_keys_pass_through_with_dockers_type_and_private_ones_never() -> None:
     doc = container_document(record(CapAdd=["NET_ADMIN"], Privileged=True, Sysctls={"a": "1"}, Memory="big",
-                                    Resources={"memory": {"limit": 5}}, ShmSize=1 << 20, FutureKey="x"),
+                                    OomKillDisable=True, Resources={"memory": {"limit": 5}}, ShmSize=1 << 20, FutureKey="x"),
                              ContainerFacts(image_config={"Env": ["PATH=/bin"]}))
     host = doc["HostConfig"]
     assert host["CapAdd"] == ["NET_ADMIN"] and host["Privileged"] is True and host["Sysctls"] == {"a": "1"}
     assert host["Memory"] == 5 and host["ShmSize"] == 1 << 20  # derived from Resources; passed through
+    assert host["OomKillDisable"] is True  # not in the OCI object: the record's Docker-named value shows
     assert host["FutureKey"] == "x" and "Resources" not in host
     assert "MonitorPid" not in doc["State"] and "SkiffOptions" not in doc
     assert doc["Config"]["Entrypoint"] is None and doc["Config"]["Env"] == ["PATH=/bin", "A=1"]
