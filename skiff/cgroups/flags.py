@@ -164,6 +164,8 @@ def discard_unsupported(resources: dict[str, Any], root: str | None = None) -> l
     memory = resources.get("memory")
     if not memory or ("swappiness" not in memory and "disableOOMKiller" not in memory):
         return []
+    from skiff.cgroups.detect import memory_features
+
     swappiness_file, oom_file = memory_features(root)
     warnings = []
     if "swappiness" in memory and not swappiness_file:
@@ -179,17 +181,6 @@ def discard_unsupported(resources: dict[str, Any], root: str | None = None) -> l
     if not memory:
         del resources["memory"]
     return warnings
-
-
-def memory_features(root: str | None = None) -> tuple[bool, bool]:
-    """Whether the memory controller has memory.swappiness and memory.oom_control (v1 only)."""
-    from skiff.cgroups.detect import detect
-
-    mountpoint = detect(root).v1_mount("memory")
-    if mountpoint is None:
-        return False, False
-    return (os.path.exists(f"{mountpoint}/memory.swappiness"),
-            os.path.exists(f"{mountpoint}/memory.oom_control"))
 
 
 def _nano_cpus(value: Value) -> int | None:

@@ -202,14 +202,9 @@ class RunPlan:
         """Docker 20.10 records null where the memory cgroup has no memory.oom_control (cgroup v2)."""
         if (self.resources.get("memory") or {}).get("disableOOMKiller"):
             return True
-        from skiff.cgroups.flags import memory_features
+        from skiff.cgroups.detect import memory_features
 
         return False if memory_features()[1] else None
-        if key == "disableOOMKiller":
-            from skiff.cgroups.flags import memory_features
-
-            return False if memory_features()[1] else None
-        return unset
 
     def mount_records(self) -> list[dict[str, Any]]:
         return self.mount_plan.records() if self.mount_plan else []

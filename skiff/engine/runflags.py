@@ -21,10 +21,11 @@ MAX_ID = (1 << 31) - 1       # runc's range for uids and gids
 IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
                          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"})
 SYSCTL_PREFIXES = ("net.", "fs.mqueue.")
+# Patterns are strings, compiled (and cached by re) only when a flag uses them: run's start-up time.
 # A sysctl name: dotted words, nothing that could climb out of /proc/sys once dots become slashes.
-_SYSCTL_NAME = re.compile(r"[^/\x00.=\s]+(\.[^/\x00.=\s]+)+")
-_MAC = re.compile(r"([0-9A-Fa-f]{2})([:-])([0-9A-Fa-f]{2})(?:\2([0-9A-Fa-f]{2})){4}")
-_MAC_DOTTED = re.compile(r"([0-9A-Fa-f]{4})\.([0-9A-Fa-f]{4})\.([0-9A-Fa-f]{4})")
+_SYSCTL_NAME = r"[^/\x00.=\s]+(\.[^/\x00.=\s]+)+"
+_MAC = r"([0-9A-Fa-f]{2})([:-])([0-9A-Fa-f]{2})(?:\2([0-9A-Fa-f]{2})){4}"
+_MAC_DOTTED = r"([0-9A-Fa-f]{4})\.([0-9A-Fa-f]{4})\.([0-9A-Fa-f]{4})"
 
 
 def _flag_error(value: str, flag: str, reason: str) -> InvalidArgument:
@@ -41,7 +42,7 @@ def parse_sysctls(items: Iterable[str], network: str) -> dict[str, str]:
         allowed = key in IPC_SYSCTLS or key.startswith(SYSCTL_PREFIXES)
         if not sep or not allowed:
             raise _flag_error(item, "--sysctl", f"sysctl '{item}' is not whitelisted")
-        if not _SYSCTL_NAME.fullmatch(key):
+        if not re.fullmatch(_SYSCTL_NAME, key):
             raise _flag_error(item, "--sysctl", f"sysctl name '{key}' is not a valid name")
         if key.startswith("net.") and network == "host":
             # runc's check (the host's namespace would change); Docker 20.10 fails the start with it.
@@ -69,7 +70,7 @@ def oom_score_adj(value: str | int | None) -> int:
     if value is None or value == "":
         return 0
     text = str(value)
-    if not re.fullmatch(r"[+-]?\d+", text):
+    if not (text.lstrip("+-").isdigit() and len(text) - len(text.lstrip("+-")) <= 1):
         raise _flag_error(text, "--oom-score-adj", f'strconv.ParseInt: parsing "{text}": invalid syntax')
     score = int(text)
     if not -1000 <= score <= 1000:
@@ -83,10 +84,10 @@ def mac_address(value: str | None, network: str) -> str | None:
     """An Ethernet address (Go's net.ParseMAC forms of 6 bytes) as ``aa:bb:cc:dd:ee:ff``."""
     if not value:
         return None
-    match = _MAC.fullmatch(value)
+    match = re.fullmatch(_MAC, value)
     if match:
         mac = value.replace("-", ":").lower()
-    elif _MAC_DOTTED.fullmatch(value):
+    elif re.fullmatch(_MAC_DOTTED, value):
         digits = value.replace(".", "").lower()
         mac = ":".join(digits[i:i + 2] for i in range(0, 12, 2))
     else:
