@@ -146,7 +146,8 @@ def memory_v1() -> bool:
 @pytest.mark.skipif(not memory_v1(), reason="memory.swappiness and memory.oom_control are cgroup v1's")
 def test_swappiness_and_oom_kill_disable_reach_the_memory_cgroup(lc: Skiff) -> None:
     out = run(lc, "-m", "64m", "--memory-swappiness", "7", "--oom-kill-disable", "busybox", "sh", "-c",
-              "cat /sys/fs/cgroup/memory/memory.swappiness; grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control")
+              "cat /sys/fs/cgroup/memory/memory.swappiness; "
+              "grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control")
     assert out.split() == ["7", "oom_kill_disable", "1"]
     lc.ok("create", "--name", "m", "-m", "64m", "--memory-swappiness", "0", "--oom-kill-disable", "busybox", "true")
     lc.ok("create", "--name", "plain", "busybox", "true")
@@ -227,7 +228,8 @@ def test_expose_records_ports_and_publish_all_publishes_them(lc: Skiff) -> None:
     ("80:80", "invalid port format for --expose: 80:80"),
     ("abc", 'invalid range format for --expose: abc, error: strconv.ParseUint: parsing "abc": invalid syntax'),
     ("90-80", "invalid range format for --expose: 90-80, error: Invalid range specified for the Port: 90-80"),
-    ("70000", 'invalid range format for --expose: 70000, error: strconv.ParseUint: parsing "70000": value out of range'),
+    ("70000", "invalid range format for --expose: 70000, "
+              'error: strconv.ParseUint: parsing "70000": value out of range'),
 ])
 def test_bad_expose_values(lc: Skiff, value: str, message: str) -> None:
     assert message in refused(lc, "--expose", value, "busybox", "true")
