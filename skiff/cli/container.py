@@ -86,6 +86,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     for flags, key in RESOURCE_FLAGS.items():
         p.add_argument(*flags, dest=f"res_{key}", metavar="VALUE")
     p.add_argument("--ulimit", action="append", default=[], help="ulimit options")
+    p.add_argument("--memory-swappiness", dest="res_memory_swappiness", metavar="VALUE",
+                   help="tune container memory swappiness (0 to 100; cgroup v1 only)")
+    p.add_argument("--oom-kill-disable", action="store_true", help="disable OOM Killer (cgroup v1 only)")
+    p.add_argument("--oom-score-adj", metavar="VALUE", help="tune host's OOM preferences (-1000 to 1000)")
+    p.add_argument("--shm-size", metavar="SIZE", help="size of /dev/shm (default 64m)")
+    p.add_argument("--sysctl", action="append", default=[], help="namespaced kernel parameters (KEY=VALUE)")
+    p.add_argument("--group-add", action="append", default=[], help="add additional groups to join")
     p.add_argument("-p", "--publish", action="append", default=[], help="publish a container's port(s)")
     p.add_argument("-P", "--publish-all", action="store_true", help="publish all exposed ports")
     p.add_argument("--ip", help="IPv4 address")
@@ -93,6 +100,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dns-search", action="append", default=[], help="set custom DNS search domains")
     p.add_argument("--dns-option", action="append", default=[], help="set DNS options")
     p.add_argument("--add-host", action="append", default=[], help="add a custom host-to-IP mapping")
+    p.add_argument("--mac-address", help="container MAC address (e.g., 92:d0:c6:0a:29:33)")
+    p.add_argument("--domainname", help="container NIS domain name")
+    p.add_argument("--expose", action="append", default=[], help="expose a port or a range of ports")
+    p.add_argument("--cidfile", help="write the container ID to the file")
     p.add_argument("--security-opt", action="append", default=[],
                    help="security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges")
     p.add_argument("image", metavar="IMAGE")
@@ -137,10 +148,14 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
         platform=args.platform, network=args.network,
         read_only=args.read_only, labels=args.label, volumes=args.volume, mounts=args.mount,
         tmpfs=args.tmpfs, volumes_from=args.volumes_from,
-        resources={key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()},
+        resources={**{key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()},
+                   "memory_swappiness": args.res_memory_swappiness,
+                   "oom_kill_disable": True if args.oom_kill_disable else None},
         ulimits=args.ulimit, publish=args.publish, publish_all=args.publish_all, ip=args.ip,
         dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
         security_opts=security_opts(args.security_opt),
+        sysctls=args.sysctl, group_add=args.group_add, shm_size=args.shm_size, oom_score_adj=args.oom_score_adj,
+        mac_address=args.mac_address, domainname=args.domainname, expose=args.expose, cidfile=args.cidfile,
     )
 
 

@@ -52,10 +52,13 @@ class Engine:
             container = self.start(created.id, attach=True)  # the record as started: its Pid
             return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
         self.reconcile()
-        image = self._image(opts)
-        plan = self._plan(image, opts)
-        with contextlib.ExitStack() as undo:
+        with _cid_file(opts) as cid_file:
+            image = self._image(opts)
+            plan = self._plan(image, opts)
+            _print_warnings(plan)
             container = self._create_record(opts, image, plan, owned=True)
+            cid_file.write(container.id)
+        with contextlib.ExitStack() as undo:
             undo.callback(records.remove_record, container)
             events.emit_container(self.paths, container.data, "attach")
             bundle = self._prepare(container, image, plan, undo)
@@ -92,9 +95,13 @@ class Engine:
         """``skiff create``: check everything, write the record; nothing runs or is mounted yet."""
 
         self.reconcile()
-        image = self._image(opts)
-        plan = self._plan(image, opts)
-        return self._create_record(opts, image, plan)
+        with _cid_file(opts) as cid_file:  # as Docker's client: made first, removed if no container came
+            image = self._image(opts)
+            plan = self._plan(image, opts)
+            _print_warnings(plan)
+            container = self._create_record(opts, image, plan)
+            cid_file.write(container.id)
+        return container
 
     def start(self, ref: str, attach: bool = False) -> Container:
         """Start a created or exited container under a new monitor (a running one is left alone).
@@ -509,7 +516,15 @@ class Engine:
             process["cwd"] = workdir
         if user:
             u = resolve_user(container.bundle / "rootfs", user)
-            process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+            gids = u.additional_gids
+            group_add = container.data["HostConfig"].get("GroupAdd")
+            if group_add:  # as Docker's exec: the container's --group-add applies to -u USER too
+                from skiff.engine.runflags import additional_gids
+                from skiff.engine.users import read_in_root
+
+                added = additional_gids(read_in_root(container.bundle / "rootfs", "/etc/group"), group_add)
+                gids = [*gids, *(gid for gid in added if gid not in gids)]
+            process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": gids}
         exec_id = _exec_events(self.paths, container.data, command)
         if tty and not detach:
             status = self._exec_terminal(container, process, interactive)
@@ -797,6 +812,19 @@ class Engine:
 
         with contextlib.suppress(SkiffError, OSError):
             cleanup_stale(live, parent=cgroup_parent(), owned=owned)
+
+
+def _cid_file(opts: RunOptions) -> Any:
+    """--cidfile's file, refused if it exists (Docker's message); a no-op without the flag."""
+    from skiff.engine.runflags import CidFile
+
+    return CidFile(opts.cidfile)
+
+
+def _print_warnings(plan: "RunPlan") -> None:
+    """Docker's create warnings (a discarded limit), once: at create, not at every start."""
+    for warning in plan.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
 
 
 def _run_options(container: Container) -> RunOptions:

@@ -49,3 +49,12 @@ class RunOptions(NamedTuple):
     add_hosts: Sequence[str] = ()
     # security (issue 12): --security-opt values, seccomp profile files already read (security.options)
     security_opts: Sequence[str] = ()
+    # more run flags (issue 13): raw values, checked by skiff.engine.runflags
+    sysctls: Sequence[str] = ()              # --sysctl KEY=VALUE
+    group_add: Sequence[str] = ()            # --group-add NAME|GID
+    shm_size: str | None = None              # --shm-size (Docker's size syntax); None: 64m
+    oom_score_adj: str | None = None         # --oom-score-adj
+    mac_address: str | None = None           # --mac-address
+    domainname: str | None = None            # --domainname
+    expose: Sequence[str] = ()               # --expose PORT[-PORT][/PROTO]
+    cidfile: str | None = None               # --cidfile (the client's file; written by create/run)

@@ -35,6 +35,12 @@ class RunPlan:
         self.log_config: dict[str, str] = {}
         self.security: Any = None  # skiff.security.options.SecurityOptions
         self.seccomp: dict[str, Any] | None = None
+        self.warnings: list[str] = []   # Docker's create warnings (printed once, by create and run)
+        self.sysctls: dict[str, str] = {}
+        self.shm_size = 0
+        self.oom_score_adj = 0
+        self.mac_address: str | None = None
+        self.exposed_ports: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":
@@ -51,6 +57,7 @@ class RunPlan:
         plan._check_network()
         plan._check_lifecycle()
         plan._check_security()
+        plan._check_run_flags()
         return plan
 
     # --- validation (nothing created) ---------------------------------------
@@ -62,6 +69,10 @@ class RunPlan:
         flags = {k: v for k, v in self.opts.resources.items() if v is not None}
         self.resources = resources_from_flags(**flags) if flags else {}
         self.rlimits = rlimits_from_ulimits(self.opts.ulimits) if self.opts.ulimits else []
+        if self.resources.get("memory"):  # --memory-swappiness, --oom-kill-disable: v1 only
+            from skiff.cgroups.flags import discard_unsupported
+
+            self.warnings = discard_unsupported(self.resources)
 
     def _check_mounts(self) -> None:
         o = self.opts
@@ -97,6 +108,19 @@ class RunPlan:
         # The capabilities build_spec gives every container (skiff has no --cap-add yet).
         self.security = parse(self.opts.security_opts)
         self.seccomp = linux_seccomp(self.security, DOCKER_DEFAULT_CAPS)
+
+    def _check_run_flags(self) -> None:
+        """--sysctl, --shm-size, --oom-score-adj, --mac-address, --domainname, --expose, --group-add."""
+        from skiff.engine import runflags
+
+        o = self.opts
+        self.sysctls = runflags.parse_sysctls(o.sysctls, o.network) if o.sysctls else {}
+        self.shm_size = runflags.shm_size(o.shm_size)
+        self.oom_score_adj = runflags.oom_score_adj(o.oom_score_adj)
+        self.mac_address = runflags.mac_address(o.mac_address, o.network)
+        runflags.domainname(o.domainname)
+        runflags.check_group_add(o.group_add)
+        self.exposed_ports = runflags.exposed_ports(o.expose, o.publish, self.image.config.get("ExposedPorts"))
 
     def _check_network(self) -> None:
         if self.opts.network in ("none", "host") and not self.opts.publish:
@@ -135,7 +159,9 @@ class RunPlan:
             "WorkingDir": self.workdir,
             "Labels": {**(cfg.get("Labels") or {}), **dict(lbl.partition("=")[::2] for lbl in o.labels)},
             "Volumes": cfg.get("Volumes"),
-            "ExposedPorts": cfg.get("ExposedPorts"),
+            "ExposedPorts": self.exposed_ports or None,
+            "Domainname": o.domainname or "",
+            **({"MacAddress": o.mac_address} if o.mac_address else {}),
             "StopSignal": o.stop_signal or cfg.get("StopSignal") or "SIGTERM",
             "OpenStdin": o.interactive,
             "AttachStdin": o.interactive and not o.detach,
@@ -163,7 +189,22 @@ class RunPlan:
             "LogConfig": {"Type": "json-file", "Config": self.log_config},
             "Init": o.init,
             "SecurityOpt": list(o.security_opts) or None,
+            **({"Sysctls": dict(self.sysctls)} if self.sysctls else {}),   # omitempty, as Docker's
+            "GroupAdd": list(o.group_add) or None,
+            "ShmSize": self.shm_size,
+            "OomScoreAdj": self.oom_score_adj,
+            "OomKillDisable": self._oom_kill_disable(),
+            "MemorySwappiness": (self.resources.get("memory") or {}).get("swappiness"),
+            "ContainerIDFile": o.cidfile or "",
         }
+
+    def _oom_kill_disable(self) -> bool | None:
+        """Docker 20.10 records null where the memory cgroup has no memory.oom_control (cgroup v2)."""
+        if (self.resources.get("memory") or {}).get("disableOOMKiller"):
+            return True
+        from skiff.cgroups.detect import memory_features
+
+        return False if memory_features()[1] else None
 
     def mount_records(self) -> list[dict[str, Any]]:
         return self.mount_plan.records() if self.mount_plan else []
@@ -193,8 +234,15 @@ class RunPlan:
                                    "options": ["bind", "ro", "rprivate"]})
         spec["process"].update({
             "args": args, "env": env, "cwd": self.workdir, "terminal": o.tty,
-            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "user": {"uid": user.uid, "gid": user.gid,
+                     "additionalGids": self._additional_gids(rootfs, user.additional_gids)},
+            "oomScoreAdj": self.oom_score_adj,  # always, as Docker: 0 unless --oom-score-adj
         })
+        if o.domainname:
+            spec["domainname"] = o.domainname
+        if self.sysctls:  # written by the runtime inside the container's namespaces only
+            spec["linux"]["sysctl"] = dict(self.sysctls)
+        _set_shm_size(spec["mounts"], self.shm_size)
         # Docker's defaults: no_new_privs off unless --security-opt no-new-privileges, rlimits
         # inherited from the host unless --ulimit.
         spec["process"]["noNewPrivileges"] = self.security.no_new_privileges
@@ -216,6 +264,16 @@ class RunPlan:
             if self.mount_plan.rootfs_propagation():
                 linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
         return spec
+
+    def _additional_gids(self, rootfs: Path, user_gids: list[int]) -> list[int]:
+        """The user's groups, then --group-add's (looked up in the image's /etc/group), as Docker."""
+        if not self.opts.group_add:
+            return user_gids
+        from skiff.engine.runflags import additional_gids
+        from skiff.engine.users import read_in_root
+
+        added = additional_gids(read_in_root(rootfs, "/etc/group"), self.opts.group_add)
+        return [*user_gids, *(gid for gid in added if gid not in user_gids)]
 
     def _set_network(self, spec: dict[str, Any], container: Container, undo: contextlib.ExitStack) -> None:
         namespaces = spec["linux"]["namespaces"]
@@ -261,6 +319,14 @@ class RunPlan:
         wants_dns = o.dns or o.dns_search or o.dns_options
         resolv = names.resolv_conf(o.dns, o.dns_search, o.dns_options) if wants_dns else names.host_resolv_conf()
         return hosts, resolv
+
+
+def _set_shm_size(mounts: list[dict[str, Any]], size: int) -> None:
+    """/dev/shm's tmpfs gets --shm-size (Docker's default 64 MiB) instead of the default spec's."""
+    for mount in mounts:
+        if mount.get("destination") == "/dev/shm" and mount.get("type") == "tmpfs":
+            mount["options"] = [opt for opt in mount.get("options", []) if not opt.startswith("size=")]
+            mount["options"].append(f"size={size}")
 
 
 INIT_BINARY = "/usr/bin/tini-static"

@@ -72,6 +72,7 @@ class NetworkRequest:
     dns_options: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    mac_address: str | None = None          # --mac-address: on the first network's interface
 
 
 @dataclass
@@ -363,7 +364,7 @@ class NetworkManager:
             write_json(self._endpoint_path(cid), endpoint)
         netns.create(netns_path, _loopback_up)
         if record is not None:
-            self._connect_locked(endpoint, record, request.ip, request.aliases)
+            self._connect_locked(endpoint, record, request.ip, request.aliases, request.mac_address)
         self._refresh_firewall()
         return self._attachment(endpoint)
 
@@ -381,7 +382,7 @@ class NetworkManager:
             self.registry.claim(endpoint["Id"], path, Ports=[[p.protocol, p.host_port] for p in ports])
 
     def _connect_locked(self, endpoint: dict[str, Any], record: dict[str, Any], ip: str | None,
-                        aliases: Iterable[str]) -> None:
+                        aliases: Iterable[str], mac: str | None = None) -> None:
         cid = endpoint["Id"]
         self._ensure_bridge(record)  # first: claiming it again may move an unused default network
         subnet = ipaddress.IPv4Network(record["Subnet"])
@@ -389,7 +390,7 @@ class NetworkManager:
         leased = {c["IPAddress"] for c in record["Containers"].values()}
         address = ipam.allocate(subnet, gateway, leased, ip)
         interface = self._free_interface(endpoint)
-        mac = ipam.mac_for(address)
+        mac = mac or ipam.mac_for(address)
         entry = {"Name": endpoint["Name"], "IPAddress": str(address), "MacAddress": mac,
                  "Veth": self._veth_name(cid), "Interface": interface, "Aliases": list(aliases)}
         record["Containers"][cid] = entry
