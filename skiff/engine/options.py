@@ -49,3 +49,12 @@ class RunOptions(NamedTuple):
     add_hosts: Sequence[str] = ()
     # security (issue 12): --security-opt values, seccomp profile files already read (security.options)
     security_opts: Sequence[str] = ()
+    # security and namespaces (issue 13): Docker's values; caps normalized (security.capabilities)
+    cap_add: Sequence[str] = ()
+    cap_drop: Sequence[str] = ()
+    privileged: bool = False
+    userns: str = ""                 # "" | host
+    pid: str = ""                    # "" | host | container:X
+    ipc: str = ""                    # "" (private) | private | shareable | none | host | container:X
+    uts: str = ""                    # "" | host
+    cgroupns: str = ""               # "" (the host's cgroup version decides) | host | private
