@@ -351,7 +351,9 @@ def _cgroup_hierarchy(root_fd: int, destination: str, name: str, fstype: str, da
     sub_fd = ensure_in_root(root_fd, destination)
     try:
         try:
-            if own in (None, "/"):
+            # "/": in a cgroup namespace (a fresh mount shows it as the root); a ".." means a cgroup
+            # outside a joined namespace's root, never to be followed on the host: fresh mount too.
+            if own in (None, "/") or ".." in own.split("/"):
                 linux.mount(fstype, fd_path(sub_fd), fstype, flags, data or None)
             else:  # the host's view: only the container's own cgroup, not its neighbours'
                 host = posixpath.join("/sys/fs/cgroup", name, own.lstrip("/"))
