@@ -106,6 +106,16 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cidfile", help="write the container ID to the file")
     p.add_argument("--security-opt", action="append", default=[],
                    help="security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges")
+    p.add_argument("--cap-add", action="append", default=[], help="add Linux capabilities (NAME, CAP_NAME or ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], help="drop Linux capabilities (NAME, CAP_NAME or ALL)")
+    p.add_argument("--privileged", action="store_true", help="give extended privileges to this container: all "
+                   "capabilities and host devices, no seccomp, writable /sys (see docs/security.md)")
+    p.add_argument("--userns", default="", help="user namespace to use: host (no remapping in skiff)")
+    p.add_argument("--pid", default="", help="PID namespace to use: host or container:NAME")
+    p.add_argument("--ipc", default="", help="IPC mode to use: private, shareable, none, host or container:NAME")
+    p.add_argument("--uts", default="", help="UTS namespace to use: host")
+    p.add_argument("--cgroupns", default="", help="cgroup namespace to use: host or private (default: host on "
+                   "cgroup v1, private on v2)")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     p.add_argument("--help", action="help", help="show this help message and exit")
@@ -156,6 +166,8 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
         security_opts=security_opts(args.security_opt),
         sysctls=args.sysctl, group_add=args.group_add, shm_size=args.shm_size, oom_score_adj=args.oom_score_adj,
         mac_address=args.mac_address, domainname=args.domainname, expose=args.expose, cidfile=args.cidfile,
+        cap_add=capabilities(args.cap_add), cap_drop=capabilities(args.cap_drop), privileged=args.privileged,
+        userns=args.userns, pid=args.pid, ipc=args.ipc, uts=args.uts, cgroupns=args.cgroupns,
     )
 
 
@@ -172,6 +184,15 @@ def security_opts(values: list[str]) -> list[str]:
     if not values:
         return []
     from skiff.security.options import normalize
+
+    return normalize(values)
+
+
+def capabilities(values: list[str]) -> list[str]:
+    """As Docker 20.10's client: CAP_ added, upper case, no duplicates, sorted."""
+    if not values:
+        return []
+    from skiff.security.capabilities import normalize
 
     return normalize(values)
 

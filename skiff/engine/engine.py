@@ -257,7 +257,7 @@ class Engine:
                 "Mounts": plan.mount_records(),
                 "NetworkSettings": {},
                 # Complete from its first write: a command killed after it leaves a startable record.
-                "SkiffOptions": opts._asdict(),
+                "SkiffOptions": plan.opts._asdict(),  # container:X resolved to X's id
                 "LogPath": str(self.paths.containers / cid / f"{cid}-json.log"),
                 "RestartCount": 0,
             })

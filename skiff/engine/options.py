@@ -58,3 +58,12 @@ class RunOptions(NamedTuple):
     domainname: str | None = None            # --domainname
     expose: Sequence[str] = ()               # --expose PORT[-PORT][/PROTO]
     cidfile: str | None = None               # --cidfile (the client's file; written by create/run)
+    # security and namespaces (issue 13): Docker's values; caps normalized (security.capabilities)
+    cap_add: Sequence[str] = ()
+    cap_drop: Sequence[str] = ()
+    privileged: bool = False
+    userns: str = ""                 # "" | host
+    pid: str = ""                    # "" | host | container:X
+    ipc: str = ""                    # "" (private) | private | shareable | none | host | container:X
+    uts: str = ""                    # "" | host
+    cgroupns: str = ""               # "" (the host's cgroup version decides) | host | private

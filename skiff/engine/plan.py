@@ -41,6 +41,8 @@ class RunPlan:
         self.oom_score_adj = 0
         self.mac_address: str | None = None
         self.exposed_ports: dict[str, dict[str, Any]] = {}
+        self.capabilities: list[str] = []
+        self.namespaces: Any = None  # skiff.engine.namespaces.Modes
 
     @classmethod
     def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":
@@ -58,6 +60,7 @@ class RunPlan:
         plan._check_lifecycle()
         plan._check_security()
         plan._check_run_flags()
+        plan._check_namespaces()
         return plan
 
     # --- validation (nothing created) ---------------------------------------
@@ -102,12 +105,29 @@ class RunPlan:
 
     def _check_security(self) -> None:
         """--security-opt checked, and the seccomp profile resolved for the container's capabilities."""
-        from skiff.runtime.spec import DOCKER_DEFAULT_CAPS
         from skiff.security.options import linux_seccomp, parse
 
-        # The capabilities build_spec gives every container (skiff has no --cap-add yet).
-        self.security = parse(self.opts.security_opts)
-        self.seccomp = linux_seccomp(self.security, DOCKER_DEFAULT_CAPS)
+        o = self.opts
+        self.security = parse(o.security_opts)
+        if o.cap_add or o.cap_drop or o.privileged:
+            from skiff.security.capabilities import effective
+
+            self.capabilities = effective(o.cap_add, o.cap_drop, o.privileged)
+        else:
+            from skiff.runtime.spec import DOCKER_DEFAULT_CAPS
+
+            self.capabilities = list(DOCKER_DEFAULT_CAPS)
+        # As Docker: the profile's rules follow the final capability set; a privileged
+        # container has no seccomp filter at all, whatever --security-opt says.
+        self.seccomp = None if o.privileged else linux_seccomp(self.security, self.capabilities)
+
+    def _check_namespaces(self) -> None:
+        """--pid, --ipc, --uts, --cgroupns, --userns: checked, container:X found and running."""
+        from skiff.engine.namespaces import resolve
+
+        self.namespaces = resolve(self.paths, self.opts)
+        # Replayed by every start as X's id, as Docker records it: never another container named X later.
+        self.opts = self.opts._replace(pid=self.namespaces.pid, ipc=self.opts.ipc and self.namespaces.ipc)
 
     def _check_run_flags(self) -> None:
         """--sysctl, --shm-size, --oom-score-adj, --mac-address, --domainname, --expose, --group-add."""
@@ -188,7 +208,6 @@ class RunPlan:
             "RestartPolicy": self.restart_policy,
             "LogConfig": {"Type": "json-file", "Config": self.log_config},
             "Init": o.init,
-            "SecurityOpt": list(o.security_opts) or None,
             **({"Sysctls": dict(self.sysctls)} if self.sysctls else {}),   # omitempty, as Docker's
             "GroupAdd": list(o.group_add) or None,
             "ShmSize": self.shm_size,
@@ -196,6 +215,12 @@ class RunPlan:
             "OomKillDisable": self._oom_kill_disable(),
             "MemorySwappiness": (self.resources.get("memory") or {}).get("swappiness"),
             "ContainerIDFile": o.cidfile or "",
+            "SecurityOpt": security_opt_record(o, self.namespaces),
+            "CapAdd": list(o.cap_add) or None, "CapDrop": list(o.cap_drop) or None,
+            "Privileged": o.privileged,
+            "UsernsMode": self.namespaces.userns, "PidMode": self.namespaces.pid,
+            "IpcMode": self.namespaces.ipc, "UTSMode": self.namespaces.uts,
+            "CgroupnsMode": self.namespaces.cgroupns,
         }
 
     def _oom_kill_disable(self) -> bool | None:
@@ -247,6 +272,8 @@ class RunPlan:
         # inherited from the host unless --ulimit.
         spec["process"]["noNewPrivileges"] = self.security.no_new_privileges
         spec["process"]["rlimits"] = self.rlimits
+        spec["process"]["capabilities"] = {key: list(self.capabilities)
+                                           for key in ("bounding", "effective", "permitted")}
         linux = spec["linux"]
         linux["cgroupsPath"] = f"/{cgroup_parent()}/{container.id}"
         linux["resources"] = {**linux.get("resources", {}), **self.resources}
@@ -263,6 +290,7 @@ class RunPlan:
             spec["mounts"].extend(self.mount_plan.oci_mounts())
             if self.mount_plan.rootfs_propagation():
                 linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
+        self._set_security(spec, container, undo)
         return spec
 
     def _additional_gids(self, rootfs: Path, user_gids: list[int]) -> list[int]:
@@ -274,6 +302,15 @@ class RunPlan:
 
         added = additional_gids(read_in_root(rootfs, "/etc/group"), self.opts.group_add)
         return [*user_gids, *(gid for gid in added if gid not in user_gids)]
+    def _set_security(self, spec: dict[str, Any], container: Container, undo: contextlib.ExitStack) -> None:
+        """--privileged and the shared namespaces, once every mount is in the config."""
+        if self.opts.privileged:
+            from skiff.security.privileged import apply
+
+            apply(spec)
+        from skiff.engine import namespaces
+
+        namespaces.apply(spec, self.namespaces, self.paths, container, undo)
 
     def _set_network(self, spec: dict[str, Any], container: Container, undo: contextlib.ExitStack) -> None:
         namespaces = spec["linux"]["namespaces"]
@@ -352,6 +389,10 @@ def release_resources(paths: Paths, container: Container, remove_anonymous: bool
     from skiff.engine.volumes import release_container_mounts
 
     release_container_mounts(paths, container, remove_anonymous)
+    if container.data["HostConfig"].get("IpcMode") == "shareable":
+        from skiff.engine.namespaces import release
+
+        release(container)
     # By mode, not by NetworkSettings: a run killed between the attach and the record that
     # says so holds a namespace, a veth and a lease all the same (the network's own records
     # of them, by container id, are the truth).
@@ -360,6 +401,15 @@ def release_resources(paths: Paths, container: Container, remove_anonymous: bool
         from skiff.engine.network import detach
 
         detach(paths, container)
+
+
+def security_opt_record(opts: RunOptions, modes: Any) -> list[str] | None:
+    """HostConfig.SecurityOpt: the user's values, and label=disable where Docker adds it."""
+    if not (opts.security_opts or opts.privileged or "host" in (modes.ipc, modes.pid)):
+        return None
+    from skiff.security.options import recorded
+
+    return recorded(opts.security_opts, opts.privileged, modes.ipc, modes.pid)
 
 
 def cgroup_parent() -> str:

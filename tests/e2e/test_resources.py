@@ -92,7 +92,9 @@ def test_cpuset_pins_the_container(lc: Skiff) -> None:
 
 
 def test_the_container_sees_itself_at_the_root_read_only(lc: Skiff) -> None:
-    out = run(lc, "--rm", "busybox", "sh", "-c",
+    # In a cgroup namespace (Docker 20.10's default on cgroup v2 only: on v1 it is the host's,
+    # see test_run_security_flags.py for what a container sees then).
+    out = run(lc, "--rm", "--cgroupns", "private", "busybox", "sh", "-c",
               "cat /proc/self/cgroup; echo ---; touch /sys/fs/cgroup/x 2>&1; mkdir /sys/fs/cgroup/memory/y 2>&1; "
               "echo ---; grep ' /sys/fs/cgroup' /proc/self/mountinfo").stdout
     own, errors, mounts = out.split("---\n")
