@@ -55,6 +55,13 @@ class NotATerminal(UsageError):
     verbatim = True
 
 
+class NoFlagGiven(UsageError):
+    """A command that needs at least one flag got none (``update``): Docker's client exits 1."""
+
+    exit_code = 1
+    verbatim = True
+
+
 class InvalidArgument(SkiffError):
     """A value that parses but cannot be used (a relative path, a bad size)."""
 

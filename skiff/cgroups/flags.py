@@ -36,12 +36,17 @@ def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory
                          cpus: Value = None, cpu_shares: Value = None, cpu_period: Value = None,
                          cpu_quota: Value = None, cpuset_cpus: str | None = None, cpuset_mems: str | None = None,
                          pids_limit: Value = None, blkio_weight: Value = None,
-                         memory_swappiness: Value = None, oom_kill_disable: bool = False) -> dict[str, Any]:
+                         memory_swappiness: Value = None, oom_kill_disable: bool = False,
+                         update: bool = False) -> dict[str, Any]:
     """Validate Docker's resource flags and express them as OCI ``linux.resources``.
 
     Raises InvalidArgument for a value that does not parse, CgroupError for one
     the host cannot honour. Docker's defaults apply: ``--memory`` without
     ``--memory-swap`` allows as much swap again; 0 means "not set".
+
+    ``update``: the flags of ``skiff update``, checked as Docker's daemon checks an update
+    (``--memory-swap`` alone is allowed), and only what they change: no device rules, no
+    default swap.
     """
     mem = _size(memory, "-m, --memory")
     swap = _swap(memory_swap)
@@ -54,7 +59,7 @@ def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory
     weight = _int(blkio_weight, "--blkio-weight", unsigned=True)
     swappiness = _swappiness(memory_swappiness)
 
-    _check_memory(mem, swap, reservation)
+    _check_memory(mem, swap, reservation, update)
     _check_cpu(nano_cpus, shares, period, quota)
     if pids is not None and pids < -1:
         raise InvalidArgument(f'invalid argument "{pids_limit}" for "--pids-limit" flag: '
@@ -64,13 +69,14 @@ def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory
     _check_cpuset(cpuset_cpus, "/sys/devices/system/cpu/online", "cpus", "CPUs")
     _check_cpuset(cpuset_mems, "/sys/devices/system/node/online", "mems", "memory nodes")
 
-    resources: dict[str, Any] = {"devices": [dict(rule) for rule in DEFAULT_DEVICE_RULES]}
+    resources: dict[str, Any] = {} if update else {"devices": [dict(rule) for rule in DEFAULT_DEVICE_RULES]}
     memory_part: dict[str, int] = {}
     if mem:
         memory_part["limit"] = mem
-        memory_part["swap"] = swap if swap else mem * 2
-    elif swap == -1:
-        memory_part["swap"] = -1
+        if swap or not update:
+            memory_part["swap"] = swap if swap else mem * 2
+    elif swap == -1 or (update and swap):
+        memory_part["swap"] = swap
     if reservation:
         memory_part["reservation"] = reservation
     if swappiness is not None:
@@ -201,12 +207,12 @@ def _nano_cpus(value: Value) -> int | None:
 
 # --- checks (the daemon's) ------------------------------------------------------
 
-def _check_memory(memory: int, swap: int, reservation: int) -> None:
+def _check_memory(memory: int, swap: int, reservation: int, update: bool = False) -> None:
     if memory and memory < MIN_MEMORY:
         raise CgroupError("Minimum memory limit allowed is 6MB")
     if memory > 0 and swap > 0 and swap < memory:
         raise CgroupError("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if memory == 0 and swap > 0:
+    if memory == 0 and swap > 0 and not update:
         raise CgroupError("You should always set the Memory limit when using Memoryswap limit, see usage")
     if memory > 0 and reservation > 0 and memory < reservation:
         raise CgroupError("Minimum memory limit can not be less than memory reservation limit, see usage")

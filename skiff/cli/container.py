@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_filter_flag(prune, "provide filter values (until=, label=, label!=)", short=False)
     prune.set_defaults(func=cmd_prune)
+    from skiff.cli.system import add_update_flags
+
+    add_update_flags(gsub.add_parser("update", help="update configuration of one or more containers"))
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:

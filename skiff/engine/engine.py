@@ -131,8 +131,15 @@ class Engine:
         crash_point("starting")
         try:
             opts = _run_options(container)
+            # The limits are the record's (`update` may have changed them since the container was
+            # created), not the flags parsed again: an update may leave a set no `run` would take.
+            recorded = container.data["HostConfig"].get("Resources")
+            if isinstance(recorded, dict):
+                opts = opts._replace(resources={})
             image = ImageStore(self.paths).get(container.data["Image"])
             plan = self._plan(image, opts)
+            if isinstance(recorded, dict):
+                plan.resources = dict(recorded)
             _reuse_anonymous_volumes(plan, container)
             with contextlib.ExitStack() as undo:
                 self._prepare(container, image, plan, undo)
@@ -469,6 +476,14 @@ class Engine:
             runtime.pause(c.id) if pause else runtime.resume(c.id)
             c.state.update(Status="paused" if pause else "running", Paused=pause)
         events.emit_container(self.paths, container.data, "pause" if pause else "unpause")
+        return container
+
+    def update(self, ref: str, request: "UpdateRequest") -> Container:
+        """``skiff update``: new limits (the live cgroup and the record) or restart policy."""
+        from skiff.engine.update import update_container
+
+        container = self.find(ref)
+        update_container(self.paths, container, request)
         return container
 
     def _thaw(self, container: Container) -> None:

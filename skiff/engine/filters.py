@@ -28,6 +28,7 @@ CONTAINER_PRUNE_FILTERS = frozenset({"label", "label!", "until"})
 IMAGE_PRUNE_FILTERS = frozenset({"dangling", "label", "label!", "until"})
 VOLUME_LIST_FILTERS = frozenset({"dangling", "driver", "label", "name"})
 VOLUME_PRUNE_FILTERS = frozenset({"label", "label!"})
+NETWORK_PRUNE_FILTERS = frozenset({"label", "label!", "until"})
 NETWORK_LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type"})
 # Docker 20.10 does not check the keys of ``events`` filters: an unknown key is ignored.
 EVENT_FILTERS = frozenset({"config", "container", "daemon", "event", "image", "label", "network", "node",
@@ -416,6 +417,20 @@ def volume_prune_filter(args: FilterArgs) -> Predicate:
 
 
 # --- networks ---------------------------------------------------------------------------
+
+
+def network_prune_filter(args: FilterArgs) -> Predicate:
+    """``network prune --filter`` (and ``system prune``'s): ``until`` (created before), ``label``,
+    ``label!``; a predicate on network records."""
+    args.validate(NETWORK_PRUNE_FILTERS)
+    until = _until_ns(args)
+
+    def include(network: dict[str, Any]) -> bool:
+        if until is not None and _created_ns(network.get("Created", "")) >= until:
+            return False
+        return _labels_match(args, network.get("Labels"))
+
+    return include
 
 
 def network_list_filter(args: FilterArgs) -> Predicate:

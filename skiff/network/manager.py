@@ -295,8 +295,9 @@ class NetworkManager:
                 return predefined_document(name, self.predefined_id(name), created, members or {})
         raise NetworkNotFound(f"network {ref} not found")
 
-    def prune_networks(self) -> list[str]:
-        """Remove user networks without containers, and the default bridge when unused."""
+    def prune_networks(self, include: Callable[[dict[str, Any]], bool] | None = None) -> list[str]:
+        """Remove user networks without containers (those ``include`` accepts, when given: see
+        skiff.engine.filters), and the default bridge when unused."""
         with FileLock(self._lock):
             default = self._load_network(DEFAULT_NETWORK)
             if default and not default["Containers"]:
@@ -305,7 +306,7 @@ class NetworkManager:
                 self._refresh_firewall()
         removed = []
         for record in self._all_networks():
-            if record["Name"] != DEFAULT_NETWORK and not record["Containers"]:
+            if record["Name"] != DEFAULT_NETWORK and not record["Containers"] and (include is None or include(record)):
                 with contextlib.suppress(NetworkInUse, NetworkNotFound):
                     removed.append(self.remove_network(record["Name"]))
         return removed
