@@ -59,10 +59,11 @@ def update_container(paths: Paths, container: Container, request: UpdateRequest)
         _check_against_current(c.id, request, current, saved_flags)
         if request.policy is not None and host_config.get("AutoRemove") and request.policy["Name"] != "no":
             raise _cannot(c.id, "Restart policy cannot be updated because AutoRemove is enabled for the container")
+        merged = merge_resources(current, request.resources)
         if request.resources and c.state.get("Status") in _LIVE:
-            _update_cgroup(paths, c, request.resources)
+            _update_cgroup(paths, c, live_change(merged, request))
         if request.resources:
-            host_config["Resources"] = merge_resources(current, request.resources)
+            host_config["Resources"] = merged
             options["resources"] = _merged_flags(saved_flags, request.flags, current)
             _update_bundle(c, request.resources)
         if request.policy is not None:
@@ -79,6 +80,17 @@ def merge_resources(current: Mapping[str, Any], change: Mapping[str, Any]) -> di
         else:
             merged[section] = copy.deepcopy(values)
     return merged
+
+
+def live_change(merged: Mapping[str, Any], request: UpdateRequest) -> dict[str, Any]:
+    """What to write into the running container's cgroup: the sections the request changes,
+    the memory one whole (limit, swap and reservation as they now stand), so the kernel gets
+    the same memory+swap limit now as at the next start (cgroup v2 writes swap apart from
+    memory, as memory.swap.max = swap - limit)."""
+    change = copy.deepcopy(request.resources)
+    if "memory" in change:
+        change["memory"] = copy.deepcopy(dict(merged.get("memory") or {}))
+    return change
 
 
 def _check_against_current(cid: str, request: UpdateRequest, current: Mapping[str, Any],
