@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
-from skiff.errors import Conflict, SkiffError
+from skiff.errors import CgroupError, Conflict, SkiffError
 from skiff.paths import Paths
 
 # Container states whose cgroup exists and takes the new limits now (Docker: running, paused;
@@ -37,12 +37,10 @@ class UpdateRequest:
 
         self.flags = {key: str(value) for key, value in flags.items() if value not in (None, "")}
         self.resources: dict[str, Any] = resources_from_flags(**self.flags, update=True) if self.flags else {}
+        if (self.resources.get("blockIO") or {}).get("weight"):
+            _check_blkio_weight()
         self.restart = restart
         self.policy = parse_restart_policy(restart) if restart else None
-
-    @property
-    def empty(self) -> bool:
-        return not self.flags and self.policy is None
 
 
 def update_container(paths: Paths, container: Container, request: UpdateRequest) -> None:
@@ -53,19 +51,21 @@ def update_container(paths: Paths, container: Container, request: UpdateRequest)
     """
     with records.locked(container) as c:
         host_config = c.data["HostConfig"]
-        options = c.data.setdefault("SkiffOptions", {})
+        options = c.data.get("SkiffOptions")
+        options = options if isinstance(options, dict) else {}  # an older record: its flags are unknown
         current = host_config.get("Resources") or {}
         saved_flags = dict(options.get("resources") or {})
         _check_against_current(c.id, request, current, saved_flags)
         if request.policy is not None and host_config.get("AutoRemove") and request.policy["Name"] != "no":
             raise _cannot(c.id, "Restart policy cannot be updated because AutoRemove is enabled for the container")
         merged = merge_resources(current, request.resources)
+        change = live_change(merged, request)
         if request.resources and c.state.get("Status") in _LIVE:
-            _update_cgroup(paths, c, live_change(merged, request))
+            _update_cgroup(paths, c, change)
         if request.resources:
             host_config["Resources"] = merged
             options["resources"] = _merged_flags(saved_flags, request.flags, current)
-            _update_bundle(c, request.resources)
+            _update_bundle(c, change)
         if request.policy is not None:
             host_config["RestartPolicy"] = request.policy
             options["restart"] = request.restart
@@ -144,6 +144,25 @@ def _merged_flags(saved: Mapping[str, Any], asked: Mapping[str, str], current: M
         swap = (current.get("memory") or {}).get("swap")
         merged["memory_swap"] = str(swap) if swap else None
     return merged
+
+
+def _check_blkio_weight() -> None:
+    """Refuse --blkio-weight where the host cannot weigh I/O, as ``run`` does, for every container
+    (a stopped one would otherwise fail at its next start). Docker warns and drops the weight."""
+    import os
+
+    from skiff.cgroups import detect
+
+    setup = detect()
+    if setup.mode == "v2":
+        with open(os.path.join(setup.unified or "/sys/fs/cgroup", "cgroup.controllers")) as f:
+            supported = "io" in f.read().split()
+    else:
+        blkio = [h.mountpoint for h in setup.v1 if "blkio" in h.controllers]
+        supported = bool(blkio) and os.path.exists(os.path.join(blkio[0], "blkio.weight"))
+    if not supported:
+        raise CgroupError("--blkio-weight is not supported on this host: the blkio cgroup has no blkio.weight "
+                          "file (the kernel's I/O scheduler does not do weights)")
 
 
 def _cannot(cid: str, reason: str) -> Conflict:
