@@ -240,6 +240,14 @@ def test_system_prune_asks_filters_and_removes_what_docker_does(lc: Skiff, busyb
     assert lc.ok("images", "-q").strip()
 
 
+def test_system_prune_until_takes_only_what_is_older(lc: Skiff) -> None:
+    cid = lc.ok("create", "--name", "recent", "--network", "none", "busybox", "true").strip()
+    assert lc.ok("system", "prune", "-f", "--filter", "until=1h") == "Total reclaimed space: 0B\n"
+    assert lc.ok("ps", "-aq") == cid[:12] + "\n"
+    assert lc.ok("system", "prune", "-f", "--filter", "until=0s").startswith(f"Deleted Containers:\n{cid}\n\n")
+    assert lc.ok("ps", "-aq") == ""
+
+
 def test_system_prune_refuses_bad_filters_as_docker(lc: Skiff) -> None:
     bad = lc("system", "prune", "-f", "--filter", "bogus=1")
     assert (bad.returncode, bad.stderr) == (1, "Error response from daemon: Invalid filter 'bogus'\n")
