@@ -484,6 +484,7 @@ class Engine:
 
         container = self.find(ref)
         update_container(self.paths, container, request)
+        events.emit_container(self.paths, container.data, "update")
         return container
 
     def _thaw(self, container: Container) -> None:

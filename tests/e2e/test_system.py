@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -357,6 +358,9 @@ def test_update_reports_each_container_and_refuses_a_policy_for_rm(lc: Skiff) ->
     result = lc("update", "--pids-limit", "30", "nosuch", "plain")
     assert (result.returncode, result.stdout, result.stderr) == \
         (1, "plain\n", "Error response from daemon: No such container: nosuch\n")
+    until = str(int(time.time()) + 1)
+    assert lc.ok("events", "--since", "0", "--until", until, "--filter", "event=update", "--format",
+                 "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}") == "container update plain\n"
     refused = lc("update", "--restart", "always", "auto")
     assert refused.returncode == 1 and refused.stderr == (
         f"Error response from daemon: Cannot update container {cid}: Restart policy cannot be updated because "
