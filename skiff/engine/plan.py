@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from skiff import crash_point
+from skiff.engine import etcfiles
 from skiff.engine import spec as process_spec
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
@@ -282,7 +283,7 @@ class RunPlan:
 
         self._set_network(spec, container, undo)
         crash_point("network")
-        spec["mounts"].extend(self._etc_files(container, hostname))
+        etcfiles.make_mountpoints(rootfs)  # before copy-up: a new volume at /etc gets them, as Docker's
         if self.mount_plan is not None:
             undo.callback(self.mount_plan.release, True)  # a failed run keeps no volume it created
             self.mount_plan.prepare(rootfs, container.id)
@@ -290,6 +291,8 @@ class RunPlan:
             spec["mounts"].extend(self.mount_plan.oci_mounts())
             if self.mount_plan.rootfs_propagation():
                 linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
+        # After the volumes, as Docker mounts them: a volume or bind over /etc still gets them.
+        spec["mounts"].extend(self._etc_files(container, hostname))
         self._set_security(spec, container, undo)
         return spec
 
@@ -328,16 +331,12 @@ class RunPlan:
                 ns["path"] = str(self.network_attachment.netns_path)
 
     def _etc_files(self, container: Container, hostname: str) -> list[dict[str, Any]]:
-        """/etc/hostname, /etc/hosts and /etc/resolv.conf: files in the container dir, bind-mounted."""
+        """/etc/hostname, /etc/hosts and /etc/resolv.conf: files in the container dir, bind-mounted
+        (read-only with --read-only; not where the user mounts something)."""
         hosts, resolv = self._names(hostname)
         files = {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
-        mounts = []
-        for name, text in files.items():
-            path = container.dir / name
-            path.write_text(text)
-            mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(path),
-                           "options": ["rbind", "rprivate"]})
-        return mounts
+        user = [m.destination for m in self.mount_plan.mounts] if self.mount_plan is not None else []
+        return etcfiles.etc_mounts(container.dir, files, self.opts.read_only, user)
 
     def _names(self, hostname: str) -> tuple[str, str]:
         """hosts and resolv.conf: the network's, or (none, host, a shared namespace) made here."""

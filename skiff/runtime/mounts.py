@@ -106,8 +106,9 @@ def _create_missing(root_fd: int, parts: list[str], directory: bool, mode: int) 
             last = i == len(parts) - 1
             try:
                 if last and not directory:
+                    # 0755 as runc's mount points (Docker's users see them in a bind-mounted dir)
                     os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
-                                     0o644, dir_fd=parent_fd))
+                                     0o755, dir_fd=parent_fd))
                 else:
                     os.mkdir(name, mode, dir_fd=parent_fd)
                 return parts

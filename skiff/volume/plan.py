@@ -116,8 +116,8 @@ class MountPlan:
         if not self.container_id:
             raise VolumeError("a container id is needed to prepare its volumes")
         for m in self.mounts:
-            if m.spec.type == "bind" and m.spec.create_source:
-                os.makedirs(m.host_path, mode=0o755, exist_ok=True)  # as docker -v does
+            if m.spec.type == "bind" and m.spec.create_source and not os.path.lexists(m.host_path):
+                os.makedirs(m.host_path, mode=0o755, exist_ok=True)  # as docker -v does (a file is kept)
         if not any(m.spec.type == "volume" for m in self.mounts):
             return
         try:
