@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--internal", action="store_true", help="no outbound access (no NAT)")
     create.add_argument("-d", "--driver", default="bridge", help="only bridge is supported")
     create.add_argument("--label", action="append", default=[], help="KEY=VALUE metadata")
+    create.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="driver options (com.docker.network.driver.mtu=1500: the bridge's and veths' MTU)")
     create.add_argument("name")
     create.set_defaults(func=_create)
 
@@ -85,8 +87,9 @@ def _create(args: argparse.Namespace) -> int:
     if args.driver != "bridge":
         raise InvalidArgument(f"network driver {args.driver!r} is not supported", hint="use bridge")
     labels = dict(label.partition("=")[::2] for label in args.label)
+    options = dict(opt.partition("=")[::2] for opt in args.opt)
     record = _manager(args).create_network(args.name, subnet=args.subnet, gateway=args.gateway,
-                                           internal=args.internal, labels=labels)
+                                           internal=args.internal, labels=labels, options=options)
     print(record["Id"])
     return 0
 

@@ -55,6 +55,8 @@ PREDEFINED = ("bridge", "host", "none")
 PREDEFINED_DRIVERS = {"bridge": "bridge", "host": "host", "none": "null"}  # Docker calls none's driver "null"
 NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 VETH_ATTEMPTS = 3
+# Docker's driver option for a bridge network's MTU (``network create -o``).
+MTU_OPTION = "com.docker.network.driver.mtu"
 
 
 @dataclass
@@ -211,10 +213,16 @@ class NetworkManager:
     # --- user networks --------------------------------------------------------
 
     def create_network(self, name: str, subnet: str | None = None, gateway: str | None = None,
-                       internal: bool = False, labels: dict[str, str] | None = None) -> dict[str, Any]:
+                       internal: bool = False, labels: dict[str, str] | None = None,
+                       options: dict[str, str] | None = None) -> dict[str, Any]:
+        """A user network; ``options`` are Docker's driver options (``-o``), kept in the record:
+        ``com.docker.network.driver.mtu`` sets its bridge's and veths' MTU."""
         if not NETWORK_NAME.fullmatch(name):  # '$' alone accepts a final newline
             raise InvalidArgument(f"invalid network name {name!r}",
                                   hint="use letters, digits, '_', '.', '-', starting with a letter or digit")
+        options = dict(options or {})
+        if MTU_OPTION in options:
+            check_mtu_option(options[MTU_OPTION])
         if name in PREDEFINED:
             raise Conflict(f"network with name {name} already exists", hint="it is predefined")
         with FileLock(self._lock):
@@ -234,6 +242,7 @@ class NetworkManager:
                 if gateway or not subnet:
                     shown["Gateway"] = str(gw)
                 record = self._new_record(name, chosen, gw, internal, labels or {}, ipam_config=[shown])
+                record["Options"] = options
                 self._check_names(record, others)
                 self._save_network(record)
                 self._claim(record)
@@ -427,7 +436,7 @@ class NetworkManager:
             try:
                 with Netlink() as nl:
                     nl.add_veth(entry["Veth"], bridge, entry["Interface"], netns_fd, entry["MacAddress"],
-                                self.config.mtu)
+                                self._mtu(record))
                 return
             except SyscallError as exc:
                 if exc.errno != errno.EEXIST or attempt == VETH_ATTEMPTS - 1:
@@ -482,7 +491,6 @@ class NetworkManager:
         networks: dict[str, dict[str, Any]] = {}
         first_ip = None
         gateway_for_host = None
-        own_aliases: list[str] = []
         on_user_network = None
         for net_name in endpoint["Networks"]:
             record = self._load_network(net_name)
@@ -496,19 +504,18 @@ class NetworkManager:
                                   "Aliases": entry.get("Aliases", [])}
             if first_ip is None:
                 first_ip, gateway_for_host = entry.get("IPAddress"), record["Gateway"]
-                own_aliases = entry.get("Aliases", [])
             if net_name != DEFAULT_NETWORK and on_user_network is None:
                 on_user_network = record
         req = endpoint.get("Request", {})
         extra = [names.parse_add_host(h, gateway_for_host) for h in req.get("add_hosts", [])]
-        hosts = names.hosts_file(endpoint["Hostname"], first_ip, extra, own_aliases)
+        hosts = names.hosts_file(endpoint["Hostname"], first_ip, extra)
         # On a user network the gateway runs the network's resolver (container names); it
         # forwards everything else to this container's --dns servers, else the host's upstream.
         if on_user_network:
             for server in req.get("dns", []):
                 names.check_nameserver(server)
-            resolv = names.resolv_conf([], req.get("dns_search", []), req.get("dns_options", []),
-                                       nameservers=[on_user_network["Gateway"]])
+            resolv = names.embedded_resolv_conf(on_user_network["Gateway"], req.get("dns_search", []),
+                                                req.get("dns_options", []))
         else:
             resolv = names.resolv_conf(req.get("dns", []), req.get("dns_search", []),
                                        req.get("dns_options", []))
@@ -647,6 +654,12 @@ class NetworkManager:
     def _resolver_pidfile(self, record: dict[str, Any]) -> Path:
         return self.paths.netns / f".resolver-{record['Id'][:16]}.pid"
 
+    def _mtu(self, record: dict[str, Any]) -> int:
+        """The network's ``-o com.docker.network.driver.mtu``, else the root's ``mtu`` (config.json).
+        A bridge takes the smallest MTU of its ports, so one made before a change of ``mtu`` follows."""
+        value = record.get("Options", {}).get(MTU_OPTION)
+        return int(value) if value else self.config.mtu
+
     def _ensure_bridge(self, record: dict[str, Any]) -> None:
         bridge = record["Bridge"]
         exists = link_index(bridge) is not None
@@ -658,7 +671,7 @@ class NetworkManager:
             return
         subnet = ipaddress.IPv4Network(record["Subnet"])
         with Netlink() as nl:
-            nl.add_bridge(bridge, self.config.mtu)
+            nl.add_bridge(bridge, self._mtu(record))
             try:
                 nl.add_address(_require_index(bridge),
                                ipaddress.IPv4Interface(f"{record['Gateway']}/{subnet.prefixlen}"), bridge)
@@ -734,6 +747,17 @@ def _resolver():  # the resolver module pulls in subprocess: only user networks 
     from skiff.network import resolver
 
     return resolver
+
+
+def check_mtu_option(value: str) -> int:
+    """``-o com.docker.network.driver.mtu=N``: a number the kernel takes for an Ethernet link."""
+    try:
+        mtu = int(value)
+    except ValueError:
+        raise InvalidArgument(f"failed to parse {MTU_OPTION} value: {value}", hint="give a number of bytes") from None
+    if not 68 <= mtu <= 65535:
+        raise InvalidArgument(f"{MTU_OPTION} must be 68-65535, not {mtu}")
+    return mtu
 
 
 def _require_index(name: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,26 +42,30 @@ def parse_add_host(spec: str, host_gateway: str | None) -> tuple[str, str]:
     return name, address.strip("[]")
 
 
-def hosts_file(hostname: str, address: str | None, extra: Iterable[tuple[str, str]] = (),
-               aliases: Iterable[str] = ()) -> str:
-    """/etc/hosts: localhost lines, ``--add-host`` entries, then the container's own address."""
+def hosts_file(hostname: str, address: str | None, extra: Iterable[tuple[str, str]] = ()) -> str:
+    """/etc/hosts as Docker 20.10 writes it: localhost lines, ``--add-host`` entries in their
+    order, then the container's own ``IP<TAB>hostname`` (its name and aliases are the
+    network resolver's, not this file's)."""
     text = _LOCALHOST_LINES
     text += "".join(f"{ip}\t{name}\n" for name, ip in extra)
     if address:
-        names = " ".join(dict.fromkeys([hostname, *aliases]))
-        text += f"{address}\t{names}\n"
+        text += f"{address}\t{hostname}\n"
     return text
 
 
 def _read_resolv(path: Path) -> tuple[list[str], list[str], list[str]]:
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, PermissionError):
+        return [], [], []
+    return _read_resolv_text(text)
+
+
+def _read_resolv_text(text: str) -> tuple[list[str], list[str], list[str]]:
     servers: list[str] = []
     search: list[str] = []
     options: list[str] = []
-    try:
-        lines = path.read_text().splitlines()
-    except (FileNotFoundError, PermissionError):
-        return servers, search, options
-    for line in lines:
+    for line in text.splitlines():
         fields = line.split("#", 1)[0].split()
         if len(fields) < 2:
             continue
@@ -90,20 +95,73 @@ def upstream_nameservers(host_resolv: Path = HOST_RESOLV_CONF) -> list[str]:
 
 
 def resolv_conf(dns: Iterable[str] = (), dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
-                nameservers: Iterable[str] | None = None, host_resolv: Path = HOST_RESOLV_CONF) -> str:
-    """/etc/resolv.conf: ``--dns*`` flags win over the host's values, field by field."""
+                host_resolv: Path = HOST_RESOLV_CONF) -> str:
+    """/etc/resolv.conf as Docker 20.10's libnetwork writes it for a container with no embedded DNS.
+
+    No ``--dns*`` flag: the host's file as it is (systemd-resolved's upstream file behind its
+    stub), less its loopback and IPv6 nameservers, with 8.8.8.8 and 8.8.4.4 if none is left.
+    Any flag: ``search``, ``nameserver`` and ``options`` lines in that order, each flag
+    replacing the host's value of its field.
+    """
+    dns, dns_search, dns_options = list(dns), list(dns_search), list(dns_options)
     for server in dns:
         check_nameserver(server)
+    if not (dns or dns_search or dns_options):
+        return _filtered_host_file(host_resolv)
     _, host_search, host_options = _read_resolv(host_resolv)
-    servers = list(dns) or list(nameservers if nameservers is not None else upstream_nameservers(host_resolv))
-    search = list(dns_search) or host_search
+    return build_resolv_conf(dns or upstream_nameservers(host_resolv), dns_search or host_search,
+                             dns_options or host_options)
+
+
+def embedded_resolv_conf(resolver: str, dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
+                         host_resolv: Path = HOST_RESOLV_CONF) -> str:
+    """/etc/resolv.conf on a user network: the network's resolver only (it forwards the rest to
+    the container's ``--dns`` servers or the host's), the search and options of the flags or the
+    host, and ``ndots:0`` unless an ndots is set, as Docker's embedded DNS adds it."""
+    _, host_search, host_options = _read_resolv(_effective_host_file(host_resolv))
     options = list(dns_options) or host_options
-    lines = [f"nameserver {s}" for s in servers]
-    if search and search != ["."]:
+    if not any(option.startswith("ndots:") for option in options):
+        options.append("ndots:0")
+    return build_resolv_conf([resolver], list(dns_search) or host_search, options)
+
+
+def build_resolv_conf(servers: Iterable[str], search: Iterable[str], options: Iterable[str]) -> str:
+    """Docker's resolvconf.Build: search (unless only "."), nameservers, options."""
+    search, options = list(search), list(options)
+    lines = []
+    if search and " ".join(search).strip(" ") != ".":
         lines.append("search " + " ".join(search))
-    if options:
+    lines += [f"nameserver {s}" for s in servers]
+    if options and " ".join(options).strip(" "):
         lines.append("options " + " ".join(options))
-    return "\n".join(lines) + "\n"
+    return "".join(line + "\n" for line in lines)
+
+
+# Docker's (libnetwork/resolvconf) patterns for the nameserver lines a container cannot use.
+_LOCALHOST_NS = re.compile(r"(?m)^\s*nameserver\s*((127\.([0-9]{1,3}\.){2}[0-9]{1,3})|(::1))\s*\n*")
+_IPV6_NS = re.compile(r"(?m)^\s*nameserver\s*(([0-9A-Fa-f]{0,4}:){2,7}([0-9A-Fa-f]{0,4})(%\w+)?)\s*\n*")
+
+
+def _effective_host_file(host_resolv: Path) -> Path:
+    """The host's resolv.conf, or systemd-resolved's upstream one when it names only loopback stubs."""
+    servers, _, _ = _read_resolv(host_resolv)
+    if servers and all(_is_loopback(s) for s in servers) and RESOLVED_UPSTREAM.exists():
+        return RESOLVED_UPSTREAM
+    return host_resolv
+
+
+def _filtered_host_file(host_resolv: Path) -> str:
+    """Docker's resolvconf.FilterResolvDNS (IPv6 off): the file less the servers a container cannot reach."""
+    try:
+        text = _effective_host_file(host_resolv).read_text()
+    except (FileNotFoundError, PermissionError):
+        text = ""
+    text = _IPV6_NS.sub("", _LOCALHOST_NS.sub("", text))
+    servers, _, _ = _read_resolv_text(text)
+    if not servers:
+        text += ("" if not text or text.endswith("\n") else "\n") + "".join(
+            f"nameserver {s}\n" for s in DEFAULT_NAMESERVERS)
+    return text
 
 
 def check_nameserver(server: str) -> None:

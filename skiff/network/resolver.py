@@ -3,7 +3,7 @@
 Design: one small process per user network, listening on the network's
 gateway address (UDP 53), started with the network's first container and
 stopped with its last. It answers A queries for container names, aliases and
-short ids from the network record, read on every query (a few hundred bytes,
+short ids, alone or followed by ``.NETWORK`` as Docker's do, from the network record, read on every query (a few hundred bytes,
 so it never serves stale data and needs no signal to learn of new
 containers), and relays every other query to the asking container's ``--dns``
 servers when it has some (as Docker's embedded resolver does), else to the
@@ -43,7 +43,7 @@ TTL = 0  # containers come and go: never let a client cache an answer
 
 
 def _question(query: bytes) -> tuple[str, int, int]:
-    """(name, qtype, end offset of the first question)."""
+    """(name as asked, case kept; qtype; end offset of the first question)."""
     labels = []
     offset = 12
     while query[offset]:
@@ -51,11 +51,27 @@ def _question(query: bytes) -> tuple[str, int, int]:
         labels.append(query[offset + 1:offset + 1 + length].decode("ascii", "replace"))
         offset += 1 + length
     qtype, _ = struct.unpack_from("!HH", query, offset + 1)
-    return ".".join(labels).lower(), qtype, offset + 5
+    return ".".join(labels), qtype, offset + 5
 
 
 def lookup(record: dict, name: str) -> list[str]:
-    """Addresses of the containers called ``name`` (name, alias or short id) on this network."""
+    """Addresses of the containers called ``name`` on this network, or ``CONTAINER.NETWORK``.
+
+    As Docker's embedded DNS: a.b.c is tried as a container (name, alias or short id,
+    any case), then as a.b on network c, then as a on network b.c; the network's name
+    must match exactly.
+    """
+    found = _containers_named(record, name.lower())
+    network = record.get("Name", "")
+    for i, char in enumerate(name):
+        if found:
+            break
+        if char == "." and name[i + 1:] == network:
+            found = _containers_named(record, name[:i].lower())
+    return found
+
+
+def _containers_named(record: dict, name: str) -> list[str]:
     found = []
     for cid, entry in record.get("Containers", {}).items():
         names = {str(entry.get("Name", "")).lower(), cid[:12]} | {a.lower() for a in entry.get("Aliases", [])}

@@ -206,7 +206,7 @@ def test_files_for_names_and_dns(nm: NetworkManager) -> None:
     assert att.hosts.startswith("127.0.0.1\tlocalhost\n")
     assert "10.1.2.3\tdb\n" in att.hosts and f"{gateway}\tgw\n" in att.hosts
     assert f"{att.settings()['IPAddress']}\tbox\n" in att.hosts
-    assert att.resolv_conf == "nameserver 10.0.0.53\nsearch example.test\noptions ndots:2\n"
+    assert att.resolv_conf == "search example.test\nnameserver 10.0.0.53\noptions ndots:2\n"  # Docker's order
 
 
 @pytest.fixture
