@@ -21,8 +21,7 @@ from skiff.cgroups.base import Cgroup, relative_path
 from skiff.cgroups.detect import Hierarchy, Setup, detect
 
 __all__ = [
-    "Cgroup", "Hierarchy", "Setup", "Stats", "StatsRow", "cleanup_stale", "cpu_percent", "detect",
-    "format_stats", "open", "relative_path", "resources_from_flags", "rlimits_from_ulimits",
+    "Cgroup", "Hierarchy", "Setup", "Stats", "cleanup_stale", "cpu_percent", "detect", "open", "relative_path", "resources_from_flags", "rlimits_from_ulimits",
 ]
 
 
@@ -49,7 +48,7 @@ def __getattr__(name: str) -> object:
     skiff-oci's create) does not pay for their imports (stats' namedtuples load
     ``collections``, about a millisecond).
     """
-    if name in ("Stats", "StatsRow", "cpu_percent", "format_stats"):
+    if name in ("Stats", "cpu_percent"):
         from skiff.cgroups import stats
         return getattr(stats, name)
     if name == "resources_from_flags":

@@ -1,4 +1,4 @@
-"""Resource usage of one container, and Docker's ``stats`` table built from two samples."""
+"""Resource usage of one container as its cgroup counts it (``skiff stats`` formats it: skiff/cli/stats.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ UNLIMITED_THRESHOLD = 1 << 62
 
 
 # Named tuples rather than dataclasses keep ``import skiff.cgroups`` cheap (see detect.py).
-class Stats(namedtuple("Stats", "cpu_usage_ns memory_usage memory_limit pids_current pids_limit taken_ns")):
+class Stats(namedtuple("Stats", "cpu_usage_ns memory_usage memory_limit pids_current pids_limit taken_ns "
+                               "block_read block_write", defaults=(0, 0))):
     """One sample of a container's usage.
 
     ``cpu_usage_ns``: CPU time used so far; ``memory_usage``: bytes, without
     inactive page cache, as ``docker stats`` shows it; ``memory_limit`` and
     ``pids_limit``: None when unlimited; ``taken_ns``: time.monotonic_ns() of
-    the sample, for CPU %.
+    the sample, for CPU %; ``block_read``/``block_write``: bytes the cgroup's
+    block I/O counters hold (see ``blkio_v1_bytes``).
     """
 
     __slots__ = ()
@@ -25,16 +27,42 @@ class Stats(namedtuple("Stats", "cpu_usage_ns memory_usage memory_limit pids_cur
     pids_current: int
     pids_limit: int | None
     taken_ns: int
+    block_read: int
+    block_write: int
 
 
-class StatsRow(namedtuple("StatsRow", "container_id name previous current")):
-    """What ``format_stats`` needs to print one container: two samples of it."""
+def blkio_v1_bytes(texts: list[str]) -> tuple[int, int]:
+    """(read, write) bytes summed over the devices of v1 ``blkio.*io_service_bytes*`` files.
 
-    __slots__ = ()
-    container_id: str
-    name: str
-    previous: Stats
-    current: Stats
+    Docker adds every ``Read`` and ``Write`` entry it is given (its containerd reads CFQ's
+    ``blkio.io_service_bytes_recursive`` where the kernel has CFQ, and always
+    ``blkio.throttle.io_service_bytes``). The throttle counters only move for a device
+    with a throttle rule on recent kernels, so, as Docker's, they often read 0.
+    """
+    read = write = 0
+    for text in texts:
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) != 3 or not fields[2].isdigit():
+                continue  # "Total N"
+            if fields[1][:1] in ("R", "r"):
+                read += int(fields[2])
+            elif fields[1][:1] in ("W", "w"):
+                write += int(fields[2])
+    return read, write
+
+
+def io_stat_bytes(text: str) -> tuple[int, int]:
+    """(read, write) bytes summed over the devices of v2 ``io.stat`` (``rbytes=``/``wbytes=``)."""
+    read = write = 0
+    for line in text.splitlines():
+        for field in line.split()[1:]:
+            key, _, value = field.partition("=")
+            if key == "rbytes" and value.isdigit():
+                read += int(value)
+            elif key == "wbytes" and value.isdigit():
+                write += int(value)
+    return read, write
 
 
 def cpu_percent(previous: Stats, current: Stats) -> float:
@@ -57,48 +85,9 @@ def memory_limit_shown(stats: Stats, host_memory: int) -> int:
     return stats.memory_limit
 
 
-def bytes_size(size: float) -> str:
-    """Docker's ``units.BytesSize``: binary units, four significant digits."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
-    index = 0
-    while size >= 1024 and index < len(units) - 1:
-        size /= 1024
-        index += 1
-    return f"{size:.4g}{units[index]}"
-
-
 def host_memory_bytes() -> int:
     with open("/proc/meminfo", encoding="ascii") as f:
         for line in f:
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def format_stats(rows: list[StatsRow], host_memory: int | None = None) -> str:
-    """Docker's ``stats`` table: CONTAINER ID, NAME, CPU %, MEM USAGE / LIMIT, MEM %, PIDS."""
-    if host_memory is None:
-        host_memory = host_memory_bytes()
-    table = [["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]]
-    for row in rows:
-        limit = memory_limit_shown(row.current, host_memory)
-        mem_pct = row.current.memory_usage / limit * 100.0 if limit else 0.0
-        table.append([
-            row.container_id[:12],
-            row.name,
-            f"{cpu_percent(row.previous, row.current):.2f}%",
-            f"{bytes_size(row.current.memory_usage)} / {bytes_size(limit)}",
-            f"{mem_pct:.2f}%",
-            str(row.current.pids_current),
-        ])
-    return _tabulate(table)
-
-
-def _tabulate(table: list[list[str]]) -> str:
-    """Go's tabwriter as Docker configures it: minwidth 10, padding 3."""
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    lines = []
-    for line in table:
-        cells = [cell.ljust(max(widths[i] + 3, 10)) for i, cell in enumerate(line[:-1])]
-        lines.append("".join(cells) + line[-1])
-    return "\n".join(lines) + "\n"

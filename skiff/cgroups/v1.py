@@ -45,7 +45,7 @@ class V1Cgroup(Cgroup):
         self._init_cpuset()
 
     def stats(self) -> Stats:
-        from skiff.cgroups.stats import UNLIMITED_THRESHOLD, Stats
+        from skiff.cgroups.stats import UNLIMITED_THRESHOLD, Stats, blkio_v1_bytes
 
         memory = self._need("memory")
         usage = int(fs.read(f"{memory}/memory.usage_in_bytes"))
@@ -53,7 +53,9 @@ class V1Cgroup(Cgroup):
         limit = int(fs.read(f"{memory}/memory.limit_in_bytes"))
         cpuacct = self._dir("cpuacct")
         pids = self._dir("pids")
+        block_read, block_write = blkio_v1_bytes(self._blkio_texts())
         return Stats(
+            block_read=block_read, block_write=block_write,
             taken_ns=time.monotonic_ns(),
             cpu_usage_ns=int(fs.read(f"{cpuacct}/cpuacct.usage")) if cpuacct else 0,
             memory_usage=usage - inactive if inactive < usage else usage,
@@ -61,6 +63,16 @@ class V1Cgroup(Cgroup):
             pids_current=int(fs.read(f"{pids}/pids.current")) if pids else len(self.pids()),
             pids_limit=fs.read_int(f"{pids}/pids.max") if pids else None,
         )
+
+    def _blkio_texts(self) -> list[str]:
+        """The byte counters Docker's containerd reads: CFQ's where the kernel has CFQ, and throttle's."""
+        blkio = self._dir("blkio")
+        if blkio is None:
+            return []
+        names = ["blkio.throttle.io_service_bytes"]
+        if os.path.exists(f"{blkio}/blkio.io_serviced_recursive"):
+            names.insert(0, "blkio.io_service_bytes_recursive")
+        return [fs.read(f"{blkio}/{name}") for name in names if os.path.exists(f"{blkio}/{name}")]
 
     def oom_killed(self) -> bool:
         memory = self._dir("memory")

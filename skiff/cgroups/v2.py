@@ -66,14 +66,17 @@ class V2Cgroup(Cgroup):
                 created.append(parent)
 
     def stats(self) -> Stats:
-        from skiff.cgroups.stats import Stats
+        from skiff.cgroups.stats import Stats, io_stat_bytes
 
         cpu = fs.read_keyed(f"{self.dir}/cpu.stat")
         memory_usage = self._optional_int("memory.current") or 0
         inactive = fs.read_keyed(f"{self.dir}/memory.stat").get("inactive_file", 0) \
             if os.path.exists(f"{self.dir}/memory.stat") else 0
         pids_current = self._optional_int("pids.current")
+        io_stat = f"{self.dir}/io.stat"
+        block_read, block_write = io_stat_bytes(fs.read(io_stat)) if os.path.exists(io_stat) else (0, 0)
         return Stats(
+            block_read=block_read, block_write=block_write,
             taken_ns=time.monotonic_ns(),
             cpu_usage_ns=cpu.get("usage_usec", 0) * 1000,
             memory_usage=memory_usage - inactive if inactive < memory_usage else memory_usage,

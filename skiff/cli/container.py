@@ -618,38 +618,28 @@ def cmd_stats(args: argparse.Namespace) -> int:
         rows = engine.stats(args.containers, all_=args.all)
         if args.format and args.format != "table":
             from skiff.cli import listing
+            from skiff.cli.stats import stats_fields
 
             if not args.no_stream and sys.stdout.isatty():
                 print("\033[2J\033[H", end="")
             # .Container: the name or id as given on the command line, else the short id
             given = args.containers if len(args.containers) == len(rows) else [r.container_id[:12] for r in rows]
-            listing.print_rows(args.format, [listing.stats_row(_stats_json(row), name)
+            listing.print_rows(args.format, [listing.stats_row(stats_fields(row), name)
                                              for row, name in zip(rows, given)],
                                listing.STATS_HEADERS, listing.STATS_TABLE, listing.STATS_TYPE)
         else:
-            from skiff.cgroups import format_stats
+            from skiff.cli.stats import format_stats
 
             if not args.no_stream and sys.stdout.isatty():
                 print("\033[2J\033[H", end="")  # as Docker: redraw in place
             elif not first:
                 print()
-            print(format_stats(rows))
+            print(format_stats(rows), end="")
         sys.stdout.flush()
         if args.no_stream:
             return 0
         first = False
         time.sleep(1)
-
-
-def _stats_json(row) -> dict:  # noqa: ANN001 - skiff.cgroups.StatsRow
-    from skiff.cgroups.stats import bytes_size, cpu_percent, host_memory_bytes, memory_limit_shown
-
-    limit = memory_limit_shown(row.current, host_memory_bytes())
-    return {"ID": row.container_id[:12], "Name": row.name,
-            "CPUPerc": f"{cpu_percent(row.previous, row.current):.2f}%",
-            "MemUsage": f"{bytes_size(row.current.memory_usage)} / {bytes_size(limit)}",
-            "MemPerc": f"{row.current.memory_usage / limit * 100.0 if limit else 0.0:.2f}%",
-            "PIDs": str(row.current.pids_current)}
 
 
 def add_port_flags(p: argparse.ArgumentParser) -> None:

@@ -218,5 +218,5 @@ def network_row(network: dict[str, Any], no_trunc: bool = False) -> Row:
 
 def stats_row(fields: dict[str, str], container: str) -> Row:
     """``stats``'s row: the JSON fields of one sample, plus ``.Container`` (the name or id
-    as given on the command line) and Docker's I/O columns when the sample has none."""
-    return _sorted_row({"NetIO": "0B / 0B", "BlockIO": "0B / 0B", **fields, "Container": container})
+    as given on the command line)."""
+    return _sorted_row({**fields, "Container": container})

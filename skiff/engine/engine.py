@@ -627,6 +627,7 @@ class Engine:
     def stats(self, refs: list[str] = (), all_: bool = False, interval: float = 0.1) -> list[Any]:
         """One row per container (the named ones, else every running one): two samples ``interval`` apart."""
         from skiff import cgroups
+        from skiff.engine.stats import StatsRow, network_io
 
         self.reconcile()
         found = [records.find_container(self.paths, ref) for ref in refs] if refs else self.containers(all_)
@@ -636,7 +637,9 @@ class Engine:
         rows = []
         for c in found:
             current = _sample(groups[c.id])
-            rows.append(cgroups.StatsRow(c.id, c.name, first[c.id] or current, current))
+            pid = int(c.state.get("Pid") or 0) if c.state.get("Running") else 0
+            received, sent = network_io(pid, c.data["HostConfig"].get("NetworkMode") or "bridge")
+            rows.append(StatsRow(c.id, c.name, first[c.id] or current, current, received, sent))
         return rows
 
     def ports(self, ref: str, port: str | None = None) -> list[str]:

@@ -1,10 +1,12 @@
-"""Detection from mountinfo text, and Docker's stats table."""
+"""Detection from mountinfo text, block I/O counters, and Docker's stats table."""
 
 from __future__ import annotations
 
-from skiff.cgroups import Stats, StatsRow, cpu_percent, format_stats
+from skiff.cgroups import Stats, cpu_percent
 from skiff.cgroups.detect import setup_from_mountinfo
-from skiff.cgroups.stats import bytes_size
+from skiff.cgroups.stats import blkio_v1_bytes, io_stat_bytes
+from skiff.cli.stats import bytes_size, format_stats, human_size
+from skiff.engine.stats import StatsRow
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -46,9 +48,10 @@ def test_escaped_mountpoints_are_decoded() -> None:
     assert setup_from_mountinfo(text).v1[0].mountpoint == "/cg one"
 
 
-def _sample(cpu_ns: int, t_ns: int, usage: int, limit: int | None, pids: int) -> Stats:
+def _sample(cpu_ns: int, t_ns: int, usage: int, limit: int | None, pids: int, block: tuple[int, int] = (0, 0),
+            ) -> Stats:
     return Stats(cpu_usage_ns=cpu_ns, memory_usage=usage, memory_limit=limit, pids_current=pids, pids_limit=None,
-                 taken_ns=t_ns)
+                 taken_ns=t_ns, block_read=block[0], block_write=block[1])
 
 
 def test_cpu_percent_is_cpu_time_over_wall_time() -> None:
@@ -63,17 +66,34 @@ def test_bytes_size_matches_docker() -> None:
     assert bytes_size(8 * 1024**3) == "8GiB"
 
 
+def test_human_size_is_dockers_decimal_size_with_three_digits() -> None:
+    """go-units HumanSizeWithPrecision(size, 3), as docker stats prints NET I/O and BLOCK I/O."""
+    assert [human_size(n) for n in (0, 336, 999, 1000, 1110, 1226, 5_242_880, 999_500, 12_345_678_901)] == [
+        "0B", "336B", "999B", "1kB", "1.11kB", "1.23kB", "5.24MB", "1e+03kB", "12.3GB"]
+
+
+def test_block_io_counters_of_v1_and_v2() -> None:
+    throttle = "254:0 Read 4096\n254:0 Write 5242880\n254:0 Sync 5242880\n254:0 Async 0\n254:0 Discard 0\n" \
+               "254:0 Total 5246976\n8:0 Read 1\n8:0 Write 2\nTotal 5246979\n"
+    assert blkio_v1_bytes([throttle]) == (4097, 5242882)
+    assert blkio_v1_bytes(["Total 0\n"]) == (0, 0)
+    assert blkio_v1_bytes([throttle, throttle]) == (8194, 10485764)  # Docker adds CFQ's and throttle's
+    io_stat = "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=1 rios=1\n"
+    assert io_stat_bytes(io_stat) == (4097, 8193)
+    assert io_stat_bytes("") == (0, 0)
+
+
 def test_format_stats_renders_dockers_table() -> None:
     mib = 1 << 20
     rows = [
         StatsRow("0123456789abcdef0123", "web", _sample(0, 0, 0, None, 1),
-                 _sample(250_000_000, 1_000_000_000, 10 * mib, 64 * mib, 3)),
+                 _sample(250_000_000, 1_000_000_000, 10 * mib, 64 * mib, 3, (0, 5_242_880)), 1110, 336),
         StatsRow("fedcba9876543210", "unlimited-worker", _sample(0, 0, 0, None, 1),
                  _sample(0, 1_000_000_000, 512 * mib, None, 12)),
     ]
     table = format_stats(rows, host_memory=2048 * mib)
     assert table == (
-        "CONTAINER ID   NAME               CPU %     MEM USAGE / LIMIT   MEM %     PIDS\n"
-        "0123456789ab   web                25.00%    10MiB / 64MiB       15.62%    3\n"
-        "fedcba987654   unlimited-worker   0.00%     512MiB / 2GiB       25.00%    12\n"
+        "CONTAINER ID   NAME               CPU %     MEM USAGE / LIMIT   MEM %     NET I/O         BLOCK I/O     PIDS\n"
+        "0123456789ab   web                25.00%    10MiB / 64MiB       15.62%    1.11kB / 336B   0B / 5.24MB   3\n"
+        "fedcba987654   unlimited-worker   0.00%     512MiB / 2GiB       25.00%    0B / 0B         0B / 0B       12\n"
     )

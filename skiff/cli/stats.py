@@ -1,0 +1,66 @@
+"""``skiff stats`` output: Docker's table and the fields of ``--format`` (``{{.NetIO}}``...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+
+
+def bytes_size(size: float) -> str:
+    """Docker's ``units.BytesSize``: binary units, four significant digits (MEM USAGE)."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    index = 0
+    while size >= 1024 and index < len(units) - 1:
+        size /= 1024
+        index += 1
+    return f"{size:.4g}{units[index]}"
+
+
+def human_size(size: float) -> str:
+    """Docker's ``units.HumanSizeWithPrecision(size, 3)``: decimal units (NET I/O, BLOCK I/O)."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    index = 0
+    while size >= 1000 and index < len(units) - 1:
+        size /= 1000
+        index += 1
+    return f"{size:.3g}{units[index]}"
+
+
+def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:
+    """One container's fields as Docker's stats context names them (``--format json`` prints them)."""
+    from skiff.cgroups.stats import cpu_percent, host_memory_bytes, memory_limit_shown
+
+    current = row.current
+    limit = memory_limit_shown(current, host_memory if host_memory is not None else host_memory_bytes())
+    return {"ID": row.container_id[:12], "Name": row.name,
+            "CPUPerc": f"{cpu_percent(row.previous, current):.2f}%",
+            "MemUsage": f"{bytes_size(current.memory_usage)} / {bytes_size(limit)}",
+            "MemPerc": f"{current.memory_usage / limit * 100.0 if limit else 0.0:.2f}%",
+            "NetIO": f"{human_size(row.net_rx)} / {human_size(row.net_tx)}",
+            "BlockIO": f"{human_size(current.block_read)} / {human_size(current.block_write)}",
+            "PIDs": str(current.pids_current)}
+
+
+def format_stats(rows: list[Any], host_memory: int | None = None) -> str:
+    """Docker's default ``stats`` table (skiff.engine.stats.StatsRow rows)."""
+    if host_memory is None:
+        from skiff.cgroups.stats import host_memory_bytes
+
+        host_memory = host_memory_bytes()
+    table = [HEADERS]
+    for row in rows:
+        fields = stats_fields(row, host_memory)
+        table.append([fields["ID"], fields["Name"], fields["CPUPerc"], fields["MemUsage"], fields["MemPerc"],
+                      fields["NetIO"], fields["BlockIO"], fields["PIDs"]])
+    return _tabulate(table)
+
+
+def _tabulate(table: list[list[str]]) -> str:
+    """Go's tabwriter as Docker configures it: minwidth 10, padding 3."""
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    lines = []
+    for line in table:
+        cells = [cell.ljust(max(widths[i] + 3, 10)) for i, cell in enumerate(line[:-1])]
+        lines.append("".join(cells) + line[-1])
+    return "\n".join(lines) + "\n"
