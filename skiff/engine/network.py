@@ -21,7 +21,8 @@ def request_from(opts: RunOptions, image: Any, hostname: str, name: str = "") ->
     exposed = exposed_ports(opts.expose, opts.publish, image.config.get("ExposedPorts"))
     return NetworkRequest(
         network=opts.network, ip=opts.ip, publish=list(opts.publish), publish_all=opts.publish_all,
-        exposed_ports=sorted(exposed), hostname=hostname,
+        # The FQDN, as Docker's /etc/hosts names the container: "box.example.com box".
+        exposed_ports=sorted(exposed), hostname=f"{hostname}.{opts.domainname}" if opts.domainname else hostname,
         dns=list(opts.dns), dns_search=list(opts.dns_search), dns_options=list(opts.dns_options),
         add_hosts=list(opts.add_hosts), aliases=[name] if name else [],
         mac_address=mac_address(opts.mac_address, opts.network))

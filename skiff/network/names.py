@@ -44,12 +44,14 @@ def parse_add_host(spec: str, host_gateway: str | None) -> tuple[str, str]:
 
 def hosts_file(hostname: str, address: str | None, extra: Iterable[tuple[str, str]] = ()) -> str:
     """/etc/hosts as Docker 20.10 writes it: localhost lines, ``--add-host`` entries in their
-    order, then the container's own ``IP<TAB>hostname`` (its name and aliases are the
-    network resolver's, not this file's)."""
+    order, then the container's own ``IP<TAB>FQDN SHORT`` (``hostname`` may be a FQDN, from
+    ``-h a.b`` or ``--domainname``; the short name only when it differs). Its name and aliases
+    are the network resolver's, not this file's."""
     text = _LOCALHOST_LINES
     text += "".join(f"{ip}\t{name}\n" for name, ip in extra)
     if address:
-        text += f"{address}\t{hostname}\n"
+        short = hostname.split(".", 1)[0]
+        text += f"{address}\t{hostname}{' ' + short if short != hostname else ''}\n"
     return text
 
 

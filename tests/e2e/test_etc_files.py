@@ -152,3 +152,11 @@ def test_hosts_and_resolv_conf_are_written_as_docker(skiff: Skiff, busybox_image
                    busybox_image, "sh", "-c", "cat /etc/hosts; echo --; cat /etc/resolv.conf")
     assert out == (LOCALHOST + "10.0.0.1\tfoo\n10.0.0.2\tbar\n10.0.0.3\tfoo\n--\n"
                    "search a.example b.example\nnameserver 1.2.3.4\nnameserver 5.6.7.8\noptions ndots:2 rotate\n")
+
+
+def test_the_own_line_of_hosts_is_ip_and_hostname_only(skiff: Skiff, busybox_image: str) -> None:
+    """On the default bridge Docker writes ``IP<TAB>FQDN SHORT``, never the container's name."""
+    out = skiff.ok("run", "--rm", "--name", "named", "-h", "box", "--domainname", "example.com", busybox_image,
+                   "sh", "-c", "tail -1 /etc/hosts; ip -o -4 addr show eth0")
+    own, address = out.splitlines()
+    assert own == f"{address.split()[3].split('/')[0]}\tbox.example.com box"

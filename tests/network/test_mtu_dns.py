@@ -75,8 +75,9 @@ def test_user_network_files_are_dockers(nm: NetworkManager) -> None:
     gateway, address = att.settings()["Gateway"], att.settings()["IPAddress"]
     assert att.resolv_conf == f"search a.example\nnameserver {gateway}\noptions rotate ndots:0\n"
     assert att.hosts.endswith(f"ff02::2\tip6-allrouters\n10.1.2.3\tdb\n{address}\tbox\n")  # not its name
-    other = nm.attach(cid(), NetworkRequest(network="filenet", dns_options=["ndots:3"]))
+    other = nm.attach(cid(), NetworkRequest(network="filenet", hostname="db.example.com", dns_options=["ndots:3"]))
     assert other.resolv_conf.endswith(f"nameserver {gateway}\noptions ndots:3\n")
+    assert other.hosts.endswith(f"\t{'db.example.com db'}\n")  # a FQDN, then the short name
 
 
 def test_network_create_takes_the_mtu_option(skiff: Skiff, busybox_image: str) -> None:
