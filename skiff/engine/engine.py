@@ -37,20 +37,18 @@ class Engine:
         """Run a container in the foreground; return its exit status as Docker does.
 
         With ``opts.detach`` the container is left to its monitor: see ``run_detached``.
-        With a terminal (``-t``) or a restart policy the container runs under its
-        monitor, which holds the terminal and restarts it, and this command attaches
+        With a terminal (``-t``), a restart policy or a health check the container runs under
+        its monitor, which holds the terminal, restarts it and runs the checks, and this command attaches
         to it (Docker's model): the detach keys leave it running (status 0).
         Otherwise the runtime core runs it here, which is faster (bench/lifecycle.py).
         """
         if opts.tty or opts.restart != "no":
-            from skiff.engine.terminal import parse_detach_keys
-
-            keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
-            container = self.start(self.create(opts).id, attach=True)  # the record as started: its Pid
-            return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
+            return self._run_monitored(opts, detach_keys)
         self.reconcile()
         image = self._image(opts)
         plan = self._plan(image, opts)
+        if plan.healthcheck_active:  # the monitor runs the health checks, as Docker's daemon does
+            return self._run_monitored(opts, detach_keys, (image, plan))
         with contextlib.ExitStack() as undo:
             container = self._create_record(opts, image, plan, owned=True)
             undo.callback(records.remove_record, container)
@@ -66,6 +64,15 @@ class Engine:
             undo.pop_all()  # the container ran: from here on, teardown is the normal path
         self._finish(container, status, remove=opts.remove)
         return status
+
+    def _run_monitored(self, opts: RunOptions, detach_keys: str | None, planned: tuple[Any, Any] | None = None) -> int:
+        """A foreground run under the container's monitor, attached to it (``planned``: image and plan made)."""
+        from skiff.engine.terminal import parse_detach_keys
+
+        keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
+        created = self._create_record(opts, *planned) if planned else self.create(opts)
+        container = self.start(created.id, attach=True)  # the record as started: its Pid
+        return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
 
     def _failed_start(self, container: Container, exc: SkiffError) -> None:
         """As Docker: a command that cannot run leaves the container created, with 126 or 127 recorded."""
@@ -670,6 +677,9 @@ class Engine:
         self._kill(container)
         owner = int(state.get("MonitorPid") or 0)
         state.update(Running=False, Paused=False, Restarting=False, Pid=0)
+        from skiff.engine import health
+
+        health.on_stop(state)
         never_ran = status == "starting" and state.get("StartedAt", "").startswith("0001")
         if never_ran and "SkiffOptions" in container.data:
             state["Status"] = "created"

@@ -49,3 +49,10 @@ class RunOptions(NamedTuple):
     add_hosts: Sequence[str] = ()
     # security (issue 12): --security-opt values, seccomp profile files already read (security.options)
     security_opts: Sequence[str] = ()
+    # health checks (issue 13): --health-* flags, durations in nanoseconds as Go's flags parse them
+    health_cmd: str | None = None
+    health_interval: int = 0
+    health_timeout: int = 0
+    health_retries: int = 0
+    health_start_period: int = 0
+    no_healthcheck: bool = False

@@ -143,6 +143,7 @@ class ImageStore:
                 "ExposedPorts": cfg.get("ExposedPorts"),
                 "Env": cfg.get("Env"),
                 "Cmd": cfg.get("Cmd"),
+                **({"Healthcheck": cfg["Healthcheck"]} if cfg.get("Healthcheck") else {}),  # omitempty, as Docker
                 "Volumes": cfg.get("Volumes"),
                 "WorkingDir": cfg.get("WorkingDir", ""),
                 "Entrypoint": cfg.get("Entrypoint"),
