@@ -118,8 +118,9 @@ def on_stop(state: dict[str, Any]) -> None:
         health["Status"] = UNHEALTHY
 
 
-def record_result(data: dict[str, Any], result: dict[str, Any], started_at: float, probe_start: float) -> None:
-    """One probe's result into ``State.Health``, as Docker's handleProbeResult.
+def record_result(data: dict[str, Any], result: dict[str, Any], started_at: float,
+                  probe_start: float) -> str | None:
+    """One probe's result into ``State.Health``, as Docker's handleProbeResult; the new status if it changed.
 
     A failure while the container has never been healthy and is still within its
     start period does not count; ``retries`` failures in a row make it unhealthy.
@@ -136,14 +137,15 @@ def record_result(data: dict[str, Any], result: dict[str, Any], started_at: floa
             health["FailingStreak"] = int(health.get("FailingStreak") or 0) + 1
             if health["FailingStreak"] >= int(config.get("Retries") or DEFAULT_RETRIES):
                 health["Status"] = UNHEALTHY
-    if health.get("Status") != before:
-        health_status_changed(data, str(health["Status"]))
+    return str(health["Status"]) if health.get("Status") != before else None
 
 
-def health_status_changed(data: dict[str, Any], status: str) -> None:
-    """Where Docker emits its ``health_status: <status>`` event (called under the container's lock).
+def health_status_changed(container: Any, status: str) -> None:
+    """Where Docker emits its ``health_status: <status>`` event (``container``: a records.Container).
 
-    The events module (``skiff.engine.events``) is another part of issue 13: its emit call goes here.
+    Called by the probe once the new status is recorded. The events module
+    (``skiff.engine.events``) is another part of issue 13: its emit call goes here, as
+    ``emit(container.paths, "container", f"health_status: {status}", container.id, {...})``.
     """
 
 

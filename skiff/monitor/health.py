@@ -83,8 +83,10 @@ def record(container: records.Container, init_pid: int, result: dict[str, Any], 
             started_at = parse(container.state.get("StartedAt", ""))
         except ValueError:
             started_at = probe_start
-        health.record_result(container.data, result, started_at, probe_start)
+        changed = health.record_result(container.data, result, started_at, probe_start)
         container.save(durable=False)
+    if changed:
+        health.health_status_changed(container, changed)
 
 
 def _current(state: dict[str, Any], init_pid: int) -> bool:
