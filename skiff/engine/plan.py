@@ -164,6 +164,7 @@ class RunPlan:
             "Tty": o.tty,
             "StopTimeout": o.stop_timeout,
             **({"Healthcheck": self.healthcheck} if self.healthcheck is not None else {}),
+            **({"Shell": cfg["Shell"]} if cfg.get("Shell") else {}),  # the shell of CMD-SHELL health tests
         }
 
     def host_config_record(self) -> dict[str, Any]:

@@ -313,10 +313,12 @@ class HealthTimer:
         self.probe = 0        # pid of the probe running now
         self.pidfd = -1
         self.kill_at = 0.0
+        self.init_pid = 0
 
     def start(self, poller, init_pid: int) -> None:  # noqa: ANN001 - select.poll
         if self.argv:
             self.poller = poller
+            self.init_pid = init_pid
             self.argv = self.argv + [str(init_pid)]
             self.due = time.monotonic() + self.interval
 
@@ -376,6 +378,24 @@ class HealthTimer:
         self.pidfd = -1
         wait_status(self.probe)
         self.probe = 0
+        self._reap_strays()
+
+    def _reap_strays(self) -> None:
+        """Tests of probes killed here were reparented to us (a subreaper): reap those that ended.
+
+        Only peeks (WNOWAIT) at the init, whose end the loop handles through its pidfd.
+        """
+        while True:
+            try:
+                ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if ended is None or ended.si_pid == self.init_pid:
+                return
+            try:
+                os.waitpid(ended.si_pid, 0)
+            except ChildProcessError:
+                return
 
 
 def give_back_startup_pages() -> bool:
