@@ -55,8 +55,27 @@ class NotATerminal(UsageError):
     verbatim = True
 
 
+class NoFlagGiven(UsageError):
+    """A command that needs at least one flag got none (``update``): Docker's client exits 1."""
+
+    exit_code = 1
+    verbatim = True
+
+
 class InvalidArgument(SkiffError):
     """A value that parses but cannot be used (a relative path, a bad size)."""
+
+
+class InvalidFilter(InvalidArgument):
+    """A ``--filter`` the command does not accept, or a value it cannot use. ``message`` is
+    Docker's daemon's text (``Invalid filter 'x'``); the CLI prints it as Docker's client
+    prints a daemon error, and exits 1."""
+
+    exit_code = 1
+    verbatim = True
+
+    def __str__(self) -> str:
+        return f"Error response from daemon: {self.message}"
 
 
 class NotFound(SkiffError):

@@ -176,3 +176,13 @@ def _unescape(field: str) -> str:
             out.append(field[i])
             i += 1
     return "".join(out)
+
+
+def memory_features(root: str | os.PathLike[str] | None = None) -> tuple[bool, bool]:
+    """Whether the memory controller has memory.swappiness and memory.oom_control: v1's only
+    (Docker's sysinfo MemorySwappiness and OomKillDisable). ``root``: a fake tree (tests)."""
+    mountpoint = detect(root).v1_mount("memory")
+    if mountpoint is None:
+        return False, False
+    return (os.path.exists(f"{mountpoint}/memory.swappiness"),
+            os.path.exists(f"{mountpoint}/memory.oom_control"))

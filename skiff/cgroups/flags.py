@@ -35,12 +35,18 @@ def ram_in_bytes(text: str) -> int:
 def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory_reservation: Value = None,
                          cpus: Value = None, cpu_shares: Value = None, cpu_period: Value = None,
                          cpu_quota: Value = None, cpuset_cpus: str | None = None, cpuset_mems: str | None = None,
-                         pids_limit: Value = None, blkio_weight: Value = None) -> dict[str, Any]:
+                         pids_limit: Value = None, blkio_weight: Value = None,
+                         memory_swappiness: Value = None, oom_kill_disable: bool = False,
+                         update: bool = False) -> dict[str, Any]:
     """Validate Docker's resource flags and express them as OCI ``linux.resources``.
 
     Raises InvalidArgument for a value that does not parse, CgroupError for one
     the host cannot honour. Docker's defaults apply: ``--memory`` without
     ``--memory-swap`` allows as much swap again; 0 means "not set".
+
+    ``update``: the flags of ``skiff update``, checked as Docker's daemon checks an update
+    (``--memory-swap`` alone is allowed), and only what they change: no device rules, no
+    default swap.
     """
     mem = _size(memory, "-m, --memory")
     swap = _swap(memory_swap)
@@ -51,8 +57,9 @@ def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory
     quota = _int(cpu_quota, "--cpu-quota")
     pids = _int(pids_limit, "--pids-limit")
     weight = _int(blkio_weight, "--blkio-weight", unsigned=True)
+    swappiness = _swappiness(memory_swappiness)
 
-    _check_memory(mem, swap, reservation)
+    _check_memory(mem, swap, reservation, update)
     _check_cpu(nano_cpus, shares, period, quota)
     if pids is not None and pids < -1:
         raise InvalidArgument(f'invalid argument "{pids_limit}" for "--pids-limit" flag: '
@@ -62,15 +69,20 @@ def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory
     _check_cpuset(cpuset_cpus, "/sys/devices/system/cpu/online", "cpus", "CPUs")
     _check_cpuset(cpuset_mems, "/sys/devices/system/node/online", "mems", "memory nodes")
 
-    resources: dict[str, Any] = {"devices": [dict(rule) for rule in DEFAULT_DEVICE_RULES]}
+    resources: dict[str, Any] = {} if update else {"devices": [dict(rule) for rule in DEFAULT_DEVICE_RULES]}
     memory_part: dict[str, int] = {}
     if mem:
         memory_part["limit"] = mem
-        memory_part["swap"] = swap if swap else mem * 2
-    elif swap == -1:
-        memory_part["swap"] = -1
+        if swap or not update:
+            memory_part["swap"] = swap if swap else mem * 2
+    elif swap == -1 or (update and swap):
+        memory_part["swap"] = swap
     if reservation:
         memory_part["reservation"] = reservation
+    if swappiness is not None:
+        memory_part["swappiness"] = swappiness
+    if oom_kill_disable:
+        memory_part["disableOOMKiller"] = True
     if memory_part:
         resources["memory"] = memory_part
 
@@ -138,6 +150,45 @@ def _int(value: Value, flag: str, unsigned: bool = False) -> int | None:
     return number
 
 
+def _swappiness(value: Value) -> int | None:
+    """--memory-swappiness: 0-100; Docker's client default -1 means "not set"."""
+    number = _int(value, "--memory-swappiness")
+    if number is None or number == -1:
+        return None
+    if not 0 <= number <= 100:
+        raise InvalidArgument(f"invalid value: {number}. Valid memory swappiness range is 0-100")
+    return number
+
+
+def discard_unsupported(resources: dict[str, Any], root: str | None = None) -> list[str]:
+    """Drop what this host's memory cgroup cannot do, with Docker 20.10's warnings.
+
+    Docker's daemon discards --memory-swappiness and --oom-kill-disable where the
+    memory controller lacks memory.swappiness / memory.oom_control: always on
+    cgroup v2, which has neither. ``root``: a fake cgroup tree (tests).
+    """
+    memory = resources.get("memory")
+    if not memory or ("swappiness" not in memory and "disableOOMKiller" not in memory):
+        return []
+    from skiff.cgroups.detect import memory_features
+
+    swappiness_file, oom_file = memory_features(root)
+    warnings = []
+    if "swappiness" in memory and not swappiness_file:
+        warnings.append("Your kernel does not support memory swappiness capabilities or the cgroup is not "
+                        "mounted. Memory swappiness discarded.")
+        del memory["swappiness"]
+    if "disableOOMKiller" in memory and not oom_file:
+        warnings.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
+        del memory["disableOOMKiller"]
+    if memory.get("disableOOMKiller") and not memory.get("limit"):
+        warnings.append("OOM killer is disabled for the container, but no memory limit is set, this can result "
+                        "in the system running out of resources.")
+    if not memory:
+        del resources["memory"]
+    return warnings
+
+
 def _nano_cpus(value: Value) -> int | None:
     """Docker's NanoCPUs: a rational number of CPUs, exact to the nanosecond."""
     if value is None or value == "":
@@ -156,12 +207,12 @@ def _nano_cpus(value: Value) -> int | None:
 
 # --- checks (the daemon's) ------------------------------------------------------
 
-def _check_memory(memory: int, swap: int, reservation: int) -> None:
+def _check_memory(memory: int, swap: int, reservation: int, update: bool = False) -> None:
     if memory and memory < MIN_MEMORY:
         raise CgroupError("Minimum memory limit allowed is 6MB")
     if memory > 0 and swap > 0 and swap < memory:
         raise CgroupError("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if memory == 0 and swap > 0:
+    if memory == 0 and swap > 0 and not update:
         raise CgroupError("You should always set the Memory limit when using Memoryswap limit, see usage")
     if memory > 0 and reservation > 0 and memory < reservation:
         raise CgroupError("Minimum memory limit can not be less than memory reservation limit, see usage")

@@ -48,7 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         adder(gsub.add_parser(name, help=text, **({"add_help": False} if name == "create" else {})))
     prune = gsub.add_parser("prune", help="remove all stopped containers")
     prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(prune, "provide filter values (until=, label=, label!=)", short=False)
     prune.set_defaults(func=cmd_prune)
+    from skiff.cli.system import add_update_flags
+
+    add_update_flags(gsub.add_parser("update", help="update configuration of one or more containers"))
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -84,6 +90,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     for flags, key in RESOURCE_FLAGS.items():
         p.add_argument(*flags, dest=f"res_{key}", metavar="VALUE")
     p.add_argument("--ulimit", action="append", default=[], help="ulimit options")
+    p.add_argument("--memory-swappiness", dest="res_memory_swappiness", metavar="VALUE",
+                   help="tune container memory swappiness (0 to 100; cgroup v1 only)")
+    p.add_argument("--oom-kill-disable", action="store_true", help="disable OOM Killer (cgroup v1 only)")
+    p.add_argument("--oom-score-adj", metavar="VALUE", help="tune host's OOM preferences (-1000 to 1000)")
+    p.add_argument("--shm-size", metavar="SIZE", help="size of /dev/shm (default 64m)")
+    p.add_argument("--sysctl", action="append", default=[], help="namespaced kernel parameters (KEY=VALUE)")
+    p.add_argument("--group-add", action="append", default=[], help="add additional groups to join")
     p.add_argument("-p", "--publish", action="append", default=[], help="publish a container's port(s)")
     p.add_argument("-P", "--publish-all", action="store_true", help="publish all exposed ports")
     p.add_argument("--ip", help="IPv4 address")
@@ -91,8 +104,22 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dns-search", action="append", default=[], help="set custom DNS search domains")
     p.add_argument("--dns-option", action="append", default=[], help="set DNS options")
     p.add_argument("--add-host", action="append", default=[], help="add a custom host-to-IP mapping")
+    p.add_argument("--mac-address", help="container MAC address (e.g., 92:d0:c6:0a:29:33)")
+    p.add_argument("--domainname", help="container NIS domain name")
+    p.add_argument("--expose", action="append", default=[], help="expose a port or a range of ports")
+    p.add_argument("--cidfile", help="write the container ID to the file")
     p.add_argument("--security-opt", action="append", default=[],
                    help="security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges")
+    p.add_argument("--cap-add", action="append", default=[], help="add Linux capabilities (NAME, CAP_NAME or ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], help="drop Linux capabilities (NAME, CAP_NAME or ALL)")
+    p.add_argument("--privileged", action="store_true", help="give extended privileges to this container: all "
+                   "capabilities and host devices, no seccomp, writable /sys (see docs/security.md)")
+    p.add_argument("--userns", default="", help="user namespace to use: host (no remapping in skiff)")
+    p.add_argument("--pid", default="", help="PID namespace to use: host or container:NAME")
+    p.add_argument("--ipc", default="", help="IPC mode to use: private, shareable, none, host or container:NAME")
+    p.add_argument("--uts", default="", help="UTS namespace to use: host")
+    p.add_argument("--cgroupns", default="", help="cgroup namespace to use: host or private (default: host on "
+                   "cgroup v1, private on v2)")
     p.add_argument("--health-cmd", help="command to run to check health")
     for flag, text in (("--health-interval", "time between running the check (ms|s|m|h) (default 0s)"),
                        ("--health-timeout", "maximum time to allow one check to run (ms|s|m|h) (default 0s)"),
@@ -167,10 +194,16 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
         platform=args.platform, network=args.network,
         read_only=args.read_only, labels=args.label, volumes=args.volume, mounts=args.mount,
         tmpfs=args.tmpfs, volumes_from=args.volumes_from,
-        resources={key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()},
+        resources={**{key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()},
+                   "memory_swappiness": args.res_memory_swappiness,
+                   "oom_kill_disable": True if args.oom_kill_disable else None},
         ulimits=args.ulimit, publish=args.publish, publish_all=args.publish_all, ip=args.ip,
         dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
         security_opts=security_opts(args.security_opt),
+        sysctls=args.sysctl, group_add=args.group_add, shm_size=args.shm_size, oom_score_adj=args.oom_score_adj,
+        mac_address=args.mac_address, domainname=args.domainname, expose=args.expose, cidfile=args.cidfile,
+        cap_add=capabilities(args.cap_add), cap_drop=capabilities(args.cap_drop), privileged=args.privileged,
+        userns=args.userns, pid=args.pid, ipc=args.ipc, uts=args.uts, cgroupns=args.cgroupns,
         health_cmd=args.health_cmd, health_interval=args.health_interval, health_timeout=args.health_timeout,
         health_retries=args.health_retries, health_start_period=args.health_start_period,
         no_healthcheck=args.no_healthcheck,
@@ -194,23 +227,37 @@ def security_opts(values: list[str]) -> list[str]:
     return normalize(values)
 
 
+def capabilities(values: list[str]) -> list[str]:
+    """As Docker 20.10's client: CAP_ added, upper case, no duplicates, sorted."""
+    if not values:
+        return []
+    from skiff.security.capabilities import normalize
+
+    return normalize(values)
+
+
 def add_ps_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
-    p.add_argument("-f", "--filter", action="append", default=[], help="filter output: status=, name=, label=, id=")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(p, "filter output: id, name, label, exited, status, ancestor, before, since, volume, network, "
+                       "publish, expose, health, isolation, is-task")
     p.add_argument("--format", help="pretty-print containers using a Go template ('table ...', 'json')")
     p.set_defaults(func=cmd_ps)
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    from skiff.cli.filterflags import filter_args
     from skiff.cli.format import table
     from skiff.cli.main import paths_from
     from skiff.engine import Engine
+    from skiff.engine.filters import container_list_filter
 
-    filters = parse_filters(args.filter)
-    found = Engine(paths_from(args)).containers(all_=args.all or "status" in filters)
-    found = [c for c in found if matches(c.data, filters)]
+    paths = paths_from(args)
+    include, wants_all = container_list_filter(paths, filter_args(args))
+    found = [c for c in Engine(paths).containers(all_=args.all or wants_all) if include(c.data)]
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 
@@ -225,32 +272,6 @@ def cmd_ps(args: argparse.Namespace) -> int:
     rows = [ps_row(c.data, args.no_trunc) for c in found]
     print(table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows))
     return 0
-
-
-def parse_filters(items: list[str]) -> dict[str, list[str]]:
-    from skiff.errors import InvalidArgument
-
-    filters: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in ("status", "name", "label", "id"):
-            raise InvalidArgument(f"invalid filter '{item}'", hint="use status=, name=, label= or id=")
-        filters.setdefault(key, []).append(value)
-    return filters
-
-
-def matches(data: dict, filters: dict[str, list[str]]) -> bool:
-    """Docker's rules: values of one key are OR-ed, keys AND-ed; name= and id= match substrings/prefixes."""
-    status = "created" if data["State"].get("Status") == "starting" else data["State"].get("Status")
-    labels = data["Config"].get("Labels") or {}
-    checks = {
-        "status": lambda v: status == v,
-        "name": lambda v: v.lstrip("/") in str(data["Name"]).lstrip("/"),
-        "id": lambda v: data["Id"].startswith(v),
-        "label": lambda v: (labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
-        else v in labels,
-    }
-    return all(any(checks[key](v) for v in values) for key, values in filters.items())
 
 
 def ps_row(data: dict, no_trunc: bool = False) -> list[str]:
@@ -498,16 +519,28 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    removed = _engine(args).prune()
-    print("Deleted Containers:")
-    for cid in removed:
-        print(cid)
-    print("\nTotal reclaimed space: 0B")
+    from skiff.cli.filterflags import filter_args
+    from skiff.engine.filters import container_prune_filter
+
+    include = container_prune_filter(filter_args(args, "--filter"))
+    if not args.force:
+        sys.stdout.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    removed = _engine(args).prune(include)
+    if removed:  # as Docker: the header only when something went
+        print("Deleted Containers:")
+        for cid in removed:
+            print(cid)
+        print()
+    print("Total reclaimed space: 0B")
     return 0
 
 
 def add_inspect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
+    p.add_argument("-s", "--size", action="store_true", help="display total file sizes (SizeRw, SizeRootFs)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_inspect)
 
@@ -521,7 +554,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     found, status = [], 0
     for ref in args.containers:
         try:
-            found.append(engine.inspect(ref))
+            found.append(engine.inspect(ref, size=args.size))
         except SkiffError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             status = 1

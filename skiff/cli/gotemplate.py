@@ -696,6 +696,7 @@ def go_json(value: Any) -> str:
 
     def encode(v: Any, key: str | None, parent: Any) -> str:
         v = child(parent, key, v) if key is not None else v
+        v = getattr(v, "json_form", v)  # a struct whose json tags differ from its field names
         if v is None or v is MISSING:
             return "null"
         if isinstance(v, bool):

@@ -73,6 +73,9 @@ def _add_prune(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="remove unused images")
     p.add_argument("-a", "--all", action="store_true", help="remove every image no container uses, not only untagged ones")
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(p, "provide filter values (until=, label=, label!=, dangling=)", short=False)
     p.set_defaults(func=cmd_prune)
 
 
@@ -200,14 +203,17 @@ def _matches(pattern: str, repository: str, tag: str) -> bool:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from skiff.cli.filterflags import filter_args
     from skiff.cli.format import human_size
+    from skiff.engine.filters import image_prune_filter
 
+    include, all_images = image_prune_filter(filter_args(args, "--filter"), args.all)
     if not args.force and sys.stdin.isatty():
-        what = "all images without at least one container associated to them" if args.all else "all dangling images"
+        what = "all images without at least one container associated to them" if all_images else "all dangling images"
         answer = input(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             return 0
-    deleted, reclaimed = _store(args).prune(all_images=args.all)
+    deleted, reclaimed = _store(args).prune(all_images=all_images, include=include)
     if deleted:
         print("Deleted Images:")
         for image_id in deleted:

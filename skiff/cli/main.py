@@ -15,7 +15,7 @@ from typing import NoReturn
 from skiff.errors import ArgumentCountError, SkiffError, UnknownFlag, UsageError
 
 # Command-group modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("container", "image", "registry", "volume", "network", "system")
+COMMAND_MODULES = ("container", "image", "registry", "volume", "network", "system", "events")
 
 
 class ArgumentParser(argparse.ArgumentParser):

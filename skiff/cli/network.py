@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("-q", "--quiet", action="store_true", help="only show ids")
     ls.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
     ls.add_argument("--format", help="pretty-print networks using a Go template ('table ...', 'json')")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(ls, "provide filter values (driver=, id=, label=, name=, scope=, type=custom|builtin, "
+                        "dangling=)")
     ls.set_defaults(func=_ls)
 
     inspect = commands.add_parser("inspect", help="show networks in detail (JSON)")
@@ -88,7 +92,11 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    networks = _manager(args).list_networks()
+    from skiff.cli.filterflags import filter_args
+    from skiff.engine.filters import network_list_filter
+
+    include = network_list_filter(filter_args(args))
+    networks = [n for n in _manager(args).list_networks() if include(n)]
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 
@@ -114,11 +122,22 @@ def _inspect(args: argparse.Namespace) -> int:
     found, status = [], 0
     for ref in args.networks:
         try:
-            found.append(manager.inspect_network(ref))
+            found.append(manager.inspect_network(ref, members=_members(args, ref)))
         except NetworkNotFound as exc:
             print(f"skiff: {exc}", file=sys.stderr)
             status = 1
     return print_documents(found, args.format) or status
+
+
+def _members(args: argparse.Namespace, ref: str) -> dict[str, str] | None:
+    """Id -> name of the running containers on ``none`` or ``host``: the engine's records know them."""
+    if ref not in ("none", "host"):
+        return None
+    from skiff.cli.main import paths_from
+    from skiff.engine import Engine
+
+    return {c.id: c.name for c in Engine(paths_from(args)).containers()
+            if c.data["HostConfig"].get("NetworkMode") == ref}
 
 
 def _rm(args: argparse.Namespace) -> int:

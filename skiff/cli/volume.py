@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ls = commands.add_parser("ls", aliases=["list"], help="List volumes")
     ls.add_argument("-q", "--quiet", action="store_true", help="only display volume names")
-    ls.add_argument("-f", "--filter", action="append", default=[],
-                    help="filter output (name=, label=, driver=, dangling=true|false)")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(ls, "filter output (name=, label=, driver=, dangling=true|false)")
     ls.add_argument("--format", help="pretty-print volumes using a Go template ('table ...', 'json')")
     ls.set_defaults(func=_ls)
 
@@ -38,9 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=_rm)
 
     prune = commands.add_parser("prune", help="Remove unused local volumes")
-    prune.add_argument("-a", "--all", action="store_true", help="remove unused named volumes too")
+    # Docker 20.10 prunes every unused local volume; -a is later Docker's (23.0), whose prune
+    # without it keeps named volumes: accepted, and changes nothing here.
+    prune.add_argument("-a", "--all", action="store_true", help="remove unused named volumes too (always, as 20.10)")
     prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
-    prune.add_argument("--filter", action="append", default=[], help="label=KEY[=VALUE]")
+    add_filter_flag(prune, "provide filter values (label=, label!=)", short=False)
     prune.set_defaults(func=_prune)
 
 
@@ -83,28 +86,12 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    from skiff.errors import UsageError
-    from skiff.volume.store import matches_labels
+    from skiff.cli.filterflags import filter_args
+    from skiff.engine.filters import volume_list_filter
 
     store = _store(args)
-    volumes = store.list()
-    filters = [f.partition("=") for f in args.filter]
-    dangling_filter = [v for k, _, v in filters if k == "dangling"]
-    users = _users(store.paths) if dangling_filter else {}
-    for key, _, value in filters:
-        if key == "name":
-            volumes = [v for v in volumes if value in v.name]
-        elif key == "label":
-            volumes = [v for v in volumes if matches_labels(v, [value])]
-        elif key == "driver":
-            volumes = [v for v in volumes if v.driver == value]
-        elif key == "dangling":
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise UsageError(f"invalid filter 'dangling={value}': use true or false")
-            want_unused = value.lower() in ("true", "1")
-            volumes = [v for v in volumes if (not users.get(v.name)) == want_unused]
-        else:
-            raise UsageError(f"invalid filter '{key}'")
+    include = volume_list_filter(filter_args(args), lambda: _users(store.paths))
+    volumes = [v for v in store.list() if include(v)]
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 
@@ -157,24 +144,19 @@ def _rm(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    from skiff.cli.filterflags import filter_args
     from skiff.cli.format import human_size
-    from skiff.errors import UsageError
+    from skiff.engine.filters import volume_prune_filter
 
-    labels = []
-    for flt in args.filter:
-        key, _, value = flt.partition("=")
-        if key != "label" or not value:
-            raise UsageError(f"invalid filter '{flt}': volume prune accepts label=KEY[=VALUE]")
-        labels.append(value)
+    include = volume_prune_filter(filter_args(args, "--filter"))
     if not args.force:
-        which = "all local volumes" if args.all else "anonymous local volumes"
-        sys.stdout.write(f"WARNING! This will remove {which} not used by at least one container.\n"
+        sys.stdout.write("WARNING! This will remove all local volumes not used by at least one container.\n"
                          "Are you sure you want to continue? [y/N] ")
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     store = _store(args)
-    removed, freed = store.prune(_users(store.paths), all=args.all, labels=labels)
+    removed, freed = store.prune(_users(store.paths), all=True, include=include)
     if removed:
         print("Deleted Volumes:")
         for name in removed:

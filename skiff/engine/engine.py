@@ -20,6 +20,7 @@ from typing import Any
 
 from skiff import crash_point
 from skiff.engine import containers as records
+from skiff.engine import events
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
 from skiff.errors import ContainerConflict, ContainerNotRunning, ExecError, InvalidArgument, NotFound, SkiffError
@@ -43,20 +44,35 @@ class Engine:
         Otherwise the runtime core runs it here, which is faster (bench/lifecycle.py).
         """
         if opts.tty or opts.restart != "no":
-            return self._run_monitored(opts, detach_keys)
+            from skiff.engine.terminal import parse_detach_keys
+
+            keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
+            return self._run_monitored(self.create(opts), opts, keys)
+        if detach_keys:
+            from skiff.engine.terminal import parse_detach_keys
+
+            parse_detach_keys(detach_keys)  # a health check runs under the monitor: bad keys fail first
         self.reconcile()
-        image = self._image(opts)
-        plan = self._plan(image, opts)
+        with _cid_file(opts) as cid_file:
+            image = self._image(opts)
+            plan = self._plan(image, opts)
+            _print_warnings(plan)
+            container = self._create_record(opts, image, plan, owned=not plan.healthcheck_active)
+            cid_file.write(container.id)
         if plan.healthcheck_active:  # the monitor runs the health checks, as Docker's daemon does
-            return self._run_monitored(opts, detach_keys, (image, plan))
+            from skiff.engine.terminal import parse_detach_keys
+
+            return self._run_monitored(container, opts, parse_detach_keys(detach_keys))
         with contextlib.ExitStack() as undo:
-            container = self._create_record(opts, image, plan, owned=True)
             undo.callback(records.remove_record, container)
+            events.emit_container(self.paths, container.data, "attach")
             bundle = self._prepare(container, image, plan, undo)
             try:
                 status = self._run_bundle(container, bundle)
             except ExecError as exc:
+                events.emit_released(self.paths, container.data)
                 if opts.remove:
+                    events.emit_container(self.paths, container.data, "destroy")
                     raise  # the undo removes it all, as Docker's --rm does
                 undo.pop_all()
                 self._failed_start(container, exc)
@@ -65,12 +81,9 @@ class Engine:
         self._finish(container, status, remove=opts.remove)
         return status
 
-    def _run_monitored(self, opts: RunOptions, detach_keys: str | None, planned: tuple[Any, Any] | None = None) -> int:
-        """A foreground run under the container's monitor, attached to it (``planned``: image and plan made)."""
-        from skiff.engine.terminal import parse_detach_keys
-
-        keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
-        created = self._create_record(opts, *planned) if planned else self.create(opts)
+    def _run_monitored(self, created: Container, opts: RunOptions, keys: bytes) -> int:
+        """A foreground run of a created container under its monitor, attached to it."""
+        events.emit_container(self.paths, created.data, "attach")
         container = self.start(created.id, attach=True)  # the record as started: its Pid
         return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
 
@@ -93,9 +106,13 @@ class Engine:
         """``skiff create``: check everything, write the record; nothing runs or is mounted yet."""
 
         self.reconcile()
-        image = self._image(opts)
-        plan = self._plan(image, opts)
-        return self._create_record(opts, image, plan)
+        with _cid_file(opts) as cid_file:  # as Docker's client: made first, removed if no container came
+            image = self._image(opts)
+            plan = self._plan(image, opts)
+            _print_warnings(plan)
+            container = self._create_record(opts, image, plan)
+            cid_file.write(container.id)
+        return container
 
     def start(self, ref: str, attach: bool = False) -> Container:
         """Start a created or exited container under a new monitor (a running one is left alone).
@@ -125,8 +142,15 @@ class Engine:
         crash_point("starting")
         try:
             opts = _run_options(container)
+            # The limits are the record's (`update` may have changed them since the container was
+            # created), not the flags parsed again: an update may leave a set no `run` would take.
+            recorded = container.data["HostConfig"].get("Resources")
+            if isinstance(recorded, dict):
+                opts = opts._replace(resources={})
             image = ImageStore(self.paths).get(container.data["Image"])
             plan = self._plan(image, opts)
+            if isinstance(recorded, dict):
+                plan.resources = dict(recorded)
             _reuse_anonymous_volumes(plan, container)
             with contextlib.ExitStack() as undo:
                 self._prepare(container, image, plan, undo)
@@ -156,6 +180,7 @@ class Engine:
             raise ContainerConflict("You cannot attach to a paused container, unpause it first")
         if status not in ("running", "restarting"):
             raise ContainerConflict("You cannot attach to a stopped container, start it first")
+        events.emit_container(self.paths, container.data, "attach")
         return self._attach(container, stdin and bool(container.data["Config"].get("OpenStdin")), keys,
                             stdin_once, proxy_signals)
 
@@ -250,7 +275,7 @@ class Engine:
                 "Mounts": plan.mount_records(),
                 "NetworkSettings": {},
                 # Complete from its first write: a command killed after it leaves a startable record.
-                "SkiffOptions": opts._asdict(),
+                "SkiffOptions": plan.opts._asdict(),  # container:X resolved to X's id
                 "LogPath": str(self.paths.containers / cid / f"{cid}-json.log"),
                 "RestartCount": 0,
             })
@@ -258,6 +283,7 @@ class Engine:
                 container.state.update(Status="starting", MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             container.dir.mkdir(parents=True, mode=0o700)
             container.save(durable=not opts.remove)
+        events.emit_container(self.paths, container.data, "create")
         crash_point("reserved")
         return container
 
@@ -276,6 +302,7 @@ class Engine:
         container.data["Mounts"] = plan.mount_records()
         container.data["NetworkSettings"] = plan.network_settings()
         container.save(durable=not plan.opts.remove)
+        events.emit_attached(self.paths, container.data)
         write_json(container.bundle / "config.json", spec, durable=False)  # rewritten at every start
         crash_point("bundle")
         return container.bundle
@@ -296,6 +323,7 @@ class Engine:
                 relay.close_container_ends()
             container.state.update(Status="running", Running=True, Pid=pid, StartedAt=now_rfc3339())
             container.save(durable=False)  # a running state dies with the machine anyway
+            events.emit_container(self.paths, container.data, "start")
             crash_point("created")
 
         runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
@@ -317,10 +345,12 @@ class Engine:
         state.update(Status="exited", Running=False, Pid=0, ExitCode=status, FinishedAt=now_rfc3339())
         if not remove:  # a --rm container's record is about to go: no point writing it
             container.save()
+        events.emit_died(self.paths, container.data, status, bool(state.get("OOMKilled")))
         crash_point("exited")
         self._teardown(container, remove_anonymous=remove)
         if remove:
             records.remove_record(container)
+            events.emit_container(self.paths, container.data, "destroy")
             return
         state.pop("MonitorPid", None)
         state.pop("MonitorStart", None)
@@ -355,6 +385,7 @@ class Engine:
                     "Stop the container before attempting removal or force remove")
             with contextlib.suppress(OSError):  # a full disk: the record goes anyway, no restart follows
                 lifecycle.mark_manual_stop(container)
+            events.emit_container(self.paths, container.data, "kill", signal=str(int(signal.SIGKILL)))
             self._kill(container)
             lifecycle.signal_monitor(container, signal.SIGTERM)  # one waiting to restart
             lifecycle.wait_released(container, timeout=10)
@@ -362,6 +393,7 @@ class Engine:
             pass  # no update of the record is in flight past this point (and none is written: rm needs no space)
         self._teardown(container, remove_anonymous=volumes)
         records.remove_record(container)
+        events.emit_container(self.paths, container.data, "destroy")
         return ref
 
     def _remove_broken(self, container: Container, ref: str) -> str:
@@ -392,14 +424,18 @@ class Engine:
             lifecycle.signal_monitor(container, signal.SIGTERM)
         else:
             self._thaw(container)
+            first = sig or lifecycle.stop_signal(container)
+            events.emit_container(self.paths, container.data, "kill", signal=str(first))
             with contextlib.suppress(SkiffError):
-                lifecycle.send_signal(self.paths, container, sig or lifecycle.stop_signal(container))
+                lifecycle.send_signal(self.paths, container, first)
             if not lifecycle.wait_for_pid(int(container.state.get("Pid") or 0), wait):
+                events.emit_container(self.paths, container.data, "kill", signal=str(int(signal.SIGKILL)))
                 with contextlib.suppress(SkiffError):
                     lifecycle.send_signal(self.paths, container, signal.SIGKILL)
         lifecycle.wait_released(container, timeout=30)
         self.reconcile()
         container.reload()
+        events.emit_container(self.paths, container.data, "stop")
         return container
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
@@ -412,6 +448,8 @@ class Engine:
             lifecycle.mark_manual_stop(container)  # as Docker: a killed container is not restarted
         if sig == signal.SIGKILL:
             self._thaw(container)
+        # Recorded before it is sent: the monitor records the die as soon as the signal lands.
+        events.emit_container(self.paths, container.data, "kill", signal=str(int(sig)))
         lifecycle.send_signal(self.paths, container, sig)
         if sig == signal.SIGKILL:
             lifecycle.wait_released(container, timeout=10)
@@ -419,7 +457,9 @@ class Engine:
 
     def restart(self, ref: str, timeout: int | None = None) -> Container:
         container = self.stop(ref, timeout)
-        return self.start(container.id)
+        container = self.start(container.id)
+        events.emit_container(self.paths, container.data, "restart")
+        return container
 
     def wait(self, ref: str) -> int:
         from skiff.engine import lifecycle
@@ -446,6 +486,16 @@ class Engine:
             runtime = Runtime(self.paths.runtime_state)
             runtime.pause(c.id) if pause else runtime.resume(c.id)
             c.state.update(Status="paused" if pause else "running", Paused=pause)
+        events.emit_container(self.paths, container.data, "pause" if pause else "unpause")
+        return container
+
+    def update(self, ref: str, request: "UpdateRequest") -> Container:
+        """``skiff update``: new limits (the live cgroup and the record) or restart policy."""
+        from skiff.engine.update import update_container
+
+        container = self.find(ref)
+        update_container(self.paths, container, request)
+        events.emit_container(self.paths, container.data, "update")
         return container
 
     def _thaw(self, container: Container) -> None:
@@ -493,16 +543,29 @@ class Engine:
             process["cwd"] = workdir
         if user:
             u = resolve_user(container.bundle / "rootfs", user)
-            process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+            gids = u.additional_gids
+            group_add = container.data["HostConfig"].get("GroupAdd")
+            if group_add:  # as Docker's exec: the container's --group-add applies to -u USER too
+                from skiff.engine.runflags import additional_gids
+                from skiff.engine.users import read_in_root
+
+                added = additional_gids(read_in_root(container.bundle / "rootfs", "/etc/group"), group_add)
+                gids = [*gids, *(gid for gid in added if gid not in gids)]
+            process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": gids}
+        exec_id = _exec_events(self.paths, container.data, command)
         if tty and not detach:
-            return self._exec_terminal(container, process, interactive)
-        if tty:
-            process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
-        stdin = sys.stdin.fileno() if interactive else _devnull()
-        stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) \
-            if detach else (stdin, 1, 2)
-        runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
-        return runtime.exec(container.id, process, stdio=stdio, detach=detach)
+            status = self._exec_terminal(container, process, interactive)
+        else:
+            if tty:
+                process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
+            stdin = sys.stdin.fileno() if interactive else _devnull()
+            stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
+                     os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) if detach else (stdin, 1, 2)
+            runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
+            status = runtime.exec(container.id, process, stdio=stdio, detach=detach)
+        if not detach:  # a detached exec is nobody's child once started: its end is not seen (no exec_die)
+            events.emit_container(self.paths, container.data, "exec_die", execID=exec_id, exitCode=str(status))
+        return status
 
     def _exec_terminal(self, container: Container, process: dict[str, Any], interactive: bool) -> int:
         """``exec -t``: the runtime core makes the pty in the container and sends us its master."""
@@ -543,12 +606,16 @@ class Engine:
         with FileLock(self.paths.lock_file):
             records.check_name_free(self.paths, bare)
             with records.locked(container) as c:
+                old = c.data["Name"]
                 c.data["Name"] = "/" + bare
+        events.emit_container(self.paths, container.data, "rename", oldName=old)
 
-    def prune(self) -> list[str]:
+    def prune(self, include: Any = None) -> list[str]:
+        """Remove stopped containers (those ``include`` accepts: see skiff.engine.filters)."""
         removed = []
         for container in self.containers(all_=True):
-            if container.state.get("Status") in ("exited", "created", "dead"):
+            if container.state.get("Status") in ("exited", "created", "dead") and \
+                    (include is None or include(container.data)):
                 with contextlib.suppress(SkiffError):
                     removed.append(self.remove_container(container.id))
         return removed
@@ -597,20 +664,51 @@ class Engine:
             raise NotFound(f"No public port '{wanted}' published for {ref}")  # 1, as Docker
         return shown
 
-    def inspect(self, ref: str) -> dict[str, Any]:
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        """Docker's inspect document (skiff/engine/documents.py builds it from the record)."""
+        from skiff.engine.documents import container_document
+
         container = self.find(ref)
-        data = {k: v for k, v in container.data.items() if k not in ("SkiffOptions", "RestartDelayMs")}
-        state = {k: v for k, v in data["State"].items() if k not in ("MonitorPid", "MonitorStart", "ManualStop")}
-        state.setdefault("Paused", False)
-        state.setdefault("Restarting", False)
-        state.setdefault("Dead", False)
-        if state.get("Status") == "starting":
-            state["Status"] = "created"
-        data["State"] = state
-        data.setdefault("RestartCount", 0)
-        data.setdefault("LogPath", str(container.log_path))
-        data["Driver"] = "overlay2"
-        return data
+        return container_document(container.data, self._document_facts(container, size))
+
+    def _document_facts(self, container: Container, size: bool) -> Any:
+        """What a container's document needs beyond its record: image, network, overlay, sizes."""
+        from skiff.engine.documents import ContainerFacts
+        from skiff.runtime.spec import default_spec
+
+        image = _image_or_none(self.paths, str(container.data.get("Image", "")))
+        linux = default_spec()["linux"]
+        upper = container.bundle / "upper"
+        graph = {}
+        if image is not None:
+            graph = {"LowerDir": ":".join(str(d) for d in reversed(image.layer_dirs)),
+                     "MergedDir": str(container.bundle / "rootfs"), "UpperDir": str(upper),
+                     "WorkDir": str(container.bundle / "work")}
+        network, ids = self._network_facts(container)
+        size_rw = _tree_size(upper) if size else 0
+        return ContainerFacts(
+            image_config=image.config if image is not None else None, network=network, network_ids=ids,
+            graph_driver=graph, etc_files=(container.dir / "hosts").exists(),
+            env_file_keys=_env_file_keys((container.data.get("SkiffOptions") or {}).get("env_files") or []),
+            masked_paths=linux.get("maskedPaths"), readonly_paths=linux.get("readonlyPaths"),
+            size=(size_rw, size_rw + (image.size if image is not None else 0)) if size else None)
+
+    def _network_facts(self, container: Container) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The live network settings of a container that holds its network (None: it holds none),
+        and the id of each network by name."""
+        from skiff.network import NetworkManager
+
+        manager = NetworkManager(self.paths)
+        ids = {n["Name"]: n["Id"] for n in manager.list_networks()}
+        if not container.held:
+            return None, ids
+        mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
+        if mode in ("none", "host") or mode.startswith("container:"):
+            return dict(container.data.get("NetworkSettings") or {}), ids
+        try:  # the network's records are the truth: they follow `network connect` and `disconnect`
+            return manager.attachment(container.id).settings(), ids
+        except (SkiffError, OSError):
+            return dict(container.data.get("NetworkSettings") or {}), ids
 
     def _kill(self, container: Container) -> None:
         from skiff.runtime import Runtime
@@ -659,6 +757,7 @@ class Engine:
                 container.save()
         if auto_remove:
             records.remove_record(container)
+            events.emit_container(self.paths, container.data, "destroy")
 
     def _record_death(self, container: Container) -> bool:
         """The state after its owner died (in memory); False if the recorded state is still true.
@@ -688,6 +787,7 @@ class Engine:
         else:
             state.update(Status="exited", ExitCode=137 if was_alive or never_ran else 255, FinishedAt=now_rfc3339(),
                          Error=f"the skiff process that held the container (pid {owner}) died")
+            events.emit_died(self.paths, container.data, int(state["ExitCode"]))
         return True
 
     def _forget_runtime(self, container: Container) -> None:
@@ -744,6 +844,19 @@ class Engine:
             cleanup_stale(live, parent=cgroup_parent(), owned=owned)
 
 
+def _cid_file(opts: RunOptions) -> Any:
+    """--cidfile's file, refused if it exists (Docker's message); a no-op without the flag."""
+    from skiff.engine.runflags import CidFile
+
+    return CidFile(opts.cidfile)
+
+
+def _print_warnings(plan: "RunPlan") -> None:
+    """Docker's create warnings (a discarded limit), once: at create, not at every start."""
+    for warning in plan.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+
+
 def _run_options(container: Container) -> RunOptions:
     """The options the container was created with, or a StateError saying how to get rid of it."""
     from skiff.errors import StateError
@@ -769,6 +882,40 @@ def cgroup_parent_of(container: Container) -> str:
     return path.rsplit("/", 1)[0].strip("/") if path.endswith("/" + container.id) else cgroup_parent()
 
 
+def _image_or_none(paths: Paths, image_id: str) -> Any:
+    """The container's image, or None when it has been removed since (``rmi -f``)."""
+    from skiff.image.store import ImageStore
+
+    try:
+        return ImageStore(paths).get(image_id)
+    except (SkiffError, OSError):
+        return None
+
+
+def _env_file_keys(files: list[str]) -> frozenset[str]:
+    """The variable names the container's --env-file files set (a file gone since sets none)."""
+    from skiff.engine.spec import read_env_file
+
+    keys: set[str] = set()
+    for path in files:
+        with contextlib.suppress(SkiffError):
+            keys.update(line.partition("=")[0] for line in read_env_file(path))
+    return frozenset(keys)
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of the files under ``path`` (a hard-linked file once), as Docker's SizeRw counts."""
+    total, seen = 0, set()
+    for directory, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                info = os.lstat(os.path.join(directory, name))
+                if (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    total += info.st_size
+    return total
+
+
 def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
     """As Docker: a container started again keeps the anonymous volumes of its earlier runs."""
     if plan.mount_plan is None:
@@ -779,6 +926,18 @@ def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
         record = earlier.get(mount.destination)
         if mount.anonymous and not mount.inherited and record and Path(record["Source"]).is_dir():
             mount.name, mount.host_path = record["Name"], record["Source"]
+
+
+def _exec_events(paths: Paths, data: dict[str, Any], command: list[str]) -> str:
+    """Docker's ``exec_create: CMD ARGS`` and ``exec_start: CMD ARGS`` (the command is part of the
+    action, a space after the program even with no arguments); returns the new exec id."""
+    import secrets
+
+    exec_id = secrets.token_hex(32)
+    shown = f"{command[0]} {' '.join(command[1:])}"
+    for action in ("exec_create", "exec_start"):
+        events.emit_container(paths, data, f"{action}: {shown}", execID=exec_id)
+    return exec_id
 
 
 def _sample(cgroup: Any) -> Any:

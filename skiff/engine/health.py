@@ -141,12 +141,13 @@ def record_result(data: dict[str, Any], result: dict[str, Any], started_at: floa
 
 
 def health_status_changed(container: Any, status: str) -> None:
-    """Where Docker emits its ``health_status: <status>`` event (``container``: a records.Container).
+    """Docker's ``health_status: <status>`` event (``container``: a records.Container).
 
-    Called by the probe once the new status is recorded. The events module
-    (``skiff.engine.events``) is another part of issue 13: its emit call goes here, as
-    ``emit(container.paths, "container", f"health_status: {status}", container.id, {...})``.
+    Called by the probe once the new status is recorded.
     """
+    from skiff.engine import events
+
+    events.emit_container(container.paths, container.data, f"health_status: {status}")
 
 
 def capped_output(output: bytes, truncated: bool) -> str:

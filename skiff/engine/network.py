@@ -14,13 +14,17 @@ from skiff.paths import Paths
 
 
 def request_from(opts: RunOptions, image: Any, hostname: str, name: str = "") -> Any:
+    from skiff.engine.runflags import exposed_ports, mac_address
     from skiff.network import NetworkRequest
 
+    # The image's ports, -p's and --expose's: -P publishes them all, as Docker's.
+    exposed = exposed_ports(opts.expose, opts.publish, image.config.get("ExposedPorts"))
     return NetworkRequest(
         network=opts.network, ip=opts.ip, publish=list(opts.publish), publish_all=opts.publish_all,
-        exposed_ports=sorted(image.config.get("ExposedPorts") or {}), hostname=hostname,
+        exposed_ports=sorted(exposed), hostname=hostname,
         dns=list(opts.dns), dns_search=list(opts.dns_search), dns_options=list(opts.dns_options),
-        add_hosts=list(opts.add_hosts), aliases=[name] if name else [])
+        add_hosts=list(opts.add_hosts), aliases=[name] if name else [],
+        mac_address=mac_address(opts.mac_address, opts.network))
 
 
 def check_request(paths: Paths, opts: RunOptions, image: Any) -> None:

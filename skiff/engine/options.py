@@ -49,6 +49,24 @@ class RunOptions(NamedTuple):
     add_hosts: Sequence[str] = ()
     # security (issue 12): --security-opt values, seccomp profile files already read (security.options)
     security_opts: Sequence[str] = ()
+    # more run flags (issue 13): raw values, checked by skiff.engine.runflags
+    sysctls: Sequence[str] = ()              # --sysctl KEY=VALUE
+    group_add: Sequence[str] = ()            # --group-add NAME|GID
+    shm_size: str | None = None              # --shm-size (Docker's size syntax); None: 64m
+    oom_score_adj: str | None = None         # --oom-score-adj
+    mac_address: str | None = None           # --mac-address
+    domainname: str | None = None            # --domainname
+    expose: Sequence[str] = ()               # --expose PORT[-PORT][/PROTO]
+    cidfile: str | None = None               # --cidfile (the client's file; written by create/run)
+    # security and namespaces (issue 13): Docker's values; caps normalized (security.capabilities)
+    cap_add: Sequence[str] = ()
+    cap_drop: Sequence[str] = ()
+    privileged: bool = False
+    userns: str = ""                 # "" | host
+    pid: str = ""                    # "" | host | container:X
+    ipc: str = ""                    # "" (private) | private | shareable | none | host | container:X
+    uts: str = ""                    # "" | host
+    cgroupns: str = ""               # "" (the host's cgroup version decides) | host | private
     # health checks (issue 13): --health-* flags, durations in nanoseconds as Go's flags parse them
     health_cmd: str | None = None
     health_interval: int = 0

@@ -35,6 +35,14 @@ class RunPlan:
         self.log_config: dict[str, str] = {}
         self.security: Any = None  # skiff.security.options.SecurityOptions
         self.seccomp: dict[str, Any] | None = None
+        self.warnings: list[str] = []   # Docker's create warnings (printed once, by create and run)
+        self.sysctls: dict[str, str] = {}
+        self.shm_size = 0
+        self.oom_score_adj = 0
+        self.mac_address: str | None = None
+        self.exposed_ports: dict[str, dict[str, Any]] = {}
+        self.capabilities: list[str] = []
+        self.namespaces: Any = None  # skiff.engine.namespaces.Modes
         self.healthcheck: dict[str, Any] | None = None  # Config.Healthcheck: the image's, with the flags'
 
     @classmethod
@@ -52,6 +60,8 @@ class RunPlan:
         plan._check_network()
         plan._check_lifecycle()
         plan._check_security()
+        plan._check_run_flags()
+        plan._check_namespaces()
         plan._check_health()
         return plan
 
@@ -64,6 +74,10 @@ class RunPlan:
         flags = {k: v for k, v in self.opts.resources.items() if v is not None}
         self.resources = resources_from_flags(**flags) if flags else {}
         self.rlimits = rlimits_from_ulimits(self.opts.ulimits) if self.opts.ulimits else []
+        if self.resources.get("memory"):  # --memory-swappiness, --oom-kill-disable: v1 only
+            from skiff.cgroups.flags import discard_unsupported
+
+            self.warnings = discard_unsupported(self.resources)
 
     def _check_mounts(self) -> None:
         o = self.opts
@@ -93,12 +107,42 @@ class RunPlan:
 
     def _check_security(self) -> None:
         """--security-opt checked, and the seccomp profile resolved for the container's capabilities."""
-        from skiff.runtime.spec import DOCKER_DEFAULT_CAPS
         from skiff.security.options import linux_seccomp, parse
 
-        # The capabilities build_spec gives every container (skiff has no --cap-add yet).
-        self.security = parse(self.opts.security_opts)
-        self.seccomp = linux_seccomp(self.security, DOCKER_DEFAULT_CAPS)
+        o = self.opts
+        self.security = parse(o.security_opts)
+        if o.cap_add or o.cap_drop or o.privileged:
+            from skiff.security.capabilities import effective
+
+            self.capabilities = effective(o.cap_add, o.cap_drop, o.privileged)
+        else:
+            from skiff.runtime.spec import DOCKER_DEFAULT_CAPS
+
+            self.capabilities = list(DOCKER_DEFAULT_CAPS)
+        # As Docker: the profile's rules follow the final capability set; a privileged
+        # container has no seccomp filter at all, whatever --security-opt says.
+        self.seccomp = None if o.privileged else linux_seccomp(self.security, self.capabilities)
+
+    def _check_namespaces(self) -> None:
+        """--pid, --ipc, --uts, --cgroupns, --userns: checked, container:X found and running."""
+        from skiff.engine.namespaces import resolve
+
+        self.namespaces = resolve(self.paths, self.opts)
+        # Replayed by every start as X's id, as Docker records it: never another container named X later.
+        self.opts = self.opts._replace(pid=self.namespaces.pid, ipc=self.opts.ipc and self.namespaces.ipc)
+
+    def _check_run_flags(self) -> None:
+        """--sysctl, --shm-size, --oom-score-adj, --mac-address, --domainname, --expose, --group-add."""
+        from skiff.engine import runflags
+
+        o = self.opts
+        self.sysctls = runflags.parse_sysctls(o.sysctls, o.network) if o.sysctls else {}
+        self.shm_size = runflags.shm_size(o.shm_size)
+        self.oom_score_adj = runflags.oom_score_adj(o.oom_score_adj)
+        self.mac_address = runflags.mac_address(o.mac_address, o.network)
+        runflags.domainname(o.domainname)
+        runflags.check_group_add(o.group_add)
+        self.exposed_ports = runflags.exposed_ports(o.expose, o.publish, self.image.config.get("ExposedPorts"))
 
     def _check_health(self) -> None:
         o = self.opts
@@ -157,7 +201,9 @@ class RunPlan:
             "WorkingDir": self.workdir,
             "Labels": {**(cfg.get("Labels") or {}), **dict(lbl.partition("=")[::2] for lbl in o.labels)},
             "Volumes": cfg.get("Volumes"),
-            "ExposedPorts": cfg.get("ExposedPorts"),
+            "ExposedPorts": self.exposed_ports or None,
+            "Domainname": o.domainname or "",
+            **({"MacAddress": o.mac_address} if o.mac_address else {}),
             "StopSignal": o.stop_signal or cfg.get("StopSignal") or "SIGTERM",
             "OpenStdin": o.interactive,
             "AttachStdin": o.interactive and not o.detach,
@@ -186,8 +232,28 @@ class RunPlan:
             "RestartPolicy": self.restart_policy,
             "LogConfig": {"Type": "json-file", "Config": self.log_config},
             "Init": o.init,
-            "SecurityOpt": list(o.security_opts) or None,
+            **({"Sysctls": dict(self.sysctls)} if self.sysctls else {}),   # omitempty, as Docker's
+            "GroupAdd": list(o.group_add) or None,
+            "ShmSize": self.shm_size,
+            "OomScoreAdj": self.oom_score_adj,
+            "OomKillDisable": self._oom_kill_disable(),
+            "MemorySwappiness": (self.resources.get("memory") or {}).get("swappiness"),
+            "ContainerIDFile": o.cidfile or "",
+            "SecurityOpt": security_opt_record(o, self.namespaces),
+            "CapAdd": list(o.cap_add) or None, "CapDrop": list(o.cap_drop) or None,
+            "Privileged": o.privileged,
+            "UsernsMode": self.namespaces.userns, "PidMode": self.namespaces.pid,
+            "IpcMode": self.namespaces.ipc, "UTSMode": self.namespaces.uts,
+            "CgroupnsMode": self.namespaces.cgroupns,
         }
+
+    def _oom_kill_disable(self) -> bool | None:
+        """Docker 20.10 records null where the memory cgroup has no memory.oom_control (cgroup v2)."""
+        if (self.resources.get("memory") or {}).get("disableOOMKiller"):
+            return True
+        from skiff.cgroups.detect import memory_features
+
+        return False if memory_features()[1] else None
 
     def mount_records(self) -> list[dict[str, Any]]:
         return self.mount_plan.records() if self.mount_plan else []
@@ -217,12 +283,21 @@ class RunPlan:
                                    "options": ["bind", "ro", "rprivate"]})
         spec["process"].update({
             "args": args, "env": env, "cwd": self.workdir, "terminal": o.tty,
-            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "user": {"uid": user.uid, "gid": user.gid,
+                     "additionalGids": self._additional_gids(rootfs, user.additional_gids)},
+            "oomScoreAdj": self.oom_score_adj,  # always, as Docker: 0 unless --oom-score-adj
         })
+        if o.domainname:
+            spec["domainname"] = o.domainname
+        if self.sysctls:  # written by the runtime inside the container's namespaces only
+            spec["linux"]["sysctl"] = dict(self.sysctls)
+        _set_shm_size(spec["mounts"], self.shm_size)
         # Docker's defaults: no_new_privs off unless --security-opt no-new-privileges, rlimits
         # inherited from the host unless --ulimit.
         spec["process"]["noNewPrivileges"] = self.security.no_new_privileges
         spec["process"]["rlimits"] = self.rlimits
+        spec["process"]["capabilities"] = {key: list(self.capabilities)
+                                           for key in ("bounding", "effective", "permitted")}
         linux = spec["linux"]
         linux["cgroupsPath"] = f"/{cgroup_parent()}/{container.id}"
         linux["resources"] = {**linux.get("resources", {}), **self.resources}
@@ -239,7 +314,27 @@ class RunPlan:
             spec["mounts"].extend(self.mount_plan.oci_mounts())
             if self.mount_plan.rootfs_propagation():
                 linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
+        self._set_security(spec, container, undo)
         return spec
+
+    def _additional_gids(self, rootfs: Path, user_gids: list[int]) -> list[int]:
+        """The user's groups, then --group-add's (looked up in the image's /etc/group), as Docker."""
+        if not self.opts.group_add:
+            return user_gids
+        from skiff.engine.runflags import additional_gids
+        from skiff.engine.users import read_in_root
+
+        added = additional_gids(read_in_root(rootfs, "/etc/group"), self.opts.group_add)
+        return [*user_gids, *(gid for gid in added if gid not in user_gids)]
+    def _set_security(self, spec: dict[str, Any], container: Container, undo: contextlib.ExitStack) -> None:
+        """--privileged and the shared namespaces, once every mount is in the config."""
+        if self.opts.privileged:
+            from skiff.security.privileged import apply
+
+            apply(spec)
+        from skiff.engine import namespaces
+
+        namespaces.apply(spec, self.namespaces, self.paths, container, undo)
 
     def _set_network(self, spec: dict[str, Any], container: Container, undo: contextlib.ExitStack) -> None:
         namespaces = spec["linux"]["namespaces"]
@@ -287,6 +382,14 @@ class RunPlan:
         return hosts, resolv
 
 
+def _set_shm_size(mounts: list[dict[str, Any]], size: int) -> None:
+    """/dev/shm's tmpfs gets --shm-size (Docker's default 64 MiB) instead of the default spec's."""
+    for mount in mounts:
+        if mount.get("destination") == "/dev/shm" and mount.get("type") == "tmpfs":
+            mount["options"] = [opt for opt in mount.get("options", []) if not opt.startswith("size=")]
+            mount["options"].append(f"size={size}")
+
+
 INIT_BINARY = "/usr/bin/tini-static"
 INIT_DESTINATION = "/sbin/docker-init"
 
@@ -310,6 +413,10 @@ def release_resources(paths: Paths, container: Container, remove_anonymous: bool
     from skiff.engine.volumes import release_container_mounts
 
     release_container_mounts(paths, container, remove_anonymous)
+    if container.data["HostConfig"].get("IpcMode") == "shareable":
+        from skiff.engine.namespaces import release
+
+        release(container)
     # By mode, not by NetworkSettings: a run killed between the attach and the record that
     # says so holds a namespace, a veth and a lease all the same (the network's own records
     # of them, by container id, are the truth).
@@ -318,6 +425,15 @@ def release_resources(paths: Paths, container: Container, remove_anonymous: bool
         from skiff.engine.network import detach
 
         detach(paths, container)
+
+
+def security_opt_record(opts: RunOptions, modes: Any) -> list[str] | None:
+    """HostConfig.SecurityOpt: the user's values, and label=disable where Docker adds it."""
+    if not (opts.security_opts or opts.privileged or "host" in (modes.ipc, modes.pid)):
+        return None
+    from skiff.security.options import recorded
+
+    return recorded(opts.security_opts, opts.privileged, modes.ipc, modes.pid)
 
 
 def cgroup_parent() -> str:

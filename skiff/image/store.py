@@ -126,35 +126,10 @@ class ImageStore:
         return sorted(images, key=lambda img: img.created, reverse=True)
 
     def inspect(self, ref: str) -> dict[str, Any]:
-        """Docker's ``image inspect`` object."""
-        img = self.get(ref)
-        cfg = img.config
-        return {
-            "Id": img.id,
-            "RepoTags": img.repo_tags,
-            "RepoDigests": img.repo_digests,
-            "Parent": "",
-            "Comment": _history_comment(img.image_config),
-            "Created": img.created,
-            "DockerVersion": "",
-            "Author": img.image_config.get("author", ""),
-            "Config": {
-                "User": cfg.get("User", ""),
-                "ExposedPorts": cfg.get("ExposedPorts"),
-                "Env": cfg.get("Env"),
-                "Cmd": cfg.get("Cmd"),
-                **({"Healthcheck": cfg["Healthcheck"]} if cfg.get("Healthcheck") else {}),  # omitempty, as Docker
-                "Volumes": cfg.get("Volumes"),
-                "WorkingDir": cfg.get("WorkingDir", ""),
-                "Entrypoint": cfg.get("Entrypoint"),
-                "Labels": cfg.get("Labels"),
-                "StopSignal": cfg.get("StopSignal", ""),
-            },
-            "Architecture": img.image_config.get("architecture", ""),
-            "Os": img.image_config.get("os", ""),
-            "Size": img.size,
-            "RootFS": {"Type": "layers", "Layers": img.diff_ids},
-        }
+        """Docker's ``image inspect`` object (skiff/image/documents.py)."""
+        from skiff.image.documents import image_document
+
+        return image_document(self.get(ref))
 
     def config_bytes(self, image_id: str) -> bytes:
         return self.blob_path(image_id).read_bytes()
@@ -172,6 +147,7 @@ class ImageStore:
         with self.lock():
             image_id = self._resolve(src)[0]
             self._set_tag(target.with_default_tag(), image_id)
+        emit_image_event(self.paths, "tag", image_id, target.with_default_tag().familiar)
 
     def _set_tag(self, ref: Reference, image_id: str) -> None:
         """Must be called under the lock."""
@@ -211,10 +187,13 @@ class ImageStore:
                 repos.pop(name, None)
                 report.append(f"Untagged: {parse_reference(name).familiar}")
             self._write_repositories(repos)
+            for _ in untag:  # as Docker 20.10: each untag event names the image by its id
+                emit_image_event(self.paths, "untag", image_id, image_id)
             still_named = any(target == image_id for target in repos.values())
             if not still_named and not users:
                 self._delete_image(image_id)
                 report.append(f"Deleted: {image_id}")
+                emit_image_event(self.paths, "delete", image_id, image_id)
             return report
 
     def _delete_image(self, image_id: str) -> None:
@@ -425,8 +404,9 @@ class ImageStore:
                 return layer
         return None
 
-    def prune(self, all_images: bool = False) -> tuple[list[str], int]:
-        """``docker image prune``: remove untagged images (every unused one with ``all_images``).
+    def prune(self, all_images: bool = False, include: Any = None) -> tuple[list[str], int]:
+        """``docker image prune``: remove untagged images (every unused one with ``all_images``),
+        those ``include`` accepts (an Image -> bool: see skiff.engine.filters).
 
         Returns the ids removed and the bytes of unpacked layers reclaimed.
         """
@@ -443,12 +423,15 @@ class ImageStore:
                 image_id = f"sha256:{path.stem}"
                 if image_id in users or (image_id in tagged and not all_images):
                     continue
+                if include is not None and not include(self._image(image_id)):
+                    continue
                 before = self._layers_size()
                 repos = self._repositories()
                 for name in [n for n, target in repos.items() if target == image_id]:
                     del repos[name]
                 self._write_repositories(repos)
                 self._delete_image(image_id)
+                emit_image_event(self.paths, "delete", image_id, image_id)
                 reclaimed += before - self._layers_size()
                 deleted.append(image_id)
         return deleted, reclaimed
@@ -612,22 +595,40 @@ class ImageStore:
                        message: str = "", source: str = "-") -> Image:
         from skiff.image.archive import import_tarball
 
-        return import_tarball(self, fileobj, ref, changes or [], message, source)
+        image = import_tarball(self, fileobj, ref, changes or [], message, source)
+        if ref:
+            emit_image_event(self.paths, "tag", image.id, parse_reference_raw(ref).with_default_tag().familiar)
+        emit_image_event(self.paths, "import", image.id, image.id)
+        return image
 
     def load(self, fileobj: BinaryIO) -> list[str]:
         from skiff.image.archive import load_archive
 
-        return load_archive(self, fileobj)
+        lines = load_archive(self, fileobj)
+        for image_id in dict.fromkeys(self._resolve(line)[0] for line in lines):
+            emit_image_event(self.paths, "load", image_id, image_id)
+        return lines
 
     def save(self, refs: list[str], out_path: str | os.PathLike[str] | None) -> None:
         """Write an OCI archive (with Docker's manifest.json too); ``None`` or ``-`` is stdout."""
         from skiff.image.archive import save_archive
 
         save_archive(self, refs, None if out_path in (None, "-") else Path(out_path))  # type: ignore[arg-type]
+        for image_id in dict.fromkeys(self._resolve(ref)[0] for ref in refs):
+            emit_image_event(self.paths, "save", image_id, image_id)
 
 
 def _is_tag_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def emit_image_event(paths: Paths, action: str, actor_id: str, name: str) -> None:
+    """An image event in the engine's events log (``skiff events``); none for an engine-less install."""
+    try:
+        from skiff.engine.events import emit
+    except ImportError:
+        return
+    emit(paths, "image", action, actor_id, {"name": name})
 
 
 def _image_users(paths: Paths) -> dict[str, list[str]]:
@@ -645,11 +646,6 @@ def _familiar_digest(name_at_digest: str) -> str:
         return parse_reference_raw(name_at_digest).familiar
     except InvalidReference:
         return name_at_digest
-
-
-def _history_comment(image_config: dict[str, Any]) -> str:
-    history = image_config.get("history") or []
-    return str(history[-1].get("comment", "")) if history else ""
 
 
 class _TeeReader:

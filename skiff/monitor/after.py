@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from skiff.engine import containers as records
+from skiff.engine import events
 from skiff.errors import ContainerNotFound, SkiffError
 from skiff.paths import Paths
 
@@ -72,6 +73,10 @@ def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> No
             else:  # this monitor stays named until ``release`` is done (see Engine.reconcile)
                 state.update(Status="exited" if started else "created", Running=False, Restarting=False,
                              Paused=False)
+        if started:
+            events.emit_died(paths, c.data, status, oom, released=not restart)
+        else:  # as Docker: a container whose command never ran did not die
+            events.emit_released(paths, c.data)
     except ContainerNotFound:
         return  # removed meanwhile (rm -f): whoever removed it released its resources
     except OSError:  # the record cannot be written (disk full): release anyway; reconcile records it later
@@ -107,6 +112,7 @@ def release(paths: Paths, container: records.Container) -> None:
     engine._forget_runtime(container)  # a helper killed inside create leaves an init the runtime cannot name
     if auto_remove:
         records.remove_record(container)
+        events.emit_container(paths, container.data, "destroy")
         return
     with contextlib.suppress(ContainerNotFound, OSError):
         with records.locked(container) as c:

@@ -162,6 +162,7 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
     from skiff.runtime import Runtime
 
     runtime = Runtime(paths.runtime_state, paths.seccomp_cache)
+    _refresh_joined_namespaces(paths, container)
     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     stdio = tuple(fd if fd >= 0 else devnull for fd in stdio)  # type: ignore[assignment]
     if console is None:
@@ -184,7 +185,23 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
         health.on_start(c.data)
     crash_point("created")
     runtime.start(container.id)
+    from skiff.engine import events
+
+    events.emit_container(paths, container.data, "start")
     return pid
+
+
+def _refresh_joined_namespaces(paths: Paths, container: records.Container) -> None:
+    """A restart replays the bundle: --pid/--ipc container:X must name X's init of now, not of then."""
+    host_config = container.data.get("HostConfig") or {}
+    if not any(str(host_config.get(key) or "").startswith("container:") for key in ("PidMode", "IpcMode")):
+        return
+    from skiff.engine.namespaces import refresh_joined
+    from skiff.store import read_json, write_json
+
+    config = read_json(container.bundle / "config.json") or {}
+    if refresh_joined(paths, container, config):
+        write_json(container.bundle / "config.json", config, durable=False)
 
 
 def _pass_console(listener: socket.socket, monitor: socket.socket, size: list[int] | None) -> None:

@@ -52,6 +52,7 @@ from skiff.store import FileLock, read_json, write_json
 
 DEFAULT_NETWORK = "bridge"
 PREDEFINED = ("bridge", "host", "none")
+PREDEFINED_DRIVERS = {"bridge": "bridge", "host": "host", "none": "null"}  # Docker calls none's driver "null"
 NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 VETH_ATTEMPTS = 3
 
@@ -71,6 +72,7 @@ class NetworkRequest:
     dns_options: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    mac_address: str | None = None          # --mac-address: on the first network's interface
 
 
 @dataclass
@@ -166,15 +168,19 @@ class NetworkManager:
         return routes + networks + claimed
 
     def _new_record(self, name: str, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address,
-                    internal: bool, labels: dict[str, str], bridge: str | None = None) -> dict[str, Any]:
+                    internal: bool, labels: dict[str, str], bridge: str | None = None,
+                    ipam_config: list[dict[str, str]] | None = None) -> dict[str, Any]:
         net_id = os.urandom(32).hex()
-        return {
+        record = {
             "Name": name, "Id": net_id, "Driver": "bridge", "Scope": "local", "Internal": internal,
             "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "Subnet": str(subnet), "Gateway": str(gateway), "Labels": labels,
             "Bridge": bridge or (self.config.bridge_prefix + net_id)[:15],
             "Containers": {},
         }
+        if ipam_config is not None:  # what `network inspect` shows as IPAM.Config, as Docker does
+            record["IPAMConfig"] = ipam_config
+        return record
 
     def _default_network(self) -> dict[str, Any]:
         record = self._load_network(DEFAULT_NETWORK)
@@ -223,7 +229,11 @@ class NetworkManager:
                 else:
                     chosen = ipam.choose_subnet(self.config.subnet_candidates, taken)
                 gw = ipam.check_gateway(chosen, gateway) if gateway else ipam.default_gateway(chosen)
-                record = self._new_record(name, chosen, gw, internal, labels or {})
+                # Docker shows the subnet and gateway it chose, but of a subnet given only what was given.
+                shown = {"Subnet": str(chosen)}
+                if gateway or not subnet:
+                    shown["Gateway"] = str(gw)
+                record = self._new_record(name, chosen, gw, internal, labels or {}, ipam_config=[shown])
                 self._check_names(record, others)
                 self._save_network(record)
                 self._claim(record)
@@ -235,6 +245,7 @@ class NetworkManager:
                 self._network_path(name).unlink()
                 self.registry.release(record["Id"])
                 raise
+        _emit(self.paths, "create", record)
         return self.inspect_network(name)
 
     def remove_network(self, ref: str) -> str:
@@ -253,35 +264,40 @@ class NetworkManager:
             self._network_path(record["Name"]).unlink()
             self.registry.release(record["Id"])
             self._refresh_firewall()
+        _emit(self.paths, "destroy", record)
         return record["Name"]
 
     def list_networks(self) -> list[dict[str, Any]]:
-        predefined = [{"Name": n, "Id": "", "Driver": n if n != DEFAULT_NETWORK else "bridge", "Scope": "local"}
+        predefined = [{"Name": n, "Id": self.predefined_id(n), "Driver": PREDEFINED_DRIVERS[n], "Scope": "local"}
                       for n in ("host", "none")]
         records = self._all_networks()
         if not any(r["Name"] == DEFAULT_NETWORK for r in records):
             predefined.insert(0, {"Name": DEFAULT_NETWORK, "Id": "", "Driver": "bridge", "Scope": "local"})
         return sorted(records + predefined, key=lambda r: r["Name"])
 
-    def inspect_network(self, ref: str) -> dict[str, Any]:
-        record = self._find_network(ref)
-        if record is None:
-            raise NetworkNotFound(f"network {ref} not found")
-        prefix = ipaddress.IPv4Network(record["Subnet"]).prefixlen
-        return {
-            "Name": record["Name"], "Id": record["Id"], "Created": record["Created"], "Scope": "local",
-            "Driver": "bridge", "EnableIPv6": False, "Internal": record["Internal"], "Attachable": False,
-            "IPAM": {"Driver": "default", "Options": {},
-                     "Config": [{"Subnet": record["Subnet"], "Gateway": record["Gateway"]}]},
-            "Containers": {cid: {"Name": c.get("Name", ""), "MacAddress": c["MacAddress"],
-                                 "IPv4Address": f"{c['IPAddress']}/{prefix}", "IPv6Address": ""}
-                           for cid, c in record["Containers"].items()},
-            "Options": {"com.docker.network.bridge.name": record["Bridge"]},
-            "Labels": record.get("Labels", {}),
-        }
+    def predefined_id(self, name: str) -> str:
+        """``none`` and ``host`` have no record: an id of this root's, the same every time."""
+        import hashlib
 
-    def prune_networks(self) -> list[str]:
-        """Remove user networks without containers, and the default bridge when unused."""
+        return hashlib.sha256(f"skiff-network:{self.paths.root}:{name}".encode()).hexdigest()
+
+    def inspect_network(self, ref: str, members: dict[str, str] | None = None) -> dict[str, Any]:
+        """Docker's ``network inspect`` document; ``members``: id -> name of the running containers
+        on ``none`` or ``host`` (the network package keeps no record of those)."""
+        from skiff.network.documents import network_document, predefined_document
+
+        record = None if ref in ("none", "host") else self._find_network(ref)
+        if record is not None:
+            return network_document(record, self.config.mtu)
+        for name in ("none", "host"):
+            if ref == name or ref and self.predefined_id(name).startswith(ref):
+                created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_mtime(self.paths.networks)))
+                return predefined_document(name, self.predefined_id(name), created, members or {})
+        raise NetworkNotFound(f"network {ref} not found")
+
+    def prune_networks(self, include: Callable[[dict[str, Any]], bool] | None = None) -> list[str]:
+        """Remove user networks without containers (those ``include`` accepts, when given: see
+        skiff.engine.filters), and the default bridge when unused."""
         with FileLock(self._lock):
             default = self._load_network(DEFAULT_NETWORK)
             if default and not default["Containers"]:
@@ -290,7 +306,7 @@ class NetworkManager:
                 self._refresh_firewall()
         removed = []
         for record in self._all_networks():
-            if record["Name"] != DEFAULT_NETWORK and not record["Containers"]:
+            if record["Name"] != DEFAULT_NETWORK and not record["Containers"] and (include is None or include(record)):
                 with contextlib.suppress(NetworkInUse, NetworkNotFound):
                     removed.append(self.remove_network(record["Name"]))
         return removed
@@ -349,7 +365,7 @@ class NetworkManager:
             write_json(self._endpoint_path(cid), endpoint)
         netns.create(netns_path, _loopback_up)
         if record is not None:
-            self._connect_locked(endpoint, record, request.ip, request.aliases)
+            self._connect_locked(endpoint, record, request.ip, request.aliases, request.mac_address)
         self._refresh_firewall()
         return self._attachment(endpoint)
 
@@ -367,7 +383,7 @@ class NetworkManager:
             self.registry.claim(endpoint["Id"], path, Ports=[[p.protocol, p.host_port] for p in ports])
 
     def _connect_locked(self, endpoint: dict[str, Any], record: dict[str, Any], ip: str | None,
-                        aliases: Iterable[str]) -> None:
+                        aliases: Iterable[str], mac: str | None = None) -> None:
         cid = endpoint["Id"]
         self._ensure_bridge(record)  # first: claiming it again may move an unused default network
         subnet = ipaddress.IPv4Network(record["Subnet"])
@@ -375,7 +391,7 @@ class NetworkManager:
         leased = {c["IPAddress"] for c in record["Containers"].values()}
         address = ipam.allocate(subnet, gateway, leased, ip)
         interface = self._free_interface(endpoint)
-        mac = ipam.mac_for(address)
+        mac = mac or ipam.mac_for(address)
         entry = {"Name": endpoint["Name"], "IPAddress": str(address), "MacAddress": mac,
                  "Veth": self._veth_name(cid), "Interface": interface, "Aliases": list(aliases)}
         record["Containers"][cid] = entry
@@ -565,6 +581,7 @@ class NetworkManager:
                     write_json(self._endpoint_path(container_id), endpoint)
                 raise
             self._refresh_firewall()
+            _emit(self.paths, "connect", record, container=container_id)
             return self._attachment(endpoint)
 
     def disconnect(self, container_id: str, network: str) -> None:
@@ -579,6 +596,7 @@ class NetworkManager:
             endpoint["Networks"].remove(record["Name"])
             write_json(self._endpoint_path(container_id), endpoint)
             self._refresh_firewall()
+        _emit(self.paths, "disconnect", record, container=container_id)
 
     def ports(self, container_id: str) -> list[str]:
         """``skiff port``'s lines: ``80/tcp -> 0.0.0.0:8080``."""
@@ -693,6 +711,23 @@ class NetworkManager:
             rules.extend(firewall.PortRule(p["host_ip"], p["host_port"], p["protocol"], address,
                                            p["container_port"]) for p in ep["Ports"])
         firewall.apply(self.config.nft_table, bridges, rules, self._stamp, force, self.config.firewall)
+
+
+def _emit(paths: Paths, action: str, record: dict[str, Any], **extra: str) -> None:
+    """A network event in the engine's events log (``skiff events``); none for an engine-less install."""
+    try:
+        from skiff.engine.events import emit
+    except ImportError:
+        return
+    emit(paths, "network", action, record["Id"], {"name": record["Name"], "type": "bridge", **extra})
+
+
+def _mtime(path: Path) -> float:
+    """When ``path`` was last changed; 0 (Go's zero time's stand-in, 1970) when it does not exist."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _resolver():  # the resolver module pulls in subprocess: only user networks need it

@@ -56,6 +56,10 @@ def pull(paths: Paths, ref: str, platform: str | None = None, quiet: bool = Fals
     verdict = "Image is up to date for" if status.up_to_date else "Downloaded newer image for"
     reporter.line(f"Status: {verdict} {reference.familiar}")
     print(str(reference), file=out, flush=True)
+    from skiff.image.store import emit_image_event
+
+    # Docker's pull event: the reference pulled as its ID, the repository as its name.
+    emit_image_event(paths, "pull", reference.familiar, reference.familiar_name)
     return image
 
 

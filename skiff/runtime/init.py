@@ -30,7 +30,7 @@ from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, Pat
 from skiff.runtime import mounts
 from skiff.runtime.jsonlite import dumps, loads
 from skiff.runtime.runtime import EXEC_FIFO
-from skiff.runtime.spec import DEFAULT_PATH, NAMESPACE_FLAGS, capability_mask, process_env
+from skiff.runtime.spec import DEFAULT_PATH, NAMESPACE_FLAGS, capability_mask, check_sysctl_name, process_env
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # not imported at run time: each skiff-oci command is a process of its own
@@ -358,10 +358,13 @@ def _pivot_root(root_fd: int) -> None:
 
 
 def _set_sysctls(sysctls: dict[str, str], namespaces: dict[str, dict[str, Any]]) -> None:
-    # Written through the host's /proc before pivot_root: /proc/sys shows the writer's namespaces.
+    # Written through the host's /proc before pivot_root: /proc/sys shows the writer's namespaces,
+    # which are the container's by now. load_config already refused a joined netns that is the
+    # host's (check_sysctls); these checks stay as the last word before a write.
     for key, value in sysctls.items():
+        check_sysctl_name(key)
         if key.startswith("net."):
-            if "network" not in namespaces or namespaces["network"].get("path"):
+            if "network" not in namespaces:
                 raise BundleError(f"sysctl {key} needs a new network namespace")
         elif key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
             if "ipc" not in namespaces:
@@ -369,13 +372,16 @@ def _set_sysctls(sysctls: dict[str, str], namespaces: dict[str, dict[str, Any]])
         else:
             raise BundleError(f"sysctl {key} is not namespaced: it would change the host")
         path = "/proc/sys/" + key.replace(".", "/")
-        if ".." in key or "/" in key:
-            raise BundleError(f"bad sysctl name {key!r}")
         try:
-            with open(path, "w") as f:
-                f.write(str(value))
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SyscallError("open", exc.errno or errno.EIO, path) from None
+        try:
+            os.write(fd, str(value).encode())
         except OSError as exc:
             raise SyscallError("write", exc.errno or errno.EIO, path) from None
+        finally:
+            os.close(fd)
 
 
 def _write_oom_score_adj(value: int | None) -> None:

@@ -315,40 +315,80 @@ def _set_propagation(fd: int, destination: str, propagation: int) -> None:
 
 
 def _cgroup(root_fd: int, destination: str, options: list[str]) -> None:
-    """The container's cgroups, read-only: cgroup2 on a v2 host, else each v1 hierarchy on a tmpfs.
+    """The container's cgroups: cgroup2 on a v2 host, else each v1 hierarchy on a tmpfs.
 
-    In a cgroup namespace a fresh cgroup mount shows the container's own cgroup as its root.
+    Read-only unless the options leave ``ro`` out (Docker's ``--privileged``). In a cgroup
+    namespace a fresh cgroup mount shows the container's own cgroup as its root; without
+    one (``--cgroupns host``) a fresh mount would show the host's whole tree, so the
+    container's own cgroup directory of each hierarchy is bound instead, as runc does.
     """
-    flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC | linux.MS_RDONLY
+    flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC | (linux.MS_RDONLY if "ro" in options else 0)
     hierarchies = _host_cgroup_hierarchies()
+    own = _own_cgroups()
     target_fd = ensure_in_root(root_fd, destination)
     try:
         _check_resolved_target(root_fd, target_fd, destination)
         if not hierarchies:
-            linux.mount("cgroup2", fd_path(target_fd), "cgroup2", flags)
+            _cgroup_hierarchy(root_fd, destination, "", "cgroup2", "", own.get(""), flags)
             return
         linux.mount("tmpfs", fd_path(target_fd), "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
     finally:
         os.close(target_fd)
     for name, fstype, data in hierarchies:
-        sub_fd = ensure_in_root(root_fd, posixpath.join(destination, name))
+        key = "" if fstype == "cgroup2" else ",".join(sorted(data.split(",")))
+        _cgroup_hierarchy(root_fd, posixpath.join(destination, name), name, fstype, data, own.get(key), flags)
+    if flags & linux.MS_RDONLY:
+        target_fd = open_in_root(root_fd, destination)
         try:
-            try:
-                linux.mount(fstype, fd_path(sub_fd), fstype, flags, data or None)
-            except SyscallError as exc:
-                if exc.errno != errno.EPERM:
-                    raise
-                # A user namespace may not mount cgroup v1: show the host's hierarchy instead.
-                linux.mount(f"/sys/fs/cgroup/{name}", fd_path(sub_fd), None, linux.MS_BIND | linux.MS_REC)
-        except SyscallError as exc:
-            raise SyscallError(f"mount {fstype}", exc.errno, posixpath.join(destination, name)) from None
+            linux.mount_setattr(target_fd, "", linux.AT_EMPTY_PATH, attr_set=linux.MOUNT_ATTR_RDONLY)
         finally:
-            os.close(sub_fd)
-    target_fd = open_in_root(root_fd, destination)
+            os.close(target_fd)
+
+
+def _cgroup_hierarchy(root_fd: int, destination: str, name: str, fstype: str, data: str, own: str | None,
+                      flags: int) -> None:
+    """One hierarchy at ``destination``: mounted fresh in a cgroup namespace, else our cgroup bound."""
+    sub_fd = ensure_in_root(root_fd, destination)
     try:
-        linux.mount_setattr(target_fd, "", linux.AT_EMPTY_PATH, attr_set=linux.MOUNT_ATTR_RDONLY)
+        try:
+            # "/": in a cgroup namespace (a fresh mount shows it as the root); a ".." means a cgroup
+            # outside a joined namespace's root, never to be followed on the host: fresh mount too.
+            if own in (None, "/") or ".." in own.split("/"):
+                linux.mount(fstype, fd_path(sub_fd), fstype, flags, data or None)
+            else:  # the host's view: only the container's own cgroup, not its neighbours'
+                host = posixpath.join("/sys/fs/cgroup", name, own.lstrip("/"))
+                linux.mount(host, fd_path(sub_fd), None, linux.MS_BIND | linux.MS_REC)
+                _bound_flags(root_fd, destination, flags)
+        except SyscallError as exc:
+            if exc.errno != errno.EPERM or not name:
+                raise
+            # A user namespace may not mount cgroup v1: show the host's hierarchy instead.
+            linux.mount(f"/sys/fs/cgroup/{name}", fd_path(sub_fd), None, linux.MS_BIND | linux.MS_REC)
+    except SyscallError as exc:
+        raise SyscallError(f"mount {fstype}", exc.errno, destination) from None
     finally:
-        os.close(target_fd)
+        os.close(sub_fd)
+
+
+def _bound_flags(root_fd: int, destination: str, flags: int) -> None:
+    """nosuid, nodev, noexec (and ro) on a bind just made: a bind takes them from no option."""
+    attrs = linux.MOUNT_ATTR_NOSUID | linux.MOUNT_ATTR_NODEV | linux.MOUNT_ATTR_NOEXEC
+    attrs |= linux.MOUNT_ATTR_RDONLY if flags & linux.MS_RDONLY else 0
+    fd = open_in_root(root_fd, destination)
+    try:
+        linux.mount_setattr(fd, "", linux.AT_EMPTY_PATH | linux.AT_RECURSIVE, attr_set=attrs)
+    finally:
+        os.close(fd)
+
+
+def _own_cgroups() -> dict[str, str]:
+    """Our cgroup in each hierarchy, by its sorted controllers ("" for cgroup2), from /proc/self/cgroup."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            own[",".join(sorted(controllers.split(","))) if controllers else ""] = path
+    return own
 
 
 def _host_cgroup_hierarchies() -> list[tuple[str, str, str]]:

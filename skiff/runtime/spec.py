@@ -117,6 +117,7 @@ def load_config(bundle: str | os.PathLike[str]) -> dict[str, Any]:
     _check_namespaces(config, config_path)
     _check_mounts(config, config_path)
     _check_user_namespace(config, config_path)
+    check_sysctls(config, config_path)
     check_security_labels(config["process"], config.get("linux", {}))
     return config
 
@@ -149,6 +150,41 @@ def check_security_labels(process: dict[str, Any], linux_cfg: dict[str, Any]) ->
     label = process.get("selinuxLabel") or linux_cfg.get("mountLabel")
     if label and not os.path.exists("/sys/fs/selinux/enforce"):
         raise BundleError(f"selinux label {label!r} requested but SELinux is not enabled on this host")
+
+
+def check_sysctl_name(key: str) -> None:
+    """A name whose dots become a path under /proc/sys and nowhere else: no '/', no empty part
+    (so no '.' or '..' component), no NUL."""
+    if not isinstance(key, str) or "/" in key or "\0" in key or "" in key.split("."):
+        raise BundleError(f"bad sysctl name {key!r}: it must be dotted words without '/'")
+
+
+def check_sysctls(config: dict[str, Any], where: str) -> None:
+    """runc's rule for linux.sysctl: names only of the namespaces the container does not share
+    with the host. A network namespace joined by path counts as the host's if it is ours."""
+    sysctls = config["linux"].get("sysctl") or {}
+    if not isinstance(sysctls, dict):
+        raise BundleError(f"{where}: linux.sysctl must be an object of strings")
+    namespaces = {ns["type"]: ns for ns in config["linux"]["namespaces"]}
+    for key, value in sysctls.items():
+        check_sysctl_name(key)
+        if not isinstance(value, str):
+            raise BundleError(f"{where}: linux.sysctl {key}: the value must be a string")
+        if key.startswith("net."):
+            net = namespaces.get("network")
+            if net is None or (net.get("path") and _same_namespace(net["path"], "/proc/self/ns/net")):
+                raise BundleError(f"sysctl {key!r} not allowed in host network namespace")
+        elif key.startswith("kernel.") or key.startswith("fs.mqueue."):
+            if "ipc" not in namespaces:
+                raise BundleError(f"sysctl {key!r} is not allowed in the hosts ipc namespace")
+
+
+def _same_namespace(path: str, other: str) -> bool:
+    try:
+        first, second = os.stat(path), os.stat(other)
+    except OSError as exc:
+        raise BundleError(f"cannot stat namespace {path}: {exc.strerror}") from None
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _check_user_namespace(config: dict[str, Any], where: str) -> None:

@@ -7,9 +7,10 @@
 value is checked and the result says what the container gets.
 
 Accepted: ``seccomp=unconfined``, ``seccomp=PROFILE.json``,
-``no-new-privileges[=true|false]``, ``label=...`` (accepted and ignored, as on a
-host without SELinux) and ``apparmor=unconfined`` (skiff applies no AppArmor
-profile; naming one is refused rather than silently not applied).
+``no-new-privileges[=true|false]``, ``label=disable`` and ``apparmor=unconfined``
+(no-ops: skiff applies neither SELinux labels nor AppArmor profiles). Any other
+``label=`` or ``apparmor=`` is refused rather than silently not applied, as Docker
+20.10 would on a host without SELinux or AppArmor; the message says which the host lacks.
 """
 
 from __future__ import annotations
@@ -82,17 +83,46 @@ def parse(values: Sequence[str]) -> SecurityOptions:
             seccomp = _decode_profile(value)
         elif key == "no-new-privileges" and value in _TRUE | _FALSE:
             no_new_privileges = value in _TRUE
-        elif key == "label":
-            continue  # SELinux labels: skiff runs no SELinux policy, as Docker on a host without it
-        elif key == "apparmor" and value == UNCONFINED:
+        elif (key, value) in (("label", "disable"), ("apparmor", UNCONFINED)):
             continue
+        elif key == "label":
+            reason = ("skiff does not apply SELinux labels" if _selinux_enabled()
+                      else "SELinux is not enabled on this host")
+            raise InvalidArgument(f"invalid --security-opt: {_quote(opt)}: {reason}",
+                                  hint="use label=disable or leave the option out")
         elif key == "apparmor":
-            raise InvalidArgument(f"invalid --security-opt: {_quote(opt)}: skiff does not apply AppArmor profiles",
+            reason = ("skiff does not apply AppArmor profiles" if _apparmor_enabled()
+                      else "AppArmor is not enabled on this host")
+            raise InvalidArgument(f"invalid --security-opt: {_quote(opt)}: {reason}",
                                   hint="use apparmor=unconfined or leave the option out")
         else:
             raise InvalidArgument(f"invalid --security-opt: {_quote(opt)}",
                                   hint="use seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges")
     return SecurityOptions(seccomp, no_new_privileges)
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def _selinux_enabled() -> bool:
+    import os
+
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def recorded(values: Sequence[str], privileged: bool, ipc: str, pid: str) -> list[str] | None:
+    """HostConfig.SecurityOpt as Docker's daemon records it: ``label=disable`` added where it
+    disables labelling itself (privileged, the host's IPC or PID namespace) and the user named no label."""
+    out = list(values)
+    if (privileged or ipc == "host" or pid == "host") and not any(_split(v) and _split(v)[0] == "label"
+                                                                  for v in values):
+        out.append("label=disable")
+    return out or None
 
 
 def _decode_profile(text: str) -> Any:

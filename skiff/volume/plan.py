@@ -137,6 +137,10 @@ class MountPlan:
                 raise VolumeError(f"No such volume: {m.name} (used by the container named in --volumes-from)")
             volume = self.store._create_locked(m.name, dict(spec.volume_labels), spec.volume_driver or LOCAL_DRIVER,
                                                dict(spec.volume_options), m.anonymous)
+        if not m.inherited:  # Docker reports a create for each volume a container names, new or not
+            from skiff.volume.store import emit_volume_event
+
+            emit_volume_event(self.store.paths, "create", volume)
         if volume.needs_mount:
             driver.acquire(self.store.paths, volume, self.container_id)
             self._acquired.append(volume)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from skiff.errors import StateError, VolumeError, VolumeInUse, VolumeNotFound
 from skiff.paths import Paths
@@ -55,10 +55,10 @@ class Volume:
         return {
             "CreatedAt": self.created_at,
             "Driver": self.driver,
-            "Labels": dict(self.labels) or None,
+            "Labels": dict(self.labels),  # {} when empty, as Docker 20.10's `volume create`
             "Mountpoint": str(self.data),
             "Name": self.name,
-            "Options": dict(self.options) or None,
+            "Options": dict(self.options),
             "Scope": "local",
         }
 
@@ -163,7 +163,9 @@ class VolumeStore:
             check_volume_name(name)
         validate_options(driver, options)
         with self.lock():
-            return self._create_locked(name or random_name(), labels, driver, options, anonymous)
+            volume = self._create_locked(name or random_name(), labels, driver, options, anonymous)
+        emit_volume_event(self.paths, "create", volume)  # as Docker, for a volume that already existed too
+        return volume
 
     def _create_locked(self, name: str, labels: dict[str, str], driver: str, options: dict[str, str],
                        anonymous: bool) -> Volume:
@@ -230,10 +232,12 @@ class VolumeStore:
         os.rename(volume.path, trash)
         fsync_dir(self.root)
         _remove_tree(trash)
+        emit_volume_event(self.paths, "destroy", volume)
 
     def prune(self, users: dict[str, list[str]], all: bool = False,
-              labels: Iterable[str] = ()) -> tuple[list[str], int]:
-        """Remove unused anonymous volumes (all unused ones with ``all``); return names and bytes freed."""
+              labels: Iterable[str] = (), include: Callable[[Volume], bool] | None = None) -> tuple[list[str], int]:
+        """Remove unused anonymous volumes (all unused ones with ``all``) that ``include`` accepts;
+        return names and bytes freed."""
         from skiff.volume import driver as volume_driver
 
         removed: list[str] = []
@@ -243,6 +247,8 @@ class VolumeStore:
                 if users.get(volume.name) or volume_driver.mount_users(self.paths, volume.name):
                     continue
                 if not (all or volume.anonymous) or not matches_labels(volume, labels):
+                    continue
+                if include is not None and not include(volume):
                     continue
                 size = disk_usage(volume.data) if not volume.needs_mount else 0
                 self._remove_locked(volume)
@@ -265,6 +271,15 @@ class VolumeStore:
                 self._remove_locked(volume)
                 removed.append(name)
         return removed
+
+
+def emit_volume_event(paths: Paths, action: str, volume: Volume) -> None:
+    """A volume event in the engine's events log (``skiff events``); none for an engine-less install."""
+    try:
+        from skiff.engine.events import emit
+    except ImportError:
+        return
+    emit(paths, "volume", action, volume.name, {"driver": volume.driver})
 
 
 def _safe_name(name: str) -> bool:

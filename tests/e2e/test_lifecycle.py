@@ -202,7 +202,7 @@ def test_inspect_shows_docker_keys(lc: Skiff) -> None:
     for key in ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode", "Error",
                 "StartedAt", "FinishedAt"):
         assert key in data["State"]
-    assert data["HostConfig"]["Resources"]["memory"]["limit"] == 64 << 20
+    assert data["HostConfig"]["Memory"] == 64 << 20 and data["HostConfig"]["MemorySwap"] == 128 << 20
     assert lc.ok("inspect", "-f", "{{.State.Status}}", "x") == "running\n"
 
 

@@ -92,7 +92,9 @@ def test_cpuset_pins_the_container(lc: Skiff) -> None:
 
 
 def test_the_container_sees_itself_at_the_root_read_only(lc: Skiff) -> None:
-    out = run(lc, "--rm", "busybox", "sh", "-c",
+    # In a cgroup namespace (Docker 20.10's default on cgroup v2 only: on v1 it is the host's,
+    # see test_run_security_flags.py for what a container sees then).
+    out = run(lc, "--rm", "--cgroupns", "private", "busybox", "sh", "-c",
               "cat /proc/self/cgroup; echo ---; touch /sys/fs/cgroup/x 2>&1; mkdir /sys/fs/cgroup/memory/y 2>&1; "
               "echo ---; grep ' /sys/fs/cgroup' /proc/self/mountinfo").stdout
     own, errors, mounts = out.split("---\n")
@@ -114,9 +116,12 @@ def test_limits_are_in_the_bundle_and_in_inspect(lc: Skiff) -> None:
     assert config["linux"]["cgroupsPath"] == f"/{CGROUP_PARENT}/{cid}"
     assert {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024} in config["process"]["rlimits"]
     host_config = inspect(lc, cid)["HostConfig"]
-    assert host_config["Resources"]["memory"]["limit"] == 64 * MiB
-    assert host_config["Resources"]["cpu"]["quota"] == 150000
-    assert host_config["Ulimits"] == ["nofile=512:1024"]
+    # Docker's flat fields (skiff/engine/documents.py derives them from the record's OCI resources)
+    assert (host_config["Memory"], host_config["MemorySwap"], host_config["MemoryReservation"]) == \
+        (64 * MiB, 128 * MiB, 32 * MiB)
+    assert (host_config["NanoCpus"], host_config["CpuQuota"], host_config["CpuShares"]) == (1_500_000_000, 0, 512)
+    assert (host_config["CpusetCpus"], host_config["CpusetMems"], host_config["PidsLimit"]) == ("0", "0", 50)
+    assert host_config["Ulimits"] == [{"Name": "nofile", "Hard": 1024, "Soft": 512}]
     # What the runtime core wrote is what the bundle says (v1: memory and cpu hierarchies).
     cgroup = container_cgroup(cid)
     assert cgroup.stats().memory_limit == 64 * MiB and cgroup.stats().pids_limit == 50

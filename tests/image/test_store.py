@@ -48,8 +48,10 @@ def test_import_busybox_then_inspect(store: ImageStore, busybox_tar: Path) -> No
     assert store.get(image.id).id == image.id
     info = store.inspect("busybox:latest")
     assert info["Id"] == image.id and info["RepoTags"] == ["busybox:latest"]
+    # Docker's container.Config: every field, the unset ones at their zero value
     assert info["Config"] == {
-        "Cmd": ["sh"], "Entrypoint": ["/bin/sh", "-c", "/bin/echo hi"],
+        "Hostname": "", "Domainname": "", "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+        "Tty": False, "OpenStdin": False, "StdinOnce": False, "Image": "", "OnBuild": None, "Cmd": ["sh"], "Entrypoint": ["/bin/sh", "-c", "/bin/echo hi"],
         "Env": ["PATH=/bin:/usr/bin", "GREETING=hello world"], "WorkingDir": "/root", "User": "1000:1000",
         "ExposedPorts": {"80/tcp": {}, "53/udp": {}}, "Volumes": {"/data": {}},
         "Labels": {"a": "b", "c d": "e"}, "StopSignal": "SIGINT"}

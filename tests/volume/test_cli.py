@@ -52,7 +52,8 @@ def test_errors(skiff: Skiff) -> None:
     assert bad.returncode == 125 and "includes invalid characters" in bad.stderr
     assert skiff("volume", "create", "--driver", "nfs", "v1").returncode == 125
     assert skiff("volume", "create", "--opt", "color=red", "v1").returncode == 125
-    assert skiff("volume", "ls", "--filter", "colour=red").returncode == 125
+    bad_filter = skiff("volume", "ls", "--filter", "colour=red")  # the daemon's error in Docker: 1
+    assert (bad_filter.returncode, bad_filter.stderr) == (1, "Error response from daemon: Invalid filter 'colour'\n")
     assert skiff.ok("volume", "ls", "-q") == ""
     assert not (skiff.root / "volumes" / "v1").exists()
 
@@ -87,11 +88,11 @@ def test_prune(skiff: Skiff) -> None:
     anon = VolumeStore(Paths(root, skiff.run_root)).create(anonymous=True)
     (anon.data / "blob").write_bytes(b"x" * 5000)
     declined = skiff("volume", "prune", input="n\n")
-    assert declined.returncode == 0 and "WARNING! This will remove anonymous local volumes" in declined.stdout
+    assert declined.returncode == 0 and \
+        "WARNING! This will remove all local volumes not used by at least one container." in declined.stdout
     assert os.path.exists(anon.data)
+    # Docker 20.10: every unused volume, named ones too (23.0 and later keep named ones without -a)
     out = skiff.ok("volume", "prune", input="y\n")
-    assert f"Deleted Volumes:\n{anon.name}\n\nTotal reclaimed space: " in out
+    assert "Deleted Volumes:\n" in out and {anon.name, "named"} <= set(out.split())
     assert not out.endswith("0B\n")
-    assert skiff.ok("volume", "ls", "-q") == "named\n"
-    assert skiff.ok("volume", "prune", "-f", "-a").startswith("Deleted Volumes:\nnamed\n")
     assert skiff.ok("volume", "ls", "-q") == ""
