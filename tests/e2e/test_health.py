@@ -75,6 +75,9 @@ def test_healthy_check_shows_in_inspect_and_ps(hc: Skiff) -> None:
     assert entry["Start"] <= entry["End"]
     assert hc.ok("inspect", "-f", "{{.State.Health.Status}}", "web") == "healthy\n"
     assert ps_status(hc, "web").startswith("Up ") and ps_status(hc, "web").endswith(" (healthy)")
+    events = hc.ok("events", "--since", "0", "--until", str(int(time.time()) + 1), "--filter", "event=health_status",
+                   "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+    assert events == "health_status: healthy web\n"  # once: a status that does not change is no event
 
     hc.ok("stop", "-t", "1", "web")  # as Docker: the checks stopped, the last word is unhealthy
     stopped = health(hc, "web")
