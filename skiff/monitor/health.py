@@ -30,7 +30,7 @@ from skiff.engine import health
 from skiff.errors import ContainerNotFound, SkiffError
 from skiff.paths import Paths
 
-TIMEOUT_EXIT_CODE = -1  # Docker's ExitCode for a probe that did not finish, or could not start
+NO_EXIT_CODE = -1  # Docker's ExitCode for a test that did not finish, or could not start
 
 
 def main(argv: list[str]) -> None:
@@ -59,9 +59,9 @@ def probe(paths: Paths, cid: str, init_pid: int) -> None:
     try:
         code, output = run_test(paths, container, command, timeout_ns / 1e9)
     except SkiffError as exc:  # it could not be started: Docker records the error, exit code -1
-        code, output = TIMEOUT_EXIT_CODE, str(exc)
+        code, output = NO_EXIT_CODE, str(exc)
     if code is None:
-        code, output = TIMEOUT_EXIT_CODE, f"Health check exceeded timeout ({goduration.format(timeout_ns)})"
+        code, output = NO_EXIT_CODE, f"Health check exceeded timeout ({goduration.format(timeout_ns)})"
     result = {"Start": start_stamp, "End": timestamps.now(), "ExitCode": code, "Output": output}
     with contextlib.suppress(ContainerNotFound):
         record(container, init_pid, result, started)

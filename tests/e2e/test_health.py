@@ -258,3 +258,11 @@ def test_foreground_with_stdin_ends_with_its_status(hc: Skiff, flags: tuple[str,
                 timeout=40)
     assert (result.returncode, result.stdout) == (3, "x\n"), result.stderr
     assert time.monotonic() - started < 10
+
+
+def test_a_test_that_cannot_start_fails_with_its_error(hc: Skiff, busybox_tar: Path) -> None:
+    hc.ok("import", str(busybox_tar), "missing", "--change", 'HEALTHCHECK --interval=200ms CMD ["nonexist"]')
+    detach(hc, "--name", "nx", "missing", "sleep", "1000")
+    wait_for(lambda: bool(health(hc, "nx")["Log"]), 15)
+    entry = health(hc, "nx")["Log"][0]
+    assert entry["ExitCode"] == -1 and "nonexist" in entry["Output"], entry  # as Docker: the runtime's error
