@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 # Docker's resource flags: option strings -> RunOptions.resources key.
 RESOURCE_FLAGS = {
@@ -119,10 +120,42 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uts", default="", help="UTS namespace to use: host")
     p.add_argument("--cgroupns", default="", help="cgroup namespace to use: host or private (default: host on "
                    "cgroup v1, private on v2)")
+    p.add_argument("--health-cmd", help="command to run to check health")
+    for flag, text in (("--health-interval", "time between running the check (ms|s|m|h) (default 0s)"),
+                       ("--health-timeout", "maximum time to allow one check to run (ms|s|m|h) (default 0s)"),
+                       ("--health-start-period", "start period for the container to initialize before "
+                                                 "starting health-retries countdown (ms|s|m|h) (default 0s)")):
+        p.add_argument(flag, type=_go_flag(p.prog, flag, "duration"), default=0, metavar="DURATION", help=text)
+    p.add_argument("--health-retries", type=_go_flag(p.prog, "--health-retries", "int"), default=0,
+                   help="consecutive failures needed to report unhealthy")
+    p.add_argument("--no-healthcheck", action="store_true", help="disable any container-specified HEALTHCHECK")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     p.add_argument("--help", action="help", help="show this help message and exit")
     p.dashdash_after_first_positional = True  # type: ignore[attr-defined]  # run IMAGE -- ARG: "--" is ARG
+
+
+def _go_flag(prog: str, flag: str, kind: str) -> Callable[[str], int]:
+    """A flag value parsed as Docker's client parses it (a Go duration in ns, or an int), with its error."""
+
+    def parse(text: str) -> int:
+        from skiff.errors import UsageError
+
+        try:
+            if kind == "duration":
+                from skiff import goduration
+
+                return goduration.parse(text)
+            digits = text[1:] if text[:1] in ("+", "-") else text
+            if not digits or not all("0" <= c <= "9" for c in digits):
+                raise ValueError(f'strconv.ParseInt: parsing "{text}": invalid syntax')
+            return int(text)
+        except ValueError as exc:
+            error = UsageError(f'invalid argument "{text}" for "{flag}" flag: {exc}\nSee \'{prog} --help\'.')
+            error.verbatim = True  # Docker's client's own lines; 125, as every flag it cannot parse
+            raise error from None
+
+    return parse
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -171,6 +204,9 @@ def run_options(args: argparse.Namespace) -> "RunOptions":
         mac_address=args.mac_address, domainname=args.domainname, expose=args.expose, cidfile=args.cidfile,
         cap_add=capabilities(args.cap_add), cap_drop=capabilities(args.cap_drop), privileged=args.privileged,
         userns=args.userns, pid=args.pid, ipc=args.ipc, uts=args.uts, cgroupns=args.cgroupns,
+        health_cmd=args.health_cmd, health_interval=args.health_interval, health_timeout=args.health_timeout,
+        health_retries=args.health_retries, health_start_period=args.health_start_period,
+        no_healthcheck=args.no_healthcheck,
     )
 
 
@@ -264,7 +300,9 @@ def status_text(state: dict) -> str:
 
     status = state.get("Status")
     if status == "running":
-        return f"Up {human_duration(time.time() - parse(state['StartedAt']))}"
+        from skiff.engine.health import status_suffix
+
+        return f"Up {human_duration(time.time() - parse(state['StartedAt']))}{status_suffix(state)}"
     if status == "exited":
         oom = " (OOMKilled)" if state.get("OOMKilled") else ""
         return f"Exited ({state.get('ExitCode', 0)}){oom} {time_ago(state['FinishedAt'])}"

@@ -38,8 +38,8 @@ class Engine:
         """Run a container in the foreground; return its exit status as Docker does.
 
         With ``opts.detach`` the container is left to its monitor: see ``run_detached``.
-        With a terminal (``-t``) or a restart policy the container runs under its
-        monitor, which holds the terminal and restarts it, and this command attaches
+        With a terminal (``-t``), a restart policy or a health check the container runs under
+        its monitor, which holds the terminal, restarts it and runs the checks, and this command attaches
         to it (Docker's model): the detach keys leave it running (status 0).
         Otherwise the runtime core runs it here, which is faster (bench/lifecycle.py).
         """
@@ -47,17 +47,22 @@ class Engine:
             from skiff.engine.terminal import parse_detach_keys
 
             keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
-            created = self.create(opts)
-            events.emit_container(self.paths, created.data, "attach")
-            container = self.start(created.id, attach=True)  # the record as started: its Pid
-            return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
+            return self._run_monitored(self.create(opts), opts, keys)
+        if detach_keys:
+            from skiff.engine.terminal import parse_detach_keys
+
+            parse_detach_keys(detach_keys)  # a health check runs under the monitor: bad keys fail first
         self.reconcile()
         with _cid_file(opts) as cid_file:
             image = self._image(opts)
             plan = self._plan(image, opts)
             _print_warnings(plan)
-            container = self._create_record(opts, image, plan, owned=True)
+            container = self._create_record(opts, image, plan, owned=not plan.healthcheck_active)
             cid_file.write(container.id)
+        if plan.healthcheck_active:  # the monitor runs the health checks, as Docker's daemon does
+            from skiff.engine.terminal import parse_detach_keys
+
+            return self._run_monitored(container, opts, parse_detach_keys(detach_keys))
         with contextlib.ExitStack() as undo:
             undo.callback(records.remove_record, container)
             events.emit_container(self.paths, container.data, "attach")
@@ -75,6 +80,12 @@ class Engine:
             undo.pop_all()  # the container ran: from here on, teardown is the normal path
         self._finish(container, status, remove=opts.remove)
         return status
+
+    def _run_monitored(self, created: Container, opts: RunOptions, keys: bytes) -> int:
+        """A foreground run of a created container under its monitor, attached to it."""
+        events.emit_container(self.paths, created.data, "attach")
+        container = self.start(created.id, attach=True)  # the record as started: its Pid
+        return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
 
     def _failed_start(self, container: Container, exc: SkiffError) -> None:
         """As Docker: a command that cannot run leaves the container created, with 126 or 127 recorded."""
@@ -768,6 +779,9 @@ class Engine:
         self._kill(container)
         owner = int(state.get("MonitorPid") or 0)
         state.update(Running=False, Paused=False, Restarting=False, Pid=0)
+        from skiff.engine import health
+
+        health.on_stop(state)
         never_ran = status == "starting" and state.get("StartedAt", "").startswith("0001")
         if never_ran and "SkiffOptions" in container.data:
             state["Status"] = "created"

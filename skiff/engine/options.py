@@ -67,3 +67,10 @@ class RunOptions(NamedTuple):
     ipc: str = ""                    # "" (private) | private | shareable | none | host | container:X
     uts: str = ""                    # "" | host
     cgroupns: str = ""               # "" (the host's cgroup version decides) | host | private
+    # health checks (issue 13): --health-* flags, durations in nanoseconds as Go's flags parse them
+    health_cmd: str | None = None
+    health_interval: int = 0
+    health_timeout: int = 0
+    health_retries: int = 0
+    health_start_period: int = 0
+    no_healthcheck: bool = False

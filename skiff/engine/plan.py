@@ -44,6 +44,7 @@ class RunPlan:
         self.exposed_ports: dict[str, dict[str, Any]] = {}
         self.capabilities: list[str] = []
         self.namespaces: Any = None  # skiff.engine.namespaces.Modes
+        self.healthcheck: dict[str, Any] | None = None  # Config.Healthcheck: the image's, with the flags'
 
     @classmethod
     def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":
@@ -62,6 +63,7 @@ class RunPlan:
         plan._check_security()
         plan._check_run_flags()
         plan._check_namespaces()
+        plan._check_health()
         return plan
 
     # --- validation (nothing created) ---------------------------------------
@@ -143,6 +145,17 @@ class RunPlan:
         runflags.check_group_add(o.group_add)
         self.exposed_ports = runflags.exposed_ports(o.expose, o.publish, self.image.config.get("ExposedPorts"))
 
+    def _check_health(self) -> None:
+        o = self.opts
+        if not (o.health_cmd or o.health_interval or o.health_timeout or o.health_retries
+                or o.health_start_period or o.no_healthcheck or self.image.config.get("Healthcheck")):
+            return
+        from skiff.engine import health
+
+        flags = health.config_from_flags(o.health_cmd, o.health_interval, o.health_timeout, o.health_retries,
+                                         o.health_start_period, o.no_healthcheck)
+        self.healthcheck = health.merged_config(flags, self.image.config.get("Healthcheck"))
+
     def _check_network(self) -> None:
         if self.opts.network in ("none", "host") and not self.opts.publish:
             return
@@ -167,6 +180,15 @@ class RunPlan:
             return str(other.data["Config"].get("Hostname") or other.id[:12])
         return cid[:12]
 
+    @property
+    def healthcheck_active(self) -> bool:
+        """The container has a health test to run (not none, not NONE)."""
+        if self.healthcheck is None:
+            return False
+        from skiff.engine import health
+
+        return health.active(self.healthcheck)
+
     def config_record(self, cid: str) -> dict[str, Any]:
         o = self.opts
         cfg = self.image.config
@@ -188,6 +210,8 @@ class RunPlan:
             "AttachStdin": o.interactive and not o.detach,
             "Tty": o.tty,
             "StopTimeout": o.stop_timeout,
+            **({"Healthcheck": self.healthcheck} if self.healthcheck is not None else {}),
+            **({"Shell": cfg["Shell"]} if cfg.get("Shell") else {}),  # the shell of CMD-SHELL health tests
         }
 
     def host_config_record(self) -> dict[str, Any]:

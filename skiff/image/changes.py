@@ -1,8 +1,10 @@
 """``--change`` instructions of ``skiff import``, in Dockerfile syntax.
 
 Supported as ``docker import`` does: CMD, ENTRYPOINT, ENV, WORKDIR, USER,
-EXPOSE, VOLUME, LABEL, STOPSIGNAL. CMD, ENTRYPOINT and VOLUME take the JSON
-form (``["sh", "-c", "x"]``) or the shell form.
+EXPOSE, VOLUME, LABEL, STOPSIGNAL, HEALTHCHECK. CMD, ENTRYPOINT and VOLUME take
+the JSON form (``["sh", "-c", "x"]``) or the shell form; HEALTHCHECK is
+``[--interval=D] [--timeout=D] [--start-period=D] [--retries=N] CMD ...`` or
+``NONE``, with Docker's errors.
 """
 
 from __future__ import annotations
@@ -121,7 +123,76 @@ def _stopsignal(config: Config, rest: str) -> None:
     config["StopSignal"] = rest
 
 
+_HEALTHCHECK_FLAGS = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
+                      "retries": "Retries"}
+
+
+def _healthcheck(config: Config, rest: str) -> None:
+    """``HEALTHCHECK [--flag=value...] CMD command`` or ``HEALTHCHECK NONE``, as Docker's builder parses it."""
+    flags, rest = _builder_flags(rest)
+    kind, _, command = rest.partition(" ")
+    kind, command = kind.upper(), command.strip()
+    if kind == "NONE":
+        if command:
+            raise InvalidArgument("HEALTHCHECK NONE takes no arguments")
+        config["Healthcheck"] = {"Test": ["NONE"]}  # Docker ignores the flags here
+        return
+    for name in flags:
+        if name not in _HEALTHCHECK_FLAGS:
+            raise InvalidArgument(f"Unknown flag: {name}")
+    if kind != "CMD":
+        raise InvalidArgument(f'Unknown type "{kind}" in HEALTHCHECK (try CMD)')
+    words = _json_list(command)
+    test = ["CMD", *words] if words is not None else ["CMD-SHELL", command] if command else ["CMD"]
+    if len(test) == 1:
+        raise InvalidArgument("Missing command after HEALTHCHECK CMD")
+    health: dict[str, Any] = {"Test": test}
+    for name, field in _HEALTHCHECK_FLAGS.items():
+        value = flags.get(name, "")
+        if value and name == "retries":
+            health[field] = _retries(value)
+        elif value:
+            health[field] = _interval(name, value)
+    config["Healthcheck"] = health
+
+
+def _builder_flags(rest: str) -> tuple[dict[str, str], str]:
+    """The leading ``--name=value`` words of an instruction (Docker's BFlags), and what follows them."""
+    flags: dict[str, str] = {}
+    while rest.startswith("--"):
+        word, _, rest = rest.partition(" ")
+        rest = rest.lstrip()
+        if word == "--":
+            break
+        name, sep, value = word[2:].partition("=")
+        if not sep:
+            raise InvalidArgument(f"Missing a value on flag: {name}")
+        flags[name] = value
+    return flags, rest
+
+
+def _interval(name: str, value: str) -> int:
+    from skiff import goduration
+
+    try:
+        duration = goduration.parse(value)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    if duration < 1_000_000:  # 1ms, Docker's MinimumDuration
+        raise InvalidArgument(f'Interval "{name}" cannot be less than 1ms')
+    return duration
+
+
+def _retries(value: str) -> int:
+    digits = value[1:] if value[:1] in ("+", "-") else value
+    if not digits or not all("0" <= c <= "9" for c in digits):
+        raise InvalidArgument(f'strconv.ParseInt: parsing "{value}": invalid syntax')
+    if int(value) < 1:
+        raise InvalidArgument(f"--retries must be at least 1 (not {int(value)})")
+    return int(value)
+
+
 _HANDLERS: dict[str, Callable[[Config, str], None]] = {
     "CMD": _cmd, "ENTRYPOINT": _entrypoint, "ENV": _env, "LABEL": _label, "WORKDIR": _workdir,
-    "USER": _user, "EXPOSE": _expose, "VOLUME": _volume, "STOPSIGNAL": _stopsignal,
+    "USER": _user, "EXPOSE": _expose, "VOLUME": _volume, "STOPSIGNAL": _stopsignal, "HEALTHCHECK": _healthcheck,
 }

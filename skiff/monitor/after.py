@@ -47,6 +47,7 @@ def next_delay_ms(previous_ms: int, ran_seconds: float) -> int:
 
 
 def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> None:
+    from skiff.engine import health
     from skiff.timestamps import now as now_rfc3339
     from skiff.runtime import Runtime
 
@@ -64,6 +65,7 @@ def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> No
             restart = started and should_restart(c.data["HostConfig"].get("RestartPolicy", {}), status,
                                                  int(c.data.get("RestartCount", 0)), bool(state.get("ManualStop")))
             state.update(ExitCode=status, OOMKilled=oom, Pid=0, FinishedAt=now_rfc3339(), Error=error)
+            health.on_stop(state)
             if restart:
                 delay = next_delay_ms(int(c.data.get("RestartDelayMs", 0)), ran)
                 c.data["RestartDelayMs"] = delay

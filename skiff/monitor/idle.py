@@ -16,6 +16,12 @@ the exit status (ASCII). From a client: ``0`` stdin, ``r`` a window size
 (``"ROWS COLS"``), ``c`` close stdin. With a terminal (``-t``) the loop holds the
 pty master: output and input both go through it. ``_socket``, not ``socket``:
 the wrapper module would cost the idle monitor a megabyte.
+
+Health checks: with a test configured, the loop's poll timeout is also the timer
+of the container's health checks (``HealthTimer``): ``interval`` after the start,
+and after each probe has ended, it spawns one probe process (``skiff.monitor.health``,
+which execs the test in the container and records the result), watches it through
+a pidfd and reaps it. No thread, and nothing of skiff in this process.
 """
 
 import _socket
@@ -206,7 +212,29 @@ def wait_status(pid: int) -> int:
             return 128 + os.WTERMSIG(status)
 
 
-def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
+def wait_init(init_pid: int) -> int:
+    """The init's exit status, reaping every other child that ends meanwhile.
+
+    The init of a pid namespace finishes exiting only once every process of the
+    namespace has been reaped, and a health check's test whose probe was killed is
+    reparented to us (a subreaper): waiting for the init alone would wait forever.
+    """
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255  # not ours: the exit code cannot be known
+        except InterruptedError:
+            continue
+        if pid != init_pid:
+            continue
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+
+
+def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub", checks: "HealthTimer") -> int:
     """Copy output until the init has exited; then drain what is left. Returns the exit status."""
     poller = select.poll()
     for fd in streams:
@@ -214,6 +242,7 @@ def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
     pidfd = os.pidfd_open(init_pid)
     poller.register(pidfd, select.POLLIN)
     hub.register(poller)
+    checks.start(poller, init_pid)
     status = None
     deadline = None
     trimmed = False
@@ -223,17 +252,22 @@ def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
             timeout = 50 if timeout is None else min(timeout, 50)  # retry input the container has not read
         if not trimmed:
             timeout = QUIET_MS if timeout is None else min(timeout, QUIET_MS)
+        timeout = checks.timeout_ms(timeout)
         events = poller.poll(timeout)
+        checks.tick()
         hub.write_stdin(b"")
         if not events and deadline is not None and time.monotonic() >= deadline:
             break
         if not events and not trimmed:
             trimmed = give_back_startup_pages()
         for fd, event in events:
+            if checks.event(fd):
+                continue
             if fd == pidfd:
                 poller.unregister(pidfd)
                 os.close(pidfd)
-                status = wait_status(init_pid)
+                checks.stop()  # the container is gone: no probe outlives it
+                status = wait_init(init_pid)
                 deadline = time.monotonic() + DRAIN_SECONDS  # a leaked writer must not hold us forever
                 continue
             if fd not in streams:
@@ -251,11 +285,117 @@ def pump(log: Log, streams: dict[int, str], init_pid: int, hub: "Hub") -> int:
                 hub.stream_closed(fd)
                 os.close(fd)
                 log.flush(streams.pop(fd))
+    checks.stop()
     if status is None:
-        status = wait_status(init_pid)
+        status = wait_init(init_pid)
     for stream in ("stdout", "stderr"):
         log.flush(stream)
     return status
+
+
+class HealthTimer:
+    """The container's health checks: one probe process at a time, ``interval`` after the last one ended.
+
+    As Docker's monitor: the first probe runs one interval after the start, the next
+    one interval after the previous one finished. The probe kills its test at the
+    timeout itself; a probe still running ``GRACE_SECONDS`` after that (stuck before it
+    could exec) is killed here.
+    """
+
+    GRACE_SECONDS = 5.0
+
+    def __init__(self, interval_ns: int, timeout_ns: int, argv: list[str]) -> None:
+        self.argv = argv  # empty: the container has no health check
+        self.interval = interval_ns / 1e9
+        self.limit = timeout_ns / 1e9 + self.GRACE_SECONDS
+        self.poller = None
+        self.due = None       # monotonic time of the next probe
+        self.probe = 0        # pid of the probe running now
+        self.pidfd = -1
+        self.kill_at = 0.0
+        self.init_pid = 0
+
+    def start(self, poller, init_pid: int) -> None:  # noqa: ANN001 - select.poll
+        if self.argv:
+            self.poller = poller
+            self.init_pid = init_pid
+            self.argv = self.argv + [str(init_pid)]
+            self.due = time.monotonic() + self.interval
+
+    def timeout_ms(self, timeout: "int | None") -> "int | None":
+        """The loop's poll timeout, shortened to wake up for the next probe (or to kill a stuck one)."""
+        wake = self.kill_at if self.probe else self.due
+        if wake is None:
+            return timeout
+        ms = max(0, int((wake - time.monotonic()) * 1000) + 1)
+        return ms if timeout is None else min(timeout, ms)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.probe and now >= self.kill_at:
+            os.kill(self.probe, 9)  # SIGKILL (the signal module would import enum); its pidfd then fires
+            self.kill_at = now + 3600
+        elif not self.probe and self.due is not None and now >= self.due:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        try:  # posix_spawn: no copy of this process; its fds are close-on-exec (main)
+            self.probe = os.posix_spawn(self.argv[0], self.argv, os.environ)
+            self.pidfd = os.pidfd_open(self.probe)
+        except OSError:
+            if self.probe:
+                wait_status(self.probe)
+            self.probe = 0
+            self.due = time.monotonic() + self.interval
+            return
+        self.poller.register(self.pidfd, select.POLLIN)
+        self.kill_at = time.monotonic() + self.limit
+
+    def event(self, fd: int) -> bool:
+        """True if ``fd`` was the probe's pidfd: it has ended, reap it and set the next one."""
+        if fd != self.pidfd or self.pidfd < 0:
+            return False
+        self._reap()
+        # Spawning touched interpreter pages the quiet loop does not need: give them back
+        # again (the next spawn faults them in from the page cache, about a millisecond).
+        give_back_startup_pages()
+        self.due = time.monotonic() + self.interval
+        return True
+
+    def stop(self) -> None:
+        """No more probes; one running now is killed (the container it probes is gone)."""
+        self.due = None
+        if self.probe:
+            try:
+                os.kill(self.probe, 9)
+            except OSError:
+                pass
+            self._reap()
+
+    def _reap(self) -> None:
+        self.poller.unregister(self.pidfd)
+        os.close(self.pidfd)
+        self.pidfd = -1
+        wait_status(self.probe)
+        self.probe = 0
+        self._reap_strays()
+
+    def _reap_strays(self) -> None:
+        """Tests of probes killed here were reparented to us (a subreaper): reap those that ended.
+
+        Only peeks (WNOWAIT) at the init, whose end the loop handles through its pidfd.
+        """
+        while True:
+            try:
+                ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if ended is None or ended.si_pid == self.init_pid:
+                return
+            try:
+                os.waitpid(ended.si_pid, 0)
+            except ChildProcessError:
+                return
 
 
 def give_back_startup_pages() -> bool:
@@ -281,9 +421,13 @@ def reap_others() -> None:
 
 def main(argv: list[str]) -> None:
     (root, run_root, cid, log_path, max_size, max_file, out_fd, err_fd, report_fd,
-     helper_pid, stdin_fd, console_fd, listen_fd, attach_path, expect_attach), after = argv[:15], argv[15:]
+     helper_pid, stdin_fd, console_fd, listen_fd, attach_path, expect_attach,
+     health_interval, health_timeout, health_code), after = argv[:18], argv[18:]
     out_fd, err_fd, report_fd, helper_pid = int(out_fd), int(err_fd), int(report_fd), int(helper_pid)
     console_fd = int(console_fd)
+    close_on_exec_all()
+    probe_argv = [after[0], "-I", "-S", "-c", health_code, root, run_root, cid] if health_code else []
+    checks = HealthTimer(int(health_interval), int(health_timeout), probe_argv)
     streams = {console_fd: "stdout"} if console_fd >= 0 else {out_fd: "stdout", err_fd: "stderr"}
     streams.pop(-1, None)
     hub = Hub(int(listen_fd), console_fd if console_fd >= 0 else int(stdin_fd), console_fd >= 0,
@@ -292,17 +436,28 @@ def main(argv: list[str]) -> None:
     init_pid, error = read_report(report_fd, helper_pid)
     wait_status(helper_pid)
     if init_pid > 0:
-        status = pump(log, streams, init_pid, hub)
+        status = pump(log, streams, init_pid, hub, checks)
     else:
         pump_until_eof(log, streams, hub)
         status = -init_pid
     log.close()
     hub.finish(status, attach_path)
-    if int(stdin_fd) >= 0 and int(stdin_fd) != console_fd:
-        os.close(int(stdin_fd))
+    if hub.stdin_fd >= 0 and hub.stdin_fd != console_fd:  # -1 once a client closed it (stdin once)
+        os.close(hub.stdin_fd)
     reap_others()
     started = "1" if init_pid > 0 else "0"
     os.execv(after[0], after + [root, run_root, cid, str(status), started, error])
+
+
+def close_on_exec_all() -> None:
+    """Every fd we hold (ours, passed through our exec, or the starting command's) stays out of the probes."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory's own fd, closed by now
 
 
 def pump_until_eof(log: Log, streams: dict[int, str], hub: "Hub") -> None:

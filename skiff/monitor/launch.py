@@ -114,13 +114,27 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
     # that knows where this process found skiff.
     from skiff.pychild import module_argv
 
+    interval, timeout, probe_code = _health_arguments(container)
     loader = f"import sys; sys.path[0] = {os.path.dirname(IDLE_LOOP)!r}; import idle; idle.main(sys.argv[1:])"
     os.execve(python, [python, "-I", "-S", "-c", loader, str(paths.root), str(paths.run_root), cid,
                       str(container.log_path), str(log_config.get("max-size", 0)),
                       str(log_config.get("max-file", 1)), str(out_r), str(err_r), str(helper_r), str(helper),
                       str(stdin_w), str(console), str(listen_fd), str(container.dir / ATTACH_SOCKET),
-                      "1" if expect_attach else "0", *module_argv("skiff.monitor.after")],
+                      "1" if expect_attach else "0", interval, timeout, probe_code,
+                      *module_argv("skiff.monitor.after")],
               {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"})
+
+
+def _health_arguments(container: records.Container) -> tuple[str, str, str]:
+    """Interval and timeout (ns) of the container's health checks, and the code its probes run ("": none)."""
+    from skiff.engine import health
+
+    config = container.data["Config"].get("Healthcheck")
+    if not health.active(config):
+        return "0", "0", ""
+    from skiff.pychild import module_argv
+
+    return str(health.interval(config)), str(health.timeout(config)), module_argv("skiff.monitor.health")[4]
 
 
 def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, int], reports: list[int],
@@ -142,6 +156,7 @@ def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, i
 
 def create_and_start(paths: Paths, container: records.Container, stdio: tuple[int, int, int], monitor: int,
                      console: socket.socket | None = None) -> int:
+    from skiff.engine import health
     from skiff.engine.engine import _start_time
     from skiff.timestamps import now as now_rfc3339
     from skiff.runtime import Runtime
@@ -167,6 +182,7 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
     with records.locked(container) as c:
         c.state.update(Status="running", Running=True, Paused=False, Restarting=False, Pid=pid,
                        StartedAt=now_rfc3339(), Error="", MonitorPid=monitor, MonitorStart=_start_time(monitor))
+        health.on_start(c.data)
     crash_point("created")
     runtime.start(container.id)
     from skiff.engine import events
