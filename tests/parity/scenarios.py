@@ -35,6 +35,8 @@ def fmt(name: str, template: str, *, compare: str = "code stdout err") -> Step:
     return step("inspect", "-f", template, name, compare=compare)
 
 
+ENV_ORDER = "environment order: Docker's is PATH, HOSTNAME, the -e values, HOME; skiff puts the -e values first"
+
 RUN_EXIT = [
     scenario("run-true", run(BB, "true")),
     scenario("run-exit-3", run(BB, "sh", "-c", "exit 3")),
@@ -57,7 +59,10 @@ RUN_EXIT = [
 ]
 
 RUN_CONFIG = [
-    scenario("run-env-overrides", run("-e", "A=1", "-e", "PATH=/bin", "-e", "PARITY_UNSET", BB, "env", compare="code out")),
+    scenario("run-env-overrides", run("-e", "A=1", "-e", "PATH=/usr/bin:/bin", "-e", "PARITY_UNSET", BB, "env",
+                                                compare="code out"),
+             known=ENV_ORDER),
+    scenario("run-env-order", run("-e", "B=2", "-e", "A=1", BB, "env", compare="code out"), known=ENV_ORDER),
     scenario("run-env-from-client", run("-e", "HOME", "-e", "A", BB, "sh", "-c", "echo $HOME ${A-unset}")),
     scenario("run-env-file", run("--env-file", "{data}/env.list", BB, "sh", "-c", "echo $FROM_FILE $EMPTY.$SPACES."),
              known="--env-file: skiff strips trailing spaces of a value, Docker keeps them"),
@@ -407,16 +412,18 @@ NEW_FLAGS = [
              detached("p-n4"), step("update", "-m", "64m", "--memory-swap", "128m", "p-n4"),
              fmt("p-n4", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}"),
              known="update: not in skiff (nor HostConfig.Memory)"),
-    scenario("info-format", step("info", "--format", "{{.Driver}} {{.OSType}}", compare="code err"),
+    scenario("info-format", step("info", "--format", "{{.OSType}} {{.Architecture}}"),
              known="info: not in skiff"),
     scenario("version-format", step("version", "--format", "{{.Client.APIVersion}}", compare="code err"),
              known="version: not in skiff"),
     scenario("system-df", step("system", "df", compare="code head err"),
              known="system df: not in skiff"),
     scenario("events-until",
-             setup("create", *NONE, "--name", "p-n5", BB),
-             step("events", "--since", "10m", "--until", "0s", "--filter", "container=p-n5", "--format",
-                  "{{.Type}} {{.Action}}"),
+             setup("create", *NONE, "--name", "p-n5", BB), setup("start", "p-n5"), setup("wait", "p-n5"),
+             # --until is in whole seconds: what happened in the last one is not listed yet
+             step(*RUN, BB, "sleep", "1.2", compare="code"),
+             step("events", "--since", "10m", "--until", "0s", "--filter", "container=p-n5", "--filter", "type=container",
+                  "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"),
              known="events: not in skiff"),
     scenario("etc-volume-hosts", run("-v", "p-n6:/etc", "-h", "box", BB, "cat", "/etc/hostname"), volumes=["p-n6"],
              known="/etc over a volume: skiff mounts no hostname, hosts, resolv.conf over it"),
@@ -436,7 +443,7 @@ MORE = [
     scenario("run-bad-name", run("--name", "p bad", BB, "true")),
     scenario("run-ulimit", run("--ulimit", "nofile=100:200", BB, "sh", "-c", "ulimit -n; ulimit -Hn")),
     scenario("run-memory-too-low", run("-m", "4m", BB, "true")),
-    scenario("run-cpus-too-many", run("--cpus", "1000", BB, "true", compare="code stdout")),
+    scenario("run-cpus-too-many", run("--cpus", "1000", BB, "true")),
     scenario("run-memory-cgroup", run("-m", "64m", BB, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")),
     scenario("run-pids-cgroup", run("--pids-limit", "10", BB, "cat", "/sys/fs/cgroup/pids/pids.max")),
     scenario("run-cpu-shares-cgroup", run("--cpu-shares", "512", BB, "cat", "/sys/fs/cgroup/cpu/cpu.shares")),
