@@ -88,7 +88,8 @@ def scenario(id: str, *steps: Step | Sequence[str], known: str | None = None, vo
 # --- normalising --------------------------------------------------------------------------------
 
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?( ?Z| ?[+-]\d\d:?\d\d)?( [A-Z]{3,4})?")
-_DURATION = re.compile(r"\b(Less than a second|About an? (minute|hour)|\d+ (second|minute|hour|day|week|month|year)s?)\b")
+_DURATION = re.compile(r"\b(Less than a second|About an? (minute|hour)"
+                       r"|\d+ (second|minute|hour|day|week|month|year)s?)\b")
 _SIZE = re.compile(r"\b\d+(\.\d+)?\s?(B|[kKMGT]i?B)\b")
 _LONG_ID = re.compile(r"\b[0-9a-f]{64}\b")
 _SHORT_ID = re.compile(r"\b[0-9a-f]{12}\b")
