@@ -507,7 +507,7 @@ MORE = [
              setup("volume", "create", "p-v10"),
              step("volume", "ls", "-q", "--filter", "dangling=true"), volumes=["p-v10"]),
     scenario("network-inspect-none", step("network", "inspect", "none", compare="code shape"),
-             known="network inspect: skiff lacks ConfigFrom, ConfigOnly, Ingress... and the none driver is not 'null'"),
+             known="network inspect none: skiff has no 'none' network object (Docker's: driver null, ConfigFrom...)"),
     scenario("network-inspect-none-driver",
              step("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Scope}}", "none"),
              known="network inspect none: skiff has no 'none' network object"),
