@@ -26,7 +26,7 @@ import re
 import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ASPECTS = frozenset({"code", "stdout", "out", "head", "err", "shape"})
 DEFAULT = ("code", "out", "err")
@@ -64,8 +64,8 @@ class Scenario:
     known: str | None = None
     volumes: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
-    # Containers made without --name (a run --rm that may not finish, a create by id) are named here.
-    containers: tuple[str, ...] = field(default=())
+    # Containers the steps name otherwise than with --name (a rename's new name).
+    containers: tuple[str, ...] = ()
 
     def names(self) -> list[str]:
         """Every container this scenario names: ``--name X`` in its steps, and ``containers``."""
@@ -203,7 +203,7 @@ def differences(sc: Scenario, docker: Side, skiff: Side) -> list[str]:
             if aspect == "shape":
                 diff = shape_differences(a, b)
                 if diff:
-                    found.append(f"{' '.join(s.argv)}: shape: " + "; ".join(sorted(diff)[:12]))
+                    found.append(f"{' '.join(s.argv)}: shape: " + "; ".join(sorted(diff)))
             elif a != b:
                 found.append(f"{' '.join(s.argv)}: {aspect}: docker {a!r} skiff {b!r}")
     return found
