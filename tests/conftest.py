@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,13 @@ def skiff_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     (see skiff/network/config.py), so a test never touches a real skiff0 or the
     host's routes; afterwards every kernel object of that network is removed.
     """
+    with private_skiff_env(tmp_path) as env:
+        yield env
+
+
+@contextmanager
+def private_skiff_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """``skiff_env``'s environment under any directory (tests/parity keeps one for a session)."""
     from tests.network.conftest import free_subnet, links_gone, links_with, tables_named
 
     env = dict(os.environ)
