@@ -48,6 +48,24 @@ class ArgumentCountError(UsageError):
     verbatim = True
 
 
+class UnknownCommand(UsageError):
+    """A command word skiff does not have: Docker's client says so and exits 1."""
+
+    exit_code = 1
+    verbatim = True
+
+
+class GroupUsage(UsageError):
+    """A command group (``skiff volume``) without one of its commands: Docker's client prints the
+    group's usage, and exits 1 when the word given is not one of them, 0 when none was given."""
+
+    verbatim = True
+
+    def __init__(self, usage: str, *, exit_code: int) -> None:
+        super().__init__(usage)
+        self.exit_code = exit_code
+
+
 class NotATerminal(UsageError):
     """``-it`` while stdin is not a terminal: Docker's client refuses it with status 1."""
 
@@ -99,6 +117,13 @@ class StateError(SkiffError):
 
 class InvalidReference(InvalidArgument):
     """An image reference that does not follow Docker's grammar."""
+
+
+class TagReferenceError(InvalidReference):
+    """A ``tag`` source or target that is not a reference: Docker's client refuses it before
+    asking the daemon, with a plain error (exit 1, not 125)."""
+
+    exit_code = 1
 
 
 class ImageNotFound(NotFound):
@@ -251,13 +276,16 @@ class InvalidSignal(InvalidArgument):
 
 class TemplateError(SkiffError):
     """A Go template given to --format that does not parse or fails on the object (exit 1, as
-    Docker's; ``parse`` tells the two apart: Docker's inspect exits 64 on a parse error)."""
+    Docker's; ``parse`` tells the two apart: Docker's inspect exits 64 on a parse error).
+    ``prefix`` is what Docker 20.10 puts before Go's message: "template parsing error" for most
+    commands, its own words for some (``ps``), none for others (``version``, ``info``)."""
 
     exit_code = 1
 
     def __init__(self, message: str, *, parse: bool = False) -> None:
         super().__init__(message)
         self.parse = parse
+        self.prefix = "template parsing error"
 
     def __str__(self) -> str:
-        return f"Template parsing error: {self.message}"
+        return f"{self.prefix}: {self.message}" if self.prefix else self.message

@@ -261,9 +261,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 
+        from skiff.errors import TemplateError
+
         rows = [listing.container_row(c.data, args.no_trunc) for c in found]
-        listing.print_rows(args.format, rows, listing.CONTAINER_HEADERS, listing.CONTAINER_TABLE,
-                           listing.CONTAINER_TYPE)
+        try:
+            listing.print_rows(args.format, rows, listing.CONTAINER_HEADERS, listing.CONTAINER_TABLE,
+                               listing.CONTAINER_TYPE)
+        except TemplateError as exc:  # Docker 20.10's ps words its template errors itself
+            exc.prefix = "failed to parse template" if exc.parse else "failed to execute template"
+            raise
         return 0
     if args.quiet:
         for c in found:

@@ -229,7 +229,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
-    from skiff.errors import SkiffError
+    from skiff.errors import ImageNotFound, SkiffError
 
     store = _store(args)
     status = 0
@@ -237,6 +237,10 @@ def cmd_rmi(args: argparse.Namespace) -> int:
         try:
             for line in store.remove(ref, force=args.force):
                 print(line)
+        except ImageNotFound:
+            # Docker's client says this itself, naming the image as it was given (no ':latest')
+            print(f"Error: No such image: {ref}", file=sys.stderr)
+            status = 1
         except SkiffError as exc:
             print(f"Error response from daemon: {exc}", file=sys.stderr)
             status = max(status, exc.exit_code if exc.exit_code == 1 else 1)

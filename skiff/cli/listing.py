@@ -98,8 +98,8 @@ def check_template(fmt: str | None) -> None:
 
 def print_documents(documents: list[Any], fmt: str | None) -> int:
     """Inspect's output: a JSON array, or the template for each document, each followed by a
-    newline. A document the template fails on prints nothing; its error goes to stderr at the
-    end and the exit status is 1, as Docker's."""
+    newline (one empty line when none printed). A document the template fails on prints nothing;
+    its error goes to stderr at the end and the exit status is 1, as Docker's."""
     import json
 
     if not fmt or fmt == "json":
@@ -109,11 +109,15 @@ def print_documents(documents: list[Any], fmt: str | None) -> int:
     from skiff.errors import TemplateError
 
     errors = []
+    printed = False
     for doc in documents:
         try:
             sys.stdout.write(render(fmt, doc) + "\n")
+            printed = True
         except TemplateError as exc:
             errors.append(str(exc))
+    if not printed:
+        sys.stdout.write("\n")  # as Docker's inspector, which flushes an empty buffer as one newline
     sys.stdout.flush()
     for line in errors:
         print(line, file=sys.stderr)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import NoReturn
 
-from skiff.errors import ArgumentCountError, SkiffError, UnknownFlag, UsageError
+from skiff.errors import ArgumentCountError, GroupUsage, SkiffError, UnknownCommand, UnknownFlag, UsageError
 
+# argparse's words for a command it does not know (the word quoted as Python's repr quotes it).
+_INVALID_COMMAND = re.compile(r"^argument COMMAND: invalid choice: (['\"])(?P<word>.*)\1 \(choose from")
 # Command-group modules, in the order their commands appear in ``--help``.
 COMMAND_MODULES = ("container", "image", "registry", "volume", "network", "system", "events")
 
@@ -24,7 +27,9 @@ class ArgumentParser(argparse.ArgumentParser):
     No abbreviated flags (``--nam`` is not ``--name``); an unknown flag is
     ``unknown flag: --x`` and 125; too few or too many arguments is Docker's
     ``"skiff rm" requires at least 1 argument.`` with the usage, and 1. Other
-    usage errors raise instead of exiting 2, so they exit 125 as Docker's do.
+    usage errors raise instead of exiting 2, so they exit 125 as Docker's do. An unknown
+    command is ``'X' is not a skiff command.`` and 1; a group without one of its commands
+    prints the group's usage (``GroupUsage``).
     """
 
     # ``run IMAGE -- ARG``: Docker stops parsing flags at the image, so a ``--`` after it is the
@@ -47,6 +52,11 @@ class ArgumentParser(argparse.ArgumentParser):
         if needs[1] and needs[0].startswith("argument "):
             flag = needs[0][len("argument "):].split("/")[-1]
             raise UnknownFlag(f"flag needs an argument: {flag}\nSee '{self.prog} --help'.")
+        unknown = _INVALID_COMMAND.match(message)
+        if unknown and self.prog == "skiff":
+            raise UnknownCommand(f"skiff: '{unknown['word']}' is not a skiff command.\nSee 'skiff --help'")
+        if unknown:
+            raise GroupUsage(self._group_usage(), exit_code=1)
         raise UsageError(message, hint=f"see '{self.prog} --help'")
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
@@ -56,7 +66,9 @@ class ArgumentParser(argparse.ArgumentParser):
             parsed, extras = super().parse_known_args(words, namespace)
         except _MissingArguments as missing:
             self._raise_unknown_flag(words)
-            if self._has_subcommands():  # "skiff volume": no command named
+            if self._has_subcommands() and self.prog != "skiff":  # "skiff volume": no command named
+                raise GroupUsage(self._group_usage(), exit_code=0) from None
+            if self._has_subcommands():
                 raise UsageError(str(missing), hint=f"see '{self.prog} --help'") from None
             raise self._count_error() from None
         self._raise_unknown_flag(extras)
@@ -124,6 +136,22 @@ class ArgumentParser(argparse.ArgumentParser):
             text = f"{name} requires at least {low} and at most {_arguments(high)}."
         usage = f"\n\nUsage:  {self._usage_line()}" + (f"\n\n{self.summary}" if self.summary else "")
         return ArgumentCountError(f"{text}\nSee '{self.prog} --help'.{usage}")
+
+    def _group_usage(self) -> str:
+        """Docker's usage of a command group: its commands (not their aliases), sorted, each with
+        its help line, padded as cobra pads them."""
+        commands: dict[str, str] = {}
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                seen: set[int] = set()
+                for name, parser in action.choices.items():
+                    if id(parser) not in seen:  # the first name of a parser is its own, the rest aliases
+                        seen.add(id(parser))
+                        commands[name] = getattr(parser, "summary", "")
+        rows = "\n".join(f"  {name.ljust(11)} {summary}".rstrip() for name, summary in sorted(commands.items()))
+        summary = f"\n\n{self.summary}" if self.summary else ""
+        return (f"\nUsage:  {self.prog} COMMAND{summary}\n\nCommands:\n{rows}\n\n"
+                f"Run '{self.prog} COMMAND --help' for more information on a command.")
 
     def _usage_line(self) -> str:
         words = [self.prog]

@@ -98,13 +98,19 @@ class _GoFields(dict):
 
 def _print_template(fmt: str, document: Any, type_name: str) -> None:
     """One document through ``--format`` ('json' is ``{{json .}}``), followed by a newline. A
-    template that does not parse exits 64, as Docker's ``version`` and ``info``."""
+    template that does not parse exits 64, as Docker's ``version`` and ``info``; one that fails
+    on the document prints an empty line and Go's error alone, as theirs."""
     from skiff.cli.gotemplate import render
     from skiff.cli.listing import check_template
+    from skiff.errors import TemplateError
 
     check_template(fmt)
-
-    text = render("{{json .}}" if fmt == "json" else fmt, document, type_name)
+    try:
+        text = render("{{json .}}" if fmt == "json" else fmt, document, type_name)
+    except TemplateError as exc:
+        sys.stdout.write("\n")
+        exc.prefix = ""
+        raise
     sys.stdout.write(text + "\n")
 
 

@@ -58,7 +58,10 @@ def image_document(image: Any) -> dict[str, Any]:
     lower = [str(d) for d in reversed(image.layer_dirs[:-1])]
     data = {"LowerDir": ":".join(lower)} if lower else {}
     if image.layer_dirs:
-        data["UpperDir"] = str(image.layer_dirs[-1])
+        # overlay2's keys for the top layer, as Docker's: its diff, and the merged and work
+        # directories beside it (paths only: an image is never mounted on its own)
+        top = image.layer_dirs[-1]
+        data.update(MergedDir=str(top.parent / "merged"), UpperDir=str(top), WorkDir=str(top.parent / "work"))
     doc: dict[str, Any] = {
         "Id": image.id,
         "RepoTags": list(image.repo_tags),

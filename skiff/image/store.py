@@ -25,11 +25,13 @@ file aside (``repositories.json.corrupt-<time>``) and writes a whole one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, NamedTuple
 
-from skiff.errors import DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError, StateError
+from skiff.errors import (DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError, StateError,
+                          TagReferenceError)
 from skiff.image.reference import Reference, is_image_id, parse_reference, parse_reference_raw
 from skiff.paths import Paths
 from skiff.store import FileLock, fsync_dir, problem_of, read_json, warn_broken, write_json
@@ -141,9 +143,11 @@ class ImageStore:
 
     def tag(self, src: str, dst: str) -> None:
         """Point ``dst`` (a name with an optional tag) at the image ``src``."""
-        target = parse_reference_raw(dst)
+        if not is_image_id(src):
+            _parse_tag_reference(src)
+        target = _parse_tag_reference(dst)
         if target.digest:
-            raise InvalidReference(f"refusing to create a tag with a digest reference: {dst}")
+            raise TagReferenceError("refusing to create a tag with a digest reference")
         with self.lock():
             image_id = self._resolve(src)[0]
             self._set_tag(target.with_default_tag(), image_id)
@@ -616,6 +620,15 @@ class ImageStore:
         save_archive(self, refs, None if out_path in (None, "-") else Path(out_path))  # type: ignore[arg-type]
         for image_id in dict.fromkeys(self._resolve(ref)[0] for ref in refs):
             emit_image_event(self.paths, "save", image_id, image_id)
+
+
+def _parse_tag_reference(text: str) -> Reference:
+    """A ``tag`` argument as a reference, refused in Docker 20.10's client words."""
+    try:
+        return parse_reference_raw(text)
+    except InvalidReference as exc:
+        raise TagReferenceError(f"Error parsing reference: {json.dumps(text)} is not a valid repository/tag: "
+                                f"{exc.message}") from None
 
 
 def _is_tag_map(value: Any) -> bool:

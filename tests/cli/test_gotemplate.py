@@ -119,7 +119,7 @@ def test_go_builtins_as_docker_renders_them(template: str, expected: str) -> Non
 def test_execution_errors_are_dockers(template: str, message: str) -> None:
     exc = error(template)
     assert exc.message == message and not exc.parse and exc.exit_code == 1
-    assert str(exc) == "Template parsing error: " + message
+    assert str(exc) == "template parsing error: " + message
 
 
 @pytest.mark.parametrize(("template", "message"), [

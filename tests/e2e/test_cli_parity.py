@@ -81,6 +81,37 @@ def test_argument_count_is_dockers_message_and_1(skiff: Skiff, argv: list[str], 
     assert len(lines) == 6 and lines[5], lines  # and the command's one-line description
 
 
+VOLUME_USAGE = """
+Usage:  skiff volume COMMAND
+
+Manage volumes
+
+Commands:
+  create      Create a volume
+  inspect     Display detailed information on one or more volumes
+  ls          List volumes
+  prune       Remove unused local volumes
+  rm          Remove one or more volumes
+
+Run 'skiff volume COMMAND --help' for more information on a command.
+"""
+
+
+def test_a_group_without_its_command_prints_its_usage(skiff: Skiff) -> None:
+    # Docker 20.10: the usage on stderr; 0 when no command was named, 1 for a word that is none
+    assert (lambda p: (p.returncode, p.stdout, p.stderr))(skiff("volume")) == (0, "", VOLUME_USAGE)
+    assert (lambda p: (p.returncode, p.stdout, p.stderr))(skiff("volume", "nope")) == (1, "", VOLUME_USAGE)
+
+
+def test_tag_checks_both_references_as_dockers_client(skiff: Skiff, busybox_image: str) -> None:
+    bad_source = skiff("tag", "Bad:Ref", "x")
+    assert (bad_source.returncode, bad_source.stderr) == (1, 'skiff: Error parsing reference: "Bad:Ref" is not a '
+                                                             "valid repository/tag: invalid reference format: "
+                                                             "repository name must be lowercase\n")
+    digest = skiff("tag", busybox_image, "x@sha256:" + "a" * 64)
+    assert (digest.returncode, digest.stderr) == (1, "skiff: refusing to create a tag with a digest reference\n")
+
+
 def test_port_with_no_public_port_exits_1(skiff: Skiff, sleeper: str) -> None:
     proc = skiff("port", sleeper, "81")
     assert proc.returncode == 1 and "No public port '81/tcp' published for sleeper" in proc.stderr

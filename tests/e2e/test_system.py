@@ -113,7 +113,8 @@ def test_version_text_is_laid_out_as_dockers(skiff: Skiff) -> None:
 
 def test_version_and_info_template_errors_exit_as_dockers(skiff: Skiff) -> None:
     missing = skiff("version", "--format", "{{.Nope}}")
-    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.returncode == 1 and missing.stdout == "\n"  # Docker's: an empty line, Go's error alone
+    assert missing.stderr.startswith("skiff: template: ")
     assert "can't evaluate field Nope in type system.versionInfo" in missing.stderr
     assert skiff("version", "--format", "{{").returncode == 64  # Docker: a template that does not parse
     assert skiff("info", "--format", "{{").returncode == 64

@@ -119,7 +119,7 @@ def test_inspect_shows_security_opt(skiff: Skiff, busybox_image: str) -> None:
 
 
 @pytest.mark.parametrize("value, message", [
-    ("foo", 'invalid --security-opt: "foo"'),
+    ("foo", 'Invalid --security-opt: "foo"'),
     ("bogus=1", 'invalid --security-opt: "bogus=1"'),
     ("seccomp=/nonexistent/profile.json", "opening seccomp profile (/nonexistent/profile.json) failed"),
     ("seccomp=@BAD_JSON", "compacting json for seccomp profile"),
