@@ -185,7 +185,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def info_text(info: dict[str, Any]) -> str:
     """Docker 20.10's ``info`` layout: the Client section, then the Server's."""
-    from skiff.cgroups.stats import bytes_size
+    from skiff.cli.stats import bytes_size
 
     client = info["ClientInfo"]
     out = ["Client:", f" Context:    {client['Context']}", f" Debug Mode: {_go_bool(client['Debug'])}", "",
