@@ -30,6 +30,13 @@ class SkiffError(Exception):
             return f"{self.message} ({self.hint})"
         return self.message
 
+    def within(self, context: str) -> "SkiffError":
+        """This error, its message prefixed with ``context: `` (Docker's daemon wraps some errors so:
+        ``Cannot kill container: X: ...``); its type, and so its exit code, stay."""
+        self.message = f"{context}: {self.message}"
+        self.args = (self.message,)
+        return self
+
 
 class UsageError(SkiffError):
     """Bad command-line usage: unknown flag, missing argument, malformed value."""

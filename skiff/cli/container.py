@@ -336,7 +336,7 @@ def add_rm_flags(p: argparse.ArgumentParser) -> None:
 def cmd_rm(args: argparse.Namespace) -> int:
     from skiff.cli.main import paths_from
     from skiff.engine import Engine
-    from skiff.errors import SkiffError
+    from skiff.errors import ContainerNotFound, SkiffError
 
     engine = Engine(paths_from(args))
     status = 0
@@ -344,6 +344,10 @@ def cmd_rm(args: argparse.Namespace) -> int:
         try:
             print(engine.remove_container(ref, force=args.force, volumes=args.volumes))
         except SkiffError as exc:
+            if args.force and isinstance(exc, ContainerNotFound):
+                # As Docker 20.10's client: -f names a missing container on stderr; it is no failure.
+                print(f"Error: {exc}", file=sys.stderr)
+                continue
             print(f"Error response from daemon: {exc}", file=sys.stderr)
             status = 1
     return status
@@ -379,10 +383,14 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from skiff.errors import SkiffError
+    from skiff.errors import Conflict, SkiffError
 
     try:
         print(_engine(args).create(run_options(args)).id)
+    except Conflict:
+        # Docker 20.10's create hands the daemon's refusal (a name in use) back as it is: status 1
+        # (its run says 125 for the same).
+        raise
     except SkiffError as exc:
         exc.exit_code = 125
         raise
@@ -627,7 +635,7 @@ def add_exec_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from skiff.errors import ContainerNotFound, ContainerNotRunning, InvalidArgument, SkiffError
+    from skiff.errors import ContainerNotFound, ContainerNotRunning, ExecError, InvalidArgument, SkiffError
 
     check_terminal(args)
     try:
@@ -637,6 +645,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
     except (ContainerNotFound, ContainerNotRunning) as exc:
         print(f"Error response from daemon: {exc}", file=sys.stderr)
         return 1
+    except ExecError as exc:
+        # Docker 20.10's exec: a command that cannot start, missing or not executable, is 126
+        # (run keeps 127 for a missing one).
+        exc.exit_code = 126
+        raise
     except SkiffError as exc:
         if exc.exit_code not in (126, 127):
             exc.exit_code = 126 if isinstance(exc, InvalidArgument) and "user" in str(exc) else exc.exit_code

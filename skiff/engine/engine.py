@@ -439,11 +439,18 @@ class Engine:
         return container
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
+        """Send ``sig``; as Docker's, every failure says ``Cannot kill container: REF: ...``."""
+        try:
+            return self._send_kill(ref, sig)
+        except SkiffError as exc:
+            raise exc.within(f"Cannot kill container: {ref}") from None
+
+    def _send_kill(self, ref: str, sig: int) -> Container:
         from skiff.engine import lifecycle
 
         container = self.find(ref)
         if container.state.get("Status") not in ("running", "paused"):
-            raise ContainerNotRunning(f"Cannot kill container: {ref}: Container {container.id} is not running")
+            raise ContainerNotRunning(f"Container {container.id} is not running")
         if sig in (signal.SIGKILL, lifecycle.stop_signal(container)):
             lifecycle.mark_manual_stop(container)  # as Docker: a killed container is not restarted
         if sig == signal.SIGKILL:
@@ -521,7 +528,7 @@ class Engine:
         container = self.find(ref)
         if container.state.get("Status") != "running":
             if container.state.get("Status") == "paused":
-                raise ContainerConflict(f"Container {container.id} is paused, unpause the container before exec")
+                raise ContainerConflict(f"Container {ref} is paused, unpause the container before exec")
             raise ContainerNotRunning(f"Container {container.id} is not running")
         if not command:
             raise InvalidArgument("exec requires at least 1 argument: a command to run")
@@ -604,7 +611,10 @@ class Engine:
         bare = records.check_name(new_name)
         container = self.find(ref)
         with FileLock(self.paths.lock_file):
-            records.check_name_free(self.paths, bare)
+            try:
+                records.check_name_free(self.paths, bare)
+            except ContainerConflict as exc:
+                raise exc.within("Error when allocating new name") from None
             with records.locked(container) as c:
                 old = c.data["Name"]
                 c.data["Name"] = "/" + bare

@@ -72,7 +72,7 @@ def parse_signal(text: str) -> int:
         value = getattr(signal.Signals, name, None) if name.isidentifier() else None
         if value is not None:
             return int(value)
-    raise InvalidSignal(f"invalid signal: {text}")
+    raise InvalidSignal(f"Invalid signal: {text}")
 
 
 def parse_timeout(value: int | None, default: int) -> int:

@@ -98,7 +98,7 @@ def test_detached_container_outlives_skiff_logs_and_exec(lc: Skiff) -> None:
     assert lc.ok("exec", cid[:8], "cat", "/tmp/mark") == "hello\n"
     assert "sleep 300" in lc.ok("exec", "web", "ps")
     assert lc("exec", "web", "sh", "-c", "exit 7").returncode == 7
-    assert lc("exec", "web", "nosuchcmd").returncode == 127
+    assert lc("exec", "web", "nosuchcmd").returncode == 126  # Docker 20.10: exec of a missing command
     assert lc.ok("exec", "-e", "A=b", "-w", "/tmp", "-u", "65534", "web", "sh", "-c",
                  'echo $A $(pwd) $(id -u)') == "b /tmp 65534\n"
     assert lc.ok("top", "web").count("sleep 300") == 1
@@ -213,7 +213,7 @@ def test_bad_input_one_line_and_docker_codes(lc: Skiff) -> None:
         f"Error response from daemon: You cannot remove a running container {a}. "
         "Stop the container before attempting removal or force remove")
     for args, code, text in ((("stop", "nope"), 1, "No such container: nope"),
-                             (("kill", "-s", "SIGFOO", "busy"), 1, "invalid signal: SIGFOO"),
+                             (("kill", "-s", "SIGFOO", "busy"), 1, "Invalid signal: SIGFOO"),
                              (("stop", "-t", "-3", "busy"), 125, "invalid timeout"),
                              (("logs", "nope"), 1, "No such container: nope"),
                              (("exec", "nope", "true"), 1, "No such container: nope")):
