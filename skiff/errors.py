@@ -91,6 +91,12 @@ class InvalidArgument(SkiffError):
     """A value that parses but cannot be used (a relative path, a bad size)."""
 
 
+class InvalidObjectType(InvalidArgument):
+    """``inspect --type`` of a kind there is none of: Docker's client exits 1."""
+
+    exit_code = 1
+
+
 class InvalidFilter(InvalidArgument):
     """A ``--filter`` the command does not accept, or a value it cannot use. ``message`` is
     Docker's daemon's text (``Invalid filter 'x'``); the CLI prints it as Docker's client

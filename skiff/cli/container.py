@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 # Docker's resource flags: option strings -> RunOptions.resources key.
 RESOURCE_FLAGS = {
@@ -35,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_rm_flags(rm)
 
     for name, adder, text in LIFECYCLE_COMMANDS:
+        if name == "inspect":  # the top-level one looks at every kind of object, as Docker's
+            adder, text = add_object_inspect_flags, "return low-level information on skiff objects"
         adder(sub.add_parser(name, help=text, **({"add_help": False} if name == "create" else {})))
 
     group = sub.add_parser("container", help="manage containers")
@@ -573,6 +576,57 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"Error: {exc}", file=sys.stderr)
             status = 1
     return print_documents(found, args.format) or status
+
+
+def add_object_inspect_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
+    p.add_argument("-s", "--size", action="store_true", help="display total file sizes if the type is container")
+    p.add_argument("--type", dest="object_type", metavar="TYPE", help="return JSON for the specified type "
+                   f"({', '.join(OBJECT_KINDS)})")
+    p.add_argument("objects", nargs="+", metavar="NAME|ID")
+    p.set_defaults(func=cmd_object_inspect)
+
+
+# What ``skiff inspect`` looks for, in Docker's order: the first kind that has the name wins.
+OBJECT_KINDS = ("container", "image", "network", "volume")
+
+
+def _object_lookups(args: argparse.Namespace) -> dict[str, Callable[[str], Any]]:
+    """Kind -> a function from a reference to its inspect document (it raises NotFound)."""
+    from skiff.cli import image, network, volume
+
+    return {
+        "container": lambda ref: _engine(args).inspect(ref, size=args.size),
+        "image": lambda ref: image._store(args).inspect(ref),
+        "network": lambda ref: network._manager(args).inspect_network(ref, members=network._members(args, ref)),
+        "volume": lambda ref: volume._store(args).inspect(ref),
+    }
+
+
+def cmd_object_inspect(args: argparse.Namespace) -> int:
+    """``skiff inspect``: each NAME as the first kind that has it; Docker's client's "No such object"."""
+    from skiff.cli.listing import check_template, print_documents
+    from skiff.errors import InvalidObjectType, NotFound
+
+    check_template(args.format)
+    if args.object_type and args.object_type not in OBJECT_KINDS:
+        raise InvalidObjectType(f'"{args.object_type}" is not a valid value for --type')
+    lookups = _object_lookups(args)
+    kinds = [args.object_type] if args.object_type else list(OBJECT_KINDS)
+    found, missing = [], []
+    for ref in args.objects:
+        for kind in kinds:
+            try:
+                found.append(lookups[kind](ref))
+                break
+            except NotFound:
+                continue
+        else:
+            missing.append(f"No such {args.object_type or 'object'}: {ref}")
+    status = print_documents(found, args.format)
+    for message in missing:
+        print(f"Error: {message}", file=sys.stderr)
+    return 1 if missing else status
 
 
 def add_logs_flags(p: argparse.ArgumentParser) -> None:
