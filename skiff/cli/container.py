@@ -606,27 +606,34 @@ def _object_lookups(args: argparse.Namespace) -> dict[str, Callable[[str], Any]]
 def cmd_object_inspect(args: argparse.Namespace) -> int:
     """``skiff inspect``: each NAME as the first kind that has it; Docker's client's "No such object"."""
     from skiff.cli.listing import check_template, print_documents
-    from skiff.errors import InvalidObjectType, NotFound
+    from skiff.errors import InvalidObjectType, SkiffError
 
     check_template(args.format)
     if args.object_type and args.object_type not in OBJECT_KINDS:
         raise InvalidObjectType(f'"{args.object_type}" is not a valid value for --type')
     lookups = _object_lookups(args)
-    kinds = [args.object_type] if args.object_type else list(OBJECT_KINDS)
-    found, missing = [], []
+    found, errors = [], []
     for ref in args.objects:
-        for kind in kinds:
-            try:
-                found.append(lookups[kind](ref))
-                break
-            except NotFound:
-                continue
-        else:
-            missing.append(f"No such {args.object_type or 'object'}: {ref}")
+        try:
+            found.append(_inspect_object(lookups, args.object_type, ref))
+        except SkiffError as exc:  # as Docker's: said after the documents, and the status is 1
+            errors.append(exc)
     status = print_documents(found, args.format)
-    for message in missing:
-        print(f"Error: {message}", file=sys.stderr)
-    return 1 if missing else status
+    for exc in errors:
+        print(f"Error: {exc}", file=sys.stderr)
+    return 1 if errors else status
+
+
+def _inspect_object(lookups: dict[str, Callable[[str], Any]], kind: str | None, ref: str) -> Any:
+    """The document of the first kind (or of ``kind``) that has ``ref``."""
+    from skiff.errors import NotFound
+
+    for candidate in [kind] if kind else OBJECT_KINDS:
+        try:
+            return lookups[candidate](ref)
+        except NotFound:
+            continue
+    raise NotFound(f"No such {kind or 'object'}: {ref}")
 
 
 def add_logs_flags(p: argparse.ArgumentParser) -> None:
