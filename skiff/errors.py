@@ -62,6 +62,19 @@ class NoFlagGiven(UsageError):
     verbatim = True
 
 
+class ProcessListFailed(SkiffError):
+    """``top``: the host's ps failed, or printed no PID column (Docker's daemon's text; 1)."""
+
+    exit_code = 1
+
+
+class InvalidObjectType(UsageError):
+    """``inspect --type`` with a kind Docker does not know: its client prints the bare message, status 1."""
+
+    exit_code = 1
+    verbatim = True
+
+
 class InvalidArgument(SkiffError):
     """A value that parses but cannot be used (a relative path, a bad size)."""
 

@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_rm_flags(rm)
 
     for name, adder, text in LIFECYCLE_COMMANDS:
+        # the top-level inspect takes any object (--type); ``container inspect`` only containers
+        adder = add_any_inspect_flags if name == "inspect" else adder
         adder(sub.add_parser(name, help=text, **({"add_help": False} if name == "create" else {})))
 
     group = sub.add_parser("container", help="manage containers")
@@ -240,6 +242,10 @@ def add_ps_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    p.add_argument("-n", "--last", type=int, default=-1, help="show n last created containers (includes all states)")
+    p.add_argument("-l", "--latest", action="store_true",
+                   help="show the latest created container (includes all states)")
+    p.add_argument("-s", "--size", action="store_true", help="display total file sizes")
     from skiff.cli.filterflags import add_filter_flag
 
     add_filter_flag(p, "filter output: id, name, label, exited, status, ancestor, before, since, volume, network, "
@@ -257,21 +263,45 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
     paths = paths_from(args)
     include, wants_all = container_list_filter(paths, filter_args(args))
-    found = [c for c in Engine(paths).containers(all_=args.all or wants_all) if include(c.data)]
+    last = 1 if args.latest else args.last
+    # As Docker: -n/-l list containers in every state, the newest first, after the filters.
+    found = [c for c in Engine(paths).containers(all_=args.all or wants_all or last > 0) if include(c.data)]
+    if last > 0:
+        found = found[:last]
+    sized = not args.quiet and _wants_size(args)
+    sizes = [size_text(*Engine(paths).sizes(c)) if sized else "0B" for c in found]
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 
-        rows = [listing.container_row(c.data, args.no_trunc) for c in found]
-        listing.print_rows(args.format, rows, listing.CONTAINER_HEADERS, listing.CONTAINER_TABLE,
-                           listing.CONTAINER_TYPE)
+        rows = [listing.container_row(c.data, args.no_trunc, size) for c, size in zip(found, sizes)]
+        default = listing.CONTAINER_TABLE + ("\t{{.Size}}" if args.size else "")
+        listing.print_rows(args.format, rows, listing.CONTAINER_HEADERS, default, listing.CONTAINER_TYPE)
         return 0
     if args.quiet:
         for c in found:
             print(c.id if args.no_trunc else c.id[:12])
         return 0
-    rows = [ps_row(c.data, args.no_trunc) for c in found]
-    print(table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows))
+    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    rows = [ps_row(c.data, args.no_trunc) + ([size] if sized else []) for c, size in zip(found, sizes)]
+    print(table(headers + (["SIZE"] if sized else []), rows))
     return 0
+
+
+def _wants_size(args: argparse.Namespace) -> bool:
+    """As Docker 20.10's client: -s, or a --format that uses .Size (``{{json .}}`` uses every field)."""
+    import re
+
+    fmt = args.format or ""
+    return args.size or ".Size" in fmt or bool(re.search(r"json\s+\.\s*}}", fmt)) or fmt == "json"
+
+
+def size_text(size_rw: int, size_root_fs: int) -> str:
+    """Docker's SIZE column: '2B (virtual 1.23MB)'; the bare writable size when there is no image."""
+    from skiff.cli.format import human_size
+
+    if size_root_fs > 0:
+        return f"{human_size(size_rw)} (virtual {human_size(size_root_fs)})"
+    return human_size(size_rw)
 
 
 def ps_row(data: dict, no_trunc: bool = False) -> list[str]:
@@ -538,6 +568,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_any_inspect_flags(p: argparse.ArgumentParser) -> None:
+    from skiff.cli.inspect import add_flags
+
+    add_flags(p)
+
+
 def add_inspect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
     p.add_argument("-s", "--size", action="store_true", help="display total file sizes (SizeRw, SizeRootFs)")
@@ -572,11 +608,8 @@ def add_logs_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from skiff.engine import logs
-    from skiff.errors import InvalidArgument
 
-    if args.tail != "all" and not (args.tail.isdigit() or args.tail == "-1"):
-        raise InvalidArgument(f"invalid value for --tail: {args.tail!r}: use a number or 'all'")
-    tail = None if args.tail in ("all", "-1") else int(args.tail)
+    tail = _tail_lines(args.tail)
     since = logs.parse_since(args.since)
     container = _engine(args).find(args.container)
     entries, offset = logs.read(container.log_path, tail, since)
@@ -584,6 +617,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.follow:
         _print_entries(logs.follow(container.log_path, offset, lambda: _held(container)), args.timestamps)
     return 0
+
+
+def _tail_lines(value: str) -> int | None:
+    """As Docker 20.10's daemon: a --tail that is not a number, or is negative, means all lines."""
+    try:
+        lines = int(value)
+    except ValueError:
+        return None
+    return lines if lines >= 0 else None
 
 
 def _print_entries(entries, timestamps: bool) -> None:
@@ -595,14 +637,16 @@ def _print_entries(entries, timestamps: bool) -> None:
 
 def add_top_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("ps_options", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
+    p.dashdash_after_first_positional = True  # type: ignore[attr-defined]  # the rest is ps's
     p.set_defaults(func=cmd_top)
 
 
 def cmd_top(args: argparse.Namespace) -> int:
     from skiff.cli.format import table
 
-    header, rows = _engine(args).top(args.container)
-    print(table(header, rows))
+    header, rows = _engine(args).top(args.container, args.ps_options)
+    print(table(header, rows, min_width=20))  # Docker's client: tabwriter.NewWriter(out, 20, 1, 3, ' ', 0)
     return 0
 
 
