@@ -265,11 +265,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
     include, wants_all = container_list_filter(paths, filter_args(args))
     last = 1 if args.latest else args.last
     # As Docker: -n/-l list containers in every state, the newest first, after the filters.
-    found = [c for c in Engine(paths).containers(all_=args.all or wants_all or last > 0) if include(c.data)]
+    engine = Engine(paths)
+    found = [c for c in engine.containers(all_=args.all or wants_all or last > 0) if include(c.data)]
     if last > 0:
         found = found[:last]
     sized = not args.quiet and _wants_size(args)
-    sizes = [size_text(*Engine(paths).sizes(c)) if sized else "0B" for c in found]
+    sizes = [size_text(*engine.sizes(c)) if sized else "0B" for c in found]
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 

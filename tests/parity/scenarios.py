@@ -185,7 +185,7 @@ LIFECYCLE = [
     missing("rm"), missing("rm", "-f", known="rm -f of a missing container: Docker 20.10 exits 0, skiff 1"),
     missing("stop"), missing("start"), missing("wait"), missing("restart"), missing("pause"), missing("unpause"),
     missing("kill", known="kill of a missing container: skiff lacks Docker's 'Cannot kill container: X: ' prefix"),
-    missing("inspect", known="inspect of a missing object: Docker says 'No such object', skiff 'No such container'"),
+    missing("inspect"),
     missing("logs"), missing("rename", after=("p-other",)), missing("port"), missing("top"),
     missing("exec", after=("true",)), missing("attach"),
     scenario("rm-missing-and-existing",
