@@ -87,6 +87,12 @@ class NoFlagGiven(UsageError):
     verbatim = True
 
 
+class ProcessListFailed(SkiffError):
+    """``top``: the host's ps failed, or printed no PID column (Docker's daemon's text; 1)."""
+
+    exit_code = 1
+
+
 class InvalidArgument(SkiffError):
     """A value that parses but cannot be used (a relative path, a bad size)."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
 
 # Docker's resource flags: option strings -> RunOptions.resources key.
 RESOURCE_FLAGS = {
@@ -36,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_rm_flags(rm)
 
     for name, adder, text in LIFECYCLE_COMMANDS:
-        if name == "inspect":  # the top-level one looks at every kind of object, as Docker's
-            adder, text = add_object_inspect_flags, "return low-level information on skiff objects"
+        # the top-level inspect takes any object (--type); ``container inspect`` only containers
+        adder = add_any_inspect_flags if name == "inspect" else adder
         adder(sub.add_parser(name, help=text, **({"add_help": False} if name == "create" else {})))
 
     group = sub.add_parser("container", help="manage containers")
@@ -243,6 +242,10 @@ def add_ps_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    p.add_argument("-n", "--last", type=int, default=-1, help="show n last created containers (includes all states)")
+    p.add_argument("-l", "--latest", action="store_true",
+                   help="show the latest created container (includes all states)")
+    p.add_argument("-s", "--size", action="store_true", help="display total file sizes")
     from skiff.cli.filterflags import add_filter_flag
 
     add_filter_flag(p, "filter output: id, name, label, exited, status, ancestor, before, since, volume, network, "
@@ -260,16 +263,23 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
     paths = paths_from(args)
     include, wants_all = container_list_filter(paths, filter_args(args))
-    found = [c for c in Engine(paths).containers(all_=args.all or wants_all) if include(c.data)]
+    last = 1 if args.latest else args.last
+    # As Docker: -n/-l list containers in every state, the newest first, after the filters.
+    engine = Engine(paths)
+    found = [c for c in engine.containers(all_=args.all or wants_all or last > 0) if include(c.data)]
+    if last > 0:
+        found = found[:last]
+    sized = not args.quiet and _wants_size(args)
+    sizes = [size_text(*engine.sizes(c)) if sized else "0B" for c in found]
     if args.format and not (args.quiet and args.format == "table"):
         from skiff.cli import listing
 
         from skiff.errors import TemplateError
 
-        rows = [listing.container_row(c.data, args.no_trunc) for c in found]
+        rows = [listing.container_row(c.data, args.no_trunc, size) for c, size in zip(found, sizes)]
+        default = listing.CONTAINER_TABLE + ("\t{{.Size}}" if args.size else "")
         try:
-            listing.print_rows(args.format, rows, listing.CONTAINER_HEADERS, listing.CONTAINER_TABLE,
-                               listing.CONTAINER_TYPE)
+            listing.print_rows(args.format, rows, listing.CONTAINER_HEADERS, default, listing.CONTAINER_TYPE)
         except TemplateError as exc:  # Docker 20.10's ps words its template errors itself
             exc.prefix = "failed to parse template" if exc.parse else "failed to execute template"
             raise
@@ -278,9 +288,27 @@ def cmd_ps(args: argparse.Namespace) -> int:
         for c in found:
             print(c.id if args.no_trunc else c.id[:12])
         return 0
-    rows = [ps_row(c.data, args.no_trunc) for c in found]
-    print(table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows))
+    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    rows = [ps_row(c.data, args.no_trunc) + ([size] if sized else []) for c, size in zip(found, sizes)]
+    print(table(headers + (["SIZE"] if sized else []), rows))
     return 0
+
+
+def _wants_size(args: argparse.Namespace) -> bool:
+    """As Docker 20.10's client: -s, or a --format that uses .Size (``{{json .}}`` uses every field)."""
+    import re
+
+    fmt = args.format or ""
+    return args.size or ".Size" in fmt or bool(re.search(r"json\s+\.\s*}}", fmt)) or fmt == "json"
+
+
+def size_text(size_rw: int, size_root_fs: int) -> str:
+    """Docker's SIZE column: '2B (virtual 1.23MB)'; the bare writable size when there is no image."""
+    from skiff.cli.format import human_size
+
+    if size_root_fs > 0:
+        return f"{human_size(size_rw)} (virtual {human_size(size_root_fs)})"
+    return human_size(size_rw)
 
 
 def ps_row(data: dict, no_trunc: bool = False) -> list[str]:
@@ -555,6 +583,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_any_inspect_flags(p: argparse.ArgumentParser) -> None:
+    from skiff.cli.inspect import add_flags
+
+    add_flags(p)
+
+
 def add_inspect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
     p.add_argument("-s", "--size", action="store_true", help="display total file sizes (SizeRw, SizeRootFs)")
@@ -578,64 +612,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return print_documents(found, args.format) or status
 
 
-def add_object_inspect_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
-    p.add_argument("-s", "--size", action="store_true", help="display total file sizes if the type is container")
-    p.add_argument("--type", dest="object_type", metavar="TYPE", help="return JSON for the specified type "
-                   f"({', '.join(OBJECT_KINDS)})")
-    p.add_argument("objects", nargs="+", metavar="NAME|ID")
-    p.set_defaults(func=cmd_object_inspect)
-
-
-# What ``skiff inspect`` looks for, in Docker's order: the first kind that has the name wins.
-OBJECT_KINDS = ("container", "image", "network", "volume")
-
-
-def _object_lookups(args: argparse.Namespace) -> dict[str, Callable[[str], Any]]:
-    """Kind -> a function from a reference to its inspect document (it raises NotFound)."""
-    from skiff.cli import image, network, volume
-
-    return {
-        "container": lambda ref: _engine(args).inspect(ref, size=args.size),
-        "image": lambda ref: image._store(args).inspect(ref),
-        "network": lambda ref: network._manager(args).inspect_network(ref, members=network._members(args, ref)),
-        "volume": lambda ref: volume._store(args).inspect(ref),
-    }
-
-
-def cmd_object_inspect(args: argparse.Namespace) -> int:
-    """``skiff inspect``: each NAME as the first kind that has it; Docker's client's "No such object"."""
-    from skiff.cli.listing import check_template, print_documents
-    from skiff.errors import InvalidObjectType, SkiffError
-
-    check_template(args.format)
-    if args.object_type and args.object_type not in OBJECT_KINDS:
-        raise InvalidObjectType(f'"{args.object_type}" is not a valid value for --type')
-    lookups = _object_lookups(args)
-    found, errors = [], []
-    for ref in args.objects:
-        try:
-            found.append(_inspect_object(lookups, args.object_type, ref))
-        except SkiffError as exc:  # as Docker's: said after the documents, and the status is 1
-            errors.append(exc)
-    status = print_documents(found, args.format)
-    for exc in errors:
-        print(f"Error: {exc}", file=sys.stderr)
-    return 1 if errors else status
-
-
-def _inspect_object(lookups: dict[str, Callable[[str], Any]], kind: str | None, ref: str) -> Any:
-    """The document of the first kind (or of ``kind``) that has ``ref``."""
-    from skiff.errors import NotFound
-
-    for candidate in [kind] if kind else OBJECT_KINDS:
-        try:
-            return lookups[candidate](ref)
-        except NotFound:
-            continue
-    raise NotFound(f"No such {kind or 'object'}: {ref}")
-
-
 def add_logs_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="follow log output")
     p.add_argument("-n", "--tail", default="all", help="number of lines to show from the end of the logs")
@@ -647,11 +623,8 @@ def add_logs_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from skiff.engine import logs
-    from skiff.errors import InvalidArgument
 
-    if args.tail != "all" and not (args.tail.isdigit() or args.tail == "-1"):
-        raise InvalidArgument(f"invalid value for --tail: {args.tail!r}: use a number or 'all'")
-    tail = None if args.tail in ("all", "-1") else int(args.tail)
+    tail = _tail_lines(args.tail)
     since = logs.parse_since(args.since)
     container = _engine(args).find(args.container)
     entries, offset = logs.read(container.log_path, tail, since)
@@ -659,6 +632,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.follow:
         _print_entries(logs.follow(container.log_path, offset, lambda: _held(container)), args.timestamps)
     return 0
+
+
+def _tail_lines(value: str) -> int | None:
+    """As Docker 20.10's daemon: a --tail that is not a number, or is negative, means all lines."""
+    try:
+        lines = int(value)
+    except ValueError:
+        return None
+    return lines if lines >= 0 else None
 
 
 def _print_entries(entries, timestamps: bool) -> None:
@@ -670,14 +652,16 @@ def _print_entries(entries, timestamps: bool) -> None:
 
 def add_top_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("ps_options", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
+    p.dashdash_after_first_positional = True  # type: ignore[attr-defined]  # the rest is ps's
     p.set_defaults(func=cmd_top)
 
 
 def cmd_top(args: argparse.Namespace) -> int:
     from skiff.cli.format import table
 
-    header, rows = _engine(args).top(args.container)
-    print(table(header, rows))
+    header, rows = _engine(args).top(args.container, args.ps_options)
+    print(table(header, rows, min_width=20))  # Docker's client: tabwriter.NewWriter(out, 20, 1, 3, ' ', 0)
     return 0
 
 

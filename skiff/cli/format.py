@@ -50,12 +50,14 @@ def human_size(size: float, precision: int = 3) -> str:
     return f"{size:.{precision}g}{units[i]}"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by at least three spaces, as Docker's tabwriter prints."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], min_width: int = 0) -> str:
+    """Left-aligned columns separated by at least three spaces, as Docker's tabwriter prints;
+    ``min_width``: its minwidth, the least a column takes with its padding."""
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
+    widths = [max(w, min_width - 3) for w in widths]
     lines = []
     for row in [headers, *rows]:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]

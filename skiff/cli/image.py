@@ -66,6 +66,9 @@ def _add_images(sub: argparse._SubParsersAction, name: str, aliases: list[str] |
     p.add_argument("--no-trunc", action="store_true", help="full image ids")
     p.add_argument("--digests", action="store_true", help="show the registry digests images were pulled by")
     p.add_argument("--format", help="pretty-print images using a Go template ('table ...', 'json')")
+    from skiff.cli.filterflags import add_filter_flag
+
+    add_filter_flag(p, "filter output: dangling, label, before, since, reference")
     p.set_defaults(func=cmd_images)
 
 
@@ -150,21 +153,28 @@ def cmd_save(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
+    from skiff.cli.filterflags import filter_args
     from skiff.cli.format import human_size, table, time_ago
+    from skiff.engine.filters import image_list_filter
 
-    images = _store(args).list()
+    filters = filter_args(args)
+    if args.repository:  # as Docker's client: IMAGE is a reference filter
+        filters.fields.setdefault("reference", []).append(args.repository)
+    store = _store(args)
+    listed_names = image_list_filter(store.paths, filters)
     rows: list[tuple[str, ...]] = []
     template_rows: list[dict[str, Any]] = []
-    for image in images:
+    for image in store.list():
+        listed = listed_names(image)
+        if listed is None:
+            continue
         image_id = image.id if args.no_trunc else image.short_id
-        names = [_split_tag(tag) for tag in image.repo_tags] or [("<none>", "<none>")]
-        digests = dict(d.split("@", 1) for d in image.repo_digests)
+        names = [_split_tag(tag) for tag in listed[0]] or [("<none>", "<none>")]
+        digests = dict(d.split("@", 1) for d in listed[1])
         if args.digests:  # Docker also lists a repository known only by digest, with tag <none>
             names += [(repo, "<none>") for repo in digests if repo not in {n for n, _ in names}]
             names = [n for n in names if n != ("<none>", "<none>")] or [("<none>", "<none>")]
         for repository, tag in names:
-            if args.repository and not _matches(args.repository, repository, tag):
-                continue
             row: tuple[str, ...] = (repository, tag)
             if args.format:
                 from skiff.cli.listing import image_row
@@ -195,11 +205,6 @@ def cmd_images(args: argparse.Namespace) -> int:
 def _split_tag(familiar: str) -> tuple[str, str]:
     name, _, tag = familiar.rpartition(":")
     return name, tag
-
-
-def _matches(pattern: str, repository: str, tag: str) -> bool:
-    want_repo, _, want_tag = pattern.partition(":") if pattern.rfind(":") > pattern.rfind("/") else (pattern, "", "")
-    return repository == want_repo and (not want_tag or tag == want_tag)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

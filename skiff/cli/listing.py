@@ -157,7 +157,7 @@ def _sorted_row(row: Row) -> Row:
     return {k: row[k] for k in sorted(row)}
 
 
-def container_row(data: dict[str, Any], no_trunc: bool = False) -> Row:
+def container_row(data: dict[str, Any], no_trunc: bool = False, size: str = "0B") -> Row:
     """``ps``'s row: Docker's ContainerContext fields for a container record."""
     from skiff.cli.container import ps_row
 
@@ -171,7 +171,7 @@ def container_row(data: dict[str, Any], no_trunc: bool = False) -> Row:
     row = _sorted_row({
         "ID": cid, "Image": image, "Command": command, "CreatedAt": go_time(data["Created"]),
         "RunningFor": running_for, "Ports": ports, "State": (data.get("State") or {}).get("Status", ""),
-        "Status": status, "Size": "0B", "Names": name, "Labels": _labels_text(labels),
+        "Status": status, "Size": size, "Names": name, "Labels": _labels_text(labels),
         "LocalVolumes": str(sum(1 for m in mounts if m.get("Driver") == "local")),
         "Mounts": ",".join(_mount_name(m, no_trunc) for m in mounts), "Networks": ",".join(networks),
     })

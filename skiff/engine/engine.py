@@ -630,20 +630,17 @@ class Engine:
                     removed.append(self.remove_container(container.id))
         return removed
 
-    def top(self, ref: str) -> tuple[list[str], list[list[str]]]:
-        """``ps -ef``-like rows of the processes in the container's cgroup."""
+    def top(self, ref: str, ps_args: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+        """The host's ``ps ps_args`` (``-ef`` by default) cut to the processes in the container's cgroup."""
         container = self.find(ref)
         if not container.held:
             raise ContainerNotRunning(f"Container {container.id} is not running")
+        from skiff.engine.top import process_table
         from skiff.runtime import Runtime
 
-        pids = Runtime(self.paths.runtime_state).ps(container.id)
-        rows = []
-        for pid in pids:
-            info = _proc_info(pid)
-            if info:
-                rows.append(info)
-        return ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows
+        table = process_table(ps_args or [], Runtime(self.paths.runtime_state).ps(container.id))
+        events.emit_container(self.paths, container.data, "top")
+        return table
 
     def stats(self, refs: list[str] = (), all_: bool = False, interval: float = 0.1) -> list[Any]:
         """One row per container (the named ones, else every running one): two samples ``interval`` apart."""
@@ -698,13 +695,16 @@ class Engine:
                      "MergedDir": str(container.bundle / "rootfs"), "UpperDir": str(upper),
                      "WorkDir": str(container.bundle / "work")}
         network, ids = self._network_facts(container)
-        size_rw = _tree_size(upper) if size else 0
         return ContainerFacts(
             image_config=image.config if image is not None else None, network=network, network_ids=ids,
             graph_driver=graph, etc_files=(container.dir / "hosts").exists(),
             env_file_keys=_env_file_keys((container.data.get("SkiffOptions") or {}).get("env_files") or []),
             masked_paths=linux.get("maskedPaths"), readonly_paths=linux.get("readonlyPaths"),
-            size=(size_rw, size_rw + (image.size if image is not None else 0)) if size else None)
+            size=_sizes(container, image) if size else None)
+
+    def sizes(self, container: Container) -> tuple[int, int]:
+        """Docker's (SizeRw, SizeRootFs) of a container: its writable layer, and that plus its image."""
+        return _sizes(container, _image_or_none(self.paths, str(container.data.get("Image", ""))))
 
     def _network_facts(self, container: Container) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The live network settings of a container that holds its network (None: it holds none),
@@ -916,6 +916,11 @@ def _env_file_keys(files: list[str]) -> frozenset[str]:
     return frozenset(keys)
 
 
+def _sizes(container: Container, image: Any) -> tuple[int, int]:
+    size_rw = _tree_size(container.bundle / "upper")
+    return size_rw, size_rw + (image.size if image is not None else 0)
+
+
 def _tree_size(path: Path) -> int:
     """Bytes of the files under ``path`` (a hard-linked file once), as Docker's SizeRw counts."""
     total, seen = 0, set()
@@ -986,21 +991,6 @@ def _init_alive(paths: Paths, cid: str) -> bool:
         return Runtime(paths.runtime_state).state(cid)["status"] in ("created", "running", "paused")
     except SkiffError:
         return False
-
-
-def _proc_info(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-        uid = os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) // ticks
-    return [str(uid), str(pid), fields[1].decode(), "0", "-", "?",
-            time.strftime("%H:%M:%S", time.gmtime(cpu)), cmd]
 
 
 def _devnull() -> int:

@@ -26,6 +26,7 @@ CONTAINER_LIST_FILTERS = frozenset({"ancestor", "before", "exited", "expose", "h
                                     "status", "since", "volume", "network", "is-task", "publish", "isolation"})
 CONTAINER_PRUNE_FILTERS = frozenset({"label", "label!", "until"})
 IMAGE_PRUNE_FILTERS = frozenset({"dangling", "label", "label!", "until"})
+IMAGE_LIST_FILTERS = frozenset({"before", "dangling", "label", "reference", "since"})
 VOLUME_LIST_FILTERS = frozenset({"dangling", "driver", "label", "name"})
 VOLUME_PRUNE_FILTERS = frozenset({"label", "label!"})
 NETWORK_PRUNE_FILTERS = frozenset({"label", "label!", "until"})
@@ -383,6 +384,94 @@ def image_prune_filter(args: FilterArgs, all_images: bool) -> tuple[Predicate, b
         return _labels_match(args, (image.config or {}).get("Labels"))
 
     return include, not dangling_only
+
+
+ImageNames = tuple[list[str], list[str]]
+
+
+def image_list_filter(paths: Any, args: FilterArgs) -> Callable[[Any], ImageNames | None]:
+    """``images --filter`` (Docker 20.10's daemon/images/images.go): ``dangling``, ``label``,
+    ``before``/``since`` (an image), ``reference`` (a glob on its names). A function giving the
+    names an Image is listed with, (tags, digests), or None when the image is left out."""
+    args.validate(IMAGE_LIST_FILTERS)
+    dangling: bool | None = None
+    if args.contains("dangling"):
+        if not (args.exact_match("dangling", "true") or args.exact_match("dangling", "false")):
+            raise InvalidFilter(f"Invalid filter 'dangling={_go_list(args.get('dangling'))}'")
+        dangling = args.exact_match("dangling", "true")
+    before = _image_created_of(paths, args.get("before"))
+    since = _image_created_of(paths, args.get("since"))
+    references = args.get("reference")
+
+    def listed(name: str) -> bool:
+        return not references or any(_familiar_match(pattern, name) for pattern in references)
+
+    def names(image: Any) -> ImageNames | None:
+        created = _created_ns(image.created)
+        if (before is not None and created >= before) or (since is not None and created <= since):
+            return None
+        if args.contains("label") and not args.match_kv_list("label", (image.config or {}).get("Labels") or {}):
+            return None
+        tags = [t for t in image.repo_tags if listed(t)]
+        digests = [d for d in image.repo_digests if listed(d)]
+        if not tags and not digests:  # untagged: listed as <none> unless a filter asks for names
+            return None if dangling is False or references else (tags, digests)
+        return None if dangling and tags else (tags, digests)
+
+    return names
+
+
+def _image_created_of(paths: Any, refs: list[str]) -> int | None:
+    """The creation time of the image ``before=``/``since=`` names (the last wins); a missing one is an error."""
+    if not refs:
+        return None
+    from skiff.errors import ImageNotFound
+    from skiff.image.store import ImageStore
+
+    store = ImageStore(paths)
+    created = None
+    for ref in refs:
+        try:
+            created = _created_ns(store.get(ref).created)
+        except ImageNotFound:
+            raise ImageNotFound(f"No such image: {ref}") from None  # the name as given, as Docker's daemon
+    return created
+
+
+def _familiar_match(pattern: str, name: str) -> bool:
+    """Docker's reference.FamiliarMatch: Go's path.Match on ``busybox:latest``, then on ``busybox``."""
+    return _path_match(pattern, name) or _path_match(pattern, _strip_tag(name))
+
+
+def _path_match(pattern: str, name: str) -> bool:
+    """Go's path.Match: ``*`` and ``?`` stop at ``/``; ``[...]`` classes, ``[^...]`` negated, ``\\``
+    escapes; a bad pattern matches nothing."""
+    regex, i = "", 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "*":
+            regex += "[^/]*"
+        elif char == "?":
+            regex += "[^/]"
+        elif char == "\\" and i + 1 < len(pattern):
+            i += 1
+            regex += re.escape(pattern[i])
+        elif char == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                return False
+            body = pattern[i + 1:end]
+            negated = body.startswith("^")
+            body = body[1:] if negated else body
+            regex += "[" + ("^" if negated else "") + body + "]"
+            i = end
+        else:
+            regex += re.escape(char)
+        i += 1
+    try:
+        return re.fullmatch(regex, name) is not None
+    except re.error:
+        return False
 
 
 # --- volumes ----------------------------------------------------------------------------
