@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
-from skiff.image.documents import CONFIG_FIELDS, OMIT, ZERO_TIME, is_empty
+from skiff.image.documents import CONFIG_FIELDS, OMIT, ZERO_TIME, healthcheck_document, is_empty
 
 Doc = dict[str, Any]
 Fields = Sequence[tuple[str, Any]]
@@ -197,6 +197,7 @@ def config_document(config: Mapping[str, Any], options: Mapping[str, Any], facts
         "ExposedPorts": exposed_ports(config.get("ExposedPorts"), options, host_config),
         "Volumes": _config_volumes(config.get("Volumes"), options),
         "StopSignal": _stop_signal(config, options, image),
+        "Healthcheck": healthcheck_document(config.get("Healthcheck")),
     }
     if "StdinOnce" not in config:
         derived["StdinOnce"] = bool(config.get("AttachStdin"))  # docker run -i: closed when the client's ends
@@ -214,9 +215,11 @@ def docker_env(env: Sequence[str] | None, options: Mapping[str, Any], image: Map
         return None
     if image is None:  # the image is gone: what it set can no longer be told apart
         return list(env) or None
-    wanted = {item.partition("=")[0] for item in image.get("Env") or []}
-    wanted |= {item.partition("=")[0] for item in options.get("env") or []} | set(env_file_keys)
-    shown = [item for item in env if item.partition("=")[0] in wanted]
+    from_image = {item.partition("=")[0] for item in image.get("Env") or []}
+    from_user = {item.partition("=")[0] for item in options.get("env") or []} | set(env_file_keys)
+    # Docker's merge: the user's variables first, then the image's they do not name
+    shown = [item for item in env if item.partition("=")[0] in from_user]
+    shown += [item for item in env if item.partition("=")[0] in from_image - from_user]
     return shown or None
 
 

@@ -6,7 +6,8 @@ something on. Its "init layer" also puts an empty file (mode 0755) at each of th
 the image and the container's own layer; ``make_mountpoints`` does the same in the
 container's rootfs, so that a new volume at /etc receives them in its copy-up as Docker's
 does (and a read-only one already holds the mount points), and so that an image's
-``/etc/resolv.conf`` symlink is masked as Docker masks it rather than followed.
+``/etc/resolv.conf`` symlink is masked as Docker masks it rather than followed. The init
+layer's /etc/mtab, a symlink to /proc/mounts, is made here the same way.
 
 Only names are created here, by file descriptor: ``/etc`` is opened inside the rootfs with
 openat2(RESOLVE_IN_ROOT) and every entry below it is touched without following a link. The
@@ -30,10 +31,13 @@ from skiff.errors import SyscallError
 ETC_FILES = ("resolv.conf", "hostname", "hosts")
 # What Docker's init layer creates them with (daemon/initlayer).
 MOUNTPOINT_MODE = 0o755
+# Docker's init layer also masks /etc/mtab with this link (programs that read mtab see the mounts).
+MTAB, MTAB_TARGET = "mtab", "/proc/mounts"
 
 
 def make_mountpoints(rootfs: Path) -> None:
-    """An empty 0755 file at /etc/resolv.conf, /etc/hostname and /etc/hosts of the rootfs.
+    """An empty 0755 file at /etc/resolv.conf, /etc/hostname and /etc/hosts of the rootfs, and
+    /etc/mtab a link to /proc/mounts, as Docker's init layer.
 
     A regular file or a symlink the image has there is replaced (Docker's init layer masks
     it); a directory is left for the runtime to refuse. Idempotent: a restart finds them made.
@@ -48,6 +52,7 @@ def make_mountpoints(rootfs: Path) -> None:
     try:
         for name in ETC_FILES:
             _make_mountpoint(etc_fd, name)
+        _make_mtab_link(etc_fd)
     finally:
         os.close(etc_fd)
 
@@ -90,6 +95,24 @@ def _make_mountpoint(etc_fd: int, name: str) -> None:
         os.fchmod(fd, MOUNTPOINT_MODE)  # whatever the umask
     finally:
         os.close(fd)
+
+
+def _make_mtab_link(etc_fd: int) -> None:
+    """/etc/mtab -> /proc/mounts in place of the image's file or link (a directory is left alone)."""
+    try:
+        st = os.stat(MTAB, dir_fd=etc_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISLNK(st.st_mode) and os.readlink(MTAB, dir_fd=etc_fd) == MTAB_TARGET:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            return
+        os.unlink(MTAB, dir_fd=etc_fd)
+    try:
+        os.symlink(MTAB_TARGET, MTAB, dir_fd=etc_fd)
+    except FileExistsError:
+        return  # made meanwhile
 
 
 def etc_mounts(container_dir: Path, contents: dict[str, str], read_only: bool,

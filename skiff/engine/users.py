@@ -43,26 +43,34 @@ def _entries(text: str | None) -> list[list[str]]:
 
 
 def resolve_user(rootfs: Path, spec: str) -> ExecUser:
-    """Docker's rules: a name must exist in passwd; a bare uid need not (gid 0, HOME /)."""
+    """Docker's user: runc's GetExecUser on the image's files, the primary group among the groups.
+
+    A name must exist in passwd; a bare uid need not (gid 0, HOME /). A numeric user or group
+    is always an id, a name always a name. Only without an explicit group does the user get
+    the groups of /etc/group that list its name (runc: "supplementary group ids only make sense
+    in the implicit form"). Docker (20.10.18+, CVE-2022-36109) puts the primary gid first in
+    the additional gids, so it stays in the process's groups.
+    """
     user, _, group = (spec or "0").partition(":")
     passwd = _entries(read_in_root(rootfs, "/etc/passwd"))
     groups = _entries(read_in_root(rootfs, "/etc/group"))
 
-    entry = next((p for p in passwd if len(p) >= 7 and (p[0] == user or p[2] == user)), None)
-    if entry is None and not user.isdigit():
+    by_uid = user.isdigit()
+    entry = next((p for p in passwd if len(p) >= 7 and p[2 if by_uid else 0] == user), None)
+    if entry is None and not by_uid:
         raise InvalidArgument(f"unable to find user {user}: no matching entries in passwd file")
     uid = int(entry[2]) if entry else int(user)
     gid = int(entry[3]) if entry else 0
     home = entry[5] if entry else "/"
     name = entry[0] if entry else None
 
+    member_of: list[int] = []
     if group:
-        match = next((g for g in groups if len(g) >= 3 and (g[0] == group or g[2] == group)), None)
-        if match is None and not group.isdigit():
+        by_gid = group.isdigit()
+        match = next((g for g in groups if len(g) >= 3 and g[2 if by_gid else 0] == group), None)
+        if match is None and not by_gid:
             raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
         gid = int(match[2]) if match else int(group)
-
-    extra = sorted({int(g[2]) for g in groups
-                    if name and len(g) >= 4 and g[2].isdigit() and name in g[3].split(",") and int(g[2]) != gid})
-    # As runc's GetExecUser: with no supplementary groups, the primary group is the only one.
-    return ExecUser(uid, gid, extra or [gid], home or "/")
+    elif name:
+        member_of = [int(g[2]) for g in groups if len(g) >= 4 and g[2].isdigit() and name in g[3].split(",")]
+    return ExecUser(uid, gid, list(dict.fromkeys([gid, *member_of])), home or "/")

@@ -28,6 +28,8 @@ CONFIG_FIELDS: Sequence[tuple[str, Any]] = (
     ("WorkingDir", ""), ("Entrypoint", None), ("NetworkDisabled", OMIT), ("MacAddress", OMIT), ("OnBuild", None),
     ("Labels", None), ("StopSignal", OMIT), ("StopTimeout", OMIT), ("Shell", OMIT),
 )
+# container.HealthConfig: every field omitempty, in Go's order (skiff's records keep their keys sorted).
+HEALTHCHECK_FIELDS: Sequence[str] = ("Test", "Interval", "Timeout", "StartPeriod", "Retries")
 
 
 def is_empty(value: Any) -> bool:
@@ -39,6 +41,13 @@ def is_empty(value: Any) -> bool:
     return isinstance(value, int) and value == 0
 
 
+def healthcheck_document(health: Any) -> Any:
+    """A ``Healthcheck`` as Docker's HealthConfig struct: its fields in Go's order, zeros left out."""
+    if not isinstance(health, Mapping):
+        return health
+    return {key: health[key] for key in HEALTHCHECK_FIELDS if not is_empty(health.get(key))}
+
+
 def image_config_document(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """An image config's ``config`` object as Docker's container.Config."""
     config = config or {}
@@ -47,7 +56,7 @@ def image_config_document(config: Mapping[str, Any] | None) -> dict[str, Any]:
         value = config.get(key, zero)
         if zero is OMIT and is_empty(value):
             continue
-        doc[key] = value
+        doc[key] = healthcheck_document(value) if key == "Healthcheck" else value
     return doc
 
 

@@ -165,12 +165,14 @@ def test_image_healthcheck_and_flags_merged(hc: Skiff, busybox_tar: Path) -> Non
           'HEALTHCHECK --interval=200ms --retries=1 CMD ["sh", "-c", "exit 3"]')
     image = json.loads(hc.ok("image", "inspect", "checked"))[0]["Config"]["Healthcheck"]
     assert image == {"Test": ["CMD", "sh", "-c", "exit 3"], "Interval": 200_000_000, "Retries": 1}
+    assert list(image) == ["Test", "Interval", "Retries"]  # Docker's HealthConfig struct order
     detach(hc, "--name", "img", "checked", "sleep", "1000")
     assert wait_status(hc, "img", "unhealthy")["Log"][0]["ExitCode"] == 3
 
     detach(hc, "--name", "own", "--health-cmd", "true", "checked", "sleep", "1000")
     assert inspect(hc, "own")["Config"]["Healthcheck"] == {
         "Test": ["CMD-SHELL", "true"], "Interval": 200_000_000, "Retries": 1}
+    assert list(inspect(hc, "own")["Config"]["Healthcheck"]) == ["Test", "Interval", "Retries"]
     wait_status(hc, "own", "healthy")
 
     detach(hc, "--name", "off", "--no-healthcheck", "checked", "sleep", "1000")

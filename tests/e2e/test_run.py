@@ -124,8 +124,9 @@ def test_env_user_workdir(skiff: Skiff, busybox_image: str, tmp_path: Path) -> N
               "sh", "-c", "echo $A $FROM_FILE $BOTH $HOME $PATH").stdout
     assert out.split() == ["1", "yes", "flag", "/root",
                            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    # Docker 20.10.18+ keeps the primary gid among the groups
     assert run(skiff, "-u", "user", busybox_image, "sh", "-c", "id; echo $HOME").stdout == \
-        "uid=1000(user) gid=1000(user) groups=10(wheel),100(users)\n/home/user\n"
+        "uid=1000(user) gid=1000(user) groups=10(wheel),100(users),1000(user)\n/home/user\n"
     assert run(skiff, "-u", "1000:33", busybox_image, "id", "-u").stdout.strip() == "1000"
     assert run(skiff, "-u", "4242", busybox_image, "sh", "-c", "id -u; id -g").stdout.split() == ["4242", "0"]
     assert run(skiff, "-w", "/new/dir", busybox_image, "pwd").stdout == "/new/dir\n"

@@ -53,7 +53,8 @@ def test_record_keys_pass_through_with_dockers_type_and_private_ones_never() -> 
     assert host["OomKillDisable"] is True  # not in the OCI object: the record's Docker-named value shows
     assert host["FutureKey"] == "x" and "Resources" not in host
     assert "MonitorPid" not in doc["State"] and "SkiffOptions" not in doc
-    assert doc["Config"]["Entrypoint"] is None and doc["Config"]["Env"] == ["PATH=/bin", "A=1"]
+    # Docker's merge: the user's variables (-e A=1), then the image's
+    assert doc["Config"]["Entrypoint"] is None and doc["Config"]["Env"] == ["A=1", "PATH=/bin"]
     assert "StopSignal" not in doc["Config"] and doc["Config"]["WorkingDir"] == ""
     assert doc["Config"]["AttachStdout"] is False and doc["HostsPath"] == ""
     assert list(doc["NetworkSettings"]["Networks"]) == ["none"]
