@@ -917,21 +917,10 @@ def _env_file_keys(files: list[str]) -> frozenset[str]:
 
 
 def _sizes(container: Container, image: Any) -> tuple[int, int]:
-    size_rw = _tree_size(container.bundle / "upper")
+    from skiff.engine.system import container_size
+
+    size_rw = container_size(container)
     return size_rw, size_rw + (image.size if image is not None else 0)
-
-
-def _tree_size(path: Path) -> int:
-    """Bytes of the files under ``path`` (a hard-linked file once), as Docker's SizeRw counts."""
-    total, seen = 0, set()
-    for directory, _, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                info = os.lstat(os.path.join(directory, name))
-                if (info.st_dev, info.st_ino) not in seen:
-                    seen.add((info.st_dev, info.st_ino))
-                    total += info.st_size
-    return total
 
 
 def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
