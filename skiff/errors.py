@@ -105,14 +105,14 @@ class InvalidObjectType(InvalidArgument):
 
 class InvalidFilter(InvalidArgument):
     """A ``--filter`` the command does not accept, or a value it cannot use. ``message`` is
-    Docker's daemon's text (``Invalid filter 'x'``); the CLI prints it as Docker's client
-    prints a daemon error, and exits 1."""
+    Docker's daemon's text (``Invalid filter 'x'``); the CLI prints it after ``Error: `` (skiff
+    has no daemon to blame), and exits 1."""
 
     exit_code = 1
     verbatim = True
 
     def __str__(self) -> str:
-        return f"Error response from daemon: {self.message}"
+        return f"Error: {self.message}"
 
 
 class NotFound(SkiffError):

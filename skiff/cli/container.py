@@ -379,7 +379,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 # As Docker 20.10's client: -f names a missing container on stderr; it is no failure.
                 print(f"Error: {exc}", file=sys.stderr)
                 continue
-            print(f"Error response from daemon: {exc}", file=sys.stderr)
+            print(f"Error: {exc}", file=sys.stderr)
             status = 1
     return status
 
@@ -403,7 +403,7 @@ def _each(args: argparse.Namespace, action) -> int:
         try:
             action(ref)
         except SkiffError as exc:
-            print(f"Error response from daemon: {exc}", file=sys.stderr)
+            print(f"Error: {exc}", file=sys.stderr)
             status = 1
     return status
 
@@ -471,7 +471,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
         status = _engine(args).attach(args.container, stdin=not args.no_stdin, detach_keys=args.detach_keys,
                                       proxy_signals=args.sig_proxy == "true")
     except (ContainerNotFound, ContainerConflict) as exc:
-        print(f"Error response from daemon: {exc}", file=sys.stderr)
+        print(f"Error: {exc}", file=sys.stderr)
         return 1
     return 0 if status is None else status
 
@@ -688,7 +688,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
                                     workdir=args.workdir, interactive=args.interactive, tty=args.tty,
                                     detach=args.detach)
     except (ContainerNotFound, ContainerNotRunning) as exc:
-        print(f"Error response from daemon: {exc}", file=sys.stderr)
+        print(f"Error: {exc}", file=sys.stderr)
         return 1
     except ExecError as exc:
         # Docker 20.10's exec: a command that cannot start, missing or not executable, is 126

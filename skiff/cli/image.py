@@ -247,7 +247,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
             print(f"Error: No such image: {ref}", file=sys.stderr)
             status = 1
         except SkiffError as exc:
-            print(f"Error response from daemon: {exc}", file=sys.stderr)
+            print(f"Error: {exc}", file=sys.stderr)
             status = max(status, exc.exit_code if exc.exit_code == 1 else 1)
     return status
 

@@ -420,7 +420,7 @@ def cmd_update(args: argparse.Namespace) -> int:
             engine.update(ref, request)
             print(ref)
         except SkiffError as exc:
-            errors.append(f"Error response from daemon: {exc}")
+            errors.append(f"Error: {exc}")
     sys.stdout.flush()
     if errors:
         print("\n".join(errors), file=sys.stderr)
