@@ -319,9 +319,25 @@ def disk_usage(paths: Paths) -> DiskUsage:
 
 
 def container_size(container: Any) -> int:
-    """Bytes the container wrote (its overlay upper dir), Docker's SizeRw."""
+    """Bytes the container wrote (its overlay upper dir), Docker's SizeRw.
+
+    skiff has no separate init layer: what Docker keeps there (``etcfiles.make_mountpoints``:
+    empty files, and the /etc/mtab link) is in the upper dir, and is not counted, as Docker's
+    SizeRw does not count its init layer.
+    """
     upper = container.bundle / "upper"
-    return apparent_size(upper) if upper.is_dir() else 0
+    if not upper.is_dir():
+        return 0
+    return apparent_size(upper) - _init_layer_bytes(upper)
+
+
+def _init_layer_bytes(upper: Path) -> int:
+    from skiff.engine.etcfiles import MTAB, MTAB_TARGET
+
+    try:
+        return len(MTAB_TARGET) if os.readlink(upper / "etc" / MTAB) == MTAB_TARGET else 0
+    except OSError:
+        return 0
 
 
 def apparent_size(path: Path) -> int:
