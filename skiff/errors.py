@@ -240,6 +240,13 @@ class VolumeError(SkiffError):
     """A volume or mount specification is invalid."""
 
 
+class VolumeRefused(VolumeError):
+    """``volume create`` of what the volume store will not make (a bad name, bad driver options):
+    Docker's daemon refuses it, so its client exits 1, not 125."""
+
+    exit_code = 1
+
+
 class VolumeNotFound(NotFound):
     """No volume by that name."""
 

@@ -78,9 +78,14 @@ def _users(paths: Any) -> dict[str, list[str]]:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from skiff.errors import VolumeError, VolumeRefused
+
     store = _store(args)
-    volume = store.create(args.name, labels=_key_values(args.label, "label", False), driver=args.driver,
-                          options=_key_values(args.opt, "driver option", True))
+    labels, options = _key_values(args.label, "label", False), _key_values(args.opt, "driver option", True)
+    try:
+        volume = store.create(args.name, labels=labels, driver=args.driver, options=options)
+    except VolumeError as exc:  # Docker's daemon refuses these, and its client exits 1
+        raise VolumeRefused(str(exc)) from None
     print(volume.name)
     return 0
 

@@ -140,7 +140,11 @@ def parse_volume(raw: str) -> MountSpec:
         raise VolumeError(f"invalid mode: {mode}")
     fields = mode.split(",") if mode else []
     kind: MountType = "bind" if source.startswith("/") else "volume"
-    spec = MountSpec(type=kind, target=clean_target(target, kind), source=source, mode=mode,
+    try:
+        cleaned = clean_target(target, kind)
+    except VolumeError as exc:  # Docker names the whole -v value first
+        raise exc.within(f"invalid volume specification: '{raw}'") from None
+    spec = MountSpec(type=kind, target=cleaned, source=source, mode=mode,
                      read_only="ro" in fields, copy="nocopy" not in fields)
     spec.propagation = next((f for f in fields if f in PROPAGATIONS), "")
     if kind == "bind":

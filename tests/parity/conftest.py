@@ -22,9 +22,9 @@ from tests.parity.runner import Side
 TIMEOUT = 60
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def parity_skiff(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iterator[Skiff]:
-    """The ``skiff`` fixture's CLI on a root kept for the session, with busybox imported."""
+    """The ``skiff`` fixture's CLI on a root kept for the parity suite, with busybox imported."""
     with private_skiff_env(tmp_path_factory.mktemp("parity-skiff")) as env:
         skiff = Skiff(env)
         skiff.ok("import", str(busybox_tar), "busybox:latest", "--change", 'CMD ["sh"]')
@@ -34,9 +34,10 @@ def parity_skiff(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) ->
         assert not left, f"parity scenarios left skiff containers: {left}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dockerd(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Dockerd]:
-    """The session's private dockerd, with skiff's busybox:latest loaded."""
+    """The parity suite's private dockerd, with skiff's busybox:latest loaded. Package-scoped:
+    the daemon is a child of pytest and must be gone before other packages check for children."""
     if not docker_installed():
         pytest.skip(NOT_INSTALLED)
     parity_skiff: Skiff = request.getfixturevalue("parity_skiff")
@@ -60,7 +61,7 @@ def data_dir(base: Path) -> str:
     return str(base)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def docker_side(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> Side:
     def cli(argv: Sequence[str], input: str | None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(DOCKER), "-H", f"unix://{dockerd.socket}", *argv], env=dockerd.env,
@@ -70,7 +71,7 @@ def docker_side(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> S
     return Side("docker", cli, (str(dockerd.data_root), str(dockerd.exec_root), data), data)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def skiff_side(parity_skiff: Skiff, tmp_path_factory: pytest.TempPathFactory) -> Side:
     def cli(argv: Sequence[str], input: str | None) -> subprocess.CompletedProcess[str]:
         return parity_skiff(*argv, input=input or "", timeout=TIMEOUT)
@@ -79,7 +80,7 @@ def skiff_side(parity_skiff: Skiff, tmp_path_factory: pytest.TempPathFactory) ->
     return Side("skiff", cli, (str(parity_skiff.root), str(parity_skiff.run_root), data), data)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """/usr/local/bin/skiff when it is this checkout's launcher; otherwise the same launcher
     (scripts/install-launchers) for this checkout, in a temporary directory."""
@@ -91,7 +92,7 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return INSTALLED if INSTALLED.exists() and INSTALLED.read_text() == ours.read_text() else ours
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def installed_side(launcher: Path, parity_skiff: Skiff, tmp_path_factory: pytest.TempPathFactory) -> Side:
     """The launcher as a user runs it: a clean environment, the parity root."""
     env = {"PATH": CLEAN_PATH, **{name: parity_skiff.env[name] for name in PASSED_ON}}

@@ -35,10 +35,14 @@ def test_volume_flag_good(raw: str, kind: str, source: str, target: str, ro: boo
     ("a:/b:ro:d", "invalid volume specification: 'a:/b:ro:d'"),
     ("vol:/x:rx", "invalid mode: rx"),
     ("vol:/x:ro,rw", "invalid mode: ro,rw"),
-    ("vol:rel", "invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be absolute"),
-    ("vol:/", "invalid mount config for type \"volume\": invalid specification: destination can't be '/'"),
-    ("/h:/a/..", "invalid mount config for type \"bind\": invalid specification: destination can't be '/'"),
-    ("vol:/a/../../etc", "invalid mount config for type \"volume\": invalid mount path: '/a/../../etc' "
+    ("vol:rel", "invalid volume specification: 'vol:rel': "
+                "invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be absolute"),
+    ("vol:/", "invalid volume specification: 'vol:/': "
+              "invalid mount config for type \"volume\": invalid specification: destination can't be '/'"),
+    ("/h:/a/..", "invalid volume specification: '/h:/a/..': "
+                 "invalid mount config for type \"bind\": invalid specification: destination can't be '/'"),
+    ("vol:/a/../../etc", "invalid volume specification: 'vol:/a/../../etc': "
+                         "invalid mount config for type \"volume\": invalid mount path: '/a/../../etc' "
                          "escapes the container root with '..'"),
     ("v:/x", "create v: volume name is too short, names should be at least two alphanumeric characters"),
     ("foo/bar:/x", 'create foo/bar: "foo/bar" includes invalid characters for a local volume name, only '
