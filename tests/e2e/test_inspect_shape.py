@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Skiff
+from tests.e2e.docker20.full_container import full_container_args
 from tests.e2e.test_lifecycle import lc  # noqa: F401 - a fixture: every container removed afterwards
 from tests.network.conftest import free_subnet
 
@@ -106,16 +107,7 @@ def scenario(lc: Skiff, tmp_path: Path) -> Skiff:  # noqa: F811
              "--opt", "o=size=1m", "withopts")
     bind = tmp_path / "bind"
     bind.mkdir()
-    skiff.ok("run", "-d", "--name", "full", "--network", "none", "-m", "64m", "--memory-reservation", "32m",
-             "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "100",
-             "--ulimit", "nofile=1024:2048",
-             "-v", "plain:/data", "-v", f"{bind}:/hostdir:ro", "--mount", "type=tmpfs,target=/mnt/t,tmpfs-size=1m",
-             "--mount", "type=volume,source=v2,target=/v2", "--mount", f"type=bind,source={bind},target=/b",
-             "--tmpfs", "/run:size=1m", "-e", "A=1", "-l", "k=v", "--entrypoint", "", "--restart", "on-failure:3",
-             "--init", "-w", "/tmp", "-u", "0", "-h", "host", "--dns", "1.1.1.1", "--dns-search", "example.com",
-             "--add-host", "a:1.2.3.4", "--stop-signal", "SIGINT", "--stop-timeout", "5", "--read-only",
-             "--security-opt", "no-new-privileges", "--log-opt", "max-size=1m",
-             "busybox", "sleep", "1000")
+    skiff.ok("run", *full_container_args(bind, blkio_weight=False))
     return skiff
 
 

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from full_container import full_container_args  # run as a script: this directory is on sys.path
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 DOCKERD = "/usr/sbin/dockerd"
@@ -111,16 +113,7 @@ def record(daemon: Daemon, base: Path) -> dict[str, Any]:
     d("network", "create", "chosen")
     bind = base / "bind"
     bind.mkdir()
-    d("run", "-d", "--name", "full", "--network", "none", "-m", "64m", "--memory-reservation", "32m",
-      "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "100",
-      "--blkio-weight", "300", "--ulimit", "nofile=1024:2048",
-      "-v", "plain:/data", "-v", f"{bind}:/hostdir:ro", "--mount", "type=tmpfs,target=/mnt/t,tmpfs-size=1m",
-      "--mount", "type=volume,source=v2,target=/v2", "--mount", f"type=bind,source={bind},target=/b",
-      "--tmpfs", "/run:size=1m", "-e", "A=1", "-l", "k=v", "--entrypoint", "", "--restart", "on-failure:3",
-      "--init", "-w", "/tmp", "-u", "0", "-h", "host", "--dns", "1.1.1.1", "--dns-search", "example.com",
-      "--add-host", "a:1.2.3.4", "--stop-signal", "SIGINT", "--stop-timeout", "5", "--read-only",
-      "--security-opt", "no-new-privileges", "--log-opt", "max-size=1m",
-      "busybox", "sleep", "1000")
+    d("run", *full_container_args(bind, blkio_weight=True))
     d("run", "-d", "--name", "onhost", "--network", "host", "busybox", "sleep", "1000")
     d("run", "-d", "--name", "onuser", "--network", "given", "-p", "8080:80", "--expose", "81",
       "busybox", "sleep", "1000")
