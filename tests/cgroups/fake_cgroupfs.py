@@ -17,6 +17,10 @@ import errno
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 CORE_FILES = {
     "cgroup.procs": "", "cgroup.threads": "", "cgroup.subtree_control": "", "cgroup.type": "domain\n",
@@ -97,3 +101,15 @@ class FakeKernel:
 
     def set(self, path: str, content: str) -> None:
         (self.root / path).write_text(content)
+
+
+def installed_fake_v2(root: Path, monkeypatch: "pytest.MonkeyPatch") -> FakeKernel:
+    """A fake v2 tree at ``root`` that skiff's cgroup code writes to: mkdir, rmdir and the
+    device filter go to the fake kernel for the rest of the test."""
+    from skiff.cgroups import fs, v2
+
+    fake = FakeKernel(root)
+    monkeypatch.setattr(fs, "mkdir", fake.mkdir)
+    monkeypatch.setattr(fs, "rmdir", fake.rmdir)
+    monkeypatch.setattr(v2, "attach_device_filter", fake.attach_device_filter)
+    return fake

@@ -15,8 +15,6 @@ from types import SimpleNamespace
 import pytest
 
 import skiff.cgroups as cgroups
-from skiff.cgroups import fs
-from skiff.cgroups import v2 as v2_module
 from skiff.cgroups.detect import memory_features
 from skiff.cgroups.flags import discard_unsupported
 from skiff.engine.options import RunOptions
@@ -24,7 +22,7 @@ from skiff.engine.plan import RunPlan
 from skiff.errors import InvalidArgument
 from skiff.paths import Paths
 
-from .fake_cgroupfs import FakeKernel
+from .fake_cgroupfs import FakeKernel, installed_fake_v2
 from .test_v1_fake import fake_v1
 
 SWAPPINESS_WARNING = ("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
@@ -36,11 +34,7 @@ NO_LIMIT_WARNING = ("OOM killer is disabled for the container, but no memory lim
 
 @pytest.fixture
 def v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
-    fake = FakeKernel(tmp_path / "cgroup")
-    monkeypatch.setattr(fs, "mkdir", fake.mkdir)
-    monkeypatch.setattr(fs, "rmdir", fake.rmdir)
-    monkeypatch.setattr(v2_module, "attach_device_filter", fake.attach_device_filter)
-    return fake
+    return installed_fake_v2(tmp_path / "cgroup", monkeypatch)
 
 
 def test_flags_become_oci_memory_fields() -> None:

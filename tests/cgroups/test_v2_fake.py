@@ -10,22 +10,18 @@ from pathlib import Path
 import pytest
 
 import skiff.cgroups as cgroups
-from skiff.cgroups import fs, v2
+from skiff.cgroups import fs
 from skiff.cgroups.v2 import V2Cgroup, blkio_to_io_weight, shares_to_weight
 from skiff.errors import CgroupError, DeviceFilterError
 
-from .fake_cgroupfs import FakeKernel
+from .fake_cgroupfs import FakeKernel, installed_fake_v2
 
 MiB = 1 << 20
 
 
 @pytest.fixture
 def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
-    fake = FakeKernel(tmp_path / "cgroup")
-    monkeypatch.setattr(fs, "mkdir", fake.mkdir)
-    monkeypatch.setattr(fs, "rmdir", fake.rmdir)
-    monkeypatch.setattr(v2, "attach_device_filter", fake.attach_device_filter)
-    return fake
+    return installed_fake_v2(tmp_path / "cgroup", monkeypatch)
 
 
 def test_fake_tree_is_detected_as_v2(kernel: FakeKernel) -> None:

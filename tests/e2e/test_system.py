@@ -19,8 +19,7 @@ import pytest
 
 import skiff
 import skiff.cgroups as cgroups
-from skiff.cgroups import fs, v2
-from tests.cgroups.fake_cgroupfs import FakeKernel
+from tests.cgroups.fake_cgroupfs import FakeKernel, installed_fake_v2
 from tests.conftest import CGROUP_PARENT, Skiff
 from tests.e2e.test_lifecycle import detach, inspect, lc, wait_for  # noqa: F401 - lc is a fixture
 
@@ -377,11 +376,7 @@ def test_update_reports_each_container_and_refuses_a_policy_for_rm(lc: Skiff) ->
 
 @pytest.fixture
 def fake_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKernel]:
-    fake = FakeKernel(tmp_path / "cgroup")
-    monkeypatch.setattr(fs, "mkdir", fake.mkdir)
-    monkeypatch.setattr(fs, "rmdir", fake.rmdir)
-    monkeypatch.setattr(v2, "attach_device_filter", fake.attach_device_filter)
-    yield fake
+    yield installed_fake_v2(tmp_path / "cgroup", monkeypatch)
 
 
 def test_update_on_cgroup_v2_keeps_memory_and_swap_as_the_record_says(fake_v2: FakeKernel) -> None:
