@@ -37,8 +37,9 @@ def exit_without_teardown(status: int) -> NoReturn:
 def crash_point(name: str) -> None:
     """SIGKILL this process here if ``SKIFF_CRASH_AT`` names this step (a test of crash safety).
 
-    The steps: ``reserved`` (record written), ``starting`` (start has claimed the
-    record), ``rootfs``, ``network``, ``volumes``, ``bundle`` (config.json written),
+    The steps: ``recorded`` (record written, its volumes not yet made), ``reserved``
+    (record and volumes made), ``starting`` (start has claimed the record), ``rootfs``,
+    ``network``, ``volumes``, ``bundle`` (config.json written),
     ``runtime-create`` (init made, runtime state not yet written), ``created``
     (runtime create done, not started), ``exited`` (exit recorded, not torn down).
     """

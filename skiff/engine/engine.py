@@ -1,11 +1,11 @@
 """``Engine``: run, list and remove containers.
 
 The flow of a foreground ``skiff run``: resolve the image and validate every
-flag first (nothing is created for bad input); reserve a record; mount the
-overlay rootfs; plan volumes and the network; write the OCI bundle; hand it to
-the runtime core; record the exit; tear everything down in reverse order. Every
-step registers its undo on an ExitStack, so a failure at any point leaves
-nothing behind.
+flag first (nothing is created for bad input); reserve a record and make its
+volumes (as Docker's create); mount the overlay rootfs; prepare volumes and the
+network; write the OCI bundle; hand it to the runtime core; record the exit;
+tear everything down in reverse order. Every step registers its undo on an
+ExitStack, so a failure at any point leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class Engine:
             return self._run_monitored(container, opts, parse_detach_keys(detach_keys))
         with contextlib.ExitStack() as undo:
             undo.callback(records.remove_record, container)
+            undo.callback(_remove_anonymous_volumes, plan)  # a failed run keeps no anonymous volume
             events.emit_container(self.paths, container.data, "attach")
             bundle = self._prepare(container, image, plan, undo)
             try:
@@ -248,7 +249,7 @@ class Engine:
         return RunPlan.make(self.paths, image, opts)
 
     def _create_record(self, opts: RunOptions, image: Any, plan: "RunPlan", owned: bool = False) -> Container:
-        """Reserve the name and write the record; ``owned``: this process goes on to run it.
+        """Reserve the name, write the record, make its volumes; ``owned``: this process goes on to run it.
 
         An owned record names this process (``MonitorPid`` and its start time) before
         anything is made for the container, and its mounts too, so that if the process
@@ -283,9 +284,23 @@ class Engine:
                 container.state.update(Status="starting", MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
             container.dir.mkdir(parents=True, mode=0o700)
             container.save(durable=not opts.remove)
+        crash_point("recorded")
+        self._make_volumes(container, plan)
         events.emit_container(self.paths, container.data, "create")
         crash_point("reserved")
         return container
+
+    def _make_volumes(self, container: Container, plan: "RunPlan") -> None:
+        """The container's volumes, made as Docker makes them: at create, after the record that
+        names them (a command killed in between leaves a startable record, whose ``rm -v`` or
+        start finds them). A failure takes the record back out; the volumes made go with it."""
+        if plan.mount_plan is None:
+            return
+        try:
+            plan.mount_plan.create_volumes()
+        except BaseException:
+            records.remove_record(container)
+            raise
 
     def _prepare(self, container: Container, image: Any, plan: "RunPlan", undo: contextlib.ExitStack) -> Path:
         """Rootfs, volumes, network and the bundle: everything the runtime needs."""
@@ -924,15 +939,22 @@ def _sizes(container: Container, image: Any) -> tuple[int, int]:
 
 
 def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
-    """As Docker: a container started again keeps the anonymous volumes of its earlier runs."""
+    """As Docker: a started container keeps the anonymous volumes made at its create (one its
+    create was killed before making is made under the same name by ``prepare``)."""
     if plan.mount_plan is None:
         return
     earlier = {m["Destination"]: m for m in container.data.get("Mounts", [])
                if m.get("Type") == "volume" and m.get("Name")}
     for mount in plan.mount_plan.mounts:
         record = earlier.get(mount.destination)
-        if mount.anonymous and not mount.inherited and record and Path(record["Source"]).is_dir():
+        if mount.anonymous and not mount.inherited and record:
             mount.name, mount.host_path = record["Name"], record["Source"]
+
+
+def _remove_anonymous_volumes(plan: Any) -> None:
+    """The anonymous volumes made for a container whose foreground run failed (its record goes too)."""
+    if plan.mount_plan is not None:
+        plan.mount_plan.release(remove_anonymous=True)
 
 
 def _exec_events(paths: Paths, data: dict[str, Any], command: list[str]) -> str:

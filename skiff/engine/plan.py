@@ -309,7 +309,7 @@ class RunPlan:
         crash_point("network")
         etcfiles.make_mountpoints(rootfs)  # before copy-up: a new volume at /etc gets them, as Docker's
         if self.mount_plan is not None:
-            undo.callback(self.mount_plan.release, True)  # a failed run keeps no volume it created
+            undo.callback(self.mount_plan.release)  # driver mounts; the volumes stay the container's
             self.mount_plan.prepare(rootfs, container.id)
             crash_point("volumes")
             spec["mounts"].extend(self.mount_plan.oci_mounts())

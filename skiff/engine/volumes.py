@@ -11,7 +11,7 @@ from skiff.paths import Paths
 
 
 def plan_container_mounts(paths: Paths, image: Any, opts: RunOptions) -> Any:
-    """Parse and check every mount flag; nothing is created until ``prepare``."""
+    """Parse and check every mount flag; nothing is created until ``create_volumes``."""
     from skiff.volume.plan import plan_mounts
     from skiff.volume.spec import parse_run_mounts, parse_volumes_from
     from skiff.volume.store import VolumeStore

@@ -19,10 +19,11 @@ after its own. So no root rewrites another's rules, prunes another's bridge or
 gets another's subnet or host port.
 
 Lifetimes (the documented rule): a user network's bridge lives as long as the
-network. The default network's bridge is made by its first container and then
-stays, as docker0 does, because making and deleting it costs ~15 ms and ~50 ms
-on every ``skiff run``; ``skiff network prune`` removes it when no container
-uses it. skiff's nft table holds rules only while some bridge or published
+network. The default network is listed and inspected from the start, as Docker's
+``bridge`` (with the id and subnet it will have), but its record and bridge are
+made by its first container; the bridge then stays, as docker0 does, because
+making and deleting it costs ~15 ms and ~50 ms on every ``skiff run``; ``skiff
+network prune`` removes it when no container uses it. skiff's nft table holds rules only while some bridge or published
 port needs one, and is deleted when empty. IP forwarding, once switched on for
 an outbound network, stays on (as Docker leaves it).
 """
@@ -189,13 +190,38 @@ class NetworkManager:
         if record is None:
             with self.registry.lock():
                 others = self.registry.others()
-                subnet = ipam.choose_subnet(self.config.subnet_candidates, self._taken_subnets(others))
-                record = self._new_record(DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), False, {},
-                                          bridge=self.config.default_bridge)
+                record = self._unmade_default(self._free_default_subnet(others))
+                record["Created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 self._check_names(record, others)
                 self._save_network(record)
                 self._claim(record)
         return record
+
+    def _free_default_subnet(self, others: list[dict[str, Any]]) -> ipaddress.IPv4Network:
+        """The subnet the default network gets if made now (call under the registry's lock)."""
+        return ipam.choose_subnet(self.config.subnet_candidates, self._taken_subnets(others))
+
+    def _unmade_default(self, subnet: ipaddress.IPv4Network | None) -> dict[str, Any]:
+        """The default network's record before its first container makes it (and writes it).
+
+        Docker's ``bridge`` always exists, so ``ls`` and ``inspect`` show this one from the start,
+        with the id it keeps when made and the subnet it would get now (``None``: not asked, for
+        ``ls``); no record, bridge, nft rule or host-wide claim exists until a container needs them.
+        """
+        if subnet is None:
+            record = {"Name": DEFAULT_NETWORK, "Driver": "bridge", "Scope": "local", "Internal": False,
+                      "Labels": {}, "Containers": {}}
+        else:
+            record = self._new_record(DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), False, {},
+                                      bridge=self.config.default_bridge)
+        record["Id"] = self.predefined_id(DEFAULT_NETWORK)  # stable: what ls showed before it was made
+        record["Created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_mtime(self.paths.networks)))
+        return record
+
+    def _names_unmade_default(self, ref: str) -> bool:
+        """Whether ``ref`` names the default network (by name or id prefix) before it is made."""
+        named = ref == DEFAULT_NETWORK or bool(ref) and self.predefined_id(DEFAULT_NETWORK).startswith(ref)
+        return named and self._load_network(DEFAULT_NETWORK) is None
 
     def _claim(self, record: dict[str, Any]) -> None:
         """This root's host-wide claim on the network's subnet and bridge (under the host lock)."""
@@ -260,6 +286,8 @@ class NetworkManager:
     def remove_network(self, ref: str) -> str:
         with FileLock(self._lock):
             record = self._find_network(ref)
+            if record is None and self._names_unmade_default(ref):  # refused below all the same
+                record = self._unmade_default(None)
             if record is None:
                 raise NetworkNotFound(f"network {ref} not found")
             if record["Name"] == DEFAULT_NETWORK:
@@ -281,11 +309,12 @@ class NetworkManager:
                       for n in ("host", "none")]
         records = self._all_networks()
         if not any(r["Name"] == DEFAULT_NETWORK for r in records):
-            predefined.insert(0, {"Name": DEFAULT_NETWORK, "Id": "", "Driver": "bridge", "Scope": "local"})
+            predefined.append(self._unmade_default(None))
         return sorted(records + predefined, key=lambda r: r["Name"])
 
     def predefined_id(self, name: str) -> str:
-        """``none`` and ``host`` have no record: an id of this root's, the same every time."""
+        """``none`` and ``host`` have no record, nor ``bridge`` until its first container: an id of
+        this root's, the same every time (the default network's record keeps it when made)."""
         import hashlib
 
         return hashlib.sha256(f"skiff-network:{self.paths.root}:{name}".encode()).hexdigest()
@@ -296,6 +325,9 @@ class NetworkManager:
         from skiff.network.documents import network_document, predefined_document
 
         record = None if ref in ("none", "host") else self._find_network(ref)
+        if record is None and self._names_unmade_default(ref):
+            with self.registry.lock():  # not made yet: shown with the subnet it would get now
+                record = self._unmade_default(self._free_default_subnet(self.registry.others()))
         if record is not None:
             return network_document(record, self.config.mtu)
         for name in ("none", "host"):

@@ -3,8 +3,9 @@
 The engine calls, in order:
 
     plan = plan_mounts(store, specs, image_volumes, volumes_from, read_only_root, container_id)
+    plan.create_volumes()                      # at create, as Docker: listed and in use from then on
     config["mounts"] += plan.oci_mounts()      # before or after prepare: sources are fixed here
-    plan.prepare(rootfs)                       # volumes created, driver mounts up, copy-up done
+    plan.prepare(rootfs)                       # driver mounts up, copy-up done (a missing volume made)
     record["Mounts"] = plan.records()
     ...                                        # the runtime mounts them in the container's namespace
     plan.release(remove_anonymous=opts.rm)     # when the container has ended
@@ -105,11 +106,51 @@ class MountPlan:
         """Volumes created for this container alone (not those shared by --volumes-from)."""
         return [m.name for m in self.mounts if m.anonymous and not m.inherited]
 
+    def create_volumes(self) -> None:
+        """Make the volumes the container names, as Docker's ``create`` does: from then on
+        ``volume ls`` lists them and ``volume rm`` finds them in use (the container's record
+        names them, so write it first: a skiff killed in between leaves nothing unnamed).
+
+        Copy-up needs the image's rootfs and driver mounts a user, so both wait for
+        ``prepare``. A failure removes the volumes this call made.
+        """
+        from skiff.volume.store import emit_volume_event
+
+        wanted = [m for m in self.mounts if m.spec.type == "volume"]
+        if not wanted:
+            return
+        made: list[Volume] = []
+        with self.store.lock():
+            try:
+                for m in wanted:
+                    volume, new = self._find_or_create(m)
+                    if new:
+                        made.append(volume)
+                    if not m.inherited:  # Docker reports a create for each volume a container names, new or not
+                        emit_volume_event(self.store.paths, "create", volume)
+            except BaseException:
+                for volume in made:
+                    self.store._remove_locked(volume)
+                raise
+
+    def _find_or_create(self, m: PlannedMount) -> tuple[Volume, bool]:
+        """The volume ``m`` names, made if missing (call under the store's lock); True if made now."""
+        volume = self.store._load(m.name)
+        if volume is not None:
+            return volume, False
+        if m.inherited:
+            raise VolumeError(f"No such volume: {m.name} (used by the container named in --volumes-from)")
+        spec = m.spec
+        return self.store._create_locked(m.name, dict(spec.volume_labels), spec.volume_driver or LOCAL_DRIVER,
+                                         dict(spec.volume_options), m.anonymous), True
+
     def prepare(self, rootfs: Path | str, container_id: str | None = None) -> None:
         """Make every source exist before the container starts; undone by ``release``.
 
-        Volumes are created on first use, driver-option volumes mounted (counted per
-        container), and new empty volumes receive the image content at their target.
+        Driver-option volumes are mounted (counted per container), new empty volumes
+        receive the image content at their target, and a volume ``create_volumes`` did
+        not make (a skiff killed before it did) is made now. A failure keeps the volumes:
+        they are the container's until it is removed (``rm -v``).
         """
         if container_id:
             self.container_id = container_id
@@ -126,18 +167,13 @@ class MountPlan:
                     if m.spec.type == "volume":
                         self._prepare_volume(m, Path(rootfs))
         except BaseException:
-            self.release(remove_anonymous=True)
+            self.release()
             raise
 
     def _prepare_volume(self, m: PlannedMount, rootfs: Path) -> None:
         spec = m.spec
-        volume = self.store._load(m.name)
-        if volume is None:
-            if m.inherited:
-                raise VolumeError(f"No such volume: {m.name} (used by the container named in --volumes-from)")
-            volume = self.store._create_locked(m.name, dict(spec.volume_labels), spec.volume_driver or LOCAL_DRIVER,
-                                               dict(spec.volume_options), m.anonymous)
-        if not m.inherited:  # Docker reports a create for each volume a container names, new or not
+        volume, new = self._find_or_create(m)
+        if new:
             from skiff.volume.store import emit_volume_event
 
             emit_volume_event(self.store.paths, "create", volume)
@@ -185,7 +221,7 @@ def release_records(store: VolumeStore, records: Iterable[dict[str, Any]], conta
 def plan_mounts(store: VolumeStore, specs: list[MountSpec], image_volumes: dict[str, Any] | None = None,
                 volumes_from: Iterable[tuple[list[dict[str, Any]], bool]] = (), read_only_root: bool = False,
                 container_id: str = "") -> MountPlan:
-    """Decide every mount of a container; nothing is created until ``prepare``."""
+    """Decide every mount of a container; nothing is created until ``create_volumes``."""
     by_target: dict[str, PlannedMount] = {}
     for records, read_only in volumes_from:
         for record in records:

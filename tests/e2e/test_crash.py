@@ -30,7 +30,7 @@ import pytest
 from tests.conftest import CGROUP_PARENT, Skiff
 
 # The steps of a foreground run, in order (``runtime-create``: the init exists, its state does not).
-RUN_STEPS = ("reserved", "rootfs", "network", "volumes", "bundle", "runtime-create", "created", "exited")
+RUN_STEPS = ("recorded", "reserved", "rootfs", "network", "volumes", "bundle", "runtime-create", "created", "exited")
 # The steps of ``start`` (``run -d`` is create then start); the last two happen in the monitor's helper.
 START_STEPS = ("starting", "rootfs", "network", "volumes", "bundle", "runtime-create", "created")
 TOKEN = "crashtoken31337"  # in the container's command line: finds its processes, even an init not yet exec'd
@@ -180,8 +180,9 @@ def test_crash_bridge_run_detached(crash: Skiff, step: str) -> None:
     all_released(crash, cid)
 
 
-def test_crash_bridge_create(crash: Skiff) -> None:
-    killed_at(crash, "reserved", "create", "--name", "made", *container_args())
+@pytest.mark.parametrize("step", ["recorded", "reserved"])  # before and after its volumes are made
+def test_crash_bridge_create(crash: Skiff, step: str) -> None:
+    killed_at(crash, step, "create", "--name", "made", *container_args())
     cid = only_container(crash)
     assert status(crash, "made") == "Created"
     assert leftovers(crash, cid, record_kept=True) == []

@@ -103,6 +103,27 @@ def start_bridge(net: Net) -> None:
 # --- the default bridge ---------------------------------------------------------
 
 
+def test_default_bridge_is_listed_and_inspected_before_it_is_made(net: Net) -> None:
+    """Docker's ``bridge`` always exists: ``ls`` and ``inspect`` show it from the start, yet no
+    bridge device, nft table or record is made until a container needs it, and then it has
+    the id and subnet that were shown."""
+    rows = [json.loads(line) for line in net.skiff.ok("network", "ls", "--no-trunc", "--format", "{{json .}}").splitlines()]
+    listed = {row["Name"]: row["ID"] for row in rows}
+    shown = json.loads(net.skiff.ok("network", "inspect", "bridge"))[0]
+    assert (shown["Name"], shown["Driver"], shown["Id"]) == ("bridge", "bridge", listed["bridge"])
+    assert shown["IPAM"]["Config"] == [{"Subnet": net.subnet, "Gateway": net.gateway}]
+    assert shown["Options"]["com.docker.network.bridge.name"] == net.bridge
+    assert json.loads(net.skiff.ok("network", "inspect", listed["bridge"][:12]))[0]["Id"] == shown["Id"]
+    assert net.bridge not in links_with(net.bridge) and not net.ruleset()
+    assert not (net.skiff.root / "network" / "networks" / "bridge.json").exists()
+    removal = net.skiff("network", "rm", "bridge")
+    assert (removal.returncode, removal.stderr) == (1, "skiff: bridge is a pre-defined network and cannot be removed\n")
+    start_bridge(net)
+    made = json.loads(net.skiff.ok("network", "inspect", "bridge"))[0]
+    assert (made["Id"], made["IPAM"]["Config"]) == (shown["Id"], shown["IPAM"]["Config"])
+    assert net.bridge in links_with(net.bridge)
+
+
 def test_container_reaches_gateway_by_ping_and_tcp(net: Net) -> None:
     start_bridge(net)
     with tcp_listener(net.gateway) as (port, seen):

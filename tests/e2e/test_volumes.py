@@ -199,6 +199,41 @@ def test_volumes_from(skiff: Any, busybox_image: str, tmp_path: Path) -> None:
     assert skiff.ok("volume", "ls", "-q").split() == ["vf"]
 
 
+def test_create_makes_the_volumes_and_a_failed_start_keeps_them(skiff: Any, busybox_image: str,
+                                                                  tmp_path: Path) -> None:
+    """As Docker: named and anonymous volumes exist (and are in use) from ``create``; a start that
+    fails keeps them for the next start, and ``rm -v`` removes the anonymous one."""
+    device = tmp_path / "device"
+    device.mkdir()
+    skiff.ok("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", f"device={device}", "bv")
+    skiff.ok("create", "--name", "c", "-v", "/anon", "-v", "bv:/b", "-v", "made:/m", busybox_image,
+             "sh", "-c", "echo kept > /anon/f")
+    volumes = set(skiff.ok("volume", "ls", "-q").split())
+    (anon,) = volumes - {"bv", "made"}
+    assert len(volumes) == 3 and len(anon) == 64
+    device.rmdir()  # the bind device is gone: the start fails while preparing the volumes
+    failed = skiff("start", "c")
+    assert failed.returncode == 1 and "does not exist" in failed.stderr
+    assert set(skiff.ok("volume", "ls", "-q").split()) == volumes
+    device.mkdir()
+    skiff.ok("start", "-a", "c")
+    assert (_vol_data(skiff, anon) / "f").read_text() == "kept\n"  # the volume made at create
+    skiff.ok("rm", "-v", "c")
+    assert set(skiff.ok("volume", "ls", "-q").split()) == {"bv", "made"}
+
+
+def test_create_that_fails_removes_what_it_made(skiff: Any, busybox_image: str) -> None:
+    skiff.ok("create", "--name", "src", "-v", "lost:/d/e", busybox_image)
+    import shutil
+
+    shutil.rmtree(skiff.root / "volumes" / "lost")  # behind skiff's back: --volumes-from src now fails
+    failed = skiff("create", "--name", "dst", "-v", "/a", "-v", "new:/n", "--volumes-from", "src", busybox_image)
+    assert failed.returncode == 125 and "No such volume: lost" in failed.stderr
+    assert skiff.ok("ps", "-a", "--format", "{{.Names}}").split() == ["src"]
+    assert skiff.ok("volume", "ls", "-q") == ""  # /a and new, made before lost was missed, went again
+    skiff.ok("rm", "-v", "src")
+
+
 # --- image VOLUMEs, copy-up, anonymous volumes -------------------------------------------------
 
 
