@@ -67,14 +67,9 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def _users(paths: Any) -> dict[str, list[str]]:
-    """Volume name -> containers (running or stopped) that use it; also drops driver mounts of
-    containers that vanished (a skiff killed with SIGKILL) so they do not count as users."""
-    from skiff.engine.containers import all_containers, volume_users
-    from skiff.volume.driver import reconcile
+    from skiff.engine.volumes import volumes_in_use
 
-    users = volume_users(paths)
-    reconcile(paths, [c.id for c in all_containers(paths)])
-    return users
+    return volumes_in_use(paths)
 
 
 def _create(args: argparse.Namespace) -> int:
