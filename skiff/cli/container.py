@@ -476,11 +476,6 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return 0 if status is None else status
 
 
-def _held(container) -> bool:
-    container.reload()
-    return container.held or container.state.get("Status") == "starting"
-
-
 def add_stop_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--time", "--timeout", dest="time", type=int,
                    help="seconds to wait before killing the container")
@@ -624,23 +619,14 @@ def add_logs_flags(p: argparse.ArgumentParser) -> None:
 def cmd_logs(args: argparse.Namespace) -> int:
     from skiff.engine import logs
 
-    tail = _tail_lines(args.tail)
+    tail = logs.tail_lines(args.tail)
     since = logs.parse_since(args.since)
     container = _engine(args).find(args.container)
     entries, offset = logs.read(container.log_path, tail, since)
     _print_entries(entries, args.timestamps)
     if args.follow:
-        _print_entries(logs.follow(container.log_path, offset, lambda: _held(container)), args.timestamps)
+        _print_entries(logs.follow(container.log_path, offset, logs.still_written(container)), args.timestamps)
     return 0
-
-
-def _tail_lines(value: str) -> int | None:
-    """As Docker 20.10's daemon: a --tail that is not a number, or is negative, means all lines."""
-    try:
-        lines = int(value)
-    except ValueError:
-        return None
-    return lines if lines >= 0 else None
 
 
 def _print_entries(entries, timestamps: bool) -> None:

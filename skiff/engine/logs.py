@@ -7,7 +7,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from skiff import timestamps
 from skiff.errors import InvalidArgument
@@ -114,3 +114,23 @@ def _epoch(rfc3339: str) -> float:
         return timestamps.parse(rfc3339)
     except (ValueError, IndexError):
         return 0.0
+
+
+def tail_lines(value: str) -> int | None:
+    """As Docker 20.10's daemon: a ``tail`` that is not a number, or is negative, means all lines."""
+    try:
+        lines = int(value)
+    except ValueError:
+        return None
+    return lines if lines >= 0 else None
+
+
+def still_written(container: Any) -> Callable[[], bool]:
+    """For ``follow``: whether the container's monitor may still append to its log (the
+    container is held, or starting), read afresh at each call."""
+
+    def check() -> bool:
+        container.reload()
+        return bool(container.held or container.state.get("Status") == "starting")
+
+    return check

@@ -42,3 +42,36 @@ def network_io(pid: int, network_mode: str) -> tuple[int, int]:
         received += int(fields[0])
         sent += int(fields[8])
     return received, sent
+
+
+def api_document(row: StatsRow) -> dict[str, Any]:
+    """One row in the shape of Docker's stats API (``GET /containers/ID/stats?stream=0``), with
+    the fields skiff measures: what docker-py's ``Container.stats()`` returns."""
+    import os
+
+    from skiff.cgroups.stats import host_memory_bytes, memory_limit_shown
+    from skiff.timestamps import now
+
+    previous, current = row.previous, row.current
+    return {
+        "read": now(),
+        "id": row.container_id,
+        "name": f"/{row.name}",
+        "cpu_stats": {"cpu_usage": {"total_usage": current.cpu_usage_ns}, "online_cpus": os.cpu_count() or 1},
+        "precpu_stats": {"cpu_usage": {"total_usage": previous.cpu_usage_ns}},
+        # skiff's own: the CPU % ``skiff stats`` shows, over the two samples 0.1 s apart
+        "cpu_percent": _cpu_percent(previous, current),
+        "memory_stats": {"usage": current.memory_usage,
+                         "limit": memory_limit_shown(current, host_memory_bytes())},
+        "pids_stats": {"current": current.pids_current,
+                       **({"limit": current.pids_limit} if current.pids_limit is not None else {})},
+        "blkio_stats": {"io_service_bytes_recursive": [
+            {"op": "read", "value": current.block_read}, {"op": "write", "value": current.block_write}]},
+        "networks": {"eth0": {"rx_bytes": row.net_rx, "tx_bytes": row.net_tx}},
+    }
+
+
+def _cpu_percent(previous: Any, current: Any) -> float:
+    from skiff.cgroups.stats import cpu_percent
+
+    return round(cpu_percent(previous, current), 2)
