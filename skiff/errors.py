@@ -38,6 +38,13 @@ class SkiffError(Exception):
         return self
 
 
+# docker-py's names, for a user of skiff's Python API (skiff.Client) who catches them: every
+# error of the API is a SkiffError, so both catch everything; NotFound, Conflict and
+# InvalidArgument below carry the same names as docker-py's.
+APIError = SkiffError
+DockerException = SkiffError
+
+
 class UsageError(SkiffError):
     """Bad command-line usage: unknown flag, missing argument, malformed value."""
 
@@ -184,6 +191,24 @@ class ContainerConflict(Conflict):
 
 class ContainerNotRunning(Conflict):
     """The command needs a running container."""
+
+
+class ContainerError(SkiffError):
+    """The Python API's ``containers.run`` (not detached): the command exited non-zero. As
+    docker-py's: ``container``, ``exit_status``, ``command``, ``image`` and ``stderr`` (bytes)."""
+
+    exit_code = 1
+
+    def __init__(self, container: object, exit_status: int, command: object, image: str,
+                 stderr: bytes) -> None:
+        text = stderr.decode(errors="replace").strip()
+        super().__init__(f"Command '{command}' in image '{image}' returned non-zero exit status "
+                         f"{exit_status}" + (f": {text}" if text else ""))
+        self.container = container
+        self.exit_status = exit_status
+        self.command = command
+        self.image = image
+        self.stderr = stderr
 
 
 # --- runtime ----------------------------------------------------------------

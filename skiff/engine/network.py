@@ -92,3 +92,13 @@ def _shared_netns(paths: Paths, mode: str) -> Path:
     if other.data["HostConfig"].get("NetworkMode") == "host":
         raise NetworkError("cannot join the network of a container that uses the host's network")
     return Path(f"/proc/{other.state['Pid']}/ns/net")
+
+
+def predefined_members(paths: Paths, ref: str) -> dict[str, str] | None:
+    """Id -> name of the running containers on ``none`` or ``host`` (the network package keeps
+    no record of those, the engine's records know them); None for any other network."""
+    if ref not in ("none", "host"):
+        return None
+    from skiff.engine.engine import Engine
+
+    return {c.id: c.name for c in Engine(paths).containers() if c.data["HostConfig"].get("NetworkMode") == ref}
