@@ -140,7 +140,10 @@ class Container(Model):
                                              user=str(user) if user != "" else None, workdir=workdir,
                                              detach=detach, output=capture.fds)
             output = capture.read()[0]
-        return ExecResult(None if detach else status, output)
+        if detach:
+            _reap_later(status)
+            return ExecResult(None, b"")
+        return ExecResult(status, output)
 
     def top(self, ps_args: str | None = None) -> dict[str, list[Any]]:
         """The container's processes: ``{"Titles": [...], "Processes": [[...], ...]}``."""
@@ -303,6 +306,21 @@ class _Capture:
         for fd in self._opened:
             os.close(fd)
         self._opened = []
+
+
+def _reap_later(pid: int) -> None:
+    """A detached exec is this process's child (the CLI exits at once and leaves it to init):
+    it must be reaped when it ends, or its zombie keeps the container's pid namespace, and so
+    the container's removal, from ever finishing."""
+    import threading
+
+    def reap() -> None:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    threading.Thread(target=reap, name=f"skiff-exec-reaper-{pid}", daemon=True).start()
 
 
 def _read_all(fd: int) -> bytes:
