@@ -65,7 +65,9 @@ class ImageCollection:
 
     def pull(self, repository: str, tag: str | None = None, platform: str | None = None) -> Image:
         """Pull ``repository`` (``tag``, or ``latest``) from its registry: ``skiff pull``."""
-        from skiff.registry import pull
+        # Not skiff.registry.pull, the package's function: once its module of the same name has
+        # been imported (by the first pull of this process), that name is the module.
+        from skiff.registry.pull import pull
 
         reference = repository
         if tag:
