@@ -8,6 +8,8 @@ its output written to memory files that are read back once it has exited.
 
 from __future__ import annotations
 
+import builtins
+
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -199,7 +201,7 @@ class ContainerCollection:
             return self.get(engine.run_detached(opts))
         if opts.tty or opts.interactive:
             return self._run_attached_later(opts, stdout, stderr)
-        created: list["Record"] = []
+        created: builtins.list["Record"] = []
         with _Capture(stdout, stderr, keep_stderr=True) as capture:
             status = engine.run(opts, output=capture.fds, on_create=created.append)
             out, err = capture.read()
@@ -221,14 +223,14 @@ class ContainerCollection:
         try:
             engine.start(record.id)
             status = engine.wait(record.id)
-            out = container.logs(stdout=stdout, stderr=stderr)
+            out = _bytes(container.logs(stdout=stdout, stderr=stderr))
             if status:
                 raise ContainerError(container, status, list(opts.command), opts.image,
-                                     container.logs(stdout=False, stderr=True))
+                                     _bytes(container.logs(stdout=False, stderr=True)))
         finally:
             if opts.remove:
                 engine.remove_container(record.id, force=True, volumes=True)
-        return out  # type: ignore[return-value]
+        return out
 
     def create(self, image: str, command: str | Sequence[str] | None = None, **kwargs: Any) -> Container:
         """A new container, created (not started): ``skiff create``."""
@@ -242,7 +244,7 @@ class ContainerCollection:
         return Container(self.client, self.client.engine.inspect(container_id))
 
     def list(self, all: bool = False, filters: dict[str, Any] | None = None, limit: int = -1,
-             since: str | None = None, before: str | None = None) -> list[Container]:
+             since: str | None = None, before: str | None = None) -> builtins.list[Container]:
         """Running containers (every one with ``all``), newest first, as ``skiff ps``; ``filters``
         as Docker's (``{"status": "exited", "label": ["a=b"]}``)."""
         from skiff.engine.filters import container_list_filter
@@ -280,7 +282,7 @@ class _Capture:
         self._stdout, self._stderr = stdout, stderr
         self._together = stdout and stderr
         self._keep_stderr = keep_stderr or stderr
-        self._opened: list[int] = []
+        self._opened: builtins.list[int] = []
         self.fds: tuple[int, int] = (-1, -1)
 
     def __enter__(self) -> "_Capture":
@@ -321,6 +323,10 @@ def _reap_later(pid: int) -> None:
             pass
 
     threading.Thread(target=reap, name=f"skiff-exec-reaper-{pid}", daemon=True).start()
+
+
+def _bytes(logs: bytes | Iterator[bytes]) -> bytes:
+    return logs if isinstance(logs, bytes) else b"".join(logs)
 
 
 def _read_all(fd: int) -> bytes:

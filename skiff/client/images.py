@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import builtins
+
 import io
 import os
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Iterable, cast
 
 from skiff.client.models import Model, filter_args
 
@@ -52,7 +54,7 @@ class ImageCollection:
         """The image by name, id or unique id prefix; ImageNotFound if there is none."""
         return Image(self.client, self._store().inspect(name))
 
-    def list(self, name: str | None = None, all: bool = False, filters: dict[str, Any] | None = None) -> list[Image]:
+    def list(self, name: str | None = None, all: bool = False, filters: dict[str, Any] | None = None) -> builtins.list[Image]:
         """Every image (newest first), or those ``name`` (a reference pattern) and ``filters`` select."""
         from skiff.engine.filters import image_list_filter
 
@@ -75,14 +77,15 @@ class ImageCollection:
         image = pull(self.client.paths, reference, platform=platform, quiet=True, out=io.StringIO())
         return self.get(image.id)
 
-    def load(self, data: bytes | IO[bytes]) -> list[Image]:
+    def load(self, data: bytes | IO[bytes]) -> builtins.list[Image]:
         """Images from a ``docker save`` or OCI archive (its bytes, or a binary file)."""
         store = self._store()
-        stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
-        return [self.get(loaded) for loaded in dict.fromkeys(store.load(stream))]
+        stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else cast(BinaryIO, data)
+        names: builtins.list[str] = store.load(stream)
+        return [self.get(loaded) for loaded in dict.fromkeys(names)]
 
     def import_(self, src: str | os.PathLike[str] | bytes | IO[bytes], repository: str | None = None,
-                tag: str | None = None, changes: list[str] | None = None, message: str = "") -> Image:
+                tag: str | None = None, changes: builtins.list[str] | None = None, message: str = "") -> Image:
         """An image of one layer from a root filesystem tarball (a path, its bytes or a binary
         file): ``skiff import``; ``changes`` as ``--change`` (``['CMD ["sh"]']``)."""
         reference = f"{repository}:{tag}" if repository and tag else repository
@@ -93,7 +96,7 @@ class ImageCollection:
             with open(src, "rb") as f:
                 image = store.import_tarball(f, reference, list(changes or []), message, os.fspath(src))
         else:
-            image = store.import_tarball(src, reference, list(changes or []), message, "-")
+            image = store.import_tarball(cast(BinaryIO, src), reference, list(changes or []), message, "-")
         return self.get(image.id)
 
     def tag(self, image: str, repository: str, tag: str | None = None) -> bool:
@@ -101,9 +104,10 @@ class ImageCollection:
         self._store().tag(image, f"{repository}:{tag}" if tag else repository)
         return True
 
-    def remove(self, image: str, force: bool = False) -> list[dict[str, str]]:
+    def remove(self, image: str, force: bool = False) -> builtins.list[dict[str, str]]:
         """``skiff rmi``: ``[{"Untagged": name}, {"Deleted": id}, ...]``, as Docker's API."""
-        return [dict([line.split(": ", 1)]) for line in self._store().remove(image, force=force)]
+        lines = cast("Iterable[str]", self._store().remove(image, force=force))  # ImageStore's list is its method
+        return [dict([line.split(": ", 1)]) for line in lines]
 
     def prune(self, filters: dict[str, Any] | None = None) -> dict[str, Any]:
         """Remove dangling images (every unused one with ``filters={"dangling": False}``)."""
@@ -111,5 +115,5 @@ class ImageCollection:
 
         include, all_images = image_prune_filter(filter_args(filters), False)
         deleted, reclaimed = self._store().prune(all_images=all_images, include=include)
-        return {"ImagesDeleted": [{"Deleted": image_id} for image_id in deleted] or None,
+        return {"ImagesDeleted": [{"Deleted": image_id} for image_id in cast("Iterable[str]", deleted)] or None,
                 "SpaceReclaimed": reclaimed}

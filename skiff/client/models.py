@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
     from skiff.client import Client
@@ -41,7 +41,7 @@ def filter_args(filters: dict[str, Any] | None, **more: Any) -> "FilterArgs":
     as the engine's FilterArgs, which ``--filter`` words also become."""
     from skiff.engine.filters import FilterArgs
 
-    fields: dict[str, list[str]] = {}
+    fields: dict[str, Iterable[str]] = {}
     for key, value in {**(filters or {}), **{k: v for k, v in more.items() if v is not None}}.items():
         values = value if isinstance(value, (list, tuple, set)) else [value]
         fields[str(key).lower()] = [_filter_text(item) for item in values]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from typing import TYPE_CHECKING, Any
 
 from skiff.client.models import Model, filter_args
@@ -67,8 +69,8 @@ class NetworkCollection:
         document = self._manager().inspect_network(network_id, predefined_members(self.client.paths, network_id))
         return Network(self.client, document)
 
-    def list(self, names: list[str] | None = None, ids: list[str] | None = None,
-             filters: dict[str, Any] | None = None) -> list[Network]:
+    def list(self, names: builtins.list[str] | None = None, ids: builtins.list[str] | None = None,
+             filters: dict[str, Any] | None = None) -> builtins.list[Network]:
         from skiff.engine.filters import network_list_filter
 
         filters = dict(filters or {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from typing import TYPE_CHECKING, Any
 
 from skiff.client.models import Model, filter_args
@@ -46,7 +48,7 @@ class VolumeCollection:
     def get(self, volume_id: str) -> Volume:
         return Volume(self.client, self._store().inspect(volume_id))
 
-    def list(self, filters: dict[str, Any] | None = None) -> list[Volume]:
+    def list(self, filters: dict[str, Any] | None = None) -> builtins.list[Volume]:
         from skiff.engine.filters import volume_list_filter
         from skiff.engine.volumes import volumes_in_use
 

@@ -36,6 +36,7 @@ def container(image: str, command: str | Sequence[str] | None = None, *, client:
     client = client or Client()
     kwargs.pop("detach", None)
     started = client.containers.run(image, command, detach=True, **kwargs)
+    assert isinstance(started, Container)  # detached: a Container, never output
     try:
         if ready_timeout > 0:
             for key in started.ports:
