@@ -86,7 +86,7 @@ class Container(Model):
         """Send ``signal`` (a number or a name such as "SIGTERM" or "HUP"), SIGKILL by default."""
         from skiff.engine.lifecycle import parse_signal
 
-        self.client.engine.kill(self.id, parse_signal(str(signal)) if signal is not None else 9)
+        self.client.engine.kill(self.id, parse_signal(str(signal) if signal is not None else "SIGKILL"))
         self.reload()
 
     def restart(self, timeout: int | None = None) -> None:
