@@ -19,7 +19,9 @@ HTTPD = "mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 80 -
 
 
 def _get(port: int) -> bytes:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as answer:
+    # No proxy: urlopen's shared opener keeps the proxy of the environment it was first used in.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{port}/index.html", timeout=5) as answer:
         return answer.read()
 
 
