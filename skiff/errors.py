@@ -48,6 +48,20 @@ class UnknownFlag(UsageError):
     verbatim = True
 
 
+class InvalidFlagValue(UsageError):
+    """A flag value Docker's client cannot parse (``--health-retries x``): its own lines, 125."""
+
+    verbatim = True
+
+
+class InvalidTimeValue(UsageError):
+    """``events --since/--until`` that is neither a time nor a duration: Docker's client's text
+    alone, status 1."""
+
+    exit_code = 1
+    verbatim = True
+
+
 class ArgumentCountError(UsageError):
     """Too few or too many arguments for a command: Docker's client exits 1 for these."""
 
@@ -104,15 +118,15 @@ class InvalidObjectType(InvalidArgument):
 
 
 class InvalidFilter(InvalidArgument):
-    """A ``--filter`` the command does not accept, or a value it cannot use. ``message`` is
-    Docker's daemon's text (``Invalid filter 'x'``); the CLI prints it after ``Error: `` (skiff
-    has no daemon to blame), and exits 1."""
+    """A ``--filter`` the command does not accept, or a value it cannot use: Docker's daemon's
+    text (``Invalid filter 'x'``), and 1."""
 
     exit_code = 1
-    verbatim = True
 
-    def __str__(self) -> str:
-        return f"Error: {self.message}"
+
+class UnknownUser(InvalidArgument):
+    """``-u NAME`` or ``-u USER:GROUP`` with a name the image's /etc/passwd or /etc/group lacks.
+    ``run`` fails with 125, as for any bad value; ``exec`` with 126, as a command it cannot start."""
 
 
 class NotFound(SkiffError):
@@ -315,3 +329,13 @@ class TemplateError(SkiffError):
 
     def __str__(self) -> str:
         return f"{self.prefix}: {self.message}" if self.prefix else self.message
+
+
+class InvalidTemplate(TemplateError):
+    """A ``--format`` that does not parse, given to a command that checks it before it looks
+    anything up (``inspect``, ``version``, ``info``): Docker's client exits 64."""
+
+    exit_code = 64
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, parse=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from skiff.cli.errors import report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -127,7 +128,7 @@ def _inspect(args: argparse.Namespace) -> int:
         try:
             found.append(manager.inspect_network(ref, members=_members(args, ref)))
         except NetworkNotFound as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = 1
     return print_documents(found, args.format) or status
 
@@ -152,7 +153,7 @@ def _rm(args: argparse.Namespace) -> int:
         try:
             print(manager.remove_network(ref))
         except SkiffError as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = exc.exit_code
     return status
 

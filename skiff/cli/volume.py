@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from skiff.cli.errors import report
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
@@ -128,7 +130,7 @@ def _inspect(args: argparse.Namespace) -> int:
             missing.append(exc)
     status = print_documents(found, args.format)
     for exc in missing:
-        print(f"skiff: {exc}", file=sys.stderr)
+        report(exc)
     return 1 if missing else status
 
 
@@ -143,7 +145,7 @@ def _rm(args: argparse.Namespace) -> int:
             if store.remove(name, users.get(name, []), force=args.force):
                 print(name)
         except SkiffError as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = 1
     return status
 

@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from skiff.cli.container import _tail_lines, size_text
+from skiff.cli.exec import _tail_lines
+from skiff.cli.ps import size_text
 from skiff.engine.filters import FilterArgs, image_list_filter
 from skiff.engine.top import parse_ps_output
 from skiff.errors import InvalidFilter, ProcessListFailed

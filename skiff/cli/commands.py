@@ -1,0 +1,52 @@
+"""Which module adds each command, so that ``skiff run`` imports only the run module.
+
+``main`` imports the module of the command word given (or every module, in this order, for
+``--help`` and for a word that is not a command) and calls its ``register(subparsers)``.
+A command family module lists its commands in a ``COMMANDS`` table of ``Command``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+# Every top-level command word and the module (skiff.cli.X) that adds it, in --help's order.
+MODULES: dict[str, str] = {
+    "run": "run", "create": "run", "start": "run",
+    "ps": "ps", "top": "ps", "stats": "ps", "port": "ps",
+    "rm": "lifecycle", "stop": "lifecycle", "restart": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
+    "pause": "lifecycle", "unpause": "lifecycle", "rename": "lifecycle", "update": "lifecycle",
+    "exec": "exec", "attach": "exec", "logs": "exec",
+    "inspect": "inspect",
+    "container": "container",
+    "import": "image", "load": "image", "save": "image", "images": "image", "tag": "image", "rmi": "image",
+    "image": "image",
+    "pull": "registry", "login": "registry", "logout": "registry",
+    "volume": "volume",
+    "network": "network",
+    "info": "system", "version": "system", "system": "system",
+    "events": "events",
+}
+
+
+class Command(NamedTuple):
+    """One command of a family: its name, what adds its flags and handler, its help line."""
+
+    name: str
+    add: Callable[[argparse.ArgumentParser], None]
+    help: str
+    # ``run`` and ``create`` take -h for --hostname, so their --help is added by hand.
+    own_help: bool = False
+
+
+def add_commands(sub: Any, commands: tuple[Command, ...], aliases: dict[str, tuple[str, list[str]]] | None = None,
+                 ) -> None:
+    """Add ``commands`` to ``sub``; ``aliases`` renames some inside a group (``container ls``
+    for ``ps``, with its other names)."""
+    for command in commands:
+        name, other_names = (aliases or {}).get(command.name, (command.name, []))
+        extra: dict[str, object] = {"aliases": other_names} if other_names else {}
+        if command.own_help:
+            extra["add_help"] = False
+        command.add(sub.add_parser(name, help=command.help, **extra))
