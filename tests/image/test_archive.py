@@ -116,7 +116,7 @@ def test_images_tag_rmi_output(skiff: Skiff, busybox_image: str) -> None:
 
     assert skiff.ok("rmi", "localhost:5000/bb:v1") == "Untagged: localhost:5000/bb:v1\n"
     proc = skiff("image", "inspect", "nosuch")
-    assert proc.returncode == 1 and proc.stderr == "Error: No such image: nosuch\n"
+    assert proc.returncode == 1 and proc.stderr == "skiff: No such image: nosuch\n"
     full_id = inspect(skiff, "busybox")["Id"]
     assert skiff.ok("image", "rm", "busybox") == f"Untagged: busybox:latest\nDeleted: {full_id}\n"
     assert skiff.ok("images").splitlines()[1:] == []
