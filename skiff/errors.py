@@ -339,3 +339,15 @@ class InvalidTemplate(TemplateError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, parse=True)
+
+
+def revived(name: str, message: str) -> SkiffError:
+    """The error of class ``name`` (of this tree) with ``message``, for one that crossed a process
+    boundary as text (the monitor's report of a failed start): its type, and so its exit code,
+    survive. A class whose constructor takes more than a message gives its nearest ancestor that
+    takes only one; a name not in this tree gives a SkiffError."""
+    found = globals().get(name)
+    cls: type = found if isinstance(found, type) and issubclass(found, SkiffError) else SkiffError
+    while cls.__init__ is not SkiffError.__init__:
+        cls = cls.__base__
+    return cls(message)

@@ -132,3 +132,18 @@ def test_run_imports_only_its_own_command_module() -> None:
             "if m.startswith('skiff.cli.'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["skiff.cli.commands", "skiff.cli.errors", "skiff.cli.main", "skiff.cli.run"]
+
+
+@pytest.mark.parametrize("name, cls, code", [
+    ("CommandNotFound", errors.CommandNotFound, 127),
+    ("CommandNotExecutable", errors.CommandNotExecutable, 126),
+    ("ContainerConflict", errors.ContainerConflict, 1),
+    ("SyscallError", errors.RuntimeError_, 125),  # its constructor takes more than a message
+    ("KeyError", errors.SkiffError, 125),  # not of the tree
+    ("annotations", errors.SkiffError, 125),
+])
+def test_an_error_crosses_the_monitors_pipe_with_its_type(name: str, cls: type, code: int) -> None:
+    """The monitor reports a failed start as text; the type comes back, and with it run's status."""
+    error = errors.revived(name, "exec: \"nope\": executable file not found in $PATH")
+    assert type(error) is cls and error.exit_code == code and str(error).startswith("exec: ")
+    assert status(RUN, error) == (code if code in (126, 127) else 125)
