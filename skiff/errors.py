@@ -322,10 +322,14 @@ class TemplateError(SkiffError):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, parse: bool = False) -> None:
+    def __init__(self, message: str, *, parse: bool = False, prefix: str = "template parsing error") -> None:
         super().__init__(message)
         self.parse = parse
-        self.prefix = "template parsing error"
+        self.prefix = prefix
+
+    def worded(self, prefix: str) -> "TemplateError":
+        """The same error with the words another command of Docker's puts before Go's message."""
+        return TemplateError(self.message, parse=self.parse, prefix=prefix)
 
     def __str__(self) -> str:
         return f"{self.prefix}: {self.message}" if self.prefix else self.message
@@ -347,7 +351,8 @@ def revived(name: str, message: str) -> SkiffError:
     survive. A class whose constructor takes more than a message gives its nearest ancestor that
     takes only one; a name not in this tree gives a SkiffError."""
     found = globals().get(name)
-    cls: type = found if isinstance(found, type) and issubclass(found, SkiffError) else SkiffError
-    while cls.__init__ is not SkiffError.__init__:
-        cls = cls.__base__
-    return cls(message)
+    cls = found if isinstance(found, type) and issubclass(found, SkiffError) else SkiffError
+    for ancestor in cls.__mro__:
+        if issubclass(ancestor, SkiffError) and getattr(ancestor, "__init__") is SkiffError.__init__:
+            return ancestor(message)
+    return SkiffError(message)

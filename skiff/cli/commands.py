@@ -46,7 +46,4 @@ def add_commands(sub: Any, commands: tuple[Command, ...], aliases: dict[str, tup
     for ``ps``, with its other names)."""
     for command in commands:
         name, other_names = (aliases or {}).get(command.name, (command.name, []))
-        extra: dict[str, object] = {"aliases": other_names} if other_names else {}
-        if command.own_help:
-            extra["add_help"] = False
-        command.add(sub.add_parser(name, help=command.help, **extra))
+        command.add(sub.add_parser(name, help=command.help, aliases=other_names, add_help=not command.own_help))

@@ -13,11 +13,15 @@ import argparse
 import os
 import re
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from skiff.cli.commands import MODULES
 from skiff.cli.errors import exit_status, report
 from skiff.errors import ArgumentCountError, GroupUsage, SkiffError, UnknownCommand, UnknownFlag, UsageError
+
+if TYPE_CHECKING:
+    from skiff.engine import Engine
+    from skiff.paths import Paths
 
 # argparse's words for a command it does not know (the word quoted as Python's repr quotes it).
 _INVALID_COMMAND = re.compile(r"^argument COMMAND: invalid choice: (['\"])(?P<word>.*)\1 \(choose from")
@@ -258,13 +262,13 @@ def _version() -> str:
     return __version__
 
 
-def paths_from(args: argparse.Namespace):  # -> skiff.paths.Paths
+def paths_from(args: argparse.Namespace) -> Paths:
     from skiff.paths import Paths
 
     return Paths.from_env(args.root, args.run_root)
 
 
-def engine_from(args: argparse.Namespace):  # -> skiff.engine.Engine
+def engine_from(args: argparse.Namespace) -> Engine:
     from skiff.engine import Engine
 
     return Engine(paths_from(args))

@@ -56,16 +56,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
         try:
             listing.print_rows(args.format, rows, listing.CONTAINER_HEADERS, default, listing.CONTAINER_TYPE)
         except TemplateError as exc:  # Docker 20.10's ps words its template errors itself
-            exc.prefix = "failed to parse template" if exc.parse else "failed to execute template"
-            raise
+            raise exc.worded("failed to parse template" if exc.parse else "failed to execute template") from None
         return 0
     if args.quiet:
         for c in found:
             print(c.id if args.no_trunc else c.id[:12])
         return 0
     headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    rows = [ps_row(c.data, args.no_trunc) + ([size] if sized else []) for c, size in zip(found, sizes)]
-    print(table(headers + (["SIZE"] if sized else []), rows))
+    cells = [ps_row(c.data, args.no_trunc) + ([size] if sized else []) for c, size in zip(found, sizes)]
+    print(table(headers + (["SIZE"] if sized else []), cells))
     return 0
 
 

@@ -15,6 +15,7 @@ from skiff.errors import CommandNotExecutable, CommandNotFound, Conflict, NotATe
 if TYPE_CHECKING:
     from skiff.engine import RunOptions
 
+# Docker's resource flags (run's and update's): option strings -> RunOptions.resources key.
 RESOURCE_FLAGS = {
     ("-m", "--memory"): "memory",
     ("--memory-swap",): "memory_swap",
@@ -28,7 +29,6 @@ RESOURCE_FLAGS = {
     ("--pids-limit",): "pids_limit",
     ("--blkio-weight",): "blkio_weight",
 }
-
 
 # As ``docker run``: whatever fails before the command runs (no such image, a name in use, a bad
 # value) is 125; the command's own failures are 127 (not found) and 126 (cannot be executed);
@@ -159,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return engine.run(opts, detach_keys=args.detach_keys)
 
 
-def run_options(args: argparse.Namespace) -> "RunOptions":
+def run_options(args: argparse.Namespace) -> RunOptions:
     from skiff.engine import RunOptions
     from skiff.errors import InvalidArgument
 

@@ -97,8 +97,7 @@ def _print_template(fmt: str, document: Any, type_name: str) -> None:
         text = render("{{json .}}" if fmt == "json" else fmt, document, type_name)
     except TemplateError as exc:
         sys.stdout.write("\n")
-        exc.prefix = ""
-        raise
+        raise exc.worded("") from None
     sys.stdout.write(text + "\n")
 
 
