@@ -13,19 +13,17 @@ from typing import Any, NamedTuple
 
 # Every top-level command word and the module (skiff.cli.X) that adds it, in --help's order.
 MODULES: dict[str, str] = {
-    "run": "run", "create": "run", "start": "run",
-    "ps": "ps", "top": "ps", "stats": "ps", "port": "ps",
-    "rm": "lifecycle", "stop": "lifecycle", "restart": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
-    "pause": "lifecycle", "unpause": "lifecycle", "rename": "lifecycle", "update": "lifecycle",
-    "exec": "exec", "attach": "exec", "logs": "exec",
-    "inspect": "inspect",
+    "run": "run", "ps": "ps", "rm": "lifecycle", "create": "run", "start": "run", "stop": "lifecycle",
+    "restart": "lifecycle", "kill": "lifecycle", "wait": "lifecycle", "pause": "lifecycle",
+    "unpause": "lifecycle", "rename": "lifecycle", "inspect": "inspect", "logs": "exec", "top": "ps",
+    "exec": "exec", "attach": "exec", "stats": "ps", "port": "ps",
     "container": "container",
     "import": "image", "load": "image", "save": "image", "images": "image", "tag": "image", "rmi": "image",
     "image": "image",
     "pull": "registry", "login": "registry", "logout": "registry",
     "volume": "volume",
     "network": "network",
-    "info": "system", "version": "system", "system": "system",
+    "info": "system", "version": "system", "update": "lifecycle", "system": "system",
     "events": "events",
 }
 

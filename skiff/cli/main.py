@@ -206,11 +206,9 @@ def build_parser(command: str | None = None) -> ArgumentParser:
     sub.required = True
     import importlib
 
-    if command in MODULES:
-        importlib.import_module(f"skiff.cli.{MODULES[command]}").register(_OnlyCommand(sub, command))
-        return parser
-    for module in dict.fromkeys(MODULES.values()):  # not a command: the full parser lists them all
-        importlib.import_module(f"skiff.cli.{module}").register(sub)
+    # not a command (or none: --help): the full parser, which lists them all in the table's order
+    for name in [command] if command in MODULES else MODULES:
+        importlib.import_module(f"skiff.cli.{MODULES[name]}").register(_OnlyCommand(sub, name))
     return parser
 
 
