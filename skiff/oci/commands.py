@@ -141,7 +141,7 @@ def _exec_process(rt: Runtime, args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidArgument(f"process file {args.process} is not valid JSON: {exc}") from None
     if not args.cmd:
         raise UsageError("exec needs a command or --process FILE")
-    base = rt._record(args.id).get("config", {}).get("process") or {}
+    base = rt.record(args.id).get("config", {}).get("process") or {}
     process: dict[str, Any] = json.loads(json.dumps(base))
     process["args"] = args.cmd[1:] if args.cmd[0] == "--" else args.cmd
     process["terminal"] = args.tty
