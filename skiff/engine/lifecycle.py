@@ -86,12 +86,6 @@ def parse_timeout(value: int | None, default: int) -> int:
 # --- processes of other skiff commands ---------------------------------------------
 
 
-def monitor_alive(state: dict[str, Any]) -> bool:
-    from skiff.engine.engine import _alive
-
-    return _alive(state)
-
-
 def wait_for_pid(pid: int, timeout: float | None) -> bool:
     """Wait (not as parent) for ``pid`` to exit; True if it did within ``timeout``."""
     if pid <= 0:
@@ -113,12 +107,13 @@ def wait_released(container: Container, timeout: float | None = None) -> bool:
     while True:
         if not container.reload() or not container.held:
             return True
-        if not monitor_alive(container.state):
+        owner = container.state.owner
+        if owner is None or not container.state.owner_alive():
             return True  # nobody will finish it: reconcile will
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return False
-        wait_for_pid(int(container.state.get("MonitorPid") or 0), min(left, 0.5) if left is not None else 0.5)
+        wait_for_pid(owner.pid, min(left, 0.5) if left is not None else 0.5)
 
 
 def send_signal(paths: Any, container: Container, sig: int) -> None:
@@ -129,15 +124,15 @@ def send_signal(paths: Any, container: Container, sig: int) -> None:
 
 def mark_manual_stop(container: Container) -> None:
     with records.locked(container) as c:
-        c.state["ManualStop"] = True
+        c.state.stop_requested()
 
 
 def signal_monitor(container: Container, sig: int) -> None:
     """Wake a monitor waiting to restart (its container is not there to signal)."""
-    pid = int(container.state.get("MonitorPid") or 0)
-    if pid and monitor_alive(container.state):
+    owner = container.state.owner
+    if owner is not None and container.state.owner_alive():
         try:
-            os.kill(pid, sig)
+            os.kill(owner.pid, sig)
         except ProcessLookupError:
             pass
 

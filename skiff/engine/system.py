@@ -95,9 +95,11 @@ def info_document(paths: Paths) -> dict[str, Any]:
     from skiff.engine import containers as records
     from skiff.image.store import ImageStore
 
-    states = [c.state.get("Status") for c in records.all_containers(paths)]
-    running = sum(s in ("running", "restarting") for s in states)
-    paused = states.count("paused")
+    from skiff.engine.state import Status
+
+    states = [c.state.status for c in records.all_containers(paths)]
+    running = sum(s in (Status.RUNNING, Status.RESTARTING) for s in states)
+    paused = states.count(Status.PAUSED)
     caps = _cgroup_capabilities()
     os_release = _os_release()
     init = init_version()
@@ -399,7 +401,7 @@ def prune(paths: Paths, all_images: bool, volumes: bool, args: Any) -> PruneRepo
 
     engine = Engine(paths)
     sizes = {c.id: container_size(c) for c in engine.containers(all_=True)
-             if c.state.get("Status") in ("exited", "created", "dead")}
+             if c.state.stopped}
     removed_containers = engine.prune(take_container)
     reclaimed = sum(sizes.get(cid, 0) for cid in removed_containers)
     networks = _prune_networks(engine, take_network)
