@@ -111,7 +111,7 @@ class State(Mapping[str, Any]):
     def status(self) -> Status:
         """The recorded status; one this skiff does not know reads as ``dead`` (only ``rm`` helps)."""
         try:
-            return Status(self._fields.get("Status"))
+            return Status(str(self._fields.get("Status")))
         except ValueError:
             return Status.DEAD
 

@@ -108,11 +108,11 @@ class ImageStore:
 
     def get(self, ref: str) -> Image:
         """The image named by a reference, a full id or a unique id prefix."""
-        return self._image(self._resolve(ref)[0])
+        return self._image(self.resolve(ref)[0])
 
     def exists(self, ref: str) -> bool:
         try:
-            self._resolve(ref)
+            self.resolve(ref)
         except (ImageNotFound, InvalidReference):
             return False
         return True
@@ -149,7 +149,7 @@ class ImageStore:
         if target.digest:
             raise TagReferenceError("refusing to create a tag with a digest reference")
         with self.lock():
-            image_id = self._resolve(src)[0]
+            image_id = self.resolve(src)[0]
             self._set_tag(target.with_default_tag(), image_id)
         emit_image_event(self.paths, "tag", image_id, target.with_default_tag().familiar)
 
@@ -167,7 +167,7 @@ class ImageStore:
         Returns Docker's report lines (``Untagged: ...``, ``Deleted: sha256:...``).
         """
         with self.lock():
-            image_id, named = self._resolve(ref)
+            image_id, named = self.resolve(ref)
             repos = self._repositories()
             tags = sorted(name for name, target in repos.items() if target == image_id)
             users = _image_users(self.paths).get(image_id, [])
@@ -567,7 +567,7 @@ class ImageStore:
             repo_digests=sorted(_familiar_digest(name) for name in record.get("repo_digests", [])),
         )
 
-    def _resolve(self, ref: str) -> tuple[str, str | None]:
+    def resolve(self, ref: str) -> tuple[str, str | None]:
         """(image id, the full ``name:tag`` it was found by, or None when found by id)."""
         text = ref.strip()
         if is_image_id(text):
@@ -609,7 +609,7 @@ class ImageStore:
         from skiff.image.archive import load_archive
 
         lines = load_archive(self, fileobj)
-        for image_id in dict.fromkeys(self._resolve(line)[0] for line in lines):
+        for image_id in dict.fromkeys(self.resolve(line)[0] for line in lines):
             emit_image_event(self.paths, "load", image_id, image_id)
         return lines
 
@@ -618,7 +618,7 @@ class ImageStore:
         from skiff.image.archive import save_archive
 
         save_archive(self, refs, None if out_path in (None, "-") else Path(out_path))  # type: ignore[arg-type]
-        for image_id in dict.fromkeys(self._resolve(ref)[0] for ref in refs):
+        for image_id in dict.fromkeys(self.resolve(ref)[0] for ref in refs):
             emit_image_event(self.paths, "save", image_id, image_id)
 
 

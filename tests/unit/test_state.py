@@ -214,5 +214,7 @@ def test_starting_is_shown_as_created() -> None:
 
 
 def test_a_container_record_hands_out_the_view(tmp_path: Any) -> None:
-    container = Container(Paths(tmp_path / "root", tmp_path / "run"), {"Id": "c1", "State": state_of(Status.PAUSED)._fields})
+    fields = State.new()
+    State(fields).paused()
+    container = Container(Paths(tmp_path / "root", tmp_path / "run"), {"Id": "c1", "State": fields})
     assert isinstance(container.state, State) and container.held and not container.running
