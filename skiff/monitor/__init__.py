@@ -27,7 +27,7 @@ itself (``Engine.reconcile``).
 Where it lives: beside the engine, with a one-way import. The monitor uses the
 engine's lower modules only (``containers`` for the record, ``state`` for every
 change of its State, ``teardown`` to let go, ``events``, ``health``), never
-``skiff.engine.engine``: ``Engine`` starts monitors, monitors do not call back
+``engine/engine.py``: ``Engine`` starts monitors, monitors do not call back
 into ``Engine``. It stays a package of its own rather than moving under
 ``skiff/engine/`` because its phases are separate programs with their own
 import budget (``idle.py`` is run by path and imports nothing of skiff; ``after``
