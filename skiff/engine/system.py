@@ -161,15 +161,10 @@ def engine_id(paths: Paths) -> str:
 
 def backing_filesystem(path: Path) -> str:
     """Docker's name for the filesystem that holds ``path`` (from the mount table)."""
-    best, fstype = "", "unknown"
-    target = os.path.realpath(path if path.exists() else path.parent)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4].replace("\\040", " ")
-            fs = fields[fields.index("-") + 1]
-            if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-                best, fstype = point, fs
+    from skiff import mountinfo
+
+    mount = mountinfo.containing(path if path.exists() else path.parent)
+    fstype = mount.fstype if mount is not None else "unknown"
     return _BACKING_FS.get(fstype, fstype)
 
 
