@@ -4,27 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from skiff.units import bytes_size, human_size  # MEM USAGE binary; NET I/O and BLOCK I/O decimal, 3 digits
+
 HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
-
-
-def bytes_size(size: float) -> str:
-    """Docker's ``units.BytesSize``: binary units, four significant digits (MEM USAGE)."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
-    index = 0
-    while size >= 1024 and index < len(units) - 1:
-        size /= 1024
-        index += 1
-    return f"{size:.4g}{units[index]}"
-
-
-def human_size(size: float) -> str:
-    """Docker's ``units.HumanSizeWithPrecision(size, 3)``: decimal units (NET I/O, BLOCK I/O)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    index = 0
-    while size >= 1000 and index < len(units) - 1:
-        size /= 1000
-        index += 1
-    return f"{size:.3g}{units[index]}"
 
 
 def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:

@@ -32,7 +32,7 @@ def parse_restart_policy(text: str) -> dict[str, Any]:
 
 
 def parse_log_opts(opts: list[str]) -> dict[str, str]:
-    """json-file's max-size (bytes, with k/m/g) and max-file; returned as plain byte counts."""
+    """json-file's max-size (bytes, with k/m/g, decimal as Docker's) and max-file; returned as plain byte counts."""
     config: dict[str, str] = {}
     for item in opts:
         key, sep, value = item.partition("=")
@@ -46,11 +46,16 @@ def parse_log_opts(opts: list[str]) -> dict[str, str]:
 
 
 def _size(value: str) -> int:
-    units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    number, unit = value.rstrip("kKmMgGbB"), value[len(value.rstrip("kKmMgGbB")):].lower().rstrip("b")
-    if not number.isdigit() or unit not in units or int(number) <= 0:
+    """max-size as Docker's json-file driver reads it: go-units FromHumanSize, so decimal (10k is 10000)."""
+    from skiff.units import from_human_size
+
+    try:
+        size = from_human_size(value)
+    except ValueError:
+        size = 0
+    if size <= 0:
         raise InvalidArgument(f"invalid max-size '{value}': use a positive size such as 10k, 5m or 1g")
-    return int(number) * units[unit]
+    return size
 
 
 def _positive(value: str, what: str) -> int:

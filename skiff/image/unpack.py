@@ -64,7 +64,7 @@ def max_layer_size() -> int:
     text = os.environ.get(MAX_LAYER_SIZE_ENV, "").strip()
     if not text:
         return DEFAULT_MAX_LAYER_SIZE
-    from skiff.cgroups.flags import ram_in_bytes
+    from skiff.units import ram_in_bytes
 
     try:
         return ram_in_bytes(text)
