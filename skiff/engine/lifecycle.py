@@ -15,7 +15,8 @@ from typing import Any
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
-from skiff.errors import InvalidArgument, InvalidSignal, SkiffError
+from skiff.errors import InvalidArgument, SkiffError
+from skiff.signals import parse_signal  # Docker's names (the CLI's kill and stop import it from here)
 
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -62,22 +63,6 @@ def _positive(value: str, what: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise InvalidArgument(f"invalid {what} '{value}': it must be a positive number")
     return int(value)
-
-
-def parse_signal(text: str) -> int:
-    """SIGKILL, KILL, kill or 9, as ``docker kill -s``."""
-    raw = str(text).strip()
-    if raw.isdigit():
-        number = int(raw)
-        if 0 < number < signal.NSIG:
-            return number
-    else:
-        name = raw.upper()
-        name = name if name.startswith("SIG") else f"SIG{name}"
-        value = getattr(signal.Signals, name, None) if name.isidentifier() else None
-        if value is not None:
-            return int(value)
-    raise InvalidSignal(f"Invalid signal: {text}")
 
 
 def parse_timeout(value: int | None, default: int) -> int:

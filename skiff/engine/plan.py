@@ -98,7 +98,7 @@ class RunPlan:
             raise InvalidArgument("Conflicting options: --restart and --rm")
         self.log_config = parse_log_opts(self.opts.log_opts)
         if self.opts.stop_signal:
-            from skiff.engine.lifecycle import parse_signal
+            from skiff.signals import parse_signal
 
             parse_signal(self.opts.stop_signal)
         if self.opts.init and not _init_binary():
