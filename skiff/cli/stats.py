@@ -11,7 +11,7 @@ HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I
 
 def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:
     """One container's fields as Docker's stats context names them (``--format json`` prints them)."""
-    from skiff.cgroups.stats import cpu_percent, host_memory_bytes, memory_limit_shown
+    from skiff.engine.stats import cpu_percent, host_memory_bytes, memory_limit_shown
 
     current = row.current
     limit = memory_limit_shown(current, host_memory if host_memory is not None else host_memory_bytes())
@@ -27,7 +27,7 @@ def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:
 def format_stats(rows: list[Any], host_memory: int | None = None) -> str:
     """Docker's default ``stats`` table (skiff.engine.stats.StatsRow rows)."""
     if host_memory is None:
-        from skiff.cgroups.stats import host_memory_bytes
+        from skiff.engine.stats import host_memory_bytes
 
         host_memory = host_memory_bytes()
     table = [HEADERS]

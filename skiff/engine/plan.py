@@ -70,13 +70,14 @@ class RunPlan:
     def _check_resources(self) -> None:
         if not (self.opts.resources or self.opts.ulimits):
             return
-        from skiff.cgroups import resources_from_flags, rlimits_from_ulimits
+        from skiff.engine.resources import resources_from_flags
+        from skiff.engine.ulimits import rlimits_from_ulimits
 
         flags = {k: v for k, v in self.opts.resources.items() if v is not None}
         self.resources = resources_from_flags(**flags) if flags else {}
         self.rlimits = rlimits_from_ulimits(self.opts.ulimits) if self.opts.ulimits else []
         if self.resources.get("memory"):  # --memory-swappiness, --oom-kill-disable: v1 only
-            from skiff.cgroups.flags import discard_unsupported
+            from skiff.engine.resources import discard_unsupported
 
             self.warnings = discard_unsupported(self.resources)
 

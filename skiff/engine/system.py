@@ -93,6 +93,7 @@ def init_version() -> str | None:
 def info_document(paths: Paths) -> dict[str, Any]:
     """``docker info``'s document (the server part; the CLI adds ``ClientInfo``)."""
     from skiff.engine import containers as records
+    from skiff.engine.stats import host_memory_bytes
     from skiff.image.store import ImageStore
 
     states = [c.state.get("Status") for c in records.all_containers(paths)]
@@ -124,7 +125,7 @@ def info_document(paths: Paths) -> dict[str, Any]:
         "OperatingSystem": os_release.get("PRETTY_NAME", "Linux"), "OSVersion": os_release.get("VERSION_ID", ""),
         "OSType": "linux", "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": _registry_config(),
-        "NCPU": len(os.sched_getaffinity(0)), "MemTotal": _mem_total(), "GenericResources": None,
+        "NCPU": len(os.sched_getaffinity(0)), "MemTotal": host_memory_bytes(), "GenericResources": None,
         "DockerRootDir": str(paths.root),
         "HttpProxy": _proxy("HTTP_PROXY"), "HttpsProxy": _proxy("HTTPS_PROXY"), "NoProxy": _proxy("NO_PROXY"),
         "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": _skiff_version(),
@@ -230,13 +231,6 @@ def _os_release() -> dict[str, str]:
         if sep:
             found[key] = value.strip().strip('"')
     return found
-
-
-def _mem_total() -> int:
-    for line in (_read("/proc/meminfo") or "").splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _thread_count() -> int:

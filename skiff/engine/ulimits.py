@@ -1,4 +1,5 @@
-"""Docker's ``--ulimit name=soft[:hard]`` as OCI ``process.rlimits`` entries."""
+"""Docker's ``--ulimit name=soft[:hard]`` as OCI ``process.rlimits`` entries (rlimits are the
+process's, not the cgroup's: the runtime sets them in the container's init)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Docker's resource flags turned into an OCI ``linux.resources`` object.
 
 Parsing and checks follow Docker's CLI and daemon, messages included, so a user
-sees what Docker would print. Every check runs before anything is created.
+sees what Docker would print. Every check runs before anything is created; the
+cgroup package (skiff.cgroups) only applies the object this returns.
 """
 
 from __future__ import annotations
