@@ -8,10 +8,9 @@ The runtime core, between forking the container's init and releasing it::
     ...
     cg.oom_killed(); cg.stats(); cg.destroy()
 
-Only cgroups live here: the engine turns Docker's flags into ``linux.resources``
-(skiff.engine.resources) and ``--ulimit`` into ``process.rlimits`` (skiff.engine.ulimits),
-and ``skiff stats`` computes and prints its columns (skiff.engine.stats, skiff.cli.stats)
-from the ``Stats`` samples taken here. ``cleanup_stale`` removes what a killed skiff left.
+Only cgroups live here: the engine turns Docker's flags into ``linux.resources`` (its
+``resources`` module) and ``--ulimit`` into ``process.rlimits`` (``ulimits``), and computes
+``skiff stats``' columns (``stats``) from the ``Stats`` samples taken here. ``cleanup_stale`` removes what a killed skiff left.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Resource usage of one container as its cgroup counts it.
 
-``skiff stats`` computes its columns from two samples (skiff/engine/stats.py: CPU %, the memory
-limit shown) and prints them (skiff/cli/stats.py).
+``skiff stats`` computes its columns from two samples (the engine's ``stats``: CPU %, the memory
+limit shown) and the CLI prints them.
 """
 
 from __future__ import annotations

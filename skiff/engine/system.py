@@ -422,9 +422,10 @@ def _prune_volumes(paths: Paths, include: Any) -> tuple[list[str], int]:
 def _prune_images(paths: Paths, every_image: bool, include: Any) -> tuple[list[str], int]:
     from skiff.image.store import ImageStore
 
-    store = ImageStore(paths)
-    tags = {image.id: image.repo_tags for image in store.list()}
-    deleted, freed = store.prune(all_images=every_image, include=include)
+    from skiff.engine import images
+
+    tags = {image.id: image.repo_tags for image in ImageStore(paths).list()}
+    deleted, freed = images.prune(paths, all_images=every_image, include=include)
     lines = []
     for image_id in deleted:
         lines += [f"untagged: {tag}" for tag in tags.get(image_id, [])]

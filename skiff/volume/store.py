@@ -274,11 +274,9 @@ class VolumeStore:
 
 
 def emit_volume_event(paths: Paths, action: str, volume: Volume) -> None:
-    """A volume event in the engine's events log (``skiff events``); none for an engine-less install."""
-    try:
-        from skiff.engine.events import emit
-    except ImportError:
-        return
+    """A volume event in the root's events log (``skiff events``)."""
+    from skiff.events import emit
+
     emit(paths, "volume", action, volume.name, {"driver": volume.driver})
 
 
