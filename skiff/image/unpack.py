@@ -76,7 +76,10 @@ def max_layer_size() -> int:
 
 
 def _gib(size: int) -> str:
-    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB"
+    """A limit in skiff's messages: one decimal, GiB or MiB ("64.0 GiB")."""
+    from skiff.units import GiB, MiB
+
+    return f"{size / GiB:.1f} GiB" if size >= GiB else f"{size / MiB:.1f} MiB"
 
 
 class Budget:
