@@ -16,7 +16,11 @@ skiff-oci's kill is a process of its own, run for every container.
 
 from __future__ import annotations
 
-import _signal
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import signal as _signal  # the same names; typeshed has stubs for this one
+else:
+    import _signal
 
 from skiff.errors import InvalidArgument, InvalidSignal
 
@@ -32,9 +36,9 @@ def parse_signal(text: str, runc: bool = False) -> int:
         if runc or 0 < number < _signal.NSIG:
             return number
     else:
-        number = signal_number(raw, realtime_offsets=not runc)
-        if number is not None:
-            return number
+        named = signal_number(raw, realtime_offsets=not runc)
+        if named is not None:
+            return named
     if runc:
         raise InvalidArgument(f"unknown signal {text!r}")
     raise InvalidSignal(f"Invalid signal: {text}")
@@ -52,14 +56,14 @@ def signal_number(name: str, realtime_offsets: bool = True) -> int | None:
             return None
         step = int(offset)
         if base == "SIGRTMIN" and plus == "+" and 1 <= step <= RTMIN_OFFSETS:
-            return _signal.SIGRTMIN + step
+            return int(_signal.SIGRTMIN) + step
         if base == "SIGRTMAX" and plus == "-" and 1 <= step <= RTMAX_OFFSETS:
-            return _signal.SIGRTMAX - step
+            return int(_signal.SIGRTMAX) - step
         return None
     if not upper[3:].isalnum():  # SIG_DFL, SIG_BLOCK...: constants of _signal, not signals
         return None
-    number = getattr(_signal, upper, None)
-    return number if isinstance(number, int) else None
+    number: object = getattr(_signal, upper, None)
+    return int(number) if isinstance(number, int) else None
 
 
 __all__ = ["parse_signal", "signal_number"]
