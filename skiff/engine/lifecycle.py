@@ -11,7 +11,7 @@ import os
 import select
 import signal
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
@@ -32,7 +32,7 @@ def parse_restart_policy(text: str) -> dict[str, Any]:
     return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
-def parse_log_opts(opts: list[str]) -> dict[str, str]:
+def parse_log_opts(opts: Iterable[str]) -> dict[str, str]:
     """json-file's max-size (bytes, with k/m/g, decimal as Docker's) and max-file; returned as plain byte counts."""
     config: dict[str, str] = {}
     for item in opts:
