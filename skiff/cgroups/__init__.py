@@ -10,7 +10,8 @@ The runtime core, between forking the container's init and releasing it::
 
 Only cgroups live here: the engine turns Docker's flags into ``linux.resources`` (its
 ``resources`` module) and ``--ulimit`` into ``process.rlimits`` (``ulimits``), and computes
-``skiff stats``' columns (``stats``) from the ``Stats`` samples taken here. ``cleanup_stale`` removes what a killed skiff left.
+``skiff stats``' columns (``stats``) from the ``Stats`` samples taken here.
+``cleanup_stale`` removes what a killed skiff left.
 """
 
 from __future__ import annotations
