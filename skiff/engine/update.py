@@ -33,7 +33,7 @@ class UpdateRequest:
     """What ``skiff update`` asked for, parsed and checked once for every container named."""
 
     def __init__(self, flags: Mapping[str, str | None], restart: str | None) -> None:
-        from skiff.cgroups import resources_from_flags
+        from skiff.engine.resources import resources_from_flags
         from skiff.engine.lifecycle import parse_restart_policy
 
         self.flags = {key: str(value) for key, value in flags.items() if value not in (None, "")}

@@ -276,11 +276,9 @@ class VolumeStore:
 
 
 def emit_volume_event(paths: Paths, action: str, volume: Volume) -> None:
-    """A volume event in the engine's events log (``skiff events``); none for an engine-less install."""
-    try:
-        from skiff.engine.events import emit
-    except ImportError:
-        return
+    """A volume event in the root's events log (``skiff events``)."""
+    from skiff.events import emit
+
     emit(paths, "volume", action, volume.name, {"driver": volume.driver})
 
 
@@ -310,14 +308,9 @@ def disk_usage(path: Path) -> int:
 
 
 def _mounts_under(path: Path) -> list[str]:
-    prefix = str(path).rstrip("/") + "/"
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == str(path) or point.startswith(prefix):
-                found.append(point)
-    return found
+    from skiff import mountinfo
+
+    return [mount.mount_point for mount in mountinfo.under(path)]
 
 
 def _refuse_mounted(volume: Volume) -> None:
