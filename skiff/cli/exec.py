@@ -61,7 +61,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 def _held(container) -> bool:
     container.reload()
-    return container.held or container.state.get("Status") == "starting"
+    return not container.state.can_start  # held, or being started
 
 
 
