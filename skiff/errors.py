@@ -124,6 +124,12 @@ class InvalidFilter(InvalidArgument):
     exit_code = 1
 
 
+class FlagValueError(InvalidArgument):
+    """A resource flag's value that does not parse (``invalid argument "X" for "--memory" flag:
+    ...``): Docker's client refuses it itself. ``run`` reports it as any bad value; ``update``
+    prints the client's lines as they are, before it looks at any container."""
+
+
 class UnknownUser(InvalidArgument):
     """``-u NAME`` or ``-u USER:GROUP`` with a name the image's /etc/passwd or /etc/group lacks.
     ``run`` fails with 125, as for any bad value; ``exec`` with 126, as a command it cannot start."""

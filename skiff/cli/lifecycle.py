@@ -167,7 +167,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     """Docker's ``update``: each container's name as given when done; the errors at the end, 1."""
     from skiff.cli.run import RESOURCE_FLAGS
     from skiff.engine.update import UpdateRequest
-    from skiff.errors import InvalidArgument, InvalidFlagValue, NoFlagGiven, SkiffError
+    from skiff.errors import FlagValueError, InvalidFlagValue, NoFlagGiven, SkiffError
 
     flags = {key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()}
     if all(value is None for value in flags.values()) and args.restart is None:
@@ -176,10 +176,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     refused: SkiffError | None = None
     try:
         request = UpdateRequest(flags, args.restart)
-    except InvalidArgument as exc:
-        if exc.message.startswith('invalid argument "'):  # the client's own flag parsing: 125
-            raise InvalidFlagValue(f"{exc.message}\nSee 'skiff update --help'.") from None
-        refused = exc
+    except FlagValueError as exc:  # the client's own flag parsing: its lines, 125
+        raise InvalidFlagValue(f"{exc.message}\nSee 'skiff update --help'.") from None
     except SkiffError as exc:
         refused = exc  # the daemon's checks: reported for each container, as Docker's
     engine = engine_from(args)

@@ -147,3 +147,19 @@ def test_an_error_crosses_the_monitors_pipe_with_its_type(name: str, cls: type, 
     error = errors.revived(name, "exec: \"nope\": executable file not found in $PATH")
     assert type(error) is cls and error.exit_code == code and str(error).startswith("exec: ")
     assert status(RUN, error) == (code if code in (126, 127) else 125)
+
+
+def test_a_resource_flag_that_does_not_parse_is_its_own_type() -> None:
+    from skiff.engine.resources import resources_from_flags
+
+    with pytest.raises(errors.FlagValueError, match=r'^invalid argument "abc" for "-m, --memory" flag'):
+        resources_from_flags(memory="abc")
+    with pytest.raises(errors.FlagValueError, match=r'^invalid argument "x" for "--pids-limit" flag'):
+        resources_from_flags(pids_limit="x")
+
+
+def test_update_prints_the_clients_lines_for_a_flag_it_cannot_parse(capsys: pytest.CaptureFixture[str]) -> None:
+    """Before any container is looked at: the type decides, not the message's first words."""
+    assert main(["--root", "/nonexistent/root", "update", "-m", "abc", "box"]) == 125
+    assert capsys.readouterr().err == ('invalid argument "abc" for "-m, --memory" flag: invalid size: \'abc\'\n'
+                                       "See 'skiff update --help'.\n")
