@@ -120,7 +120,7 @@ class Engine:
         monitor keeps what the container writes until it does.
         """
         from skiff.image.store import ImageStore
-        from skiff.monitor.launch import start_detached
+        from skiff.engine.monitor.launch import start_detached
 
         self.reconcile()
         container = records.find_container(self.paths, ref)
@@ -183,7 +183,7 @@ class Engine:
         from skiff.engine import lifecycle
         from skiff.engine.terminal import attach
         from skiff.engine.unixsock import connect_unix
-        from skiff.monitor.launch import ATTACH_SOCKET
+        from skiff.engine.monitor.launch import ATTACH_SOCKET
 
         try:
             sock = connect_unix(container.dir, ATTACH_SOCKET)

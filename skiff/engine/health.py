@@ -4,7 +4,7 @@ The configuration (``Config.Healthcheck`` of the record, Docker's ``HealthConfig
 ``Test``, ``Interval``, ``Timeout``, ``StartPeriod`` in nanoseconds, ``Retries``)
 is the image's, overridden field by field by the ``--health-*`` flags, or
 ``{"Test": ["NONE"]}`` with ``--no-healthcheck``. The probes run in the
-container's monitor (``skiff.monitor.health``); each result goes through
+container's monitor (``skiff.engine.monitor.health``); each result goes through
 ``record_result``, Docker's ``handleProbeResult``, into ``State.Health``:
 ``Status`` (starting, healthy, unhealthy), ``FailingStreak`` and the last
 five results in ``Log``.

@@ -1,7 +1,7 @@
 """Letting go of a container: kill its init, release what it holds, forget the runtime's state.
 
 One place for the three paths that end a container's run: the foreground ``run``
-(Engine), its monitor (skiff.monitor.after) and crash recovery (``Engine.reconcile``),
+(Engine), its monitor (skiff.engine.monitor.after) and crash recovery (``Engine.reconcile``),
 plus ``rm``. Every step is safe to repeat: a command killed half-way through is
 finished by the next one's reconcile. Imported by the monitor, so it imports nothing
 of ``skiff.engine.engine``.

@@ -31,7 +31,7 @@ def monitors(skiff: Skiff) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if str(skiff.root).encode() in cmdline and any(b"idle" in a or b"skiff.monitor" in a for a in cmdline):
+        if str(skiff.root).encode() in cmdline and any(b"idle" in a or b"skiff.engine.monitor" in a for a in cmdline):
             found.append(int(entry))
     return found
 

@@ -2,7 +2,7 @@
 
 Run as ``python -I -S idle.py ARGS``, importing only the standard library, so
 an idle monitor stays small. When the container's init has been reaped and its
-output drained, it execs the command that ends its arguments (``skiff.monitor.after``,
+output drained, it execs the command that ends its arguments (``skiff.engine.monitor.after``,
 started as ``skiff.pychild`` says) to record the exit.
 
 Log format: Docker's json-file driver, one JSON object per line,
@@ -19,7 +19,7 @@ the wrapper module would cost the idle monitor a megabyte.
 
 Health checks: with a test configured, the loop's poll timeout is also the timer
 of the container's health checks (``HealthTimer``): ``interval`` after the start,
-and after each probe has ended, it spawns one probe process (``skiff.monitor.health``,
+and after each probe has ended, it spawns one probe process (``skiff.engine.monitor.health``,
 which execs the test in the container and records the result), watches it through
 a pidfd and reaps it. No thread, and nothing of skiff in this process.
 """

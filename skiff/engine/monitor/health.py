@@ -1,7 +1,7 @@
 """One health-check probe of a running container: exec the test in it, record the result.
 
 Started by the idle monitor (``idle.HealthTimer``) as ``skiff.pychild.module_argv
-("skiff.monitor.health")`` plus ``ROOT RUN_ROOT ID INIT_PID``, once per interval,
+("skiff.engine.monitor.health")`` plus ``ROOT RUN_ROOT ID INIT_PID``, once per interval,
 so that the idle loop itself imports nothing of skiff and stays small. The test
 runs as ``skiff exec`` runs a command: through the runtime core, joining the
 container's namespaces and cgroup with its process settings (user, working

@@ -1,6 +1,6 @@
 """The monitor once its container has ended: record the exit, then restart or release.
 
-Exec'd as ``skiff.pychild.module_argv("skiff.monitor.after")`` plus ``ROOT RUN_ROOT
+Exec'd as ``skiff.pychild.module_argv("skiff.engine.monitor.after")`` plus ``ROOT RUN_ROOT
 ID STATUS STARTED ERROR`` by the idle loop (same process, same pid: the record's
 MonitorPid stays true).
 
@@ -85,7 +85,7 @@ def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> No
                 else:
                     restart_now = False
             if restart_now:
-                from skiff.monitor.launch import launch
+                from skiff.engine.monitor.launch import launch
 
                 launch(paths, cid, None)
     if restart:  # stopped while waiting to restart

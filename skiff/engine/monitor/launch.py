@@ -120,7 +120,7 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
                       str(log_config.get("max-file", 1)), str(out_r), str(err_r), str(helper_r), str(helper),
                       str(stdin_w), str(console), str(listen_fd), str(container.dir / ATTACH_SOCKET),
                       "1" if expect_attach else "0", interval, timeout, probe_code,
-                      *module_argv("skiff.monitor.after")],
+                      *module_argv("skiff.engine.monitor.after")],
               {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"})
 
 
@@ -133,7 +133,7 @@ def _health_arguments(container: records.Container) -> tuple[str, str, str]:
         return "0", "0", ""
     from skiff.pychild import module_argv
 
-    return str(health.interval(config)), str(health.timeout(config)), module_argv("skiff.monitor.health")[4]
+    return str(health.interval(config)), str(health.timeout(config)), module_argv("skiff.engine.monitor.health")[4]
 
 
 def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, int], reports: list[int],
