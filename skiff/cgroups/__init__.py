@@ -20,6 +20,13 @@ import os
 from skiff.cgroups.base import Cgroup, relative_path
 from skiff.cgroups.detect import Hierarchy, Setup, detect
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the real types for checkers; at run time __getattr__ imports them on first use
+    from skiff.cgroups.flags import resources_from_flags
+    from skiff.cgroups.stale import cleanup_stale
+    from skiff.cgroups.stats import Stats, cpu_percent
+    from skiff.cgroups.ulimits import rlimits_from_ulimits
+
 __all__ = [
     "Cgroup", "Hierarchy", "Setup", "Stats", "cleanup_stale", "cpu_percent", "detect", "open", "relative_path", "resources_from_flags", "rlimits_from_ulimits",
 ]
