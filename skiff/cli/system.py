@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skiff.paths import Paths
 
 VERSION_TYPE = "system.versionInfo"
 INFO_TYPE = "system.info"
@@ -77,7 +80,7 @@ def add_update_flags(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_update)
 
 
-def _paths(args: argparse.Namespace) -> Any:
+def _paths(args: argparse.Namespace) -> Paths:
     from skiff.cli.main import paths_from
 
     return paths_from(args)
@@ -90,7 +93,7 @@ class _GoFields(dict):
     ALIASES = {"APIVersion": "ApiVersion", "HTTPProxy": "HttpProxy", "HTTPSProxy": "HttpsProxy"}
 
     def __contains__(self, key: object) -> bool:
-        return super().__contains__(self.ALIASES.get(key, key))  # type: ignore[arg-type]
+        return super().__contains__(self.ALIASES.get(key, key) if isinstance(key, str) else key)
 
     def __getitem__(self, key: str) -> Any:
         return super().__getitem__(self.ALIASES.get(key, key))
