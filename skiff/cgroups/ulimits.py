@@ -7,7 +7,7 @@ from skiff.errors import CgroupError, InvalidArgument
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Sequence
 
 RLIM_INFINITY = (1 << 64) - 1
 CAP_SYS_RESOURCE = 24
@@ -50,7 +50,7 @@ def _number(text: str, whole: str) -> int:
     return value
 
 
-def rlimits_from_ulimits(ulimits: list[str]) -> list[dict[str, Any]]:
+def rlimits_from_ulimits(ulimits: Sequence[str]) -> list[dict[str, Any]]:
     """OCI rlimits for Docker's ``--ulimit`` values; a later one for the same name wins.
 
     The container's init inherits skiff's limits and may only lower a hard limit
