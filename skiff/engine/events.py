@@ -271,7 +271,7 @@ def _open_at(path: Path, start: Position | None) -> int | None:
 
 
 def _read_new(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, 1 << 16)
         if not chunk:

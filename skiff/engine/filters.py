@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from skiff.errors import InvalidFilter
 
@@ -43,7 +43,7 @@ PREDEFINED_NETWORKS = ("bridge", "host", "none")
 class FilterArgs:
     """Docker's filters.Args: key -> the set of values given for it."""
 
-    def __init__(self, fields: dict[str, Iterable[str]] | None = None) -> None:
+    def __init__(self, fields: Mapping[str, Iterable[str]] | None = None) -> None:
         self.fields: dict[str, list[str]] = {k: list(dict.fromkeys(v)) for k, v in (fields or {}).items()}
 
     @classmethod

@@ -11,7 +11,7 @@ import os
 import select
 import signal
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
@@ -31,7 +31,7 @@ def parse_restart_policy(text: str) -> dict[str, Any]:
     return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
-def parse_log_opts(opts: list[str]) -> dict[str, str]:
+def parse_log_opts(opts: Sequence[str]) -> dict[str, str]:
     """json-file's max-size (bytes, with k/m/g) and max-file; returned as plain byte counts."""
     config: dict[str, str] = {}
     for item in opts:

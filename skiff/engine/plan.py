@@ -72,7 +72,8 @@ class RunPlan:
             return
         from skiff.cgroups import resources_from_flags, rlimits_from_ulimits
 
-        flags = {k: v for k, v in self.opts.resources.items() if v is not None}
+        # each of resources_from_flags' keywords with its flag's value (a mix of types)
+        flags: dict[str, Any] = {k: v for k, v in self.opts.resources.items() if v is not None}
         self.resources = resources_from_flags(**flags) if flags else {}
         self.rlimits = rlimits_from_ulimits(self.opts.ulimits) if self.opts.ulimits else []
         if self.resources.get("memory"):  # --memory-swappiness, --oom-kill-disable: v1 only
