@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.errors import InvalidArgument, InvalidSignal, SkiffError
+from skiff.paths import Paths
 
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -121,7 +122,7 @@ def wait_released(container: Container, timeout: float | None = None) -> bool:
         wait_for_pid(int(container.state.get("MonitorPid") or 0), min(left, 0.5) if left is not None else 0.5)
 
 
-def send_signal(paths: Any, container: Container, sig: int) -> None:
+def send_signal(paths: Paths, container: Container, sig: int) -> None:
     from skiff.runtime import Runtime
 
     Runtime(paths.runtime_state).kill(container.id, sig)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skiff.cgroups import Stats
 
 
 class StatsRow(namedtuple("StatsRow", "container_id name previous current net_rx net_tx", defaults=(0, 0))):
@@ -12,8 +15,8 @@ class StatsRow(namedtuple("StatsRow", "container_id name previous current net_rx
     __slots__ = ()
     container_id: str
     name: str
-    previous: Any  # skiff.cgroups.Stats
-    current: Any
+    previous: Stats
+    current: Stats
     net_rx: int
     net_tx: int
 

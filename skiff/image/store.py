@@ -29,7 +29,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, NamedTuple
 
 from skiff.errors import (DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError, StateError,
                           TagReferenceError)
@@ -413,7 +413,8 @@ class ImageStore:
                 return layer
         return None
 
-    def prune(self, all_images: bool = False, include: Any = None) -> tuple[builtins.list[str], int]:
+    def prune(self, all_images: bool = False,
+              include: Callable[[Image], bool] | None = None) -> tuple[builtins.list[str], int]:
         """``docker image prune``: remove untagged images (every unused one with ``all_images``),
         those ``include`` accepts (an Image -> bool: see skiff.engine.filters).
 
