@@ -373,7 +373,7 @@ class Runtime:
             return "created"
         return "paused" if record.get("paused") else "running"
 
-    def _cgroup(self, cid: str, record: dict[str, Any]) -> Any:
+    def _cgroup(self, cid: str, record: dict[str, Any]) -> Cgroup:
         if not record.get("cgroupsPath"):
             raise ContainerConflict(f"container {cid} has no cgroup",
                                     hint="give it linux.cgroupsPath or linux.resources")
