@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skiff.engine.stats import StatsRow
 
 HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
 
@@ -27,7 +30,7 @@ def human_size(size: float) -> str:
     return f"{size:.3g}{units[index]}"
 
 
-def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:
+def stats_fields(row: StatsRow, host_memory: int | None = None) -> dict[str, str]:
     """One container's fields as Docker's stats context names them (``--format json`` prints them)."""
     from skiff.cgroups.stats import cpu_percent, host_memory_bytes, memory_limit_shown
 

@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from skiff.engine.system import DiskUsage
     from skiff.paths import Paths
 
 VERSION_TYPE = "system.versionInfo"
@@ -265,7 +266,7 @@ def _reclaimable(reclaimable: int, total: int) -> str:
     return f"{text} ({reclaimable * 100 // total}%)" if total > 0 else text
 
 
-def summary_rows(usage: Any) -> list[dict[str, str]]:
+def summary_rows(usage: DiskUsage) -> list[dict[str, str]]:
     """The four rows of ``system df``: Images, Containers, Local Volumes, Build Cache."""
     from skiff.cli.listing import _sorted_row
 
@@ -288,7 +289,7 @@ def summary_rows(usage: Any) -> list[dict[str, str]]:
                          "Reclaimable": free}) for kind, total, count, size, free in rows]
 
 
-def verbose_document(usage: Any, full: bool) -> dict[str, Any]:
+def verbose_document(usage: DiskUsage, full: bool) -> dict[str, Any]:
     """``system df -v``'s object: rows of images, containers and volumes (``full``: untruncated ids)."""
     return {"Images": [_image_row(i, full) for i in usage.images],
             "Containers": [_container_row(c, full) for c in usage.containers],
@@ -329,7 +330,7 @@ def _volume_row(row: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def verbose_text(usage: Any) -> str:
+def verbose_text(usage: DiskUsage) -> str:
     from skiff.cli.gotemplate import render_rows
 
     document = verbose_document(usage, full=False)
