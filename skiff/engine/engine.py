@@ -682,7 +682,7 @@ class Engine:
             current = _sample(groups[c.id])
             pid = int(c.state.get("Pid") or 0) if c.state.get("Running") else 0
             received, sent = network_io(pid, c.data["HostConfig"].get("NetworkMode") or "bridge")
-            rows.append(StatsRow(c.id, c.name, first[c.id] or current, current, received, sent))
+            rows.append(StatsRow(c.id, c.name, first[c.id], current, received, sent))
         return rows
 
     def ports(self, ref: str, port: str | None = None) -> list[str]:
