@@ -341,12 +341,14 @@ def status_text(state: dict) -> str:
     from skiff.cli.format import human_duration, time_ago
     from skiff.timestamps import parse
 
+    from skiff.engine.state import Status
+
     status = state.get("Status")
-    if status == "running":
+    if status == Status.RUNNING:
         from skiff.engine.health import status_suffix
 
         return f"Up {human_duration(time.time() - parse(state['StartedAt']))}{status_suffix(state)}"
-    if status == "exited":
+    if status == Status.EXITED:
         oom = " (OOMKilled)" if state.get("OOMKilled") else ""
         return f"Exited ({state.get('ExitCode', 0)}){oom} {time_ago(state['FinishedAt'])}"
     return str(status or "").capitalize()
@@ -484,7 +486,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 def _held(container: Container) -> bool:
     container.reload()
-    return container.held or container.state.get("Status") == "starting"
+    return not container.state.can_start  # held, or being started
 
 
 def add_stop_flags(p: argparse.ArgumentParser) -> None:

@@ -221,7 +221,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         answer = input(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             return 0
-    deleted, reclaimed = _store(args).prune(all_images=all_images, include=include)
+    from skiff.cli.main import paths_from
+    from skiff.engine import images
+
+    deleted, reclaimed = images.prune(paths_from(args), all_images=all_images, include=include)
     if deleted:
         print("Deleted Images:")
         for image_id in deleted:
@@ -237,13 +240,15 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
+    from skiff.cli.main import paths_from
+    from skiff.engine import images
     from skiff.errors import ImageNotFound, SkiffError
 
-    store = _store(args)
+    paths = paths_from(args)
     status = 0
     for ref in args.images:
         try:
-            for line in store.remove(ref, force=args.force):
+            for line in images.remove(paths, ref, force=args.force):
                 print(line)
         except ImageNotFound:
             # Docker's client says this itself, naming the image as it was given (no ':latest')

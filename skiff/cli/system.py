@@ -272,7 +272,7 @@ def summary_rows(usage: DiskUsage) -> list[dict[str, str]]:
 
     images, containers, volumes = usage.images, usage.containers, usage.volumes
     used = sum(i["VirtualSize"] - i["SharedSize"] for i in images if i["Containers"])
-    active = [c for c in containers if c["Container"].state.get("Status") in ("running", "paused", "restarting")]
+    active = [c for c in containers if c["Container"].held]
     container_total = sum(c["SizeRw"] for c in containers)
     volume_total = sum(v["Size"] for v in volumes if v["Size"] != -1)
     volume_free = sum(v["Size"] for v in volumes if v["Size"] != -1 and v["RefCount"] == 0)

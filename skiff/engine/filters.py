@@ -18,6 +18,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from skiff.engine.state import Status, shown
 from skiff.errors import InvalidFilter
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ NETWORK_LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "
 EVENT_FILTERS = frozenset({"config", "container", "daemon", "event", "image", "label", "network", "node",
                            "plugin", "scope", "secret", "service", "type", "volume"})
 
-CONTAINER_STATES = ("paused", "restarting", "running", "dead", "created", "exited", "removing")
+CONTAINER_STATES = tuple(s.value for s in (Status.PAUSED, Status.RESTARTING, Status.RUNNING, Status.DEAD,
+                                           Status.CREATED, Status.EXITED, Status.REMOVING))  # Docker's order
 HEALTH_STATES = ("starting", "healthy", "unhealthy", "none")
 PREDEFINED_NETWORKS = ("bridge", "host", "none")
 
@@ -248,7 +250,7 @@ def container_list_filter(paths: Paths, args: FilterArgs) -> tuple[Predicate, bo
             args.match("name", "/" + str(data.get("Name", "")).lstrip("/")),
             args.match("id", str(data.get("Id", ""))),
             args.match_kv_list("label", labels),
-            not exited or (state.get("Status") == "exited" and int(state.get("ExitCode") or 0) in exited),
+            not exited or (state.get("Status") == Status.EXITED and int(state.get("ExitCode") or 0) in exited),
             before is None or created < before,
             since is None or created > since,
             not args.contains("ancestor") or data.get("Image") in ancestors
@@ -280,8 +282,7 @@ def container_prune_filter(args: FilterArgs) -> Predicate:
 
 
 def _state_string(state: dict[str, Any]) -> str:
-    status = str(state.get("Status") or "")
-    return "created" if status == "starting" else status
+    return shown(str(state.get("Status") or ""))
 
 
 def _atoi(value: str) -> int:

@@ -80,14 +80,15 @@ class RunPlan:
     def _check_resources(self) -> None:
         if not (self.opts.resources or self.opts.ulimits):
             return
-        from skiff.cgroups import resources_from_flags, rlimits_from_ulimits
+        from skiff.engine.resources import resources_from_flags
+        from skiff.engine.ulimits import rlimits_from_ulimits
 
         # each of resources_from_flags' keywords with its flag's value (a mix of types)
         flags: dict[str, Any] = {k: v for k, v in self.opts.resources.items() if v is not None}
         self.resources = resources_from_flags(**flags) if flags else {}
         self.rlimits = rlimits_from_ulimits(self.opts.ulimits) if self.opts.ulimits else []
         if self.resources.get("memory"):  # --memory-swappiness, --oom-kill-disable: v1 only
-            from skiff.cgroups.flags import discard_unsupported
+            from skiff.engine.resources import discard_unsupported
 
             self.warnings = discard_unsupported(self.resources)
 
@@ -109,7 +110,7 @@ class RunPlan:
             raise InvalidArgument("Conflicting options: --restart and --rm")
         self.log_config = parse_log_opts(self.opts.log_opts)
         if self.opts.stop_signal:
-            from skiff.engine.lifecycle import parse_signal
+            from skiff.signals import parse_signal
 
             parse_signal(self.opts.stop_signal)
         if self.opts.init and not _init_binary():

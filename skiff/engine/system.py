@@ -98,11 +98,14 @@ def init_version() -> str | None:
 def info_document(paths: Paths) -> dict[str, Any]:
     """``docker info``'s document (the server part; the CLI adds ``ClientInfo``)."""
     from skiff.engine import containers as records
+    from skiff.engine.stats import host_memory_bytes
     from skiff.image.store import ImageStore
 
-    states = [c.state.get("Status") for c in records.all_containers(paths)]
-    running = sum(s in ("running", "restarting") for s in states)
-    paused = states.count("paused")
+    from skiff.engine.state import Status
+
+    states = [c.state.status for c in records.all_containers(paths)]
+    running = sum(s in (Status.RUNNING, Status.RESTARTING) for s in states)
+    paused = states.count(Status.PAUSED)
     caps = _cgroup_capabilities()
     os_release = _os_release()
     init = init_version()
@@ -129,7 +132,7 @@ def info_document(paths: Paths) -> dict[str, Any]:
         "OperatingSystem": os_release.get("PRETTY_NAME", "Linux"), "OSVersion": os_release.get("VERSION_ID", ""),
         "OSType": "linux", "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": _registry_config(),
-        "NCPU": len(os.sched_getaffinity(0)), "MemTotal": _mem_total(), "GenericResources": None,
+        "NCPU": len(os.sched_getaffinity(0)), "MemTotal": host_memory_bytes(), "GenericResources": None,
         "DockerRootDir": str(paths.root),
         "HttpProxy": _proxy("HTTP_PROXY"), "HttpsProxy": _proxy("HTTPS_PROXY"), "NoProxy": _proxy("NO_PROXY"),
         "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": _skiff_version(),
@@ -166,15 +169,10 @@ def engine_id(paths: Paths) -> str:
 
 def backing_filesystem(path: Path) -> str:
     """Docker's name for the filesystem that holds ``path`` (from the mount table)."""
-    best, fstype = "", "unknown"
-    target = os.path.realpath(path if path.exists() else path.parent)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4].replace("\\040", " ")
-            fs = fields[fields.index("-") + 1]
-            if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-                best, fstype = point, fs
+    from skiff import mountinfo
+
+    mount = mountinfo.containing(path if path.exists() else path.parent)
+    fstype = mount.fstype if mount is not None else "unknown"
     return _BACKING_FS.get(fstype, fstype)
 
 
@@ -240,13 +238,6 @@ def _os_release() -> dict[str, str]:
         if sep:
             found[key] = value.strip().strip('"')
     return found
-
-
-def _mem_total() -> int:
-    for line in (_read("/proc/meminfo") or "").splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _thread_count() -> int:
@@ -404,7 +395,7 @@ def prune(paths: Paths, all_images: bool, volumes: bool, args: FilterArgs) -> Pr
 
     engine = Engine(paths)
     sizes = {c.id: container_size(c) for c in engine.containers(all_=True)
-             if c.state.get("Status") in ("exited", "created", "dead")}
+             if c.state.stopped}
     removed_containers = engine.prune(take_container)
     reclaimed = sum(sizes.get(cid, 0) for cid in removed_containers)
     networks = _prune_networks(engine, take_network)
@@ -438,9 +429,10 @@ def _prune_volumes(paths: Paths, include: Predicate) -> tuple[list[str], int]:
 def _prune_images(paths: Paths, every_image: bool, include: Predicate) -> tuple[list[str], int]:
     from skiff.image.store import ImageStore
 
-    store = ImageStore(paths)
-    tags = {image.id: image.repo_tags for image in store.list()}
-    deleted, freed = store.prune(all_images=every_image, include=include)
+    from skiff.engine import images
+
+    tags = {image.id: image.repo_tags for image in ImageStore(paths).list()}
+    deleted, freed = images.prune(paths, all_images=every_image, include=include)
     lines = []
     for image_id in deleted:
         lines += [f"untagged: {tag}" for tag in tags.get(image_id, [])]

@@ -20,19 +20,20 @@ from typing import Any, Mapping
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
+from skiff.engine.state import Status
 from skiff.errors import CgroupError, Conflict, SkiffError
 from skiff.paths import Paths
 
 # Container states whose cgroup exists and takes the new limits now (Docker: running, paused;
 # not restarting, whose next start reads the record).
-_LIVE = ("running", "paused")
+_LIVE = (Status.RUNNING, Status.PAUSED)
 
 
 class UpdateRequest:
     """What ``skiff update`` asked for, parsed and checked once for every container named."""
 
     def __init__(self, flags: Mapping[str, str | None], restart: str | None) -> None:
-        from skiff.cgroups import resources_from_flags
+        from skiff.engine.resources import resources_from_flags
         from skiff.engine.lifecycle import parse_restart_policy
 
         self.flags = {key: str(value) for key, value in flags.items() if value not in (None, "")}
@@ -62,7 +63,7 @@ def update_container(paths: Paths, container: Container, request: UpdateRequest)
             raise _cannot(c.id, "Restart policy cannot be updated because AutoRemove is enabled for the container")
         merged = merge_resources(current, request.resources)
         change = live_change(merged, request)
-        if request.resources and c.state.get("Status") in _LIVE:
+        if request.resources and c.state.status in _LIVE:
             _update_cgroup(paths, c, change)
         if request.resources:
             host_config["Resources"] = merged

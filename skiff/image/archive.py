@@ -377,7 +377,7 @@ def _images_to_save(store: ImageStore, refs: list[str]) -> list[_SavedImage]:
 
 def _name_of(store: ImageStore, ref: str) -> Reference | None:
     """The reference ``ref`` names an image by, or None when it is an id."""
-    _image_id, named = store._resolve(ref)
+    _image_id, named = store.resolve(ref)
     return parse_reference(named) if named else None
 
 

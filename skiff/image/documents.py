@@ -2,7 +2,7 @@
 
 An image's config (``Config``, ``ContainerConfig``) is Docker's container.Config: every
 field present with its zero value, omitempty fields only when set, in Go's order. The
-engine's container documents (skiff/engine/documents.py) use the same table.
+engine's container documents use the same table.
 """
 
 from __future__ import annotations

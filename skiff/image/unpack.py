@@ -70,7 +70,7 @@ def max_layer_size() -> int:
     text = os.environ.get(MAX_LAYER_SIZE_ENV, "").strip()
     if not text:
         return DEFAULT_MAX_LAYER_SIZE
-    from skiff.cgroups.flags import ram_in_bytes
+    from skiff.units import ram_in_bytes
 
     try:
         return ram_in_bytes(text)
@@ -82,7 +82,10 @@ def max_layer_size() -> int:
 
 
 def _gib(size: int) -> str:
-    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB"
+    """A limit in skiff's messages: one decimal, GiB or MiB ("64.0 GiB")."""
+    from skiff.units import GiB, MiB
+
+    return f"{size / GiB:.1f} GiB" if size >= GiB else f"{size / MiB:.1f} MiB"
 
 
 class Budget:

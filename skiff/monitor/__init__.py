@@ -23,4 +23,15 @@ container dir; a foreground ``run -t`` is ``run -d`` plus attach, as in Docker.
 The monitor's pid and start time are in the record (``MonitorPid``,
 ``MonitorStart``); a command that finds the monitor gone finishes the container
 itself (``Engine.reconcile``).
+
+Where it lives: beside the engine, with a one-way import. The monitor uses the
+engine's lower modules only (``containers`` for the record, ``state`` for every
+change of its State, ``teardown`` to let go, ``events``, ``health``), never
+``engine/engine.py``: ``Engine`` starts monitors, monitors do not call back
+into ``Engine``. It stays a package of its own rather than moving under
+``skiff/engine/`` because its phases are separate programs with their own
+import budget (``idle.py`` is run by path and imports nothing of skiff; ``after``
+and ``health`` are started by module name from records and command lines that
+live processes already hold), so its place is part of an interface, not only a
+layout.
 """

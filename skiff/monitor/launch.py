@@ -22,8 +22,9 @@ import sys
 
 from typing import NoReturn
 
-from skiff import crash_point
+from skiff import crash_point, proc
 from skiff.engine import containers as records
+from skiff.engine.state import Owner
 from skiff.engine.unixsock import listen_unix
 from skiff.errors import SkiffError
 from skiff.paths import Paths
@@ -157,8 +158,6 @@ def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, i
 def create_and_start(paths: Paths, container: records.Container, stdio: tuple[int, int, int], monitor: int,
                      console: socket.socket | None = None) -> int:
     from skiff.engine import health
-    from skiff.engine.engine import _start_time
-    from skiff.timestamps import now as now_rfc3339
     from skiff.runtime import Runtime
 
     runtime = Runtime(paths.runtime_state, paths.seccomp_cache)
@@ -180,8 +179,7 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
             _pass_console(listener, console, container.data["HostConfig"].get("ConsoleSize"))
     os.close(devnull)
     with records.locked(container) as c:
-        c.state.update(Status="running", Running=True, Paused=False, Restarting=False, Pid=pid,
-                       StartedAt=now_rfc3339(), Error="", MonitorPid=monitor, MonitorStart=_start_time(monitor))
+        c.state.started(pid, monitor=Owner(monitor, proc.start_time(monitor)))
         health.on_start(c.data)
     crash_point("created")
     runtime.start(container.id)
@@ -240,13 +238,11 @@ def _take_over(container: records.Container) -> bool:
     Until now the record names the ``skiff start`` that forked us: if that died,
     reconcile may already have put the container back (it holds the same lock).
     """
-    from skiff.engine.engine import _start_time
-
     try:
         with records.locked(container) as c:
-            if c.state.get("Status") not in ("starting", "restarting"):
+            if not c.state.can_take_over:
                 return False
-            c.state.update(MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
+            c.state.taken_over(Owner.this_process())
     except SkiffError:
         return False
     return True

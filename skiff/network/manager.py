@@ -338,8 +338,8 @@ class NetworkManager:
         raise NetworkNotFound(f"network {ref} not found")
 
     def prune_networks(self, include: Callable[[dict[str, Any]], bool] | None = None) -> list[str]:
-        """Remove user networks without containers (those ``include`` accepts, when given: see
-        skiff.engine.filters), and the default bridge when unused."""
+        """Remove user networks without containers (those ``include`` accepts, when given: Docker's
+        filters, which the caller builds), and the default bridge when unused."""
         with FileLock(self._lock):
             default = self._load_network(DEFAULT_NETWORK)
             if default and not default["Containers"]:
@@ -760,11 +760,9 @@ class NetworkManager:
 
 
 def _emit(paths: Paths, action: str, record: dict[str, Any], **extra: str) -> None:
-    """A network event in the engine's events log (``skiff events``); none for an engine-less install."""
-    try:
-        from skiff.engine.events import emit
-    except ImportError:
-        return
+    """A network event in the root's events log (``skiff events``)."""
+    from skiff.events import emit
+
     emit(paths, "network", action, record["Id"], {"name": record["Name"], "type": "bridge", **extra})
 
 

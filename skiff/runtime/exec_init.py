@@ -78,7 +78,7 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     # namespace, its files): this process is in the container's pid namespace already.
     linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd, *ctx.stdio,
                                *(fd for _, fd in ctx.namespace_fds)))
-    container_init._setup_stdio(ctx.stdio)
+    container_init.setup_stdio(ctx.stdio)
     os.setsid()
     for kind, fd in ctx.namespace_fds:
         linux.setns(fd, 0, f"{kind} namespace of the container")
@@ -102,4 +102,4 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
         seccomp_filter.load()
     # Sent just before execve: close-on-exec makes the parent's next receive see the exec as EOF.
     container_init.send(ctx.sock, {"type": "created"})
-    container_init._exec(executable, process["args"], env)
+    container_init.exec_process(executable, process["args"], env)

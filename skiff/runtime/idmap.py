@@ -204,19 +204,13 @@ def _idmap_tree(tree_fd: int, userns_fd: int, recursive: bool, source: str, dest
 
 def _fstype(path: str) -> str:
     """The type of the filesystem mounted deepest above ``path`` (for an error message)."""
-    real = os.path.realpath(path)
-    best, fstype = "", "unknown type"
+    from skiff import mountinfo
+
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                mountpoint = left.split()[4].replace("\\040", " ")
-                inside = real == mountpoint or real.startswith(mountpoint.rstrip("/") + "/")
-                if inside and len(mountpoint) >= len(best):
-                    best, fstype = mountpoint, right.split()[0]
+        mount = mountinfo.containing(path)
     except OSError:
-        pass
-    return fstype
+        return "unknown type"
+    return mount.fstype if mount is not None else "unknown type"
 
 
 __all__ = ["prepare_idmapped_mounts", "release_idmapped_mounts", "userns_with_maps"]

@@ -149,7 +149,7 @@ def _init(ctx: InitContext) -> NoReturn:
         from skiff.runtime import hooks as hooks_module  # imported before pivot_root hides the host
     if ctx.userns:
         _become_root_in_user_namespace(ctx.sock, wait_for_maps=ctx.userns == "cloned")
-    _setup_stdio(ctx.stdio)
+    setup_stdio(ctx.stdio)
     os.setsid()
     namespaces = {ns["type"]: ns for ns in linux_cfg["namespaces"]}
     _enter_namespaces(namespaces, exclude=("pid", "cgroup", "user") if ctx.userns else ("pid", "cgroup"))
@@ -184,7 +184,7 @@ def _init(ctx: InitContext) -> NoReturn:
             os._exit(1)
     if seccomp_filter is not None and process.get("noNewPrivileges"):
         seccomp_filter.load()
-    _exec(executable, process["args"], env, ctx.preserve_fds)
+    exec_process(executable, process["args"], env, ctx.preserve_fds)
 
 
 class _CgroupJoin:
@@ -255,7 +255,7 @@ def _become_root_in_user_namespace(sock: socket.socket, wait_for_maps: bool) -> 
                            hint="linux.uidMappings and gidMappings must map container id 0") from None
 
 
-def _setup_stdio(stdio: tuple[int, int, int]) -> None:
+def setup_stdio(stdio: tuple[int, int, int]) -> None:
     # Duplicate first so that stdio=(1, 0, 2) cannot clobber a source before it is copied.
     copies = [os.dup(fd) for fd in stdio]
     for target, fd in enumerate(copies):
@@ -540,7 +540,7 @@ def _wait_for_start(fifo_fd: int) -> None:
 PAUSE_ENV = "SKIFF_TEST_PAUSE_BEFORE_EXEC"
 
 
-def _exec(executable: str, args: list[str], env: dict[str, str], preserve_fds: int = 0) -> NoReturn:
+def exec_process(executable: str, args: list[str], env: dict[str, str], preserve_fds: int = 0) -> NoReturn:
     if os.environ.get(PAUSE_ENV):
         select.select([], [], [], float(os.environ[PAUSE_ENV]))
     for fd in range(3, 3 + preserve_fds):

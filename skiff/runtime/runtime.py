@@ -13,7 +13,7 @@ import errno
 import os
 import time
 
-from skiff import crash_point, errors
+from skiff import crash_point, errors, proc
 from skiff.errors import ContainerConflict, ContainerNotFound, ContainerNotRunning, InvalidArgument
 
 # skiff-oci runs one short process per command: state, start, kill and delete import only os,
@@ -88,7 +88,7 @@ class Runtime:
             self._write_state(state_dir, {
                 **state_dict(cid, "created", pid, str(bundle_path), config.get("annotations", {})),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
-                "starttime": _start_time(pid),
+                "starttime": proc.start_time(pid),
                 "rootfs": config["root"]["path"],
                 "cgroupsPath": _cgroups_path(cid, config),
                 # delete removes these directly, without skiff.cgroups (milliseconds of imports)
@@ -113,7 +113,7 @@ class Runtime:
 
     def start(self, cid: str) -> None:
         """Release a created container: its init execs the user's process."""
-        record = self._record(cid)
+        record = self.record(cid)
         status = self._status(cid, record)
         if status != "created":
             raise ContainerConflict(f"cannot start container {cid}: it is {status}, not created")
@@ -144,7 +144,7 @@ class Runtime:
 
     def state(self, cid: str) -> dict[str, Any]:
         """The OCI state of the container (status derived now, not stored)."""
-        record = self._record(cid)
+        record = self.record(cid)
         status = self._status(cid, record)
         return {**{k: record[k] for k in ("ociVersion", "id", "bundle", "annotations")},
                 "status": status, "pid": record["pid"] if status != "stopped" else 0,
@@ -152,7 +152,7 @@ class Runtime:
 
     def kill(self, cid: str, sig: int = signal.SIGTERM) -> None:
         """Send ``sig`` to the container's init (created or running)."""
-        record = self._record(cid)
+        record = self.record(cid)
         pidfd = self._pidfd(record)
         if pidfd is None:
             raise ContainerNotRunning(f"container {cid} is not running")
@@ -169,7 +169,7 @@ class Runtime:
         ``only_stopped`` (runc's delete without --force) refuses any container not stopped,
         from the same read of its state.
         """
-        record = self._record(cid)
+        record = self.record(cid)
         status = self._status(cid, record)
         if only_stopped and status != "stopped" and not force:
             raise ContainerConflict(f"cannot delete container {cid} that is not stopped: {status}")
@@ -215,7 +215,7 @@ class Runtime:
         """
         from skiff.runtime.spec import check_process, check_security_labels
 
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) != "running":
             raise ContainerNotRunning(f"cannot exec in container {cid}: it is not running")
         check_process(process, "exec process")
@@ -237,7 +237,7 @@ class Runtime:
 
     def pause(self, cid: str) -> None:
         """Freeze every process of a running container (its cgroup's freezer)."""
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) != "running":
             raise ContainerNotRunning(f"cannot pause container {cid}: it is not running")
         self._cgroup(cid, record).freeze()
@@ -245,7 +245,7 @@ class Runtime:
 
     def resume(self, cid: str) -> None:
         """Thaw a paused container."""
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) != "paused":
             raise ContainerNotRunning(f"cannot resume container {cid}: it is not paused")
         self._cgroup(cid, record).thaw()
@@ -253,7 +253,7 @@ class Runtime:
 
     def update(self, cid: str, resources: dict[str, Any]) -> None:
         """Change the cgroup limits of a created, running or paused container (OCI linux.resources)."""
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) == "stopped":
             raise ContainerNotRunning(f"cannot update container {cid}: it is stopped")
         # New device rules replace the old ones on v2: they get the same defaults as at create.
@@ -262,7 +262,7 @@ class Runtime:
 
     def ps(self, cid: str) -> list[int]:
         """The host pids of the container's processes (its init first)."""
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) == "stopped":
             return []
         pids: list[int] = []
@@ -290,7 +290,7 @@ class Runtime:
 
     def wait(self, cid: str) -> int:
         """Wait for the init (the caller must be its parent); exit code, or 128+N if killed by N."""
-        record = self._record(cid)
+        record = self.record(cid)
         return _wait_status(record["pid"])
 
     def run(self, cid: str, bundle: str | os.PathLike[str], stdio: tuple[int, int, int] = (0, 1, 2),
@@ -320,7 +320,7 @@ class Runtime:
 
     def oom_killed(self, cid: str) -> bool:
         """Whether the kernel's OOM killer struck in the container's cgroup (before delete)."""
-        path = self._record(cid).get("cgroupsPath")
+        path = self.record(cid).get("cgroupsPath")
         if not path:
             return False
         from skiff.cgroups import open as open_cgroup
@@ -343,7 +343,9 @@ class Runtime:
             raise ContainerConflict(f"container {cid} already exists in {self._root}") from None
         return state_dir
 
-    def _record(self, cid: str) -> dict[str, Any]:
+    def record(self, cid: str) -> dict[str, Any]:
+        """The container's state.json as the runtime wrote it: the init's ``pid`` and ``starttime``, its
+        ``config`` for later execs, cgroup paths. ContainerNotFound if there is none."""
         from skiff.runtime.jsonlite import loads
 
         state_file = os.path.join(self._dir(cid), STATE_FILE)
@@ -367,7 +369,7 @@ class Runtime:
         os.replace(tmp, target)
 
     def _status(self, cid: str, record: dict[str, Any]) -> str:
-        if _start_time(record["pid"]) != record.get("starttime"):
+        if not proc.alive(record["pid"], record.get("starttime")):
             return "stopped"
         if os.path.exists(os.path.join(self._dir(cid), EXEC_FIFO)):
             return "created"
@@ -389,7 +391,7 @@ class Runtime:
         poller = select.poll()
         poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
         while not poller.poll(100):
-            if _start_time(record["pid"]) != record.get("starttime"):
+            if not proc.alive(record["pid"], record.get("starttime")):
                 return
 
     def _pidfd(self, record: dict[str, Any]) -> int | None:
@@ -398,7 +400,7 @@ class Runtime:
             pidfd = os.pidfd_open(record["pid"])
         except ProcessLookupError:
             return None
-        if _start_time(record["pid"]) != record.get("starttime"):  # checked after opening: no race
+        if not proc.alive(record["pid"], record.get("starttime")):  # checked after opening: no race
             os.close(pidfd)
             return None
         return pidfd
@@ -714,15 +716,7 @@ def _namespaces_to_join(pid: int) -> list[tuple[str, int]]:
 
 def _descendants(pid: int) -> list[int]:
     """``pid`` and every process below it (for a container without a cgroup)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
+    children = proc.children()
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -806,18 +800,6 @@ def _cgroups_path(cid: str, config: dict[str, Any]) -> str:
         return str(path)
     parent = os.environ.get("SKIFF_CGROUP_PARENT", "skiff").strip("/") or "skiff"
     return f"/{parent}/{cid}"
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks after boot), or None if gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
 
 
 def _is_valid_id(cid: str) -> bool:

@@ -323,19 +323,14 @@ def _tmpfs_size(value: str) -> int:
         raise VolumeError(f"invalid tmpfs size: '{value}' (use bytes or a k, m, g suffix, such as 64m)") from None
 
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$|^(\d+)\s*b$", re.IGNORECASE)
-
-
 def parse_size(value: str) -> int:
-    """go-units RAMInBytes: ``64m``, ``1.5g``, ``512k``, ``100`` (binary units)."""
-    match = _SIZE.match(value.strip())
-    if not match:
-        raise VolumeError(f"invalid size: '{value}'")
-    if match.group(3):
-        return int(match.group(3))
-    number, unit = float(match.group(1)), match.group(2).lower()
-    size = int(number * _UNITS[unit])
+    """go-units RAMInBytes: ``64m``, ``1.5g``, ``512k``, ``100`` (binary units); more than 0."""
+    from skiff.units import ram_in_bytes
+
+    try:
+        size = ram_in_bytes(value.strip())
+    except ValueError:
+        size = 0
     if size <= 0:
         raise VolumeError(f"invalid size: '{value}'")
     return size

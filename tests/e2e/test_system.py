@@ -382,7 +382,9 @@ def fake_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKer
 def test_update_on_cgroup_v2_keeps_memory_and_swap_as_the_record_says(fake_v2: FakeKernel) -> None:
     from skiff.engine.update import UpdateRequest, live_change, merge_resources
 
-    created = cgroups.resources_from_flags(memory="64m", cpus="1")
+    from skiff.engine.resources import resources_from_flags
+
+    created = resources_from_flags(memory="64m", cpus="1")
     cg = cgroups.open("/skiff/c1", root=fake_v2.root)
     cg.create(created)
     assert fake_v2.read("skiff/c1/memory.swap.max") == str(64 * MiB)

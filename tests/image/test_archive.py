@@ -123,6 +123,19 @@ def test_images_tag_rmi_output(skiff: Skiff, busybox_image: str) -> None:
     assert skiff("rmi", "busybox").returncode == 1
 
 
+def test_rmi_and_prune_spare_an_image_a_container_uses(skiff: Skiff, busybox_image: str) -> None:
+    """The image store asks its caller which images containers use: rmi and prune, through the engine."""
+    cid = skiff.ok("create", "busybox", "true").strip()
+    short = inspect(skiff, "busybox")["Id"][7:19]
+    proc = skiff("rmi", "busybox")
+    assert proc.returncode == 1 and proc.stderr == (
+        f'Error: conflict: unable to remove repository reference "busybox:latest" (must force) - container {cid[:12]} '
+        f"is using its referenced image {short}\n")
+    assert skiff.ok("image", "prune", "-a", "-f") == "Total reclaimed space: 0B\n"
+    skiff.ok("rm", cid)
+    assert skiff.ok("rmi", "busybox").startswith("Untagged: busybox:latest\nDeleted: sha256:")
+
+
 def test_bad_reference_is_a_usage_error(skiff: Skiff, busybox_tar: Path) -> None:
     proc = skiff("import", str(busybox_tar), "BusyBox")
     assert proc.returncode == 125

@@ -1,7 +1,8 @@
 """Docker's resource flags turned into an OCI ``linux.resources`` object.
 
 Parsing and checks follow Docker's CLI and daemon, messages included, so a user
-sees what Docker would print. Every check runs before anything is created.
+sees what Docker would print. Every check runs before anything is created; the
+cgroup package (skiff.cgroups) only applies the object this returns.
 """
 
 from __future__ import annotations
@@ -11,25 +12,16 @@ import re
 
 from skiff.cgroups.resources import DEFAULT_DEVICE_RULES
 from skiff.errors import CgroupError, InvalidArgument
+from skiff.units import MiB, ram_in_bytes
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path
 if TYPE_CHECKING:
     from typing import Any
 
-MIN_MEMORY = 6 * 1024 * 1024          # Docker's linuxMinMemory
+MIN_MEMORY = 6 * MiB          # Docker's linuxMinMemory
 DEFAULT_CPU_PERIOD = 100000           # 100 ms, in microseconds
-_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 Value = str | int | float | None
-
-
-def ram_in_bytes(text: str) -> int:
-    """go-units RAMInBytes: ``512m``, ``1.5g``, ``1024`` (binary multiples)."""
-    match = _SIZE.match(text)
-    if not match or match.group(1).count(".") > 1:
-        raise ValueError(f"invalid size: '{text}'")
-    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
 
 
 def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory_reservation: Value = None,
