@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skiff.engine import Engine, RunOptions
+    from skiff.engine.containers import Container
+    from skiff.engine.logs import Entry
 
 # Docker's resource flags: option strings -> RunOptions.resources key.
 RESOURCE_FLAGS = {
@@ -27,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_flags(run)
     run.set_defaults(func=cmd_run)
 
-    for name, aliases in (("ps", []),):
+    for name, aliases in (("ps", ()),):
         ps = sub.add_parser(name, aliases=aliases, help="list containers")
         add_ps_flags(ps)
 
@@ -37,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, adder, text in LIFECYCLE_COMMANDS:
         # the top-level inspect takes any object (--type); ``container inspect`` only containers
         adder = add_any_inspect_flags if name == "inspect" else adder
-        adder(sub.add_parser(name, help=text, **({"add_help": False} if name == "create" else {})))
+        adder(sub.add_parser(name, help=text, add_help=name != "create"))
 
     group = sub.add_parser("container", help="manage containers")
     gsub = group.add_subparsers(dest="container_command", metavar="COMMAND")
@@ -181,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
 
 
-def run_options(args: argparse.Namespace) -> "RunOptions":
+def run_options(args: argparse.Namespace) -> RunOptions:
     from skiff.engine import RunOptions
     from skiff.errors import InvalidArgument
 
@@ -289,8 +295,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
             print(c.id if args.no_trunc else c.id[:12])
         return 0
     headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    rows = [ps_row(c.data, args.no_trunc) + ([size] if sized else []) for c, size in zip(found, sizes)]
-    print(table(headers + (["SIZE"] if sized else []), rows))
+    cells = [ps_row(c.data, args.no_trunc) + ([size] if sized else []) for c, size in zip(found, sizes)]
+    print(table(headers + (["SIZE"] if sized else []), cells))
     return 0
 
 
@@ -389,14 +395,14 @@ def cmd_rm(args: argparse.Namespace) -> int:
 # --- lifecycle commands (issue 7) ---------------------------------------------------
 
 
-def _engine(args: argparse.Namespace):  # -> skiff.engine.Engine
+def _engine(args: argparse.Namespace) -> Engine:
     from skiff.cli.main import paths_from
     from skiff.engine import Engine
 
     return Engine(paths_from(args))
 
 
-def _each(args: argparse.Namespace, action) -> int:
+def _each(args: argparse.Namespace, action: Callable[[str], object]) -> int:
     """Apply ``action`` to every CONTAINER; Docker prints each error and exits 1 at the end."""
     from skiff.errors import SkiffError
 
@@ -478,7 +484,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return 0 if status is None else status
 
 
-def _held(container) -> bool:
+def _held(container: Container) -> bool:
     container.reload()
     return not container.state.can_start  # held, or being started
 
@@ -645,7 +651,7 @@ def _tail_lines(value: str) -> int | None:
     return lines if lines >= 0 else None
 
 
-def _print_entries(entries, timestamps: bool) -> None:
+def _print_entries(entries: Iterable[Entry], timestamps: bool) -> None:
     for stream, text, stamp in entries:
         out = sys.stdout if stream == "stdout" else sys.stderr
         out.write(f"{stamp} {text}" if timestamps else text)

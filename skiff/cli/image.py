@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from skiff.image.store import ImageStore
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -106,7 +109,7 @@ def _add_inspect(sub: argparse._SubParsersAction, name: str) -> None:
 # --- handlers -----------------------------------------------------------------
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace) -> ImageStore:
     from skiff.cli.main import paths_from
     from skiff.image.store import ImageStore
 

@@ -11,9 +11,12 @@ import argparse
 import os
 import re
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from skiff.errors import ArgumentCountError, GroupUsage, SkiffError, UnknownCommand, UnknownFlag, UsageError
+
+if TYPE_CHECKING:
+    from skiff.paths import Paths
 
 # argparse's words for a command it does not know (the word quoted as Python's repr quotes it).
 _INVALID_COMMAND = re.compile(r"^argument COMMAND: invalid choice: (['\"])(?P<word>.*)\1 \(choose from")
@@ -173,10 +176,10 @@ class _MissingArguments(Exception):
 class _SubParsersAction(argparse._SubParsersAction):
     """Keeps each command's help line on its parser, for the usage Docker prints after a count error."""
 
-    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         summary = str(kwargs.get("help") or "")
-        parser = super().add_parser(name, **kwargs)  # type: ignore[arg-type]
-        parser.summary = summary[:1].upper() + summary[1:]  # type: ignore[attr-defined]
+        parser = super().add_parser(name, **kwargs)
+        parser.summary = summary[:1].upper() + summary[1:]
         return parser
 
 
@@ -228,8 +231,8 @@ class _OnlyCommand:
         self._sub = sub
         self._command = command
 
-    def add_parser(self, name: str, **kwargs: object) -> object:
-        if name == self._command or self._command in kwargs.get("aliases", ()):  # type: ignore[operator]
+    def add_parser(self, name: str, **kwargs: Any) -> object:
+        if name == self._command or self._command in kwargs.get("aliases", ()):
             return self._sub.add_parser(name, **kwargs)
         return _IGNORED
 
@@ -256,7 +259,7 @@ def _version() -> str:
     return __version__
 
 
-def paths_from(args: argparse.Namespace):  # -> skiff.paths.Paths
+def paths_from(args: argparse.Namespace) -> Paths:
     from skiff.paths import Paths
 
     return Paths.from_env(args.root, args.run_root)

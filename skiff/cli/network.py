@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skiff.network import NetworkManager
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     prune.set_defaults(func=_prune)
 
 
-def _manager(args: argparse.Namespace):  # -> skiff.network.NetworkManager
+def _manager(args: argparse.Namespace) -> NetworkManager:
     from skiff.cli.main import paths_from
     from skiff.network import NetworkManager
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skiff.engine.system import DiskUsage
+    from skiff.paths import Paths
 
 VERSION_TYPE = "system.versionInfo"
 INFO_TYPE = "system.info"
@@ -77,7 +81,7 @@ def add_update_flags(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_update)
 
 
-def _paths(args: argparse.Namespace) -> Any:
+def _paths(args: argparse.Namespace) -> Paths:
     from skiff.cli.main import paths_from
 
     return paths_from(args)
@@ -90,7 +94,7 @@ class _GoFields(dict):
     ALIASES = {"APIVersion": "ApiVersion", "HTTPProxy": "HttpProxy", "HTTPSProxy": "HttpsProxy"}
 
     def __contains__(self, key: object) -> bool:
-        return super().__contains__(self.ALIASES.get(key, key))  # type: ignore[arg-type]
+        return super().__contains__(self.ALIASES.get(key, key) if isinstance(key, str) else key)
 
     def __getitem__(self, key: str) -> Any:
         return super().__getitem__(self.ALIASES.get(key, key))
@@ -262,7 +266,7 @@ def _reclaimable(reclaimable: int, total: int) -> str:
     return f"{text} ({reclaimable * 100 // total}%)" if total > 0 else text
 
 
-def summary_rows(usage: Any) -> list[dict[str, str]]:
+def summary_rows(usage: DiskUsage) -> list[dict[str, str]]:
     """The four rows of ``system df``: Images, Containers, Local Volumes, Build Cache."""
     from skiff.cli.listing import _sorted_row
 
@@ -285,7 +289,7 @@ def summary_rows(usage: Any) -> list[dict[str, str]]:
                          "Reclaimable": free}) for kind, total, count, size, free in rows]
 
 
-def verbose_document(usage: Any, full: bool) -> dict[str, Any]:
+def verbose_document(usage: DiskUsage, full: bool) -> dict[str, Any]:
     """``system df -v``'s object: rows of images, containers and volumes (``full``: untruncated ids)."""
     return {"Images": [_image_row(i, full) for i in usage.images],
             "Containers": [_container_row(c, full) for c in usage.containers],
@@ -326,7 +330,7 @@ def _volume_row(row: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def verbose_text(usage: Any) -> str:
+def verbose_text(usage: DiskUsage) -> str:
     from skiff.cli.gotemplate import render_rows
 
     document = verbose_document(usage, full=False)
