@@ -21,6 +21,11 @@ import os
 from skiff.cgroups.base import Cgroup, relative_path
 from skiff.cgroups.detect import Hierarchy, Setup, detect
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the real types for checkers; at run time __getattr__ imports them on first use
+    from skiff.cgroups.stale import cleanup_stale
+    from skiff.cgroups.stats import Stats
+
 __all__ = ["Cgroup", "Hierarchy", "Setup", "Stats", "cleanup_stale", "detect", "open", "relative_path"]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Callable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,7 +69,7 @@ def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _printer(fmt: str | None):  # -> Callable[[dict], None]
+def _printer(fmt: str | None) -> Callable[[dict[str, Any]], None]:
     """Docker's line for an event (``--format`` absent), or the template for each."""
     if not fmt:
         return lambda event: _write(pretty_event(event))

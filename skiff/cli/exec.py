@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from skiff.cli.commands import Command, add_commands
 from skiff.cli.errors import ExitCodes
 from skiff.cli.main import engine_from
 from skiff.errors import ExecError, UnknownUser
+
+if TYPE_CHECKING:
+    from skiff.engine.containers import Container
+    from skiff.engine.logs import Entry
 
 # Docker 20.10's exec: a command that cannot be started (missing, not executable, an unknown
 # user) is 126 (run keeps 127 for a missing one); a missing or stopped container is 1.
@@ -59,7 +65,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return 0 if status is None else status
 
 
-def _held(container) -> bool:
+def _held(container: Container) -> bool:
     container.reload()
     return not container.state.can_start  # held, or being started
 
@@ -96,7 +102,7 @@ def _tail_lines(value: str) -> int | None:
     return lines if lines >= 0 else None
 
 
-def _print_entries(entries, timestamps: bool) -> None:
+def _print_entries(entries: Iterable[Entry], timestamps: bool) -> None:
     for stream, text, stamp in entries:
         out = sys.stdout if stream == "stdout" else sys.stderr
         out.write(f"{stamp} {text}" if timestamps else text)

@@ -6,7 +6,7 @@ import time
 from typing import Sequence
 
 from skiff.timestamps import parse
-from skiff.units import human_size  # noqa: F401 - the listings' SIZE cells (go-units HumanSizeWithPrecision)
+from skiff.units import human_size as human_size  # re-exported: the listings' SIZE cells
 
 
 def human_duration(seconds: float) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skiff.image.store import ImageStore
 
 from skiff.cli.errors import report
 
@@ -105,7 +108,7 @@ def _add_inspect(sub: argparse._SubParsersAction, name: str) -> None:
 # --- handlers -----------------------------------------------------------------
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace) -> ImageStore:
     from skiff.cli.main import paths_from
     from skiff.image.store import ImageStore
 

@@ -10,7 +10,11 @@ object and calls ``print_documents([obj], fmt)`` or ``print_rows(...)``.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from skiff.image.store import Image
+    from skiff.volume.store import Volume
 
 Row = dict[str, Any]
 
@@ -183,7 +187,7 @@ def _mount_name(mount: dict[str, Any], no_trunc: bool) -> str:
     return name if no_trunc else ellipsis(name, 15)
 
 
-def image_row(image: Any, repository: str, tag: str, digest: str, no_trunc: bool = False) -> Row:
+def image_row(image: Image, repository: str, tag: str, digest: str, no_trunc: bool = False) -> Row:
     """``images``'s row for one name of an image (skiff.image.store.Image)."""
     from skiff.cli.format import human_size, time_ago
 
@@ -195,7 +199,7 @@ def image_row(image: Any, repository: str, tag: str, digest: str, no_trunc: bool
     })
 
 
-def volume_row(volume: Any) -> Row:
+def volume_row(volume: Volume) -> Row:
     """``volume ls``'s row (skiff.volume.store.Volume)."""
     row = _sorted_row({
         "Name": volume.name, "Driver": volume.driver, "Scope": "local", "Mountpoint": str(volume.data),

@@ -13,7 +13,7 @@ import argparse
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from skiff.cli.commands import MODULES
 from skiff.cli.errors import exit_status, report
@@ -179,10 +179,10 @@ class _MissingArguments(Exception):
 class _SubParsersAction(argparse._SubParsersAction):
     """Keeps each command's help line on its parser, for the usage Docker prints after a count error."""
 
-    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         summary = str(kwargs.get("help") or "")
-        parser = super().add_parser(name, **kwargs)  # type: ignore[arg-type]
-        parser.summary = summary[:1].upper() + summary[1:]  # type: ignore[attr-defined]
+        parser = super().add_parser(name, **kwargs)
+        parser.summary = summary[:1].upper() + summary[1:]
         return parser
 
 
@@ -232,8 +232,8 @@ class _OnlyCommand:
         self._sub = sub
         self._command = command
 
-    def add_parser(self, name: str, **kwargs: object) -> object:
-        if name == self._command or self._command in kwargs.get("aliases", ()):  # type: ignore[operator]
+    def add_parser(self, name: str, **kwargs: Any) -> object:
+        if name == self._command or self._command in kwargs.get("aliases", ()):
             return self._sub.add_parser(name, **kwargs)
         return _IGNORED
 

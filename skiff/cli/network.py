@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from skiff.cli.errors import report
+
+if TYPE_CHECKING:
+    from skiff.network import NetworkManager
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     prune.set_defaults(func=_prune)
 
 
-def _manager(args: argparse.Namespace):  # -> skiff.network.NetworkManager
+def _manager(args: argparse.Namespace) -> NetworkManager:
     from skiff.cli.main import paths_from
     from skiff.network import NetworkManager
 

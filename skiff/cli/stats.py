@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from skiff.units import bytes_size, human_size  # MEM USAGE binary; NET I/O and BLOCK I/O decimal, 3 digits
+from skiff.units import bytes_size as bytes_size  # re-exported: MEM USAGE (binary), also system df's
+from skiff.units import human_size  # NET I/O and BLOCK I/O: decimal, 3 digits
+
+if TYPE_CHECKING:
+    from skiff.engine.stats import StatsRow
 
 HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
 
 
-def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:
+def stats_fields(row: StatsRow, host_memory: int | None = None) -> dict[str, str]:
     """One container's fields as Docker's stats context names them (``--format json`` prints them)."""
     from skiff.engine.stats import cpu_percent, host_memory_bytes, memory_limit_shown
 
@@ -24,7 +28,7 @@ def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:
             "PIDs": str(current.pids_current)}
 
 
-def format_stats(rows: list[Any], host_memory: int | None = None) -> str:
+def format_stats(rows: list[StatsRow], host_memory: int | None = None) -> str:
     """Docker's default ``stats`` table (skiff.engine.stats.StatsRow rows)."""
     if host_memory is None:
         from skiff.engine.stats import host_memory_bytes

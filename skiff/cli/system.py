@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skiff.engine.system import DiskUsage
+    from skiff.paths import Paths
 
 VERSION_TYPE = "system.versionInfo"
 INFO_TYPE = "system.info"
@@ -65,7 +69,7 @@ def _add_info(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_info)
 
 
-def _paths(args: argparse.Namespace) -> Any:
+def _paths(args: argparse.Namespace) -> Paths:
     from skiff.cli.main import paths_from
 
     return paths_from(args)
@@ -78,7 +82,7 @@ class _GoFields(dict):
     ALIASES = {"APIVersion": "ApiVersion", "HTTPProxy": "HttpProxy", "HTTPSProxy": "HttpsProxy"}
 
     def __contains__(self, key: object) -> bool:
-        return super().__contains__(self.ALIASES.get(key, key))  # type: ignore[arg-type]
+        return super().__contains__(self.ALIASES.get(key, key) if isinstance(key, str) else key)
 
     def __getitem__(self, key: str) -> Any:
         return super().__getitem__(self.ALIASES.get(key, key))
@@ -249,7 +253,7 @@ def _reclaimable(reclaimable: int, total: int) -> str:
     return f"{text} ({reclaimable * 100 // total}%)" if total > 0 else text
 
 
-def summary_rows(usage: Any) -> list[dict[str, str]]:
+def summary_rows(usage: DiskUsage) -> list[dict[str, str]]:
     """The four rows of ``system df``: Images, Containers, Local Volumes, Build Cache."""
     from skiff.cli.listing import _sorted_row
 
@@ -272,7 +276,7 @@ def summary_rows(usage: Any) -> list[dict[str, str]]:
                          "Reclaimable": free}) for kind, total, count, size, free in rows]
 
 
-def verbose_document(usage: Any, full: bool) -> dict[str, Any]:
+def verbose_document(usage: DiskUsage, full: bool) -> dict[str, Any]:
     """``system df -v``'s object: rows of images, containers and volumes (``full``: untruncated ids)."""
     return {"Images": [_image_row(i, full) for i in usage.images],
             "Containers": [_container_row(c, full) for c in usage.containers],
@@ -313,7 +317,7 @@ def _volume_row(row: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def verbose_text(usage: Any) -> str:
+def verbose_text(usage: DiskUsage) -> str:
     from skiff.cli.gotemplate import render_rows
 
     document = verbose_document(usage, full=False)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from skiff.cli.errors import report
+
+if TYPE_CHECKING:
+    from skiff.paths import Paths
+    from skiff.volume.store import VolumeStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,14 +65,14 @@ def _key_values(items: list[str], what: str, value_required: bool) -> dict[str, 
     return result
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace) -> VolumeStore:
     from skiff.cli.main import paths_from
     from skiff.volume.store import VolumeStore
 
     return VolumeStore(paths_from(args))
 
 
-def _users(paths: Any) -> dict[str, list[str]]:
+def _users(paths: Paths) -> dict[str, list[str]]:
     """Volume name -> containers (running or stopped) that use it; also drops driver mounts of
     containers that vanished (a skiff killed with SIGKILL) so they do not count as users."""
     from skiff.engine.containers import all_containers, volume_users
@@ -129,8 +133,8 @@ def _inspect(args: argparse.Namespace) -> int:
         except VolumeNotFound as exc:
             missing.append(exc)
     status = print_documents(found, args.format)
-    for exc in missing:
-        report(exc)
+    for error in missing:
+        report(error)
     return 1 if missing else status
 
 

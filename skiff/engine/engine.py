@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from skiff import crash_point, proc
 from skiff.engine import containers as records
@@ -28,6 +28,16 @@ from skiff.errors import ContainerConflict, ContainerNotRunning, ExecError, Inva
 from skiff.paths import Paths
 from skiff.timestamps import now as now_rfc3339
 from skiff.store import FileLock, write_json
+
+if TYPE_CHECKING:  # the seams' types; their modules load where they are used
+    from skiff.cgroups import Cgroup, Stats
+    from skiff.engine.documents import ContainerFacts
+    from skiff.engine.plan import RunPlan
+    from skiff.engine.runflags import CidFile
+    from skiff.engine.stats import StatsRow
+    from skiff.engine.update import UpdateRequest
+    from skiff.image.store import Image
+    from skiff.network.manager import NetworkManager
 
 
 class Engine:
@@ -229,20 +239,20 @@ class Engine:
                     return
             lifecycle.wait_for_pid(monitor, 0.05)
 
-    def _image(self, opts: RunOptions) -> Any:
+    def _image(self, opts: RunOptions) -> Image:
         """The image to run, pulled first as ``--pull`` says (no registry code when it is local)."""
         from skiff.registry import ensure_image
 
         return ensure_image(self.paths, opts.image, policy=opts.pull, platform=opts.platform,
                             out=sys.stderr)
 
-    def _plan(self, image: Any, opts: RunOptions) -> "RunPlan":
+    def _plan(self, image: Image, opts: RunOptions) -> RunPlan:
         """Check every flag before anything is created."""
         from skiff.engine.plan import RunPlan
 
         return RunPlan.make(self.paths, image, opts)
 
-    def _create_record(self, opts: RunOptions, image: Any, plan: "RunPlan", owned: bool = False) -> Container:
+    def _create_record(self, opts: RunOptions, image: Image, plan: RunPlan, owned: bool = False) -> Container:
         """Reserve the name, write the record, make its volumes; ``owned``: this process goes on to run it.
 
         An owned record names this process (``MonitorPid`` and its start time) before
@@ -282,7 +292,7 @@ class Engine:
         crash_point("reserved")
         return container
 
-    def _make_volumes(self, container: Container, plan: "RunPlan") -> None:
+    def _make_volumes(self, container: Container, plan: RunPlan) -> None:
         """The container's volumes, made as Docker makes them: at create, after the record that
         names them (a command killed in between leaves a startable record, whose ``rm -v`` or
         start finds them). A failure takes the record back out; the volumes made go with it."""
@@ -294,7 +304,7 @@ class Engine:
             records.remove_record(container)
             raise
 
-    def _prepare(self, container: Container, image: Any, plan: "RunPlan", undo: contextlib.ExitStack) -> Path:
+    def _prepare(self, container: Container, image: Image, plan: RunPlan, undo: contextlib.ExitStack) -> Path:
         """Rootfs, volumes, network and the bundle: everything the runtime needs."""
         from skiff.storage.overlay import mount_rootfs, unmount_rootfs
 
@@ -499,7 +509,7 @@ class Engine:
         events.emit_container(self.paths, container.data, "pause" if pause else "unpause")
         return container
 
-    def update(self, ref: str, request: "UpdateRequest") -> Container:
+    def update(self, ref: str, request: UpdateRequest) -> Container:
         """``skiff update``: new limits (the live cgroup and the record) or restart policy."""
         from skiff.engine.update import update_container
 
@@ -520,7 +530,7 @@ class Engine:
                     if c.state.can_unpause:
                         c.state.unpaused()
 
-    def exec(self, ref: str, command: list[str], env: list[str] = (), user: str | None = None,
+    def exec(self, ref: str, command: list[str], env: Sequence[str] = (), user: str | None = None,
              workdir: str | None = None, interactive: bool = False, tty: bool = False,
              detach: bool = False) -> int:
         """Run ``command`` in the running container: every namespace and its cgroup are joined."""
@@ -623,7 +633,7 @@ class Engine:
                 c.data["Name"] = "/" + bare
         events.emit_container(self.paths, container.data, "rename", oldName=old)
 
-    def prune(self, include: Any = None) -> list[str]:
+    def prune(self, include: Callable[[dict[str, Any]], bool] | None = None) -> list[str]:
         """Remove stopped containers (those ``include`` accepts: see skiff.engine.filters)."""
         removed = []
         for container in self.containers(all_=True):
@@ -644,7 +654,7 @@ class Engine:
         events.emit_container(self.paths, container.data, "top")
         return table
 
-    def stats(self, refs: list[str] = (), all_: bool = False, interval: float = 0.1) -> list[Any]:
+    def stats(self, refs: Sequence[str] = (), all_: bool = False, interval: float = 0.1) -> list[StatsRow]:
         """One row per container (the named ones, else every running one): two samples ``interval`` apart."""
         from skiff import cgroups
         from skiff.engine.stats import StatsRow, network_io
@@ -659,7 +669,7 @@ class Engine:
             current = _sample(groups[c.id])
             pid = c.state.pid if c.state.running else 0
             received, sent = network_io(pid, c.data["HostConfig"].get("NetworkMode") or "bridge")
-            rows.append(StatsRow(c.id, c.name, first[c.id] or current, current, received, sent))
+            rows.append(StatsRow(c.id, c.name, first[c.id], current, received, sent))
         return rows
 
     def ports(self, ref: str, port: str | None = None) -> list[str]:
@@ -683,7 +693,7 @@ class Engine:
         container = self.find(ref)
         return container_document(container.data, self._document_facts(container, size))
 
-    def _document_facts(self, container: Container, size: bool) -> Any:
+    def _document_facts(self, container: Container, size: bool) -> ContainerFacts:
         """What a container's document needs beyond its record: image, network, overlay, sizes."""
         from skiff.engine.documents import ContainerFacts
         from skiff.runtime.spec import default_spec
@@ -774,7 +784,7 @@ class Engine:
             records.remove_record(container)
             events.emit_container(self.paths, container.data, "destroy")
 
-    def release_orphaned_networks(self, manager: Any) -> list[str]:
+    def release_orphaned_networks(self, manager: NetworkManager) -> list[str]:
         """Namespaces, veths, leases and ports held for containers that no live record owns.
 
         Containers whose owner died are recovered first; then the network's own records
@@ -811,14 +821,14 @@ class Engine:
             cleanup_stale(live, parent=cgroup_parent(), owned=owned)
 
 
-def _cid_file(opts: RunOptions) -> Any:
+def _cid_file(opts: RunOptions) -> CidFile:
     """--cidfile's file, refused if it exists (Docker's message); a no-op without the flag."""
     from skiff.engine.runflags import CidFile
 
     return CidFile(opts.cidfile)
 
 
-def _print_warnings(plan: "RunPlan") -> None:
+def _print_warnings(plan: RunPlan) -> None:
     """Docker's create warnings (a discarded limit), once: at create, not at every start."""
     for warning in plan.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
@@ -839,7 +849,7 @@ def _run_options(container: Container) -> RunOptions:
                      hint=f"remove it with 'skiff rm -f {container.name}'")
 
 
-def _image_or_none(paths: Paths, image_id: str) -> Any:
+def _image_or_none(paths: Paths, image_id: str) -> Image | None:
     """The container's image, or None when it has been removed since (``rmi -f``)."""
     from skiff.image.store import ImageStore
 
@@ -860,14 +870,14 @@ def _env_file_keys(files: list[str]) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _sizes(container: Container, image: Any) -> tuple[int, int]:
+def _sizes(container: Container, image: Image | None) -> tuple[int, int]:
     from skiff.engine.system import container_size
 
     size_rw = container_size(container)
     return size_rw, size_rw + (image.size if image is not None else 0)
 
 
-def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
+def _reuse_anonymous_volumes(plan: RunPlan, container: Container) -> None:
     """As Docker: a started container keeps the anonymous volumes made at its create (one its
     create was killed before making is made under the same name by ``prepare``)."""
     if plan.mount_plan is None:
@@ -880,7 +890,7 @@ def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
             mount.name, mount.host_path = record["Name"], record["Source"]
 
 
-def _remove_anonymous_volumes(plan: Any) -> None:
+def _remove_anonymous_volumes(plan: RunPlan) -> None:
     """The anonymous volumes made for a container whose foreground run failed (its record goes too)."""
     if plan.mount_plan is not None:
         plan.mount_plan.release(remove_anonymous=True)
@@ -898,7 +908,7 @@ def _exec_events(paths: Paths, data: dict[str, Any], command: list[str]) -> str:
     return exec_id
 
 
-def _sample(cgroup: Any) -> Any:
+def _sample(cgroup: Cgroup) -> Stats:
     """A stats sample; zeros for a container that is not running (Docker shows 0 too)."""
     from skiff.cgroups import Stats
 

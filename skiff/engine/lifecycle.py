@@ -16,7 +16,8 @@ from typing import Any, Iterable
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.errors import InvalidArgument, SkiffError
-from skiff.signals import parse_signal  # Docker's names (the CLI's kill and stop import it from here)
+from skiff.paths import Paths
+from skiff.signals import parse_signal as parse_signal  # re-exported: Docker's names (the CLI's kill and stop)
 
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -106,7 +107,7 @@ def wait_released(container: Container, timeout: float | None = None) -> bool:
         wait_for_pid(owner.pid, min(left, 0.5) if left is not None else 0.5)
 
 
-def send_signal(paths: Any, container: Container, sig: int) -> None:
+def send_signal(paths: Paths, container: Container, sig: int) -> None:
     from skiff.runtime import Runtime
 
     Runtime(paths.runtime_state).kill(container.id, sig)

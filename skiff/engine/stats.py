@@ -4,7 +4,7 @@ what Docker computes from them (CPU %, the memory limit shown), and the host's m
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from skiff.cgroups.stats import Stats
@@ -16,8 +16,8 @@ class StatsRow(namedtuple("StatsRow", "container_id name previous current net_rx
     __slots__ = ()
     container_id: str
     name: str
-    previous: Any  # skiff.cgroups.Stats
-    current: Any
+    previous: Stats
+    current: Stats
     net_rx: int
     net_tx: int
 

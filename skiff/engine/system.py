@@ -13,9 +13,14 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from skiff.paths import Paths
+
+if TYPE_CHECKING:
+    from skiff.engine.containers import Container
+    from skiff.engine.engine import Engine
+    from skiff.engine.filters import FilterArgs, Predicate
 
 API_VERSION = "1.41"      # the Engine API of Docker 20.10, whose behaviour skiff follows
 MIN_API_VERSION = "1.12"
@@ -309,7 +314,7 @@ def disk_usage(paths: Paths) -> DiskUsage:
     return DiskUsage(sum(layer_size.values()), image_rows, container_rows, _volume_usage(paths))
 
 
-def container_size(container: Any) -> int:
+def container_size(container: Container) -> int:
     """Bytes the container wrote (its overlay upper dir), Docker's SizeRw.
 
     skiff has no separate init layer: what Docker keeps there (``etcfiles.make_mountpoints``:
@@ -376,7 +381,7 @@ class PruneReport(NamedTuple):
     reclaimed: int
 
 
-def prune(paths: Paths, all_images: bool, volumes: bool, args: Any) -> PruneReport:
+def prune(paths: Paths, all_images: bool, volumes: bool, args: FilterArgs) -> PruneReport:
     """Stopped containers, unused networks, (unused volumes,) dangling (or unused) images, those
     the filters (skiff.engine.filters.FilterArgs) take; each kind's own filter keys, as Docker's
     daemon checks them, are checked before anything goes."""
@@ -402,7 +407,7 @@ def prune(paths: Paths, all_images: bool, volumes: bool, args: Any) -> PruneRepo
     return PruneReport(removed_containers, networks, removed_volumes, lines, reclaimed + freed)
 
 
-def _prune_networks(engine: Any, include: Any) -> list[str]:
+def _prune_networks(engine: Engine, include: Predicate) -> list[str]:
     from skiff.network import NetworkManager
 
     manager = NetworkManager(engine.paths)
@@ -410,7 +415,7 @@ def _prune_networks(engine: Any, include: Any) -> list[str]:
     return manager.prune_networks(include=include)
 
 
-def _prune_volumes(paths: Paths, include: Any) -> tuple[list[str], int]:
+def _prune_volumes(paths: Paths, include: Predicate) -> tuple[list[str], int]:
     """Docker 20.10 prunes every unused local volume, named ones too."""
     from skiff.engine.containers import all_containers, volume_users
     from skiff.volume.driver import reconcile
@@ -421,7 +426,7 @@ def _prune_volumes(paths: Paths, include: Any) -> tuple[list[str], int]:
     return VolumeStore(paths).prune(users, all=True, include=include)
 
 
-def _prune_images(paths: Paths, every_image: bool, include: Any) -> tuple[list[str], int]:
+def _prune_images(paths: Paths, every_image: bool, include: Predicate) -> tuple[list[str], int]:
     from skiff.image.store import ImageStore
 
     from skiff.engine import images

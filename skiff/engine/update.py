@@ -37,7 +37,9 @@ class UpdateRequest:
         from skiff.engine.lifecycle import parse_restart_policy
 
         self.flags = {key: str(value) for key, value in flags.items() if value not in (None, "")}
-        self.resources: dict[str, Any] = resources_from_flags(**self.flags, update=True) if self.flags else {}
+        # a flag's text for each of resources_from_flags' keywords (**: mypy checks a dict against all of them)
+        given: dict[str, Any] = self.flags
+        self.resources: dict[str, Any] = resources_from_flags(**given, update=True) if given else {}
         if (self.resources.get("blockIO") or {}).get("weight"):
             _check_blkio_weight()
         self.restart = restart

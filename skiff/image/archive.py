@@ -179,7 +179,7 @@ def _seekable(store: ImageStore, fileobj: BinaryIO) -> Iterator[BinaryIO]:
     with tempfile.TemporaryFile(dir=store.paths.tmp) as copy:
         shutil.copyfileobj(fileobj, copy, CHUNK)
         copy.seek(0)
-        yield copy  # type: ignore[misc]
+        yield copy
 
 
 def load_archive(store: ImageStore, fileobj: BinaryIO) -> list[str]:

@@ -24,17 +24,21 @@ file aside (``repositories.json.corrupt-<time>``) and writes a whole one.
 
 from __future__ import annotations
 
+import builtins  # ImageStore.list hides the builtin in the class's annotations
 import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 from skiff.errors import (DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError, StateError,
                           TagReferenceError)
 from skiff.image.reference import Reference, is_image_id, parse_reference, parse_reference_raw
 from skiff.paths import Paths
 from skiff.store import FileLock, fsync_dir, problem_of, read_json, warn_broken, write_json
+
+if TYPE_CHECKING:
+    from skiff.image.unpack import Readable
 
 CHUNK = 1 << 20
 LINK_DIR = "l"
@@ -161,7 +165,7 @@ class ImageStore:
 
     # --- removal ----------------------------------------------------------------
 
-    def remove(self, ref: str, users: Mapping[str, Sequence[str]], force: bool = False) -> list[str]:
+    def remove(self, ref: str, users: Mapping[str, Sequence[str]], force: bool = False) -> builtins.list[str]:
         """``docker rmi``: untag, and delete the image when nothing else names or uses it.
 
         ``users``: image id -> ids of the containers created from it, which the caller reads
@@ -254,8 +258,9 @@ class ImageStore:
 
     # --- writing images -----------------------------------------------------------
 
-    def add_image(self, config_bytes: bytes, layers: list[LayerInfo], tags: list[Reference],
-                  extra_blobs: list[str] | None = None, repo_digests: list[str] | None = None) -> Image:
+    def add_image(self, config_bytes: bytes, layers: builtins.list[LayerInfo], tags: builtins.list[Reference],
+                  extra_blobs: builtins.list[str] | None = None,
+                  repo_digests: builtins.list[str] | None = None) -> Image:
         """Record an image whose layers are already in the store, and tag it. Returns it.
 
         ``repo_digests`` (``registry/name@sha256:...``, the manifest digests it was
@@ -269,7 +274,7 @@ class ImageStore:
             raise DigestMismatch(f"image config lists diff_ids {diff_ids}, the layers have "
                                  f"{[layer.diff_id for layer in layers]}")
         image_id = self.put_blob(config_bytes)
-        record = {
+        record: dict[str, Any] = {
             "id": image_id,
             "created": config.get("created") or "1970-01-01T00:00:00Z",
             "layers": [layer.to_json() for layer in layers],
@@ -306,7 +311,7 @@ class ImageStore:
                 self._commit_blob(tmp, path)
         return digest
 
-    def add_layer(self, stream: BinaryIO, expected_digest: str | None = None,
+    def add_layer(self, stream: Readable, expected_digest: str | None = None,
                   expected_diff_id: str | None = None, media_type: str | None = None) -> LayerInfo:
         """Store a layer blob and unpack it once, keyed by its diff_id.
 
@@ -349,7 +354,7 @@ class ImageStore:
                     _remove_tree(staging)  # gone already when committed
             media = media_type or LAYER_MEDIA_BY_COMPRESSION[blob.compression]
             self._commit_blob(tmp, self.blob_path(blob.digest))
-        return LayerInfo(diff_id, blob.digest, blob.size, size, media)  # type: ignore[arg-type]
+        return LayerInfo(diff_id, blob.digest, blob.size, size, media)
 
     def _staging_dir(self) -> Path:
         import tempfile
@@ -411,7 +416,7 @@ class ImageStore:
         return None
 
     def prune(self, users: Mapping[str, Sequence[str]], all_images: bool = False,
-              include: Any = None) -> tuple[list[str], int]:
+              include: Callable[[Image], bool] | None = None) -> tuple[builtins.list[str], int]:
         """``docker image prune``: remove untagged images (every unused one with ``all_images``),
         those ``include`` accepts (an Image -> bool: Docker's filters, which the caller builds).
         ``users``: image id -> ids of the containers created from it, as for ``remove``.
@@ -533,7 +538,7 @@ class ImageStore:
             return None
         return record if isinstance(record, dict) else None
 
-    def _record_files(self) -> list[Path]:
+    def _record_files(self) -> builtins.list[Path]:
         try:
             return [p for p in self.records.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
         except FileNotFoundError:
@@ -582,9 +587,9 @@ class ImageStore:
         with contextlib.suppress(InvalidReference):
             parsed = parse_reference(text)
         if parsed is not None and not parsed.digest:
-            image_id = self._repositories().get(str(parsed))
-            if image_id and (self.records / f"{sha256_hex(image_id)}.json").exists():
-                return image_id, str(parsed)
+            tagged = self._repositories().get(str(parsed))
+            if tagged and (self.records / f"{sha256_hex(tagged)}.json").exists():
+                return tagged, str(parsed)
         if parsed is not None and parsed.digest:
             for path in self._record_files():
                 if f"{parsed.name}@{parsed.digest}" in (self._read_record_file(path) or {}).get("repo_digests", []):
@@ -598,7 +603,7 @@ class ImageStore:
 
     # --- archives (see skiff.image.archive) -------------------------------------------
 
-    def import_tarball(self, fileobj: BinaryIO, ref: str | None = None, changes: list[str] | None = None,
+    def import_tarball(self, fileobj: BinaryIO, ref: str | None = None, changes: builtins.list[str] | None = None,
                        message: str = "", source: str = "-") -> Image:
         from skiff.image.archive import import_tarball
 
@@ -608,7 +613,7 @@ class ImageStore:
         emit_image_event(self.paths, "import", image.id, image.id)
         return image
 
-    def load(self, fileobj: BinaryIO) -> list[str]:
+    def load(self, fileobj: BinaryIO) -> builtins.list[str]:
         from skiff.image.archive import load_archive
 
         lines = load_archive(self, fileobj)
@@ -616,11 +621,11 @@ class ImageStore:
             emit_image_event(self.paths, "load", image_id, image_id)
         return lines
 
-    def save(self, refs: list[str], out_path: str | os.PathLike[str] | None) -> None:
+    def save(self, refs: builtins.list[str], out_path: str | os.PathLike[str] | None) -> None:
         """Write an OCI archive (with Docker's manifest.json too); ``None`` or ``-`` is stdout."""
         from skiff.image.archive import save_archive
 
-        save_archive(self, refs, None if out_path in (None, "-") else Path(out_path))  # type: ignore[arg-type]
+        save_archive(self, refs, None if out_path is None or out_path == "-" else Path(out_path))
         for image_id in dict.fromkeys(self.resolve(ref)[0] for ref in refs):
             emit_image_event(self.paths, "save", image_id, image_id)
 
@@ -656,7 +661,7 @@ def _familiar_digest(name_at_digest: str) -> str:
 class _TeeReader:
     """Reads ``source`` while writing every byte to ``fd`` and hashing it: the blob as it passes."""
 
-    def __init__(self, source: BinaryIO, fd: int) -> None:
+    def __init__(self, source: Readable, fd: int) -> None:
         import hashlib
 
         self._source = source

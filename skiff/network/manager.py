@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from skiff.errors import (ContainerNotFound, Conflict, InvalidArgument, NetworkError, NetworkInUse,
@@ -745,7 +746,7 @@ class NetworkManager:
     def _refresh_firewall(self, force: bool = False) -> None:
         bridges = [firewall.BridgeRules(r["Bridge"], r["Subnet"], r["Internal"]) for r in self._all_networks()
                    if r["Name"] != DEFAULT_NETWORK or link_index(r["Bridge"]) is not None]
-        rules = []
+        rules: list[firewall.PortRule] = []
         for ep in self._all_endpoints():
             if not ep.get("Ports") or not ep["Networks"]:
                 continue
@@ -773,7 +774,7 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _resolver():  # the resolver module pulls in subprocess: only user networks need it
+def _resolver() -> ModuleType:  # the resolver module pulls in subprocess: only user networks need it
     from skiff.network import resolver
 
     return resolver

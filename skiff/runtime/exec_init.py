@@ -14,11 +14,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from skiff import linux
 from skiff.runtime import init as container_init
 from skiff.runtime.spec import DEFAULT_PATH, process_env
+
+if TYPE_CHECKING:
+    from skiff.runtime.seccomp_filter import Program
 
 
 class ExecContext:
@@ -27,7 +30,7 @@ class ExecContext:
     __slots__ = ("process", "sock", "stdio", "namespace_fds", "console_fd", "seccomp")
 
     def __init__(self, process: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
-                 namespace_fds: list[tuple[str, int]], console_fd: int, seccomp: Any = None) -> None:
+                 namespace_fds: list[tuple[str, int]], console_fd: int, seccomp: Program | None = None) -> None:
         self.process = process
         self.sock = sock
         self.stdio = stdio

@@ -125,10 +125,11 @@ def _checked_maps(mappings: Any, where: str) -> tuple[tuple[int, int, int], ...]
         raise BundleError(f"{where}: at most {_MAX_MAP_LINES} ranges are allowed, not {len(mappings)}")
     checked = []
     for m in mappings:
-        values = tuple(m.get(k) if isinstance(m, dict) else None for k in ("containerID", "hostID", "size"))
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        values = [m.get(k) if isinstance(m, dict) else None for k in ("containerID", "hostID", "size")]
+        numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+        if len(numbers) != len(values):
             raise BundleError(f"{where}: {m!r} needs non-negative integer containerID, hostID and size")
-        container_id, host_id, size = values
+        container_id, host_id, size = numbers
         if size == 0:
             raise BundleError(f"{where}: {m!r} has size 0; a range must map at least one id")
         if container_id + size - 1 >= _MAX_ID or host_id + size - 1 >= _MAX_ID:

@@ -34,8 +34,10 @@ from skiff.runtime.spec import DEFAULT_PATH, NAMESPACE_FLAGS, capability_mask, c
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # not imported at run time: each skiff-oci command is a process of its own
-    import socket
+    import _socket as socket  # the runtime hands over _socket.socket objects (socket.socket is one too)
     from typing import Any, NoReturn
+
+    from skiff.runtime.seccomp_filter import Program
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2, signal.SIGWINCH)
@@ -60,7 +62,7 @@ class InitContext:
 
     def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, fifo_fd: int,
                  stdio: tuple[int, int, int], console_fd: int = -1, preserve_fds: int = 0,
-                 userns: str = "", seccomp: Any = None) -> None:
+                 userns: str = "", seccomp: Program | None = None) -> None:
         self.config = config
         self.bundle = bundle
         self.sock = sock
@@ -158,12 +160,10 @@ def _init(ctx: InitContext) -> NoReturn:
     # cgroup namespace, which can only be made once we are in the cgroup.
     joined = _CgroupJoin(ctx.sock, namespaces)
     if hooks:
-        joined()
-        hooks_module.run_hooks("createContainer", hooks, joined.reply["state"])
+        hooks_module.run_hooks("createContainer", hooks, joined()["state"])
 
     _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1, joined)
-    joined()
-    reply = joined.reply
+    reply = joined()
     if config.get("hostname"):
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
@@ -198,18 +198,20 @@ class _CgroupJoin:
         self.namespaces = namespaces
         self.reply: dict[str, Any] | None = None
 
-    def __call__(self) -> None:
+    def __call__(self) -> dict[str, Any]:
+        """The parent's "go" message (with the container's ``state``)."""
         if self.reply is not None:
-            return
+            return self.reply
         reply = receive(self.sock)
         if not reply or reply.get("type") != "go":
             os._exit(1)
         self.reply = reply
         if "cgroup" in self.namespaces:
             _enter_namespaces({"cgroup": self.namespaces["cgroup"]}, exclude=())
+        return reply
 
 
-def prepare_process(process: dict[str, Any], seccomp_filter: Any, keep_fds: tuple[int, ...] = (),
+def prepare_process(process: dict[str, Any], seccomp_filter: Program | None, keep_fds: tuple[int, ...] = (),
                     create_cwd: bool = True) -> None:
     """rlimits, oom score, umask, cwd, user, capabilities, no_new_privs: all but the exec itself.
 

@@ -21,9 +21,14 @@ from skiff.errors import ContainerConflict, ContainerNotFound, ContainerNotRunni
 # imported where a container is made, or only for type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import _socket
+    import builtins  # Runtime.list hides the builtin in the class's annotations
     import socket
     from pathlib import Path
     from typing import Any, Callable, NoReturn
+
+    from skiff.cgroups import Cgroup
+    from skiff.runtime.seccomp_filter import Program
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 STATE_FILE = "state.json"
@@ -64,7 +69,7 @@ class Runtime:
             raise InvalidArgument("process.terminal is set: a --console-socket is required")
         state_dir = self._new_state_dir(cid)
         pid = 0
-        cgroups: list[Any] = []
+        cgroups: list[Cgroup] = []
         console = None
         try:
             os.mkfifo(os.path.join(state_dir, EXEC_FIFO), 0o600)
@@ -370,7 +375,7 @@ class Runtime:
             return "created"
         return "paused" if record.get("paused") else "running"
 
-    def _cgroup(self, cid: str, record: dict[str, Any]) -> Any:
+    def _cgroup(self, cid: str, record: dict[str, Any]) -> Cgroup:
         if not record.get("cgroupsPath"):
             raise ContainerConflict(f"container {cid} has no cgroup",
                                     hint="give it linux.cgroupsPath or linux.resources")
@@ -400,7 +405,7 @@ class Runtime:
             return None
         return pidfd
 
-    def _seccomp_program(self, seccomp: dict[str, Any] | None) -> Any:
+    def _seccomp_program(self, seccomp: dict[str, Any] | None) -> Program | None:
         """linux.seccomp compiled (or found compiled) here, before the fork: the child only loads it."""
         if not seccomp:
             return None
@@ -409,7 +414,8 @@ class Runtime:
         return program(seccomp, self._seccomp_cache)
 
     def _fork_init(self, config: dict[str, Any], bundle: str, state_dir: str, stdio: tuple[int, int, int],
-                   console_fd: int = -1, preserve_fds: int = 0, seccomp: Any = None) -> tuple[int, socket.socket]:
+                   console_fd: int = -1, preserve_fds: int = 0,
+                   seccomp: Program | None = None) -> tuple[int, _socket.socket]:
         """Fork the init so that it is PID 1 of the container's pid namespace."""
         import _socket  # the C module: socket.py costs selectors and enum (milliseconds of a create)
 
@@ -438,7 +444,7 @@ class Runtime:
                 from skiff.runtime.idmap import prepare_idmapped_mounts
 
                 prepare_idmapped_mounts(config, str(bundle))
-            if own_pid_ns >= 0:
+            if pid_ns is not None and own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
             ctx = container_init.InitContext(config, str(bundle), child_sock, fifo_fd, stdio,
                                              console_fd, preserve_fds, userns, seccomp)
@@ -453,7 +459,7 @@ class Runtime:
                     from skiff.runtime import sealed
 
                     pid = sealed.spawn(exe_fd, "init", *ctx.payload(), pid_ns=_pid_ns_for_sealed(pid_ns))
-                elif userns == "joined":
+                elif userns == "joined" and user_ns is not None:
                     pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
                 else:
                     pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
@@ -485,8 +491,8 @@ class Runtime:
                 raise
         return pid, parent_sock
 
-    def _handshake(self, cid: str, pid: int, sock: socket.socket, config: dict[str, Any],
-                   cgroups: list[Any], bundle: str = "") -> None:
+    def _handshake(self, cid: str, pid: int, sock: _socket.socket, config: dict[str, Any],
+                   cgroups: builtins.list[Cgroup], bundle: str = "") -> None:
         """Answer the init until it is created; a cgroup made on the way is appended to ``cgroups``."""
         from skiff.cgroups import open as open_cgroup
         from skiff.runtime import init as container_init

@@ -87,7 +87,7 @@ def _lower_names(layer_dirs: list[Path]) -> tuple[Path | None, list[str]]:
         root = roots.pop()
         links = [_short_link(layer) for layer in layer_dirs]
         if all(links):
-            return root, [f"{LINK_DIR}/{link}" for link in links]  # type: ignore[misc]
+            return root, [f"{LINK_DIR}/{link}" for link in links]
     return None, [str(layer) for layer in layer_dirs]
 
 

@@ -16,12 +16,15 @@ import errno
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from skiff import linux, proc
 from skiff.errors import SyscallError, VolumeError
 from skiff.paths import Paths
 from skiff.store import read_json, write_json
+
+if TYPE_CHECKING:
+    from skiff.volume.store import Volume
 
 # mount(8) option words that are flags, not filesystem data.
 _FLAGS = {
@@ -62,7 +65,7 @@ def split_options(o: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-def acquire(paths: Paths, volume: "Volume", user: str) -> None:  # noqa: F821 (Volume: skiff.volume.store)
+def acquire(paths: Paths, volume: Volume, user: str) -> None:
     """Count ``user`` in; the first user mounts. Call under the volume store's lock."""
     users = _read_users(paths, volume.name)
     if any(u["Id"] == user for u in users):
@@ -78,7 +81,7 @@ def acquire(paths: Paths, volume: "Volume", user: str) -> None:  # noqa: F821 (V
         raise
 
 
-def release(paths: Paths, volume: "Volume", user: str) -> None:  # noqa: F821
+def release(paths: Paths, volume: Volume, user: str) -> None:
     """Count ``user`` out; the last user unmounts. Call under the volume store's lock."""
     users = _read_users(paths, volume.name)
     remaining = [u for u in users if u["Id"] != user]
@@ -100,7 +103,7 @@ def _write_users(paths: Paths, name: str, users: list[dict[str, Any]]) -> None:
             pass
 
 
-def _mount(volume: "Volume") -> None:  # noqa: F821
+def _mount(volume: Volume) -> None:
     fstype = volume.options.get("type", "")
     device = volume.options.get("device", "")
     flags, data = split_options(volume.options.get("o", ""))

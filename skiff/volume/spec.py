@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Literal, Sequence
 
 from skiff.errors import VolumeError
 
@@ -346,8 +346,8 @@ def parse_volumes_from(raw: str) -> tuple[str, bool]:
     return ref, mode == "ro"
 
 
-def parse_run_mounts(volumes: list[str] | tuple[str, ...] = (), mounts: list[str] | tuple[str, ...] = (),
-                     tmpfs: list[str] | tuple[str, ...] = ()) -> list[MountSpec]:
+def parse_run_mounts(volumes: Sequence[str] = (), mounts: Sequence[str] = (),
+                     tmpfs: Sequence[str] = ()) -> list[MountSpec]:
     """Every mount flag of ``skiff run``, validated; two mounts on one target are refused."""
     specs = ([parse_volume(v) for v in volumes] + [parse_mount(m) for m in mounts]
              + [parse_tmpfs(t) for t in tmpfs])

@@ -9,6 +9,7 @@ leaves it stale). Only the ``local`` driver exists, with Docker's options
 
 from __future__ import annotations
 
+import builtins  # VolumeStore.list hides the builtin in the class's annotations
 import contextlib
 import os
 from pathlib import Path
@@ -236,8 +237,9 @@ class VolumeStore:
         _remove_tree(trash)
         emit_volume_event(self.paths, "destroy", volume)
 
-    def prune(self, users: dict[str, list[str]], all: bool = False,
-              labels: Iterable[str] = (), include: Callable[[Volume], bool] | None = None) -> tuple[list[str], int]:
+    def prune(self, users: dict[str, builtins.list[str]], all: bool = False,
+              labels: Iterable[str] = (),
+              include: Callable[[Volume], bool] | None = None) -> tuple[builtins.list[str], int]:
         """Remove unused anonymous volumes (all unused ones with ``all``) that ``include`` accepts;
         return names and bytes freed."""
         from skiff.volume import driver as volume_driver
@@ -258,7 +260,8 @@ class VolumeStore:
                 freed += size
         return removed, freed
 
-    def remove_anonymous(self, names: Iterable[str], users: dict[str, list[str]] | None = None) -> list[str]:
+    def remove_anonymous(self, names: Iterable[str],
+                         users: dict[str, builtins.list[str]] | None = None) -> builtins.list[str]:
         """Remove those of ``names`` that are anonymous and unused: ``run --rm`` and ``rm -v``."""
         from skiff.volume import driver as volume_driver
 

@@ -99,7 +99,7 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
         if fd >= 0:
             os.close(fd)
     console = -1
-    if console_ours is not None:
+    if console_ours is not None and console_helper is not None:  # both or neither: -t
         console_helper.close()
         console = _receive_console(console_ours)
     listen_fd = listener.detach()
