@@ -129,7 +129,7 @@ def test_rmi_and_prune_spare_an_image_a_container_uses(skiff: Skiff, busybox_ima
     short = inspect(skiff, "busybox")["Id"][7:19]
     proc = skiff("rmi", "busybox")
     assert proc.returncode == 1 and proc.stderr == (
-        f'Error: conflict: unable to remove repository reference "busybox:latest" (must force) - container {cid[:12]} '
+        f'skiff: conflict: unable to remove repository reference "busybox:latest" (must force) - container {cid[:12]} '
         f"is using its referenced image {short}\n")
     assert skiff.ok("image", "prune", "-a", "-f") == "Total reclaimed space: 0B\n"
     skiff.ok("rm", cid)
