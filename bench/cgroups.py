@@ -17,6 +17,7 @@ import sys
 import time
 
 from skiff import cgroups
+from skiff.engine.resources import resources_from_flags
 
 
 def main() -> int:
@@ -24,7 +25,7 @@ def main() -> int:
     parser.add_argument("-n", "--runs", type=int, default=50)
     runs = parser.parse_args().runs
     parent = f"skiff-bench-{os.urandom(3).hex()}"
-    resources = cgroups.resources_from_flags(memory="64m", cpus="0.5", pids_limit="100")
+    resources = resources_from_flags(memory="64m", cpus="0.5", pids_limit="100")
     sleeper = subprocess.Popen(["sleep", "300"])
     park = cgroups.open(f"/{parent}/park")
     setup, destroy = [], []

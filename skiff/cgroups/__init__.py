@@ -8,9 +8,10 @@ The runtime core, between forking the container's init and releasing it::
     ...
     cg.oom_killed(); cg.stats(); cg.destroy()
 
-The engine turns Docker's flags into ``linux.resources`` with
-``resources_from_flags`` and ``--ulimit`` into ``process.rlimits`` with
-``rlimits_from_ulimits``; ``cleanup_stale`` removes what a killed skiff left.
+Only cgroups live here: the engine turns Docker's flags into ``linux.resources`` (its
+``resources`` module) and ``--ulimit`` into ``process.rlimits`` (``ulimits``), and computes
+``skiff stats``' columns (``stats``) from the ``Stats`` samples taken here.
+``cleanup_stale`` removes what a killed skiff left.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import os
 from skiff.cgroups.base import Cgroup, relative_path
 from skiff.cgroups.detect import Hierarchy, Setup, detect
 
-__all__ = [
-    "Cgroup", "Hierarchy", "Setup", "Stats", "cleanup_stale", "cpu_percent", "detect", "open", "relative_path", "resources_from_flags", "rlimits_from_ulimits",
-]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the real types for checkers; at run time __getattr__ imports them on first use
+    from skiff.cgroups.stale import cleanup_stale
+    from skiff.cgroups.stats import Stats
+
+__all__ = ["Cgroup", "Hierarchy", "Setup", "Stats", "cleanup_stale", "detect", "open", "relative_path"]
 
 
 def open(cgroups_path: str, root: str | os.PathLike[str] | None = None) -> Cgroup:  # noqa: A001
@@ -41,23 +45,15 @@ def open(cgroups_path: str, root: str | os.PathLike[str] | None = None) -> Cgrou
 
 
 def __getattr__(name: str) -> object:
-    """``resources_from_flags``, ``rlimits_from_ulimits``, ``cleanup_stale`` and the stats names,
-    imported on first use.
+    """``Stats`` and ``cleanup_stale``, imported on first use.
 
-    They are the engine's, not the runtime's: ``skiff run``'s runtime path (and
-    skiff-oci's create) does not pay for their imports (stats' namedtuples load
-    ``collections``, about a millisecond).
+    The runtime path of ``skiff run`` (and skiff-oci's create) does not pay for their
+    imports (stats' namedtuples load ``collections``, about a millisecond).
     """
-    if name in ("Stats", "cpu_percent"):
-        from skiff.cgroups import stats
-        return getattr(stats, name)
-    if name == "resources_from_flags":
-        from skiff.cgroups.flags import resources_from_flags
-        return resources_from_flags
+    if name == "Stats":
+        from skiff.cgroups.stats import Stats
+        return Stats
     if name == "cleanup_stale":
         from skiff.cgroups.stale import cleanup_stale
         return cleanup_stale
-    if name == "rlimits_from_ulimits":
-        from skiff.cgroups.ulimits import rlimits_from_ulimits
-        return rlimits_from_ulimits
     raise AttributeError(f"module 'skiff.cgroups' has no attribute {name!r}")

@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing (skiff-oci runs under python -S)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from skiff.mountinfo import Mount
+
 V1_SUBSYSTEMS = frozenset({
     "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio",
     "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc",
@@ -102,8 +108,9 @@ def _detect_cached(root: str | None) -> Setup:
     setup = _DETECTED.get(root)
     if setup is None:
         if root is None:
-            with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-                setup = setup_from_mountinfo(f.read())
+            from skiff import mountinfo
+
+            setup = setup_from_mounts(mountinfo.read())
         else:
             setup = _setup_from_tree(root)
         if len(_DETECTED) >= 16:  # fake trees of tests: keep the cache small, as lru_cache(16) did
@@ -113,27 +120,26 @@ def _detect_cached(root: str | None) -> Setup:
 
 
 def setup_from_mountinfo(text: str) -> Setup:
+    """The setup a mountinfo text describes."""
+    from skiff import mountinfo
+
+    return setup_from_mounts(mountinfo.parse(text))
+
+
+def setup_from_mounts(mounts: Iterable[Mount]) -> Setup:
     hierarchies: list[Hierarchy] = []
     seen: set[frozenset[str]] = set()
     unified: str | None = None
-    for line in text.splitlines():
-        pre, sep, post = line.partition(" - ")
-        if not sep:
-            continue
-        fields, post_fields = pre.split(), post.split()
-        if len(fields) < 5 or len(post_fields) < 3:
-            continue
-        fstype, super_options = post_fields[0], post_fields[2]
-        mountpoint = _unescape(fields[4])
-        if fstype == "cgroup2" and unified is None:
-            unified = mountpoint
-        elif fstype == "cgroup":
-            controllers = frozenset(opt for opt in super_options.split(",")
+    for mount in mounts:
+        if mount.fstype == "cgroup2" and unified is None:
+            unified = mount.mount_point
+        elif mount.fstype == "cgroup":
+            controllers = frozenset(opt for opt in mount.super_options.split(",")
                                     if opt in V1_SUBSYSTEMS or opt.startswith("name="))
             # A hierarchy bind-mounted twice is still one hierarchy: keep its first mount.
             if controllers and controllers not in seen:
                 seen.add(controllers)
-                hierarchies.append(Hierarchy(mountpoint, controllers))
+                hierarchies.append(Hierarchy(mount.mount_point, controllers))
     return _setup(tuple(hierarchies), unified)
 
 
@@ -161,21 +167,6 @@ def _setup(hierarchies: tuple[Hierarchy, ...], unified: str | None) -> Setup:
                               hint="mount cgroup2 on /sys/fs/cgroup")
         return Setup("v2", (), unified)
     return Setup("hybrid" if unified else "v1", hierarchies, unified)
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 def memory_features(root: str | os.PathLike[str] | None = None) -> tuple[bool, bool]:

@@ -13,7 +13,7 @@ from skiff.errors import CgroupError
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import AbstractSet, Any
 
 _INTEGER_FIELDS = {
     "memory": ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness"),
@@ -164,7 +164,7 @@ def needed_controllers(resources: Mapping[str, Any] | None, version: int) -> lis
     return wanted
 
 
-def check_controllers(resources: Mapping[str, Any] | None, version: int, available: set[str] | frozenset[str]) -> None:
+def check_controllers(resources: Mapping[str, Any] | None, version: int, available: AbstractSet[str]) -> None:
     """Refuse, as runc does at create, limits whose controller this host does not offer.
 
     Accepting them would leave the container unlimited while its config says otherwise.

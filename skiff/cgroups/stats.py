@@ -1,4 +1,8 @@
-"""Resource usage of one container as its cgroup counts it (``skiff stats`` formats it: skiff/cli/stats.py)."""
+"""Resource usage of one container as its cgroup counts it.
+
+``skiff stats`` computes its columns from two samples (the engine's ``stats``: CPU %, the memory
+limit shown) and the CLI prints them.
+"""
 
 from __future__ import annotations
 
@@ -64,30 +68,3 @@ def io_stat_bytes(text: str) -> tuple[int, int]:
                 write += int(value)
     return read, write
 
-
-def cpu_percent(previous: Stats, current: Stats) -> float:
-    """Share of one CPU used between the samples, as Docker computes it.
-
-    Docker divides the container's CPU time by the host's (all CPUs) and
-    multiplies by the CPU count; over the same interval that equals CPU time over
-    wall time, which is what is measured here.
-    """
-    wall = current.taken_ns - previous.taken_ns
-    used = current.cpu_usage_ns - previous.cpu_usage_ns
-    if wall <= 0 or used < 0:
-        return 0.0
-    return used / wall * 100.0
-
-
-def memory_limit_shown(stats: Stats, host_memory: int) -> int:
-    if stats.memory_limit is None or stats.memory_limit >= host_memory:
-        return host_memory
-    return stats.memory_limit
-
-
-def host_memory_bytes() -> int:
-    with open("/proc/meminfo", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return 0

@@ -7,10 +7,13 @@ here only the client's own error: a word without ``=`` is a bad flag value (125)
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skiff.engine.filters import FilterArgs
 
 
-def filter_args(args: argparse.Namespace, flag: str = "-f, --filter") -> Any:  # -> FilterArgs
+def filter_args(args: argparse.Namespace, flag: str = "-f, --filter") -> FilterArgs:
     from skiff.engine.filters import FilterArgs
     from skiff.errors import UnknownFlag
 

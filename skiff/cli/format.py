@@ -6,6 +6,7 @@ import time
 from typing import Sequence
 
 from skiff.timestamps import parse
+from skiff.units import human_size as human_size  # re-exported: the listings' SIZE cells
 
 
 def human_duration(seconds: float) -> str:
@@ -38,16 +39,6 @@ def human_duration(seconds: float) -> str:
 
 def time_ago(stamp: str, now: float | None = None) -> str:
     return f"{human_duration((now or time.time()) - parse(stamp))} ago"
-
-
-def human_size(size: float, precision: int = 3) -> str:
-    """Docker's HumanSizeWithPrecision: decimal units, as its listings print them ('4.26MB')."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.{precision}g}{units[i]}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], min_width: int = 0) -> str:

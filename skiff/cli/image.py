@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-Handler = Callable[[argparse.Namespace], int]
+if TYPE_CHECKING:
+    from skiff.image.store import ImageStore
 
+from skiff.cli.errors import report
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
@@ -106,7 +108,7 @@ def _add_inspect(sub: argparse._SubParsersAction, name: str) -> None:
 # --- handlers -----------------------------------------------------------------
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace) -> ImageStore:
     from skiff.cli.main import paths_from
     from skiff.image.store import ImageStore
 
@@ -218,7 +220,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         answer = input(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             return 0
-    deleted, reclaimed = _store(args).prune(all_images=all_images, include=include)
+    from skiff.cli.main import paths_from
+    from skiff.engine import images
+
+    deleted, reclaimed = images.prune(paths_from(args), all_images=all_images, include=include)
     if deleted:
         print("Deleted Images:")
         for image_id in deleted:
@@ -234,21 +239,23 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
+    from skiff.cli.main import paths_from
+    from skiff.engine import images
     from skiff.errors import ImageNotFound, SkiffError
 
-    store = _store(args)
+    paths = paths_from(args)
     status = 0
     for ref in args.images:
         try:
-            for line in store.remove(ref, force=args.force):
+            for line in images.remove(paths, ref, force=args.force):
                 print(line)
         except ImageNotFound:
             # Docker's client says this itself, naming the image as it was given (no ':latest')
-            print(f"Error: No such image: {ref}", file=sys.stderr)
+            report(f"No such image: {ref}")
             status = 1
         except SkiffError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            status = max(status, exc.exit_code if exc.exit_code == 1 else 1)
+            report(exc)
+            status = 1
     return status
 
 
@@ -267,5 +274,5 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             missing.append(ref)
     status = print_documents(found, args.format)
     for ref in missing:
-        print(f"Error: No such image: {ref}", file=sys.stderr)
+        report(f"No such image: {ref}")
     return 1 if missing else status

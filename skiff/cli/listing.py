@@ -10,7 +10,11 @@ object and calls ``print_documents([obj], fmt)`` or ``print_rows(...)``.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from skiff.image.store import Image
+    from skiff.volume.store import Volume
 
 Row = dict[str, Any]
 
@@ -87,13 +91,12 @@ def check_template(fmt: str | None) -> None:
     if not fmt or fmt == "json":
         return
     from skiff.cli.gotemplate import parse
-    from skiff.errors import TemplateError
+    from skiff.errors import InvalidTemplate, TemplateError
 
     try:
         parse(fmt)
     except TemplateError as exc:
-        exc.exit_code = 64
-        raise
+        raise InvalidTemplate(exc.message) from None
 
 
 def print_documents(documents: list[Any], fmt: str | None) -> int:
@@ -159,7 +162,7 @@ def _sorted_row(row: Row) -> Row:
 
 def container_row(data: dict[str, Any], no_trunc: bool = False, size: str = "0B") -> Row:
     """``ps``'s row: Docker's ContainerContext fields for a container record."""
-    from skiff.cli.container import ps_row
+    from skiff.cli.ps import ps_row
 
     cid, image, command, running_for, status, ports, name = ps_row(data, no_trunc)
     labels = data.get("Config", {}).get("Labels") or {}
@@ -184,7 +187,7 @@ def _mount_name(mount: dict[str, Any], no_trunc: bool) -> str:
     return name if no_trunc else ellipsis(name, 15)
 
 
-def image_row(image: Any, repository: str, tag: str, digest: str, no_trunc: bool = False) -> Row:
+def image_row(image: Image, repository: str, tag: str, digest: str, no_trunc: bool = False) -> Row:
     """``images``'s row for one name of an image (skiff.image.store.Image)."""
     from skiff.cli.format import human_size, time_ago
 
@@ -196,7 +199,7 @@ def image_row(image: Any, repository: str, tag: str, digest: str, no_trunc: bool
     })
 
 
-def volume_row(volume: Any) -> Row:
+def volume_row(volume: Volume) -> Row:
     """``volume ls``'s row (skiff.volume.store.Volume)."""
     row = _sorted_row({
         "Name": volume.name, "Driver": volume.driver, "Scope": "local", "Mountpoint": str(volume.data),

@@ -1,8 +1,10 @@
 """The ``skiff`` command: parse Docker-style flags, call the library, report errors.
 
-Each command group lives in its own module with a ``register(subparsers)``
-function. Modules import only argparse at load time; the library is imported
-inside the handlers, so ``skiff run`` pays only for what it uses.
+Each command family lives in its own module with a ``register(subparsers)``
+function; skiff.cli.commands says which module has which command, and only the
+module of the command given is imported. Modules import only argparse at load
+time; the library is imported inside the handlers, so ``skiff run`` pays only for
+what it uses. Errors are printed and given their exit status in skiff.cli.errors.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ import argparse
 import os
 import re
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from skiff.cli.commands import MODULES
+from skiff.cli.errors import exit_status, report
 from skiff.errors import ArgumentCountError, GroupUsage, SkiffError, UnknownCommand, UnknownFlag, UsageError
+
+if TYPE_CHECKING:
+    from skiff.engine import Engine
+    from skiff.paths import Paths
 
 # argparse's words for a command it does not know (the word quoted as Python's repr quotes it).
 _INVALID_COMMAND = re.compile(r"^argument COMMAND: invalid choice: (['\"])(?P<word>.*)\1 \(choose from")
-# Command-group modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("container", "image", "registry", "volume", "network", "system", "events")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -173,10 +179,10 @@ class _MissingArguments(Exception):
 class _SubParsersAction(argparse._SubParsersAction):
     """Keeps each command's help line on its parser, for the usage Docker prints after a count error."""
 
-    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         summary = str(kwargs.get("help") or "")
-        parser = super().add_parser(name, **kwargs)  # type: ignore[arg-type]
-        parser.summary = summary[:1].upper() + summary[1:]  # type: ignore[attr-defined]
+        parser = super().add_parser(name, **kwargs)
+        parser.summary = summary[:1].upper() + summary[1:]
         return parser
 
 
@@ -189,7 +195,7 @@ def build_parser(command: str | None = None) -> ArgumentParser:
 
     argparse spends about 25 ms building every subcommand (most of it looking up
     translations for each help string); ``skiff run`` needs only its own, so the
-    others are skipped when the command word is known.
+    others are skipped, and their modules not imported, when the command word is known.
     """
     parser = ArgumentParser(prog="skiff", description="Run containers with Docker's behaviour.")
     parser.add_argument("--root", help="persistent state directory (default /var/lib/skiff, env SKIFF_ROOT)")
@@ -200,11 +206,9 @@ def build_parser(command: str | None = None) -> ArgumentParser:
     sub.required = True
     import importlib
 
-    target = sub if command is None else _OnlyCommand(sub, command)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"skiff.cli.{name}").register(target)
-    if command is not None and not sub.choices:
-        return build_parser()  # not a command: the full parser reports it with the list of choices
+    # not a command (or none: --help): the full parser, which lists them all in the table's order
+    for name in [command] if command in MODULES else MODULES:
+        importlib.import_module(f"skiff.cli.{MODULES[name]}").register(_OnlyCommand(sub, name))
     return parser
 
 
@@ -228,8 +232,8 @@ class _OnlyCommand:
         self._sub = sub
         self._command = command
 
-    def add_parser(self, name: str, **kwargs: object) -> object:
-        if name == self._command or self._command in kwargs.get("aliases", ()):  # type: ignore[operator]
+    def add_parser(self, name: str, **kwargs: Any) -> object:
+        if name == self._command or self._command in kwargs.get("aliases", ()):
             return self._sub.add_parser(name, **kwargs)
         return _IGNORED
 
@@ -256,22 +260,30 @@ def _version() -> str:
     return __version__
 
 
-def paths_from(args: argparse.Namespace):  # -> skiff.paths.Paths
+def paths_from(args: argparse.Namespace) -> Paths:
     from skiff.paths import Paths
 
     return Paths.from_env(args.root, args.run_root)
 
 
+def engine_from(args: argparse.Namespace) -> Engine:
+    from skiff.engine import Engine
+
+    return Engine(paths_from(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or bool(os.environ.get("SKIFF_DEBUG"))
+    args = argparse.Namespace()
     try:
         args = build_parser(command_word(argv)).parse_args(argv)
         status = args.func(args)
         return int(status or 0)
     except SkiffError as exc:
-        _report(str(exc) if exc.verbatim else f"skiff: {exc}", debug)
-        return exc.exit_code
+        _report(exc, debug)
+        # the command's own table (``run``: 125, 126, 127), else the error's type's status
+        return exit_status(exc, getattr(args, "exit_codes", {}))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -279,9 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # An OSError that escaped the library is still a user-facing failure:
         # one line that names the file, never a traceback (unless asked for).
-        return _report(f"skiff: {exc}", debug)
+        return _report(str(exc), debug)
     except Exception as exc:  # a bug in skiff: still one line, the traceback on request
-        return _report(f"skiff: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", debug)
+        return _report(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", debug)
 
 
 def run() -> NoReturn:
@@ -291,12 +303,12 @@ def run() -> NoReturn:
     exit_without_teardown(main())
 
 
-def _report(line: str, debug: bool) -> int:
+def _report(error: SkiffError | str, debug: bool) -> int:
     if debug:
         import traceback
 
         traceback.print_exc()
-    print(line, file=sys.stderr)
+    report(error)
     return 125
 
 

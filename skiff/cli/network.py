@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import TYPE_CHECKING
+
+from skiff.cli.errors import report
+
+if TYPE_CHECKING:
+    from skiff.network import NetworkManager
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     prune.set_defaults(func=_prune)
 
 
-def _manager(args: argparse.Namespace):  # -> skiff.network.NetworkManager
+def _manager(args: argparse.Namespace) -> NetworkManager:
     from skiff.cli.main import paths_from
     from skiff.network import NetworkManager
 
@@ -127,7 +132,7 @@ def _inspect(args: argparse.Namespace) -> int:
         try:
             found.append(manager.inspect_network(ref, members=_members(args, ref)))
         except NetworkNotFound as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = 1
     return print_documents(found, args.format) or status
 
@@ -149,7 +154,7 @@ def _rm(args: argparse.Namespace) -> int:
         try:
             print(manager.remove_network(ref))
         except SkiffError as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = exc.exit_code
     return status
 

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from skiff.units import bytes_size as bytes_size  # re-exported: MEM USAGE (binary), also system df's
+from skiff.units import human_size  # NET I/O and BLOCK I/O: decimal, 3 digits
+
+if TYPE_CHECKING:
+    from skiff.engine.stats import StatsRow
 
 HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
 
 
-def bytes_size(size: float) -> str:
-    """Docker's ``units.BytesSize``: binary units, four significant digits (MEM USAGE)."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
-    index = 0
-    while size >= 1024 and index < len(units) - 1:
-        size /= 1024
-        index += 1
-    return f"{size:.4g}{units[index]}"
-
-
-def human_size(size: float) -> str:
-    """Docker's ``units.HumanSizeWithPrecision(size, 3)``: decimal units (NET I/O, BLOCK I/O)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    index = 0
-    while size >= 1000 and index < len(units) - 1:
-        size /= 1000
-        index += 1
-    return f"{size:.3g}{units[index]}"
-
-
-def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:
+def stats_fields(row: StatsRow, host_memory: int | None = None) -> dict[str, str]:
     """One container's fields as Docker's stats context names them (``--format json`` prints them)."""
-    from skiff.cgroups.stats import cpu_percent, host_memory_bytes, memory_limit_shown
+    from skiff.engine.stats import cpu_percent, host_memory_bytes, memory_limit_shown
 
     current = row.current
     limit = memory_limit_shown(current, host_memory if host_memory is not None else host_memory_bytes())
@@ -42,10 +28,10 @@ def stats_fields(row: Any, host_memory: int | None = None) -> dict[str, str]:
             "PIDs": str(current.pids_current)}
 
 
-def format_stats(rows: list[Any], host_memory: int | None = None) -> str:
+def format_stats(rows: list[StatsRow], host_memory: int | None = None) -> str:
     """Docker's default ``stats`` table (skiff.engine.stats.StatsRow rows)."""
     if host_memory is None:
-        from skiff.cgroups.stats import host_memory_bytes
+        from skiff.engine.stats import host_memory_bytes
 
         host_memory = host_memory_bytes()
     table = [HEADERS]

@@ -1,6 +1,6 @@
-"""`skiff info`, `version`, `system info|df|prune` and `update`, as Docker 20.10's.
+"""`skiff info`, `version` and `system info|df|prune|events`, as Docker 20.10's.
 
-The documents and the work are the engine's (skiff.engine.system, skiff.engine.update);
+The documents and the work are the engine's (skiff.engine.system);
 this module parses the flags and prints what Docker's client prints.
 """
 
@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skiff.engine.system import DiskUsage
+    from skiff.paths import Paths
 
 VERSION_TYPE = "system.versionInfo"
 INFO_TYPE = "system.info"
@@ -38,7 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     version = sub.add_parser("version", help="show the skiff version information")
     version.add_argument("-f", "--format", help="format the output using a Go template")
     version.set_defaults(func=cmd_version)
-    add_update_flags(sub.add_parser("update", help="update configuration of one or more containers"))
 
     system = sub.add_parser("system", help="manage skiff")
     commands = system.add_subparsers(dest="system_command", metavar="COMMAND", parser_class=type(system))
@@ -66,18 +69,7 @@ def _add_info(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_info)
 
 
-def add_update_flags(p: argparse.ArgumentParser) -> None:
-    """``update``'s flags: the resource flags of ``run`` and ``--restart``."""
-    from skiff.cli.container import RESOURCE_FLAGS
-
-    for flags, key in RESOURCE_FLAGS.items():
-        p.add_argument(*flags, dest=f"res_{key}", metavar="VALUE")
-    p.add_argument("--restart", help="restart policy to apply when a container exits")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    p.set_defaults(func=cmd_update)
-
-
-def _paths(args: argparse.Namespace) -> Any:
+def _paths(args: argparse.Namespace) -> Paths:
     from skiff.cli.main import paths_from
 
     return paths_from(args)
@@ -90,7 +82,7 @@ class _GoFields(dict):
     ALIASES = {"APIVersion": "ApiVersion", "HTTPProxy": "HttpProxy", "HTTPSProxy": "HttpsProxy"}
 
     def __contains__(self, key: object) -> bool:
-        return super().__contains__(self.ALIASES.get(key, key))  # type: ignore[arg-type]
+        return super().__contains__(self.ALIASES.get(key, key) if isinstance(key, str) else key)
 
     def __getitem__(self, key: str) -> Any:
         return super().__getitem__(self.ALIASES.get(key, key))
@@ -109,8 +101,7 @@ def _print_template(fmt: str, document: Any, type_name: str) -> None:
         text = render("{{json .}}" if fmt == "json" else fmt, document, type_name)
     except TemplateError as exc:
         sys.stdout.write("\n")
-        exc.prefix = ""
-        raise
+        raise exc.worded("") from None
     sys.stdout.write(text + "\n")
 
 
@@ -262,13 +253,13 @@ def _reclaimable(reclaimable: int, total: int) -> str:
     return f"{text} ({reclaimable * 100 // total}%)" if total > 0 else text
 
 
-def summary_rows(usage: Any) -> list[dict[str, str]]:
+def summary_rows(usage: DiskUsage) -> list[dict[str, str]]:
     """The four rows of ``system df``: Images, Containers, Local Volumes, Build Cache."""
     from skiff.cli.listing import _sorted_row
 
     images, containers, volumes = usage.images, usage.containers, usage.volumes
     used = sum(i["VirtualSize"] - i["SharedSize"] for i in images if i["Containers"])
-    active = [c for c in containers if c["Container"].state.get("Status") in ("running", "paused", "restarting")]
+    active = [c for c in containers if c["Container"].held]
     container_total = sum(c["SizeRw"] for c in containers)
     volume_total = sum(v["Size"] for v in volumes if v["Size"] != -1)
     volume_free = sum(v["Size"] for v in volumes if v["Size"] != -1 and v["RefCount"] == 0)
@@ -285,7 +276,7 @@ def summary_rows(usage: Any) -> list[dict[str, str]]:
                          "Reclaimable": free}) for kind, total, count, size, free in rows]
 
 
-def verbose_document(usage: Any, full: bool) -> dict[str, Any]:
+def verbose_document(usage: DiskUsage, full: bool) -> dict[str, Any]:
     """``system df -v``'s object: rows of images, containers and volumes (``full``: untruncated ids)."""
     return {"Images": [_image_row(i, full) for i in usage.images],
             "Containers": [_container_row(c, full) for c in usage.containers],
@@ -326,7 +317,7 @@ def _volume_row(row: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def verbose_text(usage: Any) -> str:
+def verbose_text(usage: DiskUsage) -> str:
     from skiff.cli.gotemplate import render_rows
 
     document = verbose_document(usage, full=False)
@@ -384,45 +375,3 @@ def _confirmed(message: str) -> bool:
     sys.stdout.write(f"{message} [y/N] ")
     sys.stdout.flush()
     return sys.stdin.readline().strip().lower() == "y"
-
-
-# --- update ---------------------------------------------------------------------------------
-
-
-def cmd_update(args: argparse.Namespace) -> int:
-    """Docker's ``update``: each container's name as given when done; the errors at the end, 1."""
-    from skiff.cli.container import RESOURCE_FLAGS
-    from skiff.engine import Engine
-    from skiff.engine.update import UpdateRequest
-    from skiff.errors import InvalidArgument, NoFlagGiven, SkiffError, UnknownFlag
-
-    flags = {key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()}
-    if all(value is None for value in flags.values()) and args.restart is None:
-        raise NoFlagGiven("you must provide one or more flags when using this command")
-    request: UpdateRequest | None = None
-    refused: SkiffError | None = None
-    try:
-        request = UpdateRequest(flags, args.restart)
-    except InvalidArgument as exc:
-        if exc.message.startswith('invalid argument "'):  # the client's own flag parsing: 125
-            raise UnknownFlag(f"{exc.message}\nSee 'skiff update --help'.") from None
-        refused = exc
-    except SkiffError as exc:
-        refused = exc  # the daemon's checks: reported for each container, as Docker's
-    engine = Engine(_paths(args))
-    errors = []
-    for ref in args.containers:
-        try:
-            if refused is not None:
-                engine.find(ref)  # an unknown container is reported as such first
-                raise refused
-            assert request is not None
-            engine.update(ref, request)
-            print(ref)
-        except SkiffError as exc:
-            errors.append(f"Error: {exc}")
-    sys.stdout.flush()
-    if errors:
-        print("\n".join(errors), file=sys.stderr)
-        return 1
-    return 0

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+from skiff.cli.errors import report
+
+if TYPE_CHECKING:
+    from skiff.paths import Paths
+    from skiff.volume.store import VolumeStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,14 +65,14 @@ def _key_values(items: list[str], what: str, value_required: bool) -> dict[str, 
     return result
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace) -> VolumeStore:
     from skiff.cli.main import paths_from
     from skiff.volume.store import VolumeStore
 
     return VolumeStore(paths_from(args))
 
 
-def _users(paths: Any) -> dict[str, list[str]]:
+def _users(paths: Paths) -> dict[str, list[str]]:
     from skiff.engine.volumes import volumes_in_use
 
     return volumes_in_use(paths)
@@ -122,8 +128,8 @@ def _inspect(args: argparse.Namespace) -> int:
         except VolumeNotFound as exc:
             missing.append(exc)
     status = print_documents(found, args.format)
-    for exc in missing:
-        print(f"skiff: {exc}", file=sys.stderr)
+    for error in missing:
+        report(error)
     return 1 if missing else status
 
 
@@ -138,7 +144,7 @@ def _rm(args: argparse.Namespace) -> int:
             if store.remove(name, users.get(name, []), force=args.force):
                 print(name)
         except SkiffError as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = 1
     return status
 

@@ -84,7 +84,7 @@ class Container(Model):
 
     def kill(self, signal: int | str | None = None) -> None:
         """Send ``signal`` (a number or a name such as "SIGTERM" or "HUP"), SIGKILL by default."""
-        from skiff.engine.lifecycle import parse_signal
+        from skiff.signals import parse_signal
 
         self.client.engine.kill(self.id, parse_signal(str(signal) if signal is not None else "SIGKILL"))
         self.reload()

@@ -7,7 +7,7 @@ import builtins
 
 import io
 import os
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Iterable, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from skiff.client.models import Model, filter_args
 
@@ -106,14 +106,16 @@ class ImageCollection:
 
     def remove(self, image: str, force: bool = False) -> builtins.list[dict[str, str]]:
         """``skiff rmi``: ``[{"Untagged": name}, {"Deleted": id}, ...]``, as Docker's API."""
-        lines = cast("Iterable[str]", self._store().remove(image, force=force))  # ImageStore's list is its method
-        return [dict([line.split(": ", 1)]) for line in lines]
+        from skiff.engine.images import remove
+
+        return [dict([line.split(": ", 1)]) for line in remove(self.client.paths, image, force=force)]
 
     def prune(self, filters: dict[str, Any] | None = None) -> dict[str, Any]:
         """Remove dangling images (every unused one with ``filters={"dangling": False}``)."""
         from skiff.engine.filters import image_prune_filter
+        from skiff.engine.images import prune
 
         include, all_images = image_prune_filter(filter_args(filters), False)
-        deleted, reclaimed = self._store().prune(all_images=all_images, include=include)
-        return {"ImagesDeleted": [{"Deleted": image_id} for image_id in cast("Iterable[str]", deleted)] or None,
+        deleted, reclaimed = prune(self.client.paths, all_images=all_images, include=include)
+        return {"ImagesDeleted": [{"Deleted": image_id} for image_id in deleted] or None,
                 "SpaceReclaimed": reclaimed}

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from skiff.engine.state import State, Status
 from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument, StateError
 from skiff.paths import Paths
 from skiff.store import FileLock, problem_of, read_json, warn_broken, write_json
@@ -60,17 +61,18 @@ class Container:
         return self.dir / "bundle"
 
     @property
-    def state(self) -> dict[str, Any]:
-        return self.data["State"]
+    def state(self) -> State:
+        """The record's ``State``: read it as a dict, change it through its transitions (skiff.engine.state)."""
+        return State(self.data["State"])
 
     @property
     def running(self) -> bool:
-        return bool(self.state.get("Running"))
+        return self.state.running
 
     @property
     def held(self) -> bool:
         """A process (monitor or foreground skiff) holds the container: running, paused or restarting."""
-        return self.state.get("Status") in ("running", "paused", "restarting")
+        return self.state.held
 
     @property
     def log_path(self) -> Path:
@@ -126,7 +128,7 @@ class BrokenRecord:
             "Config": {}, "HostConfig": {}, "Mounts": [],
             # Unknown, so ask the network manager to drop whatever it holds for this id.
             "NetworkSettings": {"Unknown": True},
-            "State": {"Status": "dead", "Running": False, "Pid": 0},
+            "State": {"Status": Status.DEAD.value, "Running": False, "Pid": 0},
             "SkiffBroken": self.problem,
         })
 

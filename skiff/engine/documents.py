@@ -177,9 +177,10 @@ def container_document(record: Mapping[str, Any], facts: ContainerFacts = Contai
 
 
 def state_document(state: Mapping[str, Any]) -> Doc:
+    from skiff.engine.state import Status, shown
+
     status = state.get("Status")
-    # "starting": a run that has reserved its record; Docker shows such a container as created.
-    derived = {"Status": "created"} if status == "starting" else {}
+    derived = {"Status": shown(status)} if status == Status.STARTING else {}
     return struct(STATE_FIELDS, state, derived)
 
 

@@ -16,17 +16,28 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from skiff import crash_point
+from skiff import crash_point, proc
 from skiff.engine import containers as records
-from skiff.engine import events
+from skiff.engine import events, teardown
 from skiff.engine.containers import Container
+from skiff.engine.state import Owner, State, Status, decide, orphaned
 from skiff.engine.options import RunOptions
 from skiff.errors import ContainerConflict, ContainerNotRunning, ExecError, InvalidArgument, NotFound, SkiffError
 from skiff.paths import Paths
 from skiff.timestamps import now as now_rfc3339
 from skiff.store import FileLock, write_json
+
+if TYPE_CHECKING:  # the seams' types; their modules load where they are used
+    from skiff.cgroups import Cgroup, Stats
+    from skiff.engine.documents import ContainerFacts
+    from skiff.engine.plan import RunPlan
+    from skiff.engine.runflags import CidFile
+    from skiff.engine.stats import StatsRow
+    from skiff.engine.update import UpdateRequest
+    from skiff.image.store import Image
+    from skiff.network.manager import NetworkManager
 
 
 class Engine:
@@ -79,7 +90,7 @@ class Engine:
             events.emit_container(self.paths, container.data, "attach")
             bundle = self._prepare(container, image, plan, undo)
             try:
-                status = self._run_bundle(container, bundle, output)
+                status, oom = self._run_bundle(container, bundle, output)
             except ExecError as exc:
                 events.emit_released(self.paths, container.data)
                 if opts.remove:
@@ -89,7 +100,7 @@ class Engine:
                 self._failed_start(container, exc)
                 raise
             undo.pop_all()  # the container ran: from here on, teardown is the normal path
-        self._finish(container, status, remove=opts.remove)
+        self._finish(container, status, oom, remove=opts.remove)
         return status
 
     def _run_monitored(self, created: Container, opts: RunOptions, keys: bytes,
@@ -101,12 +112,9 @@ class Engine:
 
     def _failed_start(self, container: Container, exc: SkiffError) -> None:
         """As Docker: a command that cannot run leaves the container created, with 126 or 127 recorded."""
-        container.state.update(Status="created", Running=False, Pid=0, ExitCode=exc.exit_code,
-                               Error=str(exc), FinishedAt=now_rfc3339())
-        container.state.pop("MonitorPid", None)
-        container.state.pop("MonitorStart", None)
+        container.state.failed_start(exc.exit_code, str(exc))
         container.save()
-        self._teardown(container, remove_anonymous=False)
+        teardown.release(self.paths, container, remove_anonymous=False)
 
     def run_detached(self, opts: RunOptions) -> str:
         """``run -d``: create, start under a monitor, return the full id once the container runs."""
@@ -133,20 +141,18 @@ class Engine:
         monitor keeps what the container writes until it does.
         """
         from skiff.image.store import ImageStore
-        from skiff.monitor.launch import start_detached
+        from skiff.engine.monitor.launch import start_detached
 
         self.reconcile()
         container = records.find_container(self.paths, ref)
         _wait_for_owner(container)
         with records.locked(container) as c:
-            if c.held or c.state.get("Status") == "starting":
-                if c.state.get("Status") == "paused":
+            if not c.state.can_start:
+                if c.state.can_unpause:
                     raise ContainerConflict("cannot start a paused container, try unpause instead")
                 return c
-            # Of two concurrent starts, the second sees "starting" and leaves; if this command dies
-            # before the monitor takes over, reconcile sees our pid gone and puts the container back.
-            c.state.update(Status="starting", MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
-            c.state.pop("ManualStop", None)
+            # If this command dies before the monitor takes over, reconcile puts the container back.
+            c.state.begin_start(Owner.this_process())
             if c.data["Config"].get("Tty"):
                 from skiff.engine.terminal import window_size
 
@@ -169,9 +175,7 @@ class Engine:
                 undo.pop_all()  # from here the monitor owns the container and its teardown
         except BaseException:
             with records.locked(container) as c:
-                c.state["Status"] = "created" if c.state.get("StartedAt", "").startswith("0001") else "exited"
-                c.state.pop("MonitorPid", None)
-                c.state.pop("MonitorStart", None)
+                c.state.abandon_start()
             raise
         start_detached(self.paths, container.id, expect_attach=attach)
         container.reload()
@@ -187,10 +191,9 @@ class Engine:
 
         keys = parse_detach_keys(detach_keys)
         container = self.find(ref)
-        status = container.state.get("Status")
-        if status == "paused":
+        if container.state.can_unpause:
             raise ContainerConflict("You cannot attach to a paused container, unpause it first")
-        if status not in ("running", "restarting"):
+        if not container.state.can_attach:
             raise ContainerConflict("You cannot attach to a stopped container, start it first")
         events.emit_container(self.paths, container.data, "attach")
         return self._attach(container, stdin and bool(container.data["Config"].get("OpenStdin")), keys,
@@ -201,14 +204,14 @@ class Engine:
         from skiff.engine import lifecycle
         from skiff.engine.terminal import attach
         from skiff.engine.unixsock import connect_unix
-        from skiff.monitor.launch import ATTACH_SOCKET
+        from skiff.engine.monitor.launch import ATTACH_SOCKET
 
         try:
             sock = connect_unix(container.dir, ATTACH_SOCKET)
         except OSError:
             container.reload()
-            if container.state.get("Status") == "exited":  # it ended before we came: nothing to show live
-                return int(container.state.get("ExitCode") or 0)
+            if container.state.status == Status.EXITED:  # it ended before we came: nothing to show live
+                return container.state.exit_code
             raise ContainerConflict(f"cannot attach to container {container.id}: its monitor does not listen "
                                     f"on {container.dir / ATTACH_SOCKET}") from None
 
@@ -216,16 +219,17 @@ class Engine:
             with contextlib.suppress(SkiffError):
                 lifecycle.send_signal(self.paths, container, signum)
 
-        monitor = int(container.state.get("MonitorPid") or 0)
+        owner = container.state.owner
+        monitor = owner.pid if owner else 0
         with sock:
             result = attach(sock, bool(container.data["Config"].get("Tty")), stdin, keys, stdin_once,
                             forward if proxy_signals else None, output)
         if result.detached:
             return None
-        self._wait_recorded(container, monitor, int(container.state.get("Pid") or 0))
+        self._wait_recorded(container, monitor, container.state.pid)
         if result.status is not None:
             return result.status
-        return int(container.state.get("ExitCode") or 0) if container.reload() else 0
+        return container.state.exit_code if container.reload() else 0
 
     def _wait_recorded(self, container: Container, monitor: int, pid: int, timeout: float = 30) -> None:
         """Until the monitor has recorded the exit and released the container (or restarts it)."""
@@ -239,27 +243,27 @@ class Engine:
             if not container.reload():
                 return  # --rm: removed
             state = container.state
-            if state.get("Status") == "restarting" or (state.get("Running") and int(state.get("Pid") or 0) != pid):
+            if state.status == Status.RESTARTING or (state.running and state.pid != pid):
                 return
-            if not lifecycle.monitor_alive(state) and state.get("Status") != "running":
+            if not state.owner_alive() and state.status != Status.RUNNING:
                 if not auto_remove or lifecycle.wait_for_pid(monitor, 0):
                     return
             lifecycle.wait_for_pid(monitor, 0.05)
 
-    def _image(self, opts: RunOptions) -> Any:
+    def _image(self, opts: RunOptions) -> Image:
         """The image to run, pulled first as ``--pull`` says (no registry code when it is local)."""
         from skiff.registry import ensure_image
 
         return ensure_image(self.paths, opts.image, policy=opts.pull, platform=opts.platform,
                             out=sys.stderr)
 
-    def _plan(self, image: Any, opts: RunOptions) -> "RunPlan":
+    def _plan(self, image: Image, opts: RunOptions) -> RunPlan:
         """Check every flag before anything is created."""
         from skiff.engine.plan import RunPlan
 
         return RunPlan.make(self.paths, image, opts)
 
-    def _create_record(self, opts: RunOptions, image: Any, plan: "RunPlan", owned: bool = False) -> Container:
+    def _create_record(self, opts: RunOptions, image: Image, plan: RunPlan, owned: bool = False) -> Container:
         """Reserve the name, write the record, make its volumes; ``owned``: this process goes on to run it.
 
         An owned record names this process (``MonitorPid`` and its start time) before
@@ -281,9 +285,7 @@ class Engine:
                 "Args": plan.args[1:],
                 "Config": plan.config_record(cid),
                 "HostConfig": plan.host_config_record(),
-                "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0, "OOMKilled": False,
-                          "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z",
-                          "Error": ""},
+                "State": State.new(),
                 "Mounts": plan.mount_records(),
                 "NetworkSettings": {},
                 # Complete from its first write: a command killed after it leaves a startable record.
@@ -292,7 +294,7 @@ class Engine:
                 "RestartCount": 0,
             })
             if owned:  # "starting" until it runs: `start` leaves it alone, `ps` shows it created
-                container.state.update(Status="starting", MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
+                container.state.begin_start(Owner.this_process())
             container.dir.mkdir(parents=True, mode=0o700)
             container.save(durable=not opts.remove)
         crash_point("recorded")
@@ -301,7 +303,7 @@ class Engine:
         crash_point("reserved")
         return container
 
-    def _make_volumes(self, container: Container, plan: "RunPlan") -> None:
+    def _make_volumes(self, container: Container, plan: RunPlan) -> None:
         """The container's volumes, made as Docker makes them: at create, after the record that
         names them (a command killed in between leaves a startable record, whose ``rm -v`` or
         start finds them). A failure takes the record back out; the volumes made go with it."""
@@ -313,7 +315,7 @@ class Engine:
             records.remove_record(container)
             raise
 
-    def _prepare(self, container: Container, image: Any, plan: "RunPlan", undo: contextlib.ExitStack) -> Path:
+    def _prepare(self, container: Container, image: Image, plan: RunPlan, undo: contextlib.ExitStack) -> Path:
         """Rootfs, volumes, network and the bundle: everything the runtime needs."""
         from skiff.storage.overlay import mount_rootfs, unmount_rootfs
 
@@ -333,7 +335,10 @@ class Engine:
         crash_point("bundle")
         return container.bundle
 
-    def _run_bundle(self, container: Container, bundle: Path, output: tuple[int, int] = (1, 2)) -> int:
+    def _run_bundle(self, container: Container, bundle: Path,
+                    output: tuple[int, int] = (1, 2)) -> tuple[int, bool]:
+        """Run the bundle here; its exit status, and whether the kernel's OOM killer ended it.
+        ``output``: the descriptors for the container's stdout and stderr."""
         from skiff.runtime import Runtime
 
         relay = None
@@ -347,51 +352,43 @@ class Engine:
         def started(pid: int) -> None:
             if relay:
                 relay.close_container_ends()
-            container.state.update(Status="running", Running=True, Pid=pid, StartedAt=now_rfc3339())
+            container.state.started(pid)
             container.save(durable=False)  # a running state dies with the machine anyway
             events.emit_container(self.paths, container.data, "start")
             crash_point("created")
 
         runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
+        oom: list[bool] = []
 
         def exited(status: int) -> None:
-            container.state["OOMKilled"] = runtime.oom_killed(container.id)
+            oom.append(runtime.oom_killed(container.id))  # before the runtime deletes the cgroup
 
         own_stdin = not container.data["Config"].get("OpenStdin")
         stdin = _devnull() if own_stdin else sys.stdin.fileno()
         try:
             return runtime.run(container.id, bundle, stdio=(stdin, stdout, stderr), on_created=started,
-                               on_exited=exited)
+                               on_exited=exited), bool(oom and oom[0])
         finally:
             if own_stdin:  # a process that runs many containers (the Python API) must not leak it
                 os.close(stdin)
             if relay:
                 relay.finish()
 
-    def _finish(self, container: Container, status: int, remove: bool) -> None:
+    def _finish(self, container: Container, status: int, oom: bool, remove: bool) -> None:
         """Record the exit, release, then let go: the record names us until the teardown is done."""
         state = container.state
-        state.update(Status="exited", Running=False, Pid=0, ExitCode=status, FinishedAt=now_rfc3339())
+        state.exited(status, oom)
         if not remove:  # a --rm container's record is about to go: no point writing it
             container.save()
-        events.emit_died(self.paths, container.data, status, bool(state.get("OOMKilled")))
+        events.emit_died(self.paths, container.data, status, oom)
         crash_point("exited")
-        self._teardown(container, remove_anonymous=remove)
+        teardown.release(self.paths, container, remove_anonymous=remove)
         if remove:
             records.remove_record(container)
             events.emit_container(self.paths, container.data, "destroy")
             return
-        state.pop("MonitorPid", None)
-        state.pop("MonitorStart", None)
+        state.release_owner()
         container.save(durable=False)  # lost in a crash of the machine: reconcile then lets go for us
-
-    def _teardown(self, container: Container, remove_anonymous: bool) -> None:
-        """Release what a stopped container holds; safe to call more than once."""
-        from skiff.engine.plan import release_resources
-        from skiff.storage.overlay import unmount_rootfs
-
-        release_resources(self.paths, container, remove_anonymous)
-        unmount_rootfs(container.bundle)
 
     # --- listing and removal ------------------------------------------------
     def containers(self, all_: bool = False) -> list[Container]:
@@ -408,28 +405,28 @@ class Engine:
             return self._remove_broken(container, ref)
         _wait_for_owner(container)
         if container.held:
-            if not force:
+            if not container.state.can_remove(force):
                 raise ContainerConflict(
-                    f"You cannot remove a {container.state.get('Status')} container {container.id}. "
+                    f"You cannot remove a {container.state.status} container {container.id}. "
                     "Stop the container before attempting removal or force remove")
             with contextlib.suppress(OSError):  # a full disk: the record goes anyway, no restart follows
                 lifecycle.mark_manual_stop(container)
             events.emit_container(self.paths, container.data, "kill", signal=str(int(signal.SIGKILL)))
-            self._kill(container)
+            teardown.kill(self.paths, container)
             lifecycle.signal_monitor(container, signal.SIGTERM)  # one waiting to restart
             lifecycle.wait_released(container, timeout=10)
         with FileLock(self.paths.containers / f".{container.id}.lock"):
             pass  # no update of the record is in flight past this point (and none is written: rm needs no space)
-        self._teardown(container, remove_anonymous=volumes)
+        teardown.release(self.paths, container, remove_anonymous=volumes)
         records.remove_record(container)
         events.emit_container(self.paths, container.data, "destroy")
         return ref
 
     def _remove_broken(self, container: Container, ref: str) -> str:
         """``rm -f`` of a container whose record is broken: release what its id holds, drop the directory."""
-        self._kill(container)  # its runtime state, if a process still runs
+        teardown.kill(self.paths, container)  # its runtime state, if a process still runs
         with contextlib.suppress(SkiffError, OSError):
-            self._teardown(container, remove_anonymous=False)
+            teardown.release(self.paths, container, remove_anonymous=False)
         records.remove_record(container)
         return ref
 
@@ -443,13 +440,13 @@ class Engine:
         from skiff.engine import lifecycle
 
         container = self.find(ref)
-        if not container.held:
+        if not container.state.can_stop:
             return container
         configured = container.data["Config"].get("StopTimeout")
         wait = lifecycle.parse_timeout(timeout, configured if configured is not None else
                                        lifecycle.DEFAULT_STOP_TIMEOUT)
         lifecycle.mark_manual_stop(container)
-        if container.state.get("Status") == "restarting":
+        if container.state.status == Status.RESTARTING:
             lifecycle.signal_monitor(container, signal.SIGTERM)
         else:
             self._thaw(container)
@@ -457,7 +454,7 @@ class Engine:
             events.emit_container(self.paths, container.data, "kill", signal=str(first))
             with contextlib.suppress(SkiffError):
                 lifecycle.send_signal(self.paths, container, first)
-            if not lifecycle.wait_for_pid(int(container.state.get("Pid") or 0), wait):
+            if not lifecycle.wait_for_pid(container.state.pid, wait):
                 events.emit_container(self.paths, container.data, "kill", signal=str(int(signal.SIGKILL)))
                 with contextlib.suppress(SkiffError):
                     lifecycle.send_signal(self.paths, container, signal.SIGKILL)
@@ -478,7 +475,7 @@ class Engine:
         from skiff.engine import lifecycle
 
         container = self.find(ref)
-        if container.state.get("Status") not in ("running", "paused"):
+        if not container.state.can_kill:
             raise ContainerNotRunning(f"Container {container.id} is not running")
         if sig in (signal.SIGKILL, lifecycle.stop_signal(container)):
             lifecycle.mark_manual_stop(container)  # as Docker: a killed container is not restarted
@@ -501,31 +498,34 @@ class Engine:
         from skiff.engine import lifecycle
 
         container = self.find(ref)
-        while container.held or container.state.get("Status") == "starting":
+        while container.held or container.state.status == Status.STARTING:
             lifecycle.wait_released(container)
             self.reconcile()
             if not container.reload():
                 return 0
-        return int(container.state.get("ExitCode") or 0)
+        return container.state.exit_code
 
     def pause(self, ref: str, pause: bool = True) -> Container:
         """Freeze (or thaw) every process of the container through its cgroup's freezer."""
         container = self.find(ref)
         with records.locked(container) as c:
-            wanted = "running" if pause else "paused"
-            if c.state.get("Status") != wanted:
+            if not (c.state.can_pause if pause else c.state.can_unpause):
                 if not c.held:
                     raise ContainerNotRunning(f"Container {c.id} is not running")
                 raise ContainerConflict(f"Container {c.id} is {'already paused' if pause else 'not paused'}")
             from skiff.runtime import Runtime
 
             runtime = Runtime(self.paths.runtime_state)
-            runtime.pause(c.id) if pause else runtime.resume(c.id)
-            c.state.update(Status="paused" if pause else "running", Paused=pause)
+            if pause:
+                runtime.pause(c.id)
+                c.state.paused()
+            else:
+                runtime.resume(c.id)
+                c.state.unpaused()
         events.emit_container(self.paths, container.data, "pause" if pause else "unpause")
         return container
 
-    def update(self, ref: str, request: "UpdateRequest") -> Container:
+    def update(self, ref: str, request: UpdateRequest) -> Container:
         """``skiff update``: new limits (the live cgroup and the record) or restart policy."""
         from skiff.engine.update import update_container
 
@@ -536,17 +536,17 @@ class Engine:
 
     def _thaw(self, container: Container) -> None:
         """A frozen container cannot act on a signal; stop, kill and rm thaw it first."""
-        if container.state.get("Status") == "paused":
+        if container.state.can_unpause:
             from skiff.runtime import Runtime
 
             with contextlib.suppress(SkiffError, OSError):
                 Runtime(self.paths.runtime_state).resume(container.id)
             with contextlib.suppress(SkiffError):
                 with records.locked(container) as c:
-                    if c.state.get("Status") == "paused":
-                        c.state.update(Status="running", Paused=False)
+                    if c.state.can_unpause:
+                        c.state.unpaused()
 
-    def exec(self, ref: str, command: list[str], env: list[str] = (), user: str | None = None,
+    def exec(self, ref: str, command: list[str], env: Sequence[str] = (), user: str | None = None,
              workdir: str | None = None, interactive: bool = False, tty: bool = False,
              detach: bool = False, output: tuple[int, int] = (1, 2)) -> int:
         """Run ``command`` in the running container: every namespace and its cgroup are joined.
@@ -558,8 +558,8 @@ class Engine:
         from skiff.store import read_json
 
         container = self.find(ref)
-        if container.state.get("Status") != "running":
-            if container.state.get("Status") == "paused":
+        if not container.state.can_exec:
+            if container.state.can_unpause:
                 raise ContainerConflict(f"Container {ref} is paused, unpause the container before exec")
             raise ContainerNotRunning(f"Container {container.id} is not running")
         if not command:
@@ -658,12 +658,11 @@ class Engine:
                 c.data["Name"] = "/" + bare
         events.emit_container(self.paths, container.data, "rename", oldName=old)
 
-    def prune(self, include: Any = None) -> list[str]:
+    def prune(self, include: Callable[[dict[str, Any]], bool] | None = None) -> list[str]:
         """Remove stopped containers (those ``include`` accepts: see skiff.engine.filters)."""
         removed = []
         for container in self.containers(all_=True):
-            if container.state.get("Status") in ("exited", "created", "dead") and \
-                    (include is None or include(container.data)):
+            if container.state.stopped and (include is None or include(container.data)):
                 with contextlib.suppress(SkiffError):
                     removed.append(self.remove_container(container.id))
         return removed
@@ -680,22 +679,22 @@ class Engine:
         events.emit_container(self.paths, container.data, "top")
         return table
 
-    def stats(self, refs: list[str] = (), all_: bool = False, interval: float = 0.1) -> list[Any]:
+    def stats(self, refs: Sequence[str] = (), all_: bool = False, interval: float = 0.1) -> list[StatsRow]:
         """One row per container (the named ones, else every running one): two samples ``interval`` apart."""
         from skiff import cgroups
         from skiff.engine.stats import StatsRow, network_io
 
         self.reconcile()
         found = [records.find_container(self.paths, ref) for ref in refs] if refs else self.containers(all_)
-        groups = {c.id: cgroups.open(f"/{cgroup_parent_of(c)}/{c.id}") for c in found}
+        groups = {c.id: cgroups.open(f"/{teardown.cgroup_parent_of(c)}/{c.id}") for c in found}
         first = {cid: _sample(cg) for cid, cg in groups.items()}
         time.sleep(interval)
         rows = []
         for c in found:
             current = _sample(groups[c.id])
-            pid = int(c.state.get("Pid") or 0) if c.state.get("Running") else 0
+            pid = c.state.pid if c.state.running else 0
             received, sent = network_io(pid, c.data["HostConfig"].get("NetworkMode") or "bridge")
-            rows.append(StatsRow(c.id, c.name, first[c.id] or current, current, received, sent))
+            rows.append(StatsRow(c.id, c.name, first[c.id], current, received, sent))
         return rows
 
     def ports(self, ref: str, port: str | None = None) -> list[str]:
@@ -719,7 +718,7 @@ class Engine:
         container = self.find(ref)
         return container_document(container.data, self._document_facts(container, size))
 
-    def _document_facts(self, container: Container, size: bool) -> Any:
+    def _document_facts(self, container: Container, size: bool) -> ContainerFacts:
         """What a container's document needs beyond its record: image, network, overlay, sizes."""
         from skiff.engine.documents import ContainerFacts
         from skiff.runtime.spec import default_spec
@@ -761,13 +760,6 @@ class Engine:
         except (SkiffError, OSError):
             return dict(container.data.get("NetworkSettings") or {}), ids
 
-    def _kill(self, container: Container) -> None:
-        from skiff.runtime import Runtime
-
-        with contextlib.suppress(SkiffError, OSError):
-            Runtime(self.paths.runtime_state).delete(container.id, force=True)
-        _wait_gone(container.state.get("Pid", 0))
-
     # --- crash recovery -------------------------------------------------------
     def reconcile(self) -> None:
         """Finish containers whose owner died (SIGKILL, crash): kill, record, release.
@@ -777,12 +769,14 @@ class Engine:
         the moment it reserves the record until its teardown is done, ``skiff start``
         until the monitor takes over, the monitor until it has released the container.
         If that process is gone, nobody will finish the job, so this command does.
+        What to record is ``skiff.engine.state.decide``'s (pure, unit-tested); the
+        killing, writing and releasing happen here.
         Nothing is written unless an owner died: a command that only reads (or removes)
         never needs a free byte on the disk, and a write that fails here (disk full)
         leaves the repair to a later command rather than failing this one.
         """
         for container in records.all_containers(self.paths):
-            if _orphaned(container.state):
+            if orphaned(container.state):
                 with contextlib.suppress(SkiffError, OSError):
                     self._recover(container)
         self._remove_stale_cgroups()
@@ -795,71 +789,27 @@ class Engine:
         """
         auto_remove = bool(container.data["HostConfig"].get("AutoRemove"))
         with FileLock(self.paths.containers / f".{container.id}.lock"):
-            if not container.reload() or not _orphaned(container.state):
+            if not container.reload() or not orphaned(container.state):
                 return  # removed, finished or taken over meanwhile
-            if self._record_death(container):
+            recovery = decide(container.state, proc, _init_of(self.paths, container.id),
+                              startable="SkiffOptions" in container.data)
+            if recovery.kill:
+                teardown.kill(self.paths, container)
+                container.state.owner_died(recovery)
+                if recovery.died:
+                    events.emit_died(self.paths, container.data, container.state.exit_code)
                 with contextlib.suppress(OSError):  # disk full: release all the same, record later
                     container.save()
-            self._teardown(container, remove_anonymous=auto_remove)
-            self._forget_runtime(container)
+            teardown.release(self.paths, container, remove_anonymous=auto_remove)
+            teardown.forget_runtime(self.paths, container)
             if not auto_remove:
-                container.state.pop("MonitorPid", None)
-                container.state.pop("MonitorStart", None)
+                container.state.release_owner()
                 container.save()
         if auto_remove:
             records.remove_record(container)
             events.emit_container(self.paths, container.data, "destroy")
 
-    def _record_death(self, container: Container) -> bool:
-        """The state after its owner died (in memory); False if the recorded state is still true.
-
-        A container that ran (or whose init exists) was killed with its owner, or by us
-        now: Exited (137), as SIGKILL gives. One whose init had already ended while nobody
-        watched: 255, its exit code is lost. One that never ran goes back to created, as
-        Docker shows a container whose run never started it: every complete record can be
-        started. A record without its options (an older skiff's) is Exited (137).
-        """
-        state = container.state
-        status = state.get("Status")
-        if status not in ("starting", "running", "paused", "restarting"):
-            return False  # exited or created already: its owner died while releasing it
-        was_alive = _init_alive(self.paths, container.id)
-        self._kill(container)
-        owner = int(state.get("MonitorPid") or 0)
-        state.update(Running=False, Paused=False, Restarting=False, Pid=0)
-        from skiff.engine import health
-
-        health.on_stop(state)
-        never_ran = status == "starting" and state.get("StartedAt", "").startswith("0001")
-        if never_ran and "SkiffOptions" in container.data:
-            state["Status"] = "created"
-        elif status == "starting" and not never_ran:
-            state["Status"] = "exited"  # a start of an exited container that never got going
-        else:
-            state.update(Status="exited", ExitCode=137 if was_alive or never_ran else 255, FinishedAt=now_rfc3339(),
-                         Error=f"the skiff process that held the container (pid {owner}) died")
-            events.emit_died(self.paths, container.data, int(state["ExitCode"]))
-        return True
-
-    def _forget_runtime(self, container: Container) -> None:
-        """What the runtime core keeps for a container whose creator died before deleting it.
-
-        A creator killed inside ``create`` leaves an init (blocked on its exec fifo) and
-        a state directory without state.json, which ``Runtime.delete`` cannot find:
-        the init dies with its cgroup, and the directory is removed here.
-        """
-        import shutil
-
-        from skiff import cgroups
-
-        with contextlib.suppress(SkiffError, OSError):
-            cgroup = cgroups.open(f"/{cgroup_parent_of(container)}/{container.id}")
-            if cgroup.exists():
-                cgroup.kill()
-                cgroup.destroy()
-        shutil.rmtree(self.paths.runtime_state / container.id, ignore_errors=True)
-
-    def release_orphaned_networks(self, manager: Any) -> list[str]:
+    def release_orphaned_networks(self, manager: NetworkManager) -> list[str]:
         """Namespaces, veths, leases and ports held for containers that no live record owns.
 
         Containers whose owner died are recovered first; then the network's own records
@@ -870,7 +820,7 @@ class Engine:
 
         def live() -> set[str]:
             return {c.id for c in records.all_containers(self.paths)
-                    if c.state.get("Status") not in ("exited", "created", "dead") or _alive(c.state)}
+                    if not c.state.stopped or c.state.owner_alive()}
 
         return manager.reconcile(live)
 
@@ -886,7 +836,8 @@ class Engine:
 
         def live() -> set[str]:
             good, broken = records.scan(self.paths)  # a broken record may still have a live container
-            return {c.id for c in good if c.state.get("Status") not in ("exited", "dead")} | {b.id for b in broken}
+            return ({c.id for c in good if c.state.status not in (Status.EXITED, Status.DEAD)}
+                    | {b.id for b in broken})
 
         def owned(cid: str) -> bool:
             return (self.paths.containers / cid).is_dir() or (self.paths.runtime_state / cid).is_dir()
@@ -895,14 +846,14 @@ class Engine:
             cleanup_stale(live, parent=cgroup_parent(), owned=owned)
 
 
-def _cid_file(opts: RunOptions) -> Any:
+def _cid_file(opts: RunOptions) -> CidFile:
     """--cidfile's file, refused if it exists (Docker's message); a no-op without the flag."""
     from skiff.engine.runflags import CidFile
 
     return CidFile(opts.cidfile)
 
 
-def _print_warnings(plan: "RunPlan") -> None:
+def _print_warnings(plan: RunPlan) -> None:
     """Docker's create warnings (a discarded limit), once: at create, not at every start."""
     for warning in plan.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
@@ -923,17 +874,7 @@ def _run_options(container: Container) -> RunOptions:
                      hint=f"remove it with 'skiff rm -f {container.name}'")
 
 
-def cgroup_parent_of(container: Container) -> str:
-    """The parent cgroup the container was started under (its bundle says; else today's default)."""
-    from skiff.engine.plan import cgroup_parent
-    from skiff.store import read_json
-
-    config = read_json(container.bundle / "config.json") or {}
-    path = str(config.get("linux", {}).get("cgroupsPath") or "")
-    return path.rsplit("/", 1)[0].strip("/") if path.endswith("/" + container.id) else cgroup_parent()
-
-
-def _image_or_none(paths: Paths, image_id: str) -> Any:
+def _image_or_none(paths: Paths, image_id: str) -> Image | None:
     """The container's image, or None when it has been removed since (``rmi -f``)."""
     from skiff.image.store import ImageStore
 
@@ -954,14 +895,14 @@ def _env_file_keys(files: list[str]) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _sizes(container: Container, image: Any) -> tuple[int, int]:
+def _sizes(container: Container, image: Image | None) -> tuple[int, int]:
     from skiff.engine.system import container_size
 
     size_rw = container_size(container)
     return size_rw, size_rw + (image.size if image is not None else 0)
 
 
-def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
+def _reuse_anonymous_volumes(plan: RunPlan, container: Container) -> None:
     """As Docker: a started container keeps the anonymous volumes made at its create (one its
     create was killed before making is made under the same name by ``prepare``)."""
     if plan.mount_plan is None:
@@ -974,7 +915,7 @@ def _reuse_anonymous_volumes(plan: Any, container: Container) -> None:
             mount.name, mount.host_path = record["Name"], record["Source"]
 
 
-def _remove_anonymous_volumes(plan: Any) -> None:
+def _remove_anonymous_volumes(plan: RunPlan) -> None:
     """The anonymous volumes made for a container whose foreground run failed (its record goes too)."""
     if plan.mount_plan is not None:
         plan.mount_plan.release(remove_anonymous=True)
@@ -992,7 +933,7 @@ def _exec_events(paths: Paths, data: dict[str, Any], command: list[str]) -> str:
     return exec_id
 
 
-def _sample(cgroup: Any) -> Any:
+def _sample(cgroup: Cgroup) -> Stats:
     """A stats sample; zeros for a container that is not running (Docker shows 0 too)."""
     from skiff.cgroups import Stats
 
@@ -1007,46 +948,22 @@ def _wait_for_owner(container: Container, timeout: float = 30) -> None:
     from skiff.engine import lifecycle
 
     state = container.state
-    if state.get("Status") in ("exited", "created") and _alive(state):
-        lifecycle.wait_for_pid(int(state["MonitorPid"]), timeout)
+    owner = state.owner
+    if owner is not None and state.status in (Status.EXITED, Status.CREATED) and state.owner_alive():
+        lifecycle.wait_for_pid(owner.pid, timeout)
         container.reload()
 
 
-def _orphaned(state: dict[str, Any]) -> bool:
-    """Its record names an owner (or should: it is held or starting), and that process is gone."""
-    owned = state.get("MonitorPid") or state.get("Status") in ("running", "paused", "restarting", "starting")
-    return bool(owned) and not _alive(state)
-
-
-def _init_alive(paths: Paths, cid: str) -> bool:
+def _init_of(paths: Paths, cid: str) -> Owner | None:
+    """The container's init as the runtime core recorded it (pid, start time); None if it has no state."""
     from skiff.runtime import Runtime
 
     try:
-        return Runtime(paths.runtime_state).state(cid)["status"] in ("created", "running", "paused")
+        record = Runtime(paths.runtime_state).record(cid)
     except SkiffError:
-        return False
+        return None
+    return Owner(int(record.get("pid") or 0), record.get("starttime"))
 
 
 def _devnull() -> int:
     return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-
-
-def _start_time(pid: int) -> int:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return -1
-    return int(stat.rsplit(b")", 1)[1].split()[19])
-
-
-def _alive(state: dict[str, Any]) -> bool:
-    pid = int(state.get("MonitorPid") or 0)
-    return pid > 0 and _start_time(pid) == state.get("MonitorStart")
-
-
-def _wait_gone(pid: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while pid > 0 and os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.01)

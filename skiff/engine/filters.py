@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from skiff.engine.state import Status, shown
 from skiff.errors import InvalidFilter
+
+if TYPE_CHECKING:
+    from skiff.image.store import Image
+    from skiff.paths import Paths
+    from skiff.volume.store import Volume
 
 Predicate = Callable[[Any], bool]
 
@@ -35,7 +41,8 @@ NETWORK_LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "
 EVENT_FILTERS = frozenset({"config", "container", "daemon", "event", "image", "label", "network", "node",
                            "plugin", "scope", "secret", "service", "type", "volume"})
 
-CONTAINER_STATES = ("paused", "restarting", "running", "dead", "created", "exited", "removing")
+CONTAINER_STATES = tuple(s.value for s in (Status.PAUSED, Status.RESTARTING, Status.RUNNING, Status.DEAD,
+                                           Status.CREATED, Status.EXITED, Status.REMOVING))  # Docker's order
 HEALTH_STATES = ("starting", "healthy", "unhealthy", "none")
 PREDEFINED_NETWORKS = ("bridge", "host", "none")
 
@@ -43,7 +50,7 @@ PREDEFINED_NETWORKS = ("bridge", "host", "none")
 class FilterArgs:
     """Docker's filters.Args: key -> the set of values given for it."""
 
-    def __init__(self, fields: dict[str, Iterable[str]] | None = None) -> None:
+    def __init__(self, fields: Mapping[str, Iterable[str]] | None = None) -> None:
         self.fields: dict[str, list[str]] = {k: list(dict.fromkeys(v)) for k, v in (fields or {}).items()}
 
     @classmethod
@@ -212,7 +219,7 @@ def _created_ns(stamp: str) -> int:
 # --- containers -----------------------------------------------------------------------
 
 
-def container_list_filter(paths: Any, args: FilterArgs) -> tuple[Predicate, bool]:
+def container_list_filter(paths: Paths, args: FilterArgs) -> tuple[Predicate, bool]:
     """``ps --filter``: a predicate on container records, and whether the filters ask for every
     container (a ``status`` filter does, as Docker's)."""
     args.validate(CONTAINER_LIST_FILTERS)
@@ -243,7 +250,7 @@ def container_list_filter(paths: Any, args: FilterArgs) -> tuple[Predicate, bool
             args.match("name", "/" + str(data.get("Name", "")).lstrip("/")),
             args.match("id", str(data.get("Id", ""))),
             args.match_kv_list("label", labels),
-            not exited or (state.get("Status") == "exited" and int(state.get("ExitCode") or 0) in exited),
+            not exited or (state.get("Status") == Status.EXITED and int(state.get("ExitCode") or 0) in exited),
             before is None or created < before,
             since is None or created > since,
             not args.contains("ancestor") or data.get("Image") in ancestors
@@ -275,8 +282,7 @@ def container_prune_filter(args: FilterArgs) -> Predicate:
 
 
 def _state_string(state: dict[str, Any]) -> str:
-    status = str(state.get("Status") or "")
-    return "created" if status == "starting" else status
+    return shown(str(state.get("Status") or ""))
 
 
 def _atoi(value: str) -> int:
@@ -305,7 +311,7 @@ def _ports(values: list[str], what: str) -> set[str]:
     return found
 
 
-def _created_of(paths: Any, refs: list[str]) -> int | None:
+def _created_of(paths: Paths, refs: list[str]) -> int | None:
     """The creation time of the container ``before=``/``since=`` names (the last given wins, as Docker)."""
     from skiff.engine.containers import find_container
     from skiff.errors import ContainerNotFound
@@ -319,7 +325,7 @@ def _created_of(paths: Any, refs: list[str]) -> int | None:
     return created
 
 
-def _ancestor_ids(paths: Any, refs: list[str]) -> set[str]:
+def _ancestor_ids(paths: Paths, refs: list[str]) -> set[str]:
     """Image ids the ``ancestor`` values name; one that names no image matches nothing (as Docker)."""
     if not refs:
         return set()
@@ -378,7 +384,7 @@ def image_prune_filter(args: FilterArgs, all_images: bool) -> tuple[Predicate, b
     dangling_only = args.bool_or_default("dangling", not all_images)
     until = _until_ns(args)
 
-    def include(image: Any) -> bool:
+    def include(image: Image) -> bool:
         if until is not None and _created_ns(image.created) >= until:
             return False
         return _labels_match(args, (image.config or {}).get("Labels"))
@@ -389,7 +395,7 @@ def image_prune_filter(args: FilterArgs, all_images: bool) -> tuple[Predicate, b
 ImageNames = tuple[list[str], list[str]]
 
 
-def image_list_filter(paths: Any, args: FilterArgs) -> Callable[[Any], ImageNames | None]:
+def image_list_filter(paths: Paths, args: FilterArgs) -> Callable[[Image], ImageNames | None]:
     """``images --filter`` (Docker 20.10's daemon/images/images.go): ``dangling``, ``label``,
     ``before``/``since`` (an image), ``reference`` (a glob on its names). A function giving the
     names an Image is listed with, (tags, digests), or None when the image is left out."""
@@ -406,7 +412,7 @@ def image_list_filter(paths: Any, args: FilterArgs) -> Callable[[Any], ImageName
     def listed(name: str) -> bool:
         return not references or any(_familiar_match(pattern, name) for pattern in references)
 
-    def names(image: Any) -> ImageNames | None:
+    def names(image: Image) -> ImageNames | None:
         created = _created_ns(image.created)
         if (before is not None and created >= before) or (since is not None and created <= since):
             return None
@@ -421,7 +427,7 @@ def image_list_filter(paths: Any, args: FilterArgs) -> Callable[[Any], ImageName
     return names
 
 
-def _image_created_of(paths: Any, refs: list[str]) -> int | None:
+def _image_created_of(paths: Paths, refs: list[str]) -> int | None:
     """The creation time of the image ``before=``/``since=`` names (the last wins); a missing one is an error."""
     if not refs:
         return None
@@ -491,7 +497,7 @@ def volume_list_filter(args: FilterArgs, users: Callable[[], dict[str, list[str]
             raise InvalidFilter(f"Invalid filter 'dangling={_go_list(args.get('dangling'))}'")
     used = users() if dangling is not None else {}
 
-    def include(volume: Any) -> bool:
+    def include(volume: Volume) -> bool:
         return (args.exact_match("driver", volume.driver) and args.match("name", volume.name)
                 and _labels_match(args, volume.labels)
                 and (dangling is None or (not used.get(volume.name)) == dangling))

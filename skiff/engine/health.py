@@ -4,7 +4,7 @@ The configuration (``Config.Healthcheck`` of the record, Docker's ``HealthConfig
 ``Test``, ``Interval``, ``Timeout``, ``StartPeriod`` in nanoseconds, ``Retries``)
 is the image's, overridden field by field by the ``--health-*`` flags, or
 ``{"Test": ["NONE"]}`` with ``--no-healthcheck``. The probes run in the
-container's monitor (``skiff.monitor.health``); each result goes through
+container's monitor (``skiff.engine.monitor.health``); each result goes through
 ``record_result``, Docker's ``handleProbeResult``, into ``State.Health``:
 ``Status`` (starting, healthy, unhealthy), ``FailingStreak`` and the last
 five results in ``Log``.
@@ -12,9 +12,12 @@ five results in ``Log``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skiff.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from skiff.engine.containers import Container
 
 DEFAULT_INTERVAL = 30_000_000_000      # ns, Docker's defaultProbeInterval
 DEFAULT_TIMEOUT = 30_000_000_000       # ns, defaultProbeTimeout
@@ -140,7 +143,7 @@ def record_result(data: dict[str, Any], result: dict[str, Any], started_at: floa
     return str(health["Status"]) if health.get("Status") != before else None
 
 
-def health_status_changed(container: Any, status: str) -> None:
+def health_status_changed(container: Container, status: str) -> None:
     """Docker's ``health_status: <status>`` event (``container``: a records.Container).
 
     Called by the probe once the new status is recorded.

@@ -11,11 +11,13 @@ import os
 import select
 import signal
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
-from skiff.errors import InvalidArgument, InvalidSignal, SkiffError
+from skiff.errors import InvalidArgument, SkiffError
+from skiff.paths import Paths
+from skiff.signals import parse_signal as parse_signal  # re-exported: Docker's names (the CLI's kill and stop)
 
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -31,8 +33,8 @@ def parse_restart_policy(text: str) -> dict[str, Any]:
     return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
-def parse_log_opts(opts: list[str]) -> dict[str, str]:
-    """json-file's max-size (bytes, with k/m/g) and max-file; returned as plain byte counts."""
+def parse_log_opts(opts: Iterable[str]) -> dict[str, str]:
+    """json-file's max-size (bytes, with k/m/g, decimal as Docker's) and max-file; returned as plain byte counts."""
     config: dict[str, str] = {}
     for item in opts:
         key, sep, value = item.partition("=")
@@ -46,33 +48,22 @@ def parse_log_opts(opts: list[str]) -> dict[str, str]:
 
 
 def _size(value: str) -> int:
-    units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    number, unit = value.rstrip("kKmMgGbB"), value[len(value.rstrip("kKmMgGbB")):].lower().rstrip("b")
-    if not number.isdigit() or unit not in units or int(number) <= 0:
+    """max-size as Docker's json-file driver reads it: go-units FromHumanSize, so decimal (10k is 10000)."""
+    from skiff.units import from_human_size
+
+    try:
+        size = from_human_size(value)
+    except ValueError:
+        size = 0
+    if size <= 0:
         raise InvalidArgument(f"invalid max-size '{value}': use a positive size such as 10k, 5m or 1g")
-    return int(number) * units[unit]
+    return size
 
 
 def _positive(value: str, what: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise InvalidArgument(f"invalid {what} '{value}': it must be a positive number")
     return int(value)
-
-
-def parse_signal(text: str) -> int:
-    """SIGKILL, KILL, kill or 9, as ``docker kill -s``."""
-    raw = str(text).strip()
-    if raw.isdigit():
-        number = int(raw)
-        if 0 < number < signal.NSIG:
-            return number
-    else:
-        name = raw.upper()
-        name = name if name.startswith("SIG") else f"SIG{name}"
-        value = getattr(signal.Signals, name, None) if name.isidentifier() else None
-        if value is not None:
-            return int(value)
-    raise InvalidSignal(f"Invalid signal: {text}")
 
 
 def parse_timeout(value: int | None, default: int) -> int:
@@ -84,12 +75,6 @@ def parse_timeout(value: int | None, default: int) -> int:
 
 
 # --- processes of other skiff commands ---------------------------------------------
-
-
-def monitor_alive(state: dict[str, Any]) -> bool:
-    from skiff.engine.engine import _alive
-
-    return _alive(state)
 
 
 def wait_for_pid(pid: int, timeout: float | None) -> bool:
@@ -113,15 +98,16 @@ def wait_released(container: Container, timeout: float | None = None) -> bool:
     while True:
         if not container.reload() or not container.held:
             return True
-        if not monitor_alive(container.state):
+        owner = container.state.owner
+        if owner is None or not container.state.owner_alive():
             return True  # nobody will finish it: reconcile will
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return False
-        wait_for_pid(int(container.state.get("MonitorPid") or 0), min(left, 0.5) if left is not None else 0.5)
+        wait_for_pid(owner.pid, min(left, 0.5) if left is not None else 0.5)
 
 
-def send_signal(paths: Any, container: Container, sig: int) -> None:
+def send_signal(paths: Paths, container: Container, sig: int) -> None:
     from skiff.runtime import Runtime
 
     Runtime(paths.runtime_state).kill(container.id, sig)
@@ -129,15 +115,15 @@ def send_signal(paths: Any, container: Container, sig: int) -> None:
 
 def mark_manual_stop(container: Container) -> None:
     with records.locked(container) as c:
-        c.state["ManualStop"] = True
+        c.state.stop_requested()
 
 
 def signal_monitor(container: Container, sig: int) -> None:
     """Wake a monitor waiting to restart (its container is not there to signal)."""
-    pid = int(container.state.get("MonitorPid") or 0)
-    if pid and monitor_alive(container.state):
+    owner = container.state.owner
+    if owner is not None and container.state.owner_alive():
         try:
-            os.kill(pid, sig)
+            os.kill(owner.pid, sig)
         except ProcessLookupError:
             pass
 

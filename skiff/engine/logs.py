@@ -7,10 +7,13 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from skiff import timestamps
 from skiff.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from skiff.engine.containers import Container
 
 Entry = tuple[str, str, str]  # (stream, text, RFC3339Nano time)
 
@@ -125,12 +128,12 @@ def tail_lines(value: str) -> int | None:
     return lines if lines >= 0 else None
 
 
-def still_written(container: Any) -> Callable[[], bool]:
+def still_written(container: Container) -> Callable[[], bool]:
     """For ``follow``: whether the container's monitor may still append to its log (the
-    container is held, or starting), read afresh at each call."""
+    container is held, or being started), read afresh at each call."""
 
     def check() -> bool:
         container.reload()
-        return bool(container.held or container.state.get("Status") == "starting")
+        return not container.state.can_start
 
     return check

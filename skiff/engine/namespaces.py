@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
+from skiff.engine.state import Status
 from skiff.errors import ContainerNotRunning, InvalidArgument
 from skiff.paths import Paths
 
@@ -130,10 +131,9 @@ def _donor(paths: Paths, mode: str, what: str) -> Container:
 
     other = records.find_container(paths, mode[len(CONTAINER):])
     prefix = f"can't join {what} of container {other.id}: " if what else ""
-    status = other.state.get("Status")
-    if status == "restarting":
+    if other.state.status == Status.RESTARTING:
         raise ContainerNotRunning(f"{prefix}container {other.id} is restarting, wait until the container is running")
-    if not other.running or not int(other.state.get("Pid") or 0):
+    if not other.running or not other.state.pid:
         raise ContainerNotRunning(f"{prefix}container {other.id} is not running")
     return other
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
@@ -12,8 +12,12 @@ from skiff.engine.options import RunOptions
 from skiff.errors import ContainerNotRunning, InvalidArgument, NetworkError
 from skiff.paths import Paths
 
+if TYPE_CHECKING:
+    from skiff.image.store import Image
+    from skiff.network.manager import Attachment, NetworkRequest
 
-def request_from(opts: RunOptions, image: Any, hostname: str, name: str = "") -> Any:
+
+def request_from(opts: RunOptions, image: Image, hostname: str, name: str = "") -> NetworkRequest:
     from skiff.engine.runflags import exposed_ports, mac_address
     from skiff.network import NetworkRequest
 
@@ -28,7 +32,7 @@ def request_from(opts: RunOptions, image: Any, hostname: str, name: str = "") ->
         mac_address=mac_address(opts.mac_address, opts.network))
 
 
-def check_request(paths: Paths, opts: RunOptions, image: Any) -> None:
+def check_request(paths: Paths, opts: RunOptions, image: Image) -> None:
     """Refuse a bad -p, --ip or network name before anything is created."""
     from skiff.network import parse_publish
 
@@ -49,8 +53,8 @@ def check_request(paths: Paths, opts: RunOptions, image: Any) -> None:
         NetworkManager(paths).inspect_network(opts.network)  # NetworkNotFound for an unknown name
 
 
-def attach(paths: Paths, container: Container, opts: RunOptions, image: Any,
-           undo: contextlib.ExitStack) -> Any:
+def attach(paths: Paths, container: Container, opts: RunOptions, image: Image,
+           undo: contextlib.ExitStack) -> Attachment | SharedNetwork:
     """Wire the container's network namespace; the undo detaches it if the run fails."""
     from skiff.network import NetworkManager
 
@@ -75,8 +79,8 @@ class SharedNetwork:
 
     def __init__(self, netns_path: Path) -> None:
         self.netns_path = netns_path
-        self.hosts: str | None = None
-        self.resolv_conf: str | None = None
+        self.hosts = ""  # none of its own: the container makes its files from its flags
+        self.resolv_conf = ""
 
     def settings(self) -> dict[str, Any]:
         return {"SandboxKey": str(self.netns_path), "Networks": {}}

@@ -37,7 +37,7 @@ class RunOptions(NamedTuple):
     tmpfs: Sequence[str] = ()
     volumes_from: Sequence[str] = ()
     # resources (issue 5): Docker flag name -> raw value
-    resources: Mapping[str, str | None] = {}  # never mutated
+    resources: Mapping[str, str | bool | None] = {}  # never mutated
     ulimits: Sequence[str] = ()
     # network (issue 6)
     publish: Sequence[str] = ()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skiff import crash_point
 from skiff.engine import etcfiles
@@ -21,20 +21,31 @@ from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
 from skiff.paths import Paths
 
+if TYPE_CHECKING:
+    from skiff.engine.namespaces import Modes
+    from skiff.engine.network import SharedNetwork
+    from skiff.image.store import Image
+    from skiff.network.manager import Attachment
+    from skiff.security.options import SecurityOptions
+    from skiff.volume.plan import MountPlan
+
 class RunPlan:
-    def __init__(self, paths: Paths, image: Any, opts: RunOptions, args: list[str], workdir: str) -> None:
+    # Set by make's checks, before anything reads them.
+    security: SecurityOptions
+    namespaces: Modes
+
+    def __init__(self, paths: Paths, image: Image, opts: RunOptions, args: list[str], workdir: str) -> None:
         self.paths = paths
         self.image = image
         self.opts = opts
         self.args = args
         self.workdir = workdir
-        self.mount_plan: Any = None
+        self.mount_plan: MountPlan | None = None
         self.resources: dict[str, Any] = {}
         self.rlimits: list[dict[str, Any]] = []
-        self.network_attachment: Any = None
+        self.network_attachment: Attachment | SharedNetwork | None = None
         self.restart_policy: dict[str, Any] = {}
         self.log_config: dict[str, str] = {}
-        self.security: Any = None  # skiff.security.options.SecurityOptions
         self.seccomp: dict[str, Any] | None = None
         self.warnings: list[str] = []   # Docker's create warnings (printed once, by create and run)
         self.sysctls: dict[str, str] = {}
@@ -43,11 +54,10 @@ class RunPlan:
         self.mac_address: str | None = None
         self.exposed_ports: dict[str, dict[str, Any]] = {}
         self.capabilities: list[str] = []
-        self.namespaces: Any = None  # skiff.engine.namespaces.Modes
         self.healthcheck: dict[str, Any] | None = None  # Config.Healthcheck: the image's, with the flags'
 
     @classmethod
-    def make(cls, paths: Paths, image: Any, opts: RunOptions) -> "RunPlan":
+    def make(cls, paths: Paths, image: Image, opts: RunOptions) -> RunPlan:
         from skiff.engine.validate import check_run_options
 
         check_run_options(opts)  # the name and the values written into /etc files
@@ -70,13 +80,15 @@ class RunPlan:
     def _check_resources(self) -> None:
         if not (self.opts.resources or self.opts.ulimits):
             return
-        from skiff.cgroups import resources_from_flags, rlimits_from_ulimits
+        from skiff.engine.resources import resources_from_flags
+        from skiff.engine.ulimits import rlimits_from_ulimits
 
-        flags = {k: v for k, v in self.opts.resources.items() if v is not None}
+        # each of resources_from_flags' keywords with its flag's value (a mix of types)
+        flags: dict[str, Any] = {k: v for k, v in self.opts.resources.items() if v is not None}
         self.resources = resources_from_flags(**flags) if flags else {}
         self.rlimits = rlimits_from_ulimits(self.opts.ulimits) if self.opts.ulimits else []
         if self.resources.get("memory"):  # --memory-swappiness, --oom-kill-disable: v1 only
-            from skiff.cgroups.flags import discard_unsupported
+            from skiff.engine.resources import discard_unsupported
 
             self.warnings = discard_unsupported(self.resources)
 
@@ -98,7 +110,7 @@ class RunPlan:
             raise InvalidArgument("Conflicting options: --restart and --rm")
         self.log_config = parse_log_opts(self.opts.log_opts)
         if self.opts.stop_signal:
-            from skiff.engine.lifecycle import parse_signal
+            from skiff.signals import parse_signal
 
             parse_signal(self.opts.stop_signal)
         if self.opts.init and not _init_binary():
@@ -365,7 +377,7 @@ class RunPlan:
     def _names(self, hostname: str) -> tuple[str, str]:
         """hosts and resolv.conf: the network's, or (none, host, a shared namespace) made here."""
         attachment = self.network_attachment
-        if getattr(attachment, "hosts", None):
+        if attachment is not None and attachment.hosts:
             return attachment.hosts, attachment.resolv_conf
         from skiff.network import names
 
@@ -426,7 +438,7 @@ def release_resources(paths: Paths, container: Container, remove_anonymous: bool
         detach(paths, container)
 
 
-def security_opt_record(opts: RunOptions, modes: Any) -> list[str] | None:
+def security_opt_record(opts: RunOptions, modes: Modes) -> list[str] | None:
     """HostConfig.SecurityOpt: the user's values, and label=disable where Docker adds it."""
     if not (opts.security_opts or opts.privileged or "host" in (modes.ipc, modes.pid)):
         return None

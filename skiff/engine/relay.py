@@ -18,7 +18,7 @@ from skiff.engine.containers import Container
 class OutputRelay:
     def __init__(self, container: Container, targets: tuple[int, int] = (1, 2)) -> None:
         """``targets``: where the output is shown (this process's stdout and stderr by default)."""
-        from skiff.monitor.idle import Log  # the monitor's json-file writer, rotation included
+        from skiff.engine.monitor.idle import Log  # the monitor's json-file writer, rotation included
 
         config = container.data["HostConfig"].get("LogConfig", {}).get("Config", {})
         self._log = Log(str(container.log_path), int(config.get("max-size", 0)), int(config.get("max-file", 1)))

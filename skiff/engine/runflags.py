@@ -57,7 +57,7 @@ def shm_size(value: str | None) -> int:
     """Bytes of /dev/shm: Docker's size syntax (``64m``, ``1g``); absent or 0: 64 MiB."""
     if value is None or value == "":
         return DEFAULT_SHM_SIZE
-    from skiff.cgroups.flags import ram_in_bytes
+    from skiff.units import ram_in_bytes
 
     try:
         size = ram_in_bytes(value)

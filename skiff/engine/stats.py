@@ -1,9 +1,13 @@
-"""``skiff stats``' rows: two cgroup samples of a container, and the bytes of its network."""
+"""``skiff stats``' rows: two cgroup samples of a container, and the bytes of its network;
+what Docker computes from them (CPU %, the memory limit shown), and the host's memory."""
 
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skiff.cgroups.stats import Stats
 
 
 class StatsRow(namedtuple("StatsRow", "container_id name previous current net_rx net_tx", defaults=(0, 0))):
@@ -12,8 +16,8 @@ class StatsRow(namedtuple("StatsRow", "container_id name previous current net_rx
     __slots__ = ()
     container_id: str
     name: str
-    previous: Any  # skiff.cgroups.Stats
-    current: Any
+    previous: Stats
+    current: Stats
     net_rx: int
     net_tx: int
 
@@ -44,12 +48,44 @@ def network_io(pid: int, network_mode: str) -> tuple[int, int]:
     return received, sent
 
 
+def cpu_percent(previous: Stats, current: Stats) -> float:
+    """Share of one CPU used between the samples, as Docker computes it.
+
+    Docker divides the container's CPU time by the host's (all CPUs) and
+    multiplies by the CPU count; over the same interval that equals CPU time over
+    wall time, which is what is measured here.
+    """
+    wall = current.taken_ns - previous.taken_ns
+    used = current.cpu_usage_ns - previous.cpu_usage_ns
+    if wall <= 0 or used < 0:
+        return 0.0
+    return used / wall * 100.0
+
+
+def memory_limit_shown(stats: Stats, host_memory: int) -> int:
+    """Docker's LIMIT: the cgroup's limit, or the host's memory when that is less (or none is set)."""
+    if stats.memory_limit is None or stats.memory_limit >= host_memory:
+        return host_memory
+    return stats.memory_limit
+
+
+def host_memory_bytes() -> int:
+    """MemTotal of /proc/meminfo in bytes (``info``'s MemTotal, ``stats``' limit); 0 if unreadable."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024  # the kernel writes kB, meaning KiB
+    except OSError:
+        pass
+    return 0
+
+
 def api_document(row: StatsRow) -> dict[str, Any]:
     """One row in the shape of Docker's stats API (``GET /containers/ID/stats?stream=0``), with
     the fields skiff measures: what docker-py's ``Container.stats()`` returns."""
     import os
 
-    from skiff.cgroups.stats import host_memory_bytes, memory_limit_shown
     from skiff.timestamps import now
 
     previous, current = row.previous, row.current
@@ -71,7 +107,5 @@ def api_document(row: StatsRow) -> dict[str, Any]:
     }
 
 
-def _cpu_percent(previous: Any, current: Any) -> float:
-    from skiff.cgroups.stats import cpu_percent
-
+def _cpu_percent(previous: Stats, current: Stats) -> float:
     return round(cpu_percent(previous, current), 2)

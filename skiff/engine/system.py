@@ -13,9 +13,14 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from skiff.paths import Paths
+
+if TYPE_CHECKING:
+    from skiff.engine.containers import Container
+    from skiff.engine.engine import Engine
+    from skiff.engine.filters import FilterArgs, Predicate
 
 API_VERSION = "1.41"      # the Engine API of Docker 20.10, whose behaviour skiff follows
 MIN_API_VERSION = "1.12"
@@ -93,11 +98,14 @@ def init_version() -> str | None:
 def info_document(paths: Paths) -> dict[str, Any]:
     """``docker info``'s document (the server part; the CLI adds ``ClientInfo``)."""
     from skiff.engine import containers as records
+    from skiff.engine.stats import host_memory_bytes
     from skiff.image.store import ImageStore
 
-    states = [c.state.get("Status") for c in records.all_containers(paths)]
-    running = sum(s in ("running", "restarting") for s in states)
-    paused = states.count("paused")
+    from skiff.engine.state import Status
+
+    states = [c.state.status for c in records.all_containers(paths)]
+    running = sum(s in (Status.RUNNING, Status.RESTARTING) for s in states)
+    paused = states.count(Status.PAUSED)
     caps = _cgroup_capabilities()
     os_release = _os_release()
     init = init_version()
@@ -124,7 +132,7 @@ def info_document(paths: Paths) -> dict[str, Any]:
         "OperatingSystem": os_release.get("PRETTY_NAME", "Linux"), "OSVersion": os_release.get("VERSION_ID", ""),
         "OSType": "linux", "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": _registry_config(),
-        "NCPU": len(os.sched_getaffinity(0)), "MemTotal": _mem_total(), "GenericResources": None,
+        "NCPU": len(os.sched_getaffinity(0)), "MemTotal": host_memory_bytes(), "GenericResources": None,
         "DockerRootDir": str(paths.root),
         "HttpProxy": _proxy("HTTP_PROXY"), "HttpsProxy": _proxy("HTTPS_PROXY"), "NoProxy": _proxy("NO_PROXY"),
         "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": _skiff_version(),
@@ -161,15 +169,10 @@ def engine_id(paths: Paths) -> str:
 
 def backing_filesystem(path: Path) -> str:
     """Docker's name for the filesystem that holds ``path`` (from the mount table)."""
-    best, fstype = "", "unknown"
-    target = os.path.realpath(path if path.exists() else path.parent)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4].replace("\\040", " ")
-            fs = fields[fields.index("-") + 1]
-            if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-                best, fstype = point, fs
+    from skiff import mountinfo
+
+    mount = mountinfo.containing(path if path.exists() else path.parent)
+    fstype = mount.fstype if mount is not None else "unknown"
     return _BACKING_FS.get(fstype, fstype)
 
 
@@ -235,13 +238,6 @@ def _os_release() -> dict[str, str]:
         if sep:
             found[key] = value.strip().strip('"')
     return found
-
-
-def _mem_total() -> int:
-    for line in (_read("/proc/meminfo") or "").splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _thread_count() -> int:
@@ -318,7 +314,7 @@ def disk_usage(paths: Paths) -> DiskUsage:
     return DiskUsage(sum(layer_size.values()), image_rows, container_rows, _volume_usage(paths))
 
 
-def container_size(container: Any) -> int:
+def container_size(container: Container) -> int:
     """Bytes the container wrote (its overlay upper dir), Docker's SizeRw.
 
     skiff has no separate init layer: what Docker keeps there (``etcfiles.make_mountpoints``:
@@ -385,7 +381,7 @@ class PruneReport(NamedTuple):
     reclaimed: int
 
 
-def prune(paths: Paths, all_images: bool, volumes: bool, args: Any) -> PruneReport:
+def prune(paths: Paths, all_images: bool, volumes: bool, args: FilterArgs) -> PruneReport:
     """Stopped containers, unused networks, (unused volumes,) dangling (or unused) images, those
     the filters (skiff.engine.filters.FilterArgs) take; each kind's own filter keys, as Docker's
     daemon checks them, are checked before anything goes."""
@@ -399,7 +395,7 @@ def prune(paths: Paths, all_images: bool, volumes: bool, args: Any) -> PruneRepo
 
     engine = Engine(paths)
     sizes = {c.id: container_size(c) for c in engine.containers(all_=True)
-             if c.state.get("Status") in ("exited", "created", "dead")}
+             if c.state.stopped}
     removed_containers = engine.prune(take_container)
     reclaimed = sum(sizes.get(cid, 0) for cid in removed_containers)
     networks = _prune_networks(engine, take_network)
@@ -411,7 +407,7 @@ def prune(paths: Paths, all_images: bool, volumes: bool, args: Any) -> PruneRepo
     return PruneReport(removed_containers, networks, removed_volumes, lines, reclaimed + freed)
 
 
-def _prune_networks(engine: Any, include: Any) -> list[str]:
+def _prune_networks(engine: Engine, include: Predicate) -> list[str]:
     from skiff.network import NetworkManager
 
     manager = NetworkManager(engine.paths)
@@ -419,7 +415,7 @@ def _prune_networks(engine: Any, include: Any) -> list[str]:
     return manager.prune_networks(include=include)
 
 
-def _prune_volumes(paths: Paths, include: Any) -> tuple[list[str], int]:
+def _prune_volumes(paths: Paths, include: Predicate) -> tuple[list[str], int]:
     """Docker 20.10 prunes every unused local volume, named ones too."""
     from skiff.engine.containers import all_containers, volume_users
     from skiff.volume.driver import reconcile
@@ -430,12 +426,13 @@ def _prune_volumes(paths: Paths, include: Any) -> tuple[list[str], int]:
     return VolumeStore(paths).prune(users, all=True, include=include)
 
 
-def _prune_images(paths: Paths, every_image: bool, include: Any) -> tuple[list[str], int]:
+def _prune_images(paths: Paths, every_image: bool, include: Predicate) -> tuple[list[str], int]:
     from skiff.image.store import ImageStore
 
-    store = ImageStore(paths)
-    tags = {image.id: image.repo_tags for image in store.list()}
-    deleted, freed = store.prune(all_images=every_image, include=include)
+    from skiff.engine import images
+
+    tags = {image.id: image.repo_tags for image in ImageStore(paths).list()}
+    deleted, freed = images.prune(paths, all_images=every_image, include=include)
     lines = []
     for image_id in deleted:
         lines += [f"untagged: {tag}" for tag in tags.get(image_id, [])]

@@ -1,7 +1,7 @@
 """The user's side of a container's stdio: attach clients, raw terminals, detach keys.
 
 ``attach`` talks to a container's monitor over ``attach.sock`` (frames, see
-``skiff.monitor.idle``); ``relay_exec`` copies between the user's terminal and
+``skiff.engine.monitor.idle``); ``relay_exec`` copies between the user's terminal and
 the pty master of an ``exec -t`` process. Both put the user's terminal in raw
 mode when they forward input to a container's terminal, restore it on every
 way out (return, exception, signal), forward window size changes, and relay the
@@ -147,7 +147,7 @@ def attach(sock: socket.socket, tty: bool, stdin: bool, detach_keys: bytes, stdi
     """Copy between the user's stdio and a container's monitor until the container exits or we detach.
 
     ``output``: the descriptors for the container's stdout and stderr (this process's by default)."""
-    from skiff.monitor.idle import frame, split_frames
+    from skiff.engine.monitor.idle import frame, split_frames
 
     sock_fd = sock.fileno()
     keys = DetachKeys(detach_keys)
@@ -201,7 +201,7 @@ def relay_exec(master: int, pid: int, stdin: bool) -> int:
     """``exec -t``: copy between the user's terminal and the process's pty; its exit status."""
     import termios
 
-    from skiff.monitor.idle import wait_status
+    from skiff.engine.monitor.idle import wait_status
 
     def resize() -> None:
         size = window_size()

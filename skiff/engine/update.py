@@ -20,23 +20,26 @@ from typing import Any, Mapping
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
+from skiff.engine.state import Status
 from skiff.errors import CgroupError, Conflict, SkiffError
 from skiff.paths import Paths
 
 # Container states whose cgroup exists and takes the new limits now (Docker: running, paused;
 # not restarting, whose next start reads the record).
-_LIVE = ("running", "paused")
+_LIVE = (Status.RUNNING, Status.PAUSED)
 
 
 class UpdateRequest:
     """What ``skiff update`` asked for, parsed and checked once for every container named."""
 
     def __init__(self, flags: Mapping[str, str | None], restart: str | None) -> None:
-        from skiff.cgroups import resources_from_flags
+        from skiff.engine.resources import resources_from_flags
         from skiff.engine.lifecycle import parse_restart_policy
 
         self.flags = {key: str(value) for key, value in flags.items() if value not in (None, "")}
-        self.resources: dict[str, Any] = resources_from_flags(**self.flags, update=True) if self.flags else {}
+        # a flag's text for each of resources_from_flags' keywords (**: mypy checks a dict against all of them)
+        given: dict[str, Any] = self.flags
+        self.resources: dict[str, Any] = resources_from_flags(**given, update=True) if given else {}
         if (self.resources.get("blockIO") or {}).get("weight"):
             _check_blkio_weight()
         self.restart = restart
@@ -60,7 +63,7 @@ def update_container(paths: Paths, container: Container, request: UpdateRequest)
             raise _cannot(c.id, "Restart policy cannot be updated because AutoRemove is enabled for the container")
         merged = merge_resources(current, request.resources)
         change = live_change(merged, request)
-        if request.resources and c.state.get("Status") in _LIVE:
+        if request.resources and c.state.status in _LIVE:
             _update_cgroup(paths, c, change)
         if request.resources:
             host_config["Resources"] = merged

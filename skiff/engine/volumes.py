@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
 from skiff.paths import Paths
 
+if TYPE_CHECKING:
+    from skiff.image.store import Image
+    from skiff.volume.plan import MountPlan
 
-def plan_container_mounts(paths: Paths, image: Any, opts: RunOptions) -> Any:
+
+def plan_container_mounts(paths: Paths, image: Image, opts: RunOptions) -> MountPlan:
     """Parse and check every mount flag; nothing is created until ``create_volumes``."""
     from skiff.volume.plan import plan_mounts
     from skiff.volume.spec import parse_run_mounts, parse_volumes_from

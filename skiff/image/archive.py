@@ -179,7 +179,7 @@ def _seekable(store: ImageStore, fileobj: BinaryIO) -> Iterator[BinaryIO]:
     with tempfile.TemporaryFile(dir=store.paths.tmp) as copy:
         shutil.copyfileobj(fileobj, copy, CHUNK)
         copy.seek(0)
-        yield copy  # type: ignore[misc]
+        yield copy
 
 
 def load_archive(store: ImageStore, fileobj: BinaryIO) -> list[str]:
@@ -377,7 +377,7 @@ def _images_to_save(store: ImageStore, refs: list[str]) -> list[_SavedImage]:
 
 def _name_of(store: ImageStore, ref: str) -> Reference | None:
     """The reference ``ref`` names an image by, or None when it is an id."""
-    _image_id, named = store._resolve(ref)
+    _image_id, named = store.resolve(ref)
     return parse_reference(named) if named else None
 
 

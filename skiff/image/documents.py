@@ -2,12 +2,15 @@
 
 An image's config (``Config``, ``ContainerConfig``) is Docker's container.Config: every
 field present with its zero value, omitempty fields only when set, in Go's order. The
-engine's container documents (skiff/engine/documents.py) use the same table.
+engine's container documents use the same table.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from skiff.image.store import Image
 
 
 class _Omit:
@@ -60,7 +63,7 @@ def image_config_document(config: Mapping[str, Any] | None) -> dict[str, Any]:
     return doc
 
 
-def image_document(image: Any) -> dict[str, Any]:
+def image_document(image: Image) -> dict[str, Any]:
     """``docker image inspect`` for a skiff ``Image`` (skiff/image/store.py)."""
     raw = image.image_config
     history = raw.get("history") or []

@@ -24,17 +24,21 @@ file aside (``repositories.json.corrupt-<time>``) and writes a whole one.
 
 from __future__ import annotations
 
+import builtins  # ImageStore.list hides the builtin in the class's annotations
 import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 from skiff.errors import (DigestMismatch, ImageInUse, ImageNotFound, InvalidReference, LayerError, StateError,
                           TagReferenceError)
 from skiff.image.reference import Reference, is_image_id, parse_reference, parse_reference_raw
 from skiff.paths import Paths
 from skiff.store import FileLock, fsync_dir, problem_of, read_json, warn_broken, write_json
+
+if TYPE_CHECKING:
+    from skiff.image.unpack import Readable
 
 CHUNK = 1 << 20
 LINK_DIR = "l"
@@ -108,11 +112,11 @@ class ImageStore:
 
     def get(self, ref: str) -> Image:
         """The image named by a reference, a full id or a unique id prefix."""
-        return self._image(self._resolve(ref)[0])
+        return self._image(self.resolve(ref)[0])
 
     def exists(self, ref: str) -> bool:
         try:
-            self._resolve(ref)
+            self.resolve(ref)
         except (ImageNotFound, InvalidReference):
             return False
         return True
@@ -149,7 +153,7 @@ class ImageStore:
         if target.digest:
             raise TagReferenceError("refusing to create a tag with a digest reference")
         with self.lock():
-            image_id = self._resolve(src)[0]
+            image_id = self.resolve(src)[0]
             self._set_tag(target.with_default_tag(), image_id)
         emit_image_event(self.paths, "tag", image_id, target.with_default_tag().familiar)
 
@@ -161,31 +165,33 @@ class ImageStore:
 
     # --- removal ----------------------------------------------------------------
 
-    def remove(self, ref: str, force: bool = False) -> list[str]:
+    def remove(self, ref: str, users: Mapping[str, Sequence[str]], force: bool = False) -> builtins.list[str]:
         """``docker rmi``: untag, and delete the image when nothing else names or uses it.
 
+        ``users``: image id -> ids of the containers created from it, which the caller reads
+        from its container records: the store knows images, not containers.
         Returns Docker's report lines (``Untagged: ...``, ``Deleted: sha256:...``).
         """
         with self.lock():
-            image_id, named = self._resolve(ref)
+            image_id, named = self.resolve(ref)
             repos = self._repositories()
             tags = sorted(name for name, target in repos.items() if target == image_id)
-            users = _image_users(self.paths).get(image_id, [])
+            using = list(users.get(image_id, ()))
             short = image_id.removeprefix("sha256:")[:12]
             report: list[str] = []
             if named is not None:
                 familiar = parse_reference(named).familiar
-                if users and not force and len(tags) <= 1:
+                if using and not force and len(tags) <= 1:
                     raise ImageInUse(f'conflict: unable to remove repository reference "{familiar}" (must force) '
-                                     f"- container {users[0][:12]} is using its referenced image {short}")
+                                     f"- container {using[0][:12]} is using its referenced image {short}")
                 untag = [named]
             else:
                 if len(tags) > 1 and not force:
                     raise ImageInUse(f"conflict: unable to delete {short} (must be forced) - image is "
                                      f"referenced in multiple repositories")
-                if users and not force:
+                if using and not force:
                     raise ImageInUse(f"conflict: unable to delete {short} (must be forced) - image is being "
-                                     f"used by container {users[0][:12]}")
+                                     f"used by container {using[0][:12]}")
                 untag = tags
             for name in untag:
                 repos.pop(name, None)
@@ -194,7 +200,7 @@ class ImageStore:
             for _ in untag:  # as Docker 20.10: each untag event names the image by its id
                 emit_image_event(self.paths, "untag", image_id, image_id)
             still_named = any(target == image_id for target in repos.values())
-            if not still_named and not users:
+            if not still_named and not using:
                 self._delete_image(image_id)
                 report.append(f"Deleted: {image_id}")
                 emit_image_event(self.paths, "delete", image_id, image_id)
@@ -252,8 +258,9 @@ class ImageStore:
 
     # --- writing images -----------------------------------------------------------
 
-    def add_image(self, config_bytes: bytes, layers: list[LayerInfo], tags: list[Reference],
-                  extra_blobs: list[str] | None = None, repo_digests: list[str] | None = None) -> Image:
+    def add_image(self, config_bytes: bytes, layers: builtins.list[LayerInfo], tags: builtins.list[Reference],
+                  extra_blobs: builtins.list[str] | None = None,
+                  repo_digests: builtins.list[str] | None = None) -> Image:
         """Record an image whose layers are already in the store, and tag it. Returns it.
 
         ``repo_digests`` (``registry/name@sha256:...``, the manifest digests it was
@@ -267,7 +274,7 @@ class ImageStore:
             raise DigestMismatch(f"image config lists diff_ids {diff_ids}, the layers have "
                                  f"{[layer.diff_id for layer in layers]}")
         image_id = self.put_blob(config_bytes)
-        record = {
+        record: dict[str, Any] = {
             "id": image_id,
             "created": config.get("created") or "1970-01-01T00:00:00Z",
             "layers": [layer.to_json() for layer in layers],
@@ -304,7 +311,7 @@ class ImageStore:
                 self._commit_blob(tmp, path)
         return digest
 
-    def add_layer(self, stream: BinaryIO, expected_digest: str | None = None,
+    def add_layer(self, stream: Readable, expected_digest: str | None = None,
                   expected_diff_id: str | None = None, media_type: str | None = None) -> LayerInfo:
         """Store a layer blob and unpack it once, keyed by its diff_id.
 
@@ -347,7 +354,7 @@ class ImageStore:
                     _remove_tree(staging)  # gone already when committed
             media = media_type or LAYER_MEDIA_BY_COMPRESSION[blob.compression]
             self._commit_blob(tmp, self.blob_path(blob.digest))
-        return LayerInfo(diff_id, blob.digest, blob.size, size, media)  # type: ignore[arg-type]
+        return LayerInfo(diff_id, blob.digest, blob.size, size, media)
 
     def _staging_dir(self) -> Path:
         import tempfile
@@ -408,16 +415,17 @@ class ImageStore:
                 return layer
         return None
 
-    def prune(self, all_images: bool = False, include: Any = None) -> tuple[list[str], int]:
+    def prune(self, users: Mapping[str, Sequence[str]], all_images: bool = False,
+              include: Callable[[Image], bool] | None = None) -> tuple[builtins.list[str], int]:
         """``docker image prune``: remove untagged images (every unused one with ``all_images``),
-        those ``include`` accepts (an Image -> bool: see skiff.engine.filters).
+        those ``include`` accepts (an Image -> bool: Docker's filters, which the caller builds).
+        ``users``: image id -> ids of the containers created from it, as for ``remove``.
 
         Returns the ids removed and the bytes of unpacked layers reclaimed.
         """
         deleted: list[str] = []
         reclaimed = 0
         with self.lock():
-            users = _image_users(self.paths)
             tagged = set(self._repositories().values())
             if self._repositories_broken:
                 # Tags lost with the broken part would make tagged images look dangling.
@@ -530,7 +538,7 @@ class ImageStore:
             return None
         return record if isinstance(record, dict) else None
 
-    def _record_files(self) -> list[Path]:
+    def _record_files(self) -> builtins.list[Path]:
         try:
             return [p for p in self.records.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
         except FileNotFoundError:
@@ -567,7 +575,7 @@ class ImageStore:
             repo_digests=sorted(_familiar_digest(name) for name in record.get("repo_digests", [])),
         )
 
-    def _resolve(self, ref: str) -> tuple[str, str | None]:
+    def resolve(self, ref: str) -> tuple[str, str | None]:
         """(image id, the full ``name:tag`` it was found by, or None when found by id)."""
         text = ref.strip()
         if is_image_id(text):
@@ -579,9 +587,9 @@ class ImageStore:
         with contextlib.suppress(InvalidReference):
             parsed = parse_reference(text)
         if parsed is not None and not parsed.digest:
-            image_id = self._repositories().get(str(parsed))
-            if image_id and (self.records / f"{sha256_hex(image_id)}.json").exists():
-                return image_id, str(parsed)
+            tagged = self._repositories().get(str(parsed))
+            if tagged and (self.records / f"{sha256_hex(tagged)}.json").exists():
+                return tagged, str(parsed)
         if parsed is not None and parsed.digest:
             for path in self._record_files():
                 if f"{parsed.name}@{parsed.digest}" in (self._read_record_file(path) or {}).get("repo_digests", []):
@@ -595,7 +603,7 @@ class ImageStore:
 
     # --- archives (see skiff.image.archive) -------------------------------------------
 
-    def import_tarball(self, fileobj: BinaryIO, ref: str | None = None, changes: list[str] | None = None,
+    def import_tarball(self, fileobj: BinaryIO, ref: str | None = None, changes: builtins.list[str] | None = None,
                        message: str = "", source: str = "-") -> Image:
         from skiff.image.archive import import_tarball
 
@@ -605,20 +613,20 @@ class ImageStore:
         emit_image_event(self.paths, "import", image.id, image.id)
         return image
 
-    def load(self, fileobj: BinaryIO) -> list[str]:
+    def load(self, fileobj: BinaryIO) -> builtins.list[str]:
         from skiff.image.archive import load_archive
 
         lines = load_archive(self, fileobj)
-        for image_id in dict.fromkeys(self._resolve(line)[0] for line in lines):
+        for image_id in dict.fromkeys(self.resolve(line)[0] for line in lines):
             emit_image_event(self.paths, "load", image_id, image_id)
         return lines
 
-    def save(self, refs: list[str], out_path: str | os.PathLike[str] | None) -> None:
+    def save(self, refs: builtins.list[str], out_path: str | os.PathLike[str] | None) -> None:
         """Write an OCI archive (with Docker's manifest.json too); ``None`` or ``-`` is stdout."""
         from skiff.image.archive import save_archive
 
-        save_archive(self, refs, None if out_path in (None, "-") else Path(out_path))  # type: ignore[arg-type]
-        for image_id in dict.fromkeys(self._resolve(ref)[0] for ref in refs):
+        save_archive(self, refs, None if out_path is None or out_path == "-" else Path(out_path))
+        for image_id in dict.fromkeys(self.resolve(ref)[0] for ref in refs):
             emit_image_event(self.paths, "save", image_id, image_id)
 
 
@@ -636,21 +644,10 @@ def _is_tag_map(value: Any) -> bool:
 
 
 def emit_image_event(paths: Paths, action: str, actor_id: str, name: str) -> None:
-    """An image event in the engine's events log (``skiff events``); none for an engine-less install."""
-    try:
-        from skiff.engine.events import emit
-    except ImportError:
-        return
+    """An image event in the root's events log (``skiff events``)."""
+    from skiff.events import emit
+
     emit(paths, "image", action, actor_id, {"name": name})
-
-
-def _image_users(paths: Paths) -> dict[str, list[str]]:
-    """Image id -> ids of containers created from it, from the engine's records."""
-    try:
-        from skiff.engine.containers import image_users
-    except ImportError:  # an engine-less install has no containers to protect
-        return {}
-    return image_users(paths)
 
 
 def _familiar_digest(name_at_digest: str) -> str:
@@ -664,7 +661,7 @@ def _familiar_digest(name_at_digest: str) -> str:
 class _TeeReader:
     """Reads ``source`` while writing every byte to ``fd`` and hashing it: the blob as it passes."""
 
-    def __init__(self, source: BinaryIO, fd: int) -> None:
+    def __init__(self, source: Readable, fd: int) -> None:
         import hashlib
 
         self._source = source

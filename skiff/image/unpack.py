@@ -34,7 +34,7 @@ import shutil
 import stat
 import tarfile
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, cast
 
 from skiff import linux
 from skiff.errors import DigestMismatch, LayerError, SyscallError
@@ -48,6 +48,12 @@ CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
+
+
+class Readable(Protocol):
+    """What a layer blob is read from: a file, an HTTP response, a tee. Only ``read`` is asked of it."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 # --- limits -------------------------------------------------------------------
@@ -64,7 +70,7 @@ def max_layer_size() -> int:
     text = os.environ.get(MAX_LAYER_SIZE_ENV, "").strip()
     if not text:
         return DEFAULT_MAX_LAYER_SIZE
-    from skiff.cgroups.flags import ram_in_bytes
+    from skiff.units import ram_in_bytes
 
     try:
         return ram_in_bytes(text)
@@ -76,7 +82,10 @@ def max_layer_size() -> int:
 
 
 def _gib(size: int) -> str:
-    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB"
+    """A limit in skiff's messages: one decimal, GiB or MiB ("64.0 GiB")."""
+    from skiff.units import GiB, MiB
+
+    return f"{size / GiB:.1f} GiB" if size >= GiB else f"{size / MiB:.1f} MiB"
 
 
 class Budget:
@@ -146,7 +155,7 @@ def _decompression_errors() -> tuple[type[Exception], ...]:
     with contextlib.suppress(ImportError):
         from isal import isal_zlib
 
-        errors.append(isal_zlib.error)
+        errors.append(isal_zlib.error)  # type: ignore[arg-type]  # isal's stub says an instance: it is the class
     with contextlib.suppress(ImportError):
         import zstandard
 
@@ -164,7 +173,7 @@ class LayerStream(io.RawIOBase):
     raises, so no byte is ever hashed twice or missed.
     """
 
-    def __init__(self, source: BinaryIO, budget: Budget | None = None) -> None:
+    def __init__(self, source: Readable, budget: Budget | None = None) -> None:
         self._source = source
         self._budget = budget
         self.hash = hashlib.sha256()
@@ -183,7 +192,9 @@ class LayerStream(io.RawIOBase):
         if self.compression == "zstd":
             import zstandard
 
-            self._zstd = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, source), read_across_frames=True)
+            # zstandard's stub asks for a file; its reader calls only read (as _Prefixed has it)
+            self._zstd = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, source),  # type: ignore[arg-type]
+                                                                    read_across_frames=True)
 
     def readable(self) -> bool:
         return True
@@ -247,6 +258,7 @@ class LayerStream(io.RawIOBase):
                 self._input = self._input.lstrip(b"\0")
                 if not self._input:
                     continue
+                assert self._zlib is not None  # set for a gzip stream, the only one inflated
                 self._inflater = self._zlib.decompressobj(31)
             data = self._inflater.decompress(self._input, limit)
             if self._inflater.eof:
@@ -261,7 +273,7 @@ class LayerStream(io.RawIOBase):
 class _Prefixed:
     """``head`` then the rest of ``source``: the bytes read to sniff the compression, given back."""
 
-    def __init__(self, head: bytes, source: BinaryIO) -> None:
+    def __init__(self, head: bytes, source: Readable) -> None:
         self._head = head
         self._source = source
 
@@ -273,7 +285,7 @@ class _Prefixed:
         return self._source.read(size)
 
 
-def uncompressed_digest(blob: BinaryIO) -> tuple[str, int]:
+def uncompressed_digest(blob: Readable) -> tuple[str, int]:
     """The diff_id and uncompressed length of a layer blob, without unpacking it."""
     stream = LayerStream(blob, Budget(max_layer_size()))
     try:
@@ -292,7 +304,7 @@ class UnpackResult:
     size: int         # length of the uncompressed tar
 
 
-def unpack_layer(blob: BinaryIO, dest: str | os.PathLike[str], expected_diff_id: str | None = None) -> UnpackResult:
+def unpack_layer(blob: Readable, dest: str | os.PathLike[str], expected_diff_id: str | None = None) -> UnpackResult:
     """Unpack a (possibly compressed) layer tarball into the existing, empty directory ``dest``.
 
     ``blob`` is read once, front to back, and needs only ``read``. Raises
@@ -311,12 +323,12 @@ def unpack_layer(blob: BinaryIO, dest: str | os.PathLike[str], expected_diff_id:
             tar_bytes = io.BufferedReader(reader, CHUNK)
             # ``r:`` (not the streaming ``r|``) reads headers and contents straight from the
             # buffer, which only ever moves forwards here; ``r|`` re-buffers every 10 KiB.
-            with tarfile.open(fileobj=tar_bytes, mode="r:", tarinfo=_LayerTarInfo) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=tar_bytes, mode="r:", tarinfo=_LayerTarInfo) as tar:
                 for member in tar:
                     unpacker.add_checked(member, tar_bytes, tar)
             while tar_bytes.read(CHUNK):
                 pass  # trailing padding after the end marker is part of the diff_id
-        except (tarfile.TarError, EOFError, io.UnsupportedOperation, *_decompression_errors()) as exc:
+        except (tarfile.TarError, EOFError, io.UnsupportedOperation) + _decompression_errors() as exc:
             raise LayerError(f"invalid layer tarball: {_tar_error(exc)}") from None
         except (ValueError, OverflowError) as exc:  # tarfile's own parsing of hostile headers
             raise LayerError(f"invalid layer tarball: {exc}") from None
@@ -359,6 +371,7 @@ class _LayerTarInfo(tarfile.TarInfo):
 
     These are the ``_proc_*`` hooks tarfile offers subclasses; the sparse ones repeat
     its own parsing with a count check, so a hostile map cannot grow without end.
+    typeshed leaves tarfile's private names out: the ignores below are for those.
     """
 
     def _proc_member(self, tarfile_: Any) -> Any:
@@ -367,19 +380,20 @@ class _LayerTarInfo(tarfile.TarInfo):
         if self.type in meta and self.size > MAX_META_SIZE:
             raise LayerError(f"invalid layer tarball: an extended header of {self.size} bytes "
                              f"(at most {MAX_META_SIZE})")
-        return super()._proc_member(tarfile_)
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
 
     def _proc_sparse(self, tarfile_: Any) -> Any:
-        structs, isextended, origsize = self._sparse_structs
-        del self._sparse_structs
+        structs, isextended, origsize = self._sparse_structs  # type: ignore[attr-defined]
+        del self._sparse_structs  # type: ignore[attr-defined]
         while isextended:
             buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
             if len(buf) != tarfile.BLOCKSIZE:
                 raise LayerError("invalid layer tarball: it ends inside a sparse file's header")
             for pos in range(0, 21 * 24, 24):
                 try:
-                    offset, numbytes = tarfile.nti(buf[pos:pos + 12]), tarfile.nti(buf[pos + 12:pos + 24])
-                except tarfile.InvalidHeaderError:
+                    offset, numbytes = (tarfile.nti(buf[pos:pos + 12]),  # type: ignore[attr-defined]
+                                        tarfile.nti(buf[pos + 12:pos + 24]))  # type: ignore[attr-defined]
+                except tarfile.InvalidHeaderError:  # type: ignore[attr-defined]
                     break
                 if offset and numbytes:
                     structs.append((offset, numbytes))
@@ -388,7 +402,7 @@ class _LayerTarInfo(tarfile.TarInfo):
             isextended = bool(buf[504])
         self.sparse = structs
         self.offset_data = tarfile_.fileobj.tell()
-        tarfile_.offset = self.offset_data + self._block(self.size)
+        tarfile_.offset = self.offset_data + self._block(self.size)  # type: ignore[attr-defined]
         self.size = origsize
         return self
 
@@ -464,7 +478,7 @@ class _Unpacker:
     root_fd: int
     budget: Budget = field(default_factory=lambda: Budget(0))
     reader: LayerStream | None = None
-    dir_times: list[tuple[list[str], int]] = field(default_factory=list)
+    dir_times: list[tuple[list[str], float]] = field(default_factory=list)
     # The parent directory of the previous entry, kept open for the next entry in the same
     # directory (most of a layer): (its components, an O_PATH fd), or None.
     parent: tuple[list[str], int] | None = None
@@ -740,7 +754,9 @@ def _check_sparse_map(member: tarfile.TarInfo, stored: int) -> list[tuple[int, i
     """The data regions of a sparse entry, or LayerError if its map is not a sane one."""
     # Old GNU headers pad their map with (0, 0) and GNU tar ends it with (size, 0): empty
     # regions say nothing.
-    regions = [(offset, length) for offset, length in member.sparse or [] if length != 0]
+    # typeshed says bytes; tarfile keeps the (offset, length) pairs of the map there
+    sparse = cast("list[tuple[int, int]] | None", member.sparse)
+    regions = [(offset, length) for offset, length in sparse or [] if length != 0]
     end = 0
     total = 0
     for offset, length in regions:

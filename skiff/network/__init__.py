@@ -8,11 +8,16 @@ none`` run needs) comes without the manager's imports.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["Attachment", "NetworkManager", "NetworkRequest", "PortMapping", "parse_publish"]
 _HOME = {"Attachment": "manager", "NetworkManager": "manager", "NetworkRequest": "manager",
          "PortMapping": "ports", "parse_publish": "ports"}
+
+
+if TYPE_CHECKING:  # the real types for checkers; at run time __getattr__ imports them on first use
+    from skiff.network.manager import Attachment, NetworkManager, NetworkRequest
+    from skiff.network.ports import PortMapping, parse_publish
 
 
 def __getattr__(name: str) -> Any:

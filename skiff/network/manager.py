@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from skiff.errors import (ContainerNotFound, Conflict, InvalidArgument, NetworkError, NetworkInUse,
@@ -337,8 +338,8 @@ class NetworkManager:
         raise NetworkNotFound(f"network {ref} not found")
 
     def prune_networks(self, include: Callable[[dict[str, Any]], bool] | None = None) -> list[str]:
-        """Remove user networks without containers (those ``include`` accepts, when given: see
-        skiff.engine.filters), and the default bridge when unused."""
+        """Remove user networks without containers (those ``include`` accepts, when given: Docker's
+        filters, which the caller builds), and the default bridge when unused."""
         with FileLock(self._lock):
             default = self._load_network(DEFAULT_NETWORK)
             if default and not default["Containers"]:
@@ -745,7 +746,7 @@ class NetworkManager:
     def _refresh_firewall(self, force: bool = False) -> None:
         bridges = [firewall.BridgeRules(r["Bridge"], r["Subnet"], r["Internal"]) for r in self._all_networks()
                    if r["Name"] != DEFAULT_NETWORK or link_index(r["Bridge"]) is not None]
-        rules = []
+        rules: list[firewall.PortRule] = []
         for ep in self._all_endpoints():
             if not ep.get("Ports") or not ep["Networks"]:
                 continue
@@ -759,11 +760,9 @@ class NetworkManager:
 
 
 def _emit(paths: Paths, action: str, record: dict[str, Any], **extra: str) -> None:
-    """A network event in the engine's events log (``skiff events``); none for an engine-less install."""
-    try:
-        from skiff.engine.events import emit
-    except ImportError:
-        return
+    """A network event in the root's events log (``skiff events``)."""
+    from skiff.events import emit
+
     emit(paths, "network", action, record["Id"], {"name": record["Name"], "type": "bridge", **extra})
 
 
@@ -775,7 +774,7 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _resolver():  # the resolver module pulls in subprocess: only user networks need it
+def _resolver() -> ModuleType:  # the resolver module pulls in subprocess: only user networks need it
     from skiff.network import resolver
 
     return resolver

@@ -30,6 +30,7 @@ import threading
 import time
 from pathlib import Path
 
+from skiff import proc
 from skiff.errors import NetworkError
 
 TYPE_A = 1
@@ -195,12 +196,8 @@ def _wait_gone(pid: int) -> None:
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return
-        if state == "Z":
-            return  # exited; its parent (not us) reaps it
+        if proc.gone(pid):
+            return  # exited (a zombie, if its parent, not us, has not reaped it yet)
         time.sleep(0.005)
 
 

@@ -86,7 +86,9 @@ def _oci_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def kill(args: argparse.Namespace) -> int:
-    sig = parse_signal(args.signal)
+    from skiff.signals import parse_signal
+
+    sig = parse_signal(args.signal, runc=True)
     rt = _runtime(args)
     if args.all:
         for pid in rt.ps(args.id):
@@ -97,19 +99,6 @@ def kill(args: argparse.Namespace) -> int:
         return 0
     rt.kill(args.id, sig)
     return 0
-
-
-def parse_signal(text: str) -> int:
-    import _signal  # the C module: signal.Signals would import enum for one name
-
-    if text.isdigit():
-        return int(text)
-    name = text.upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    number = getattr(_signal, name, None) if name[3:].isalnum() else None
-    if not isinstance(number, int):
-        raise InvalidArgument(f"unknown signal {text!r}")
-    return number
 
 
 def delete(args: argparse.Namespace) -> int:
@@ -141,7 +130,7 @@ def _exec_process(rt: Runtime, args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidArgument(f"process file {args.process} is not valid JSON: {exc}") from None
     if not args.cmd:
         raise UsageError("exec needs a command or --process FILE")
-    base = rt._record(args.id).get("config", {}).get("process") or {}
+    base = rt.record(args.id).get("config", {}).get("process") or {}
     process: dict[str, Any] = json.loads(json.dumps(base))
     process["args"] = args.cmd[1:] if args.cmd[0] == "--" else args.cmd
     process["terminal"] = args.tty

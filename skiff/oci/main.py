@@ -125,6 +125,11 @@ class _Args:
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
 
+    if TYPE_CHECKING:
+        # the flags (and the logger main adds), as argparse's Namespace has them
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
 
 def _fast_parse(argv: list[str]) -> _Args | None:
     """Parse a lifecycle command as runc does (flags before arguments), or None to leave it to argparse."""
@@ -172,7 +177,7 @@ def _take_flags(argv: list[str], i: int, flags: dict[str, tuple[str, bool]], val
 
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
-    args = _fast_parse(args_list)
+    args: _Args | argparse.Namespace | None = _fast_parse(args_list)
     if args is None:
         parser = _parser()
         try:

@@ -22,6 +22,10 @@ from pathlib import Path
 
 from skiff.errors import RegistryError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ssl
+
 DEFAULT_CONFIG_DIR = Path("/etc/skiff")
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
@@ -53,7 +57,8 @@ class RegistryConfig:
             raise RegistryError(f"registry configuration {path} must be a JSON object")
         insecure = data.get("insecure", data.get("insecure-registries", []))
         mirrors = data.get("mirrors", data.get("registry-mirrors", []))
-        if not all(isinstance(x, str) for x in [*insecure, *mirrors]):
+        if not (isinstance(insecure, list) and isinstance(mirrors, list)
+                and all(isinstance(x, str) for x in [*insecure, *mirrors])):
             raise RegistryError(f"registry configuration {path}: 'insecure' and 'mirrors' must be lists of strings")
         return cls(insecure=set(insecure), mirrors=[m.rstrip("/") for m in mirrors], certs_d=certs_d,
                    registries_file=path)
@@ -73,7 +78,7 @@ class RegistryConfig:
                 return candidate
         return None
 
-    def ssl_context(self, host: str):  # -> ssl.SSLContext
+    def ssl_context(self, host: str) -> ssl.SSLContext:
         """System CAs plus the host's certs.d CAs and client certificate, if any."""
         import ssl
 

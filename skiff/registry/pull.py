@@ -240,7 +240,7 @@ class _Pull:
 
         reader = BlobReader(self.client, self.repository, desc.digest, desc.size, progress)
         try:
-            info = self.store.add_layer(reader, expected_digest=desc.digest, expected_diff_id=diff_id,  # type: ignore[arg-type]
+            info = self.store.add_layer(reader, expected_digest=desc.digest, expected_diff_id=diff_id,
                                         media_type=desc.media_type)
         except SkiffError as exc:
             if isinstance(exc, RegistryError):

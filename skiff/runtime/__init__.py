@@ -9,6 +9,11 @@ from __future__ import annotations
 
 __all__ = ["Runtime", "default_spec", "load_config"]
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the real types for checkers; at run time __getattr__ imports them on first use
+    from skiff.runtime.runtime import Runtime
+    from skiff.runtime.spec import default_spec, load_config
+
 
 def __getattr__(name: str) -> object:
     if name == "Runtime":

@@ -14,11 +14,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from skiff import linux
 from skiff.runtime import init as container_init
 from skiff.runtime.spec import DEFAULT_PATH, process_env
+
+if TYPE_CHECKING:
+    from skiff.runtime.seccomp_filter import Program
 
 
 class ExecContext:
@@ -27,7 +30,7 @@ class ExecContext:
     __slots__ = ("process", "sock", "stdio", "namespace_fds", "console_fd", "seccomp")
 
     def __init__(self, process: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
-                 namespace_fds: list[tuple[str, int]], console_fd: int, seccomp: Any = None) -> None:
+                 namespace_fds: list[tuple[str, int]], console_fd: int, seccomp: Program | None = None) -> None:
         self.process = process
         self.sock = sock
         self.stdio = stdio
@@ -75,7 +78,7 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     # namespace, its files): this process is in the container's pid namespace already.
     linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd, *ctx.stdio,
                                *(fd for _, fd in ctx.namespace_fds)))
-    container_init._setup_stdio(ctx.stdio)
+    container_init.setup_stdio(ctx.stdio)
     os.setsid()
     for kind, fd in ctx.namespace_fds:
         linux.setns(fd, 0, f"{kind} namespace of the container")
@@ -99,4 +102,4 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
         seccomp_filter.load()
     # Sent just before execve: close-on-exec makes the parent's next receive see the exec as EOF.
     container_init.send(ctx.sock, {"type": "created"})
-    container_init._exec(executable, process["args"], env)
+    container_init.exec_process(executable, process["args"], env)

@@ -125,10 +125,11 @@ def _checked_maps(mappings: Any, where: str) -> tuple[tuple[int, int, int], ...]
         raise BundleError(f"{where}: at most {_MAX_MAP_LINES} ranges are allowed, not {len(mappings)}")
     checked = []
     for m in mappings:
-        values = tuple(m.get(k) if isinstance(m, dict) else None for k in ("containerID", "hostID", "size"))
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        values = [m.get(k) if isinstance(m, dict) else None for k in ("containerID", "hostID", "size")]
+        numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+        if len(numbers) != len(values):
             raise BundleError(f"{where}: {m!r} needs non-negative integer containerID, hostID and size")
-        container_id, host_id, size = values
+        container_id, host_id, size = numbers
         if size == 0:
             raise BundleError(f"{where}: {m!r} has size 0; a range must map at least one id")
         if container_id + size - 1 >= _MAX_ID or host_id + size - 1 >= _MAX_ID:
@@ -203,19 +204,13 @@ def _idmap_tree(tree_fd: int, userns_fd: int, recursive: bool, source: str, dest
 
 def _fstype(path: str) -> str:
     """The type of the filesystem mounted deepest above ``path`` (for an error message)."""
-    real = os.path.realpath(path)
-    best, fstype = "", "unknown type"
+    from skiff import mountinfo
+
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                mountpoint = left.split()[4].replace("\\040", " ")
-                inside = real == mountpoint or real.startswith(mountpoint.rstrip("/") + "/")
-                if inside and len(mountpoint) >= len(best):
-                    best, fstype = mountpoint, right.split()[0]
+        mount = mountinfo.containing(path)
     except OSError:
-        pass
-    return fstype
+        return "unknown type"
+    return mount.fstype if mount is not None else "unknown type"
 
 
 __all__ = ["prepare_idmapped_mounts", "release_idmapped_mounts", "userns_with_maps"]

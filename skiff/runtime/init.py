@@ -34,8 +34,10 @@ from skiff.runtime.spec import DEFAULT_PATH, NAMESPACE_FLAGS, capability_mask, c
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # not imported at run time: each skiff-oci command is a process of its own
-    import socket
+    import _socket as socket  # the runtime hands over _socket.socket objects (socket.socket is one too)
     from typing import Any, NoReturn
+
+    from skiff.runtime.seccomp_filter import Program
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2, signal.SIGWINCH)
@@ -60,7 +62,7 @@ class InitContext:
 
     def __init__(self, config: dict[str, Any], bundle: str, sock: socket.socket, fifo_fd: int,
                  stdio: tuple[int, int, int], console_fd: int = -1, preserve_fds: int = 0,
-                 userns: str = "", seccomp: Any = None) -> None:
+                 userns: str = "", seccomp: Program | None = None) -> None:
         self.config = config
         self.bundle = bundle
         self.sock = sock
@@ -147,7 +149,7 @@ def _init(ctx: InitContext) -> NoReturn:
         from skiff.runtime import hooks as hooks_module  # imported before pivot_root hides the host
     if ctx.userns:
         _become_root_in_user_namespace(ctx.sock, wait_for_maps=ctx.userns == "cloned")
-    _setup_stdio(ctx.stdio)
+    setup_stdio(ctx.stdio)
     os.setsid()
     namespaces = {ns["type"]: ns for ns in linux_cfg["namespaces"]}
     _enter_namespaces(namespaces, exclude=("pid", "cgroup", "user") if ctx.userns else ("pid", "cgroup"))
@@ -158,12 +160,10 @@ def _init(ctx: InitContext) -> NoReturn:
     # cgroup namespace, which can only be made once we are in the cgroup.
     joined = _CgroupJoin(ctx.sock, namespaces)
     if hooks:
-        joined()
-        hooks_module.run_hooks("createContainer", hooks, joined.reply["state"])
+        hooks_module.run_hooks("createContainer", hooks, joined()["state"])
 
     _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1, joined)
-    joined()
-    reply = joined.reply
+    reply = joined()
     if config.get("hostname"):
         linux.sethostname(config["hostname"])
     if config.get("domainname"):
@@ -184,7 +184,7 @@ def _init(ctx: InitContext) -> NoReturn:
             os._exit(1)
     if seccomp_filter is not None and process.get("noNewPrivileges"):
         seccomp_filter.load()
-    _exec(executable, process["args"], env, ctx.preserve_fds)
+    exec_process(executable, process["args"], env, ctx.preserve_fds)
 
 
 class _CgroupJoin:
@@ -198,18 +198,20 @@ class _CgroupJoin:
         self.namespaces = namespaces
         self.reply: dict[str, Any] | None = None
 
-    def __call__(self) -> None:
+    def __call__(self) -> dict[str, Any]:
+        """The parent's "go" message (with the container's ``state``)."""
         if self.reply is not None:
-            return
+            return self.reply
         reply = receive(self.sock)
         if not reply or reply.get("type") != "go":
             os._exit(1)
         self.reply = reply
         if "cgroup" in self.namespaces:
             _enter_namespaces({"cgroup": self.namespaces["cgroup"]}, exclude=())
+        return reply
 
 
-def prepare_process(process: dict[str, Any], seccomp_filter: Any, keep_fds: tuple[int, ...] = (),
+def prepare_process(process: dict[str, Any], seccomp_filter: Program | None, keep_fds: tuple[int, ...] = (),
                     create_cwd: bool = True) -> None:
     """rlimits, oom score, umask, cwd, user, capabilities, no_new_privs: all but the exec itself.
 
@@ -253,7 +255,7 @@ def _become_root_in_user_namespace(sock: socket.socket, wait_for_maps: bool) -> 
                            hint="linux.uidMappings and gidMappings must map container id 0") from None
 
 
-def _setup_stdio(stdio: tuple[int, int, int]) -> None:
+def setup_stdio(stdio: tuple[int, int, int]) -> None:
     # Duplicate first so that stdio=(1, 0, 2) cannot clobber a source before it is copied.
     copies = [os.dup(fd) for fd in stdio]
     for target, fd in enumerate(copies):
@@ -538,7 +540,7 @@ def _wait_for_start(fifo_fd: int) -> None:
 PAUSE_ENV = "SKIFF_TEST_PAUSE_BEFORE_EXEC"
 
 
-def _exec(executable: str, args: list[str], env: dict[str, str], preserve_fds: int = 0) -> NoReturn:
+def exec_process(executable: str, args: list[str], env: dict[str, str], preserve_fds: int = 0) -> NoReturn:
     if os.environ.get(PAUSE_ENV):
         select.select([], [], [], float(os.environ[PAUSE_ENV]))
     for fd in range(3, 3 + preserve_fds):

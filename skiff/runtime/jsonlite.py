@@ -36,7 +36,8 @@ def loads(text: str) -> Any:
         import json
 
         return json.loads(text)
-    scan = make_scanner(_ScannerContext())
+    # typeshed types the context as a scanner; the C scanner reads only the decoder settings above
+    scan = make_scanner(_ScannerContext())  # type: ignore[arg-type]
     try:
         value, end = scan(text, _skip_space(text, 0))
     except Exception:  # noqa: BLE001 - the C scanner raises its errors through json.decoder

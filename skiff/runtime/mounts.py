@@ -17,7 +17,7 @@ import os
 import posixpath
 import stat
 
-from skiff import linux
+from skiff import linux, mountinfo  # mountinfo: read in the init, imported before the fork
 from skiff.errors import BundleError, PathEscape, SyscallError
 
 TYPE_CHECKING = False
@@ -395,21 +395,17 @@ def _own_cgroups() -> dict[str, str]:
 def _host_cgroup_hierarchies() -> list[tuple[str, str, str]]:
     """[(name under /sys/fs/cgroup, fstype, mount data)]; empty on a pure cgroup2 host."""
     found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            mountpoint = left.split()[4]
-            fstype, _, super_options = right.split()[:3]
-            if posixpath.dirname(mountpoint) != "/sys/fs/cgroup":
-                if mountpoint == "/sys/fs/cgroup" and fstype == "cgroup2":
-                    return []
-                continue
-            if fstype == "cgroup":
-                wanted = [o for o in super_options.split(",") if o not in ("rw", "ro")
-                          and not o.startswith(("release_agent", "clone_children", "noprefix", "xattr"))]
-                found.append((posixpath.basename(mountpoint), "cgroup", ",".join(wanted)))
-            elif fstype == "cgroup2":
-                found.append((posixpath.basename(mountpoint), "cgroup2", ""))
+    for mount in mountinfo.read():
+        if posixpath.dirname(mount.mount_point) != "/sys/fs/cgroup":
+            if mount.mount_point == "/sys/fs/cgroup" and mount.fstype == "cgroup2":
+                return []
+            continue
+        if mount.fstype == "cgroup":
+            wanted = [o for o in mount.super_options.split(",") if o not in ("rw", "ro")
+                      and not o.startswith(("release_agent", "clone_children", "noprefix", "xattr"))]
+            found.append((posixpath.basename(mount.mount_point), "cgroup", ",".join(wanted)))
+        elif mount.fstype == "cgroup2":
+            found.append((posixpath.basename(mount.mount_point), "cgroup2", ""))
     return found
 
 

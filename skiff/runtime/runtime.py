@@ -13,7 +13,7 @@ import errno
 import os
 import time
 
-from skiff import crash_point, errors
+from skiff import crash_point, errors, proc
 from skiff.errors import ContainerConflict, ContainerNotFound, ContainerNotRunning, InvalidArgument
 
 # skiff-oci runs one short process per command: state, start, kill and delete import only os,
@@ -21,9 +21,14 @@ from skiff.errors import ContainerConflict, ContainerNotFound, ContainerNotRunni
 # imported where a container is made, or only for type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import _socket
+    import builtins  # Runtime.list hides the builtin in the class's annotations
     import socket
     from pathlib import Path
     from typing import Any, Callable, NoReturn
+
+    from skiff.cgroups import Cgroup
+    from skiff.runtime.seccomp_filter import Program
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 STATE_FILE = "state.json"
@@ -64,7 +69,7 @@ class Runtime:
             raise InvalidArgument("process.terminal is set: a --console-socket is required")
         state_dir = self._new_state_dir(cid)
         pid = 0
-        cgroups: list[Any] = []
+        cgroups: list[Cgroup] = []
         console = None
         try:
             os.mkfifo(os.path.join(state_dir, EXEC_FIFO), 0o600)
@@ -83,7 +88,7 @@ class Runtime:
             self._write_state(state_dir, {
                 **state_dict(cid, "created", pid, str(bundle_path), config.get("annotations", {})),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
-                "starttime": _start_time(pid),
+                "starttime": proc.start_time(pid),
                 "rootfs": config["root"]["path"],
                 "cgroupsPath": _cgroups_path(cid, config),
                 # delete removes these directly, without skiff.cgroups (milliseconds of imports)
@@ -108,7 +113,7 @@ class Runtime:
 
     def start(self, cid: str) -> None:
         """Release a created container: its init execs the user's process."""
-        record = self._record(cid)
+        record = self.record(cid)
         status = self._status(cid, record)
         if status != "created":
             raise ContainerConflict(f"cannot start container {cid}: it is {status}, not created")
@@ -139,7 +144,7 @@ class Runtime:
 
     def state(self, cid: str) -> dict[str, Any]:
         """The OCI state of the container (status derived now, not stored)."""
-        record = self._record(cid)
+        record = self.record(cid)
         status = self._status(cid, record)
         return {**{k: record[k] for k in ("ociVersion", "id", "bundle", "annotations")},
                 "status": status, "pid": record["pid"] if status != "stopped" else 0,
@@ -147,7 +152,7 @@ class Runtime:
 
     def kill(self, cid: str, sig: int = signal.SIGTERM) -> None:
         """Send ``sig`` to the container's init (created or running)."""
-        record = self._record(cid)
+        record = self.record(cid)
         pidfd = self._pidfd(record)
         if pidfd is None:
             raise ContainerNotRunning(f"container {cid} is not running")
@@ -164,7 +169,7 @@ class Runtime:
         ``only_stopped`` (runc's delete without --force) refuses any container not stopped,
         from the same read of its state.
         """
-        record = self._record(cid)
+        record = self.record(cid)
         status = self._status(cid, record)
         if only_stopped and status != "stopped" and not force:
             raise ContainerConflict(f"cannot delete container {cid} that is not stopped: {status}")
@@ -210,7 +215,7 @@ class Runtime:
         """
         from skiff.runtime.spec import check_process, check_security_labels
 
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) != "running":
             raise ContainerNotRunning(f"cannot exec in container {cid}: it is not running")
         check_process(process, "exec process")
@@ -232,7 +237,7 @@ class Runtime:
 
     def pause(self, cid: str) -> None:
         """Freeze every process of a running container (its cgroup's freezer)."""
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) != "running":
             raise ContainerNotRunning(f"cannot pause container {cid}: it is not running")
         self._cgroup(cid, record).freeze()
@@ -240,7 +245,7 @@ class Runtime:
 
     def resume(self, cid: str) -> None:
         """Thaw a paused container."""
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) != "paused":
             raise ContainerNotRunning(f"cannot resume container {cid}: it is not paused")
         self._cgroup(cid, record).thaw()
@@ -248,7 +253,7 @@ class Runtime:
 
     def update(self, cid: str, resources: dict[str, Any]) -> None:
         """Change the cgroup limits of a created, running or paused container (OCI linux.resources)."""
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) == "stopped":
             raise ContainerNotRunning(f"cannot update container {cid}: it is stopped")
         # New device rules replace the old ones on v2: they get the same defaults as at create.
@@ -257,7 +262,7 @@ class Runtime:
 
     def ps(self, cid: str) -> list[int]:
         """The host pids of the container's processes (its init first)."""
-        record = self._record(cid)
+        record = self.record(cid)
         if self._status(cid, record) == "stopped":
             return []
         pids: list[int] = []
@@ -285,7 +290,7 @@ class Runtime:
 
     def wait(self, cid: str) -> int:
         """Wait for the init (the caller must be its parent); exit code, or 128+N if killed by N."""
-        record = self._record(cid)
+        record = self.record(cid)
         return _wait_status(record["pid"])
 
     def run(self, cid: str, bundle: str | os.PathLike[str], stdio: tuple[int, int, int] = (0, 1, 2),
@@ -315,7 +320,7 @@ class Runtime:
 
     def oom_killed(self, cid: str) -> bool:
         """Whether the kernel's OOM killer struck in the container's cgroup (before delete)."""
-        path = self._record(cid).get("cgroupsPath")
+        path = self.record(cid).get("cgroupsPath")
         if not path:
             return False
         from skiff.cgroups import open as open_cgroup
@@ -338,7 +343,9 @@ class Runtime:
             raise ContainerConflict(f"container {cid} already exists in {self._root}") from None
         return state_dir
 
-    def _record(self, cid: str) -> dict[str, Any]:
+    def record(self, cid: str) -> dict[str, Any]:
+        """The container's state.json as the runtime wrote it: the init's ``pid`` and ``starttime``, its
+        ``config`` for later execs, cgroup paths. ContainerNotFound if there is none."""
         from skiff.runtime.jsonlite import loads
 
         state_file = os.path.join(self._dir(cid), STATE_FILE)
@@ -362,13 +369,13 @@ class Runtime:
         os.replace(tmp, target)
 
     def _status(self, cid: str, record: dict[str, Any]) -> str:
-        if _start_time(record["pid"]) != record.get("starttime"):
+        if not proc.alive(record["pid"], record.get("starttime")):
             return "stopped"
         if os.path.exists(os.path.join(self._dir(cid), EXEC_FIFO)):
             return "created"
         return "paused" if record.get("paused") else "running"
 
-    def _cgroup(self, cid: str, record: dict[str, Any]) -> Any:
+    def _cgroup(self, cid: str, record: dict[str, Any]) -> Cgroup:
         if not record.get("cgroupsPath"):
             raise ContainerConflict(f"container {cid} has no cgroup",
                                     hint="give it linux.cgroupsPath or linux.resources")
@@ -384,7 +391,7 @@ class Runtime:
         poller = select.poll()
         poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
         while not poller.poll(100):
-            if _start_time(record["pid"]) != record.get("starttime"):
+            if not proc.alive(record["pid"], record.get("starttime")):
                 return
 
     def _pidfd(self, record: dict[str, Any]) -> int | None:
@@ -393,12 +400,12 @@ class Runtime:
             pidfd = os.pidfd_open(record["pid"])
         except ProcessLookupError:
             return None
-        if _start_time(record["pid"]) != record.get("starttime"):  # checked after opening: no race
+        if not proc.alive(record["pid"], record.get("starttime")):  # checked after opening: no race
             os.close(pidfd)
             return None
         return pidfd
 
-    def _seccomp_program(self, seccomp: dict[str, Any] | None) -> Any:
+    def _seccomp_program(self, seccomp: dict[str, Any] | None) -> Program | None:
         """linux.seccomp compiled (or found compiled) here, before the fork: the child only loads it."""
         if not seccomp:
             return None
@@ -407,7 +414,8 @@ class Runtime:
         return program(seccomp, self._seccomp_cache)
 
     def _fork_init(self, config: dict[str, Any], bundle: str, state_dir: str, stdio: tuple[int, int, int],
-                   console_fd: int = -1, preserve_fds: int = 0, seccomp: Any = None) -> tuple[int, socket.socket]:
+                   console_fd: int = -1, preserve_fds: int = 0,
+                   seccomp: Program | None = None) -> tuple[int, _socket.socket]:
         """Fork the init so that it is PID 1 of the container's pid namespace."""
         import _socket  # the C module: socket.py costs selectors and enum (milliseconds of a create)
 
@@ -436,7 +444,7 @@ class Runtime:
                 from skiff.runtime.idmap import prepare_idmapped_mounts
 
                 prepare_idmapped_mounts(config, str(bundle))
-            if own_pid_ns >= 0:
+            if pid_ns is not None and own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
             ctx = container_init.InitContext(config, str(bundle), child_sock, fifo_fd, stdio,
                                              console_fd, preserve_fds, userns, seccomp)
@@ -451,7 +459,7 @@ class Runtime:
                     from skiff.runtime import sealed
 
                     pid = sealed.spawn(exe_fd, "init", *ctx.payload(), pid_ns=_pid_ns_for_sealed(pid_ns))
-                elif userns == "joined":
+                elif userns == "joined" and user_ns is not None:
                     pid = _fork_in_user_namespace(user_ns["path"], new_pid_ns, start_init)
                 else:
                     pid = (linux.fork_with_namespaces(linux.CLONE_NEWUSER | new_pid_ns) if userns == "cloned"
@@ -483,8 +491,8 @@ class Runtime:
                 raise
         return pid, parent_sock
 
-    def _handshake(self, cid: str, pid: int, sock: socket.socket, config: dict[str, Any],
-                   cgroups: list[Any], bundle: str = "") -> None:
+    def _handshake(self, cid: str, pid: int, sock: _socket.socket, config: dict[str, Any],
+                   cgroups: builtins.list[Cgroup], bundle: str = "") -> None:
         """Answer the init until it is created; a cgroup made on the way is appended to ``cgroups``."""
         from skiff.cgroups import open as open_cgroup
         from skiff.runtime import init as container_init
@@ -708,15 +716,7 @@ def _namespaces_to_join(pid: int) -> list[tuple[str, int]]:
 
 def _descendants(pid: int) -> list[int]:
     """``pid`` and every process below it (for a container without a cgroup)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
+    children = proc.children()
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -800,18 +800,6 @@ def _cgroups_path(cid: str, config: dict[str, Any]) -> str:
         return str(path)
     parent = os.environ.get("SKIFF_CGROUP_PARENT", "skiff").strip("/") or "skiff"
     return f"/{parent}/{cid}"
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks after boot), or None if gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
 
 
 def _is_valid_id(cid: str) -> bool:

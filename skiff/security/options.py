@@ -119,7 +119,7 @@ def recorded(values: Sequence[str], privileged: bool, ipc: str, pid: str) -> lis
     """HostConfig.SecurityOpt as Docker's daemon records it: ``label=disable`` added where it
     disables labelling itself (privileged, the host's IPC or PID namespace) and the user named no label."""
     out = list(values)
-    if (privileged or ipc == "host" or pid == "host") and not any(_split(v) and _split(v)[0] == "label"
+    if (privileged or ipc == "host" or pid == "host") and not any((parts := _split(v)) and parts[0] == "label"
                                                                   for v in values):
         out.append("label=disable")
     return out or None

@@ -75,15 +75,9 @@ def unmount_rootfs(container_dir: Path) -> None:
 
 def is_mountpoint(path: Path) -> bool:
     """Whether ``path`` is a mount point, from /proc/self/mountinfo (not fooled by bind mounts)."""
-    try:
-        target = os.path.realpath(path)
-    except OSError:
-        return False
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            if _unescape(line.split()[4]) == target:
-                return True
-    return False
+    from skiff import mountinfo
+
+    return mountinfo.is_mount_point(path)
 
 
 def _lower_names(layer_dirs: list[Path]) -> tuple[Path | None, list[str]]:
@@ -93,7 +87,7 @@ def _lower_names(layer_dirs: list[Path]) -> tuple[Path | None, list[str]]:
         root = roots.pop()
         links = [_short_link(layer) for layer in layer_dirs]
         if all(links):
-            return root, [f"{LINK_DIR}/{link}" for link in links]  # type: ignore[misc]
+            return root, [f"{LINK_DIR}/{link}" for link in links]
     return None, [str(layer) for layer in layer_dirs]
 
 
@@ -118,10 +112,3 @@ def _short_link(layer_dir: Path) -> str | None:
 def _escape(path: str) -> str:
     # overlayfs splits lowerdir on ':' and the option string on ','; both escape with '\'.
     return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
-
-
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as octal.
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        field = field.replace(code, char)
-    return field

@@ -88,15 +88,10 @@ def _temp_writer(name: str) -> int | None:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the writer may still be writing (a name holds its pid only, not its start time)."""
+    from skiff import proc
+
+    return pid == os.getpid() or not proc.gone(pid)
 
 
 def problem_of(exc: BaseException) -> str:

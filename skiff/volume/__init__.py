@@ -10,7 +10,7 @@ Names are resolved lazily, so ``import skiff.volume`` costs nothing on the ``ski
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Volume": "skiff.volume.store",
@@ -31,6 +31,14 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # the real types for checkers; at run time __getattr__ imports them on first use
+    from skiff.volume.copyup import copy_up
+    from skiff.volume.driver import reconcile
+    from skiff.volume.plan import MountPlan, PlannedMount, plan_mounts, release_records
+    from skiff.volume.spec import (MountSpec, parse_mount, parse_run_mounts, parse_tmpfs, parse_volume,
+                                   parse_volumes_from)
+    from skiff.volume.store import ANONYMOUS_LABEL, Volume, VolumeStore
 
 
 def __getattr__(name: str) -> Any:

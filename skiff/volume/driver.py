@@ -16,12 +16,15 @@ import errno
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from skiff import linux
+from skiff import linux, proc
 from skiff.errors import SyscallError, VolumeError
 from skiff.paths import Paths
 from skiff.store import read_json, write_json
+
+if TYPE_CHECKING:
+    from skiff.volume.store import Volume
 
 # mount(8) option words that are flags, not filesystem data.
 _FLAGS = {
@@ -46,18 +49,9 @@ def _read_users(paths: Paths, name: str) -> list[dict[str, Any]]:
     return list(read_json(_users_file(paths, name), default={}).get("Users", []))
 
 
-def _process_start(pid: int) -> str:
-    """The kernel's start time of ``pid``: a pid number alone may be reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def _this_process() -> dict[str, Any]:
     pid = os.getpid()
-    return {"Pid": pid, "Start": _process_start(pid)}
+    return {"Pid": pid, "Start": str(proc.start_time(pid))}  # a string, as records have always held it
 
 
 def split_options(o: str) -> tuple[int, str]:
@@ -71,7 +65,7 @@ def split_options(o: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-def acquire(paths: Paths, volume: "Volume", user: str) -> None:  # noqa: F821 (Volume: skiff.volume.store)
+def acquire(paths: Paths, volume: Volume, user: str) -> None:
     """Count ``user`` in; the first user mounts. Call under the volume store's lock."""
     users = _read_users(paths, volume.name)
     if any(u["Id"] == user for u in users):
@@ -87,7 +81,7 @@ def acquire(paths: Paths, volume: "Volume", user: str) -> None:  # noqa: F821 (V
         raise
 
 
-def release(paths: Paths, volume: "Volume", user: str) -> None:  # noqa: F821
+def release(paths: Paths, volume: Volume, user: str) -> None:
     """Count ``user`` out; the last user unmounts. Call under the volume store's lock."""
     users = _read_users(paths, volume.name)
     remaining = [u for u in users if u["Id"] != user]
@@ -109,7 +103,7 @@ def _write_users(paths: Paths, name: str, users: list[dict[str, Any]]) -> None:
             pass
 
 
-def _mount(volume: "Volume") -> None:  # noqa: F821
+def _mount(volume: Volume) -> None:
     fstype = volume.options.get("type", "")
     device = volume.options.get("device", "")
     flags, data = split_options(volume.options.get("o", ""))
@@ -154,8 +148,8 @@ def _alive(user: dict[str, Any], live: set[str]) -> bool:
     (it may not have recorded the container as running yet)."""
     if user.get("Id") in live:
         return True
-    start = user.get("Start")
-    return bool(start) and _process_start(int(user.get("Pid", 0))) == start
+    start = str(user.get("Start") or "")
+    return start.isdigit() and proc.alive(int(user.get("Pid", 0)), int(start))
 
 
 def reconcile(paths: Paths, live_ids: Iterable[str]) -> list[str]:

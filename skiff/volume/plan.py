@@ -99,9 +99,6 @@ class MountPlan:
             return "rslave"
         return None
 
-    def volume_names(self) -> list[str]:
-        return [m.name for m in self.mounts if m.spec.type == "volume"]
-
     def anonymous_volumes(self) -> list[str]:
         """Volumes created for this container alone (not those shared by --volumes-from)."""
         return [m.name for m in self.mounts if m.anonymous and not m.inherited]
@@ -130,18 +127,18 @@ class MountPlan:
                         emit_volume_event(self.store.paths, "create", volume)
             except BaseException:
                 for volume in made:
-                    self.store._remove_locked(volume)
+                    self.store.remove_locked(volume)
                 raise
 
     def _find_or_create(self, m: PlannedMount) -> tuple[Volume, bool]:
         """The volume ``m`` names, made if missing (call under the store's lock); True if made now."""
-        volume = self.store._load(m.name)
+        volume = self.store.find(m.name)
         if volume is not None:
             return volume, False
         if m.inherited:
             raise VolumeError(f"No such volume: {m.name} (used by the container named in --volumes-from)")
         spec = m.spec
-        return self.store._create_locked(m.name, dict(spec.volume_labels), spec.volume_driver or LOCAL_DRIVER,
+        return self.store.create_locked(m.name, dict(spec.volume_labels), spec.volume_driver or LOCAL_DRIVER,
                                          dict(spec.volume_options), m.anonymous), True
 
     def prepare(self, rootfs: Path | str, container_id: str | None = None) -> None:
@@ -210,7 +207,7 @@ def release_records(store: VolumeStore, records: Iterable[dict[str, Any]], conta
     names = [r["Name"] for r in records if r.get("Type") == "volume" and r.get("Name")]
     with store.lock():
         for name in names:
-            volume = store._load(name)
+            volume = store.find(name)
             if volume is not None and volume.needs_mount:
                 driver.release(store.paths, volume, container_id)
     if not remove_anonymous:
@@ -258,7 +255,7 @@ def _from_record(store: VolumeStore, record: dict[str, Any], read_only: bool) ->
         name = record["Name"]
         spec = MountSpec(type="volume", target=target, source=name, read_only=not rw, copy=False,
                          mode=record.get("Mode", ""))
-        volume = store._load(name)
+        volume = store.find(name)
         return PlannedMount(spec, name=name, anonymous=bool(volume and volume.anonymous), inherited=True,
                             host_path=str(store.root / name / "_data"))
     if kind == "bind" and record.get("Source"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Literal, Sequence
 
 from skiff.errors import VolumeError
 
@@ -323,19 +323,14 @@ def _tmpfs_size(value: str) -> int:
         raise VolumeError(f"invalid tmpfs size: '{value}' (use bytes or a k, m, g suffix, such as 64m)") from None
 
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$|^(\d+)\s*b$", re.IGNORECASE)
-
-
 def parse_size(value: str) -> int:
-    """go-units RAMInBytes: ``64m``, ``1.5g``, ``512k``, ``100`` (binary units)."""
-    match = _SIZE.match(value.strip())
-    if not match:
-        raise VolumeError(f"invalid size: '{value}'")
-    if match.group(3):
-        return int(match.group(3))
-    number, unit = float(match.group(1)), match.group(2).lower()
-    size = int(number * _UNITS[unit])
+    """go-units RAMInBytes: ``64m``, ``1.5g``, ``512k``, ``100`` (binary units); more than 0."""
+    from skiff.units import ram_in_bytes
+
+    try:
+        size = ram_in_bytes(value.strip())
+    except ValueError:
+        size = 0
     if size <= 0:
         raise VolumeError(f"invalid size: '{value}'")
     return size
@@ -351,8 +346,8 @@ def parse_volumes_from(raw: str) -> tuple[str, bool]:
     return ref, mode == "ro"
 
 
-def parse_run_mounts(volumes: list[str] | tuple[str, ...] = (), mounts: list[str] | tuple[str, ...] = (),
-                     tmpfs: list[str] | tuple[str, ...] = ()) -> list[MountSpec]:
+def parse_run_mounts(volumes: Sequence[str] = (), mounts: Sequence[str] = (),
+                     tmpfs: Sequence[str] = ()) -> list[MountSpec]:
     """Every mount flag of ``skiff run``, validated; two mounts on one target are refused."""
     specs = ([parse_volume(v) for v in volumes] + [parse_mount(m) for m in mounts]
              + [parse_tmpfs(t) for t in tmpfs])

@@ -9,6 +9,7 @@ leaves it stale). Only the ``local`` driver exists, with Docker's options
 
 from __future__ import annotations
 
+import builtins  # VolumeStore.list hides the builtin in the class's annotations
 import contextlib
 import os
 from pathlib import Path
@@ -109,7 +110,8 @@ class VolumeStore:
         return FileLock(self.root / ".lock")
 
     # --- lookups ----------------------------------------------------------
-    def _load(self, name: str) -> Volume | None:
+    def find(self, name: str) -> Volume | None:
+        """The volume named ``name``, or None if there is none (a bad name is none)."""
         if not _safe_name(name):
             return None
         path = self.root / name
@@ -123,13 +125,13 @@ class VolumeStore:
                       created_at=meta.get("CreatedAt", ""), anonymous=bool(meta.get("Anonymous")))
 
     def get(self, name: str) -> Volume:
-        volume = self._load(name)
+        volume = self.find(name)
         if volume is None:
             raise VolumeNotFound(f"No such volume: {name}")
         return volume
 
     def exists(self, name: str) -> bool:
-        return self._load(name) is not None
+        return self.find(name) is not None
 
     def list(self) -> list[Volume]:
         try:
@@ -141,7 +143,7 @@ class VolumeStore:
             if name.startswith("."):
                 continue
             try:
-                volume = self._load(name)
+                volume = self.find(name)
             except StateError as exc:  # one broken record must not hide the other volumes
                 warn_broken(self.root / name / _META, problem_of(exc),
                             f"remove it with 'skiff volume rm {name}'")
@@ -163,13 +165,14 @@ class VolumeStore:
             check_volume_name(name)
         validate_options(driver, options)
         with self.lock():
-            volume = self._create_locked(name or random_name(), labels, driver, options, anonymous)
+            volume = self.create_locked(name or random_name(), labels, driver, options, anonymous)
         emit_volume_event(self.paths, "create", volume)  # as Docker, for a volume that already existed too
         return volume
 
-    def _create_locked(self, name: str, labels: dict[str, str], driver: str, options: dict[str, str],
+    def create_locked(self, name: str, labels: dict[str, str], driver: str, options: dict[str, str],
                        anonymous: bool) -> Volume:
-        existing = self._load(name)
+        """``create`` for a caller that holds ``lock()`` already (a container's mounts, made together)."""
+        existing = self.find(name)
         if existing is not None:
             if existing.driver != driver:
                 raise VolumeError(f"create {name}: volume name already exists with a different driver "
@@ -211,7 +214,7 @@ class VolumeStore:
 
         with self.lock():
             try:
-                volume = self._load(name)
+                volume = self.find(name)
             except StateError:  # a broken record: removable all the same, its data with it
                 volume = Volume(name=name, path=self.root / name, driver=LOCAL_DRIVER, labels={}, options={},
                                 created_at="", anonymous=False)
@@ -222,11 +225,11 @@ class VolumeStore:
             holders = sorted(set(users) | set(volume_driver.mount_users(self.paths, name)))
             if holders:
                 raise VolumeInUse(f"remove {name}: volume is in use - [{', '.join(holders)}]")
-            self._remove_locked(volume)
+            self.remove_locked(volume)
             return True
 
-    def _remove_locked(self, volume: Volume) -> None:
-        """Take the volume out of sight with one rename, then delete it."""
+    def remove_locked(self, volume: Volume) -> None:
+        """Take the volume out of sight with one rename, then delete it (the caller holds ``lock()``)."""
         _refuse_mounted(volume)
         trash = self.root / f".trash-{volume.name}-{os.getpid()}"
         os.rename(volume.path, trash)
@@ -234,8 +237,9 @@ class VolumeStore:
         _remove_tree(trash)
         emit_volume_event(self.paths, "destroy", volume)
 
-    def prune(self, users: dict[str, list[str]], all: bool = False,
-              labels: Iterable[str] = (), include: Callable[[Volume], bool] | None = None) -> tuple[list[str], int]:
+    def prune(self, users: dict[str, builtins.list[str]], all: bool = False,
+              labels: Iterable[str] = (),
+              include: Callable[[Volume], bool] | None = None) -> tuple[builtins.list[str], int]:
         """Remove unused anonymous volumes (all unused ones with ``all``) that ``include`` accepts;
         return names and bytes freed."""
         from skiff.volume import driver as volume_driver
@@ -251,34 +255,33 @@ class VolumeStore:
                 if include is not None and not include(volume):
                     continue
                 size = disk_usage(volume.data) if not volume.needs_mount else 0
-                self._remove_locked(volume)
+                self.remove_locked(volume)
                 removed.append(volume.name)
                 freed += size
         return removed, freed
 
-    def remove_anonymous(self, names: Iterable[str], users: dict[str, list[str]] | None = None) -> list[str]:
+    def remove_anonymous(self, names: Iterable[str],
+                         users: dict[str, builtins.list[str]] | None = None) -> builtins.list[str]:
         """Remove those of ``names`` that are anonymous and unused: ``run --rm`` and ``rm -v``."""
         from skiff.volume import driver as volume_driver
 
         removed = []
         with self.lock():
             for name in names:
-                volume = self._load(name)
+                volume = self.find(name)
                 if volume is None or not volume.anonymous:
                     continue
                 if (users or {}).get(name) or volume_driver.mount_users(self.paths, name):
                     continue
-                self._remove_locked(volume)
+                self.remove_locked(volume)
                 removed.append(name)
         return removed
 
 
 def emit_volume_event(paths: Paths, action: str, volume: Volume) -> None:
-    """A volume event in the engine's events log (``skiff events``); none for an engine-less install."""
-    try:
-        from skiff.engine.events import emit
-    except ImportError:
-        return
+    """A volume event in the root's events log (``skiff events``)."""
+    from skiff.events import emit
+
     emit(paths, "volume", action, volume.name, {"driver": volume.driver})
 
 
@@ -308,14 +311,9 @@ def disk_usage(path: Path) -> int:
 
 
 def _mounts_under(path: Path) -> list[str]:
-    prefix = str(path).rstrip("/") + "/"
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == str(path) or point.startswith(prefix):
-                found.append(point)
-    return found
+    from skiff import mountinfo
+
+    return [mount.mount_point for mount in mountinfo.under(path)]
 
 
 def _refuse_mounted(volume: Volume) -> None:

@@ -17,6 +17,8 @@ import pytest
 
 import skiff.cgroups as cgroups
 from skiff.cgroups.resources import DEFAULT_DEVICE_RULES
+from skiff.engine.resources import resources_from_flags
+from skiff.engine.stats import cpu_percent
 from skiff.errors import CgroupError
 
 from .conftest import RealCgroups
@@ -73,7 +75,7 @@ def test_pids_limit_makes_fork_fail_past_it(real: RealCgroups) -> None:
 
 def test_half_a_cpu_gets_40_to_60_percent(real: RealCgroups) -> None:
     cg = real.open()
-    cg.create(cgroups.resources_from_flags(cpus="0.5"))
+    cg.create(resources_from_flags(cpus="0.5"))
     proc = real.child("import time\nend = time.monotonic() + 4.5\nwhile time.monotonic() < end:\n    pass\n")
     cg.add(proc.pid)
     real.release(proc)
@@ -81,7 +83,7 @@ def test_half_a_cpu_gets_40_to_60_percent(real: RealCgroups) -> None:
     first = cg.stats()
     time.sleep(3)
     second = cg.stats()
-    share = cgroups.cpu_percent(first, second)
+    share = cpu_percent(first, second)
     print(f"cpu share under --cpus 0.5: {share:.1f}%")
     assert 40 <= share <= 60, f"a busy loop limited to 0.5 CPU used {share:.1f}% of one CPU"
 

@@ -16,7 +16,7 @@ import pytest
 
 import skiff.cgroups as cgroups
 from skiff.cgroups.detect import memory_features
-from skiff.cgroups.flags import discard_unsupported
+from skiff.engine.resources import discard_unsupported, resources_from_flags
 from skiff.engine.options import RunOptions
 from skiff.engine.plan import RunPlan
 from skiff.errors import InvalidArgument
@@ -38,9 +38,9 @@ def v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
 
 
 def test_flags_become_oci_memory_fields() -> None:
-    resources = cgroups.resources_from_flags(memory="64m", memory_swappiness="0", oom_kill_disable=True)
+    resources = resources_from_flags(memory="64m", memory_swappiness="0", oom_kill_disable=True)
     assert resources["memory"] == {"limit": 64 << 20, "swap": 128 << 20, "swappiness": 0, "disableOOMKiller": True}
-    assert "memory" not in cgroups.resources_from_flags(memory_swappiness="-1")   # Docker's "not set"
+    assert "memory" not in resources_from_flags(memory_swappiness="-1")   # Docker's "not set"
 
 
 @pytest.mark.parametrize("value, message", [
@@ -50,16 +50,16 @@ def test_flags_become_oci_memory_fields() -> None:
 ])
 def test_bad_swappiness(value: str, message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
-        cgroups.resources_from_flags(memory_swappiness=value)
+        resources_from_flags(memory_swappiness=value)
     assert str(info.value) == message
 
 
 def test_v2_has_neither_and_both_are_discarded_with_dockers_warnings(v2: FakeKernel) -> None:
     assert memory_features(str(v2.root)) == (False, False)
-    resources = cgroups.resources_from_flags(memory="64m", memory_swappiness="10", oom_kill_disable=True)
+    resources = resources_from_flags(memory="64m", memory_swappiness="10", oom_kill_disable=True)
     assert discard_unsupported(resources, str(v2.root)) == [SWAPPINESS_WARNING, OOM_WARNING]
     assert resources["memory"] == {"limit": 64 << 20, "swap": 128 << 20}
-    alone = cgroups.resources_from_flags(memory_swappiness="10")
+    alone = resources_from_flags(memory_swappiness="10")
     assert discard_unsupported(alone, str(v2.root)) == [SWAPPINESS_WARNING]
     assert "memory" not in alone   # nothing left to ask of the memory controller
     cg = cgroups.open("/skiff/c1", root=v2.root)
@@ -73,14 +73,14 @@ def test_v1_memory_controller_keeps_them(tmp_path: Path, monkeypatch: pytest.Mon
     root = fake_v1(tmp_path / "cgroup", ["memory", "pids"], monkeypatch)
     (root / "memory" / "memory.swappiness").write_text("60\n")
     (root / "memory" / "memory.oom_control").write_text("oom_kill_disable 0\n")
-    resources = cgroups.resources_from_flags(memory_swappiness="10", oom_kill_disable=True)
+    resources = resources_from_flags(memory_swappiness="10", oom_kill_disable=True)
     assert discard_unsupported(resources, str(root)) == [NO_LIMIT_WARNING]
     assert resources["memory"] == {"swappiness": 10, "disableOOMKiller": True}
 
 
 def test_v1_without_the_files_discards_as_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = fake_v1(tmp_path / "cgroup", ["memory", "pids"], monkeypatch)
-    resources = cgroups.resources_from_flags(memory="64m", memory_swappiness="10", oom_kill_disable=True)
+    resources = resources_from_flags(memory="64m", memory_swappiness="10", oom_kill_disable=True)
     assert discard_unsupported(resources, str(root)) == [SWAPPINESS_WARNING, OOM_WARNING]
 
 

@@ -12,6 +12,7 @@ import pytest
 import skiff.cgroups as cgroups
 from skiff.cgroups import fs
 from skiff.cgroups.v2 import V2Cgroup, blkio_to_io_weight, shares_to_weight
+from skiff.engine.resources import resources_from_flags
 from skiff.errors import CgroupError, DeviceFilterError
 
 from .fake_cgroupfs import FakeKernel, installed_fake_v2
@@ -32,7 +33,7 @@ def test_fake_tree_is_detected_as_v2(kernel: FakeKernel) -> None:
 
 def test_create_enables_controllers_and_writes_every_limit(kernel: FakeKernel) -> None:
     cg = cgroups.open("/skiff/c1", root=kernel.root)
-    devices = cgroups.resources_from_flags()["devices"]
+    devices = resources_from_flags()["devices"]
     cg.create({
         "memory": {"limit": 64 * MiB, "swap": 96 * MiB, "reservation": 32 * MiB},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},

@@ -179,7 +179,7 @@ def test_follow_until_a_time_to_come_stops_there(skiff: Skiff) -> None:
 
 
 def _write_many(root: str, count: int) -> None:
-    from skiff.engine import events as log
+    from skiff import events as log
     from skiff.paths import Paths
 
     paths = Paths(Path(root), Path(root) / "run")
@@ -188,7 +188,7 @@ def _write_many(root: str, count: int) -> None:
 
 
 def test_concurrent_writers_never_interleave_and_rotation_bounds_the_log(tmp_path: Path, monkeypatch) -> None:
-    from skiff.engine import events as log
+    from skiff import events as log
     from skiff.paths import Paths
 
     paths = Paths(tmp_path, tmp_path / "run")

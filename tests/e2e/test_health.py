@@ -1,6 +1,6 @@
 """Health checks end to end, as Docker 20.10 runs them: real containers, short intervals.
 
-The checks run in each container's monitor (a probe process per check, ``skiff.monitor.health``);
+The checks run in each container's monitor (a probe process per check, ``skiff.engine.monitor.health``);
 the tests look at ``State.Health`` and ``ps`` as a user does, and at the processes the kernel
 shows: no probe and no test command may outlive its timeout, its container, or ``rm``.
 """
@@ -50,7 +50,7 @@ def processes(*words: bytes) -> list[int]:
 
 
 def probes(skiff: Skiff) -> list[int]:
-    return processes(b"skiff.monitor.health", str(skiff.root).encode())
+    return processes(b"skiff.engine.monitor.health", str(skiff.root).encode())
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,9 @@ def store(tmp_path: Path) -> ImageStore:
 
 
 @pytest.fixture
-def no_containers(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """Stand in for the engine's container records: image id -> container ids."""
-    users: dict[str, list[str]] = {}
-    fake = types.ModuleType("skiff.engine.containers")
-    fake.image_users = lambda paths: users  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "skiff.engine.containers", fake)
-    return users
+def no_containers() -> dict[str, list[str]]:
+    """What the engine's container records would say: image id -> container ids (the store asks its caller)."""
+    return {}
 
 
 def test_import_busybox_then_inspect(store: ImageStore, busybox_tar: Path) -> None:
@@ -74,7 +69,7 @@ def test_tag_and_untag(store: ImageStore, no_containers: dict[str, list[str]]) -
     store.tag("one:1", "localhost:5000/two")
     image = store.get("localhost:5000/two:latest")
     assert image.repo_tags == ["localhost:5000/two:latest", "one:1"]
-    assert store.remove("one:1") == ["Untagged: one:1"]
+    assert store.remove("one:1", no_containers) == ["Untagged: one:1"]
     assert store.get("localhost:5000/two").repo_tags == ["localhost:5000/two:latest"]
     with pytest.raises(ImageNotFound):
         store.tag("nothing", "x")
@@ -85,11 +80,11 @@ def test_rmi_keeps_shared_layers(store: ImageStore, no_containers: dict[str, lis
     store.load(io.BytesIO(L.docker_archive([([base], ["small:1"]), ([base, top], ["big:1"])])))
     small, big = store.get("small:1"), store.get("big:1")
     assert small.layer_dirs[0] == big.layer_dirs[0]
-    assert store.remove("big:1") == ["Untagged: big:1", f"Deleted: {big.id}"]
+    assert store.remove("big:1", no_containers) == ["Untagged: big:1", f"Deleted: {big.id}"]
     assert not big.layer_dirs[1].exists() and small.layer_dirs[0].is_dir()
     assert not store.blob_path(big.id).exists() and store.blob_path(small.id).exists()
     assert [img.id for img in store.list()] == [small.id]
-    store.remove("small:1")
+    store.remove("small:1", no_containers)
     assert store.list() == []
     assert [p.name for p in store.layers_root.iterdir() if p.name != "l"] == []
     assert list((store.layers_root / "l").iterdir()) == []
@@ -102,20 +97,20 @@ def test_rmi_conflicts(store: ImageStore, no_containers: dict[str, list[str]]) -
     short = image.id[7:19]
     with pytest.raises(ImageInUse, match=f"^conflict: unable to delete {short} \\(must be forced\\) - image is "
                                          f"referenced in multiple repositories$"):
-        store.remove(short)
-    store.remove("other:1")
+        store.remove(short, no_containers)
+    store.remove("other:1", no_containers)
     container = "c" * 64
     no_containers[image.id] = [container]
     with pytest.raises(ImageInUse) as info:
-        store.remove("busybox:latest")
+        store.remove("busybox:latest", no_containers)
     assert str(info.value) == (f'conflict: unable to remove repository reference "busybox:latest" (must force) '
                                f"- container {'c' * 12} is using its referenced image {short}")
     assert info.value.exit_code == 1
     # Forced: the name goes, the image and its layers stay for the container.
-    assert store.remove("busybox:latest", force=True) == ["Untagged: busybox:latest"]
+    assert store.remove("busybox:latest", no_containers, force=True) == ["Untagged: busybox:latest"]
     assert store.get(image.id).layer_dirs[0].is_dir()
     no_containers.clear()
-    assert store.remove(image.id) == [f"Deleted: {image.id}"]
+    assert store.remove(image.id, no_containers) == [f"Deleted: {image.id}"]
 
 
 def test_concurrent_imports_keep_the_index_consistent(tmp_path: Path, busybox_tar: Path,

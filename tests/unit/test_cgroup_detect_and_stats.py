@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from skiff.cgroups import Stats, cpu_percent
+from skiff.cgroups import Stats
 from skiff.cgroups.detect import setup_from_mountinfo
 from skiff.cgroups.stats import blkio_v1_bytes, io_stat_bytes
 from skiff.cli.stats import bytes_size, format_stats, human_size
-from skiff.engine.stats import StatsRow
+from skiff.engine.stats import StatsRow, cpu_percent
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -6,8 +6,9 @@ import resource
 
 import pytest
 
-from skiff.cgroups import resources_from_flags, rlimits_from_ulimits
-from skiff.cgroups.flags import host_cpu_count, ram_in_bytes
+from skiff.engine.resources import host_cpu_count, resources_from_flags
+from skiff.engine.ulimits import rlimits_from_ulimits
+from skiff.units import ram_in_bytes
 from skiff.errors import CgroupError, InvalidArgument
 
 MiB = 1 << 20
@@ -133,7 +134,7 @@ def test_bad_ulimits(value: str, message: str) -> None:
 
 
 def test_raising_a_hard_limit_without_cap_sys_resource_is_a_clear_error() -> None:
-    from skiff.cgroups.ulimits import CAP_SYS_RESOURCE, _has_capability
+    from skiff.engine.ulimits import CAP_SYS_RESOURCE, _has_capability
 
     if _has_capability(CAP_SYS_RESOURCE):
         pytest.skip("this host grants CAP_SYS_RESOURCE: raising a hard limit is allowed")

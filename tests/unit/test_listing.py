@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from skiff.cli.container import size_text
+from skiff.cli.ps import size_text
 from skiff.engine.logs import tail_lines
 from skiff.engine.filters import FilterArgs, image_list_filter
 from skiff.engine.top import parse_ps_output

@@ -23,4 +23,16 @@ container dir; a foreground ``run -t`` is ``run -d`` plus attach, as in Docker.
 The monitor's pid and start time are in the record (``MonitorPid``,
 ``MonitorStart``); a command that finds the monitor gone finishes the container
 itself (``Engine.reconcile``).
+
+Where it lives: under the engine, as the engine's per-container process, with
+imports one way. The monitor uses the engine's lower modules only
+(``containers`` for the record, ``state`` for every change of its State,
+``teardown`` to let go, ``events``, ``health``), never ``engine/engine.py``:
+``Engine`` starts monitors, monitors do not call back into ``Engine``
+(tests/unit/test_import_graph.py keeps both rules). Its phases are separate
+programs with their own import budget: ``idle.py`` is run by path and imports
+nothing of skiff; ``after`` and ``health`` are started by module name. A monitor
+started by an older skiff that named ``skiff.monitor.after`` fails to exec it
+when its container ends; the next skiff command then finds the monitor gone and
+records the exit itself (``Engine.reconcile``), as after any monitor crash.
 """

@@ -1,4 +1,5 @@
-"""Docker's ``--ulimit name=soft[:hard]`` as OCI ``process.rlimits`` entries."""
+"""Docker's ``--ulimit name=soft[:hard]`` as OCI ``process.rlimits`` entries (rlimits are the
+process's, not the cgroup's: the runtime sets them in the container's init)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from skiff.errors import CgroupError, InvalidArgument
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 RLIM_INFINITY = (1 << 64) - 1
@@ -50,7 +52,7 @@ def _number(text: str, whole: str) -> int:
     return value
 
 
-def rlimits_from_ulimits(ulimits: list[str]) -> list[dict[str, Any]]:
+def rlimits_from_ulimits(ulimits: Iterable[str]) -> list[dict[str, Any]]:
     """OCI rlimits for Docker's ``--ulimit`` values; a later one for the same name wins.
 
     The container's init inherits skiff's limits and may only lower a hard limit

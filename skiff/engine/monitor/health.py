@@ -1,7 +1,7 @@
 """One health-check probe of a running container: exec the test in it, record the result.
 
 Started by the idle monitor (``idle.HealthTimer``) as ``skiff.pychild.module_argv
-("skiff.monitor.health")`` plus ``ROOT RUN_ROOT ID INIT_PID``, once per interval,
+("skiff.engine.monitor.health")`` plus ``ROOT RUN_ROOT ID INIT_PID``, once per interval,
 so that the idle loop itself imports nothing of skiff and stays small. The test
 runs as ``skiff exec`` runs a command: through the runtime core, joining the
 container's namespaces and cgroup with its process settings (user, working
@@ -27,6 +27,7 @@ from typing import Any
 
 from skiff.engine import containers as records
 from skiff.engine import health
+from skiff.engine.state import State, Status
 from skiff.errors import ContainerNotFound, SkiffError
 from skiff.paths import Paths
 
@@ -89,9 +90,9 @@ def record(container: records.Container, init_pid: int, result: dict[str, Any], 
         health.health_status_changed(container, changed)
 
 
-def _current(state: dict[str, Any], init_pid: int) -> bool:
+def _current(state: State, init_pid: int) -> bool:
     """Running, and the same run: a paused container is not probed (its test would only freeze)."""
-    return state.get("Status") == "running" and int(state.get("Pid") or 0) == init_pid
+    return state.status == Status.RUNNING and state.pid == init_pid
 
 
 def run_test(paths: Paths, container: records.Container, command: list[str],

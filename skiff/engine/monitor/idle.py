@@ -2,7 +2,7 @@
 
 Run as ``python -I -S idle.py ARGS``, importing only the standard library, so
 an idle monitor stays small. When the container's init has been reaped and its
-output drained, it execs the command that ends its arguments (``skiff.monitor.after``,
+output drained, it execs the command that ends its arguments (``skiff.engine.monitor.after``,
 started as ``skiff.pychild`` says) to record the exit.
 
 Log format: Docker's json-file driver, one JSON object per line,
@@ -19,7 +19,7 @@ the wrapper module would cost the idle monitor a megabyte.
 
 Health checks: with a test configured, the loop's poll timeout is also the timer
 of the container's health checks (``HealthTimer``): ``interval`` after the start,
-and after each probe has ended, it spawns one probe process (``skiff.monitor.health``,
+and after each probe has ended, it spawns one probe process (``skiff.engine.monitor.health``,
 which execs the test in the container and records the result), watches it through
 a pidfd and reaps it. No thread, and nothing of skiff in this process.
 """
@@ -167,7 +167,7 @@ class Log:
 
 
 def read_report(fd: int, helper_pid: int) -> tuple[int, str]:
-    """The helper's one line: ``ok PID MONITOR`` or ``error MONITOR CODE MESSAGE``; (-125, message) if it died silently.
+    """The helper's one line: ``ok PID MONITOR`` or ``error MONITOR CODE TYPE MESSAGE``; (-125, message) if it died silently.
 
     The wait ends when the helper has exited, not only at end of file: an init it
     forked before it was killed holds a copy of the pipe until someone kills it.
@@ -190,11 +190,11 @@ def read_report(fd: int, helper_pid: int) -> tuple[int, str]:
         data += chunk
     os.close(pidfd)
     os.close(fd)
-    words = data.decode(errors="replace").strip().split(" ", 3)
+    words = data.decode(errors="replace").strip().split(" ", 4)
     if len(words) >= 2 and words[0] == "ok":
         return int(words[1]), ""
     if len(words) >= 3 and words[0] == "error":
-        return -int(words[2]), words[3] if len(words) > 3 else "container failed to start"
+        return -int(words[2]), words[4] if len(words) > 4 else "container failed to start"
     return -125, "the container's helper process died before reporting"
 
 
@@ -303,19 +303,19 @@ class HealthTimer:
     """
 
     GRACE_SECONDS = 5.0
+    poller: "select.poll"  # the loop's, set by start: only a started timer spawns probes
 
     def __init__(self, interval_ns: int, timeout_ns: int, argv: list[str]) -> None:
         self.argv = argv  # empty: the container has no health check
         self.interval = interval_ns / 1e9
         self.limit = timeout_ns / 1e9 + self.GRACE_SECONDS
-        self.poller = None
-        self.due = None       # monotonic time of the next probe
+        self.due: "float | None" = None  # monotonic time of the next probe
         self.probe = 0        # pid of the probe running now
         self.pidfd = -1
         self.kill_at = 0.0
         self.init_pid = 0
 
-    def start(self, poller, init_pid: int) -> None:  # noqa: ANN001 - select.poll
+    def start(self, poller: "select.poll", init_pid: int) -> None:
         if self.argv:
             self.poller = poller
             self.init_pid = init_pid
@@ -401,7 +401,8 @@ class HealthTimer:
 def give_back_startup_pages() -> bool:
     """The loop has gone quiet: give back the pages only its start needed (trim.py)."""
     try:
-        from trim import release_startup_pages  # beside this file, first on the loop's sys.path
+        # beside this file, first on the loop's sys.path (as a top-level module only there)
+        from trim import release_startup_pages  # type: ignore[import-not-found]
     except ImportError:
         return True
     release_startup_pages()
@@ -420,17 +421,17 @@ def reap_others() -> None:
 
 
 def main(argv: list[str]) -> None:
-    (root, run_root, cid, log_path, max_size, max_file, out_fd, err_fd, report_fd,
-     helper_pid, stdin_fd, console_fd, listen_fd, attach_path, expect_attach,
+    (root, run_root, cid, log_path, max_size, max_file, out_arg, err_arg, report_arg,
+     helper_arg, stdin_arg, console_arg, listen_arg, attach_path, expect_attach,
      health_interval, health_timeout, health_code), after = argv[:18], argv[18:]
-    out_fd, err_fd, report_fd, helper_pid = int(out_fd), int(err_fd), int(report_fd), int(helper_pid)
-    console_fd = int(console_fd)
+    out_fd, err_fd, report_fd, helper_pid = int(out_arg), int(err_arg), int(report_arg), int(helper_arg)
+    console_fd = int(console_arg)
     close_on_exec_all()
     probe_argv = [after[0], "-I", "-S", "-c", health_code, root, run_root, cid] if health_code else []
     checks = HealthTimer(int(health_interval), int(health_timeout), probe_argv)
     streams = {console_fd: "stdout"} if console_fd >= 0 else {out_fd: "stdout", err_fd: "stderr"}
     streams.pop(-1, None)
-    hub = Hub(int(listen_fd), console_fd if console_fd >= 0 else int(stdin_fd), console_fd >= 0,
+    hub = Hub(int(listen_arg), console_fd if console_fd >= 0 else int(stdin_arg), console_fd >= 0,
               expect_attach == "1")
     log = Log(log_path, int(max_size), int(max_file))
     init_pid, error = read_report(report_fd, helper_pid)
@@ -517,9 +518,9 @@ class Hub:
         self.replay = bytearray() if expect_attach else None
         self.clients: dict[int, tuple[bytearray, bytearray]] = {}  # fd -> (input, pending output)
         self.stdin_pending = bytearray()
-        self.poller = None
+        self.poller: "select.poll | None" = None
 
-    def register(self, poller) -> None:  # noqa: ANN001 - select.poll
+    def register(self, poller: "select.poll") -> None:
         self.poller = poller
         if self.listen is not None:
             poller.register(self.listen.fileno(), select.POLLIN)
@@ -534,8 +535,10 @@ class Hub:
                 self._receive(fd)
 
     def _accept(self) -> None:
+        if self.listen is None:
+            return
         try:
-            fd, _ = self.listen._accept()
+            fd, _ = self.listen._accept()  # type: ignore[attr-defined]  # the C accept: a bare fd
         except OSError:
             return
         os.set_blocking(fd, False)
@@ -621,8 +624,9 @@ class Hub:
     def _drop(self, fd: int) -> None:
         self.clients.pop(fd, None)
         try:
-            self.poller.unregister(fd)
-        except (KeyError, AttributeError):
+            if self.poller is not None:
+                self.poller.unregister(fd)
+        except KeyError:
             pass
         os.close(fd)
 

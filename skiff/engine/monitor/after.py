@@ -1,6 +1,6 @@
 """The monitor once its container has ended: record the exit, then restart or release.
 
-Exec'd as ``skiff.pychild.module_argv("skiff.monitor.after")`` plus ``ROOT RUN_ROOT
+Exec'd as ``skiff.pychild.module_argv("skiff.engine.monitor.after")`` plus ``ROOT RUN_ROOT
 ID STATUS STARTED ERROR`` by the idle loop (same process, same pid: the record's
 MonitorPid stays true).
 
@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from skiff.engine import containers as records
-from skiff.engine import events
+from skiff.engine.state import State
+from skiff.engine import events, teardown
 from skiff.errors import ContainerNotFound, SkiffError
 from skiff.paths import Paths
 
@@ -47,8 +48,6 @@ def next_delay_ms(previous_ms: int, ran_seconds: float) -> int:
 
 
 def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> None:
-    from skiff.engine import health
-    from skiff.timestamps import now as now_rfc3339
     from skiff.runtime import Runtime
 
     runtime = Runtime(paths.runtime_state)
@@ -63,16 +62,12 @@ def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> No
             state = c.state
             ran = time.time() - _started(state)
             restart = started and should_restart(c.data["HostConfig"].get("RestartPolicy", {}), status,
-                                                 int(c.data.get("RestartCount", 0)), bool(state.get("ManualStop")))
-            state.update(ExitCode=status, OOMKilled=oom, Pid=0, FinishedAt=now_rfc3339(), Error=error)
-            health.on_stop(state)
+                                                 int(c.data.get("RestartCount", 0)), state.manual_stop)
+            # this monitor stays named until ``release`` is done (see Engine.reconcile)
+            state.init_ended(status, oom=oom, error=error, ran=started, restart=restart)
             if restart:
                 delay = next_delay_ms(int(c.data.get("RestartDelayMs", 0)), ran)
                 c.data["RestartDelayMs"] = delay
-                state.update(Status="restarting", Running=True, Restarting=True)
-            else:  # this monitor stays named until ``release`` is done (see Engine.reconcile)
-                state.update(Status="exited" if started else "created", Running=False, Restarting=False,
-                             Paused=False)
         if started:
             events.emit_died(paths, c.data, status, oom, released=not restart)
         else:  # as Docker: a container whose command never ran did not die
@@ -84,41 +79,36 @@ def finish(paths: Paths, cid: str, status: int, started: bool, error: str) -> No
     if restart and _sleep_unless_stopped(delay / 1000):
         with contextlib.suppress(ContainerNotFound):
             with records.locked(container) as c:
-                if not c.state.get("ManualStop"):
+                if not c.state.manual_stop:
                     c.data["RestartCount"] = int(c.data.get("RestartCount", 0)) + 1
                     restart_now = True
                 else:
                     restart_now = False
             if restart_now:
-                from skiff.monitor.launch import launch
+                from skiff.engine.monitor.launch import launch
 
                 launch(paths, cid, None)
     if restart:  # stopped while waiting to restart
         with contextlib.suppress(ContainerNotFound):
             with records.locked(container) as c:
-                c.state.update(Status="exited", Running=False, Restarting=False)
+                c.state.restart_cancelled()
     release(paths, container)
 
 
 def release(paths: Paths, container: records.Container) -> None:
     """Release what the container holds, then let go of the record (or remove it, ``--rm``)."""
-    from skiff.engine import Engine
-
     if not container.reload():
         return
     auto_remove = bool(container.data["HostConfig"].get("AutoRemove"))
-    engine = Engine(paths)
-    engine._teardown(container, remove_anonymous=auto_remove)
-    engine._forget_runtime(container)  # a helper killed inside create leaves an init the runtime cannot name
+    teardown.release(paths, container, remove_anonymous=auto_remove)
+    teardown.forget_runtime(paths, container)  # a helper killed inside create leaves an init the runtime cannot name
     if auto_remove:
         records.remove_record(container)
         events.emit_container(paths, container.data, "destroy")
         return
     with contextlib.suppress(ContainerNotFound, OSError):
         with records.locked(container) as c:
-            if c.state.get("MonitorPid") == os.getpid():
-                c.state.pop("MonitorPid", None)
-                c.state.pop("MonitorStart", None)
+            c.state.release_owner(only=os.getpid())
 
 
 def _sleep_unless_stopped(seconds: float) -> bool:
@@ -136,7 +126,7 @@ def main(argv: list[str]) -> None:
     finish(Paths(Path(root), Path(run_root)), cid, int(status), started == "1", error)
 
 
-def _started(state: dict) -> float:
+def _started(state: State) -> float:
     from skiff import timestamps
 
     try:

@@ -21,6 +21,10 @@ Standard library only (it runs in the idle loop). ``_ctypes`` without the
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # nothing but the standard library at run time, and not typing: see idle.py
+    import _ctypes
+
 MADV_DONTNEED = 4
 
 
@@ -54,7 +58,7 @@ def read_only_file_mappings(smaps: str = "/proc/self/smaps") -> list[tuple[int, 
     return spans
 
 
-def _madvise():  # noqa: ANN202 - a ctypes function
+def _madvise() -> "_ctypes.CFuncPtr":
     import _ctypes
 
     class Int(_ctypes._SimpleCData):
@@ -68,8 +72,9 @@ def _madvise():  # noqa: ANN202 - a ctypes function
         _restype_ = Int
 
     class Process:  # what CFuncPtr looks symbols up in: the process and the libraries it loaded
-        _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+        # typeshed's stubs of these private entry points are narrower than the C code:
+        _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # NULL: the process itself
 
-    madvise = Function(("madvise", Process))
+    madvise = Function(("madvise", Process))  # type: ignore[arg-type]  # any object with a _handle
     madvise.argtypes = (Size, Size, Int)
     return madvise

@@ -22,10 +22,11 @@ import sys
 
 from typing import NoReturn
 
-from skiff import crash_point
+from skiff import crash_point, proc
 from skiff.engine import containers as records
+from skiff.engine.state import Owner
 from skiff.engine.unixsock import listen_unix
-from skiff.errors import SkiffError
+from skiff.errors import SkiffError, revived
 from skiff.paths import Paths
 
 IDLE_LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle.py")
@@ -54,14 +55,12 @@ def start_detached(paths: Paths, cid: str, expect_attach: bool = False) -> int:
     os.close(report_w)
     os.waitpid(child, 0)
     with os.fdopen(report_r, "rb") as f:
-        report = f.read().decode(errors="replace").split(" ", 3)
+        report = f.read().decode(errors="replace").split(" ", 4)
     if report[0] == "ok":
         return int(report[1])
     _wait_process(int(report[1]) if len(report) > 1 and report[1].isdigit() else 0)
-    code = int(report[2]) if len(report) > 2 and report[2].isdigit() else 125
-    error = SkiffError(report[3] if len(report) > 3 else "the container's monitor died before reporting")
-    error.exit_code = code
-    raise error
+    kind = report[3] if len(report) > 3 else "SkiffError"
+    raise revived(kind, report[4] if len(report) > 4 else "the container's monitor died before reporting")
 
 
 def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = False) -> NoReturn:
@@ -100,7 +99,7 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
         if fd >= 0:
             os.close(fd)
     console = -1
-    if console_ours is not None:
+    if console_ours is not None and console_helper is not None:  # both or neither: -t
         console_helper.close()
         console = _receive_console(console_ours)
     listen_fd = listener.detach()
@@ -121,7 +120,7 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
                       str(log_config.get("max-file", 1)), str(out_r), str(err_r), str(helper_r), str(helper),
                       str(stdin_w), str(console), str(listen_fd), str(container.dir / ATTACH_SOCKET),
                       "1" if expect_attach else "0", interval, timeout, probe_code,
-                      *module_argv("skiff.monitor.after")],
+                      *module_argv("skiff.engine.monitor.after")],
               {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"})
 
 
@@ -134,20 +133,20 @@ def _health_arguments(container: records.Container) -> tuple[str, str, str]:
         return "0", "0", ""
     from skiff.pychild import module_argv
 
-    return str(health.interval(config)), str(health.timeout(config)), module_argv("skiff.monitor.health")[4]
+    return str(health.interval(config)), str(health.timeout(config)), module_argv("skiff.engine.monitor.health")[4]
 
 
 def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, int], reports: list[int],
             console: socket.socket | None) -> NoReturn:
-    """Create and start the container; write ``ok PID MONITOR`` or ``error MONITOR CODE MESSAGE``."""
+    """Create and start the container; write ``ok PID MONITOR`` or ``error MONITOR CODE TYPE MESSAGE``."""
     monitor = os.getppid()
     try:
         pid = create_and_start(paths, container, stdio, monitor, console)
         line = f"ok {pid} {monitor}"
     except SkiffError as exc:
-        line = f"error {monitor} {exc.exit_code} {exc}"
+        line = f"error {monitor} {exc.exit_code} {type(exc).__name__} {exc}"  # the type: the CLI's status
     except BaseException as exc:  # noqa: BLE001 - whatever happened must reach the user
-        line = f"error {monitor} 125 {exc}"
+        line = f"error {monitor} 125 SkiffError {exc}"
     for fd in reports:
         with contextlib.suppress(OSError):
             os.write(fd, line.replace("\n", " ").encode())
@@ -157,8 +156,6 @@ def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, i
 def create_and_start(paths: Paths, container: records.Container, stdio: tuple[int, int, int], monitor: int,
                      console: socket.socket | None = None) -> int:
     from skiff.engine import health
-    from skiff.engine.engine import _start_time
-    from skiff.timestamps import now as now_rfc3339
     from skiff.runtime import Runtime
 
     runtime = Runtime(paths.runtime_state, paths.seccomp_cache)
@@ -180,8 +177,7 @@ def create_and_start(paths: Paths, container: records.Container, stdio: tuple[in
             _pass_console(listener, console, container.data["HostConfig"].get("ConsoleSize"))
     os.close(devnull)
     with records.locked(container) as c:
-        c.state.update(Status="running", Running=True, Paused=False, Restarting=False, Pid=pid,
-                       StartedAt=now_rfc3339(), Error="", MonitorPid=monitor, MonitorStart=_start_time(monitor))
+        c.state.started(pid, monitor=Owner(monitor, proc.start_time(monitor)))
         health.on_start(c.data)
     crash_point("created")
     runtime.start(container.id)
@@ -240,13 +236,11 @@ def _take_over(container: records.Container) -> bool:
     Until now the record names the ``skiff start`` that forked us: if that died,
     reconcile may already have put the container back (it holds the same lock).
     """
-    from skiff.engine.engine import _start_time
-
     try:
         with records.locked(container) as c:
-            if c.state.get("Status") not in ("starting", "restarting"):
+            if not c.state.can_take_over:
                 return False
-            c.state.update(MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
+            c.state.taken_over(Owner.this_process())
     except SkiffError:
         return False
     return True
