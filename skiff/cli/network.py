@@ -87,10 +87,9 @@ def _container_id(args: argparse.Namespace) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from skiff.errors import InvalidArgument
+    from skiff.engine.network import check_network_driver
 
-    if args.driver != "bridge":
-        raise InvalidArgument(f"network driver {args.driver!r} is not supported", hint="use bridge")
+    check_network_driver(args.driver)
     labels = dict(label.partition("=")[::2] for label in args.label)
     options = dict(opt.partition("=")[::2] for opt in args.opt)
     record = _manager(args).create_network(args.name, subnet=args.subnet, gateway=args.gateway,

@@ -35,16 +35,9 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from skiff.cli.format import table
     from skiff.cli.main import paths_from
     from skiff.engine import Engine
-    from skiff.engine.filters import container_list_filter
 
-    paths = paths_from(args)
-    include, wants_all = container_list_filter(paths, filter_args(args))
-    last = 1 if args.latest else args.last
-    # As Docker: -n/-l list containers in every state, the newest first, after the filters.
-    engine = Engine(paths)
-    found = [c for c in engine.containers(all_=args.all or wants_all or last > 0) if include(c.data)]
-    if last > 0:
-        found = found[:last]
+    engine = Engine(paths_from(args))
+    found = engine.list_containers(filter_args(args), all_=args.all, last=1 if args.latest else args.last)
     sized = not args.quiet and _wants_size(args)
     sizes = [size_text(*engine.sizes(c)) if sized else "0B" for c in found]
     if args.format and not (args.quiet and args.format == "table"):

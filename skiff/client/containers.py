@@ -247,14 +247,10 @@ class ContainerCollection:
              since: str | None = None, before: str | None = None) -> builtins.list[Container]:
         """Running containers (every one with ``all``), newest first, as ``skiff ps``; ``filters``
         as Docker's (``{"status": "exited", "label": ["a=b"]}``)."""
-        from skiff.engine.filters import container_list_filter
         from skiff.errors import ContainerNotFound
 
-        args = filter_args(filters, since=since, before=before)
-        include, wants_all = container_list_filter(self.client.paths, args)
-        found = [c for c in self.client.engine.containers(all_=all or wants_all or limit > 0) if include(c.data)]
-        if limit > 0:
-            found = found[:limit]
+        found = self.client.engine.list_containers(filter_args(filters, since=since, before=before), all_=all,
+                                                   last=limit)
         listed = []
         for record in found:
             try:

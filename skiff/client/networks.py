@@ -51,10 +51,10 @@ class NetworkCollection:
                ipam: dict[str, Any] | None = None, internal: bool = False,
                labels: dict[str, str] | None = None) -> Network:
         """A bridge network; ``ipam`` as docker-py's (``{"Config": [{"Subnet": ..., "Gateway": ...}]}``)."""
+        from skiff.engine.network import check_network_driver
         from skiff.errors import InvalidArgument
 
-        if driver not in (None, "bridge"):
-            raise InvalidArgument(f"network driver {driver!r} is not supported", hint="use bridge")
+        check_network_driver(driver)
         pools = (ipam or {}).get("Config") or [{}]
         if len(pools) > 1:
             raise InvalidArgument("one IPAM pool per network is supported")

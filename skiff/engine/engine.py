@@ -32,6 +32,7 @@ from skiff.store import FileLock, write_json
 if TYPE_CHECKING:  # the seams' types; their modules load where they are used
     from skiff.cgroups import Cgroup, Stats
     from skiff.engine.documents import ContainerFacts
+    from skiff.engine.filters import FilterArgs
     from skiff.engine.plan import RunPlan
     from skiff.engine.runflags import CidFile
     from skiff.engine.stats import StatsRow
@@ -395,6 +396,16 @@ class Engine:
         self.reconcile()
         found = [c for c in records.all_containers(self.paths) if all_ or c.running]
         return sorted(found, key=lambda c: c.data["Created"], reverse=True)
+
+    def list_containers(self, filters: "FilterArgs", all_: bool = False, last: int = -1) -> list[Container]:
+        """``ps``: the running containers (every one with ``all_``) that ``filters`` accept, newest
+        first. As Docker: a ``status`` filter that names a stopped state, and ``last`` (``-n``,
+        ``-l``: the newest N), list containers in every state, after the filters."""
+        from skiff.engine.filters import container_list_filter
+
+        include, wants_all = container_list_filter(self.paths, filters)
+        found = [c for c in self.containers(all_=all_ or wants_all or last > 0) if include(c.data)]
+        return found[:last] if last > 0 else found
 
     def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> str:
         from skiff.engine import lifecycle

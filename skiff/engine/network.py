@@ -106,3 +106,9 @@ def predefined_members(paths: Paths, ref: str) -> dict[str, str] | None:
     from skiff.engine.engine import Engine
 
     return {c.id: c.name for c in Engine(paths).containers() if c.data["HostConfig"].get("NetworkMode") == ref}
+
+
+def check_network_driver(driver: str | None) -> None:
+    """``network create -d``: skiff makes bridge networks only (None: the default, bridge)."""
+    if driver not in (None, "bridge"):
+        raise InvalidArgument(f"network driver {driver!r} is not supported", hint="use bridge")
