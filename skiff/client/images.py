@@ -67,9 +67,7 @@ class ImageCollection:
 
     def pull(self, repository: str, tag: str | None = None, platform: str | None = None) -> Image:
         """Pull ``repository`` (``tag``, or ``latest``) from its registry: ``skiff pull``."""
-        # Not skiff.registry.pull, the package's function: once its module of the same name has
-        # been imported (by the first pull of this process), that name is the module.
-        from skiff.registry.pull import pull
+        from skiff.registry import pull
 
         reference = repository
         if tag:
