@@ -131,7 +131,8 @@ def test_since_and_until_windows(skiff: Skiff) -> None:
     assert names("--since", f"{middle:.9f}", "--until", end) == ["second"]
     assert names("--since", "1h", "--until", end) == ["first", "second"]  # a Go duration before now
     assert names("--since", "1m", "--until=-1s") == ["first", "second"]  # until a second from now
-    rfc3339 = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(middle) + 1)) + "Z"
+    # The next whole second after both creates (one after ``middle`` alone could fall before the second).
+    rfc3339 = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(time.time()) + 1)) + "Z"
     assert names("--since", "0", "--until", rfc3339) == ["first", "second"]
     assert names("--since", rfc3339, "--until", end) == []
     bad = skiff("events", "--since", "yesterday", "--until", end)
