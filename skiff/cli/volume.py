@@ -71,14 +71,9 @@ def _store(args: argparse.Namespace) -> VolumeStore:
 
 
 def _users(paths: Paths) -> dict[str, list[str]]:
-    """Volume name -> containers (running or stopped) that use it; also drops driver mounts of
-    containers that vanished (a skiff killed with SIGKILL) so they do not count as users."""
-    from skiff.engine.containers import all_containers, volume_users
-    from skiff.volume.driver import reconcile
+    from skiff.engine.volumes import volume_users
 
-    users = volume_users(paths)
-    reconcile(paths, [c.id for c in all_containers(paths)])
-    return users
+    return volume_users(paths)
 
 
 def _create(args: argparse.Namespace) -> int:

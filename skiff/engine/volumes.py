@@ -38,3 +38,13 @@ def release_container_mounts(paths: Paths, container: Container, remove_anonymou
 
     release_records(VolumeStore(paths), mounts, container.id, remove_anonymous,
                     users=records.volume_users(paths) if remove_anonymous else None)
+
+
+def volume_users(paths: Paths) -> dict[str, list[str]]:
+    """Volume name -> containers (running or stopped) that use it; also drops driver mounts of
+    containers that vanished (a skiff killed with SIGKILL) so they do not count as users."""
+    from skiff.volume.driver import reconcile
+
+    users = records.volume_users(paths)
+    reconcile(paths, [c.id for c in records.all_containers(paths)])
+    return users
