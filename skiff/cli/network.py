@@ -137,14 +137,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _members(args: argparse.Namespace, ref: str) -> dict[str, str] | None:
-    """Id -> name of the running containers on ``none`` or ``host``: the engine's records know them."""
-    if ref not in ("none", "host"):
-        return None
     from skiff.cli.main import paths_from
     from skiff.engine import Engine
+    from skiff.engine.network import predefined_members
 
-    return {c.id: c.name for c in Engine(paths_from(args)).containers()
-            if c.data["HostConfig"].get("NetworkMode") == ref}
+    paths = paths_from(args)
+    Engine(paths).reconcile()
+    return predefined_members(paths, ref)
 
 
 def _rm(args: argparse.Namespace) -> int:

@@ -96,3 +96,12 @@ def _shared_netns(paths: Paths, mode: str) -> Path:
     if other.data["HostConfig"].get("NetworkMode") == "host":
         raise NetworkError("cannot join the network of a container that uses the host's network")
     return Path(f"/proc/{other.state['Pid']}/ns/net")
+
+
+def predefined_members(paths: Paths, ref: str) -> dict[str, str] | None:
+    """Id -> name of the running containers on ``none`` or ``host`` (the network package keeps no
+    record of those; the container records know them); None for any other network."""
+    if ref not in ("none", "host"):
+        return None
+    return {c.id: c.name for c in records.all_containers(paths)
+            if c.running and c.data["HostConfig"].get("NetworkMode") == ref}
