@@ -50,7 +50,10 @@ def create(context: Context, request: Request) -> Response:
     """``POST /containers/create?name=``: 201 ``{"Id": ..., "Warnings": []}``."""
     from skiff.api.create import run_options
 
+    from skiff.image.store import ImageStore
+
     opts = run_options(request.json_object(), request.arg("name"))
+    ImageStore(context.paths).get(opts.image)  # Docker's daemon's 404, "No such image: X": its client pulls then
     container = context.engine().create(opts)
     return Response(201, {"Id": container.id, "Warnings": []})
 
