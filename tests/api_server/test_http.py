@@ -179,3 +179,64 @@ def test_plain_tcp_is_refused(service: Service) -> None:
         assert "without TLS" in refused.stderr
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", 23750)) != 0  # nothing was left listening
+
+
+def test_tcp_needs_a_client_certificate(service: Service, tmp_path: Path) -> None:
+    from tests.registry.servers import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    process = start_service(service.env, tmp_path / "tls.log", "--host", f"tcp://127.0.0.1:{port}", "--time", "0",
+                            "--tlsverify", "--tlscacert", str(pki.ca_cert), "--tlscert", str(pki.cert),
+                            "--tlskey", str(pki.key))
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert process.poll() is None, (tmp_path / "tls.log").read_text()
+            time.sleep(0.05)
+        docker = ["/usr/bin/docker", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(pki.ca_cert)]
+        env = {**service.env, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+        client = ["--tlscert", str(tmp_path / "pki/client/client.cert"), "--tlskey",
+                  str(tmp_path / "pki/client/client.key")]
+        served = subprocess.run([*docker, *client, "version", "--format", "{{.Server.APIVersion}}"], env=env,
+                                capture_output=True, text=True, timeout=30)
+        assert served.stdout.strip() == "1.41", served.stderr
+        anonymous = subprocess.run([*docker, "version", "--format", "{{.Server.APIVersion}}"], env=env,
+                                   capture_output=True, text=True, timeout=30)
+        assert anonymous.returncode != 0 and "1.41" not in anonymous.stdout  # no certificate: no answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+            plain.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                answer = plain.recv(4096)
+            except ConnectionResetError:
+                answer = b""
+            assert b"200 OK" not in answer  # plain HTTP on the TLS port: never served
+    finally:
+        stop_service(process)
+    assert process.returncode == 0 and "Traceback" not in (tmp_path / "tls.log").read_text()
+
+
+def test_many_clients_at_once(service: Service) -> None:
+    """Ten `docker run -d` at the same moment (the default bridge, the same records and locks): all succeed."""
+    runs = [subprocess.Popen(["/usr/bin/docker", "-H", f"unix://{service.socket}", "run", "-d", "--name",
+                              f"api-many-{i}", "busybox", "sleep", "30"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env={**service.env, "DOCKER_CONFIG": str(service.socket.parent / "docker-config")})
+            for i in range(10)]
+    results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+    try:
+        assert all(code == 0 and len(out.strip()) == 64 for code, out, _ in results), results
+        status, _, body = service.request("GET", "/containers/json?filters=" + quote(json.dumps({"name": ["api-many"]})))
+        listed = json.loads(body)
+        assert len(listed) == 10 and {c["State"] for c in listed} == {"running"}
+        addresses = {c["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] for c in listed}
+        assert len(addresses) == 10  # ten leases, none given twice
+    finally:
+        for i in range(10):
+            service.request("DELETE", f"/containers/api-many-{i}?force=1")
+    assert service.skiff("ps", "-aq") == ""
