@@ -33,13 +33,7 @@ def list_(context: Context, request: Request) -> Response:
     if limit > 0:
         found = found[:limit]
     now = time.time()
-    summaries = []
-    for container in found:
-        try:
-            summaries.append(container_summary(engine.inspect(container.id, size=size), now))
-        except ContainerNotFound:
-            continue  # removed while we listed
-    return Response(200, summaries)
+    return Response(200, [container_summary(engine.document(c, size), now) for c in found])
 
 
 def inspect(context: Context, request: Request) -> Response:

@@ -28,7 +28,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from skiff import __version__
@@ -37,6 +37,9 @@ from skiff.api.messages import Request, Response, Stream
 from skiff.api.routes import API_VERSION, resolve, split_version
 from skiff.errors import InvalidArgument
 from skiff.paths import Paths
+
+if TYPE_CHECKING:
+    from skiff.engine import Engine
 
 MAX_BODY = 16 << 20          # a create or volume body is a few KiB; an image upload is not served yet
 SOCKET_MODE = 0o660
@@ -165,7 +168,7 @@ class Context:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
 
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         from skiff.engine import Engine
 
         return Engine(self.paths)
