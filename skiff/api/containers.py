@@ -113,7 +113,7 @@ def wait(context: Context, request: Request) -> Stream:
                 if request.client_gone():
                     return
                 time.sleep(0.1)
-        yield json.dumps({"Error": None, "StatusCode": status}).encode() + b"\n"
+        yield json.dumps({"Error": None, "StatusCode": status}, separators=(",", ":")).encode() + b"\n"
 
     return Stream(result())
 

@@ -107,7 +107,7 @@ class Response:
             return b""
         if isinstance(self.document, bytes):
             return self.document
-        return json.dumps(self.document).encode() + b"\n"
+        return json.dumps(self.document, separators=(",", ":")).encode() + b"\n"  # as Go's encoder
 
 
 class Stream:

@@ -240,3 +240,26 @@ def test_many_clients_at_once(service: Service) -> None:
         for i in range(10):
             service.request("DELETE", f"/containers/api-many-{i}?force=1")
     assert service.skiff("ps", "-aq") == ""
+
+
+def test_containers_outlive_a_killed_server_and_the_next_one_sees_them(service: Service, tmp_path: Path) -> None:
+    path = tmp_path / "own.sock"
+    first = start_service(service.env, tmp_path / "first.log", "--host", f"unix://{path}", "--time", "0")
+    try:
+        wait_for_socket(path, first)
+        mine = Service(service.env, path, first, tmp_path / "first.log")
+        cid = mine.docker("run", "-d", "--name", "api-survivor", "busybox", "sleep", "60").stdout.strip()
+    finally:
+        first.kill()  # SIGKILL: no clean-up at all; its socket stays, stale
+        first.wait()
+    assert path.is_socket()
+    assert service.skiff("ps", "-q", "--no-trunc").split() == [cid]  # still running, under its monitor
+    second = start_service(service.env, tmp_path / "second.log", "--host", f"unix://{path}", "--time", "0")
+    try:
+        wait_for_socket(path, second)
+        again = Service(service.env, path, second, tmp_path / "second.log")
+        assert again.docker("ps", "--format", "{{.ID}} {{.Names}}").stdout == f"{cid[:12]} api-survivor\n"
+        assert again.docker("rm", "-f", "api-survivor").stdout.strip() == "api-survivor"
+    finally:
+        stop_service(second)
+    assert not path.exists() and service.skiff("ps", "-aq") == ""
