@@ -1,4 +1,5 @@
-"""``/containers/...``: list, create, inspect, start, stop, kill, wait, logs, remove.
+"""``/containers/...``: list, create, inspect, start, stop, kill, restart, pause, unpause, rename, wait,
+logs, remove.
 
 Every endpoint is one call into ``skiff.engine.Engine`` (the CLI's), answered in the shape and
 with the status codes of Docker 20.10's daemon.
@@ -80,6 +81,33 @@ def kill(context: Context, request: Request) -> Response:
     from skiff.signals import parse_signal
 
     context.engine().kill(request.params["id"], parse_signal(request.arg("signal") or "SIGKILL"))
+    return Response(204)
+
+
+def restart(context: Context, request: Request) -> Response:
+    """``t``: seconds before SIGKILL; a stopped container is just started, as Docker's."""
+    context.engine().restart(request.params["id"], request.integer("t"))
+    return Response(204)
+
+
+def pause(context: Context, request: Request) -> Response:
+    """409 when it does not run or is paused already."""
+    context.engine().pause(request.params["id"], pause=True)
+    return Response(204)
+
+
+def unpause(context: Context, request: Request) -> Response:
+    """409 when it is not paused."""
+    context.engine().pause(request.params["id"], pause=False)
+    return Response(204)
+
+
+def rename(context: Context, request: Request) -> Response:
+    """``name``: the new name; 409 when another container has it."""
+    name = request.arg("name")
+    if not name:
+        raise BadRequest("name is required: give the new name as ?name=")
+    context.engine().rename(request.params["id"], name)
     return Response(204)
 
 

@@ -263,3 +263,44 @@ def test_containers_outlive_a_killed_server_and_the_next_one_sees_them(service: 
     finally:
         stop_service(second)
     assert not path.exists() and service.skiff("ps", "-aq") == ""
+
+
+def test_restart_pause_unpause_rename(service: Service) -> None:
+    cid = _create(service, "api-cycle", "sleep", "60")
+    assert service.request("POST", f"/containers/{cid}/pause")[0] == 409  # not running
+    assert service.request("POST", f"/containers/{cid}/restart?t=1")[0] == 204  # a created one is started
+    assert service.docker("inspect", "api-cycle", "--format", "{{.State.Status}}").stdout.strip() == "running"
+    assert service.docker("pause", "api-cycle").stdout.strip() == "api-cycle"
+    status, _, body = service.request("POST", f"/containers/{cid}/pause")
+    assert status == 409 and "already paused" in json.loads(body)["message"]
+    assert service.docker("ps", "--format", "{{.Status}}", "--filter", f"id={cid}").stdout.startswith("Up ")
+    assert service.docker("unpause", "api-cycle").stdout.strip() == "api-cycle"
+    assert service.request("POST", f"/containers/{cid}/unpause")[0] == 409  # not paused
+    started = service.docker("inspect", "api-cycle", "--format", "{{.State.StartedAt}}").stdout
+    assert service.docker("restart", "-t", "0", "api-cycle").stdout.strip() == "api-cycle"
+    assert service.docker("inspect", "api-cycle", "--format", "{{.State.StartedAt}}").stdout != started
+    other = _create(service, "api-other", "true")
+    status, _, body = service.request("POST", f"/containers/{cid}/rename?name=api-other")
+    assert status == 409 and "is already in use" in json.loads(body)["message"]
+    assert service.request("POST", f"/containers/{cid}/rename")[0] == 400
+    service.docker("rename", "api-cycle", "api-renamed")
+    assert service.skiff("inspect", cid, "--format", "{{.Name}}").strip() == "/api-renamed"
+    for ref in (cid, other):
+        assert service.request("DELETE", f"/containers/{ref}?force=1")[0] == 204
+
+
+def test_an_oversize_body_is_refused_before_it_is_read(service: Service) -> None:
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(str(service.socket))
+        raw.sendall(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1073741824\r\n\r\n{")
+        raw.settimeout(10)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}\n"):
+            chunk = raw.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b'{"message":"request body too large: 1073741824 bytes (at most 16777216)"}' in answer
+    assert service.skiff("ps", "-aq") == ""
