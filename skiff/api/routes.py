@@ -61,6 +61,7 @@ ROUTES: tuple[Route, ...] = (
     _route("HEAD", "/_ping", "system.ping"),
     _route("GET", "/version", "system.version"),
     _route("GET", "/info", "system.info"),
+    _route("GET", "/events", "system.events"),
     _route("GET", "/containers/json", "containers.list_"),
     _route("POST", "/containers/create", "containers.create"),
     _route("GET", "/containers/{id}/json", "containers.inspect"),

@@ -94,3 +94,37 @@ def test_images_and_networks(service: Service) -> None:
     assert {"api-net", "bridge", "host", "none"} <= set(names)
     assert service.docker("network", "rm", "api-net").stdout.strip() == "api-net"
     assert "api-net" not in service.skiff("network", "ls", "--format", "{{.Name}}").split()
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
+def test_events_of_the_api_and_the_cli(service: Service) -> None:
+    since = f"{time.time() - 1:.3f}"
+    service.docker("volume", "create", "api-events")
+    service.skiff("volume", "rm", "api-events")  # the CLI's events are the same log's
+    until = f"{time.time() + 0.5:.3f}"
+    past = service.docker("events", "--since", since, "--until", until, "--filter", "type=volume",
+                          "--format", "{{.Type}} {{.Action}} {{.Actor.ID}}", timeout=30).stdout.splitlines()
+    assert past == ["volume create api-events", "volume destroy api-events"]
+
+    baseline = _threads(service.process.pid)
+    follower = subprocess.Popen([DOCKER, "-H", f"unix://{service.socket}", "events", "--filter", "type=container",
+                                 "--format", "{{.Action}} {{.Actor.Attributes.name}}"], stdout=subprocess.PIPE,
+                                text=True, env={**service.env, "DOCKER_CONFIG": str(service.socket.parent / "cfg")})
+    try:
+        time.sleep(0.5)  # its request is in before the container is made
+        service.docker("run", "-d", "--name", "api-evented", "busybox", "true")
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "create api-evented\n"
+        assert follower.stdout.readline() == "start api-evented\n"
+    finally:
+        follower.kill()
+        follower.wait()
+        service.docker("rm", "-f", "api-evented")
+    deadline = time.monotonic() + 5
+    while _threads(service.process.pid) > baseline and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _threads(service.process.pid) <= baseline  # the hung-up stream's thread ended
