@@ -88,6 +88,22 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+# Endpoints of Docker's API that skiff does not serve yet: a 501 that names them, rather than
+# "page not found", so a client (``docker run`` without -d attaches) says what is missing.
+NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
+    ("POST", "/containers/{id}/attach"), ("GET", "/containers/{id}/attach/ws"), ("POST", "/containers/{id}/exec"),
+    ("POST", "/containers/{id}/resize"), ("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
+    ("GET", "/containers/{id}/archive"), ("PUT", "/containers/{id}/archive"), ("HEAD", "/containers/{id}/archive"),
+    ("GET", "/containers/{id}/export"), ("GET", "/containers/{id}/changes"), ("POST", "/containers/{id}/update"),
+    ("POST", "/containers/prune"), ("POST", "/exec/{id}/start"), ("POST", "/exec/{id}/resize"),
+    ("GET", "/exec/{id}/json"), ("POST", "/images/create"), ("POST", "/images/load"), ("GET", "/images/get"),
+    ("POST", "/images/prune"), ("POST", "/build"), ("POST", "/commit"), ("GET", "/images/{name*}/get"),
+    ("GET", "/images/{name*}/history"), ("POST", "/images/{name*}/tag"), ("POST", "/images/{name*}/push"),
+    ("DELETE", "/images/{name*}"), ("POST", "/volumes/prune"), ("POST", "/networks/{id}/connect"),
+    ("POST", "/networks/{id}/disconnect"), ("POST", "/networks/prune"), ("GET", "/system/df"),
+))
+
+
 def resolve(method: str, path: str) -> tuple[str, dict[str, str]]:
     """The endpoint for a method and an unprefixed path, with the path's parameters (decoded).
 
@@ -96,7 +112,7 @@ def resolve(method: str, path: str) -> tuple[str, dict[str, str]]:
     from urllib.parse import unquote
 
     known_path = False
-    for route in ROUTES:
+    for route in ROUTES + NOT_YET:
         match = route.pattern.fullmatch(path)
         if not match:
             continue

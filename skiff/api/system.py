@@ -7,7 +7,7 @@ import json
 import time
 from typing import Iterator
 
-from skiff.api.errors import BadRequest
+from skiff.api.errors import BadRequest, NotImplementedYet
 from skiff.api.messages import Request, Response, Stream
 from skiff.api.server import Context
 
@@ -50,3 +50,9 @@ def events(context: Context, request: Request) -> Stream:
             yield json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
     return Stream(messages())
+
+
+def not_yet(context: Context, request: Request) -> Response:
+    """An endpoint of Docker's API that skiff's does not serve yet (501, named)."""
+    raise NotImplementedYet(f"{request.method} {request.path} is not served by skiff's Engine API yet "
+                            "(docs/engine-api.md lists what is)")

@@ -250,3 +250,17 @@ def test_the_server_is_on_no_other_commands_import_path() -> None:
             "print(sorted(m for m in sys.modules if m.startswith(('skiff.api', 'http.server', 'socketserver'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/containers/web/attach"), ("POST", "/containers/web/exec"), ("POST", "/images/create"),
+    ("DELETE", "/images/library/busybox:latest"), ("GET", "/system/df"), ("POST", "/networks/n/connect"),
+])
+def test_endpoints_not_served_yet_are_named_501s(method: str, path: str) -> None:
+    from skiff.api import system
+
+    endpoint, _ = resolve(method, path)
+    assert endpoint == "system.not_yet"
+    with pytest.raises(NotImplementedYet) as caught:
+        system.not_yet(None, Request(method, path, {}, {}))  # type: ignore[arg-type]
+    assert status_for(caught.value) == 501 and str(caught.value).startswith(f"{method} {path} is not served")
