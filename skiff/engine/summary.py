@@ -16,9 +16,14 @@ from skiff.units import human_duration
 
 
 def status_text(state: dict[str, Any], now: float | None = None) -> str:
-    """Docker's STATUS: 'Up 3 minutes', 'Up 2 hours (healthy)', 'Exited (0) 2 seconds ago', 'Created'."""
+    """Docker's ``State.String()``: 'Up 3 minutes', 'Up 2 hours (healthy)', 'Up 5 seconds (Paused)',
+    'Restarting (1) 2 seconds ago', 'Exited (0) 2 seconds ago', 'Created', 'Removal In Progress', 'Dead'."""
     now = time.time() if now is None else now
     status = state.get("Status")
+    if status == Status.PAUSED:
+        return f"Up {human_duration(now - parse(state['StartedAt']))} (Paused)"
+    if status == Status.RESTARTING:
+        return f"Restarting ({state.get('ExitCode', 0)}) {human_duration(now - parse(state['FinishedAt']))} ago"
     if status == Status.RUNNING:
         from skiff.engine.health import status_suffix
 
@@ -26,7 +31,9 @@ def status_text(state: dict[str, Any], now: float | None = None) -> str:
     if status == Status.EXITED:
         oom = " (OOMKilled)" if state.get("OOMKilled") else ""
         return f"Exited ({state.get('ExitCode', 0)}){oom} {human_duration(now - parse(state['FinishedAt']))} ago"
-    return str(status or "").capitalize()
+    if status == Status.REMOVING:
+        return "Removal In Progress"
+    return str(status or "").capitalize()  # Created, Dead (and skiff's Starting)
 
 
 def container_summary(document: dict[str, Any], now: float | None = None) -> dict[str, Any]:

@@ -264,3 +264,18 @@ def test_endpoints_not_served_yet_are_named_501s(method: str, path: str) -> None
     with pytest.raises(NotImplementedYet) as caught:
         system.not_yet(None, Request(method, path, {}, {}))  # type: ignore[arg-type]
     assert status_for(caught.value) == 501 and str(caught.value).startswith(f"{method} {path} is not served")
+
+
+@pytest.mark.parametrize("state, text", [
+    ({"Status": "running", "StartedAt": "2026-01-01T00:00:00Z"}, "Up 2 minutes"),
+    ({"Status": "paused", "StartedAt": "2026-01-01T00:00:00Z"}, "Up 2 minutes (Paused)"),
+    ({"Status": "restarting", "ExitCode": 1, "FinishedAt": "2026-01-01T00:01:59Z"}, "Restarting (1) 1 second ago"),
+    ({"Status": "exited", "ExitCode": 0, "FinishedAt": "2026-01-01T00:00:00Z"}, "Exited (0) 2 minutes ago"),
+    ({"Status": "created"}, "Created"),
+    ({"Status": "removing"}, "Removal In Progress"),
+    ({"Status": "dead"}, "Dead"),
+])
+def test_status_text_is_dockers_state_string(state: dict[str, object], text: str) -> None:
+    from skiff.engine.summary import status_text
+
+    assert status_text(state, now=1767225600.0 + 120) == text
