@@ -106,7 +106,7 @@ def fetch_only(ref: str, dest: str) -> None:
     from skiff.registry import manifest as mf
     from skiff.registry.client import BlobReader, RegistryClient
     from skiff.registry.config import RegistryConfig
-    from skiff.registry.pull import PARALLEL_LAYERS
+    from skiff.registry.puller import PARALLEL_LAYERS
 
     reference = parse_reference(ref)
     config = RegistryConfig.load()

@@ -15,6 +15,22 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 
+# The Python API (skiff.Client, skiff.testing), loaded on first use: ``skiff run`` from the
+# command line imports this package and must not pay for the client (start-up time).
+_LAZY = {"Client": ("skiff.client", "Client"), "from_env": ("skiff.client", "from_env"),
+         "testing": ("skiff.testing", None), "errors": ("skiff.errors", None)}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'skiff' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)
+
+
 def exit_without_teardown(status: int) -> NoReturn:
     """Flush stdout and stderr, then exit at once, skipping the interpreter's teardown.
 

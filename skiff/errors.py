@@ -38,6 +38,13 @@ class SkiffError(Exception):
         return self
 
 
+# docker-py's names, for a user of skiff's Python API (skiff.Client) who catches them: every
+# error of the API is a SkiffError, so both catch everything; NotFound, Conflict and
+# InvalidArgument below carry the same names as docker-py's.
+APIError = SkiffError
+DockerException = SkiffError
+
+
 class UsageError(SkiffError):
     """Bad command-line usage: unknown flag, missing argument, malformed value."""
 
@@ -45,6 +52,20 @@ class UsageError(SkiffError):
 class UnknownFlag(UsageError):
     """A flag the command does not have (abbreviations are not accepted): 125, as Docker's client."""
 
+    verbatim = True
+
+
+class InvalidFlagValue(UsageError):
+    """A flag value Docker's client cannot parse (``--health-retries x``): its own lines, 125."""
+
+    verbatim = True
+
+
+class InvalidTimeValue(UsageError):
+    """``events --since/--until`` that is neither a time nor a duration: Docker's client's text
+    alone, status 1."""
+
+    exit_code = 1
     verbatim = True
 
 
@@ -104,15 +125,21 @@ class InvalidObjectType(InvalidArgument):
 
 
 class InvalidFilter(InvalidArgument):
-    """A ``--filter`` the command does not accept, or a value it cannot use. ``message`` is
-    Docker's daemon's text (``Invalid filter 'x'``); the CLI prints it after ``Error: `` (skiff
-    has no daemon to blame), and exits 1."""
+    """A ``--filter`` the command does not accept, or a value it cannot use: Docker's daemon's
+    text (``Invalid filter 'x'``), and 1."""
 
     exit_code = 1
-    verbatim = True
 
-    def __str__(self) -> str:
-        return f"Error: {self.message}"
+
+class FlagValueError(InvalidArgument):
+    """A resource flag's value that does not parse (``invalid argument "X" for "--memory" flag:
+    ...``): Docker's client refuses it itself. ``run`` reports it as any bad value; ``update``
+    prints the client's lines as they are, before it looks at any container."""
+
+
+class UnknownUser(InvalidArgument):
+    """``-u NAME`` or ``-u USER:GROUP`` with a name the image's /etc/passwd or /etc/group lacks.
+    ``run`` fails with 125, as for any bad value; ``exec`` with 126, as a command it cannot start."""
 
 
 class NotFound(SkiffError):
@@ -184,6 +211,24 @@ class ContainerConflict(Conflict):
 
 class ContainerNotRunning(Conflict):
     """The command needs a running container."""
+
+
+class ContainerError(SkiffError):
+    """The Python API's ``containers.run`` (not detached): the command exited non-zero. As
+    docker-py's: ``container``, ``exit_status``, ``command``, ``image`` and ``stderr`` (bytes)."""
+
+    exit_code = 1
+
+    def __init__(self, container: object, exit_status: int, command: object, image: str,
+                 stderr: bytes) -> None:
+        text = stderr.decode(errors="replace").strip()
+        super().__init__(f"Command '{command}' in image '{image}' returned non-zero exit status "
+                         f"{exit_status}" + (f": {text}" if text else ""))
+        self.container = container
+        self.exit_status = exit_status
+        self.command = command
+        self.image = image
+        self.stderr = stderr
 
 
 # --- runtime ----------------------------------------------------------------
@@ -308,10 +353,37 @@ class TemplateError(SkiffError):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, parse: bool = False) -> None:
+    def __init__(self, message: str, *, parse: bool = False, prefix: str = "template parsing error") -> None:
         super().__init__(message)
         self.parse = parse
-        self.prefix = "template parsing error"
+        self.prefix = prefix
+
+    def worded(self, prefix: str) -> "TemplateError":
+        """The same error with the words another command of Docker's puts before Go's message."""
+        return TemplateError(self.message, parse=self.parse, prefix=prefix)
 
     def __str__(self) -> str:
         return f"{self.prefix}: {self.message}" if self.prefix else self.message
+
+
+class InvalidTemplate(TemplateError):
+    """A ``--format`` that does not parse, given to a command that checks it before it looks
+    anything up (``inspect``, ``version``, ``info``): Docker's client exits 64."""
+
+    exit_code = 64
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, parse=True)
+
+
+def revived(name: str, message: str) -> SkiffError:
+    """The error of class ``name`` (of this tree) with ``message``, for one that crossed a process
+    boundary as text (the monitor's report of a failed start): its type, and so its exit code,
+    survive. A class whose constructor takes more than a message gives its nearest ancestor that
+    takes only one; a name not in this tree gives a SkiffError."""
+    found = globals().get(name)
+    cls = found if isinstance(found, type) and issubclass(found, SkiffError) else SkiffError
+    for ancestor in cls.__mro__:
+        if issubclass(ancestor, SkiffError) and getattr(ancestor, "__init__") is SkiffError.__init__:
+            return ancestor(message)
+    return SkiffError(message)

@@ -23,16 +23,13 @@ STDOUT, STDERR = 1, 2
 
 def list_(context: Context, request: Request) -> Response:
     """``GET /containers/json``: ``all``, ``limit`` (the newest N, any state), ``size``, ``filters``."""
-    from skiff.engine.filters import FilterArgs, container_list_filter
+    from skiff.engine.filters import FilterArgs
     from skiff.engine.summary import container_summary
 
     engine = context.engine()
-    include, wants_all = container_list_filter(context.paths, FilterArgs(request.filters()))
-    limit = request.integer("limit", -1) or -1
     size = request.flag("size")
-    found = [c for c in engine.containers(all_=request.flag("all") or wants_all or limit > 0) if include(c.data)]
-    if limit > 0:
-        found = found[:limit]
+    found = engine.list_containers(FilterArgs(request.filters()), all_=request.flag("all"),
+                                   last=request.integer("limit", -1) or -1)
     now = time.time()
     return Response(200, [container_summary(engine.document(c, size), now) for c in found])
 

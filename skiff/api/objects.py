@@ -51,11 +51,11 @@ def image_inspect(context: Context, request: Request) -> Response:
 def volumes(context: Context, request: Request) -> Response:
     """``GET /volumes``: ``{"Volumes": [...], "Warnings": null}`` (``filters``: name, label, driver, dangling)."""
     from skiff.engine.filters import FilterArgs, volume_list_filter
-    from skiff.engine.volumes import volume_users
+    from skiff.engine.volumes import volumes_in_use
     from skiff.volume.store import VolumeStore
 
     store = VolumeStore(context.paths)
-    include = volume_list_filter(FilterArgs(request.filters()), lambda: volume_users(context.paths))
+    include = volume_list_filter(FilterArgs(request.filters()), lambda: volumes_in_use(context.paths))
     return Response(200, {"Volumes": [v.inspect() for v in store.list() if include(v)], "Warnings": None})
 
 
@@ -86,11 +86,11 @@ def volume_inspect(context: Context, request: Request) -> Response:
 
 def volume_remove(context: Context, request: Request) -> Response:
     """204; 404 unknown (unless ``force``), 409 in use."""
-    from skiff.engine.volumes import volume_users
+    from skiff.engine.volumes import volumes_in_use
     from skiff.volume.store import VolumeStore
 
     name = request.params["name"]
-    users = volume_users(context.paths).get(name, [])
+    users = volumes_in_use(context.paths).get(name, [])
     VolumeStore(context.paths).remove(name, users, force=request.flag("force"))
     return Response(204)
 
@@ -113,22 +113,23 @@ def network_inspect(context: Context, request: Request) -> Response:
     from skiff.network import NetworkManager
 
     ref = request.params["id"]
-    context.engine().reconcile()
     members = predefined_members(context.paths, ref)
     return Response(200, NetworkManager(context.paths).inspect_network(ref, members=members))
 
 
 def network_create(context: Context, request: Request) -> Response:
     """``POST /networks/create``: a bridge network; 201 ``{"Id": ..., "Warning": ""}``."""
+    from skiff.engine.network import check_network_driver
     from skiff.network import NetworkManager
 
     body = request.json_object()
     name = body.get("Name")
     if not isinstance(name, str) or not name:
         raise BadRequest("Name is required")
-    driver = body.get("Driver") or "bridge"
-    if driver != "bridge":
-        raise BadRequest(f"network driver {driver!r} is not supported: use bridge")
+    driver = body.get("Driver") or None
+    if not isinstance(driver, (str, type(None))):
+        raise BadRequest("Driver must be a string")
+    check_network_driver(driver)
     ipam = body.get("IPAM") or {}
     configs = ipam.get("Config") or [] if isinstance(ipam, dict) else None
     if not isinstance(configs, list) or len(configs) > 1 or not all(isinstance(c, dict) for c in configs):

@@ -42,11 +42,9 @@ def cmd_events(args: argparse.Namespace) -> int:
         since = docker_time_ns(args.since, now) if args.since else None
         until = docker_time_ns(args.until, now) if args.until else None
     except ValueError as exc:  # the client's own error, as Docker's: the text alone, status 1
-        from skiff.errors import UsageError
+        from skiff.errors import InvalidTimeValue
 
-        error = UsageError(str(exc))
-        error.exit_code, error.verbatim = 1, True
-        raise error from None
+        raise InvalidTimeValue(str(exc)) from None
     show = _printer(args.format)
     if args.format and args.format not in ("json", "{{json .}}"):
         from skiff.cli.gotemplate import parse

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from skiff.image.store import ImageStore
 
-Handler = Callable[[argparse.Namespace], int]
-
+from skiff.cli.errors import report
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
@@ -252,11 +251,11 @@ def cmd_rmi(args: argparse.Namespace) -> int:
                 print(line)
         except ImageNotFound:
             # Docker's client says this itself, naming the image as it was given (no ':latest')
-            print(f"Error: No such image: {ref}", file=sys.stderr)
+            report(f"No such image: {ref}")
             status = 1
         except SkiffError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            status = max(status, exc.exit_code if exc.exit_code == 1 else 1)
+            report(exc)
+            status = 1
     return status
 
 
@@ -275,5 +274,5 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             missing.append(ref)
     status = print_documents(found, args.format)
     for ref in missing:
-        print(f"Error: No such image: {ref}", file=sys.stderr)
+        report(f"No such image: {ref}")
     return 1 if missing else status

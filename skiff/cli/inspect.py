@@ -8,15 +8,20 @@ image, a network, a volume; the first kind that has it wins. A name none of them
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Callable
 
+from skiff.cli.commands import Command, add_commands
+from skiff.cli.errors import report
 Lookup = Callable[[argparse.Namespace, str], dict[str, Any]]
 
 # Docker 20.10's --type values; the swarm kinds need a swarm manager, which skiff never is.
 SWARM_TYPES = ("config", "node", "plugin", "secret", "service", "task")
 NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
                  "to connect this node to swarm and try again.")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    add_commands(sub, COMMANDS)
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -27,10 +32,35 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_inspect)
 
 
-def _container(args: argparse.Namespace, ref: str) -> dict[str, Any]:
-    from skiff.cli.container import _engine
+def add_container_flags(p: argparse.ArgumentParser) -> None:
+    """``container inspect``: containers only."""
+    p.add_argument("-f", "--format", help="format the output using a Go template ('json': the documents)")
+    p.add_argument("-s", "--size", action="store_true", help="display total file sizes (SizeRw, SizeRootFs)")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_container_inspect)
 
-    return _engine(args).inspect(ref, size=args.size)
+
+def cmd_container_inspect(args: argparse.Namespace) -> int:
+    from skiff.cli.listing import check_template, print_documents
+    from skiff.cli.main import engine_from
+    from skiff.errors import SkiffError
+
+    check_template(args.format)
+    engine = engine_from(args)
+    found, status = [], 0
+    for ref in args.containers:
+        try:
+            found.append(engine.inspect(ref, size=args.size))
+        except SkiffError as exc:
+            report(exc)
+            status = 1
+    return print_documents(found, args.format) or status
+
+
+def _container(args: argparse.Namespace, ref: str) -> dict[str, Any]:
+    from skiff.cli.main import engine_from
+
+    return engine_from(args).inspect(ref, size=args.size)
 
 
 def _image(args: argparse.Namespace, ref: str) -> dict[str, Any]:
@@ -73,7 +103,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             errors.append(error)
     status = print_documents(found, args.format)
     for error in errors:
-        print(f"Error: {error}", file=sys.stderr)
+        report(error)
     return 1 if errors else status
 
 
@@ -89,3 +119,6 @@ def _lookup(args: argparse.Namespace, kind: str, ref: str) -> tuple[Any, str]:
         except NotFound:
             continue
     return None, f"No such {kind or 'object'}: {ref}"
+
+
+COMMANDS = (Command("inspect", add_flags, "display detailed information on one or more containers"),)

@@ -91,13 +91,12 @@ def check_template(fmt: str | None) -> None:
     if not fmt or fmt == "json":
         return
     from skiff.cli.gotemplate import parse
-    from skiff.errors import TemplateError
+    from skiff.errors import InvalidTemplate, TemplateError
 
     try:
         parse(fmt)
     except TemplateError as exc:
-        exc.exit_code = 64
-        raise
+        raise InvalidTemplate(exc.message) from None
 
 
 def print_documents(documents: list[Any], fmt: str | None) -> int:
@@ -163,7 +162,7 @@ def _sorted_row(row: Row) -> Row:
 
 def container_row(data: dict[str, Any], no_trunc: bool = False, size: str = "0B") -> Row:
     """``ps``'s row: Docker's ContainerContext fields for a container record."""
-    from skiff.cli.container import ps_row
+    from skiff.cli.ps import ps_row
 
     cid, image, command, running_for, status, ports, name = ps_row(data, no_trunc)
     labels = data.get("Config", {}).get("Labels") or {}

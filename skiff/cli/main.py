@@ -1,8 +1,10 @@
 """The ``skiff`` command: parse Docker-style flags, call the library, report errors.
 
-Each command group lives in its own module with a ``register(subparsers)``
-function. Modules import only argparse at load time; the library is imported
-inside the handlers, so ``skiff run`` pays only for what it uses.
+Each command family lives in its own module with a ``register(subparsers)``
+function; skiff.cli.commands says which module has which command, and only the
+module of the command given is imported. Modules import only argparse at load
+time; the library is imported inside the handlers, so ``skiff run`` pays only for
+what it uses. Errors are printed and given their exit status in skiff.cli.errors.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from skiff.cli.commands import MODULES
+from skiff.cli.errors import exit_status, report
 from skiff.errors import ArgumentCountError, GroupUsage, SkiffError, UnknownCommand, UnknownFlag, UsageError
 
 if TYPE_CHECKING:
+    from skiff.engine import Engine
     from skiff.paths import Paths
 
 # argparse's words for a command it does not know (the word quoted as Python's repr quotes it).
 _INVALID_COMMAND = re.compile(r"^argument COMMAND: invalid choice: (['\"])(?P<word>.*)\1 \(choose from")
-# Command-group modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("container", "image", "registry", "volume", "network", "system", "events")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -192,7 +195,7 @@ def build_parser(command: str | None = None) -> ArgumentParser:
 
     argparse spends about 25 ms building every subcommand (most of it looking up
     translations for each help string); ``skiff run`` needs only its own, so the
-    others are skipped when the command word is known.
+    others are skipped, and their modules not imported, when the command word is known.
     """
     parser = ArgumentParser(prog="skiff", description="Run containers with Docker's behaviour.")
     parser.add_argument("--root", help="persistent state directory (default /var/lib/skiff, env SKIFF_ROOT)")
@@ -203,11 +206,9 @@ def build_parser(command: str | None = None) -> ArgumentParser:
     sub.required = True
     import importlib
 
-    target = sub if command is None else _OnlyCommand(sub, command)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"skiff.cli.{name}").register(target)
-    if command is not None and not sub.choices:
-        return build_parser()  # not a command: the full parser reports it with the list of choices
+    # not a command (or none: --help): the full parser, which lists them all in the table's order
+    for name in [command] if command in MODULES else MODULES:
+        importlib.import_module(f"skiff.cli.{MODULES[name]}").register(_OnlyCommand(sub, name))
     return parser
 
 
@@ -265,16 +266,24 @@ def paths_from(args: argparse.Namespace) -> Paths:
     return Paths.from_env(args.root, args.run_root)
 
 
+def engine_from(args: argparse.Namespace) -> Engine:
+    from skiff.engine import Engine
+
+    return Engine(paths_from(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or bool(os.environ.get("SKIFF_DEBUG"))
+    args = argparse.Namespace()
     try:
         args = build_parser(command_word(argv)).parse_args(argv)
         status = args.func(args)
         return int(status or 0)
     except SkiffError as exc:
-        _report(str(exc) if exc.verbatim else f"skiff: {exc}", debug)
-        return exc.exit_code
+        _report(exc, debug)
+        # the command's own table (``run``: 125, 126, 127), else the error's type's status
+        return exit_status(exc, getattr(args, "exit_codes", {}))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -282,9 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # An OSError that escaped the library is still a user-facing failure:
         # one line that names the file, never a traceback (unless asked for).
-        return _report(f"skiff: {exc}", debug)
+        return _report(str(exc), debug)
     except Exception as exc:  # a bug in skiff: still one line, the traceback on request
-        return _report(f"skiff: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", debug)
+        return _report(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", debug)
 
 
 def run() -> NoReturn:
@@ -294,12 +303,12 @@ def run() -> NoReturn:
     exit_without_teardown(main())
 
 
-def _report(line: str, debug: bool) -> int:
+def _report(error: SkiffError | str, debug: bool) -> int:
     if debug:
         import traceback
 
         traceback.print_exc()
-    print(line, file=sys.stderr)
+    report(error)
     return 125
 
 

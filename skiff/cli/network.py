@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
+
+from skiff.cli.errors import report
 
 if TYPE_CHECKING:
     from skiff.network import NetworkManager
@@ -86,10 +87,9 @@ def _container_id(args: argparse.Namespace) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from skiff.errors import InvalidArgument
+    from skiff.engine.network import check_network_driver
 
-    if args.driver != "bridge":
-        raise InvalidArgument(f"network driver {args.driver!r} is not supported", hint="use bridge")
+    check_network_driver(args.driver)
     labels = dict(label.partition("=")[::2] for label in args.label)
     options = dict(opt.partition("=")[::2] for opt in args.opt)
     record = _manager(args).create_network(args.name, subnet=args.subnet, gateway=args.gateway,
@@ -131,19 +131,17 @@ def _inspect(args: argparse.Namespace) -> int:
         try:
             found.append(manager.inspect_network(ref, members=_members(args, ref)))
         except NetworkNotFound as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = 1
     return print_documents(found, args.format) or status
 
 
 def _members(args: argparse.Namespace, ref: str) -> dict[str, str] | None:
+    """Id -> name of the running containers on ``none`` or ``host``: the engine's records know them."""
     from skiff.cli.main import paths_from
-    from skiff.engine import Engine
     from skiff.engine.network import predefined_members
 
-    paths = paths_from(args)
-    Engine(paths).reconcile()
-    return predefined_members(paths, ref)
+    return predefined_members(paths_from(args), ref)
 
 
 def _rm(args: argparse.Namespace) -> int:
@@ -155,7 +153,7 @@ def _rm(args: argparse.Namespace) -> int:
         try:
             print(manager.remove_network(ref))
         except SkiffError as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = exc.exit_code
     return status
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from skiff.cli.errors import ExitCodes
+from skiff.errors import SkiffError, UsageError
+
+# Whatever goes wrong in a pull, ``docker pull`` exits 1; only its own flags' misuse is 125.
+PULL_EXIT_CODES: ExitCodes = {UsageError: 125, SkiffError: 1}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pull", help="download an image from a registry")
@@ -12,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--platform", help="os/arch[/variant] to pull from a multi-platform image")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image reference")
     p.add_argument("-a", "--all-tags", action="store_true", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_pull)
+    p.set_defaults(func=cmd_pull, exit_codes=PULL_EXIT_CODES)
 
     p = sub.add_parser("login", help="store credentials for a registry")
     p.add_argument("registry", metavar="SERVER", nargs="?", default="docker.io")
@@ -28,23 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from skiff.cli.main import paths_from
-    from skiff.errors import RegistryError, SkiffError, UsageError
     from skiff.registry import pull
 
     if args.all_tags:
         raise UsageError("--all-tags is not supported")
-    try:
-        pull(paths_from(args), args.reference, platform=args.platform, quiet=args.quiet, out=sys.stdout)
-    except SkiffError as exc:
-        # Whatever went wrong, `docker pull` exits 1.
-        if exc.exit_code != 1:
-            raise RegistryError(exc.message, hint=exc.hint) from exc
-        raise
+    pull(paths_from(args), args.reference, platform=args.platform, quiet=args.quiet, out=sys.stdout)
     return 0
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from skiff.errors import RegistryAuthError, UsageError
+    from skiff.errors import RegistryAuthError
     from skiff.registry import auth
     from skiff.registry.client import RegistryClient
     from skiff.registry.config import RegistryConfig

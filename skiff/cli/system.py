@@ -1,6 +1,6 @@
-"""`skiff info`, `version`, `system info|df|prune` and `update`, as Docker 20.10's.
+"""`skiff info`, `version` and `system info|df|prune|events`, as Docker 20.10's.
 
-The documents and the work are the engine's (skiff.engine.system, skiff.engine.update);
+The documents and the work are the engine's (skiff.engine.system);
 this module parses the flags and prints what Docker's client prints.
 """
 
@@ -42,7 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     version = sub.add_parser("version", help="show the skiff version information")
     version.add_argument("-f", "--format", help="format the output using a Go template")
     version.set_defaults(func=cmd_version)
-    add_update_flags(sub.add_parser("update", help="update configuration of one or more containers"))
 
     system = sub.add_parser("system", help="manage skiff")
     commands = system.add_subparsers(dest="system_command", metavar="COMMAND", parser_class=type(system))
@@ -71,17 +70,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="format the output using a Go template")
     p.set_defaults(func=cmd_info)
-
-
-def add_update_flags(p: argparse.ArgumentParser) -> None:
-    """``update``'s flags: the resource flags of ``run`` and ``--restart``."""
-    from skiff.cli.container import RESOURCE_FLAGS
-
-    for flags, key in RESOURCE_FLAGS.items():
-        p.add_argument(*flags, dest=f"res_{key}", metavar="VALUE")
-    p.add_argument("--restart", help="restart policy to apply when a container exits")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    p.set_defaults(func=cmd_update)
 
 
 def _paths(args: argparse.Namespace) -> Paths:
@@ -116,8 +104,7 @@ def _print_template(fmt: str, document: Any, type_name: str) -> None:
         text = render("{{json .}}" if fmt == "json" else fmt, document, type_name)
     except TemplateError as exc:
         sys.stdout.write("\n")
-        exc.prefix = ""
-        raise
+        raise exc.worded("") from None
     sys.stdout.write(text + "\n")
 
 
@@ -391,45 +378,3 @@ def _confirmed(message: str) -> bool:
     sys.stdout.write(f"{message} [y/N] ")
     sys.stdout.flush()
     return sys.stdin.readline().strip().lower() == "y"
-
-
-# --- update ---------------------------------------------------------------------------------
-
-
-def cmd_update(args: argparse.Namespace) -> int:
-    """Docker's ``update``: each container's name as given when done; the errors at the end, 1."""
-    from skiff.cli.container import RESOURCE_FLAGS
-    from skiff.engine import Engine
-    from skiff.engine.update import UpdateRequest
-    from skiff.errors import InvalidArgument, NoFlagGiven, SkiffError, UnknownFlag
-
-    flags = {key: getattr(args, f"res_{key}") for key in RESOURCE_FLAGS.values()}
-    if all(value is None for value in flags.values()) and args.restart is None:
-        raise NoFlagGiven("you must provide one or more flags when using this command")
-    request: UpdateRequest | None = None
-    refused: SkiffError | None = None
-    try:
-        request = UpdateRequest(flags, args.restart)
-    except InvalidArgument as exc:
-        if exc.message.startswith('invalid argument "'):  # the client's own flag parsing: 125
-            raise UnknownFlag(f"{exc.message}\nSee 'skiff update --help'.") from None
-        refused = exc
-    except SkiffError as exc:
-        refused = exc  # the daemon's checks: reported for each container, as Docker's
-    engine = Engine(_paths(args))
-    errors = []
-    for ref in args.containers:
-        try:
-            if refused is not None:
-                engine.find(ref)  # an unknown container is reported as such first
-                raise refused
-            assert request is not None
-            engine.update(ref, request)
-            print(ref)
-        except SkiffError as exc:
-            errors.append(f"Error: {exc}")
-    sys.stdout.flush()
-    if errors:
-        print("\n".join(errors), file=sys.stderr)
-        return 1
-    return 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from skiff.cli.errors import report
 
 if TYPE_CHECKING:
     from skiff.paths import Paths
@@ -71,9 +73,9 @@ def _store(args: argparse.Namespace) -> VolumeStore:
 
 
 def _users(paths: Paths) -> dict[str, list[str]]:
-    from skiff.engine.volumes import volume_users
+    from skiff.engine.volumes import volumes_in_use
 
-    return volume_users(paths)
+    return volumes_in_use(paths)
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -127,7 +129,7 @@ def _inspect(args: argparse.Namespace) -> int:
             missing.append(exc)
     status = print_documents(found, args.format)
     for error in missing:
-        print(f"skiff: {error}", file=sys.stderr)
+        report(error)
     return 1 if missing else status
 
 
@@ -142,7 +144,7 @@ def _rm(args: argparse.Namespace) -> int:
             if store.remove(name, users.get(name, []), force=args.force):
                 print(name)
         except SkiffError as exc:
-            print(f"skiff: {exc}", file=sys.stderr)
+            report(exc)
             status = 1
     return status
 

@@ -32,6 +32,7 @@ from skiff.store import FileLock, write_json
 if TYPE_CHECKING:  # the seams' types; their modules load where they are used
     from skiff.cgroups import Cgroup, Stats
     from skiff.engine.documents import ContainerFacts
+    from skiff.engine.filters import FilterArgs
     from skiff.engine.plan import RunPlan
     from skiff.engine.runflags import CidFile
     from skiff.engine.stats import StatsRow
@@ -45,8 +46,13 @@ class Engine:
         self.paths = paths
 
     # --- run -----------------------------------------------------------------
-    def run(self, opts: RunOptions, detach_keys: str | None = None) -> int:
+    def run(self, opts: RunOptions, detach_keys: str | None = None, output: tuple[int, int] = (1, 2),
+            on_create: Callable[[Container], None] | None = None) -> int:
         """Run a container in the foreground; return its exit status as Docker does.
+
+        ``output``: the descriptors that get the container's stdout and stderr (the Python API
+        passes its own, to return the output); ``on_create`` is told the container once its
+        record exists (the API names it in its ContainerError).
 
         With ``opts.detach`` the container is left to its monitor: see ``run_detached``.
         With a terminal (``-t``), a restart policy or a health check the container runs under
@@ -58,7 +64,10 @@ class Engine:
             from skiff.engine.terminal import parse_detach_keys
 
             keys = parse_detach_keys(detach_keys)  # bad keys fail before anything is created
-            return self._run_monitored(self.create(opts), opts, keys)
+            created = self.create(opts)
+            if on_create:
+                on_create(created)
+            return self._run_monitored(created, opts, keys, output)
         if detach_keys:
             from skiff.engine.terminal import parse_detach_keys
 
@@ -70,17 +79,19 @@ class Engine:
             _print_warnings(plan)
             container = self._create_record(opts, image, plan, owned=not plan.healthcheck_active)
             cid_file.write(container.id)
+        if on_create:
+            on_create(container)
         if plan.healthcheck_active:  # the monitor runs the health checks, as Docker's daemon does
             from skiff.engine.terminal import parse_detach_keys
 
-            return self._run_monitored(container, opts, parse_detach_keys(detach_keys))
+            return self._run_monitored(container, opts, parse_detach_keys(detach_keys), output)
         with contextlib.ExitStack() as undo:
             undo.callback(records.remove_record, container)
             undo.callback(_remove_anonymous_volumes, plan)  # a failed run keeps no anonymous volume
             events.emit_container(self.paths, container.data, "attach")
             bundle = self._prepare(container, image, plan, undo)
             try:
-                status, oom = self._run_bundle(container, bundle)
+                status, oom = self._run_bundle(container, bundle, output)
             except ExecError as exc:
                 events.emit_released(self.paths, container.data)
                 if opts.remove:
@@ -93,11 +104,12 @@ class Engine:
         self._finish(container, status, oom, remove=opts.remove)
         return status
 
-    def _run_monitored(self, created: Container, opts: RunOptions, keys: bytes) -> int:
+    def _run_monitored(self, created: Container, opts: RunOptions, keys: bytes,
+                       output: tuple[int, int] = (1, 2)) -> int:
         """A foreground run of a created container under its monitor, attached to it."""
         events.emit_container(self.paths, created.data, "attach")
         container = self.start(created.id, attach=True)  # the record as started: its Pid
-        return self._attach(container, opts.interactive, keys, stdin_once=True) or 0
+        return self._attach(container, opts.interactive, keys, stdin_once=True, output=output) or 0
 
     def _failed_start(self, container: Container, exc: SkiffError) -> None:
         """As Docker: a command that cannot run leaves the container created, with 126 or 127 recorded."""
@@ -189,7 +201,7 @@ class Engine:
                             stdin_once, proxy_signals)
 
     def _attach(self, container: Container, stdin: bool, keys: bytes, stdin_once: bool,
-                proxy_signals: bool = True) -> int | None:
+                proxy_signals: bool = True, output: tuple[int, int] = (1, 2)) -> int | None:
         from skiff.engine import lifecycle
         from skiff.engine.terminal import attach
         from skiff.engine.unixsock import connect_unix
@@ -212,7 +224,7 @@ class Engine:
         monitor = owner.pid if owner else 0
         with sock:
             result = attach(sock, bool(container.data["Config"].get("Tty")), stdin, keys, stdin_once,
-                            forward if proxy_signals else None)
+                            forward if proxy_signals else None, output)
         if result.detached:
             return None
         self._wait_recorded(container, monitor, container.state.pid)
@@ -324,16 +336,18 @@ class Engine:
         crash_point("bundle")
         return container.bundle
 
-    def _run_bundle(self, container: Container, bundle: Path) -> tuple[int, bool]:
-        """Run the bundle here; its exit status, and whether the kernel's OOM killer ended it."""
+    def _run_bundle(self, container: Container, bundle: Path,
+                    output: tuple[int, int] = (1, 2)) -> tuple[int, bool]:
+        """Run the bundle here; its exit status, and whether the kernel's OOM killer ended it.
+        ``output``: the descriptors for the container's stdout and stderr."""
         from skiff.runtime import Runtime
 
         relay = None
-        stdout, stderr = 1, 2
+        stdout, stderr = output
         if not container.data["HostConfig"].get("AutoRemove"):  # it outlives the run: keep its output
             from skiff.engine.relay import OutputRelay
 
-            relay = OutputRelay(container)
+            relay = OutputRelay(container, output)
             stdout, stderr = relay.container_ends()
 
         def started(pid: int) -> None:
@@ -350,11 +364,14 @@ class Engine:
         def exited(status: int) -> None:
             oom.append(runtime.oom_killed(container.id))  # before the runtime deletes the cgroup
 
-        stdin = sys.stdin.fileno() if container.data["Config"].get("OpenStdin") else _devnull()
+        own_stdin = not container.data["Config"].get("OpenStdin")
+        stdin = _devnull() if own_stdin else sys.stdin.fileno()
         try:
             return runtime.run(container.id, bundle, stdio=(stdin, stdout, stderr), on_created=started,
                                on_exited=exited), bool(oom and oom[0])
         finally:
+            if own_stdin:  # a process that runs many containers (the Python API) must not leak it
+                os.close(stdin)
             if relay:
                 relay.finish()
 
@@ -379,6 +396,16 @@ class Engine:
         self.reconcile()
         found = [c for c in records.all_containers(self.paths) if all_ or c.running]
         return sorted(found, key=lambda c: c.data["Created"], reverse=True)
+
+    def list_containers(self, filters: "FilterArgs", all_: bool = False, last: int = -1) -> list[Container]:
+        """``ps``: the running containers (every one with ``all_``) that ``filters`` accept, newest
+        first. As Docker: a ``status`` filter that names a stopped state, and ``last`` (``-n``,
+        ``-l``: the newest N), list containers in every state, after the filters."""
+        from skiff.engine.filters import container_list_filter
+
+        include, wants_all = container_list_filter(self.paths, filters)
+        found = [c for c in self.containers(all_=all_ or wants_all or last > 0) if include(c.data)]
+        return found[:last] if last > 0 else found
 
     def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> str:
         from skiff.engine import lifecycle
@@ -532,8 +559,11 @@ class Engine:
 
     def exec(self, ref: str, command: list[str], env: Sequence[str] = (), user: str | None = None,
              workdir: str | None = None, interactive: bool = False, tty: bool = False,
-             detach: bool = False) -> int:
-        """Run ``command`` in the running container: every namespace and its cgroup are joined."""
+             detach: bool = False, output: tuple[int, int] = (1, 2)) -> int:
+        """Run ``command`` in the running container: every namespace and its cgroup are joined.
+
+        ``output``: the descriptors for its stdout and stderr when it is neither detached nor on
+        a terminal (this process's by default)."""
         from skiff.engine.users import resolve_user
         from skiff.runtime import Runtime
         from skiff.store import read_json
@@ -580,9 +610,15 @@ class Engine:
                 process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
             stdin = sys.stdin.fileno() if interactive else _devnull()
             stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
-                     os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) if detach else (stdin, 1, 2)
+                     os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) if detach else (stdin, *output)
+            # Ours to close: a process that execs many times (the Python API) must not leak them.
+            opened = ([] if interactive else [stdin]) + ([stdio[1], stdio[2]] if detach else [])
             runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
-            status = runtime.exec(container.id, process, stdio=stdio, detach=detach)
+            try:
+                status = runtime.exec(container.id, process, stdio=stdio, detach=detach)
+            finally:
+                for fd in opened:
+                    os.close(fd)
         if not detach:  # a detached exec is nobody's child once started: its end is not seen (no exec_die)
             events.emit_container(self.paths, container.data, "exec_die", execID=exec_id, exitCode=str(status))
         return status

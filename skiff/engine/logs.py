@@ -7,10 +7,13 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from skiff import timestamps
 from skiff.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from skiff.engine.containers import Container
 
 Entry = tuple[str, str, str]  # (stream, text, RFC3339Nano time)
 
@@ -117,3 +120,23 @@ def _epoch(rfc3339: str) -> float:
         return timestamps.parse(rfc3339)
     except (ValueError, IndexError):
         return 0.0
+
+
+def tail_lines(value: str) -> int | None:
+    """As Docker 20.10's daemon: a ``tail`` that is not a number, or is negative, means all lines."""
+    try:
+        lines = int(value)
+    except ValueError:
+        return None
+    return lines if lines >= 0 else None
+
+
+def still_written(container: Container) -> Callable[[], bool]:
+    """For ``follow``: whether the container's monitor may still append to its log (the
+    container is held, or being started), read afresh at each call."""
+
+    def check() -> bool:
+        container.reload()
+        return not container.state.can_start
+
+    return check

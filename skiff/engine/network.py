@@ -99,9 +99,16 @@ def _shared_netns(paths: Paths, mode: str) -> Path:
 
 
 def predefined_members(paths: Paths, ref: str) -> dict[str, str] | None:
-    """Id -> name of the running containers on ``none`` or ``host`` (the network package keeps no
-    record of those; the container records know them); None for any other network."""
+    """Id -> name of the running containers on ``none`` or ``host`` (the network package keeps
+    no record of those, the engine's records know them); None for any other network."""
     if ref not in ("none", "host"):
         return None
-    return {c.id: c.name for c in records.all_containers(paths)
-            if c.running and c.data["HostConfig"].get("NetworkMode") == ref}
+    from skiff.engine.engine import Engine
+
+    return {c.id: c.name for c in Engine(paths).containers() if c.data["HostConfig"].get("NetworkMode") == ref}
+
+
+def check_network_driver(driver: str | None) -> None:
+    """``network create -d``: skiff makes bridge networks only (None: the default, bridge)."""
+    if driver not in (None, "bridge"):
+        raise InvalidArgument(f"network driver {driver!r} is not supported", hint="use bridge")

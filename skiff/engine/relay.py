@@ -16,14 +16,15 @@ from skiff.engine.containers import Container
 
 
 class OutputRelay:
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, targets: tuple[int, int] = (1, 2)) -> None:
+        """``targets``: where the output is shown (this process's stdout and stderr by default)."""
         from skiff.engine.monitor.idle import Log  # the monitor's json-file writer, rotation included
 
         config = container.data["HostConfig"].get("LogConfig", {}).get("Config", {})
         self._log = Log(str(container.log_path), int(config.get("max-size", 0)), int(config.get("max-file", 1)))
         out_r, self._out_w = os.pipe2(os.O_CLOEXEC)
         err_r, self._err_w = os.pipe2(os.O_CLOEXEC)
-        self._streams = {out_r: ("stdout", 1), err_r: ("stderr", 2)}
+        self._streams = {out_r: ("stdout", targets[0]), err_r: ("stderr", targets[1])}
         self._thread = threading.Thread(target=self._copy, name="output-relay", daemon=True)
         self._thread.start()
 

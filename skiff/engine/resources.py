@@ -11,7 +11,7 @@ import os
 import re
 
 from skiff.cgroups.resources import DEFAULT_DEVICE_RULES
-from skiff.errors import CgroupError, InvalidArgument
+from skiff.errors import CgroupError, FlagValueError, InvalidArgument
 from skiff.units import MiB, ram_in_bytes
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the hot path
@@ -54,7 +54,7 @@ def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory
     _check_memory(mem, swap, reservation, update)
     _check_cpu(nano_cpus, shares, period, quota)
     if pids is not None and pids < -1:
-        raise InvalidArgument(f'invalid argument "{pids_limit}" for "--pids-limit" flag: '
+        raise FlagValueError(f'invalid argument "{pids_limit}" for "--pids-limit" flag: '
                               "must be a positive number, or -1 for no limit")
     if weight and not 10 <= weight <= 1000:
         raise CgroupError("Range of blkio weight is from 10 to 1000")
@@ -103,8 +103,8 @@ def resources_from_flags(memory: Value = None, memory_swap: Value = None, memory
 
 # --- parsing ------------------------------------------------------------------
 
-def _flag_error(value: Value, flag: str, reason: str) -> InvalidArgument:
-    return InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: {reason}')
+def _flag_error(value: Value, flag: str, reason: str) -> FlagValueError:
+    return FlagValueError(f'invalid argument "{value}" for "{flag}" flag: {reason}')
 
 
 def _size(value: Value, flag: str) -> int:
@@ -227,11 +227,11 @@ def _check_cpu(nano_cpus: int | None, shares: int | None, period: int | None, qu
         if nano_cpus <= 0 or nano_cpus > count * 1_000_000_000:
             raise CgroupError(f"Range of CPUs is from 0.01 to {count}.00, as there are only {count} CPUs available")
     if shares is not None and shares < 0:
-        raise InvalidArgument(f'invalid argument "{shares}" for "-c, --cpu-shares" flag: must not be negative')
+        raise FlagValueError(f'invalid argument "{shares}" for "-c, --cpu-shares" flag: must not be negative')
     if period and (period < 1000 or period > 1000000):
         raise CgroupError("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
     if quota is not None and quota < -1:
-        raise InvalidArgument(f'invalid argument "{quota}" for "--cpu-quota" flag: '
+        raise FlagValueError(f'invalid argument "{quota}" for "--cpu-quota" flag: '
                               "must be a positive number, or -1 for no limit")
     if quota and 0 < quota < 1000:
         raise CgroupError("CPU cfs quota can not be less than 1ms (i.e. 1000)")

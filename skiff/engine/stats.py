@@ -4,7 +4,7 @@ what Docker computes from them (CPU %, the memory limit shown), and the host's m
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from skiff.cgroups.stats import Stats
@@ -79,3 +79,33 @@ def host_memory_bytes() -> int:
     except OSError:
         pass
     return 0
+
+
+def api_document(row: StatsRow) -> dict[str, Any]:
+    """One row in the shape of Docker's stats API (``GET /containers/ID/stats?stream=0``), with
+    the fields skiff measures: what docker-py's ``Container.stats()`` returns."""
+    import os
+
+    from skiff.timestamps import now
+
+    previous, current = row.previous, row.current
+    return {
+        "read": now(),
+        "id": row.container_id,
+        "name": f"/{row.name}",
+        "cpu_stats": {"cpu_usage": {"total_usage": current.cpu_usage_ns}, "online_cpus": os.cpu_count() or 1},
+        "precpu_stats": {"cpu_usage": {"total_usage": previous.cpu_usage_ns}},
+        # skiff's own: the CPU % ``skiff stats`` shows, over the two samples 0.1 s apart
+        "cpu_percent": _cpu_percent(previous, current),
+        "memory_stats": {"usage": current.memory_usage,
+                         "limit": memory_limit_shown(current, host_memory_bytes())},
+        "pids_stats": {"current": current.pids_current,
+                       **({"limit": current.pids_limit} if current.pids_limit is not None else {})},
+        "blkio_stats": {"io_service_bytes_recursive": [
+            {"op": "read", "value": current.block_read}, {"op": "write", "value": current.block_write}]},
+        "networks": {"eth0": {"rx_bytes": row.net_rx, "tx_bytes": row.net_tx}},
+    }
+
+
+def _cpu_percent(previous: Stats, current: Stats) -> float:
+    return round(cpu_percent(previous, current), 2)

@@ -143,8 +143,10 @@ class AttachResult:
 
 
 def attach(sock: socket.socket, tty: bool, stdin: bool, detach_keys: bytes, stdin_once: bool,
-           forward_signal: Callable[[int], None] | None) -> AttachResult:
-    """Copy between the user's stdio and a container's monitor until the container exits or we detach."""
+           forward_signal: Callable[[int], None] | None, output: tuple[int, int] = (1, 2)) -> AttachResult:
+    """Copy between the user's stdio and a container's monitor until the container exits or we detach.
+
+    ``output``: the descriptors for the container's stdout and stderr (this process's by default)."""
     from skiff.engine.monitor.idle import frame, split_frames
 
     sock_fd = sock.fileno()
@@ -192,7 +194,7 @@ def attach(sock: socket.socket, tty: bool, stdin: bool, detach_keys: bytes, stdi
                     for kind, payload in split_frames(buffer):
                         if kind == b"x":
                             return AttachResult(status=int(payload or b"255"))
-                        write_all(2 if kind == b"2" else 1, payload)
+                        write_all(output[1] if kind == b"2" else output[0], payload)
 
 
 def relay_exec(master: int, pid: int, stdin: bool) -> int:

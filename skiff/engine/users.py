@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from skiff import linux
-from skiff.errors import InvalidArgument, SyscallError
+from skiff.errors import SyscallError, UnknownUser
 
 
 class ExecUser(NamedTuple):
@@ -58,7 +58,7 @@ def resolve_user(rootfs: Path, spec: str) -> ExecUser:
     by_uid = user.isdigit()
     entry = next((p for p in passwd if len(p) >= 7 and p[2 if by_uid else 0] == user), None)
     if entry is None and not by_uid:
-        raise InvalidArgument(f"unable to find user {user}: no matching entries in passwd file")
+        raise UnknownUser(f"unable to find user {user}: no matching entries in passwd file")
     uid = int(entry[2]) if entry else int(user)
     gid = int(entry[3]) if entry else 0
     home = entry[5] if entry else "/"
@@ -69,7 +69,7 @@ def resolve_user(rootfs: Path, spec: str) -> ExecUser:
         by_gid = group.isdigit()
         match = next((g for g in groups if len(g) >= 3 and g[2 if by_gid else 0] == group), None)
         if match is None and not by_gid:
-            raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
+            raise UnknownUser(f"unable to find group {group}: no matching entries in group file")
         gid = int(match[2]) if match else int(group)
     elif name:
         member_of = [int(g[2]) for g in groups if len(g) >= 4 and g[2].isdigit() and name in g[3].split(",")]

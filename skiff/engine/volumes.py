@@ -40,9 +40,10 @@ def release_container_mounts(paths: Paths, container: Container, remove_anonymou
                     users=records.volume_users(paths) if remove_anonymous else None)
 
 
-def volume_users(paths: Paths) -> dict[str, list[str]]:
+def volumes_in_use(paths: Paths) -> dict[str, list[str]]:
     """Volume name -> containers (running or stopped) that use it; also drops driver mounts of
-    containers that vanished (a skiff killed with SIGKILL) so they do not count as users."""
+    containers that vanished (a skiff killed with SIGKILL) so they do not count as users.
+    What ``volume rm`` and ``volume prune`` (the CLI's and the Python API's) refuse to remove."""
     from skiff.volume.driver import reconcile
 
     users = records.volume_users(paths)

@@ -1,7 +1,9 @@
 """Pulling images from OCI distribution registries (Docker Hub, any registry v2).
 
 ``pull`` and ``ensure_image`` are imported lazily: ``skiff run`` with a local
-image never loads httpx or the progress library.
+image never loads httpx or the progress library. Their module is ``puller``, not
+``pull``: importing a submodule binds its name in the package, so a module named
+``pull`` would replace this function after the first pull of a process.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
 def pull(paths: "Paths", ref: str, platform: str | None = None, quiet: bool = False,
          out: TextIO = sys.stdout) -> "Image":
     """Pull ``ref`` into the store under ``paths``; prints Docker's pull report to ``out``."""
-    from skiff.registry.pull import pull as _pull
+    from skiff.registry.puller import pull as _pull
 
     return _pull(paths, ref, platform=platform, quiet=quiet, out=out)
 
@@ -31,6 +33,6 @@ def ensure_image(paths: "Paths", ref: str, policy: str = "missing", platform: st
         store = ImageStore(paths)
         if store.exists(ref):  # the fast path of ``skiff run``: no registry code imported
             return store.get(ref)
-    from skiff.registry.pull import ensure_image as _ensure
+    from skiff.registry.puller import ensure_image as _ensure
 
     return _ensure(paths, ref, policy=policy, platform=platform, quiet=quiet, out=out)

@@ -99,9 +99,6 @@ class MountPlan:
             return "rslave"
         return None
 
-    def volume_names(self) -> list[str]:
-        return [m.name for m in self.mounts if m.spec.type == "volume"]
-
     def anonymous_volumes(self) -> list[str]:
         """Volumes created for this container alone (not those shared by --volumes-from)."""
         return [m.name for m in self.mounts if m.anonymous and not m.inherited]

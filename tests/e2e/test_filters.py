@@ -1,6 +1,6 @@
 """Docker 20.10's ``--filter`` on ``ps``, the prunes, ``network ls`` and ``volume ls``, with real
 containers, volumes, images and networks. Error texts and statuses as a private dockerd 20.10
-printed them (``Error: Invalid filter 'foo'``, exit 1)."""
+printed them (``Invalid filter 'foo'``, exit 1), after skiff's prefix."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_ps_every_docker_filter(lc: Skiff, three: dict[str, str]) -> None:
 
 
 def test_ps_filter_errors_as_docker(lc: Skiff, three: dict[str, str]) -> None:
-    daemon = "Error: "  # Docker's daemon words; skiff has no daemon to name
+    daemon = "skiff: "  # where Docker names its daemon (skiff has none)
     for flt, text in (("foo=bar", "Invalid filter 'foo'"), ("status=bogus", "Invalid filter 'status=bogus'"),
                       ("health=bogus", "Unrecognised filter value for health: bogus"),
                       ("exited=abc", 'strconv.Atoi: parsing "abc": invalid syntax'),
@@ -96,9 +96,9 @@ def test_container_prune_filters(lc: Skiff) -> None:
     lc.ok("container", "prune", "-f", "--filter", "label!=keep")
     assert names(lc, "ps", "-a") == ["keep"]
     assert refused(lc, "container", "prune", "-f", "--filter", "until=soon") == \
-        'Error: failed to parse value as time or duration: "soon"'
+        'skiff: failed to parse value as time or duration: "soon"'
     assert refused(lc, "container", "prune", "-f", "--filter", "name=keep") == \
-        "Error: Invalid filter 'name'"
+        "skiff: Invalid filter 'name'"
     assert names(lc, "ps", "-a") == ["keep"]
 
 
@@ -116,14 +116,14 @@ def test_volume_ls_and_prune_filters(lc: Skiff) -> None:
     assert lc.ok(*ls, "--filter", "driver=local").split() == ["prodvol", "testvol", "usedvol"]
     assert lc.ok(*ls, "--filter", "driver=nfs").split() == []
     assert refused(lc, *ls, "--filter", "dangling=maybe") == \
-        "Error: Invalid filter 'dangling=[maybe]'"
-    assert refused(lc, *ls, "--filter", "size=1") == "Error: Invalid filter 'size'"
+        "skiff: Invalid filter 'dangling=[maybe]'"
+    assert refused(lc, *ls, "--filter", "size=1") == "skiff: Invalid filter 'size'"
     # 20.10 prunes unused named volumes too (23.0 and later: only anonymous ones without -a)
     out = lc.ok("volume", "prune", "-f", "--filter", "label!=env=prod")
     assert out.startswith("Deleted Volumes:\ntestvol\n\n")
     assert lc.ok(*ls).split() == ["prodvol", "usedvol"]
     assert refused(lc, "volume", "prune", "-f", "--filter", "until=1h") == \
-        "Error: Invalid filter 'until'"
+        "skiff: Invalid filter 'until'"
     assert lc.ok("volume", "prune", "-f").startswith("Deleted Volumes:\nprodvol\n")
     assert lc.ok(*ls).split() == ["usedvol"]
 
@@ -141,10 +141,10 @@ def test_image_prune_filters(lc: Skiff, busybox_tar: Path) -> None:
     assert lc.ok("image", "prune", "-f", "--filter", "dangling=false", "--filter", "until=1h") == \
         "Total reclaimed space: 0B\n"
     assert refused(lc, "image", "prune", "-f", "--filter", "dangling=maybe") == \
-        'Error: invalid value for filter \'dangling\', must be "true" (or "1"), ' \
+        'skiff: invalid value for filter \'dangling\', must be "true" (or "1"), ' \
         'or "false" (or "0")'
     assert refused(lc, "image", "prune", "-f", "--filter", "reference=x") == \
-        "Error: Invalid filter 'reference'"
+        "skiff: Invalid filter 'reference'"
     assert other in ids()
     lc.ok("image", "prune", "-f", "--filter", "label=purpose")
     assert other not in ids()
@@ -173,8 +173,8 @@ def test_network_ls_filters(lc: Skiff) -> None:
         fnet1 = json.loads(lc.ok("network", "inspect", "fnet1"))[0]["Id"]
         assert lc.ok(*ls, "--filter", f"id={fnet1[:8]}").split() == ["fnet1"]
         assert refused(lc, *ls, "--filter", "type=bogus") == \
-            "Error: invalid filter: 'type'='bogus'"
-        assert refused(lc, *ls, "--filter", "foo=1") == "Error: Invalid filter 'foo'"
+            "skiff: invalid filter: 'type'='bogus'"
+        assert refused(lc, *ls, "--filter", "foo=1") == "skiff: Invalid filter 'foo'"
     finally:
         lc("rm", "-f", "onnet")
         lc("network", "rm", "fnet1", "fnet2")

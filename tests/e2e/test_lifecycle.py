@@ -210,7 +210,7 @@ def test_bad_input_one_line_and_docker_codes(lc: Skiff) -> None:
     a = detach(lc, "--name", "busy", "busybox", "sleep", "300")
     rm = lc("rm", "busy")
     assert rm.returncode == 1 and rm.stderr.strip() == (
-        f"Error: You cannot remove a running container {a}. "
+        f"skiff: You cannot remove a running container {a}. "
         "Stop the container before attempting removal or force remove")
     for args, code, text in ((("stop", "nope"), 1, "No such container: nope"),
                              (("kill", "-s", "SIGFOO", "busy"), 1, "Invalid signal: SIGFOO"),
@@ -226,7 +226,7 @@ def test_bad_input_one_line_and_docker_codes(lc: Skiff) -> None:
         proc = lc("inspect", common)
         assert proc.returncode == 1 and "multiple IDs found with provided prefix" in proc.stderr
     proc = lc("exec", other, "true")
-    assert proc.returncode == 1 and proc.stderr.strip() == f"Error: Container {other} is not running"
+    assert proc.returncode == 1 and proc.stderr.strip() == f"skiff: Container {other} is not running"
     proc = lc("run", "-d", "--network", "none", "--name", "busy", "busybox", "true")
     assert proc.returncode == 125 and "is already in use" in proc.stderr
     proc = lc("run", "-d", "--network", "none", "busybox", "nosuchcmd")

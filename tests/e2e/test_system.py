@@ -251,7 +251,7 @@ def test_system_prune_until_takes_only_what_is_older(lc: Skiff) -> None:
 
 def test_system_prune_refuses_bad_filters_as_docker(lc: Skiff) -> None:
     bad = lc("system", "prune", "-f", "--filter", "bogus=1")
-    assert (bad.returncode, bad.stderr) == (1, "Error: Invalid filter 'bogus'\n")
+    assert (bad.returncode, bad.stderr) == (1, "skiff: Invalid filter 'bogus'\n")
     until = lc("system", "prune", "--volumes", "-f", "--filter", "until=1h")
     assert (until.returncode, until.stderr) == (1, 'ERROR: The "until" filter is not supported with "--volumes"\n')
     extra = lc("system", "prune", "x")
@@ -333,17 +333,17 @@ def test_update_restart_policy_restarts_with_the_new_limits(lc: Skiff) -> None:
 
 @pytest.mark.parametrize("args, stderr, status", [
     ((), "you must provide one or more flags when using this command\n", 1),
-    (("-m", "64m"), "Error: Cannot update container {id}: Memory limit should be smaller than "
+    (("-m", "64m"), "skiff: Cannot update container {id}: Memory limit should be smaller than "
                     "already set memoryswap limit, update the memoryswap at the same time\n", 1),
-    (("-m", "3m"), "Error: Minimum memory limit allowed is 6MB\n", 1),
+    (("-m", "3m"), "skiff: Minimum memory limit allowed is 6MB\n", 1),
     (("-m", "10m", "--memory-reservation", "20m"),
-     "Error: Minimum memory limit can not be less than memory reservation limit, see usage\n", 1),
+     "skiff: Minimum memory limit can not be less than memory reservation limit, see usage\n", 1),
     (("-m", "64m", "--memory-swap", "32m"),
-     "Error: Minimum memoryswap limit should be larger than memory limit, see usage\n", 1),
-    (("--cpu-period", "50000"), "Error: Cannot update container {id}: Conflicting options: "
+     "skiff: Minimum memoryswap limit should be larger than memory limit, see usage\n", 1),
+    (("--cpu-period", "50000"), "skiff: Cannot update container {id}: Conflicting options: "
                                 "CPU Period cannot be updated as NanoCPUs has already been set\n", 1),
     (("--cpus", "0.5", "--cpu-period", "50000"),
-     "Error: Conflicting options: Nano CPUs and CPU Period cannot both be set\n", 1),
+     "skiff: Conflicting options: Nano CPUs and CPU Period cannot both be set\n", 1),
     (("-m", "abc"), "invalid argument \"abc\" for \"-m, --memory\" flag: invalid size: 'abc'\n"
                     "See 'skiff update --help'.\n", 125),
 ])
@@ -360,13 +360,13 @@ def test_update_reports_each_container_and_refuses_a_policy_for_rm(lc: Skiff) ->
     detach(lc, "--name", "plain", "busybox", "sleep", "300")
     result = lc("update", "--pids-limit", "30", "nosuch", "plain")
     assert (result.returncode, result.stdout, result.stderr) == \
-        (1, "plain\n", "Error: No such container: nosuch\n")
+        (1, "plain\n", "skiff: No such container: nosuch\n")
     until = str(int(time.time()) + 1)
     assert lc.ok("events", "--since", "0", "--until", until, "--filter", "event=update", "--format",
                  "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}") == "container update plain\n"
     refused = lc("update", "--restart", "always", "auto")
     assert refused.returncode == 1 and refused.stderr == (
-        f"Error: Cannot update container {cid}: Restart policy cannot be updated because "
+        f"skiff: Cannot update container {cid}: Restart policy cannot be updated because "
         "AutoRemove is enabled for the container\n")
     assert lc.ok("container", "update", "--restart", "no", "auto") == "auto\n"
 

@@ -116,7 +116,7 @@ def test_images_tag_rmi_output(skiff: Skiff, busybox_image: str) -> None:
 
     assert skiff.ok("rmi", "localhost:5000/bb:v1") == "Untagged: localhost:5000/bb:v1\n"
     proc = skiff("image", "inspect", "nosuch")
-    assert proc.returncode == 1 and proc.stderr == "Error: No such image: nosuch\n"
+    assert proc.returncode == 1 and proc.stderr == "skiff: No such image: nosuch\n"
     full_id = inspect(skiff, "busybox")["Id"]
     assert skiff.ok("image", "rm", "busybox") == f"Untagged: busybox:latest\nDeleted: {full_id}\n"
     assert skiff.ok("images").splitlines()[1:] == []
@@ -129,7 +129,7 @@ def test_rmi_and_prune_spare_an_image_a_container_uses(skiff: Skiff, busybox_ima
     short = inspect(skiff, "busybox")["Id"][7:19]
     proc = skiff("rmi", "busybox")
     assert proc.returncode == 1 and proc.stderr == (
-        f'Error: conflict: unable to remove repository reference "busybox:latest" (must force) - container {cid[:12]} '
+        f'skiff: conflict: unable to remove repository reference "busybox:latest" (must force) - container {cid[:12]} '
         f"is using its referenced image {short}\n")
     assert skiff.ok("image", "prune", "-a", "-f") == "Total reclaimed space: 0B\n"
     skiff.ok("rm", cid)

@@ -322,6 +322,8 @@ EXEC = [
     scenario("exec-stopped", setup("create", *NONE, "--name", "p-e4", BB), step("exec", "p-e4", "true")),
     scenario("exec-paused", detached("p-e5"), setup("pause", "p-e5"), step("exec", "p-e5", "true")),
     scenario("exec-unknown-user", detached("p-e6"), step("exec", "-u", "nosuch", "p-e6", "true", compare="code")),
+    scenario("exec-unknown-group", detached("p-e9"), step("exec", "-u", "root:nosuch", "p-e9", "true",
+                                                          compare="code")),
     scenario("exec-detached", detached("p-e7"), step("exec", "-d", "p-e7", "sleep", "1")),
 ]
 

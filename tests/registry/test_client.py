@@ -149,7 +149,7 @@ def test_denied_scope_and_bad_password_are_auth_errors() -> None:
 def test_a_manifest_that_is_not_json_stores_nothing(tmp_path: Path) -> None:
     from skiff.image.reference import parse_reference
     from skiff.image.store import ImageStore
-    from skiff.registry.pull import _Pull
+    from skiff.registry.puller import _Pull
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v2/":
@@ -166,7 +166,7 @@ def test_a_manifest_that_is_not_json_stores_nothing(tmp_path: Path) -> None:
 def test_a_manifest_pulled_by_digest_is_verified(tmp_path: Path) -> None:
     from skiff.image.reference import parse_reference
     from skiff.image.store import ImageStore
-    from skiff.registry.pull import _Pull
+    from skiff.registry.puller import _Pull
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v2/":

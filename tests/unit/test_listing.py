@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from skiff.cli.container import _tail_lines, size_text
+from skiff.cli.ps import size_text
+from skiff.engine.logs import tail_lines
 from skiff.engine.filters import FilterArgs, image_list_filter
 from skiff.engine.top import parse_ps_output
 from skiff.errors import InvalidFilter, ProcessListFailed
@@ -59,4 +60,4 @@ def test_top_keeps_the_containers_rows_and_the_last_columns_spaces() -> None:
 def test_size_text_and_tail_as_docker() -> None:
     assert size_text(2, 1_234_567) == "2B (virtual 1.23MB)"
     assert size_text(0, 0) == "0B"
-    assert [_tail_lines(v) for v in ("x", "all", "-1", "-5", "0", "3")] == [None, None, None, None, 0, 3]
+    assert [tail_lines(v) for v in ("x", "all", "-1", "-5", "0", "3")] == [None, None, None, None, 0, 3]

@@ -53,7 +53,7 @@ def test_errors(skiff: Skiff) -> None:
     assert skiff("volume", "create", "--driver", "nfs", "v1").returncode == 1
     assert skiff("volume", "create", "--opt", "color=red", "v1").returncode == 1
     bad_filter = skiff("volume", "ls", "--filter", "colour=red")  # the daemon's error in Docker: 1
-    assert (bad_filter.returncode, bad_filter.stderr) == (1, "Error: Invalid filter 'colour'\n")
+    assert (bad_filter.returncode, bad_filter.stderr) == (1, "skiff: Invalid filter 'colour'\n")
     assert skiff.ok("volume", "ls", "-q") == ""
     assert not (skiff.root / "volumes" / "v1").exists()
 

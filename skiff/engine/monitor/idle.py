@@ -167,7 +167,7 @@ class Log:
 
 
 def read_report(fd: int, helper_pid: int) -> tuple[int, str]:
-    """The helper's one line: ``ok PID MONITOR`` or ``error MONITOR CODE MESSAGE``; (-125, message) if it died silently.
+    """The helper's one line: ``ok PID MONITOR`` or ``error MONITOR CODE TYPE MESSAGE``; (-125, message) if it died silently.
 
     The wait ends when the helper has exited, not only at end of file: an init it
     forked before it was killed holds a copy of the pipe until someone kills it.
@@ -190,11 +190,11 @@ def read_report(fd: int, helper_pid: int) -> tuple[int, str]:
         data += chunk
     os.close(pidfd)
     os.close(fd)
-    words = data.decode(errors="replace").strip().split(" ", 3)
+    words = data.decode(errors="replace").strip().split(" ", 4)
     if len(words) >= 2 and words[0] == "ok":
         return int(words[1]), ""
     if len(words) >= 3 and words[0] == "error":
-        return -int(words[2]), words[3] if len(words) > 3 else "container failed to start"
+        return -int(words[2]), words[4] if len(words) > 4 else "container failed to start"
     return -125, "the container's helper process died before reporting"
 
 

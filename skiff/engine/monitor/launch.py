@@ -26,7 +26,7 @@ from skiff import crash_point, proc
 from skiff.engine import containers as records
 from skiff.engine.state import Owner
 from skiff.engine.unixsock import listen_unix
-from skiff.errors import SkiffError
+from skiff.errors import SkiffError, revived
 from skiff.paths import Paths
 
 IDLE_LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle.py")
@@ -55,14 +55,12 @@ def start_detached(paths: Paths, cid: str, expect_attach: bool = False) -> int:
     os.close(report_w)
     os.waitpid(child, 0)
     with os.fdopen(report_r, "rb") as f:
-        report = f.read().decode(errors="replace").split(" ", 3)
+        report = f.read().decode(errors="replace").split(" ", 4)
     if report[0] == "ok":
         return int(report[1])
     _wait_process(int(report[1]) if len(report) > 1 and report[1].isdigit() else 0)
-    code = int(report[2]) if len(report) > 2 and report[2].isdigit() else 125
-    error = SkiffError(report[3] if len(report) > 3 else "the container's monitor died before reporting")
-    error.exit_code = code
-    raise error
+    kind = report[3] if len(report) > 3 else "SkiffError"
+    raise revived(kind, report[4] if len(report) > 4 else "the container's monitor died before reporting")
 
 
 def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = False) -> NoReturn:
@@ -140,15 +138,15 @@ def _health_arguments(container: records.Container) -> tuple[str, str, str]:
 
 def _helper(paths: Paths, container: records.Container, stdio: tuple[int, int, int], reports: list[int],
             console: socket.socket | None) -> NoReturn:
-    """Create and start the container; write ``ok PID MONITOR`` or ``error MONITOR CODE MESSAGE``."""
+    """Create and start the container; write ``ok PID MONITOR`` or ``error MONITOR CODE TYPE MESSAGE``."""
     monitor = os.getppid()
     try:
         pid = create_and_start(paths, container, stdio, monitor, console)
         line = f"ok {pid} {monitor}"
     except SkiffError as exc:
-        line = f"error {monitor} {exc.exit_code} {exc}"
+        line = f"error {monitor} {exc.exit_code} {type(exc).__name__} {exc}"  # the type: the CLI's status
     except BaseException as exc:  # noqa: BLE001 - whatever happened must reach the user
-        line = f"error {monitor} 125 {exc}"
+        line = f"error {monitor} 125 SkiffError {exc}"
     for fd in reports:
         with contextlib.suppress(OSError):
             os.write(fd, line.replace("\n", " ").encode())
