@@ -171,7 +171,7 @@ def logs(context: Context, request: Request) -> Stream:
     want = {"stdout": request.flag("stdout"), "stderr": request.flag("stderr")}
     if not any(want.values()):
         raise BadRequest("Bad parameters: you must choose at least one stream")
-    tail = _tail(request.arg("tail") or "all")
+    tail = log_files.tail_lines(request.arg("tail") or "all")
     since = log_files.parse_since(request.arg("since")) if request.arg("since") not in (None, "0") else None
     until = log_files.parse_since(request.arg("until")) if request.arg("until") not in (None, "0") else None
     timestamps, follow = request.flag("timestamps"), request.flag("follow")
@@ -182,8 +182,8 @@ def logs(context: Context, request: Request) -> Stream:
         found, offset = log_files.read(container.log_path, tail, since)
         yield from found
         if follow and until is None:
-            yield from log_files.follow(container.log_path, offset,
-                                        lambda: _held(container) and not request.client_gone())
+            written = log_files.still_written(container)
+            yield from log_files.follow(container.log_path, offset, lambda: written() and not request.client_gone())
 
     def frames() -> Iterator[bytes]:
         source = entries()
@@ -199,20 +199,6 @@ def logs(context: Context, request: Request) -> Stream:
 
     content_type = "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"
     return Stream(frames(), content_type)
-
-
-def _held(container: Any) -> bool:
-    container.reload()
-    return not container.state.can_start  # held, or being started
-
-
-def _tail(value: str) -> int | None:
-    """As Docker 20.10's daemon: ``all``, or a number; anything else (or negative) means all lines."""
-    try:
-        lines = int(value)
-    except ValueError:
-        return None
-    return lines if lines >= 0 else None
 
 
 def _epoch(stamp: str) -> float:
