@@ -158,9 +158,10 @@ def _in_window(event: Event, since_ns: int | None, until_ns: int | None) -> bool
 
 
 def follow(paths: Paths, include: Matcher | None = None, until_ns: int | None = None,
-           start: Position | None = None) -> Iterator[Event]:
+           start: Position | None = None, keep_going: Callable[[], bool] | None = None) -> Iterator[Event]:
     """Events appended from now on (or after ``start``, where a ``read`` stopped), as they come; a rotation is followed
-    to the new file after the rest of the old one is read. Stops at ``until_ns`` if given.
+    to the new file after the rest of the old one is read. Stops at ``until_ns`` if given, or once
+    ``keep_going`` (asked at each poll) says no: an API client that hung up.
 
     A cheap poll (one stat per ``POLL_SECONDS``) rather than inotify: it works on every
     filesystem and costs nothing measurable while idle.
@@ -169,7 +170,7 @@ def follow(paths: Paths, include: Matcher | None = None, until_ns: int | None = 
     fd = _open_at(path, start)
     pending = b""
     try:
-        while until_ns is None or time.time_ns() <= until_ns:
+        while (until_ns is None or time.time_ns() <= until_ns) and (keep_going is None or keep_going()):
             chunk = _read_new(fd) if fd is not None else b""
             if chunk:
                 pending += chunk

@@ -18,6 +18,8 @@ Printing:
   which is go-units' HumanSize.
 - ``bytes_size(n)``: BytesSize, binary units, 4 digits (``1.465MiB``): ``stats``' MEM USAGE,
   ``info``'s Total Memory.
+- ``human_duration(seconds)``: go-units' HumanDuration (duration.go): ``ps``' CREATED and STATUS,
+  the Engine API's container ``Status``.
 
 Standard library only, no ``re`` (``--shm-size`` and ``--memory`` parse on ``skiff run``'s path).
 """
@@ -85,4 +87,32 @@ def _parse(text: str, multiples: dict[str, int]) -> int:
     return int(float(number) * multiples[unit])
 
 
-__all__ = ["GiB", "KiB", "MiB", "bytes_size", "from_human_size", "human_size", "ram_in_bytes"]
+__all__ = ["GiB", "KiB", "MiB", "bytes_size", "from_human_size", "human_duration", "human_size", "ram_in_bytes"]
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's go-units HumanDuration: 'Less than a second', '3 minutes', 'About an hour'."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"

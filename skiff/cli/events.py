@@ -53,14 +53,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     paths = paths_from(args)
     # SIGTERM ends a follow as ^C does (130): quietly, with the status of the signal.
     signal.signal(signal.SIGTERM, _terminated)
-    position = None
-    if since is not None or until is not None:
-        past, position = events.read(paths, since, until, include)
-        for event in past:
-            show(event)
-    if until is not None and until <= time.time_ns():
-        return 0
-    for event in events.follow(paths, include, until, position):
+    for event in events.stream(paths, include, since, until):
         show(event)
     return 0
 

@@ -6,35 +6,8 @@ import time
 from typing import Sequence
 
 from skiff.timestamps import parse
+from skiff.units import human_duration as human_duration  # re-exported: the listings' CREATED cells
 from skiff.units import human_size as human_size  # re-exported: the listings' SIZE cells
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration: 'Less than a second', '3 minutes', 'About an hour'."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def time_ago(stamp: str, now: float | None = None) -> str:

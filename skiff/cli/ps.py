@@ -96,23 +96,10 @@ def ps_row(data: dict, no_trunc: bool = False) -> list[str]:
 
 
 def status_text(state: dict) -> str:
-    """Docker's STATUS column: 'Up 3 minutes', 'Exited (0) 2 seconds ago', 'Created'."""
-    import time
+    """Docker's STATUS column: 'Up 3 minutes', 'Exited (0) 2 seconds ago', 'Created' (the engine's text)."""
+    from skiff.engine.summary import status_text as engine_status_text
 
-    from skiff.cli.format import human_duration, time_ago
-    from skiff.timestamps import parse
-
-    from skiff.engine.state import Status
-
-    status = state.get("Status")
-    if status == Status.RUNNING:
-        from skiff.engine.health import status_suffix
-
-        return f"Up {human_duration(time.time() - parse(state['StartedAt']))}{status_suffix(state)}"
-    if status == Status.EXITED:
-        oom = " (OOMKilled)" if state.get("OOMKilled") else ""
-        return f"Exited ({state.get('ExitCode', 0)}){oom} {time_ago(state['FinishedAt'])}"
-    return str(status or "").capitalize()
+    return engine_status_text(state)
 
 
 def ports_text(settings: dict) -> str:

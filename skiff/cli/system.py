@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from skiff.cli.events import add_events_flags
 
     add_events_flags(commands.add_parser("events", help="get real time events from the server"))
+    from skiff.cli.service import add_service_flags
+
+    add_service_flags(commands.add_parser("service", help="serve the Docker Engine API on a socket (skiff.api)"))
 
 
 def _add_info(p: argparse.ArgumentParser) -> None:

@@ -724,9 +724,12 @@ class Engine:
 
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
         """Docker's inspect document (skiff/engine/documents.py builds it from the record)."""
+        return self.document(self.find(ref), size)
+
+    def document(self, container: Container, size: bool = False) -> dict[str, Any]:
+        """The inspect document of a container already found: a listing reconciles once, not per entry."""
         from skiff.engine.documents import container_document
 
-        container = self.find(ref)
         return container_document(container.data, self._document_facts(container, size))
 
     def _document_facts(self, container: Container, size: bool) -> ContainerFacts:

@@ -8,9 +8,10 @@ re-exported here for the engine's callers.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable, Iterator
 
-from skiff.events import Event, Position, emit, follow, read
+from skiff.events import Event, Matcher, Position, emit, follow, read
 from skiff.paths import Paths
 
 
@@ -79,4 +80,17 @@ def emit_released(paths: Paths, data: dict[str, Any]) -> None:
 
 
 __all__ = ["Event", "Position", "container_attributes", "emit", "emit_attached", "emit_container", "emit_died",
-           "emit_released", "follow", "read"]
+           "emit_released", "follow", "read", "stream"]
+
+
+def stream(paths: Paths, include: Matcher | None, since_ns: int | None, until_ns: int | None,
+           keep_going: Callable[[], bool] | None = None) -> Iterator[Event]:
+    """Docker's events (``skiff events``, ``GET /events``): with ``since`` or ``until``, the recorded
+    ones in that window first; then new ones as they come, until ``until`` (forever without one)."""
+    position = None
+    if since_ns is not None or until_ns is not None:
+        past, position = read(paths, since_ns, until_ns, include)
+        yield from past
+    if until_ns is not None and until_ns <= time.time_ns():
+        return
+    yield from follow(paths, include, until_ns, position, keep_going)

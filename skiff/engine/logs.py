@@ -71,31 +71,34 @@ def read(log_path: Path, tail: int | None = None, since: float | None = None) ->
 def follow(log_path: Path, offset: int, still_running: Callable[[], bool]) -> Iterator[Entry]:
     """New entries as the monitor appends them, until the container has stopped (rotation aware)."""
     fd = _open(log_path)
-    inode = os.fstat(fd).st_ino if fd is not None else None
-    if fd is not None:
-        os.lseek(fd, offset, os.SEEK_SET)
-    buffer = b""
-    while True:
-        running = still_running()
-        chunk = os.read(fd, 65536) if fd is not None else b""
-        if chunk:
-            buffer += chunk
-            complete, _, buffer = buffer.rpartition(b"\n")
-            yield from _entries(complete)
-            continue
-        rotated = _inode(log_path) != inode
-        if rotated:
-            if fd is not None:
-                os.close(fd)
-            fd = _open(log_path)
-            inode = os.fstat(fd).st_ino if fd is not None else None
-            buffer = b""
-            continue
-        if not running:
-            break
-        time.sleep(0.05)
-    if fd is not None:
-        os.close(fd)
+    try:
+        inode = os.fstat(fd).st_ino if fd is not None else None
+        if fd is not None:
+            os.lseek(fd, offset, os.SEEK_SET)
+        buffer = b""
+        while True:
+            running = still_running()
+            chunk = os.read(fd, 65536) if fd is not None else b""
+            if chunk:
+                buffer += chunk
+                complete, _, buffer = buffer.rpartition(b"\n")
+                yield from _entries(complete)
+                continue
+            rotated = _inode(log_path) != inode
+            if rotated:
+                if fd is not None:
+                    os.close(fd)
+                    fd = None
+                fd = _open(log_path)
+                inode = os.fstat(fd).st_ino if fd is not None else None
+                buffer = b""
+                continue
+            if not running:
+                break
+            time.sleep(0.05)
+    finally:  # also when the reader stops early (an API client gone): the generator is closed
+        if fd is not None:
+            os.close(fd)
 
 
 def _open(path: Path) -> int | None:

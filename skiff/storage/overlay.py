@@ -9,6 +9,7 @@ Layer directories without a short link are passed by absolute path.
 
 from __future__ import annotations
 
+import _thread  # a lock without importing threading (not on `skiff run`'s path otherwise)
 import errno
 import json
 import os
@@ -21,6 +22,9 @@ from skiff.errors import SyscallError
 PAGE_SIZE = 4096
 UMOUNT_RETRIES = 5
 LINK_DIR = "l"
+# The working directory is the process's: a server that mounts from several threads (skiff.api)
+# must not let one thread's chdir back pull the directory from under another's mount(2).
+_CWD_LOCK = _thread.allocate_lock()
 
 
 def mount_rootfs(layer_dirs: list[Path], container_dir: Path) -> Path:
@@ -41,14 +45,15 @@ def mount_rootfs(layer_dirs: list[Path], container_dir: Path) -> Path:
     if len(options) >= PAGE_SIZE:
         raise SyscallError("mount overlay", errno.E2BIG, str(rootfs),
                            hint=f"{len(layer_dirs)} layers give {len(options)} bytes of mount options")
-    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        if base is not None:
-            os.chdir(base)
-        linux.mount("overlay", rootfs, "overlay", 0, options)
-    finally:
-        os.fchdir(cwd)
-        os.close(cwd)
+    with _CWD_LOCK:
+        cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if base is not None:
+                os.chdir(base)
+            linux.mount("overlay", rootfs, "overlay", 0, options)
+        finally:
+            os.fchdir(cwd)
+            os.close(cwd)
     # `/` is private here, but say so: nothing mounted in the rootfs may propagate back.
     linux.mount(None, rootfs, None, linux.MS_PRIVATE)
     return rootfs

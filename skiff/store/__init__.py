@@ -174,6 +174,9 @@ class FileLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock
+            # Unlocked explicitly, not by the close alone: a child forked meanwhile by another thread
+            # (the API server's threads start monitors) holds a copy of the fd until it execs.
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
             self._fd = None
 

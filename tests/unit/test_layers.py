@@ -97,3 +97,11 @@ def test_the_monitor_never_imports_the_engine_proper() -> None:
     back = {f"{path.relative_to(ROOT)}: {name}" for path in _files("engine/monitor") for name in _skiff_imports(path)
             if name in ("skiff.engine.engine", "skiff.engine.Engine")}
     assert not back
+
+
+def test_the_api_server_is_a_front_end_beside_the_cli() -> None:
+    """skiff.api serves the engine as the CLI does: only the CLI starts it, and it never calls the CLI."""
+    graph = _package_graph()
+    assert {package for package, imported in graph.items() if "skiff.api" in imported} == {"skiff.cli"}
+    assert "skiff.cli" not in graph["skiff.api"]
+    assert "skiff.engine" in graph["skiff.api"]

@@ -1,0 +1,251 @@
+"""``POST /containers/create``: Docker's Config and HostConfig as the ``RunOptions`` a ``run`` takes.
+
+The engine checks every value as it checks the CLI's flags, so this module only moves fields
+into the flags' spelling (``PortBindings`` -> ``-p`` strings, ``Memory`` -> ``--memory`` bytes ...).
+A field skiff's API does not translate yet is refused when it is set (501), never dropped:
+a container must not silently differ from what the client asked for.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Mapping
+
+from skiff.api.errors import BadRequest, NotImplementedYet
+from skiff.engine.options import RunOptions
+
+# Set values of these are refused until the API translates them.
+NOT_YET = {
+    "HostConfig": ("Mounts", "Devices", "DeviceRequests", "DeviceCgroupRules", "Links", "SecurityOpt", "Ulimits",
+                   "StorageOpt", "VolumeDriver", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+                   "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime",
+                   "MaskedPaths", "ReadonlyPaths", "CgroupParent"),
+    "Config": ("Healthcheck", "OnBuild", "Shell"),
+}
+
+
+def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
+    """The create request's body (Docker's ``container.Config`` with ``HostConfig`` inside it)."""
+    host = _object(body, "HostConfig")
+    _refuse_untranslated(body, host)
+    _refuse_endpoint_settings(body)
+    entrypoint, command = _command(body)
+    restart = _object(host, "RestartPolicy")
+    log_config = _object(host, "LogConfig")
+    if (log_config.get("Type") or "json-file") != "json-file":
+        raise BadRequest(f"logging driver {log_config['Type']!r} is not supported: use json-file")
+    return RunOptions(
+        image=_string(body, "Image") or _missing("Image"),
+        command=command,
+        pull="never",  # as Docker's daemon: create never pulls; its client pulls first
+        name=name or None,
+        remove=_bool(host, "AutoRemove"),
+        interactive=_bool(body, "OpenStdin"),
+        tty=_bool(body, "Tty"),
+        init=_bool(host, "Init"),
+        restart=_restart(restart),
+        log_opts=[f"{k}={v}" for k, v in _str_map(log_config, "Config").items()],
+        stop_timeout=_int_or_none(body, "StopTimeout"),
+        stop_signal=_string(body, "StopSignal") or None,
+        env=_strings(body, "Env"),
+        workdir=_string(body, "WorkingDir") or None,
+        user=_string(body, "User") or None,
+        hostname=_string(body, "Hostname") or None,
+        domainname=_string(body, "Domainname") or None,
+        entrypoint=entrypoint,
+        network=_network_mode(_string(host, "NetworkMode")),
+        read_only=_bool(host, "ReadonlyRootfs"),
+        labels=[f"{k}={v}" for k, v in _str_map(body, "Labels").items()],
+        volumes=[*_strings(host, "Binds"), *_object(body, "Volumes")],  # Volumes: anonymous ones (-v /data)
+        tmpfs=[f"{path}:{opts}" if opts else path for path, opts in _str_map(host, "Tmpfs").items()],
+        volumes_from=_strings(host, "VolumesFrom"),
+        resources=_resources(host),
+        publish=_publish(host),
+        publish_all=_bool(host, "PublishAllPorts"),
+        dns=_strings(host, "Dns"),
+        dns_search=_strings(host, "DnsSearch"),
+        dns_options=_strings(host, "DnsOptions"),
+        add_hosts=_strings(host, "ExtraHosts"),
+        expose=list(_object(body, "ExposedPorts")),
+        sysctls=[f"{k}={v}" for k, v in _str_map(host, "Sysctls").items()],
+        group_add=_strings(host, "GroupAdd"),
+        shm_size=str(host["ShmSize"]) if _int_or_none(host, "ShmSize") else None,
+        oom_score_adj=str(host["OomScoreAdj"]) if _int_or_none(host, "OomScoreAdj") else None,
+        mac_address=_string(body, "MacAddress") or None,
+        cap_add=_capabilities(_strings(host, "CapAdd")),
+        cap_drop=_capabilities(_strings(host, "CapDrop")),
+        privileged=_bool(host, "Privileged"),
+        userns=_string(host, "UsernsMode"),
+        pid=_string(host, "PidMode"),
+        ipc=_string(host, "IpcMode"),
+        uts=_string(host, "UTSMode"),
+        cgroupns=_string(host, "CgroupnsMode"),
+    )
+
+
+def _refuse_untranslated(body: Mapping[str, Any], host: Mapping[str, Any]) -> None:
+    for section, document in (("Config", body), ("HostConfig", host)):
+        for key in NOT_YET[section]:
+            if document.get(key):
+                raise NotImplementedYet(f"{section}.{key} is not supported by skiff's Engine API yet")
+
+
+def _refuse_endpoint_settings(body: Mapping[str, Any]) -> None:
+    """``NetworkingConfig``: naming the network is enough; aliases, addresses, links are not yet."""
+    endpoints = _object(_object(body, "NetworkingConfig"), "EndpointsConfig")
+    for network, settings in endpoints.items():
+        if not isinstance(settings, dict) and settings is not None:
+            raise BadRequest(f"NetworkingConfig.EndpointsConfig[{network!r}] must be an object")
+        for key in ("IPAMConfig", "Links", "Aliases", "DriverOpts", "MacAddress"):
+            if (settings or {}).get(key):
+                raise NotImplementedYet(f"NetworkingConfig.EndpointsConfig.{key} is not supported by skiff's "
+                                        "Engine API yet")
+
+
+def _command(body: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """``Entrypoint`` and ``Cmd`` as ``--entrypoint`` and the command words.
+
+    ``--entrypoint`` takes one word: the rest of a longer Entrypoint leads the command, which runs
+    the same process. ``[]`` or ``[""]`` resets the image's (``--entrypoint ''``); null keeps it.
+    """
+    command = _strslice(body, "Cmd")
+    if body.get("Entrypoint") is None:
+        return None, command
+    entrypoint = _strslice(body, "Entrypoint")
+    if not entrypoint or entrypoint == [""]:
+        return "", command
+    return entrypoint[0], [*entrypoint[1:], *command]
+
+
+def _restart(policy: Mapping[str, Any]) -> str:
+    name = policy.get("Name") or "no"
+    if not isinstance(name, str):
+        raise BadRequest("HostConfig.RestartPolicy.Name must be a string")
+    retries = policy.get("MaximumRetryCount") or 0
+    if not isinstance(retries, int):
+        raise BadRequest("HostConfig.RestartPolicy.MaximumRetryCount must be an integer")
+    return f"{name}:{retries}" if name == "on-failure" and retries else name
+
+
+def _network_mode(mode: str) -> str:
+    """Docker's clients send ``default`` (or nothing): the daemon's default network, ``bridge``."""
+    return "bridge" if mode in ("", "default") else mode
+
+
+def _publish(host: Mapping[str, Any]) -> list[str]:
+    """``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`` -> ``-p 8080:80/tcp``."""
+    result = []
+    for port, bindings in _object(host, "PortBindings").items():
+        if bindings is None:
+            bindings = []
+        if not isinstance(bindings, list):
+            raise BadRequest(f"HostConfig.PortBindings[{port!r}] must be a list")
+        for binding in bindings or [{}]:
+            if not isinstance(binding, dict):
+                raise BadRequest(f"HostConfig.PortBindings[{port!r}] must hold objects")
+            ip, host_port = binding.get("HostIp") or "", binding.get("HostPort") or ""
+            if ":" in ip:
+                ip = f"[{ip}]"
+            result.append(f"{ip}:{host_port}:{port}" if ip else f"{host_port}:{port}" if host_port else port)
+    return result
+
+
+def _resources(host: Mapping[str, Any]) -> dict[str, str | bool | None]:
+    """Docker's resource fields as the flags' values (numbers in bytes, CPUs as a decimal)."""
+    resources: dict[str, str | bool | None] = {}
+    for key, flag in (("Memory", "memory"), ("MemorySwap", "memory_swap"),
+                      ("MemoryReservation", "memory_reservation"), ("CpuShares", "cpu_shares"),
+                      ("CpuPeriod", "cpu_period"), ("CpuQuota", "cpu_quota"), ("BlkioWeight", "blkio_weight")):
+        value = _int_or_none(host, key)
+        if value:
+            resources[flag] = str(value)
+    nano = _int_or_none(host, "NanoCpus")
+    if nano:
+        resources["cpus"] = str((Decimal(nano) / Decimal(10 ** 9)).normalize())
+    pids = _int_or_none(host, "PidsLimit")
+    if pids:
+        resources["pids_limit"] = str(pids)
+    swappiness = _int_or_none(host, "MemorySwappiness")
+    if swappiness is not None and swappiness >= 0:
+        resources["memory_swappiness"] = str(swappiness)
+    for key, flag in (("CpusetCpus", "cpuset_cpus"), ("CpusetMems", "cpuset_mems")):
+        if _string(host, key):
+            resources[flag] = _string(host, key)
+    if _bool(host, "OomKillDisable"):
+        resources["oom_kill_disable"] = True
+    return resources
+
+
+def _capabilities(values: list[str]) -> list[str]:
+    if not values:
+        return []
+    from skiff.security.capabilities import normalize
+
+    return normalize(values)
+
+
+# --- typed access: a field of the wrong JSON type is a 400, as Go's decoder refuses it ----------
+
+
+def _missing(field: str) -> str:
+    raise BadRequest(f"{field} is required")
+
+
+def _object(document: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = document.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{key} must be a JSON object")
+    return value
+
+
+def _string(document: Mapping[str, Any], key: str) -> str:
+    value = document.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string")
+    return value
+
+
+def _bool(document: Mapping[str, Any], key: str) -> bool:
+    value = document.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest(f"{key} must be true or false")
+    return value
+
+
+def _int_or_none(document: Mapping[str, Any], key: str) -> int | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{key} must be an integer")
+    return value
+
+
+def _strings(document: Mapping[str, Any], key: str) -> list[str]:
+    value = document.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{key} must be a list of strings")
+    return list(value)
+
+
+def _strslice(document: Mapping[str, Any], key: str) -> list[str]:
+    """Docker's strslice: a list of strings, or one string (one word)."""
+    value = document.get(key)
+    if isinstance(value, str):
+        return [value]
+    return _strings(document, key)
+
+
+def _str_map(document: Mapping[str, Any], key: str) -> dict[str, str]:
+    value = _object(document, key)
+    if not all(isinstance(v, str) for v in value.values()):
+        raise BadRequest(f"{key} must map strings to strings")
+    return value

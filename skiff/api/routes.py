@@ -1,0 +1,124 @@
+"""The Engine API's paths: version prefixes, and which endpoint serves a method and path.
+
+Docker 20.10 speaks API 1.41 and accepts every older version down to its minimum, 1.12; its
+clients put ``/v1.NN`` before each path once they have negotiated (or no prefix before). skiff
+accepts the prefixes 1.12 (Docker 20.10's minimum, which ``/version`` reports) to 1.43 (what the
+clients of Docker 20.10 to 24, docker-py and compose send) and the unprefixed paths, and answers
+as 1.41 in every case.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from skiff.api.errors import BadRequest, MethodNotAllowed, RouteNotFound
+
+API_VERSION = "1.41"
+MIN_VERSION = (1, 12)   # skiff.engine.system.MIN_API_VERSION: Docker 20.10's
+MAX_VERSION = (1, 43)
+
+_PREFIX = re.compile(r"/v(\d+)\.(\d+)(?=/)")
+
+
+def split_version(path: str) -> tuple[str | None, str]:
+    """``/v1.41/containers/json`` -> ``("1.41", "/containers/json")``; no prefix: ``(None, path)``.
+
+    A version outside 1.12..1.43 is refused with Docker's words (400).
+    """
+    match = _PREFIX.match(path)
+    if not match:
+        return None, path
+    version = (int(match.group(1)), int(match.group(2)))
+    text = f"{version[0]}.{version[1]}"
+    if version < MIN_VERSION:
+        raise BadRequest(f"client version {text} is too old. Minimum supported API version is "
+                         f"{MIN_VERSION[0]}.{MIN_VERSION[1]}, please upgrade your client to a newer version")
+    if version > MAX_VERSION:
+        raise BadRequest(f"client version {text} is too new. Maximum supported API version is "
+                         f"{MAX_VERSION[0]}.{MAX_VERSION[1]}")
+    return text, path[match.end():]
+
+
+class Route(NamedTuple):
+    method: str
+    pattern: re.Pattern[str]
+    endpoint: str            # "module.function" under skiff.api
+
+
+def _route(method: str, template: str, endpoint: str) -> Route:
+    """``/containers/{id}/json`` -> a pattern whose groups are the path's parameters.
+
+    ``{name*}`` may hold slashes (an image's name: ``library/busybox``).
+    """
+    regex = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", template)
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
+    return Route(method, re.compile(f"{regex}/?"), endpoint)
+
+
+ROUTES: tuple[Route, ...] = (
+    _route("GET", "/_ping", "system.ping"),
+    _route("HEAD", "/_ping", "system.ping"),
+    _route("GET", "/version", "system.version"),
+    _route("GET", "/info", "system.info"),
+    _route("GET", "/events", "system.events"),
+    _route("GET", "/containers/json", "containers.list_"),
+    _route("POST", "/containers/create", "containers.create"),
+    _route("GET", "/containers/{id}/json", "containers.inspect"),
+    _route("POST", "/containers/{id}/start", "containers.start"),
+    _route("POST", "/containers/{id}/stop", "containers.stop"),
+    _route("POST", "/containers/{id}/kill", "containers.kill"),
+    _route("POST", "/containers/{id}/restart", "containers.restart"),
+    _route("POST", "/containers/{id}/pause", "containers.pause"),
+    _route("POST", "/containers/{id}/unpause", "containers.unpause"),
+    _route("POST", "/containers/{id}/rename", "containers.rename"),
+    _route("POST", "/containers/{id}/wait", "containers.wait"),
+    _route("GET", "/containers/{id}/logs", "containers.logs"),
+    _route("DELETE", "/containers/{id}", "containers.remove"),
+    _route("GET", "/images/json", "objects.images"),
+    _route("GET", "/images/{name*}/json", "objects.image_inspect"),
+    _route("GET", "/volumes", "objects.volumes"),
+    _route("POST", "/volumes/create", "objects.volume_create"),
+    _route("GET", "/volumes/{name}", "objects.volume_inspect"),
+    _route("DELETE", "/volumes/{name}", "objects.volume_remove"),
+    _route("GET", "/networks", "objects.networks"),
+    _route("POST", "/networks/create", "objects.network_create"),
+    _route("GET", "/networks/{id}", "objects.network_inspect"),
+    _route("DELETE", "/networks/{id}", "objects.network_remove"),
+)
+
+
+# Endpoints of Docker's API that skiff does not serve yet: a 501 that names them, rather than
+# "page not found", so a client (``docker run`` without -d attaches) says what is missing.
+NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
+    ("POST", "/containers/{id}/attach"), ("GET", "/containers/{id}/attach/ws"), ("POST", "/containers/{id}/exec"),
+    ("POST", "/containers/{id}/resize"), ("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
+    ("GET", "/containers/{id}/archive"), ("PUT", "/containers/{id}/archive"), ("HEAD", "/containers/{id}/archive"),
+    ("GET", "/containers/{id}/export"), ("GET", "/containers/{id}/changes"), ("POST", "/containers/{id}/update"),
+    ("POST", "/containers/prune"), ("POST", "/exec/{id}/start"), ("POST", "/exec/{id}/resize"),
+    ("GET", "/exec/{id}/json"), ("POST", "/images/create"), ("POST", "/images/load"), ("GET", "/images/get"),
+    ("POST", "/images/prune"), ("POST", "/build"), ("POST", "/commit"), ("GET", "/images/{name*}/get"),
+    ("GET", "/images/{name*}/history"), ("POST", "/images/{name*}/tag"), ("POST", "/images/{name*}/push"),
+    ("DELETE", "/images/{name*}"), ("POST", "/volumes/prune"), ("POST", "/networks/{id}/connect"),
+    ("POST", "/networks/{id}/disconnect"), ("POST", "/networks/prune"), ("GET", "/system/df"),
+))
+
+
+def resolve(method: str, path: str) -> tuple[str, dict[str, str]]:
+    """The endpoint for a method and an unprefixed path, with the path's parameters (decoded).
+
+    A path no route has: 404 ``page not found``; a path with other methods only: 405.
+    """
+    from urllib.parse import unquote
+
+    known_path = False
+    for route in ROUTES + NOT_YET:
+        match = route.pattern.fullmatch(path)
+        if not match:
+            continue
+        if route.method == method:
+            return route.endpoint, {key: unquote(value) for key, value in match.groupdict().items()}
+        known_path = True
+    if known_path:
+        raise MethodNotAllowed()
+    raise RouteNotFound()

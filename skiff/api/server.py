@@ -1,0 +1,415 @@
+"""The listening socket and the HTTP loop of ``skiff system service``.
+
+The standard library's HTTP server, one thread per connection (daemon threads: a client that
+follows logs for an hour holds its own thread, never the others'), HTTP/1.1 with keep-alive and
+chunked streams. Docker's clients speak plain HTTP/1.1 over a unix socket; TCP is served only
+with TLS and client certificates.
+
+The unix socket is made under a temporary name with mode 0600, given to root and the ``skiff``
+group (when it exists), set to 0660 and renamed over the socket's path: it is never seen with
+looser permissions, and a stale socket (no server behind it) is replaced in one step. A live one
+is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import os
+import select
+import signal
+import socket
+import socketserver
+import ssl
+import stat
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+from skiff import __version__
+from skiff.api.errors import BadRequest, message_for, status_for
+from skiff.api.messages import Request, Response, Stream
+from skiff.api.routes import API_VERSION, resolve, split_version
+from skiff.errors import InvalidArgument
+from skiff.paths import Paths
+
+if TYPE_CHECKING:
+    from skiff.engine import Engine
+
+MAX_BODY = 16 << 20          # a create or volume body is a few KiB; an image upload is not served yet
+SOCKET_MODE = 0o660
+SOCKET_GROUP = "skiff"
+ENDPOINT_MODULES = ("system", "containers", "objects")
+
+
+class Address(NamedTuple):
+    """Where to listen: ``("unix", path, 0)`` or ``("tcp", host, port)``."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+def parse_host(text: str) -> Address:
+    """``unix:///run/skiff/docker.sock`` or ``tcp://127.0.0.1:2376`` (``[::1]:2376``), as dockerd's -H."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise InvalidArgument(f"invalid --host {text!r}: use unix:///PATH or tcp://HOST:PORT")
+    if scheme == "unix":
+        if not rest.startswith("/"):
+            raise InvalidArgument(f"invalid --host {text!r}: the socket's path must be absolute")
+        return Address("unix", rest, 0)
+    if scheme == "tcp":
+        host, _, port = rest.rstrip("/").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidArgument(f"invalid --host {text!r}: use tcp://HOST:PORT")
+        return Address("tcp", host.strip("[]"), int(port))
+    raise InvalidArgument(f"invalid --host {text!r}: only unix:// and tcp:// are served")
+
+
+class TLSFiles(NamedTuple):
+    cacert: str
+    cert: str
+    key: str
+
+
+def tls_context(files: TLSFiles) -> ssl.SSLContext:
+    """TLS that requires a client certificate signed by ``cacert`` (dockerd's --tlsverify)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=files.cacert)
+    context.load_cert_chain(files.cert, files.key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+# --- listening sockets -------------------------------------------------------------------------
+
+
+def listen_unix(path: Path) -> socket.socket:
+    """A listening unix socket at ``path``: mode 0660, root and group ``skiff``; a stale socket
+    there is replaced, a live one or any other file is an error."""
+    _refuse_taken(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old_umask = os.umask(0o177)  # no thread runs yet: the umask is the process's
+        try:
+            sock.bind(str(temporary))
+        finally:
+            os.umask(old_umask)
+        if os.geteuid() == 0:
+            os.chown(temporary, 0, _socket_gid())
+        os.chmod(temporary, SOCKET_MODE)
+        sock.listen(128)
+        os.rename(temporary, path)
+    except BaseException:
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+    return sock
+
+
+def _refuse_taken(path: Path) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise InvalidArgument(f"{path} exists and is not a socket: refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            return  # stale: nothing listens; replaced by the rename
+        raise
+    finally:
+        probe.close()
+    raise InvalidArgument(f"{path}: another server is listening on this socket", hint="stop it first")
+
+
+def _socket_gid() -> int:
+    import grp
+
+    try:
+        return grp.getgrnam(SOCKET_GROUP).gr_gid
+    except KeyError:
+        return 0
+
+
+def listen_tcp(address: Address) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address.host, address.port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# --- the server --------------------------------------------------------------------------------
+
+
+class Context:
+    """What every endpoint works on: the engine's paths (one Engine per request: no state kept)."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+
+    def engine(self) -> Engine:
+        from skiff.engine import Engine
+
+        return Engine(self.paths)
+
+
+class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """One daemon thread per connection over a listening socket made by ``listen_*``."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, listener: socket.socket, context: Context, tls: ssl.SSLContext | None = None,
+                 log: Callable[[str], None] | None = None, debug: bool = False) -> None:
+        super().__init__(("", 0), _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = listener
+        self.context = context
+        self.tls = tls
+        self.log = log or _log
+        self.debug = debug
+        self._active = 0
+        self._last_activity = time.monotonic()
+        self._activity = threading.Lock()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """In the connection's thread: the TLS handshake here, so a slow client never holds the accept loop."""
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                self.log(f"TLS handshake refused: {exc}")
+                return
+        super().finish_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._activity:
+            self._active += 1
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._activity:
+                self._active -= 1
+                self._last_activity = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the last connection closed; 0 while one is open."""
+        with self._activity:
+            return 0.0 if self._active else time.monotonic() - self._last_activity
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        self.log(f"connection failed: {type(exc).__name__}: {exc}")
+
+
+def _log(line: str) -> None:
+    print(f"skiff system service: {line}", file=sys.stderr, flush=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = f"skiff/{__version__}"
+    sys_version = "(linux)"
+    server: APIServer
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
+        if self.server.debug:
+            self.server.log(format % args)
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        url = urlsplit(self.path)
+        try:
+            body = self._read_body()
+            version, path = split_version(url.path)
+            endpoint, params = resolve(self.command, path)
+            request = Request(self.command, path, params, parse_qs(url.query, keep_blank_values=True), body,
+                              version)
+            request.client_gone = self._client_gone
+            result = _dispatch(endpoint, self.server.context, request)
+        except Exception as exc:
+            result = self._error(exc)
+        if isinstance(result, Stream):
+            self._send_stream(result)
+        else:
+            self._send(result)
+        if self.server.debug:
+            self.server.log(f"{self.command} {self.path} {time.monotonic() - started:.3f}s")
+
+    def _client_gone(self) -> bool:
+        """The client closed its end (``docker run -d`` drops its wait at once): nothing to read but EOF.
+        A TLS connection is not peeked at (its records are not the client's bytes)."""
+        if isinstance(self.connection, ssl.SSLSocket):
+            return False
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _error(self, exc: Exception) -> Response:
+        status = status_for(exc)
+        message = message_for(exc)
+        if status >= 500:  # one line, never a traceback, to the client or the log
+            self.server.log(f"{status} {self.command} {self.path}: {message}")
+        if self.server.debug and status >= 500:
+            import traceback
+
+            traceback.print_exception(exc)
+        return Response(status, {"message": message})
+
+    def _read_body(self) -> bytes:
+        """The whole body (Content-Length or chunked), read before anything can fail, so an error
+        answer never leaves half a body in a kept-alive connection."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        if not length.isdigit():
+            self.close_connection = True
+            raise BadRequest(f"invalid Content-Length: {length!r}")
+        if int(length) > MAX_BODY:
+            self.close_connection = True
+            raise BadRequest(f"request body too large: {length} bytes (at most {MAX_BODY})")
+        return self.rfile.read(int(length))
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise BadRequest("malformed chunked request body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY:
+                self.close_connection = True
+                raise BadRequest(f"request body too large (at most {MAX_BODY} bytes)")
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _common_headers(self, status: int, content_type: str | None) -> None:
+        self.send_response(status)
+        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Docker-Experimental", "false")
+        self.send_header("Ostype", "linux")
+        if content_type:
+            self.send_header("Content-Type", content_type)
+
+    def _send(self, response: Response) -> None:
+        body = response.body()
+        no_body = response.status in (204, 304)
+        self._common_headers(response.status, None if no_body else response.content_type)
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        if not no_body:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and not no_body:
+            self.wfile.write(body)
+
+    def _send_stream(self, stream: Stream) -> None:
+        self._common_headers(stream.status, stream.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for chunk in stream.chunks:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away: the stream stops here
+        except Exception as exc:  # the headers are gone: the client sees the stream cut short
+            self.server.log(f"{self.command} {self.path}: stream stopped: {message_for(exc)}")
+            self.close_connection = True
+        finally:
+            close = getattr(stream.chunks, "close", None)
+            if close is not None:
+                close()
+
+
+def _dispatch(endpoint: str, context: Context, request: Request) -> Response | Stream:
+    module, _, function = endpoint.partition(".")
+    handler = getattr(importlib.import_module(f"skiff.api.{module}"), function)
+    result: Response | Stream = handler(context, request)
+    return result
+
+
+# --- running it --------------------------------------------------------------------------------
+
+
+def preload() -> None:
+    """Import the endpoints and what a container's start forks into, before any thread runs: a
+    monitor forked from one thread must not need an import another thread is in the middle of."""
+    for name in ENDPOINT_MODULES:
+        importlib.import_module(f"skiff.api.{name}")
+    for name in ("skiff.engine.engine", "skiff.engine.monitor.launch", "skiff.runtime", "skiff.image.store",
+                 "skiff.volume.store", "skiff.network", "skiff.engine.logs", "skiff.engine.summary"):
+        importlib.import_module(name)
+
+
+def serve(server: APIServer, idle_timeout: float, on_exit: Callable[[], None]) -> None:
+    """Serve until SIGTERM/SIGINT, or until no connection was open for ``idle_timeout`` seconds (0: never)."""
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if idle_timeout > 0:
+        def watch() -> None:
+            while not stopping.wait(min(idle_timeout, 0.5)):
+                if server.idle_for() >= idle_timeout:
+                    stop()
+
+        threading.Thread(target=watch, daemon=True, name="idle-timeout").start()
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+        on_exit()
+
+
+def remove_socket(path: Path, listener_inode: int) -> None:
+    """Remove the socket file if it is still ours (another server may have replaced a stale one)."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.lstat(path).st_ino == listener_inode:
+            path.unlink()
