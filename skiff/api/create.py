@@ -56,7 +56,7 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         network=_network_mode(_string(host, "NetworkMode")),
         read_only=_bool(host, "ReadonlyRootfs"),
         labels=[f"{k}={v}" for k, v in _str_map(body, "Labels").items()],
-        volumes=[*_strings(host, "Binds"), *_object(body, "Volumes")],  # Volumes: anonymous ones (-v /data)
+        volumes=_volumes(_strings(host, "Binds"), _object(body, "Volumes")),
         tmpfs=[f"{path}:{opts}" if opts else path for path, opts in _str_map(host, "Tmpfs").items()],
         volumes_from=_strings(host, "VolumesFrom"),
         resources=_resources(host),
@@ -81,6 +81,19 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         uts=_string(host, "UTSMode"),
         cgroupns=_string(host, "CgroupnsMode"),
     )
+
+
+def _volumes(binds: list[str], anonymous: Mapping[str, Any]) -> list[str]:
+    """``Binds`` and ``Config.Volumes`` (anonymous ones, as ``-v /data``) as ``-v`` strings.
+
+    A ``Config.Volumes`` path that a bind also mounts is the bind's, as dockerd has it:
+    docker-compose sends both for every service volume (``Volumes: {"/www": {}}`` beside
+    ``Binds: ["project_site:/www:rw"]``).
+    """
+    from skiff.volume.spec import parse_volume
+
+    bound = {parse_volume(bind).target for bind in binds}
+    return [*binds, *(path for path in anonymous if path.rstrip("/") not in bound and path not in bound)]
 
 
 def _refuse_untranslated(body: Mapping[str, Any], host: Mapping[str, Any]) -> None:
