@@ -105,7 +105,8 @@ def networks(context: Context, request: Request) -> Response:
 
     manager = NetworkManager(context.paths)
     include = network_list_filter(FilterArgs(request.filters()))
-    return Response(200, [manager.inspect_network(n["Name"]) for n in manager.list_networks() if include(n)])
+    return Response(200, [_as_dockerd_shows(manager.inspect_network(n["Name"])) for n in manager.list_networks()
+                          if include(n)])
 
 
 def network_inspect(context: Context, request: Request) -> Response:
@@ -114,7 +115,20 @@ def network_inspect(context: Context, request: Request) -> Response:
 
     ref = request.params["id"]
     members = predefined_members(context.paths, ref)
-    return Response(200, NetworkManager(context.paths).inspect_network(ref, members=members))
+    return Response(200, _as_dockerd_shows(NetworkManager(context.paths).inspect_network(ref, members=members)))
+
+
+def _as_dockerd_shows(document: dict[str, Any]) -> dict[str, Any]:
+    """A user network's document without the bridge name skiff adds to ``Options``.
+
+    dockerd shows only the options it was given; docker-compose compares a network's
+    ``Options`` with its file's ``driver_opts`` and, on any difference, refuses to go on
+    (``needs to be recreated - option "com.docker.network.bridge.name" has changed``).
+    """
+    options = document.get("Options")
+    if document.get("Name") != "bridge" and isinstance(options, dict):
+        options.pop("com.docker.network.bridge.name", None)
+    return document
 
 
 def network_create(context: Context, request: Request) -> Response:
