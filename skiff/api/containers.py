@@ -31,7 +31,7 @@ def list_(context: Context, request: Request) -> Response:
     found = engine.list_containers(FilterArgs(request.filters()), all_=request.flag("all"),
                                    last=request.integer("limit", -1) or -1)
     now = time.time()
-    return Response(200, [container_summary(engine.document(c, size), now) for c in found])
+    return Response(200, [container_summary(document, now) for document in engine.documents(found, size)])
 
 
 def inspect(context: Context, request: Request) -> Response:

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 from skiff import crash_point, proc
 from skiff.engine import containers as records
@@ -732,12 +732,28 @@ class Engine:
 
         return container_document(container.data, self._document_facts(container, size))
 
-    def _document_facts(self, container: Container, size: bool) -> ContainerFacts:
+    def documents(self, containers: Sequence[Container], size: bool = False) -> list[dict[str, Any]]:
+        """The inspect documents of a listing (``GET /containers/json``): each image and the
+        networks' ids are looked up once for all of them, not once per container."""
+        from skiff.engine.documents import container_document
+        from skiff.network import NetworkManager
+
+        manager = NetworkManager(self.paths)
+        lookups = _Lookups(manager, {n["Name"]: n["Id"] for n in manager.list_networks()}, {})
+        return [container_document(c.data, self._document_facts(c, size, lookups)) for c in containers]
+
+    def _document_facts(self, container: Container, size: bool, lookups: _Lookups | None = None) -> ContainerFacts:
         """What a container's document needs beyond its record: image, network, overlay, sizes."""
         from skiff.engine.documents import ContainerFacts
         from skiff.runtime.spec import default_spec
 
-        image = _image_or_none(self.paths, str(container.data.get("Image", "")))
+        image_id = str(container.data.get("Image", ""))
+        if lookups is None:
+            image = _image_or_none(self.paths, image_id)
+        elif image_id in lookups.images:
+            image = lookups.images[image_id]
+        else:
+            image = lookups.images[image_id] = _image_or_none(self.paths, image_id)
         linux = default_spec()["linux"]
         upper = container.bundle / "upper"
         graph = {}
@@ -745,7 +761,7 @@ class Engine:
             graph = {"LowerDir": ":".join(str(d) for d in reversed(image.layer_dirs)),
                      "MergedDir": str(container.bundle / "rootfs"), "UpperDir": str(upper),
                      "WorkDir": str(container.bundle / "work")}
-        network, ids = self._network_facts(container)
+        network, ids = self._network_facts(container, lookups)
         return ContainerFacts(
             image_config=image.config if image is not None else None, network=network, network_ids=ids,
             graph_driver=graph, etc_files=(container.dir / "hosts").exists(),
@@ -757,13 +773,17 @@ class Engine:
         """Docker's (SizeRw, SizeRootFs) of a container: its writable layer, and that plus its image."""
         return _sizes(container, _image_or_none(self.paths, str(container.data.get("Image", ""))))
 
-    def _network_facts(self, container: Container) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    def _network_facts(self, container: Container, lookups: _Lookups | None = None,
+                       ) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The live network settings of a container that holds its network (None: it holds none),
         and the id of each network by name."""
         from skiff.network import NetworkManager
 
-        manager = NetworkManager(self.paths)
-        ids = {n["Name"]: n["Id"] for n in manager.list_networks()}
+        if lookups is None:
+            manager = NetworkManager(self.paths)
+            ids = {n["Name"]: n["Id"] for n in manager.list_networks()}
+        else:
+            manager, ids = lookups.manager, lookups.network_ids
         if not container.held:
             return None, ids
         mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
@@ -886,6 +906,14 @@ def _run_options(container: Container) -> RunOptions:
             problem = f"its SkiffOptions are malformed ({exc})"
     raise StateError(f"container record {container.dir / records.RECORD} cannot be started: {problem}",
                      hint=f"remove it with 'skiff rm -f {container.name}'")
+
+
+class _Lookups(NamedTuple):
+    """What every document of one listing shares: the network manager, the networks' ids, the images."""
+
+    manager: NetworkManager
+    network_ids: dict[str, str]
+    images: dict[str, Image | None]
 
 
 def _image_or_none(paths: Paths, image_id: str) -> Image | None:
