@@ -16,7 +16,7 @@ from skiff.engine.options import RunOptions
 
 # Set values of these are refused until the API translates them.
 NOT_YET = {
-    "HostConfig": ("Mounts", "Devices", "DeviceRequests", "DeviceCgroupRules", "Links", "SecurityOpt", "Ulimits",
+    "HostConfig": ("Devices", "DeviceRequests", "DeviceCgroupRules", "Links", "SecurityOpt", "Ulimits",
                    "StorageOpt", "VolumeDriver", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                    "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime",
                    "MaskedPaths", "ReadonlyPaths", "CgroupParent"),
@@ -30,6 +30,7 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
     _refuse_untranslated(body, host)
     _refuse_endpoint_settings(body)
     entrypoint, command = _command(body)
+    mounts = _mounts(host)
     restart = _object(host, "RestartPolicy")
     log_config = _object(host, "LogConfig")
     if (log_config.get("Type") or "json-file") != "json-file":
@@ -56,7 +57,8 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         network=_network_mode(_string(host, "NetworkMode")),
         read_only=_bool(host, "ReadonlyRootfs"),
         labels=[f"{k}={v}" for k, v in _str_map(body, "Labels").items()],
-        volumes=_volumes(_strings(host, "Binds"), _object(body, "Volumes")),
+        volumes=_volumes(_strings(host, "Binds"), _object(body, "Volumes"), mounts),
+        mounts=mounts,
         tmpfs=[f"{path}:{opts}" if opts else path for path, opts in _str_map(host, "Tmpfs").items()],
         volumes_from=_strings(host, "VolumesFrom"),
         resources=_resources(host),
@@ -83,17 +85,65 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
     )
 
 
-def _volumes(binds: list[str], anonymous: Mapping[str, Any]) -> list[str]:
+def _volumes(binds: list[str], anonymous: Mapping[str, Any], mounts: list[str]) -> list[str]:
     """``Binds`` and ``Config.Volumes`` (anonymous ones, as ``-v /data``) as ``-v`` strings.
 
-    A ``Config.Volumes`` path that a bind also mounts is the bind's, as dockerd has it:
-    docker-compose sends both for every service volume (``Volumes: {"/www": {}}`` beside
-    ``Binds: ["project_site:/www:rw"]``).
+    A ``Config.Volumes`` path that a bind or a ``Mounts`` entry also mounts is theirs, as dockerd
+    has it: docker-compose and docker-py send both for every volume (``Volumes: {"/www": {}}``
+    beside ``Binds: ["project_site:/www:rw"]``).
     """
-    from skiff.volume.spec import parse_volume
+    from skiff.volume.spec import parse_mount, parse_volume
 
-    bound = {parse_volume(bind).target for bind in binds}
+    bound = {parse_volume(bind).target for bind in binds} | {parse_mount(mount).target for mount in mounts}
     return [*binds, *(path for path in anonymous if path.rstrip("/") not in bound and path not in bound)]
+
+
+def _mounts(host: Mapping[str, Any]) -> list[str]:
+    """``HostConfig.Mounts`` as ``--mount`` strings: one CSV record each, as the flag reads them
+    (a value holding a comma or a quote is quoted), so the engine checks them as it checks the flag's."""
+    import csv
+    import io
+
+    value = host.get("Mounts")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise BadRequest("HostConfig.Mounts must be a list of objects")
+    flags = []
+    for mount in value:
+        record = io.StringIO()
+        csv.writer(record, lineterminator="").writerow(_mount_fields(mount))
+        flags.append(record.getvalue())
+    return flags
+
+
+def _mount_fields(mount: Mapping[str, Any]) -> list[str]:
+    """One ``Mounts`` entry (Docker's ``mount.Mount``) as ``--mount``'s fields."""
+    kind = _string(mount, "Type")
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise BadRequest(f'invalid mount config for type "{kind}": mount type unknown')
+    fields = [f"type={kind}", f"target={_string(mount, 'Target')}"]
+    if _string(mount, "Source"):
+        fields.append(f"source={mount['Source']}")
+    if _bool(mount, "ReadOnly"):
+        fields.append("readonly")
+    bind, volume, tmpfs = (_object(mount, key) for key in ("BindOptions", "VolumeOptions", "TmpfsOptions"))
+    if _bool(bind, "NonRecursive"):
+        raise NotImplementedYet("Mounts.BindOptions.NonRecursive is not supported by skiff's Engine API yet")
+    if _string(bind, "Propagation"):
+        fields.append(f"bind-propagation={bind['Propagation']}")
+    if _bool(volume, "NoCopy"):
+        fields.append("volume-nocopy")
+    fields += [f"volume-label={k}={v}" for k, v in _str_map(volume, "Labels").items()]
+    driver = _object(volume, "DriverConfig")
+    if _string(driver, "Name"):
+        fields.append(f"volume-driver={driver['Name']}")
+    fields += [f"volume-opt={k}={v}" for k, v in _str_map(driver, "Options").items()]
+    if _int_or_none(tmpfs, "SizeBytes"):
+        fields.append(f"tmpfs-size={tmpfs['SizeBytes']}")
+    if _int_or_none(tmpfs, "Mode"):
+        fields.append(f"tmpfs-mode={tmpfs['Mode']:o}")  # a file mode as a number: the flag's is octal
+    return fields
 
 
 def _refuse_untranslated(body: Mapping[str, Any], host: Mapping[str, Any]) -> None:

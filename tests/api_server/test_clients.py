@@ -101,6 +101,23 @@ def test_docker_py_named_volume_outlives_its_writer(client: Any) -> None:
     assert "py-data" not in [v.name for v in client.volumes.list()]
 
 
+def test_docker_py_mounts(client: Any, tmp_path: Path) -> None:
+    """``mounts=`` is ``HostConfig.Mounts``: a named volume, a tmpfs with its size, a read-only bind."""
+    (tmp_path / "note").write_text("from the host\n")
+    mounts = [docker.types.Mount("/data", "py-mounted", type="volume", labels={"made-by": "py"}),
+              docker.types.Mount("/scratch", None, type="tmpfs", tmpfs_size=1 << 20),
+              docker.types.Mount("/host", str(tmp_path), type="bind", read_only=True)]
+    out = client.containers.run("busybox", ["sh", "-c", "echo in > /data/f && cat /data/f && "
+                                            "grep -c ' /scratch tmpfs .*size=1024k' /proc/mounts && "
+                                            "cat /host/note && ! touch /host/x 2>/dev/null"],
+                                mounts=mounts, remove=True)
+    assert out == b"in\n1\nfrom the host\n"
+    assert not (tmp_path / "x").exists()
+    volume = client.volumes.get("py-mounted")
+    assert volume.attrs["Labels"] == {"made-by": "py"}
+    volume.remove()
+
+
 def test_docker_py_networks(client: Any, service: Service) -> None:
     config = json.loads((Path(service.env["SKIFF_ROOT"]) / "network" / "config.json").read_text())
     subnet = free_subnet(used=set(config["subnet_candidates"]))

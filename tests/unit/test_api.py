@@ -184,7 +184,8 @@ def test_wrong_types_are_bad_requests(body: dict[str, object], message: str) -> 
 
 
 @pytest.mark.parametrize("body", [
-    {"Image": "i", "HostConfig": {"Mounts": [{"Type": "bind"}]}},
+    {"Image": "i", "HostConfig": {"Mounts": [{"Type": "bind", "Source": "/", "Target": "/x",
+                                              "BindOptions": {"NonRecursive": True}}]}},
     {"Image": "i", "HostConfig": {"SecurityOpt": ["seccomp=unconfined"]}},
     {"Image": "i", "Healthcheck": {"Test": ["CMD", "true"]}},
     {"Image": "i", "NetworkingConfig": {"EndpointsConfig": {"n": {"Aliases": ["web"]}}}},
