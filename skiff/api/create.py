@@ -20,7 +20,7 @@ NOT_YET = {
                    "StorageOpt", "VolumeDriver", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                    "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime",
                    "MaskedPaths", "ReadonlyPaths", "CgroupParent"),
-    "Config": ("Healthcheck", "OnBuild", "Shell"),
+    "Config": ("OnBuild", "Shell"),
 }
 
 
@@ -82,6 +82,7 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         ipc=_string(host, "IpcMode"),
         uts=_string(host, "UTSMode"),
         cgroupns=_string(host, "CgroupnsMode"),
+        **_healthcheck(_object(body, "Healthcheck")),
     )
 
 
@@ -144,6 +145,15 @@ def _mount_fields(mount: Mapping[str, Any]) -> list[str]:
     if _int_or_none(tmpfs, "Mode"):
         fields.append(f"tmpfs-mode={tmpfs['Mode']:o}")  # a file mode as a number: the flag's is octal
     return fields
+
+
+def _healthcheck(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``Config.Healthcheck`` (Docker's ``HealthConfig``, durations in nanoseconds) as the health
+    options; the engine merges it with the image's field by field, as dockerd does."""
+    durations = {field: _int_or_none(config, key) or 0 for field, key in (
+        ("health_interval", "Interval"), ("health_timeout", "Timeout"), ("health_start_period", "StartPeriod"))}
+    return {"health_test": _strings(config, "Test"), "health_retries": _int_or_none(config, "Retries") or 0,
+            **durations}
 
 
 def _refuse_untranslated(body: Mapping[str, Any], host: Mapping[str, Any]) -> None:

@@ -74,3 +74,4 @@ class RunOptions(NamedTuple):
     health_retries: int = 0
     health_start_period: int = 0
     no_healthcheck: bool = False
+    health_test: Sequence[str] = ()  # the Engine API's Healthcheck.Test, any of Docker's forms (CMD, CMD-SHELL, NONE)

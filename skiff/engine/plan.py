@@ -160,12 +160,15 @@ class RunPlan:
     def _check_health(self) -> None:
         o = self.opts
         if not (o.health_cmd or o.health_interval or o.health_timeout or o.health_retries
-                or o.health_start_period or o.no_healthcheck or self.image.config.get("Healthcheck")):
+                or o.health_start_period or o.no_healthcheck or o.health_test or self.image.config.get("Healthcheck")):
             return
         from skiff.engine import health
 
         flags = health.config_from_flags(o.health_cmd, o.health_interval, o.health_timeout, o.health_retries,
                                          o.health_start_period, o.no_healthcheck)
+        if o.health_test:  # the API's Test in its own form: the flags can say CMD-SHELL only
+            zero = {"Interval": 0, "Timeout": 0, "StartPeriod": 0, "Retries": 0}
+            flags = {**(flags or zero), "Test": list(o.health_test)}
         self.healthcheck = health.merged_config(flags, self.image.config.get("Healthcheck"))
 
     def _check_network(self) -> None:

@@ -118,6 +118,23 @@ def test_docker_py_mounts(client: Any, tmp_path: Path) -> None:
     volume.remove()
 
 
+def test_docker_py_healthcheck(client: Any) -> None:
+    """``Config.Healthcheck`` in docker-py's exec form (``CMD``): the monitor probes, the state follows."""
+    container = client.containers.run("busybox", ["sh", "-c", "touch /ok; exec sleep 60"], detach=True,
+                                      healthcheck={"test": ["CMD", "test", "-e", "/ok"], "interval": 100_000_000,
+                                                   "retries": 1})
+    try:
+        container.reload()
+        assert container.attrs["Config"]["Healthcheck"]["Test"] == ["CMD", "test", "-e", "/ok"]
+        deadline = time.monotonic() + 20
+        while container.attrs["State"].get("Health", {}).get("Status") != "healthy":
+            assert time.monotonic() < deadline, container.attrs["State"]
+            time.sleep(0.1)
+            container.reload()
+    finally:
+        container.remove(force=True)
+
+
 def test_docker_py_networks(client: Any, service: Service) -> None:
     config = json.loads((Path(service.env["SKIFF_ROOT"]) / "network" / "config.json").read_text())
     subnet = free_subnet(used=set(config["subnet_candidates"]))
@@ -208,7 +225,7 @@ def compose_file(port: int, subnet: str) -> str:
             depends_on: [web]
             environment:
               TARGET: http://web:8080/index.html
-            command: ["sh", "-c", "for i in $$(seq 100); do wget -q -O - $$TARGET && break; sleep 0.1; done; exec sleep 600"]
+            command: ["sh", "-c", "for i in $$(seq 99); do wget -qO- $$TARGET && break; sleep .1; done; exec sleep 600"]
         volumes:
           site: {{}}
         networks:

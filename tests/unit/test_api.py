@@ -187,7 +187,7 @@ def test_wrong_types_are_bad_requests(body: dict[str, object], message: str) -> 
     {"Image": "i", "HostConfig": {"Mounts": [{"Type": "bind", "Source": "/", "Target": "/x",
                                               "BindOptions": {"NonRecursive": True}}]}},
     {"Image": "i", "HostConfig": {"SecurityOpt": ["seccomp=unconfined"]}},
-    {"Image": "i", "Healthcheck": {"Test": ["CMD", "true"]}},
+    {"Image": "i", "OnBuild": ["RUN true"]},
     {"Image": "i", "NetworkingConfig": {"EndpointsConfig": {"n": {"Aliases": ["web"]}}}},
 ])
 def test_fields_not_translated_yet_are_refused_not_dropped(body: dict[str, object]) -> None:

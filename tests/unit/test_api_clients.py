@@ -51,3 +51,14 @@ def test_malformed_mounts_are_bad_requests(mounts: object, message: str) -> None
     with pytest.raises(BadRequest) as caught:
         run_options({"Image": "i", "HostConfig": {"Mounts": mounts}}, None)
     assert str(caught.value) == message
+
+
+def test_a_healthcheck_keeps_its_form_and_its_durations() -> None:
+    opts = run_options({"Image": "i", "Healthcheck": {"Test": ["CMD", "wget", "-q", "localhost"],
+                                                      "Interval": 100_000_000, "Retries": 2}}, None)
+    assert (list(opts.health_test), opts.health_interval, opts.health_retries, opts.health_timeout) == \
+        (["CMD", "wget", "-q", "localhost"], 100_000_000, 2, 0)
+    assert list(run_options({"Image": "i", "Healthcheck": {"Test": ["NONE"]}}, None).health_test) == ["NONE"]
+    assert run_options({"Image": "i"}, None).health_test == []
+    with pytest.raises(BadRequest):
+        run_options({"Image": "i", "Healthcheck": {"Test": "true"}}, None)
