@@ -50,8 +50,11 @@ class Cli:
                     "DOCKER_CONFIG": str(config), "NO_PROXY": "*"}
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(DOCKER), *args], env=self.env, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=120)
+        try:
+            proc = subprocess.run([str(DOCKER), *args], env=self.env, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, timeout=120)
+        except subprocess.TimeoutExpired:  # a hung request counts as a failure, and the rest goes on
+            proc = subprocess.CompletedProcess([str(DOCKER), *args], 124, "", "timed out after 120 s")
         if check and proc.returncode != 0:
             raise RuntimeError(f"{self.name}: docker {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
         return proc
@@ -107,9 +110,9 @@ def clients_at_once(docker: Cli, clients: int) -> tuple[int, float]:
     ids = [r.stdout.strip() for r in results if r.returncode == 0]
     for failed in [r for r in results if r.returncode != 0][:3]:
         print(f"{docker.name}: a client failed: {failed.stderr.strip()}")
-    if ids:
-        docker("wait", *ids)
-        docker("rm", "-f", *ids)
+    left = docker("ps", "-aq").stdout.split()  # a failed client may leave its container created
+    if left:
+        docker("rm", "-f", *left)
     return len(ids), wall
 
 
