@@ -121,3 +121,16 @@ class Stream:
         self.chunks = chunks
         self.content_type = content_type
         self.status = status
+
+
+class Hijack:
+    """An answer that takes the connection over (attach, exec start): Docker's HTTP hijack.
+
+    The server answers ``101 UPGRADED`` (the client asked for ``Upgrade: tcp``) or ``200 OK``,
+    with ``content_type``, then hands the bare socket to ``serve`` (any bytes the client sent
+    after its request come as ``early``) and closes the connection when it returns.
+    """
+
+    def __init__(self, serve: Callable[[Any, bytes], None], content_type: str) -> None:
+        self.serve = serve
+        self.content_type = content_type

@@ -75,6 +75,8 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/containers/{id}/wait", "containers.wait"),
     _route("GET", "/containers/{id}/logs", "containers.logs"),
     _route("DELETE", "/containers/{id}", "containers.remove"),
+    _route("POST", "/containers/{id}/attach", "attach.attach"),
+    _route("POST", "/containers/{id}/resize", "attach.resize"),
     _route("GET", "/images/json", "objects.images"),
     _route("GET", "/images/{name*}/json", "objects.image_inspect"),
     _route("GET", "/volumes", "objects.volumes"),
@@ -91,8 +93,8 @@ ROUTES: tuple[Route, ...] = (
 # Endpoints of Docker's API that skiff does not serve yet: a 501 that names them, rather than
 # "page not found", so a client (``docker run`` without -d attaches) says what is missing.
 NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
-    ("POST", "/containers/{id}/attach"), ("GET", "/containers/{id}/attach/ws"), ("POST", "/containers/{id}/exec"),
-    ("POST", "/containers/{id}/resize"), ("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
+    ("GET", "/containers/{id}/attach/ws"), ("POST", "/containers/{id}/exec"),
+    ("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
     ("GET", "/containers/{id}/archive"), ("PUT", "/containers/{id}/archive"), ("HEAD", "/containers/{id}/archive"),
     ("GET", "/containers/{id}/export"), ("GET", "/containers/{id}/changes"), ("POST", "/containers/{id}/update"),
     ("POST", "/containers/prune"), ("POST", "/exec/{id}/start"), ("POST", "/exec/{id}/resize"),

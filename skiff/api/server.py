@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from skiff import __version__
 from skiff.api.errors import BadRequest, message_for, status_for
-from skiff.api.messages import Request, Response, Stream
+from skiff.api.messages import Hijack, Request, Response, Stream
 from skiff.api.routes import API_VERSION, resolve, split_version
 from skiff.errors import InvalidArgument
 from skiff.paths import Paths
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 MAX_BODY = 16 << 20          # a create or volume body is a few KiB; an image upload is not served yet
 SOCKET_MODE = 0o660
 SOCKET_GROUP = "skiff"
-ENDPOINT_MODULES = ("system", "containers", "objects")
+ENDPOINT_MODULES = ("system", "containers", "objects", "attach")
 
 
 class Address(NamedTuple):
@@ -257,6 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
             result = self._error(exc)
         if isinstance(result, Stream):
             self._send_stream(result)
+        elif isinstance(result, Hijack):
+            self._hijack(result)
         else:
             self._send(result)
         if self.server.debug:
@@ -341,6 +343,41 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and not no_body:
             self.wfile.write(body)
 
+    def _hijack(self, hijack: Hijack) -> None:
+        """Docker's hijack: the status line and headers, then the bare socket is the endpoint's."""
+        upgrade = self.headers.get("Upgrade", "").lower() == "tcp"
+        self.close_connection = True  # after the stream, the connection is done (as Docker's)
+        if upgrade:
+            self.send_response(101, "UPGRADED")
+        else:
+            self.send_response(200)
+        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Docker-Experimental", "false")
+        self.send_header("Ostype", "linux")
+        self.send_header("Content-Type", hijack.content_type)
+        if upgrade:
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Upgrade", "tcp")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            hijack.serve(self.connection, self._buffered())
+        except OSError:
+            pass  # the client went away: the container goes on
+        except Exception as exc:  # the headers are gone: the client sees the stream cut short
+            self.server.log(f"{self.command} {self.path}: stream stopped: {message_for(exc)}")
+
+    def _buffered(self) -> bytes:
+        """What the client sent after its request and the reader already holds (stdin sent at once)."""
+        timeout = self.connection.gettimeout()
+        self.connection.setblocking(False)
+        try:
+            return self.rfile.read1(65536) or b""
+        except (BlockingIOError, ssl.SSLWantReadError, ValueError):
+            return b""
+        finally:
+            self.connection.settimeout(timeout)
+
     def _send_stream(self, stream: Stream) -> None:
         self._common_headers(stream.status, stream.content_type)
         self.send_header("Transfer-Encoding", "chunked")
@@ -363,10 +400,10 @@ class _Handler(BaseHTTPRequestHandler):
                 close()
 
 
-def _dispatch(endpoint: str, context: Context, request: Request) -> Response | Stream:
+def _dispatch(endpoint: str, context: Context, request: Request) -> Response | Stream | Hijack:
     module, _, function = endpoint.partition(".")
     handler = getattr(importlib.import_module(f"skiff.api.{module}"), function)
-    result: Response | Stream = handler(context, request)
+    result: Response | Stream | Hijack = handler(context, request)
     return result
 
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # the seams' types; their modules load where they are used
     from skiff.engine.runflags import CidFile
     from skiff.engine.stats import StatsRow
     from skiff.engine.update import UpdateRequest
+    import socket
+
     from skiff.image.store import Image
     from skiff.network.manager import NetworkManager
 
@@ -204,17 +206,10 @@ class Engine:
                 proxy_signals: bool = True, output: tuple[int, int] = (1, 2)) -> int | None:
         from skiff.engine import lifecycle
         from skiff.engine.terminal import attach
-        from skiff.engine.unixsock import connect_unix
-        from skiff.engine.monitor.launch import ATTACH_SOCKET
 
-        try:
-            sock = connect_unix(container.dir, ATTACH_SOCKET)
-        except OSError:
-            container.reload()
-            if container.state.status == Status.EXITED:  # it ended before we came: nothing to show live
-                return container.state.exit_code
-            raise ContainerConflict(f"cannot attach to container {container.id}: its monitor does not listen "
-                                    f"on {container.dir / ATTACH_SOCKET}") from None
+        sock = self.connect_attach(container)
+        if sock is None:  # it ended before we came: nothing to show live
+            return container.state.exit_code
 
         def forward(signum: int) -> None:
             with contextlib.suppress(SkiffError):
@@ -231,6 +226,31 @@ class Engine:
         if result.status is not None:
             return result.status
         return container.state.exit_code if container.reload() else 0
+
+    def connect_attach(self, container: Container) -> socket.socket | None:
+        """A connection to the monitor's ``attach.sock`` (frames: skiff.engine.monitor.idle);
+        None when the container has exited before (its exit code is then in ``container.state``)."""
+        from skiff.engine.unixsock import connect_unix
+        from skiff.engine.monitor.launch import ATTACH_SOCKET
+
+        try:
+            return connect_unix(container.dir, ATTACH_SOCKET)
+        except OSError:
+            container.reload()
+            if container.state.status == Status.EXITED:
+                return None
+            raise ContainerConflict(f"cannot attach to container {container.id}: its monitor does not listen "
+                                    f"on {container.dir / ATTACH_SOCKET}") from None
+
+    def resize(self, container: Container, rows: int, cols: int) -> None:
+        """The size of a running TTY container's terminal (its monitor holds the pty master)."""
+        from skiff.engine.monitor.idle import frame
+
+        sock = self.connect_attach(container)
+        if sock is None:
+            raise ContainerNotRunning(f"Container {container.id} is not running")
+        with sock:
+            sock.sendall(frame(b"r", f"{rows} {cols}".encode()))
 
     def _wait_recorded(self, container: Container, monitor: int, pid: int, timeout: float = 30) -> None:
         """Until the monitor has recorded the exit and released the container (or restarts it)."""
@@ -509,11 +529,12 @@ class Engine:
         from skiff.engine import lifecycle
 
         container = self.find(ref)
+        since_ns = time.time_ns()
         while container.held or container.state.status == Status.STARTING:
             lifecycle.wait_released(container)
             self.reconcile()
-            if not container.reload():
-                return 0
+            if not container.reload():  # removed as it ended (--rm): its die event has the status
+                return exit_code_recorded(self.paths, container.id, since_ns, container.state.exit_code)
         return container.state.exit_code
 
     def pause(self, ref: str, pause: bool = True) -> Container:
@@ -955,6 +976,18 @@ def _sample(cgroup: Cgroup) -> Stats:
         return cgroup.stats()
     except (SkiffError, OSError):
         return Stats(0, 0, None, 0, None, time.monotonic_ns())
+
+
+def exit_code_recorded(paths: Paths, cid: str, since_ns: int, default: int) -> int:
+    """The exit code of the container's last ``die`` event since ``since_ns`` (a removed container's)."""
+    from skiff.engine.events import read
+
+    died, _ = read(paths, since_ns, None, lambda e: e.get("Action") == "die" and e.get("id") == cid)
+    if not died:
+        return default
+    attributes = died[-1].get("Actor", {}).get("Attributes", {})
+    code = str(attributes.get("exitCode", ""))
+    return int(code) if code.lstrip("-").isdigit() else default
 
 
 def _wait_for_owner(container: Container, timeout: float = 30) -> None:

@@ -197,6 +197,68 @@ def attach(sock: socket.socket, tty: bool, stdin: bool, detach_keys: bytes, stdi
                         write_all(output[1] if kind == b"2" else output[0], payload)
 
 
+def multiplexed_frame(stream: int, payload: bytes) -> bytes:
+    """Docker's stdcopy frame: the stream (0 stdin, 1 stdout, 2 stderr), three zero bytes, the
+    payload's length (4 bytes, big-endian), the payload."""
+    return bytes((stream, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
+
+
+def relay_client(monitor: socket.socket, client: socket.socket, early: bytes, tty: bool, stdin: bool,
+                 detach_keys: bytes, stdin_once: bool) -> AttachResult:
+    """An Engine API attach: copy between a client's socket and a container's monitor.
+
+    Output goes to the client raw with a terminal, in Docker's 8-byte frames without one; the
+    client's bytes are the container's input (when ``stdin``) until the detach keys. The
+    client's half-close is the end of its input (``stdin_once``: the container's stdin is
+    closed, as Docker's StdinOnce); its hang-up or the container's exit end the relay, and
+    the detach keys end it with the container left running.
+    """
+    from skiff.engine.monitor.idle import frame, split_frames
+
+    keys = DetachKeys(detach_keys)
+    client.setblocking(True)
+    client_fd, monitor_fd = client.fileno(), monitor.fileno()
+    poller = select.poll()
+    poller.register(monitor_fd, select.POLLIN)
+    poller.register(client_fd, select.POLLIN)
+    buffer = bytearray()
+
+    def take_input(data: bytes) -> bool:
+        """Pass the client's bytes on; True once the detach keys were typed."""
+        if not stdin:
+            return False
+        passed, detached = keys.feed(data)
+        if passed:
+            monitor.sendall(frame(b"0", passed))
+        return detached
+
+    if early and take_input(early):
+        return AttachResult(detached=True)
+    while True:
+        for fd, event in poller.poll():
+            if fd == client_fd:
+                if event & select.POLLIN:
+                    data = client.recv(CHUNK)
+                    if data:
+                        if take_input(data):
+                            return AttachResult(detached=True)
+                        continue
+                    poller.modify(client_fd, 0)  # half-closed: only its hang-up is watched from now on
+                    if stdin and stdin_once:
+                        monitor.sendall(frame(b"c", b""))
+                    continue
+                return AttachResult()  # POLLHUP, POLLERR: the client is gone
+            data = _read(monitor_fd)
+            if not data:
+                return AttachResult()
+            buffer += data
+            for kind, payload in split_frames(buffer):
+                if kind == b"x":
+                    return AttachResult(status=int(payload or b"255"))
+                if kind in (b"1", b"2") and payload:
+                    client.sendall(payload if tty else multiplexed_frame(int(kind), payload))
+
+
 def relay_exec(master: int, pid: int, stdin: bool) -> int:
     """``exec -t``: copy between the user's terminal and the process's pty; its exit status."""
     import termios
