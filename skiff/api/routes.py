@@ -77,6 +77,10 @@ ROUTES: tuple[Route, ...] = (
     _route("DELETE", "/containers/{id}", "containers.remove"),
     _route("POST", "/containers/{id}/attach", "attach.attach"),
     _route("POST", "/containers/{id}/resize", "attach.resize"),
+    _route("POST", "/containers/{id}/exec", "execs.create"),
+    _route("POST", "/exec/{id}/start", "execs.start"),
+    _route("POST", "/exec/{id}/resize", "execs.resize"),
+    _route("GET", "/exec/{id}/json", "execs.inspect"),
     _route("GET", "/images/json", "objects.images"),
     _route("GET", "/images/{name*}/json", "objects.image_inspect"),
     _route("GET", "/volumes", "objects.volumes"),
@@ -93,12 +97,11 @@ ROUTES: tuple[Route, ...] = (
 # Endpoints of Docker's API that skiff does not serve yet: a 501 that names them, rather than
 # "page not found", so a client (``docker run`` without -d attaches) says what is missing.
 NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
-    ("GET", "/containers/{id}/attach/ws"), ("POST", "/containers/{id}/exec"),
+    ("GET", "/containers/{id}/attach/ws"),
     ("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
     ("GET", "/containers/{id}/archive"), ("PUT", "/containers/{id}/archive"), ("HEAD", "/containers/{id}/archive"),
     ("GET", "/containers/{id}/export"), ("GET", "/containers/{id}/changes"), ("POST", "/containers/{id}/update"),
-    ("POST", "/containers/prune"), ("POST", "/exec/{id}/start"), ("POST", "/exec/{id}/resize"),
-    ("GET", "/exec/{id}/json"), ("POST", "/images/create"), ("POST", "/images/load"), ("GET", "/images/get"),
+    ("POST", "/containers/prune"), ("POST", "/images/create"), ("POST", "/images/load"), ("GET", "/images/get"),
     ("POST", "/images/prune"), ("POST", "/build"), ("POST", "/commit"), ("GET", "/images/{name*}/get"),
     ("GET", "/images/{name*}/history"), ("POST", "/images/{name*}/tag"), ("POST", "/images/{name*}/push"),
     ("DELETE", "/images/{name*}"), ("POST", "/volumes/prune"), ("POST", "/networks/{id}/connect"),

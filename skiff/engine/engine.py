@@ -585,8 +585,37 @@ class Engine:
 
         ``output``: the descriptors for its stdout and stderr when it is neither detached nor on
         a terminal (this process's by default)."""
-        from skiff.engine.users import resolve_user
         from skiff.runtime import Runtime
+
+        container, process = self.exec_process(ref, command, env, user, workdir, tty)
+        exec_id = _exec_events(self.paths, container.data, command)
+        if tty and not detach:
+            from skiff.engine.terminal import relay_exec
+
+            status = relay_exec(*self.exec_console(container, process), interactive)
+        else:
+            if tty:
+                process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
+            stdin = sys.stdin.fileno() if interactive else _devnull()
+            stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
+                     os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) if detach else (stdin, *output)
+            # Ours to close: a process that execs many times (the Python API) must not leak them.
+            opened = ([] if interactive else [stdin]) + ([stdio[1], stdio[2]] if detach else [])
+            runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
+            try:
+                status = runtime.exec(container.id, process, stdio=stdio, detach=detach)
+            finally:
+                for fd in opened:
+                    os.close(fd)
+        if not detach:  # a detached exec is nobody's child once started: its end is not seen (no exec_die)
+            self.exec_ended(container, exec_id, status)
+        return status
+
+    def exec_process(self, ref: str, command: list[str], env: Sequence[str] = (), user: str | None = None,
+                     workdir: str | None = None, tty: bool = False) -> tuple[Container, dict[str, Any]]:
+        """The running container and the OCI process an exec of ``command`` runs (checked: not paused,
+        a command, an absolute working directory, a user the container knows)."""
+        from skiff.engine.users import resolve_user
         from skiff.store import read_json
 
         container = self.find(ref)
@@ -623,39 +652,36 @@ class Engine:
                 added = additional_gids(read_in_root(container.bundle / "rootfs", "/etc/group"), group_add)
                 gids = [*gids, *(gid for gid in added if gid not in gids)]
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": gids}
-        exec_id = _exec_events(self.paths, container.data, command)
-        if tty and not detach:
-            status = self._exec_terminal(container, process, interactive)
-        else:
-            if tty:
-                process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
-            stdin = sys.stdin.fileno() if interactive else _devnull()
-            stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
-                     os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) if detach else (stdin, *output)
-            # Ours to close: a process that execs many times (the Python API) must not leak them.
-            opened = ([] if interactive else [stdin]) + ([stdio[1], stdio[2]] if detach else [])
-            runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
-            try:
-                status = runtime.exec(container.id, process, stdio=stdio, detach=detach)
-            finally:
-                for fd in opened:
-                    os.close(fd)
-        if not detach:  # a detached exec is nobody's child once started: its end is not seen (no exec_die)
-            events.emit_container(self.paths, container.data, "exec_die", execID=exec_id, exitCode=str(status))
-        return status
+        return container, process
 
-    def _exec_terminal(self, container: Container, process: dict[str, Any], interactive: bool) -> int:
-        """``exec -t``: the runtime core makes the pty in the container and sends us its master."""
+    def exec_started(self, container: Container, command: list[str]) -> str:
+        """The exec_create and exec_start events; the exec's id (Docker's, in its events)."""
+        return _exec_events(self.paths, container.data, command)
+
+    def exec_ended(self, container: Container, exec_id: str, status: int) -> None:
+        events.emit_container(self.paths, container.data, "exec_die", execID=exec_id, exitCode=str(status))
+
+    def exec_spawn(self, container: Container, process: dict[str, Any], stdio: tuple[int, int, int]) -> int:
+        """Start an exec process without a terminal on ``stdio``; its pid (this process is its parent)."""
+        from skiff.runtime import Runtime
+
+        return Runtime(self.paths.runtime_state, self.paths.seccomp_cache).exec(container.id, process, stdio=stdio,
+                                                                               detach=True)
+
+    def exec_console(self, container: Container, process: dict[str, Any]) -> tuple[int, int]:
+        """``exec -t``: the runtime core makes the pty in the container and sends us its master.
+
+        (master, pid); this process is the exec's parent."""
         import secrets
         import socket
 
-        from skiff.engine.terminal import relay_exec
         from skiff.engine.unixsock import listen_unix
         from skiff.runtime import Runtime
 
         env = dict(item.partition("=")[::2] for item in process["env"])
         env.setdefault("TERM", "xterm")
         process["env"] = [f"{k}={v}" for k, v in env.items()]
+        process["terminal"] = True
         name = f"exec-{secrets.token_hex(4)}.sock"
         devnull = _devnull()
         dir_fd = os.open(container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -675,7 +701,7 @@ class Engine:
                 os.unlink(container.dir / name)
         if not fds:
             raise SkiffError(f"the exec process in container {container.id} sent no terminal")
-        return relay_exec(fds[0], pid, interactive)
+        return fds[0], pid
 
     def rename(self, ref: str, new_name: str) -> None:
         bare = records.check_name(new_name)

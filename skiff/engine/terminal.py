@@ -259,6 +259,64 @@ def relay_client(monitor: socket.socket, client: socket.socket, early: bytes, tt
                     client.sendall(payload if tty else multiplexed_frame(int(kind), payload))
 
 
+def relay_process(client: socket.socket, early: bytes, stdin_fd: int, outputs: dict[int, int], tty: bool,
+                  detach_keys: bytes) -> bool:
+    """An Engine API exec: copy between a client's socket and a process's pipes or pty master.
+
+    ``outputs``: descriptor -> Docker stream number (1, 2; 0: read and dropped); with a terminal the master is both
+    ``stdin_fd`` and the one output, sent raw; without, each output goes in 8-byte frames.
+    ``stdin_fd`` -1: the client's bytes are not read. The client's half-close closes the
+    process's stdin (a pipe: the process reads EOF). Ends when every output is at its end
+    (the process and its children closed them), the client hangs up, or the detach keys come
+    (True: the process goes on). Without a terminal, ``stdin_fd`` is the relay's to close.
+    """
+    keys = DetachKeys(detach_keys)
+    client.setblocking(True)
+    client_fd = client.fileno()
+    poller = select.poll()
+    poller.register(client_fd, select.POLLIN if stdin_fd >= 0 else 0)
+    for fd in outputs:
+        poller.register(fd, select.POLLIN)
+    open_outputs = set(outputs)
+
+    def take_input(data: bytes) -> bool:
+        passed, detached = keys.feed(data)
+        if passed and stdin_fd >= 0:
+            with contextlib.suppress(OSError):
+                write_all(stdin_fd, passed)
+        return detached
+
+    try:
+        if early and stdin_fd >= 0 and take_input(early):
+            return True
+        while open_outputs:
+            for fd, event in poller.poll():
+                if fd == client_fd:
+                    if not event & select.POLLIN:
+                        return False  # POLLHUP, POLLERR: the client is gone
+                    data = client.recv(CHUNK)
+                    if data:
+                        if take_input(data):
+                            return True
+                        continue
+                    poller.modify(client_fd, 0)
+                    if not tty and stdin_fd >= 0:
+                        os.close(stdin_fd)  # the process reads EOF
+                        stdin_fd = -1
+                    continue
+                data = _read(fd)
+                if not data:
+                    poller.unregister(fd)
+                    open_outputs.discard(fd)
+                    continue
+                if outputs[fd]:
+                    client.sendall(data if tty else multiplexed_frame(outputs[fd], data))
+        return False
+    finally:
+        if not tty and stdin_fd >= 0:
+            os.close(stdin_fd)
+
+
 def relay_exec(master: int, pid: int, stdin: bool) -> int:
     """``exec -t``: copy between the user's terminal and the process's pty; its exit status."""
     import termios
