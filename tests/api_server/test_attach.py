@@ -9,7 +9,9 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +152,54 @@ def _no_leftover_sessions(service: Service) -> None:
     if left:
         service.docker("rm", "-f", *left)
     assert os.path.exists(service.socket)
+
+
+def test_many_runs_at_once_while_the_server_logs(service: Service, tmp_path: Path) -> None:
+    """The server is threaded and a start forks its monitor: with --debug every request's thread
+    writes to the log while others fork. Twenty foreground runs (attach, start, wait) and twenty
+    detached ones at once, with ps and pings in between, all succeed with their own output."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.api_server.conftest import stop_service, wait_for_socket
+
+    socket_path = tmp_path / "debug.sock"
+    log = tmp_path / "debug.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "skiff", "--debug", "system", "service", "--host",
+                                    f"unix://{socket_path}", "--time", "0"], env=service.env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        wait_for_socket(socket_path, process)
+        env = {k: v for k, v in service.env.items() if not k.startswith("DOCKER_")}
+        env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+
+        def docker(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([DOCKER, "-H", f"unix://{socket_path}", *args], env=env, capture_output=True,
+                                  text=True, timeout=120)
+
+        def job(n: int) -> tuple[int, str]:
+            if n % 4 == 0:
+                proc = docker("run", "--rm", "busybox", "echo", f"run-{n}")
+            elif n % 4 == 1:
+                proc = docker("run", "-d", "--label", "many=1", "busybox", "true")
+            elif n % 4 == 2:
+                proc = docker("ps", "-a")
+            else:
+                proc = docker("run", "--rm", "busybox", "sh", "-c", f"exit {n % 50}")
+            return proc.returncode, proc.stdout + proc.stderr
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(job, range(80)))
+        for n, (code, text) in enumerate(results):
+            if n % 4 == 0:
+                assert (code, text) == (0, f"run-{n}\n"), n
+            elif n % 4 == 3:
+                assert code == n % 50, (n, text)
+            else:
+                assert code == 0, (n, text)
+        left = docker("ps", "-aq", "--filter", "label=many=1").stdout.split()
+        assert len(left) == 20
+        docker("rm", "-f", *left)
+    finally:
+        stop_service(process)
+    assert "Traceback" not in log.read_text()
