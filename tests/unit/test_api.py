@@ -253,7 +253,7 @@ def test_the_server_is_on_no_other_commands_import_path() -> None:
 
 
 @pytest.mark.parametrize("method, path", [
-    ("POST", "/containers/web/attach"), ("POST", "/containers/web/exec"), ("POST", "/images/create"),
+    ("GET", "/containers/web/attach/ws"), ("POST", "/images/create"),
     ("DELETE", "/images/library/busybox:latest"), ("GET", "/system/df"), ("POST", "/networks/n/connect"),
 ])
 def test_endpoints_not_served_yet_are_named_501s(method: str, path: str) -> None:

@@ -59,6 +59,8 @@ def test_attach_relay_tty_is_raw_and_the_detach_keys_end_it() -> None:
     assert client_end.recv(100) == b"\x1b[0mprompt$ "
     monitor.close()
     assert _read_frames(monitor_end) == [(b"0", b"ls")]
+    for sock in (client, client_end, monitor_end):
+        sock.close()
 
 
 def test_exec_relay_pipes_in_frames_and_half_close_is_eof() -> None:
@@ -77,6 +79,7 @@ def test_exec_relay_pipes_in_frames_and_half_close_is_eof() -> None:
     assert os.read(stdin_r, 100) == b"input" and os.read(stdin_r, 100) == b""  # closed by the relay: EOF
     client.close()
     assert client_end.recv(100) == multiplexed_frame(1, b"o")  # stream 0: read and dropped
+    client_end.close()
     for fd in (stdin_r, out_r, err_r):
         os.close(fd)
 
