@@ -68,12 +68,13 @@ def test_attach_detach_keys_leave_it_running(service: Service, terminals: list[T
     service.docker("rm", "-f", cid)
 
 
-def _hijack(service: Service, path: str) -> tuple[socket.socket, bytes]:
+def _hijack(service: Service, path: str, early: bytes = b"") -> tuple[socket.socket, bytes]:
+    """The request (and ``early``, stdin sent before the answer, in the same write), then the answer's head."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(20)
     sock.connect(str(service.socket))
     sock.sendall(f"POST {path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                 "Content-Length: 0\r\n\r\n".encode())
+                 "Content-Length: 0\r\n\r\n".encode() + early)
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)
@@ -116,8 +117,10 @@ def test_raw_hijack_frames_and_half_close(service: Service) -> None:
 def test_raw_detach_keys_and_a_later_api_version_s_content_type(service: Service) -> None:
     cid = _create(service, {"Cmd": ["cat"], "OpenStdin": True})
     assert service.request("POST", f"/containers/{cid}/start")[0] == 204
-    sock, head = _hijack(service, f"/v1.42/containers/{cid}/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x")
+    sock, head = _hijack(service, f"/v1.42/containers/{cid}/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x",
+                         early=b"early\n")
     assert b"Content-Type: application/vnd.docker.multiplexed-stream\r\n" in head
+    assert sock.recv(64) == b"\x01\x00\x00\x00\x00\x00\x00\x06early\n"
     sock.sendall(b"ping\n")
     assert sock.recv(64) == b"\x01\x00\x00\x00\x00\x00\x00\x05ping\n"
     sock.sendall(b"\x18")
