@@ -35,6 +35,17 @@ def test_run_foreground_keeps_the_streams_apart_and_passes_the_exit_code(service
     service.docker("rm", "api-fg")
 
 
+def test_start_attach_and_attach_to_a_running_one(service: Service) -> None:
+    service.docker("create", "--name", "api-sa", "busybox", "sh", "-c", "echo started; exit 6")
+    proc = service.docker("start", "-a", "api-sa", check=False)
+    assert (proc.returncode, proc.stdout) == (6, "started\n")
+    service.docker("rm", "api-sa")
+    cid = service.docker("run", "-d", "busybox", "sh", "-c", "sleep 1; echo late; exit 2").stdout.strip()
+    proc = service.docker("attach", cid, check=False)
+    assert (proc.returncode, proc.stdout) == (2, "late\n")
+    service.docker("rm", cid)
+
+
 def test_run_interactive_reads_stdin_until_its_end(service: Service) -> None:
     env = {k: v for k, v in service.env.items() if not k.startswith("DOCKER_")}
     env["DOCKER_CONFIG"] = str(service.socket.parent / "docker-config")
