@@ -117,7 +117,9 @@ class Stream:
     client knows its request was taken before anything happens (Docker's wait flushes them too).
     """
 
-    def __init__(self, chunks: Iterator[bytes], content_type: str = "application/json", status: int = 200) -> None:
+    def __init__(self, chunks: Iterator[bytes], content_type: str = "application/json", status: int = 200,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.chunks = chunks
         self.content_type = content_type
         self.status = status
+        self.headers = dict(headers or {})

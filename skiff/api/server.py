@@ -42,9 +42,10 @@ if TYPE_CHECKING:
     from skiff.engine import Engine
 
 MAX_BODY = 16 << 20          # a create or volume body is a few KiB; an image upload is not served yet
+MAX_UPLOAD = 1 << 30         # a PUT (``docker cp`` into a container): its tar, held in memory for now
 SOCKET_MODE = 0o660
 SOCKET_GROUP = "skiff"
-ENDPOINT_MODULES = ("system", "containers", "objects")
+ENDPOINT_MODULES = ("system", "containers", "objects", "archive", "inspection")
 
 
 class Address(NamedTuple):
@@ -295,9 +296,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not length.isdigit():
             self.close_connection = True
             raise BadRequest(f"invalid Content-Length: {length!r}")
-        if int(length) > MAX_BODY:
+        limit = MAX_UPLOAD if self.command == "PUT" else MAX_BODY
+        if int(length) > limit:
             self.close_connection = True
-            raise BadRequest(f"request body too large: {length} bytes (at most {MAX_BODY})")
+            raise BadRequest(f"request body too large: {length} bytes (at most {limit})")
         return self.rfile.read(int(length))
 
     def _read_chunked(self) -> bytes:
@@ -315,9 +317,10 @@ class _Handler(BaseHTTPRequestHandler):
                     pass  # trailers
                 return b"".join(parts)
             total += size
-            if total > MAX_BODY:
+            limit = MAX_UPLOAD if self.command == "PUT" else MAX_BODY
+            if total > limit:
                 self.close_connection = True
-                raise BadRequest(f"request body too large (at most {MAX_BODY} bytes)")
+                raise BadRequest(f"request body too large (at most {limit} bytes)")
             parts.append(self.rfile.read(size))
             self.rfile.readline(1024)
 
@@ -343,6 +346,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_stream(self, stream: Stream) -> None:
         self._common_headers(stream.status, stream.content_type)
+        for key, value in stream.headers.items():
+            self.send_header(key, value)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
