@@ -307,13 +307,17 @@ def stream_tar(write: Any) -> Iterator[bytes]:
 
 
 def write_path(fs: ContainerFS, path: str, out: IO[bytes]) -> None:
-    """The tar of ``path`` (a file, a link or a directory with everything below it)."""
-    parent, name = open_parent(fs, path)
-    try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    """The tar of ``path`` (a file, a link or a directory with everything below it); an empty
+    one when the path went away since its stat (as an entry that goes during a walk is skipped)."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        try:
+            parent, name = open_parent(fs, path)
+        except ContainerPathNotFound:
+            return
+        try:
             _add(tar, parent, name, tar_name(path), _crossable(fs, clean(path)))
-    finally:
-        os.close(parent)
+        finally:
+            os.close(parent)
 
 
 def _crossable(fs: ContainerFS, top: str) -> frozenset[int]:
