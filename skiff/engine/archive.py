@@ -426,12 +426,10 @@ def extract(fs: ContainerFS, path: str, source: IO[bytes], how: Extraction) -> N
     or be reached through a link (the whole copy stops at the first such entry: a tar that
     tries is hostile, as Docker's "breakout" check).
     """
-    try:
-        dest = open_in_root(fs, path, os.O_PATH | os.O_DIRECTORY)
-    except SyscallError as exc:
-        if exc.errno == errno.ENOTDIR:
-            raise ArchiveRefused("extraction point is not a directory") from None
-        raise
+    dest = open_in_root(fs, path, os.O_PATH)
+    if not stat.S_ISDIR(os.fstat(dest).st_mode):
+        os.close(dest)
+        raise ArchiveRefused("extraction point is not a directory")
     try:
         with tarfile.open(fileobj=source, mode="r|*") as tar:
             for member in tar:
