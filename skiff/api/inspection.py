@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from skiff.api.errors import BadRequest
 from skiff.api.messages import Request, Response, Stream
 from skiff.api.server import Context
+from skiff.errors import SkiffError
 
 STREAM_INTERVAL = 1.0   # Docker's collector samples every second
 
@@ -64,7 +65,11 @@ def update(context: Context, request: Request) -> Response:
     restart = _restart_text(policy)
     engine = context.engine()
     engine.find(request.params["id"])  # an unknown container is a 404 before the values are checked
-    engine.update(request.params["id"], UpdateRequest(flags, restart))
+    try:
+        asked = UpdateRequest(flags, restart)
+    except SkiffError as exc:  # Docker's verifyContainerResources: an invalid parameter (400)
+        raise BadRequest(str(exc)) from None
+    engine.update(request.params["id"], asked)
     return Response(200, {"Warnings": []})
 
 
