@@ -54,6 +54,7 @@ class ContainerFS(NamedTuple):
     root: int
     mounts: tuple[tuple[str, int], ...]   # (target in the container, fd of its source), longest first
     name: str                             # the container as the client named it (for messages)
+    devices: frozenset[int] = frozenset()  # devices of its mounts a directory walk may enter
 
 
 class PathStat(NamedTuple):
@@ -74,26 +75,47 @@ class PathStat(NamedTuple):
 
 @contextlib.contextmanager
 def opened(container: Container, name: str, writable: bool = False) -> Iterator[ContainerFS]:
-    """The container's filesystem for one copy; every fd is closed at the end."""
-    fds: list[int] = []
-    try:
+    """The container's filesystem for one copy; every fd is closed at the end.
+
+    A copy into a stopped container holds the container's lock: a ``start`` meanwhile waits, so
+    its overlay and this one never share the upper dir at the same time.
+    """
+    from skiff.errors import ContainerConflict
+    from skiff.store import FileLock
+
+    with contextlib.ExitStack() as stack:
         root = _running_root(container)
         mounts: list[tuple[str, int]] = []
         if root is None:
+            if writable:
+                stack.enter_context(FileLock(container.paths.containers / f".{container.id}.lock"))
+                if container.reload() and not container.state.can_start and not container.state.held:
+                    raise ContainerConflict(f"container {name} is starting: try again")
+                root = _running_root(container)  # started before the lock was ours
+        if root is None:
             root = _mount_stopped(container, writable)
-            fds.append(root)
+            stack.callback(os.close, root)
             for target, source in _mount_sources(container):
                 with contextlib.suppress(OSError):
                     fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
-                    fds.append(fd)
+                    stack.callback(os.close, fd)
                     mounts.append((target, fd))
         else:
-            fds.append(root)
+            stack.callback(os.close, root)
         mounts.sort(key=lambda item: len(item[0]), reverse=True)
-        yield ContainerFS(root, tuple(mounts), name)
-    finally:
-        for fd in fds:
+        yield ContainerFS(root, tuple(mounts), name, _mount_devices(container, root))
+
+
+def _mount_devices(container: Container, root: int) -> frozenset[int]:
+    """The devices of the container's own mounts as a running one sees them (a copy of ``/``
+    enters its volumes, never its /proc or /sys)."""
+    devices = set()
+    for target, _ in _mount_sources(container):
+        with contextlib.suppress(SkiffError, OSError):
+            fd = linux.openat2(root, target.lstrip("/") or ".", os.O_PATH, resolve=IN_ROOT)
+            devices.add(os.fstat(fd).st_dev)
             os.close(fd)
+    return frozenset(devices)
 
 
 def _running_root(container: Container) -> int | None:
@@ -322,7 +344,7 @@ def write_path(fs: ContainerFS, path: str, out: IO[bytes]) -> None:
 
 def _crossable(fs: ContainerFS, top: str) -> frozenset[int]:
     """Devices a walk may enter: the root's, and the container's mounts' (not /proc, /sys)."""
-    devices = {os.fstat(fs.root).st_dev}
+    devices = {os.fstat(fs.root).st_dev, *fs.devices}
     devices.update(os.fstat(fd).st_dev for _, fd in fs.mounts)
     with contextlib.suppress(SkiffError, OSError):
         fd = open_in_root(fs, top)

@@ -148,3 +148,26 @@ def test_archive_status_codes_and_the_stat_header(service: Service) -> None:
         assert status == 400 and "cannot overwrite directory" in json.loads(body)["message"]
     finally:
         service.docker("rm", "-f", "cp-http")
+
+
+def test_cp_of_the_root_enters_volumes_not_proc_and_cp_a_owns_by_the_user(service: Service, tmp_path: Path) -> None:
+    _run(service, "cp-root", "echo in-volume > /tmp/v; exec sleep 60", "-v", "cp-rootvol:/tmp", "--user", "daemon")
+    try:
+        _wait_for(service, "cp-root", "/tmp/v")  # a volume over /tmp: 1777 from the image
+        status, _, body = service.request("GET", "/v1.41/containers/cp-root/archive?path=/")
+        assert status == 200
+        with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+            names = set(tar.getnames())
+            assert tar.extractfile("./tmp/v").read() == b"in-volume\n"  # type: ignore[union-attr]
+        assert "./bin/busybox" in names and not any(n.startswith(("./proc/", "./sys/")) for n in names)
+        (tmp_path / "owned").write_text("x\n")
+        service.docker("cp", "-a", str(tmp_path / "owned"), "cp-root:/tmp/owned-a")
+        service.docker("cp", str(tmp_path / "owned"), "cp-root:/tmp/owned")
+        status, _, body = service.request("GET", "/v1.41/containers/cp-root/archive?path=/tmp")
+        with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+            owners = {m.name: (m.uid, m.gid) for m in tar}
+        assert owners["tmp/owned-a"] == (1, 1)  # busybox's daemon user: copyUIDGID
+        assert owners["tmp/owned"] == (0, 0)    # the tar's (the client's root)
+    finally:
+        service.docker("rm", "-f", "cp-root")
+        service.docker("volume", "rm", "cp-rootvol", check=False)
