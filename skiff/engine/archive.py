@@ -577,9 +577,10 @@ INIT_TREES = ("/dev", "/proc", "/sys")
 
 
 def changes(container: Container) -> list[dict[str, Any]]:
-    """Docker's ``diff``: [{"Path", "Kind"}] from the upper dir against the image's layers, in the
-    order of Docker's archive.changes (a depth-first walk in name order): whiteouts are deletions,
-    a directory that also is one below is listed only when a change inside it names it."""
+    """Docker's ``diff``: [{"Path", "Kind"}] from the upper dir against the image's layers, sorted
+    by path (Docker's own order varies from call to call): whiteouts are deletions, an entry no
+    layer has is added, one a layer has is modified; a directory that is one below too is listed
+    as modified when something inside it changed (or its mode did)."""
     from skiff.image.store import ImageStore
 
     image = ImageStore(container.paths).get(str(container.data.get("Image", "")))
@@ -589,13 +590,19 @@ def changes(container: Container) -> list[dict[str, Any]]:
     layers = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in reversed(image.layer_dirs)]
     top = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        found: list[dict[str, Any]] = []
-        changed_dirs: set[str] = set()
+        found: dict[str, int] = {}
         for path, st in _walk(top, ""):
             if path in INIT_PATHS or any(path == t or path.startswith(t + "/") for t in INIT_TREES):
                 continue
-            _record_change(found, changed_dirs, path, st, layers)
-        return found
+            kind = _change_kind(path, st, layers)
+            if kind is None:
+                continue
+            found[path] = kind
+            parent = posixpath.dirname(path)
+            while parent != "/" and parent not in found:  # as Docker: the directories it changed
+                found[parent] = CHANGE_MODIFY
+                parent = posixpath.dirname(parent)
+        return [{"Path": path, "Kind": found[path]} for path in sorted(found)]
     finally:
         os.close(top)
         for fd in layers:
@@ -622,27 +629,16 @@ def _walk(dir_fd: int, base: str) -> Iterator[tuple[str, os.stat_result]]:
                 os.close(fd)
 
 
-def _record_change(found: list[dict[str, Any]], changed_dirs: set[str], path: str, st: os.stat_result,
-                   layers: list[int]) -> None:
+def _change_kind(path: str, st: os.stat_result, layers: list[int]) -> int | None:
+    """The kind of change an upper-dir entry is; None for a directory only copied up."""
     if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-        kind = CHANGE_DELETE   # overlayfs' whiteout
-    else:
-        below = _lower_stat(layers, path)
-        if below is None:
-            kind = CHANGE_ADD
-        elif stat.S_ISDIR(below.st_mode) and stat.S_ISDIR(st.st_mode) and below.st_mode == st.st_mode:
-            # the same directory (copied up for what changed inside it, which names it)
-            return
-        else:
-            kind = CHANGE_MODIFY
-    if stat.S_ISDIR(st.st_mode):
-        changed_dirs.add(path)
-    if kind in (CHANGE_ADD, CHANGE_DELETE):
-        parent = posixpath.dirname(path)
-        if parent != "/" and parent not in changed_dirs:
-            found.append({"Path": parent, "Kind": CHANGE_MODIFY})
-            changed_dirs.add(parent)
-    found.append({"Path": path, "Kind": kind})
+        return CHANGE_DELETE   # overlayfs' whiteout
+    below = _lower_stat(layers, path)
+    if below is None:
+        return CHANGE_ADD
+    if stat.S_ISDIR(below.st_mode) and stat.S_ISDIR(st.st_mode) and below.st_mode == st.st_mode:
+        return None  # listed only if something inside it changed (the runtime's mount targets do not count)
+    return CHANGE_MODIFY
 
 
 def _lower_stat(layers: list[int], path: str) -> os.stat_result | None:
