@@ -103,25 +103,29 @@ def test_links_to_host_paths_resolve_inside_the_container(service: Service, host
 def test_a_link_swapped_during_copies_never_leads_out(service: Service, host_dir: Path) -> None:
     """CVE-2018-15664: /root/sw flips between a directory and a link to the host in a tight loop
     while the client copies out of and into it; no copy reads or writes the host directory."""
+    # each state lasts a moment (a busy loop; rm, mkdir and ln are processes): the copies meet both
     _run(service, "cp-swap", f"while :; do rm -rf /root/sw; mkdir /root/sw; echo inside > /root/sw/secret; "
-                             f"rm -rf /root/sw; ln -s {host_dir} /root/sw; done")
-    inside = 0
+                             f"i=0; while [ $i -lt 300 ]; do i=$((i+1)); done; "
+                             f"rm -rf /root/sw; ln -s {host_dir} /root/sw; "
+                             f"i=0; while [ $i -lt 30 ]; do i=$((i+1)); done; done")
+    inside = outside = 0
     try:
         for attempt in range(150):
             status, body = _archive(service, "GET", "cp-swap", "/root/sw/secret")
             assert b"HOST-SECRET" not in body
             if status == 200:
-                assert _names(body).get("secret") in (b"inside\n", None)  # None: gone after its stat
+                assert _names(body).get("secret") in (b"inside\n", b"", None)  # b"": not written yet; None: gone
                 inside += "secret" in _names(body)
             else:
                 assert status == 404, body
+                outside += 1
             status, body = _archive(service, "PUT", "cp-swap", "/root/sw", _tar((f"planted{attempt}", b"x")))
             assert status in (200, 404, 400, 500), body
         assert not [p.name for p in host_dir.iterdir() if p.name != "secret"]
         assert (host_dir / "secret").read_text() == "HOST-SECRET-5c1d\n"
     finally:
         service.docker("rm", "-f", "cp-swap")
-    assert inside > 0  # the copies did race with the swaps
+    assert inside > 0 and outside > 0  # the copies met the directory and the link
 
 
 def test_hostile_entries_in_a_put_tar_are_refused(service: Service, host_dir: Path) -> None:
