@@ -384,7 +384,8 @@ def preload() -> None:
     for name in ENDPOINT_MODULES:
         importlib.import_module(f"skiff.api.{name}")
     for name in ("skiff.engine.engine", "skiff.engine.monitor.launch", "skiff.runtime", "skiff.image.store",
-                 "skiff.volume.store", "skiff.network", "skiff.engine.logs", "skiff.engine.summary"):
+                 "skiff.volume.store", "skiff.network", "skiff.engine.logs", "skiff.engine.summary",
+                 "skiff.engine.archive"):
         importlib.import_module(name)
 
 
