@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 MAX_BODY = 16 << 20          # a create or volume body is a few KiB; an image upload is not served yet
 SOCKET_MODE = 0o660
 SOCKET_GROUP = "skiff"
-ENDPOINT_MODULES = ("system", "containers", "objects")
+ENDPOINT_MODULES = ("system", "containers", "objects", "images", "prunes", "networking")
 
 
 class Address(NamedTuple):
