@@ -156,8 +156,6 @@ def _pull(context: Context, ref: str, platform: str | None) -> Stream:
 
 def _import(context: Context, request: Request) -> Stream:
     """``docker import``: the body is the tarball (``fromSrc=-``; a URL is not fetched)."""
-    import io
-
     from skiff.image.store import ImageStore
 
     if request.arg("fromSrc") != "-":
@@ -165,7 +163,7 @@ def _import(context: Context, request: Request) -> Stream:
     repo, tag = request.arg("repo") or "", request.arg("tag") or ""
     ref = (f"{repo}:{tag}" if tag else repo) or None
     changes = request.query.get("changes", [])
-    image = ImageStore(context.paths).import_tarball(io.BytesIO(request.body), ref, changes,
+    image = ImageStore(context.paths).import_tarball(request.upload(), ref, changes,
                                                      request.arg("message") or "", "-")
     return Stream(iter([json_line({"status": image.id})]))
 
@@ -273,12 +271,10 @@ def _saved(context: Context, names: list[str]) -> Iterator[bytes]:
 def load(context: Context, request: Request) -> Response:
     """``POST /images/load``: the body is the tarball; a ``{"stream": "Loaded image: ..."}`` line per
     image (``quiet`` is accepted: it hides Docker's progress bars, which skiff does not send)."""
-    import io
-
     from skiff.image.store import ImageStore
 
     request.flag("quiet")  # checked, but as Docker's: it hides progress bars, never these lines
-    lines = ImageStore(context.paths).load(io.BytesIO(request.body))
+    lines = ImageStore(context.paths).load(request.upload())
     body = b"".join(
         json_line({"stream": f"Loaded image ID: {name}\n" if name.startswith("sha256:")
                    else f"Loaded image: {name}\n"}) for name in lines)

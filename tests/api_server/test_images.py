@@ -171,3 +171,26 @@ def test_image_prune(service: Service, busybox_tar: Path) -> None:
     status, _, body = service.request("POST", '/images/prune?filters={"nope":["1"]}')
     assert status == 400
     service.docker("rmi", "dangling:1")
+
+
+def test_uploads_larger_than_a_request_body_are_streamed(service: Service, tmp_path: Path) -> None:
+    """``docker import`` and ``docker load`` send the tarball chunked, read as it arrives: an
+    image above the 16 MiB limit of the other bodies."""
+    import tarfile
+
+    big = tmp_path / "big.tar"
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(20 << 20))
+    with tarfile.open(big, "w") as tar:
+        tar.add(payload, arcname="payload.bin")
+    image_id = service.docker("import", str(big), "big:1").stdout.strip()
+    assert image_id.startswith("sha256:")
+    archive = tmp_path / "saved.tar"
+    service.docker("save", "-o", str(archive), "big:1")
+    service.docker("rmi", "big:1")
+    assert service.docker("load", "-i", str(archive)).stdout.strip() == "Loaded image: big:1"
+    assert service.skiff("images", "-q", "--no-trunc", "big:1").strip() == image_id
+    status, _, body = service.request("POST", "/images/load", raw=b"not a tarball")
+    assert status >= 400 and json.loads(body)["message"]
+    assert service.request("GET", "/_ping")[0] == 200
+    service.docker("rmi", "big:1")
