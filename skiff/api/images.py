@@ -45,12 +45,11 @@ def human_size(size: float) -> str:
 
 
 def progress_bar(current: int, total: int) -> str:
-    """Docker's ``progress`` text: ``[====>      ]  1.2MB/3.4MB``."""
+    """Docker's ``progress`` text (jsonmessage.JSONProgress): ``[====>      ]  1.2MB/3.4MB``."""
     if total <= 0:
         return f"{human_size(current):>8}"
     filled = min(BAR_WIDTH, current * BAR_WIDTH // total)
-    bar = "=" * filled + (">" if filled < BAR_WIDTH else "") + " " * max(0, BAR_WIDTH - filled - 1)
-    return f"[{bar}] {human_size(current):>8}/{human_size(total)}"
+    return f"[{'=' * filled}>{' ' * (BAR_WIDTH - filled)}] {human_size(current):>8}/{human_size(total)}"
 
 
 class JSONReporter(Reporter):

@@ -25,12 +25,12 @@ def containers(context: Context, request: Request) -> Response:
 
 def volumes(context: Context, request: Request) -> Response:
     """Unused local volumes, named ones too as API 1.41 (filters ``label``, ``label!``):
-    ``{"VolumesDeleted", "SpaceReclaimed"}``."""
+    ``{"VolumesDeleted", "SpaceReclaimed"}`` (an empty list, where the other prunes say null: dockerd's)."""
     from skiff.engine.filters import FilterArgs, volume_prune_filter
     from skiff.engine.system import prune_volumes
 
     removed, freed = prune_volumes(context.paths, volume_prune_filter(FilterArgs(request.filters())))
-    return Response(200, {"VolumesDeleted": removed or None, "SpaceReclaimed": freed})
+    return Response(200, {"VolumesDeleted": removed, "SpaceReclaimed": freed})  # [] when none, as dockerd
 
 
 def networks(context: Context, request: Request) -> Response:
@@ -44,7 +44,7 @@ def networks(context: Context, request: Request) -> Response:
 
 def disk_usage(context: Context, request: Request) -> Response:
     """``GET /system/df``: ``LayersSize``, image summaries (with ``Containers`` and ``SharedSize``),
-    container summaries (with ``SizeRw``), volumes (with ``UsageData``), ``BuildCache``."""
+    container summaries (with ``SizeRw``, ``SizeRootFs``), volumes (with ``UsageData``), ``BuildCache``."""
     from skiff.engine.summary import container_summary
     from skiff.engine.system import disk_usage as usage_of
 
@@ -53,12 +53,11 @@ def disk_usage(context: Context, request: Request) -> Response:
     now = time.time()
     container_rows = []
     for row in usage.containers:
-        summary = container_summary(engine.document(row["Container"], False), now)
-        summary["SizeRw"] = row["SizeRw"]
+        summary = container_summary(engine.document(row["Container"], True), now)  # SizeRw, SizeRootFs
         container_rows.append(summary)
     return Response(200, {"LayersSize": usage.layers_size, "Images": [image_row(i) for i in usage.images],
                           "Containers": container_rows, "Volumes": [volume_row(v) for v in usage.volumes],
-                          "BuildCache": []})
+                          "BuildCache": None, "BuilderSize": 0})  # skiff builds nothing; dockerd's nulls
 
 
 def image_row(image: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +67,7 @@ def image_row(image: dict[str, Any]) -> dict[str, Any]:
     tags, digests = image["RepoTags"], image["RepoDigests"]
     return {"Containers": image["Containers"], "Created": int(parse(image["Created"])), "Id": image["Id"],
             "Labels": image["Labels"] or None, "ParentId": "", "RepoDigests": digests or
-            (["<none>@<none>"] if not tags else []), "RepoTags": tags or ["<none>:<none>"],
+            (["<none>@<none>"] if not tags else None), "RepoTags": tags or ["<none>:<none>"],
             "SharedSize": image["SharedSize"], "Size": image["Size"], "VirtualSize": image["VirtualSize"]}
 
 

@@ -29,7 +29,7 @@ def test_volume_prune_keeps_volumes_in_use(service: Service) -> None:
         out = service.docker("volume", "prune", "-f").stdout
         assert out.startswith("Deleted Volumes:\nunused\n") and "used\n" not in out.split("\n", 2)[2]
         status, _, body = service.request("POST", "/volumes/prune")
-        assert status == 200 and json.loads(body) == {"VolumesDeleted": None, "SpaceReclaimed": 0}
+        assert status == 200 and json.loads(body) == {"VolumesDeleted": [], "SpaceReclaimed": 0}
     finally:
         service.docker("rm", user)
     status, _, body = service.request("POST", "/volumes/prune")
@@ -53,11 +53,12 @@ def test_system_df(service: Service) -> None:
         status, _, body = service.request("GET", "/system/df")
         assert status == 200
         usage = json.loads(body)
-        assert set(usage) == {"LayersSize", "Images", "Containers", "Volumes", "BuildCache"}
+        assert set(usage) == {"LayersSize", "Images", "Containers", "Volumes", "BuildCache", "BuilderSize"}
         assert usage["LayersSize"] > 500_000
         busybox = next(i for i in usage["Images"] if "busybox:latest" in i["RepoTags"])
         assert busybox["Containers"] == 1 and busybox["Size"] > 500_000
         assert [c["Id"] for c in usage["Containers"]] == [container] and usage["Containers"][0]["SizeRw"] >= 0
+        assert usage["Containers"][0]["SizeRootFs"] >= busybox["Size"]
         volume = next(v for v in usage["Volumes"] if v["Name"] == "dfvol")
         assert volume["UsageData"] == {"RefCount": 1, "Size": 0}
         rows = {line.split()[0]: line.split() for line in service.docker("system", "df").stdout.splitlines()[1:]}

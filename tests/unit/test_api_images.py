@@ -22,9 +22,10 @@ def test_pull_reference_joins_a_tag_or_a_digest() -> None:
 def test_human_size_and_progress_bar_as_docker() -> None:
     assert human_size(999) == "999B"
     assert human_size(1_234_567) == "1.235MB"
-    assert progress_bar(0, 1000) == "[>" + " " * 49 + "]       0B/1kB"
-    assert progress_bar(500, 1000) == "[" + "=" * 25 + ">" + " " * 24 + "]     500B/1kB"
-    assert progress_bar(1000, 1000) == "[" + "=" * 50 + "]      1kB/1kB"
+    assert progress_bar(0, 1000) == "[>" + " " * 50 + "]       0B/1kB"
+    assert progress_bar(500, 1000) == "[" + "=" * 25 + ">" + " " * 25 + "]     500B/1kB"
+    assert progress_bar(1000, 1000) == "[" + "=" * 50 + ">]      1kB/1kB"  # dockerd's, seen on 20.10
+    assert progress_bar(36446, 700456) == "[==>" + " " * 48 + "]  36.45kB/700.5kB"
 
 
 def test_reporter_sends_docker_messages_and_throttles_bytes() -> None:
