@@ -50,6 +50,17 @@ def pushed(registry: servers.Registry, busybox_tar: Path, tmp_path_factory: pyte
     return f"{registry.host}/busybox"
 
 
+def pushed_layers(registry: servers.Registry, repository: str, tag: str) -> list[str]:
+    """The layer digests of a manifest as the registry holds it (skopeo may have recompressed them)."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://{registry.host}/v2/{repository}/manifests/{tag}", headers={
+        "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"})
+    with opener.open(request, timeout=10) as response:
+        return [layer["digest"] for layer in json.loads(response.read())["layers"]]
+
+
 def stream_messages(body: bytes) -> list[dict[str, object]]:
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 
@@ -194,3 +205,26 @@ def test_uploads_larger_than_a_request_body_are_streamed(service: Service, tmp_p
     assert status >= 400 and json.loads(body)["message"]
     assert service.request("GET", "/_ping")[0] == 200
     service.docker("rmi", "big:1")
+
+
+def test_an_error_once_the_pull_has_started_ends_the_stream(service: Service, registry: servers.Registry,
+                                                            pushed: str, tmp_path: Path) -> None:
+    """A layer the registry lost: the manifest is there (200, progress sent), the blob is not: the
+    last message is Docker's errorDetail, which the docker CLI prints and exits 1 on."""
+    layout = Layout(tmp_path / "oci")
+    own = tar_bytes([entry("lost.bin", data=os.urandom(100_000))])
+    desc, _ = layout.image([own])
+    layout.tag("broken", [desc])
+    push(layout.path, "broken", f"{pushed}:broken", "--dest-tls-verify=false")
+    lost = pushed_layers(registry, "busybox", "broken")[0]
+    registry.blob_file(lost).unlink()
+    status, _, body = service.request("POST", f"/images/create?fromImage={pushed}&tag=broken")
+    assert status == 200, body
+    messages = stream_messages(body)
+    assert messages[0] == {"status": "Pulling from busybox", "id": "broken"}
+    last = messages[-1]
+    assert set(last) == {"errorDetail", "error"} and last["errorDetail"] == {"message": last["error"]}
+    assert lost in str(last["error"])
+    proc = service.docker("pull", f"{pushed}:broken", check=False)
+    assert proc.returncode == 1 and lost in proc.stderr
+    assert f"{pushed}:broken" not in service.skiff("images", "--format", "{{.Repository}}:{{.Tag}}").split()
