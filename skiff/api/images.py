@@ -13,12 +13,15 @@ import json
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from skiff.api.errors import BadRequest
 from skiff.api.messages import Request, Response, Stream
 from skiff.api.server import Context
 from skiff.registry.progress import Reporter
+
+if TYPE_CHECKING:
+    from skiff.registry.auth import Credentials
 
 PROGRESS_INTERVAL = 0.1   # seconds between two "Downloading" messages of one layer, as Docker's
 BAR_WIDTH = 50            # Docker's progress bar: 50 cells
@@ -107,7 +110,32 @@ def create(context: Context, request: Request) -> Response | Stream:
     name = request.arg("fromImage")
     if not name:
         raise BadRequest("fromImage or fromSrc is required")
-    return _pull(context, pull_reference(name, request.arg("tag") or ""), request.arg("platform") or None)
+    credentials = registry_auth(request.headers.get("X-Registry-Auth") or "")
+    return _pull(context, pull_reference(name, request.arg("tag") or ""), request.arg("platform") or None,
+                 credentials)
+
+
+def registry_auth(header: str) -> Credentials | None:
+    """Docker's ``X-Registry-Auth``: base64url JSON ``{"username", "password", "serveraddress"}``.
+    Empty (``e30=``, ``{}``: the client is not logged in) or unreadable: none, as dockerd ignores
+    it for a pull; the stored credentials (``skiff login``) are used then."""
+    import base64
+    import binascii
+
+    from skiff.registry.auth import Credentials
+
+    if not header:
+        return None
+    try:
+        document = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(document, dict):
+        return None
+    username, password = document.get("username"), document.get("password")
+    if isinstance(username, str) and isinstance(password, str) and username and password:
+        return Credentials(username, password)
+    return None
 
 
 def pull_reference(name: str, tag: str) -> str:
@@ -121,7 +149,7 @@ def pull_reference(name: str, tag: str) -> str:
 _DONE = object()
 
 
-def _pull(context: Context, ref: str, platform: str | None) -> Stream:
+def _pull(context: Context, ref: str, platform: str | None, credentials: Credentials | None) -> Stream:
     from skiff.registry import pull
 
     messages: queue.Queue[Any] = queue.Queue()
@@ -129,7 +157,7 @@ def _pull(context: Context, ref: str, platform: str | None) -> Stream:
 
     def run() -> None:
         try:
-            pull(context.paths, ref, platform=platform, reporter=JSONReporter(messages.put))
+            pull(context.paths, ref, platform=platform, reporter=JSONReporter(messages.put), credentials=credentials)
         except BaseException as exc:  # the stream's last message, or the answer's status
             failure.append(exc)
         finally:

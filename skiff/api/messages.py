@@ -26,6 +26,7 @@ class Request:
         self.client_gone: Callable[[], bool] = lambda: False
         # The body of an image upload, read as it is consumed (skiff.api.uploads); else None.
         self.body_file: BinaryIO | None = None
+        self.headers: Mapping[str, str] = {}  # the request's headers (set by the server)
 
     def upload(self) -> BinaryIO:
         """The body as a file: the upload's stream, or the body already read."""

@@ -256,6 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
                               version)
             request.client_gone = self._client_gone
             request.body_file = upload
+            request.headers = self.headers  # type: ignore[assignment]  # an email.message.Message: .get()s
             result = _dispatch(endpoint, self.server.context, request)
         except Exception as exc:
             result = self._error(exc)

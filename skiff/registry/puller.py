@@ -38,11 +38,13 @@ class Endpoint:
 
 
 def pull(paths: Paths, ref: str, platform: str | None = None, quiet: bool = False,
-         out: TextIO | None = None, reporter: Reporter | None = None) -> Image:
+         out: TextIO | None = None, reporter: Reporter | None = None,
+         credentials: auth.Credentials | None = None) -> Image:
     """Pull ``ref`` into the local store and print Docker's report to ``out``; returns the image.
 
     With ``reporter`` (the Engine API's), the progress goes there only, as Docker's daemon sends
     it: the default-tag note and the reference at the end are its client's lines, not the daemon's.
+    ``credentials``: the registry's (the API client's X-Registry-Auth), instead of the stored ones.
     """
     out = sys.stdout if out is None else out
     raw = parse_reference_raw(ref)
@@ -54,7 +56,8 @@ def pull(paths: Paths, ref: str, platform: str | None = None, quiet: bool = Fals
     wanted = mf.parse_platform(platform) if platform else mf.host_platform()
     config = RegistryConfig.load()
     try:
-        image, status = _pull_from_endpoints(paths, reference, wanted, platform is not None, config, reporter)
+        image, status = _pull_from_endpoints(paths, reference, wanted, platform is not None, config, reporter,
+                                             credentials)
     finally:
         reporter.close()
     reporter.line(f"Digest: {status.digest}")
@@ -109,10 +112,13 @@ def _endpoints(reference: Reference, config: RegistryConfig) -> list[Endpoint]:
 
 
 def _pull_from_endpoints(paths: Paths, reference: Reference, wanted: mf.Platform, explicit_platform: bool,
-                         config: RegistryConfig, reporter: Reporter) -> tuple[Image, _Outcome]:
+                         config: RegistryConfig, reporter: Reporter,
+                         credentials: auth.Credentials | None = None) -> tuple[Image, _Outcome]:
     endpoints = _endpoints(reference, config)
     for endpoint in endpoints:
-        creds = auth.lookup(reference.domain if not endpoint.is_mirror else endpoint.host)
+        # Given credentials are the registry's own, never a mirror's.
+        creds = credentials if credentials is not None and not endpoint.is_mirror else \
+            auth.lookup(reference.domain if not endpoint.is_mirror else endpoint.host)
         with RegistryClient(endpoint.host, config, creds, base_url=endpoint.base_url) as client:
             try:
                 return _Pull(ImageStore(paths), client, reference, wanted, explicit_platform, reporter).run()

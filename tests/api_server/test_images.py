@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api_server.conftest import Service
+from tests.api_server.conftest import Service, UnixHTTPConnection
 from tests.registry import servers
 from tests.registry.images import Layout, entry, push, tar_bytes
 
@@ -23,12 +23,23 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Regis
     registry.stop()
 
 
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Registry]:
+    """A registry that wants a user and password (basic auth, htpasswd)."""
+    directory = tmp_path_factory.mktemp("auth-registry")
+    registry = servers.start_registry(directory, htpasswd=servers.write_htpasswd(directory / "htpasswd"))
+    yield registry
+    registry.stop()
+
+
 @pytest.fixture(scope="module", autouse=True)
-def registry_config(tmp_path_factory: pytest.TempPathFactory, registry: servers.Registry) -> Iterator[None]:
-    """The registry is insecure (plain HTTP) for the service: set before the module's service
+def registry_config(tmp_path_factory: pytest.TempPathFactory, registry: servers.Registry,
+                    auth_registry: servers.Registry) -> Iterator[None]:
+    """The registries are insecure (plain HTTP) for the service: set before the module's service
     starts (autouse: first), whose environment is a copy of this one."""
     config = tmp_path_factory.mktemp("etc-skiff")
-    (config / "registries.json").write_text(json.dumps({"insecure": [registry.host], "mirrors": []}))
+    (config / "registries.json").write_text(json.dumps({"insecure": [registry.host, auth_registry.host],
+                                                        "mirrors": []}))
     old = os.environ.get("SKIFF_CONFIG_DIR")
     os.environ["SKIFF_CONFIG_DIR"] = str(config)
     yield
@@ -228,3 +239,34 @@ def test_an_error_once_the_pull_has_started_ends_the_stream(service: Service, re
     proc = service.docker("pull", f"{pushed}:broken", check=False)
     assert proc.returncode == 1 and lost in proc.stderr
     assert f"{pushed}:broken" not in service.skiff("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+
+
+def test_pull_with_the_clients_credentials(service: Service, auth_registry: servers.Registry,
+                                           busybox_tar: Path, tmp_path: Path) -> None:
+    """The docker CLI sends the registry's credentials in X-Registry-Auth (base64url JSON)."""
+    import base64
+
+    layout = Layout(tmp_path / "oci")
+    desc, _ = layout.image([busybox_tar.read_bytes()])
+    layout.tag("busybox", [desc])
+    ref = f"{auth_registry.host}/private/busybox"
+    push(layout.path, "busybox", f"{ref}:1", "--dest-tls-verify=false",
+         f"--dest-creds={servers.USER}:{servers.PASSWORD}")
+    status, _, body = service.request("POST", f"/images/create?fromImage={ref}&tag=1")
+    assert status >= 400 and "login" in json.loads(body)["message"]  # no stored credentials either
+
+    def pull(auth: dict[str, str]) -> tuple[int, bytes]:
+        header = base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
+        connection = UnixHTTPConnection(str(service.socket))
+        try:
+            connection.request("POST", f"/images/create?fromImage={ref}&tag=1", headers={"X-Registry-Auth": header})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    status, body = pull({"username": servers.USER, "password": "wrong", "serveraddress": auth_registry.host})
+    assert status >= 400, body
+    status, body = pull({"username": servers.USER, "password": servers.PASSWORD, "serveraddress": auth_registry.host})
+    assert status == 200 and stream_messages(body)[-1] == {"status": f"Status: Downloaded newer image for {ref}:1"}
+    service.docker("rmi", f"{ref}:1")

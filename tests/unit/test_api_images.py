@@ -119,3 +119,20 @@ def test_routes(method: str, path: str, endpoint: str, params: dict[str, str]) -
     from skiff.api.routes import resolve
 
     assert resolve(method, path) == (endpoint, params)
+
+
+def test_registry_auth_header() -> None:
+    import base64
+    import json
+
+    from skiff.api.images import registry_auth
+    from skiff.registry.auth import Credentials
+
+    def encoded(document: object, pad: bool = True) -> str:
+        text = base64.urlsafe_b64encode(json.dumps(document).encode()).decode()
+        return text if pad else text.rstrip("=")
+
+    assert registry_auth(encoded({"username": "u", "password": "p?>", "serveraddress": "r"})) == Credentials("u", "p?>")
+    assert registry_auth(encoded({"username": "u", "password": "p"}, pad=False)) == Credentials("u", "p")
+    for header in ("", "e30=", encoded({"identitytoken": "t"}), "not base64 !", encoded([1])):
+        assert registry_auth(header) is None
