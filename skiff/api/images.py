@@ -65,6 +65,7 @@ class JSONReporter(Reporter):
         self._totals: dict[str, int] = {}
         self._received: dict[str, int] = {}
         self._last_sent: dict[str, float] = {}
+        self._unannounced: set[str] = set()
 
     def pulling(self, tag: str, repository: str) -> None:
         self.send({"status": f"Pulling from {repository}", "id": tag})
@@ -76,13 +77,23 @@ class JSONReporter(Reporter):
         self.send({"status": text})
 
     def layer_waiting(self, layer: str, total: int) -> None:
+        # Announced with its first news: a layer the store has is only "Already exists", as dockerd
+        # says it (skiff learns that when the layer's turn comes, after every layer is queued).
         with self._lock:
             self._totals[layer] = total
             self._received[layer] = 0
-        self.send({"status": "Pulling fs layer", "progressDetail": {}, "id": layer})
+            self._unannounced.add(layer)
+
+    def _announce(self, layer: str, status: str) -> None:
+        """Must be called under the lock."""
+        if layer in self._unannounced:
+            self._unannounced.discard(layer)
+            if status != "Already exists":
+                self.send({"status": "Pulling fs layer", "progressDetail": {}, "id": layer})
 
     def layer_bytes(self, layer: str, count: int) -> None:
         with self._lock:
+            self._announce(layer, "Downloading")
             received = self._received[layer] = self._received.get(layer, 0) + count
             total = self._totals.get(layer, 0)
             now = self.clock()
@@ -93,6 +104,8 @@ class JSONReporter(Reporter):
                    "progress": progress_bar(received, total), "id": layer})
 
     def layer_status(self, layer: str, status: str, final: bool = False) -> None:
+        with self._lock:
+            self._announce(layer, status)
         if status == "Extracting":  # the download is over: Docker says so before it extracts
             self.send({"status": "Verifying Checksum", "progressDetail": {}, "id": layer})
             self.send({"status": "Download complete", "progressDetail": {}, "id": layer})
@@ -213,6 +226,7 @@ def remove(context: Context, request: Request) -> Response:
     """``DELETE /images/{name}?force=&noprune=``: ``[{"Untagged": ...}, {"Deleted": ...}]``; 409 in use."""
     from skiff.engine import images
 
+    request.flag("noprune")  # checked; skiff keeps no parent images, so there is nothing to keep
     lines = images.remove(context.paths, request.params["name"], force=request.flag("force"))
     return Response(200, removal_report(lines))
 

@@ -95,8 +95,9 @@ def test_pull_progress_is_docker_json_messages(service: Service, pushed: str) ->
     assert headers["Content-Type"] == "application/json"
     messages = stream_messages(body)
     assert messages[0] == {"status": "Pulling from busybox", "id": "oci"}
-    layer_ids = {m["id"] for m in messages if m.get("status") == "Pulling fs layer"}
+    layer_ids = {m["id"] for m in messages if m.get("status") in ("Pulling fs layer", "Already exists")}
     assert len(layer_ids) == 2 and all(len(str(i)) == 12 for i in layer_ids)
+    assert len([m for m in messages if m.get("status") == "Pulling fs layer"]) == 1  # not the layer the store has
     downloading = [m for m in messages if m.get("status") == "Downloading"]
     assert downloading and all(set(m["progressDetail"]) == {"current", "total"} for m in downloading)  # type: ignore[arg-type]
     complete = [m for m in messages if m.get("status") == "Pull complete"]

@@ -33,7 +33,9 @@ def test_reporter_sends_docker_messages_and_throttles_bytes() -> None:
     now = [0.0]
     reporter = JSONReporter(sent.append, clock=lambda: now[0])
     reporter.pulling("latest", "library/busybox")
+    reporter.layer_waiting("had", 10)
     reporter.layer_waiting("abc", 300)
+    reporter.layer_status("had", "Already exists", final=True)
     reporter.layer_bytes("abc", 100)
     reporter.layer_bytes("abc", 100)  # within the interval: not sent
     now[0] = 1.0
@@ -45,6 +47,7 @@ def test_reporter_sends_docker_messages_and_throttles_bytes() -> None:
     statuses = [(m["status"], m.get("id"), m.get("progressDetail")) for m in sent]
     assert statuses == [
         ("Pulling from library/busybox", "latest", None),
+        ("Already exists", "had", {}),
         ("Pulling fs layer", "abc", {}),
         ("Downloading", "abc", {"current": 100, "total": 300}),
         ("Downloading", "abc", {"current": 250, "total": 300}),
