@@ -300,8 +300,12 @@ def _saved(context: Context, names: list[str]) -> Iterator[bytes]:
         for image_id in image_ids:
             emit_image_event(context.paths, "save", image_id, image_id)
 
+    # Opened here, not in the generator: a stream that is never started (the client left before
+    # the headers) still closes its end when dropped, and the writer stops on EPIPE.
+    source = os.fdopen(read_fd, "rb")
+
     def chunks() -> Iterator[bytes]:
-        with os.fdopen(read_fd, "rb") as source:
+        with source:
             while chunk := source.read(1 << 16):
                 yield chunk
 

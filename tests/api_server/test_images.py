@@ -194,6 +194,11 @@ def test_image_prune(service: Service, busybox_tar: Path) -> None:
     status, _, body = service.request("POST", '/images/prune?filters={"nope":["1"]}')
     assert status == 400
     service.docker("rmi", "dangling:1")
+    service.skiff("import", str(busybox_tar), "unused:1", "--change", "LABEL prune=me")
+    tagged_id = service.skiff("images", "-q", "--no-trunc", "unused:1").strip()
+    out = service.docker("image", "prune", "-a", "-f", "--filter", "label=prune=me").stdout  # dangling=false
+    assert f"untagged: unused:1\ndeleted: {tagged_id}" in out
+    assert "busybox:latest" in service.skiff("images", "--format", "{{.Repository}}:{{.Tag}}").split()
 
 
 def test_uploads_larger_than_a_request_body_are_streamed(service: Service, tmp_path: Path) -> None:

@@ -65,6 +65,8 @@ def test_system_df(service: Service) -> None:
         assert rows["Images"][1:3] == [str(len(usage["Images"])), "1"]
         assert rows["Containers"][1:3] == ["1", "0"]
         assert rows["Local"][2:4] == ["1", "1"]
+        verbose = service.docker("system", "df", "-v").stdout
+        assert "dfvol" in verbose and container[:12] in verbose and "busybox" in verbose
     finally:
         service.docker("rm", "-v", container)
         service.docker("volume", "rm", "dfvol")
