@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -297,6 +298,11 @@ def _saved(context: Context, names: list[str]) -> Iterator[bytes]:
                 write_archive(store, names, out)
             except OSError:
                 return  # the client went away (EPIPE): no save event
+            except Exception as exc:  # the client sees the archive cut short; one line, no traceback
+                from skiff.api.errors import message_for
+
+                print(f"skiff system service: images/get: {message_for(exc)}", file=sys.stderr, flush=True)
+                return
         for image_id in image_ids:
             emit_image_event(context.paths, "save", image_id, image_id)
 
