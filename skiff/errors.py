@@ -339,6 +339,10 @@ class AddressInUse(NetworkError):
     """An address asked for with --ip is leased to another container."""
 
 
+class RegistryNotFound(RegistryError, NotFound):
+    """The registry has no such repository or manifest (the Engine API's 404, as Docker's)."""
+
+
 class RegistryAuthError(RegistryError):
     """A registry or its token server refused the credentials, or the access they grant."""
 

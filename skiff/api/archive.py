@@ -7,10 +7,9 @@ skiff.engine.archive's (the code a ``skiff cp`` will share).
 from __future__ import annotations
 
 import base64
-import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
 from skiff.api.errors import BadRequest
 from skiff.api.messages import Request, Response, Stream
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
 TAR = "application/x-tar"
 STAT_HEADER = "X-Docker-Container-Path-Stat"
+ERROR_DRAIN = 256 << 10   # Go's net/http reads this much of an unread body before it answers and closes
 
 
 def _path(request: Request) -> str:
@@ -75,13 +75,29 @@ def put(context: Context, request: Request) -> Response:
     ``copyUIDGID``: every entry owned by the container's user)."""
     from skiff.engine import archive
 
-    ref, path = request.params["id"], _path(request)
-    container = context.engine().find(ref)
-    with archive.opened(container, ref, writable=True) as fs:
-        owner = _owner(fs, container.data["Config"].get("User") or "") if request.flag("copyUIDGID") else None
-        how = archive.Extraction(request.flag("noOverwriteDirNonDir"), owner)
-        archive.extract(fs, path, io.BytesIO(request.body), how)
+    body = request.upload()  # read from the connection as the tar is unpacked
+    try:
+        ref, path = request.params["id"], _path(request)
+        container = context.engine().find(ref)
+        with archive.opened(container, ref, writable=True) as fs:
+            owner = _owner(fs, container.data["Config"].get("User") or "") if request.flag("copyUIDGID") else None
+            archive.extract(fs, path, body, archive.Extraction(request.flag("noOverwriteDirNonDir"), owner))
+    except Exception:
+        _drain(body, ERROR_DRAIN)  # as Go's server: a client still sending gets the answer, not a reset
+        raise
+    _drain(body, None)  # the tar's end padding: the connection stays usable
     return Response(200)
+
+
+def _drain(body: IO[bytes], limit: int | None) -> None:
+    """Read what is left of the body (at most ``limit`` bytes; past it the connection is closed)."""
+    left = limit
+    while left is None or left > 0:
+        chunk = body.read(1 << 16 if left is None else min(1 << 16, left))
+        if not chunk:
+            return
+        if left is not None:
+            left -= len(chunk)
 
 
 def _owner(fs: ContainerFS, user: str) -> tuple[int, int] | None:

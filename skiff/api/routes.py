@@ -93,6 +93,20 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/networks/create", "objects.network_create"),
     _route("GET", "/networks/{id}", "objects.network_inspect"),
     _route("DELETE", "/networks/{id}", "objects.network_remove"),
+    _route("POST", "/images/create", "images.create"),
+    _route("POST", "/images/load", "images.load"),
+    _route("GET", "/images/get", "images.get"),
+    _route("POST", "/images/prune", "images.prune"),
+    _route("GET", "/images/{name*}/get", "images.get"),
+    _route("GET", "/images/{name*}/history", "images.history"),
+    _route("POST", "/images/{name*}/tag", "images.tag"),
+    _route("DELETE", "/images/{name*}", "images.remove"),
+    _route("POST", "/containers/prune", "prunes.containers"),
+    _route("POST", "/volumes/prune", "prunes.volumes"),
+    _route("POST", "/networks/prune", "prunes.networks"),
+    _route("GET", "/system/df", "prunes.disk_usage"),
+    _route("POST", "/networks/{id}/connect", "networking.connect"),
+    _route("POST", "/networks/{id}/disconnect", "networking.disconnect"),
 )
 
 
@@ -101,12 +115,8 @@ ROUTES: tuple[Route, ...] = (
 NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
     ("POST", "/containers/{id}/attach"), ("GET", "/containers/{id}/attach/ws"), ("POST", "/containers/{id}/exec"),
     ("POST", "/containers/{id}/resize"),
-    ("POST", "/containers/prune"), ("POST", "/exec/{id}/start"), ("POST", "/exec/{id}/resize"),
-    ("GET", "/exec/{id}/json"), ("POST", "/images/create"), ("POST", "/images/load"), ("GET", "/images/get"),
-    ("POST", "/images/prune"), ("POST", "/build"), ("POST", "/commit"), ("GET", "/images/{name*}/get"),
-    ("GET", "/images/{name*}/history"), ("POST", "/images/{name*}/tag"), ("POST", "/images/{name*}/push"),
-    ("DELETE", "/images/{name*}"), ("POST", "/volumes/prune"), ("POST", "/networks/{id}/connect"),
-    ("POST", "/networks/{id}/disconnect"), ("POST", "/networks/prune"), ("GET", "/system/df"),
+    ("POST", "/exec/{id}/start"), ("POST", "/exec/{id}/resize"),
+    ("GET", "/exec/{id}/json"), ("POST", "/build"), ("POST", "/commit"), ("POST", "/images/{name*}/push"),
 ))
 
 

@@ -28,10 +28,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from skiff import __version__
+from skiff.api import uploads
 from skiff.api.errors import BadRequest, message_for, status_for
 from skiff.api.messages import Request, Response, Stream
 from skiff.api.routes import API_VERSION, resolve, split_version
@@ -42,10 +43,10 @@ if TYPE_CHECKING:
     from skiff.engine import Engine
 
 MAX_BODY = 16 << 20          # a create or volume body is a few KiB; an image upload is not served yet
-MAX_UPLOAD = 1 << 30         # a PUT (``docker cp`` into a container): its tar, held in memory for now
 SOCKET_MODE = 0o660
 SOCKET_GROUP = "skiff"
-ENDPOINT_MODULES = ("system", "containers", "objects", "archive", "inspection")
+ENDPOINT_MODULES = ("system", "containers", "objects", "images", "prunes", "networking", "archive",
+                    "inspection")
 
 
 class Address(NamedTuple):
@@ -246,22 +247,39 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.monotonic()
         url = urlsplit(self.path)
+        upload = None
         try:
-            body = self._read_body()
+            upload = self._upload(url.path)
+            body = b"" if upload is not None else self._read_body()
             version, path = split_version(url.path)
             endpoint, params = resolve(self.command, path)
             request = Request(self.command, path, params, parse_qs(url.query, keep_blank_values=True), body,
                               version)
             request.client_gone = self._client_gone
+            request.body_file = upload
+            request.headers = self.headers  # type: ignore[assignment]  # an email.message.Message: .get()s
             result = _dispatch(endpoint, self.server.context, request)
         except Exception as exc:
             result = self._error(exc)
+        if upload is not None and not uploads.exhausted(upload):
+            self.close_connection = True  # the rest of the body is still in the connection
         if isinstance(result, Stream):
             self._send_stream(result)
         else:
             self._send(result)
         if self.server.debug:
             self.server.log(f"{self.command} {self.path} {time.monotonic() - started:.3f}s")
+
+    def _upload(self, path: str) -> BinaryIO | None:
+        """The body as a stream for an endpoint that takes an image tarball (skiff.api.uploads)."""
+        try:
+            endpoint, _ = resolve(self.command, split_version(path)[1])
+        except Exception:
+            return None  # answered below, after the body is read
+        if endpoint not in uploads.UPLOAD_ENDPOINTS:
+            return None
+        return uploads.body_reader(self.rfile, self.headers.get("Transfer-Encoding", ""),
+                                   self.headers.get("Content-Length"))
 
     def _client_gone(self) -> bool:
         """The client closed its end (``docker run -d`` drops its wait at once): nothing to read but EOF.
@@ -296,10 +314,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not length.isdigit():
             self.close_connection = True
             raise BadRequest(f"invalid Content-Length: {length!r}")
-        limit = MAX_UPLOAD if self.command == "PUT" else MAX_BODY
-        if int(length) > limit:
+        if int(length) > MAX_BODY:
             self.close_connection = True
-            raise BadRequest(f"request body too large: {length} bytes (at most {limit})")
+            raise BadRequest(f"request body too large: {length} bytes (at most {MAX_BODY})")
         return self.rfile.read(int(length))
 
     def _read_chunked(self) -> bytes:
@@ -317,10 +334,9 @@ class _Handler(BaseHTTPRequestHandler):
                     pass  # trailers
                 return b"".join(parts)
             total += size
-            limit = MAX_UPLOAD if self.command == "PUT" else MAX_BODY
-            if total > limit:
+            if total > MAX_BODY:
                 self.close_connection = True
-                raise BadRequest(f"request body too large (at most {limit} bytes)")
+                raise BadRequest(f"request body too large (at most {MAX_BODY} bytes)")
             parts.append(self.rfile.read(size))
             self.rfile.readline(1024)
 

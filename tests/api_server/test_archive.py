@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -48,6 +49,12 @@ def test_cp_out_of_and_into_a_running_container(service: Service, tmp_path: Path
         assert out.read_text() == "deep file\n"
         service.docker("cp", "cp-run:/tmp/in.txt", str(tmp_path / "in-back"))
         assert (tmp_path / "in-back").read_text() == "from the host\n"
+
+        big = tmp_path / "big"  # more than the 16 MiB a JSON body may have: the tar is unpacked as it comes
+        big.write_bytes(os.urandom(1 << 20) * 20)
+        service.docker("cp", str(big), "cp-run:/tmp/big")
+        service.docker("cp", "cp-run:/tmp/big", str(tmp_path / "big-back"))
+        assert (tmp_path / "big-back").read_bytes() == big.read_bytes()
 
         missing = service.docker("cp", "cp-run:/nope", str(tmp_path), check=False)
         assert missing.returncode == 1 and "No such container:path: cp-run:/nope" in missing.stderr
