@@ -14,6 +14,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from skiff import errors as errors, testing as testing  # what __getattr__ loads lazily, for type checkers
+    from skiff.client import Client as Client, from_env as from_env
+
 
 # The Python API (skiff.Client, skiff.testing), loaded on first use: ``skiff run`` from the
 # command line imports this package and must not pay for the client (start-up time).

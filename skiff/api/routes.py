@@ -75,6 +75,14 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/containers/{id}/wait", "containers.wait"),
     _route("GET", "/containers/{id}/logs", "containers.logs"),
     _route("DELETE", "/containers/{id}", "containers.remove"),
+    _route("GET", "/containers/{id}/archive", "archive.get"),
+    _route("HEAD", "/containers/{id}/archive", "archive.stat"),
+    _route("PUT", "/containers/{id}/archive", "archive.put"),
+    _route("GET", "/containers/{id}/export", "archive.export"),
+    _route("GET", "/containers/{id}/changes", "archive.changes"),
+    _route("GET", "/containers/{id}/top", "inspection.top"),
+    _route("GET", "/containers/{id}/stats", "inspection.stats"),
+    _route("POST", "/containers/{id}/update", "inspection.update"),
     _route("POST", "/containers/{id}/attach", "attach.attach"),
     _route("POST", "/containers/{id}/resize", "attach.resize"),
     _route("POST", "/containers/{id}/exec", "execs.create"),
@@ -91,6 +99,20 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/networks/create", "objects.network_create"),
     _route("GET", "/networks/{id}", "objects.network_inspect"),
     _route("DELETE", "/networks/{id}", "objects.network_remove"),
+    _route("POST", "/images/create", "images.create"),
+    _route("POST", "/images/load", "images.load"),
+    _route("GET", "/images/get", "images.get"),
+    _route("POST", "/images/prune", "images.prune"),
+    _route("GET", "/images/{name*}/get", "images.get"),
+    _route("GET", "/images/{name*}/history", "images.history"),
+    _route("POST", "/images/{name*}/tag", "images.tag"),
+    _route("DELETE", "/images/{name*}", "images.remove"),
+    _route("POST", "/containers/prune", "prunes.containers"),
+    _route("POST", "/volumes/prune", "prunes.volumes"),
+    _route("POST", "/networks/prune", "prunes.networks"),
+    _route("GET", "/system/df", "prunes.disk_usage"),
+    _route("POST", "/networks/{id}/connect", "networking.connect"),
+    _route("POST", "/networks/{id}/disconnect", "networking.disconnect"),
 )
 
 
@@ -98,14 +120,7 @@ ROUTES: tuple[Route, ...] = (
 # "page not found", so a client (``docker run`` without -d attaches) says what is missing.
 NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
     ("GET", "/containers/{id}/attach/ws"),
-    ("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
-    ("GET", "/containers/{id}/archive"), ("PUT", "/containers/{id}/archive"), ("HEAD", "/containers/{id}/archive"),
-    ("GET", "/containers/{id}/export"), ("GET", "/containers/{id}/changes"), ("POST", "/containers/{id}/update"),
-    ("POST", "/containers/prune"), ("POST", "/images/create"), ("POST", "/images/load"), ("GET", "/images/get"),
-    ("POST", "/images/prune"), ("POST", "/build"), ("POST", "/commit"), ("GET", "/images/{name*}/get"),
-    ("GET", "/images/{name*}/history"), ("POST", "/images/{name*}/tag"), ("POST", "/images/{name*}/push"),
-    ("DELETE", "/images/{name*}"), ("POST", "/volumes/prune"), ("POST", "/networks/{id}/connect"),
-    ("POST", "/networks/{id}/disconnect"), ("POST", "/networks/prune"), ("GET", "/system/df"),
+    ("POST", "/build"), ("POST", "/commit"), ("POST", "/images/{name*}/push"),
 ))
 
 

@@ -28,10 +28,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from skiff import __version__
+from skiff.api import uploads
 from skiff.api.errors import BadRequest, message_for, status_for
 from skiff.api.messages import Hijack, Request, Response, Stream
 from skiff.api.routes import API_VERSION, resolve, split_version
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
 MAX_BODY = 16 << 20          # a create or volume body is a few KiB; an image upload is not served yet
 SOCKET_MODE = 0o660
 SOCKET_GROUP = "skiff"
-ENDPOINT_MODULES = ("system", "containers", "objects", "attach", "execs")
+ENDPOINT_MODULES = ("system", "containers", "objects", "images", "prunes", "networking", "archive",
+                    "inspection", "attach", "execs")
 
 
 class Address(NamedTuple):
@@ -245,16 +247,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.monotonic()
         url = urlsplit(self.path)
+        upload = None
         try:
-            body = self._read_body()
+            upload = self._upload(url.path)
+            body = b"" if upload is not None else self._read_body()
             version, path = split_version(url.path)
             endpoint, params = resolve(self.command, path)
             request = Request(self.command, path, params, parse_qs(url.query, keep_blank_values=True), body,
                               version)
             request.client_gone = self._client_gone
+            request.body_file = upload
+            request.headers = self.headers  # type: ignore[assignment]  # an email.message.Message: .get()s
             result = _dispatch(endpoint, self.server.context, request)
         except Exception as exc:
             result = self._error(exc)
+        if upload is not None and not uploads.exhausted(upload):
+            self.close_connection = True  # the rest of the body is still in the connection
         if isinstance(result, Stream):
             self._send_stream(result)
         elif isinstance(result, Hijack):
@@ -263,6 +271,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(result)
         if self.server.debug:
             self.server.log(f"{self.command} {self.path} {time.monotonic() - started:.3f}s")
+
+    def _upload(self, path: str) -> BinaryIO | None:
+        """The body as a stream for an endpoint that takes an image tarball (skiff.api.uploads)."""
+        try:
+            endpoint, _ = resolve(self.command, split_version(path)[1])
+        except Exception:
+            return None  # answered below, after the body is read
+        if endpoint not in uploads.UPLOAD_ENDPOINTS:
+            return None
+        return uploads.body_reader(self.rfile, self.headers.get("Transfer-Encoding", ""),
+                                   self.headers.get("Content-Length"))
 
     def _client_gone(self) -> bool:
         """The client closed its end (``docker run -d`` drops its wait at once): nothing to read but EOF.
@@ -380,6 +399,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_stream(self, stream: Stream) -> None:
         self._common_headers(stream.status, stream.content_type)
+        for key, value in stream.headers.items():
+            self.send_header(key, value)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
@@ -416,7 +437,8 @@ def preload() -> None:
     for name in ENDPOINT_MODULES:
         importlib.import_module(f"skiff.api.{name}")
     for name in ("skiff.engine.engine", "skiff.engine.monitor.launch", "skiff.runtime", "skiff.image.store",
-                 "skiff.volume.store", "skiff.network", "skiff.engine.logs", "skiff.engine.summary", "skiff.runtime.sealed", "skiff.runtime.jsonlite"):
+                 "skiff.volume.store", "skiff.network", "skiff.engine.logs", "skiff.engine.summary",
+                 "skiff.engine.archive", "skiff.runtime.sealed", "skiff.runtime.jsonlite"):
         importlib.import_module(name)
 
 
