@@ -278,6 +278,17 @@ class PathEscape(RuntimeError_):
     """A path from an image or a user would resolve outside the container root."""
 
 
+class ContainerPathNotFound(NotFound):
+    """``cp``: no such path in the container (Docker's words)."""
+
+    def __init__(self, path: str, container: str) -> None:
+        super().__init__(f"Could not find the file {path} in container {container}")
+
+
+class ArchiveRefused(InvalidArgument):
+    """``cp`` into a container: a tar entry or a destination that cannot be extracted safely."""
+
+
 # --- volumes, network, cgroups ----------------------------------------------
 
 
@@ -326,6 +337,10 @@ class PortAllocated(NetworkError):
 
 class AddressInUse(NetworkError):
     """An address asked for with --ip is leased to another container."""
+
+
+class RegistryNotFound(RegistryError, NotFound):
+    """The registry has no such repository or manifest (the Engine API's 404, as Docker's)."""
 
 
 class RegistryAuthError(RegistryError):

@@ -56,7 +56,9 @@ def start(context: Context, request: Request) -> Response:
     container = engine.find(request.params["id"])
     if container.running:
         return Response(304)
-    engine.start(container.id)
+    from skiff.api.attach import expects_attach
+
+    engine.start(container.id, attach=expects_attach(container.id))  # docker run's attach came first
     return Response(204)
 
 
@@ -123,29 +125,36 @@ def wait(context: Context, request: Request) -> Stream:
         raise BadRequest(f"invalid condition: {condition!r} (use {', '.join(WAIT_CONDITIONS)})")
     engine = context.engine()
     container = engine.find(request.params["id"])  # 404 before the headers go out
+    since_ns, started_at = time.time_ns(), container.state.started_at
 
     def result() -> Iterator[bytes]:
-        if condition == "next-exit" and not _until_running(container, request):
+        from skiff.engine.engine import exit_code_recorded
+
+        if condition == "removed":  # whatever runs before the removal (docker run --rm waits so, then starts)
+            while container.reload():
+                if request.client_gone():
+                    return
+                time.sleep(0.05)
+            status = exit_code_recorded(context.paths, container.id, since_ns, container.state.exit_code)
+            yield json.dumps({"Error": None, "StatusCode": status}, separators=(",", ":")).encode() + b"\n"
+            return
+        if condition == "next-exit" and not _until_running(container, request, started_at):
             return
         if not _until_released(container, request):
             return
         try:
             status = engine.wait(container.id)
-        except ContainerNotFound:  # removed as it ended (AutoRemove, rm -f): its last recorded status
-            status = container.state.exit_code
-        if condition == "removed":
-            while container.reload():
-                if request.client_gone():
-                    return
-                time.sleep(0.1)
+        except ContainerNotFound:  # removed as it ended (AutoRemove, rm -f): the status its die event has
+            status = exit_code_recorded(context.paths, container.id, since_ns, container.state.exit_code)
         yield json.dumps({"Error": None, "StatusCode": status}, separators=(",", ":")).encode() + b"\n"
 
     return Stream(result())
 
 
-def _until_running(container: Any, request: Request) -> bool:
-    """``next-exit`` of a container that does not run: wait until it starts (False: the client left)."""
-    while container.reload() and not container.held:
+def _until_running(container: Any, request: Request, started_at: str) -> bool:
+    """``next-exit`` of a container that does not run: wait until it starts (False: the client left).
+    A start since the request counts even if it is over already (``docker run``'s ``echo hi``)."""
+    while container.reload() and not container.held and container.state.started_at == started_at:
         if request.client_gone():
             return False
         time.sleep(0.1)

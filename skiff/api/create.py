@@ -28,7 +28,8 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
     """The create request's body (Docker's ``container.Config`` with ``HostConfig`` inside it)."""
     host = _object(body, "HostConfig")
     _refuse_untranslated(body, host)
-    _refuse_endpoint_settings(body)
+    network = _network_mode(_string(host, "NetworkMode"))
+    ip, aliases = _endpoint(body, network)
     entrypoint, command = _command(body)
     mounts = _mounts(host)
     restart = _object(host, "RestartPolicy")
@@ -54,7 +55,9 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         hostname=_string(body, "Hostname") or None,
         domainname=_string(body, "Domainname") or None,
         entrypoint=entrypoint,
-        network=_network_mode(_string(host, "NetworkMode")),
+        network=network,
+        ip=ip,
+        network_aliases=aliases,
         read_only=_bool(host, "ReadonlyRootfs"),
         labels=[f"{k}={v}" for k, v in _str_map(body, "Labels").items()],
         volumes=_volumes(_strings(host, "Binds"), _object(body, "Volumes"), mounts),
@@ -163,16 +166,21 @@ def _refuse_untranslated(body: Mapping[str, Any], host: Mapping[str, Any]) -> No
                 raise NotImplementedYet(f"{section}.{key} is not supported by skiff's Engine API yet")
 
 
-def _refuse_endpoint_settings(body: Mapping[str, Any]) -> None:
-    """``NetworkingConfig``: naming the network is enough; aliases, addresses, links are not yet."""
+def _endpoint(body: Mapping[str, Any], network: str) -> tuple[str | None, list[str]]:
+    """``NetworkingConfig.EndpointsConfig``: the address (``--ip``) and aliases of the one network
+    the container starts on; several networks are refused with Docker 20.10's message."""
+    from skiff.api.networking import endpoint_settings
+
     endpoints = _object(_object(body, "NetworkingConfig"), "EndpointsConfig")
-    for network, settings in endpoints.items():
-        if not isinstance(settings, dict) and settings is not None:
-            raise BadRequest(f"NetworkingConfig.EndpointsConfig[{network!r}] must be an object")
-        for key in ("IPAMConfig", "Links", "Aliases", "DriverOpts", "MacAddress"):
-            if (settings or {}).get(key):
-                raise NotImplementedYet(f"NetworkingConfig.EndpointsConfig.{key} is not supported by skiff's "
-                                        "Engine API yet")
+    if len(endpoints) > 1:
+        raise BadRequest(f"Container cannot be connected to network endpoints: {', '.join(endpoints)}")
+    if not endpoints:
+        return None, []
+    name, settings = next(iter(endpoints.items()))
+    ip, aliases = endpoint_settings(settings, f"NetworkingConfig.EndpointsConfig[{name!r}]")
+    if aliases and (network in ("bridge", "host", "none") or network.startswith("container:")):
+        raise BadRequest("network-scoped alias is supported only for containers in user defined networks")
+    return ip, aliases
 
 
 def _command(body: Mapping[str, Any]) -> tuple[str | None, list[str]]:

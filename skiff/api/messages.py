@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 from skiff.api.errors import BadRequest
 
@@ -24,6 +24,15 @@ class Request:
         self.version = version
         # True once the client has closed its end (set by the server): streams stop waiting then.
         self.client_gone: Callable[[], bool] = lambda: False
+        # The body of an image upload, read as it is consumed (skiff.api.uploads); else None.
+        self.body_file: BinaryIO | None = None
+        self.headers: Mapping[str, str] = {}  # the request's headers (set by the server)
+
+    def upload(self) -> BinaryIO:
+        """The body as a file: the upload's stream, or the body already read."""
+        import io
+
+        return self.body_file if self.body_file is not None else io.BytesIO(self.body)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -117,7 +126,22 @@ class Stream:
     client knows its request was taken before anything happens (Docker's wait flushes them too).
     """
 
-    def __init__(self, chunks: Iterator[bytes], content_type: str = "application/json", status: int = 200) -> None:
+    def __init__(self, chunks: Iterator[bytes], content_type: str = "application/json", status: int = 200,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.chunks = chunks
         self.content_type = content_type
         self.status = status
+        self.headers = dict(headers or {})
+
+
+class Hijack:
+    """An answer that takes the connection over (attach, exec start): Docker's HTTP hijack.
+
+    The server answers ``101 UPGRADED`` (the client asked for ``Upgrade: tcp``) or ``200 OK``,
+    with ``content_type``, then hands the bare socket to ``serve`` (any bytes the client sent
+    after its request come as ``early``) and closes the connection when it returns.
+    """
+
+    def __init__(self, serve: Callable[[Any, bytes], None], content_type: str) -> None:
+        self.serve = serve
+        self.content_type = content_type

@@ -28,12 +28,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from skiff import __version__
+from skiff.api import uploads
 from skiff.api.errors import BadRequest, message_for, status_for
-from skiff.api.messages import Request, Response, Stream
+from skiff.api.messages import Hijack, Request, Response, Stream
 from skiff.api.routes import API_VERSION, resolve, split_version
 from skiff.errors import InvalidArgument
 from skiff.paths import Paths
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
 MAX_BODY = 16 << 20          # a create or volume body is a few KiB; an image upload is not served yet
 SOCKET_MODE = 0o660
 SOCKET_GROUP = "skiff"
-ENDPOINT_MODULES = ("system", "containers", "objects")
+ENDPOINT_MODULES = ("system", "containers", "objects", "images", "prunes", "networking", "archive",
+                    "inspection", "attach", "execs")
 
 
 class Address(NamedTuple):
@@ -245,22 +247,41 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.monotonic()
         url = urlsplit(self.path)
+        upload = None
         try:
-            body = self._read_body()
+            upload = self._upload(url.path)
+            body = b"" if upload is not None else self._read_body()
             version, path = split_version(url.path)
             endpoint, params = resolve(self.command, path)
             request = Request(self.command, path, params, parse_qs(url.query, keep_blank_values=True), body,
                               version)
             request.client_gone = self._client_gone
+            request.body_file = upload
+            request.headers = self.headers  # type: ignore[assignment]  # an email.message.Message: .get()s
             result = _dispatch(endpoint, self.server.context, request)
         except Exception as exc:
             result = self._error(exc)
+        if upload is not None and not uploads.exhausted(upload):
+            self.close_connection = True  # the rest of the body is still in the connection
         if isinstance(result, Stream):
             self._send_stream(result)
+        elif isinstance(result, Hijack):
+            self._hijack(result)
         else:
             self._send(result)
         if self.server.debug:
             self.server.log(f"{self.command} {self.path} {time.monotonic() - started:.3f}s")
+
+    def _upload(self, path: str) -> BinaryIO | None:
+        """The body as a stream for an endpoint that takes an image tarball (skiff.api.uploads)."""
+        try:
+            endpoint, _ = resolve(self.command, split_version(path)[1])
+        except Exception:
+            return None  # answered below, after the body is read
+        if endpoint not in uploads.UPLOAD_ENDPOINTS:
+            return None
+        return uploads.body_reader(self.rfile, self.headers.get("Transfer-Encoding", ""),
+                                   self.headers.get("Content-Length"))
 
     def _client_gone(self) -> bool:
         """The client closed its end (``docker run -d`` drops its wait at once): nothing to read but EOF.
@@ -341,8 +362,45 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and not no_body:
             self.wfile.write(body)
 
+    def _hijack(self, hijack: Hijack) -> None:
+        """Docker's hijack: the status line and headers, then the bare socket is the endpoint's."""
+        upgrade = self.headers.get("Upgrade", "").lower() == "tcp"
+        self.close_connection = True  # after the stream, the connection is done (as Docker's)
+        if upgrade:
+            self.send_response(101, "UPGRADED")
+        else:
+            self.send_response(200)
+        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Docker-Experimental", "false")
+        self.send_header("Ostype", "linux")
+        self.send_header("Content-Type", hijack.content_type)
+        if upgrade:
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Upgrade", "tcp")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            hijack.serve(self.connection, self._buffered())
+        except OSError:
+            pass  # the client went away: the container goes on
+        except Exception as exc:  # the headers are gone: the client sees the stream cut short
+            self.server.log(f"{self.command} {self.path}: stream stopped: {message_for(exc)}")
+
+    def _buffered(self) -> bytes:
+        """What the client sent after its request and the reader already holds (stdin sent at once)."""
+        timeout = self.connection.gettimeout()
+        self.connection.setblocking(False)
+        try:
+            return self.rfile.read1(65536) or b""
+        except (BlockingIOError, ssl.SSLWantReadError, ValueError):
+            return b""
+        finally:
+            self.connection.settimeout(timeout)
+
     def _send_stream(self, stream: Stream) -> None:
         self._common_headers(stream.status, stream.content_type)
+        for key, value in stream.headers.items():
+            self.send_header(key, value)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
@@ -363,10 +421,10 @@ class _Handler(BaseHTTPRequestHandler):
                 close()
 
 
-def _dispatch(endpoint: str, context: Context, request: Request) -> Response | Stream:
+def _dispatch(endpoint: str, context: Context, request: Request) -> Response | Stream | Hijack:
     module, _, function = endpoint.partition(".")
     handler = getattr(importlib.import_module(f"skiff.api.{module}"), function)
-    result: Response | Stream = handler(context, request)
+    result: Response | Stream | Hijack = handler(context, request)
     return result
 
 
@@ -379,7 +437,8 @@ def preload() -> None:
     for name in ENDPOINT_MODULES:
         importlib.import_module(f"skiff.api.{name}")
     for name in ("skiff.engine.engine", "skiff.engine.monitor.launch", "skiff.runtime", "skiff.image.store",
-                 "skiff.volume.store", "skiff.network", "skiff.engine.logs", "skiff.engine.summary"):
+                 "skiff.volume.store", "skiff.network", "skiff.engine.logs", "skiff.engine.summary",
+                 "skiff.engine.archive", "skiff.runtime.sealed", "skiff.runtime.jsonlite"):
         importlib.import_module(name)
 
 

@@ -74,21 +74,6 @@ class Setup(tuple):
     def __repr__(self) -> str:
         return f"Setup(mode={self[0]!r}, v1={self[1]!r}, unified={self[2]!r})"
 
-    def container_mounts(self) -> list[tuple[str, str, str]]:
-        """What to mount under the container's /sys/fs/cgroup: ``(subdir, fstype, data)``.
-
-        Inside a cgroup namespace each mount shows the container's own cgroup as
-        its root. On v2 that is one cgroup2 mount at /sys/fs/cgroup itself
-        (subdir ""); on v1/hybrid a tmpfs goes there first and each hierarchy
-        is mounted in a subdirectory named as on the host.
-        """
-        if self.mode == "v2":
-            return [("", "cgroup2", "")]
-        mounts = [(os.path.basename(h.mountpoint), "cgroup", ",".join(sorted(h.controllers))) for h in self.v1]
-        if self.unified:
-            mounts.append((os.path.basename(self.unified), "cgroup2", ""))
-        return mounts
-
     def v1_mount(self, controller: str) -> str | None:
         for hierarchy in self.v1:
             if controller in hierarchy.controllers:

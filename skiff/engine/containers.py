@@ -240,11 +240,6 @@ def all_containers(paths: Paths) -> Iterator[Container]:
     yield from good
 
 
-def broken_ids(paths: Paths) -> set[str]:
-    """Ids of the containers whose record is broken: their resources must not be taken as free."""
-    return {b.id for b in scan(paths)[1]}
-
-
 def find_container(paths: Paths, ref: str, broken_ok: bool = False) -> Container:
     """Resolve a full id, a name, or a unique id prefix, as Docker does.
 

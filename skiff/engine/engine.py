@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # the seams' types; their modules load where they are used
     from skiff.engine.runflags import CidFile
     from skiff.engine.stats import StatsRow
     from skiff.engine.update import UpdateRequest
+    import socket
+
     from skiff.image.store import Image
     from skiff.network.manager import NetworkManager
 
@@ -204,17 +206,10 @@ class Engine:
                 proxy_signals: bool = True, output: tuple[int, int] = (1, 2)) -> int | None:
         from skiff.engine import lifecycle
         from skiff.engine.terminal import attach
-        from skiff.engine.unixsock import connect_unix
-        from skiff.engine.monitor.launch import ATTACH_SOCKET
 
-        try:
-            sock = connect_unix(container.dir, ATTACH_SOCKET)
-        except OSError:
-            container.reload()
-            if container.state.status == Status.EXITED:  # it ended before we came: nothing to show live
-                return container.state.exit_code
-            raise ContainerConflict(f"cannot attach to container {container.id}: its monitor does not listen "
-                                    f"on {container.dir / ATTACH_SOCKET}") from None
+        sock = self.connect_attach(container)
+        if sock is None:  # it ended before we came: nothing to show live
+            return container.state.exit_code
 
         def forward(signum: int) -> None:
             with contextlib.suppress(SkiffError):
@@ -231,6 +226,31 @@ class Engine:
         if result.status is not None:
             return result.status
         return container.state.exit_code if container.reload() else 0
+
+    def connect_attach(self, container: Container) -> socket.socket | None:
+        """A connection to the monitor's ``attach.sock`` (frames: skiff.engine.monitor.idle);
+        None when the container has exited before (its exit code is then in ``container.state``)."""
+        from skiff.engine.unixsock import connect_unix
+        from skiff.engine.monitor.launch import ATTACH_SOCKET
+
+        try:
+            return connect_unix(container.dir, ATTACH_SOCKET)
+        except OSError:
+            container.reload()
+            if container.state.status == Status.EXITED:
+                return None
+            raise ContainerConflict(f"cannot attach to container {container.id}: its monitor does not listen "
+                                    f"on {container.dir / ATTACH_SOCKET}") from None
+
+    def resize(self, container: Container, rows: int, cols: int) -> None:
+        """The size of a running TTY container's terminal (its monitor holds the pty master)."""
+        from skiff.engine.monitor.idle import frame
+
+        sock = self.connect_attach(container)
+        if sock is None:
+            raise ContainerNotRunning(f"Container {container.id} is not running")
+        with sock:
+            sock.sendall(frame(b"r", f"{rows} {cols}".encode()))
 
     def _wait_recorded(self, container: Container, monitor: int, pid: int, timeout: float = 30) -> None:
         """Until the monitor has recorded the exit and released the container (or restarts it)."""
@@ -509,11 +529,12 @@ class Engine:
         from skiff.engine import lifecycle
 
         container = self.find(ref)
+        since_ns = time.time_ns()
         while container.held or container.state.status == Status.STARTING:
             lifecycle.wait_released(container)
             self.reconcile()
-            if not container.reload():
-                return 0
+            if not container.reload():  # removed as it ended (--rm): its die event has the status
+                return exit_code_recorded(self.paths, container.id, since_ns, container.state.exit_code)
         return container.state.exit_code
 
     def pause(self, ref: str, pause: bool = True) -> Container:
@@ -564,8 +585,37 @@ class Engine:
 
         ``output``: the descriptors for its stdout and stderr when it is neither detached nor on
         a terminal (this process's by default)."""
-        from skiff.engine.users import resolve_user
         from skiff.runtime import Runtime
+
+        container, process = self.exec_process(ref, command, env, user, workdir, tty)
+        exec_id = _exec_events(self.paths, container.data, command)
+        if tty and not detach:
+            from skiff.engine.terminal import relay_exec
+
+            status = relay_exec(*self.exec_console(container, process), interactive)
+        else:
+            if tty:
+                process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
+            stdin = sys.stdin.fileno() if interactive else _devnull()
+            stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
+                     os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) if detach else (stdin, *output)
+            # Ours to close: a process that execs many times (the Python API) must not leak them.
+            opened = ([] if interactive else [stdin]) + ([stdio[1], stdio[2]] if detach else [])
+            runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
+            try:
+                status = runtime.exec(container.id, process, stdio=stdio, detach=detach)
+            finally:
+                for fd in opened:
+                    os.close(fd)
+        if not detach:  # a detached exec is nobody's child once started: its end is not seen (no exec_die)
+            self.exec_ended(container, exec_id, status)
+        return status
+
+    def exec_process(self, ref: str, command: list[str], env: Sequence[str] = (), user: str | None = None,
+                     workdir: str | None = None, tty: bool = False) -> tuple[Container, dict[str, Any]]:
+        """The running container and the OCI process an exec of ``command`` runs (checked: not paused,
+        a command, an absolute working directory, a user the container knows)."""
+        from skiff.engine.users import resolve_user
         from skiff.store import read_json
 
         container = self.find(ref)
@@ -602,39 +652,36 @@ class Engine:
                 added = additional_gids(read_in_root(container.bundle / "rootfs", "/etc/group"), group_add)
                 gids = [*gids, *(gid for gid in added if gid not in gids)]
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": gids}
-        exec_id = _exec_events(self.paths, container.data, command)
-        if tty and not detach:
-            status = self._exec_terminal(container, process, interactive)
-        else:
-            if tty:
-                process["terminal"] = False  # exec -dt: nobody would read the terminal; as Docker, it is unused
-            stdin = sys.stdin.fileno() if interactive else _devnull()
-            stdio = (stdin, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
-                     os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)) if detach else (stdin, *output)
-            # Ours to close: a process that execs many times (the Python API) must not leak them.
-            opened = ([] if interactive else [stdin]) + ([stdio[1], stdio[2]] if detach else [])
-            runtime = Runtime(self.paths.runtime_state, self.paths.seccomp_cache)
-            try:
-                status = runtime.exec(container.id, process, stdio=stdio, detach=detach)
-            finally:
-                for fd in opened:
-                    os.close(fd)
-        if not detach:  # a detached exec is nobody's child once started: its end is not seen (no exec_die)
-            events.emit_container(self.paths, container.data, "exec_die", execID=exec_id, exitCode=str(status))
-        return status
+        return container, process
 
-    def _exec_terminal(self, container: Container, process: dict[str, Any], interactive: bool) -> int:
-        """``exec -t``: the runtime core makes the pty in the container and sends us its master."""
+    def exec_started(self, container: Container, command: list[str]) -> str:
+        """The exec_create and exec_start events; the exec's id (Docker's, in its events)."""
+        return _exec_events(self.paths, container.data, command)
+
+    def exec_ended(self, container: Container, exec_id: str, status: int) -> None:
+        events.emit_container(self.paths, container.data, "exec_die", execID=exec_id, exitCode=str(status))
+
+    def exec_spawn(self, container: Container, process: dict[str, Any], stdio: tuple[int, int, int]) -> int:
+        """Start an exec process without a terminal on ``stdio``; its pid (this process is its parent)."""
+        from skiff.runtime import Runtime
+
+        return Runtime(self.paths.runtime_state, self.paths.seccomp_cache).exec(container.id, process, stdio=stdio,
+                                                                               detach=True)
+
+    def exec_console(self, container: Container, process: dict[str, Any]) -> tuple[int, int]:
+        """``exec -t``: the runtime core makes the pty in the container and sends us its master.
+
+        (master, pid); this process is the exec's parent."""
         import secrets
         import socket
 
-        from skiff.engine.terminal import relay_exec
         from skiff.engine.unixsock import listen_unix
         from skiff.runtime import Runtime
 
         env = dict(item.partition("=")[::2] for item in process["env"])
         env.setdefault("TERM", "xterm")
         process["env"] = [f"{k}={v}" for k, v in env.items()]
+        process["terminal"] = True
         name = f"exec-{secrets.token_hex(4)}.sock"
         devnull = _devnull()
         dir_fd = os.open(container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -654,7 +701,7 @@ class Engine:
                 os.unlink(container.dir / name)
         if not fds:
             raise SkiffError(f"the exec process in container {container.id} sent no terminal")
-        return relay_exec(fds[0], pid, interactive)
+        return fds[0], pid
 
     def rename(self, ref: str, new_name: str) -> None:
         bare = records.check_name(new_name)
@@ -983,6 +1030,18 @@ def _sample(cgroup: Cgroup) -> Stats:
         return cgroup.stats()
     except (SkiffError, OSError):
         return Stats(0, 0, None, 0, None, time.monotonic_ns())
+
+
+def exit_code_recorded(paths: Paths, cid: str, since_ns: int, default: int) -> int:
+    """The exit code of the container's last ``die`` event since ``since_ns`` (a removed container's)."""
+    from skiff.engine.events import read
+
+    died, _ = read(paths, since_ns, None, lambda e: e.get("Action") == "die" and e.get("id") == cid)
+    if not died:
+        return default
+    attributes = died[-1].get("Actor", {}).get("Attributes", {})
+    code = str(attributes.get("exitCode", ""))
+    return int(code) if code.lstrip("-").isdigit() else default
 
 
 def _wait_for_owner(container: Container, timeout: float = 30) -> None:

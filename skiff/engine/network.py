@@ -28,7 +28,7 @@ def request_from(opts: RunOptions, image: Image, hostname: str, name: str = "") 
         # The FQDN, as Docker's /etc/hosts names the container: "box.example.com box".
         exposed_ports=sorted(exposed), hostname=f"{hostname}.{opts.domainname}" if opts.domainname else hostname,
         dns=list(opts.dns), dns_search=list(opts.dns_search), dns_options=list(opts.dns_options),
-        add_hosts=list(opts.add_hosts), aliases=[name] if name else [],
+        add_hosts=list(opts.add_hosts), aliases=[*([name] if name else []), *opts.network_aliases],
         mac_address=mac_address(opts.mac_address, opts.network))
 
 

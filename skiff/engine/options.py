@@ -43,6 +43,7 @@ class RunOptions(NamedTuple):
     publish: Sequence[str] = ()
     publish_all: bool = False
     ip: str | None = None
+    network_aliases: Sequence[str] = ()     # the Engine API's EndpointsConfig Aliases (--network-alias)
     dns: Sequence[str] = ()
     dns_search: Sequence[str] = ()
     dns_options: Sequence[str] = ()

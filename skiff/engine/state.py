@@ -135,6 +135,11 @@ class State(Mapping[str, Any]):
         return Owner(pid, self._fields.get("MonitorStart")) if pid > 0 else None
 
     @property
+    def started_at(self) -> str:
+        """When it last started (RFC 3339; Go's zero time if never): a start is seen by its change."""
+        return str(self._fields.get("StartedAt", ""))
+
+    @property
     def never_ran(self) -> bool:
         return str(self._fields.get("StartedAt", "")).startswith("0001")
 

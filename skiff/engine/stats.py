@@ -82,29 +82,72 @@ def host_memory_bytes() -> int:
 
 
 def api_document(row: StatsRow) -> dict[str, Any]:
-    """One row in the shape of Docker's stats API (``GET /containers/ID/stats?stream=0``), with
-    the fields skiff measures: what docker-py's ``Container.stats()`` returns."""
+    """One row in the shape of Docker's stats API (``GET /containers/ID/stats``): what docker-py's
+    ``Container.stats()`` returns and the docker CLI's ``stats`` computes its columns from.
+
+    ``system_cpu_usage`` is the host's CPU time (/proc/stat) at the second sample, and the first
+    sample's is that less the wall time between them times the CPUs: Docker's CPU % (container
+    delta / system delta x CPUs) then equals skiff's (CPU time over wall time).
+    """
     import os
 
     from skiff.timestamps import now
 
     previous, current = row.previous, row.current
+    cpus = os.cpu_count() or 1
+    system = host_cpu_ns()
+    wall = max(current.taken_ns - previous.taken_ns, 0)
+    read = now()
     return {
-        "read": now(),
+        "read": read,
+        "preread": _before(read, wall),
         "id": row.container_id,
         "name": f"/{row.name}",
-        "cpu_stats": {"cpu_usage": {"total_usage": current.cpu_usage_ns}, "online_cpus": os.cpu_count() or 1},
-        "precpu_stats": {"cpu_usage": {"total_usage": previous.cpu_usage_ns}},
+        "num_procs": 0,
+        "cpu_stats": _cpu_stats(current, system, cpus),
+        "precpu_stats": _cpu_stats(previous, max(system - wall * cpus, 0), cpus),
         # skiff's own: the CPU % ``skiff stats`` shows, over the two samples 0.1 s apart
         "cpu_percent": _cpu_percent(previous, current),
         "memory_stats": {"usage": current.memory_usage,
-                         "limit": memory_limit_shown(current, host_memory_bytes())},
+                         "limit": memory_limit_shown(current, host_memory_bytes()), "stats": {}},
         "pids_stats": {"current": current.pids_current,
                        **({"limit": current.pids_limit} if current.pids_limit is not None else {})},
         "blkio_stats": {"io_service_bytes_recursive": [
-            {"op": "read", "value": current.block_read}, {"op": "write", "value": current.block_write}]},
-        "networks": {"eth0": {"rx_bytes": row.net_rx, "tx_bytes": row.net_tx}},
+            {"major": 0, "minor": 0, "op": "read", "value": current.block_read},
+            {"major": 0, "minor": 0, "op": "write", "value": current.block_write}]},
+        "storage_stats": {},
+        "networks": {"eth0": {"rx_bytes": row.net_rx, "rx_packets": 0, "rx_errors": 0, "rx_dropped": 0,
+                              "tx_bytes": row.net_tx, "tx_packets": 0, "tx_errors": 0, "tx_dropped": 0}},
     }
+
+
+def _cpu_stats(sample: Stats, system: int, cpus: int) -> dict[str, Any]:
+    return {"cpu_usage": {"total_usage": sample.cpu_usage_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+            "system_cpu_usage": system, "online_cpus": cpus,
+            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+
+
+def host_cpu_ns() -> int:
+    """The host's CPU time in ns, as Docker's getSystemCPUUsage: /proc/stat's first line, in ticks."""
+    import os
+
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()[1:8]
+    except OSError:
+        return 0
+    return sum(int(v) for v in fields) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _before(stamp: str, nanos: int) -> str:
+    """The RFC 3339 time ``nanos`` before ``stamp`` (the first sample's ``preread``)."""
+    import time
+
+    from skiff.timestamps import parse
+
+    total = int(parse(stamp)) * 1_000_000_000 + int(stamp.rpartition(".")[2].rstrip("Z") or 0) - nanos
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(total // 1_000_000_000))
+    return f"{seconds}.{total % 1_000_000_000:09d}Z"
 
 
 def _cpu_percent(previous: Stats, current: Stats) -> float:

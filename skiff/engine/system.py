@@ -398,16 +398,16 @@ def prune(paths: Paths, all_images: bool, volumes: bool, args: FilterArgs) -> Pr
              if c.state.stopped}
     removed_containers = engine.prune(take_container)
     reclaimed = sum(sizes.get(cid, 0) for cid in removed_containers)
-    networks = _prune_networks(engine, take_network)
+    networks = prune_networks(engine, take_network)
     removed_volumes: list[str] = []
     if take_volume is not None:
-        removed_volumes, freed = _prune_volumes(paths, take_volume)
+        removed_volumes, freed = prune_volumes(paths, take_volume)
         reclaimed += freed
-    lines, freed = _prune_images(paths, every_image, take_image)
+    lines, freed = prune_images(paths, every_image, take_image)
     return PruneReport(removed_containers, networks, removed_volumes, lines, reclaimed + freed)
 
 
-def _prune_networks(engine: Engine, include: Predicate) -> list[str]:
+def prune_networks(engine: Engine, include: Predicate) -> list[str]:
     from skiff.network import NetworkManager
 
     manager = NetworkManager(engine.paths)
@@ -415,7 +415,7 @@ def _prune_networks(engine: Engine, include: Predicate) -> list[str]:
     return manager.prune_networks(include=include)
 
 
-def _prune_volumes(paths: Paths, include: Predicate) -> tuple[list[str], int]:
+def prune_volumes(paths: Paths, include: Predicate) -> tuple[list[str], int]:
     """Docker 20.10 prunes every unused local volume, named ones too."""
     from skiff.engine.containers import all_containers, volume_users
     from skiff.volume.driver import reconcile
@@ -426,7 +426,7 @@ def _prune_volumes(paths: Paths, include: Predicate) -> tuple[list[str], int]:
     return VolumeStore(paths).prune(users, all=True, include=include)
 
 
-def _prune_images(paths: Paths, every_image: bool, include: Predicate) -> tuple[list[str], int]:
+def prune_images(paths: Paths, every_image: bool, include: Predicate) -> tuple[list[str], int]:
     from skiff.image.store import ImageStore
 
     from skiff.engine import images

@@ -197,6 +197,126 @@ def attach(sock: socket.socket, tty: bool, stdin: bool, detach_keys: bytes, stdi
                         write_all(output[1] if kind == b"2" else output[0], payload)
 
 
+def multiplexed_frame(stream: int, payload: bytes) -> bytes:
+    """Docker's stdcopy frame: the stream (0 stdin, 1 stdout, 2 stderr), three zero bytes, the
+    payload's length (4 bytes, big-endian), the payload."""
+    return bytes((stream, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
+
+
+def relay_client(monitor: socket.socket, client: socket.socket, early: bytes, tty: bool, stdin: bool,
+                 detach_keys: bytes, stdin_once: bool) -> AttachResult:
+    """An Engine API attach: copy between a client's socket and a container's monitor.
+
+    Output goes to the client raw with a terminal, in Docker's 8-byte frames without one; the
+    client's bytes are the container's input (when ``stdin``) until the detach keys. The
+    client's half-close is the end of its input (``stdin_once``: the container's stdin is
+    closed, as Docker's StdinOnce); its hang-up or the container's exit end the relay, and
+    the detach keys end it with the container left running.
+    """
+    from skiff.engine.monitor.idle import frame, split_frames
+
+    keys = DetachKeys(detach_keys)
+    client.setblocking(True)
+    client_fd, monitor_fd = client.fileno(), monitor.fileno()
+    poller = select.poll()
+    poller.register(monitor_fd, select.POLLIN)
+    poller.register(client_fd, select.POLLIN)
+    buffer = bytearray()
+
+    def take_input(data: bytes) -> bool:
+        """Pass the client's bytes on; True once the detach keys were typed."""
+        if not stdin:
+            return False
+        passed, detached = keys.feed(data)
+        if passed:
+            monitor.sendall(frame(b"0", passed))
+        return detached
+
+    if early and take_input(early):
+        return AttachResult(detached=True)
+    while True:
+        for fd, event in poller.poll():
+            if fd == client_fd:
+                if event & select.POLLIN:
+                    data = client.recv(CHUNK)
+                    if data:
+                        if take_input(data):
+                            return AttachResult(detached=True)
+                        continue
+                    poller.modify(client_fd, 0)  # half-closed: only its hang-up is watched from now on
+                    if stdin and stdin_once:
+                        monitor.sendall(frame(b"c", b""))
+                    continue
+                return AttachResult()  # POLLHUP, POLLERR: the client is gone
+            data = _read(monitor_fd)
+            if not data:
+                return AttachResult()
+            buffer += data
+            for kind, payload in split_frames(buffer):
+                if kind == b"x":
+                    return AttachResult(status=int(payload or b"255"))
+                if kind in (b"1", b"2") and payload:
+                    client.sendall(payload if tty else multiplexed_frame(int(kind), payload))
+
+
+def relay_process(client: socket.socket, early: bytes, stdin_fd: int, outputs: dict[int, int], tty: bool,
+                  detach_keys: bytes) -> bool:
+    """An Engine API exec: copy between a client's socket and a process's pipes or pty master.
+
+    ``outputs``: descriptor -> Docker stream number (1, 2; 0: read and dropped); with a terminal the master is both
+    ``stdin_fd`` and the one output, sent raw; without, each output goes in 8-byte frames.
+    ``stdin_fd`` -1: the client's bytes are not read. The client's half-close closes the
+    process's stdin (a pipe: the process reads EOF). Ends when every output is at its end
+    (the process and its children closed them), the client hangs up, or the detach keys come
+    (True: the process goes on). Without a terminal, ``stdin_fd`` is the relay's to close.
+    """
+    keys = DetachKeys(detach_keys)
+    client.setblocking(True)
+    client_fd = client.fileno()
+    poller = select.poll()
+    poller.register(client_fd, select.POLLIN if stdin_fd >= 0 else 0)
+    for fd in outputs:
+        poller.register(fd, select.POLLIN)
+    open_outputs = set(outputs)
+
+    def take_input(data: bytes) -> bool:
+        passed, detached = keys.feed(data)
+        if passed and stdin_fd >= 0:
+            with contextlib.suppress(OSError):
+                write_all(stdin_fd, passed)
+        return detached
+
+    try:
+        if early and stdin_fd >= 0 and take_input(early):
+            return True
+        while open_outputs:
+            for fd, event in poller.poll():
+                if fd == client_fd:
+                    if not event & select.POLLIN:
+                        return False  # POLLHUP, POLLERR: the client is gone
+                    data = client.recv(CHUNK)
+                    if data:
+                        if take_input(data):
+                            return True
+                        continue
+                    poller.modify(client_fd, 0)
+                    if not tty and stdin_fd >= 0:
+                        os.close(stdin_fd)  # the process reads EOF
+                        stdin_fd = -1
+                    continue
+                data = _read(fd)
+                if not data:
+                    poller.unregister(fd)
+                    open_outputs.discard(fd)
+                    continue
+                if outputs[fd]:
+                    client.sendall(data if tty else multiplexed_frame(outputs[fd], data))
+        return False
+    finally:
+        if not tty and stdin_fd >= 0:
+            os.close(stdin_fd)
+
+
 def relay_exec(master: int, pid: int, stdin: bool) -> int:
     """``exec -t``: copy between the user's terminal and the process's pty; its exit status."""
     import termios

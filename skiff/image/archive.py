@@ -364,6 +364,11 @@ def save_archive(store: ImageStore, refs: list[str], out: Path | None) -> None:
         raise
 
 
+def write_archive(store: ImageStore, refs: list[str], out: BinaryIO) -> None:
+    """The archive of ``refs`` written to a stream as it is made (the Engine API's ``images/get``)."""
+    _write_archive(store, _images_to_save(store, refs), out)
+
+
 def _images_to_save(store: ImageStore, refs: list[str]) -> list[_SavedImage]:
     by_id: dict[str, _SavedImage] = {}
     for ref in refs:

@@ -94,6 +94,9 @@ _SYSCALLS = {
     "open_tree": (428, 428),
     "move_mount": (429, 429),
     "close_range": (436, 436),
+    "fsopen": (430, 430),
+    "fsconfig": (431, 431),
+    "fsmount": (432, 432),
     "capget": (125, 90),
     "capset": (126, 91),
     "bpf": (321, 280),
@@ -156,6 +159,33 @@ def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int = 0, attr_clr
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
     _check(_syscall("mount_setattr", ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags),
                     ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr", path)
+
+
+FSOPEN_CLOEXEC = 1
+FSMOUNT_CLOEXEC = 1
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+
+
+def fsopen(fstype: str) -> int:
+    """fsopen(2): a filesystem context to configure with ``fsconfig`` and mount with ``fsmount``."""
+    return _check(_syscall("fsopen", _b(fstype), ctypes.c_uint(FSOPEN_CLOEXEC)), "fsopen", fstype)
+
+
+def fsconfig_string(fs_fd: int, key: str, value: str) -> None:
+    _check(_syscall("fsconfig", ctypes.c_int(fs_fd), ctypes.c_uint(FSCONFIG_SET_STRING), _b(key), _b(value),
+                    ctypes.c_int(0)), "fsconfig", f"{key}={value}")
+
+
+def fsconfig_create(fs_fd: int) -> None:
+    _check(_syscall("fsconfig", ctypes.c_int(fs_fd), ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None,
+                    ctypes.c_int(0)), "fsconfig create")
+
+
+def fsmount(fs_fd: int, attr_flags: int = 0) -> int:
+    """fsmount(2): the root of a new mount attached to no namespace: gone when the fd is closed."""
+    return _check(_syscall("fsmount", ctypes.c_int(fs_fd), ctypes.c_uint(FSMOUNT_CLOEXEC),
+                           ctypes.c_uint(attr_flags)), "fsmount")
 
 
 # --- namespaces -------------------------------------------------------------

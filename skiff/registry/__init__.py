@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from skiff.image.store import Image
     from skiff.paths import Paths
+    from skiff.registry.auth import Credentials
+    from skiff.registry.progress import Reporter
 
 
 def pull(paths: "Paths", ref: str, platform: str | None = None, quiet: bool = False,
-         out: TextIO = sys.stdout) -> "Image":
-    """Pull ``ref`` into the store under ``paths``; prints Docker's pull report to ``out``."""
+         out: TextIO = sys.stdout, reporter: "Reporter | None" = None,
+         credentials: "Credentials | None" = None) -> "Image":
+    """Pull ``ref`` into the store under ``paths``; prints Docker's pull report to ``out``, or
+    hands its progress to ``reporter`` (skiff.registry.progress.Reporter: the Engine API's JSON)."""
     from skiff.registry.puller import pull as _pull
 
-    return _pull(paths, ref, platform=platform, quiet=quiet, out=out)
+    return _pull(paths, ref, platform=platform, quiet=quiet, out=out, reporter=reporter, credentials=credentials)
 
 
 def ensure_image(paths: "Paths", ref: str, policy: str = "missing", platform: str | None = None,

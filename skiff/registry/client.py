@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
-from skiff.errors import RegistryAuthError, RegistryError
+from skiff.errors import RegistryAuthError, RegistryError, RegistryNotFound
 from skiff.registry import auth
 from skiff.registry.config import RegistryConfig
 
@@ -257,11 +257,11 @@ class RegistryClient:
             return RegistryAuthError(f"pull access denied for {name}, repository does not exist or may "
                                      f"require 'skiff login': {text}")
         if "NAME_UNKNOWN" in codes:
-            return RegistryError(f"repository {name} not found: {text}")
+            return RegistryNotFound(f"repository {name} not found: {text}")
         if status == 404 and reference.startswith("sha256:") and "MANIFEST_UNKNOWN" not in codes:
             return RegistryError(f"blob {reference} not found in {name}: {text}")
         if status == 404:
-            return RegistryError(f"manifest for {name}:{reference} not found: {text}"
+            return RegistryNotFound(f"manifest for {name}:{reference} not found: {text}"
                                  if not reference.startswith("sha256:") else
                                  f"manifest for {name}@{reference} not found: {text}")
         return RegistryError(f"registry {self.host} answered {status} for {name} {reference}: {text}")

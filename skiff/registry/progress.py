@@ -11,7 +11,15 @@ from typing import TextIO
 
 
 class Reporter:
-    """Silent: ``-q`` prints only the reference, which the caller does."""
+    """Silent: ``-q`` prints only the reference, which the caller does.
+
+    The pull calls these from its download threads; the CLI's reporters print text, the Engine
+    API's (skiff.api.images) sends each call as one of Docker's JSON progress messages.
+    """
+
+    def pulling(self, tag: str, repository: str) -> None:
+        """The pull of ``repository`` (its path in the registry) at ``tag`` (or digest) starts."""
+        self.header(f"{tag}: Pulling from {repository}")
 
     def header(self, text: str) -> None: ...
     def layer_waiting(self, layer: str, total: int) -> None: ...

@@ -38,24 +38,33 @@ class Endpoint:
 
 
 def pull(paths: Paths, ref: str, platform: str | None = None, quiet: bool = False,
-         out: TextIO | None = None) -> Image:
-    """Pull ``ref`` into the local store and print Docker's report to ``out``; returns the image."""
+         out: TextIO | None = None, reporter: Reporter | None = None,
+         credentials: auth.Credentials | None = None) -> Image:
+    """Pull ``ref`` into the local store and print Docker's report to ``out``; returns the image.
+
+    With ``reporter`` (the Engine API's), the progress goes there only, as Docker's daemon sends
+    it: the default-tag note and the reference at the end are its client's lines, not the daemon's.
+    ``credentials``: the registry's (the API client's X-Registry-Auth), instead of the stored ones.
+    """
     out = sys.stdout if out is None else out
     raw = parse_reference_raw(ref)
-    reporter = reporter_for(out, quiet)
-    if not raw.tag and not raw.digest and not quiet:
+    client_lines = reporter is None and not quiet
+    reporter = reporter_for(out, quiet) if reporter is None else reporter
+    if not raw.tag and not raw.digest and client_lines:
         reporter.line(f"Using default tag: {raw.with_default_tag().tag}")
     reference = raw.with_default_tag()
     wanted = mf.parse_platform(platform) if platform else mf.host_platform()
     config = RegistryConfig.load()
     try:
-        image, status = _pull_from_endpoints(paths, reference, wanted, platform is not None, config, reporter)
+        image, status = _pull_from_endpoints(paths, reference, wanted, platform is not None, config, reporter,
+                                             credentials)
     finally:
         reporter.close()
     reporter.line(f"Digest: {status.digest}")
     verdict = "Image is up to date for" if status.up_to_date else "Downloaded newer image for"
     reporter.line(f"Status: {verdict} {reference.familiar}")
-    print(str(reference), file=out, flush=True)
+    if client_lines or quiet:
+        print(str(reference), file=out, flush=True)
     from skiff.image.store import emit_image_event
 
     # Docker's pull event: the reference pulled as its ID, the repository as its name.
@@ -103,10 +112,13 @@ def _endpoints(reference: Reference, config: RegistryConfig) -> list[Endpoint]:
 
 
 def _pull_from_endpoints(paths: Paths, reference: Reference, wanted: mf.Platform, explicit_platform: bool,
-                         config: RegistryConfig, reporter: Reporter) -> tuple[Image, _Outcome]:
+                         config: RegistryConfig, reporter: Reporter,
+                         credentials: auth.Credentials | None = None) -> tuple[Image, _Outcome]:
     endpoints = _endpoints(reference, config)
     for endpoint in endpoints:
-        creds = auth.lookup(reference.domain if not endpoint.is_mirror else endpoint.host)
+        # Given credentials are the registry's own, never a mirror's.
+        creds = credentials if credentials is not None and not endpoint.is_mirror else \
+            auth.lookup(reference.domain if not endpoint.is_mirror else endpoint.host)
         with RegistryClient(endpoint.host, config, creds, base_url=endpoint.base_url) as client:
             try:
                 return _Pull(ImageStore(paths), client, reference, wanted, explicit_platform, reporter).run()
@@ -133,8 +145,9 @@ class _Pull:
 
     def run(self) -> tuple[Image, _Outcome]:
         previous = self._current_id()
-        self.reporter.header(f"{self.reference.tag or self.reference.digest}: Pulling from {self.reference.path}")
         digest, manifest_json, manifest_blobs = self._resolve_manifest()
+        # After the manifest, as Docker: a missing image fails before any progress (the API's 404).
+        self.reporter.pulling(self.reference.tag or self.reference.digest or "", self.reference.path)
         image_manifest = mf.image_manifest(manifest_json, self.where)
         config_bytes = self.client.get_blob_bytes(self.repository, image_manifest.config.digest,
                                                   image_manifest.config.size)

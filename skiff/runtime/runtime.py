@@ -11,6 +11,7 @@ from __future__ import annotations
 import _signal as signal  # the C module: signal.py builds enums (enum, functools...) at import
 import errno
 import os
+import sys
 import time
 
 from skiff import crash_point, errors, proc
@@ -553,6 +554,10 @@ class Runtime:
         try:
             in_user_ns = any(kind == "user" for kind, _ in namespace_fds)
             exe_fd = _sealed_interpreter_if_needed(_bounding_of(process) | _bounding_of_pid(init_pid), in_user_ns)
+            if exe_fd < 0 and _threaded():  # the API server: the child re-execs at once (see _threaded)
+                from skiff.runtime import sealed
+
+                exe_fd = sealed.interpreter_fd()
             if pid_fd is not None and exe_fd < 0:
                 own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
                 linux.setns(pid_fd, linux.CLONE_NEWPID, f"/proc/{init_pid}/ns/pid")
@@ -688,6 +693,15 @@ def _bounding_of_pid(pid: int) -> int:
     except OSError:
         pass
     return ~0
+
+
+def _threaded() -> bool:
+    """Whether other threads run in this process (the Engine API server). A child forked then must
+    not go on in Python, where a lock another thread held at the fork (stdio, logging, an import)
+    stays held forever: the exec child then starts from the sealed interpreter (skiff.runtime.sealed),
+    which execs right after the fork. The CLI never imports threading here and pays nothing."""
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() > 1
 
 
 def _sealed_interpreter_if_needed(bounding: int, own_user_namespace: bool) -> int:

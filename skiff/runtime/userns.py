@@ -31,11 +31,3 @@ def write_id_maps(pid: int, linux_cfg: dict[str, Any], where: str = "linux") -> 
                                hint=f"check {where}.{key}: ranges must not overlap") from None
 
 
-def root_on_host(pid: int) -> tuple[int, int]:
-    """The host uid and gid of root in the user namespace of ``pid`` (the overflow id if unmapped)."""
-    ids = []
-    for name in ("uid_map", "gid_map"):
-        with open(f"/proc/{pid}/{name}") as f:
-            lines = [line.split() for line in f]
-        ids.append(next((int(outside) for inside, outside, _ in lines if inside == "0"), 65534))
-    return ids[0], ids[1]

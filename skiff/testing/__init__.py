@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from skiff.client import Client, Container
+from skiff.engine.state import Status
 
 
 @contextlib.contextmanager
@@ -62,7 +63,7 @@ def wait_for_port(target: Container, port: int | str, timeout: float = 30.0) -> 
         except OSError:
             pass
         target.reload()
-        if target.status not in ("running", "restarting"):
+        if target.status not in (Status.RUNNING, Status.RESTARTING):
             raise ContainerNotRunning(f"container {target.name} stopped ({target.status}) before port {port} "
                                       f"accepted a connection", hint="see its output: container.logs()")
         if time.monotonic() > deadline:

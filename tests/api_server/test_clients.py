@@ -170,7 +170,6 @@ def test_docker_py_images_list_and_get(client: Any) -> None:
         client.images.get("py-no-such-image")
 
 
-@pytest.mark.xfail(strict=True, reason="needs POST /containers/{id}/exec and /exec/{id}/start: p15-attach")
 def test_docker_py_exec_run(client: Any) -> None:
     container = client.containers.run("busybox", ["sleep", "60"], detach=True, name="py-exec")
     try:
@@ -180,7 +179,6 @@ def test_docker_py_exec_run(client: Any) -> None:
         container.remove(force=True)
 
 
-@pytest.mark.xfail(strict=True, reason="needs PUT and GET /containers/{id}/archive: p15-archive")
 def test_docker_py_put_and_get_archive(client: Any) -> None:
     container = client.containers.create("busybox", ["sleep", "60"], name="py-archive")
     try:
@@ -199,7 +197,6 @@ def test_docker_py_put_and_get_archive(client: Any) -> None:
         container.remove(force=True)
 
 
-@pytest.mark.xfail(strict=True, reason="needs GET /containers/{id}/stats: p15-archive")
 def test_docker_py_stats_one_shot(client: Any) -> None:
     container = client.containers.run("busybox", ["sleep", "60"], detach=True, name="py-stats")
     try:
@@ -235,8 +232,8 @@ def compose_file(port: int, subnet: str) -> str:
         """)
 
 
-@pytest.mark.xfail(strict=True, reason="needs POST /networks/{id}/connect and disconnect, and "
-                                       "NetworkingConfig.EndpointsConfig.Aliases (the service names): p15-images")
+@pytest.mark.xfail(strict=True, reason="needs network disconnect and connect of a created container (compose "
+                                       "reconnects each one, with its aliases, before it starts it): p15-images")
 def test_docker_compose_two_services_up_ps_logs_exec_down(service: Service, tmp_path: Path) -> None:
     config = json.loads((Path(service.env["SKIFF_ROOT"]) / "network" / "config.json").read_text())
     port, subnet = free_port(), free_subnet(used=set(config["subnet_candidates"]))

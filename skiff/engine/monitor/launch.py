@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import sys
-
+from pathlib import Path
 from typing import NoReturn
 
 from skiff import crash_point, proc
@@ -28,6 +28,7 @@ from skiff.engine.state import Owner
 from skiff.engine.unixsock import listen_unix
 from skiff.errors import SkiffError, revived
 from skiff.paths import Paths
+from skiff.pychild import module_argv
 
 IDLE_LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle.py")
 ATTACH_SOCKET = "attach.sock"
@@ -42,14 +43,17 @@ def start_detached(paths: Paths, cid: str, expect_attach: bool = False) -> int:
     the monitor has recorded it and released the container's resources.
     """
     report_r, report_w = os.pipe()
+    fresh = _threaded()
+    argv = module_argv("skiff.engine.monitor.launch", str(paths.root), str(paths.run_root), cid, str(report_w),
+                       "1" if expect_attach else "0") if fresh else []
     child = os.fork()
     if child == 0:
         try:
             os.close(report_r)
-            os.setsid()
-            if os.fork():
-                os._exit(0)
-            launch(paths, cid, report_w, expect_attach)
+            if fresh:  # only system calls between the fork and this exec: no lock another thread held
+                os.set_inheritable(report_w, True)
+                os.execv(argv[0], argv)
+            _detach_and_launch(paths, cid, report_w, expect_attach)
         finally:
             os._exit(125)
     os.close(report_w)
@@ -61,6 +65,33 @@ def start_detached(paths: Paths, cid: str, expect_attach: bool = False) -> int:
     _wait_process(int(report[1]) if len(report) > 1 and report[1].isdigit() else 0)
     kind = report[3] if len(report) > 3 else "SkiffError"
     raise revived(kind, report[4] if len(report) > 4 else "the container's monitor died before reporting")
+
+
+def _threaded() -> bool:
+    """Whether other threads run here (the API server): a forked child must not go on in Python
+    then, as a lock one of them held (stdio, logging, the import lock) would stay held forever in
+    it. The CLI never imports threading on this path, so it pays nothing for the question."""
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() > 1
+
+
+def _detach_and_launch(paths: Paths, cid: str, report_fd: int, expect_attach: bool) -> NoReturn:
+    """In the first child: a session of its own, then the monitor as the grandchild (nobody's child
+    to wait for once the first child exits)."""
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    launch(paths, cid, report_fd, expect_attach)
+
+
+def main(argv: list[str]) -> None:
+    """``ROOT RUN_ROOT CID REPORT_FD EXPECT_ATTACH``: the launch in a fresh interpreter (``start_detached``
+    from a threaded process)."""
+    root, run_root, cid, report_fd, expect_attach = argv
+    try:
+        _detach_and_launch(Paths(Path(root), Path(run_root)), cid, int(report_fd), expect_attach == "1")
+    finally:
+        os._exit(125)
 
 
 def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = False) -> NoReturn:

@@ -1,0 +1,69 @@
+"""``POST /networks/{id}/connect`` and ``/disconnect``: what ``skiff network connect|disconnect`` do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skiff.api.errors import BadRequest, NotImplementedYet
+from skiff.api.messages import Request, Response
+from skiff.api.server import Context
+
+
+def connect(context: Context, request: Request) -> Response:
+    """``{"Container", "EndpointConfig": {"Aliases", "IPAMConfig": {"IPv4Address"}}}``: 200."""
+    from skiff.network import NetworkManager
+
+    body = request.json_object()
+    container = _container(context, body)
+    ip, aliases = endpoint_settings(body.get("EndpointConfig"), "EndpointConfig")
+    NetworkManager(context.paths).connect(container, request.params["id"], ip=ip, aliases=aliases)
+    return Response(200)
+
+
+def disconnect(context: Context, request: Request) -> Response:
+    """``{"Container", "Force"}``: 200; 409 when it is not connected (unless ``Force``)."""
+    from skiff.errors import Conflict
+    from skiff.network import NetworkManager
+
+    body = request.json_object()
+    container = _container(context, body)
+    force = body.get("Force") or False
+    if not isinstance(force, bool):
+        raise BadRequest("Force must be true or false")
+    try:
+        NetworkManager(context.paths).disconnect(container, request.params["id"])
+    except Conflict:
+        if not force:
+            raise
+    return Response(200)
+
+
+def _container(context: Context, body: dict[str, Any]) -> str:
+    name = body.get("Container")
+    if not isinstance(name, str) or not name:
+        raise BadRequest("Container is required")
+    return context.engine().find(name).id
+
+
+def endpoint_settings(settings: Any, where: str) -> tuple[str | None, list[str]]:
+    """Docker's EndpointSettings as ``--ip`` and ``--network-alias``: the address and the aliases.
+    The fields skiff does not take (links, MAC, driver options, IPv6) are refused when set."""
+    if settings is None:
+        return None, []
+    if not isinstance(settings, dict):
+        raise BadRequest(f"{where} must be an object")
+    for key in ("Links", "DriverOpts", "MacAddress"):
+        if settings.get(key):
+            raise NotImplementedYet(f"{where}.{key} is not supported by skiff's Engine API yet")
+    aliases = settings.get("Aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise BadRequest(f"{where}.Aliases must be a list of strings")
+    ipam = settings.get("IPAMConfig") or {}
+    if not isinstance(ipam, dict):
+        raise BadRequest(f"{where}.IPAMConfig must be an object")
+    if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
+        raise NotImplementedYet(f"{where}.IPAMConfig: only IPv4Address is supported by skiff")
+    ip = ipam.get("IPv4Address") or None
+    if not isinstance(ip, (str, type(None))):
+        raise BadRequest(f"{where}.IPAMConfig.IPv4Address must be a string")
+    return ip, list(aliases)
