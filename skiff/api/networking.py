@@ -11,19 +11,19 @@ from skiff.api.server import Context
 
 def connect(context: Context, request: Request) -> Response:
     """``{"Container", "EndpointConfig": {"Aliases", "IPAMConfig": {"IPv4Address"}}}``: 200."""
-    from skiff.network import NetworkManager
+    from skiff.engine.network import connect
 
     body = request.json_object()
     container = _container(context, body)
     ip, aliases = endpoint_settings(body.get("EndpointConfig"), "EndpointConfig")
-    NetworkManager(context.paths).connect(container, request.params["id"], ip=ip, aliases=aliases)
+    connect(context.paths, container, request.params["id"], ip=ip, aliases=aliases)
     return Response(200)
 
 
 def disconnect(context: Context, request: Request) -> Response:
     """``{"Container", "Force"}``: 200; 409 when it is not connected (unless ``Force``)."""
+    from skiff.engine.network import disconnect
     from skiff.errors import Conflict
-    from skiff.network import NetworkManager
 
     body = request.json_object()
     container = _container(context, body)
@@ -31,7 +31,7 @@ def disconnect(context: Context, request: Request) -> Response:
     if not isinstance(force, bool):
         raise BadRequest("Force must be true or false")
     try:
-        NetworkManager(context.paths).disconnect(container, request.params["id"])
+        disconnect(context.paths, container, request.params["id"])
     except Conflict:
         if not force:
             raise

@@ -159,12 +159,18 @@ def _rm(args: argparse.Namespace) -> int:
 
 
 def _connect(args: argparse.Namespace) -> int:
-    _manager(args).connect(_container_id(args), args.network, ip=args.ip, aliases=args.alias)
+    from skiff.cli.main import paths_from
+    from skiff.engine.network import connect
+
+    connect(paths_from(args), _container_id(args), args.network, ip=args.ip, aliases=args.alias)
     return 0
 
 
 def _disconnect(args: argparse.Namespace) -> int:
-    _manager(args).disconnect(_container_id(args), args.network)
+    from skiff.cli.main import paths_from
+    from skiff.engine.network import disconnect
+
+    disconnect(paths_from(args), _container_id(args), args.network)
     return 0
 
 

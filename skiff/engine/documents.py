@@ -509,10 +509,12 @@ def network_settings(cid: str, name: str, mode: str, recorded: Mapping[str, Any]
     if live is not None:
         entries = list((live.get("Networks") or {}).items())
     else:
-        entries = [(net, {"NetworkID": entry.get("NetworkID", "")} if isinstance(entry, dict) else {})
+        # With what `network connect` gave a container that was not running (Docker keeps them).
+        entries = [(net, {key: entry[key] for key in ("NetworkID", "Aliases", "IPAMConfig") if entry.get(key)}
+                    if isinstance(entry, dict) else {})
                    for net, entry in (recorded.get("Networks") or {}).items()]
     wanted = network_name(mode)
-    if wanted is not None and not entries:
+    if wanted is not None and not entries and "Networks" not in recorded:  # {}: disconnected from all
         entries = [(wanted, {})]
     networks: Doc = {}
     for position, (net, entry) in sorted(enumerate(entries), key=lambda item: item[1][0]):  # a Go map: sorted

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from skiff.engine import containers as records
 from skiff.engine.containers import Container
 from skiff.engine.options import RunOptions
-from skiff.errors import ContainerNotRunning, InvalidArgument, NetworkError
+from skiff.errors import Conflict, ContainerNotRunning, InvalidArgument, NetworkError
 from skiff.paths import Paths
 
 if TYPE_CHECKING:
@@ -62,8 +62,27 @@ def attach(paths: Paths, container: Container, opts: RunOptions, image: Image,
         return SharedNetwork(_shared_netns(paths, opts.network))
     manager = NetworkManager(paths)
     request = request_from(opts, image, container.data["Config"]["Hostname"], container.name)
+    wanted = container.data.get(WANTED)
+    if wanted is None:
+        undo.callback(manager.detach, container.id)
+        return manager.attach(container.id, request, name=container.name)
+    # `network connect`/`disconnect` changed its networks: the first is its namespace's first
+    # interface (and default route), the others are connected next, as Docker's start does.
+    entries = list(wanted.items())
+    if entries:
+        first, settings = entries[0]
+        request.network, request.ip = first, settings.get("IPv4Address")
+        request.aliases = [*([container.name] if container.name else []), *settings.get("Aliases", [])]
+    else:  # disconnected from all: Docker starts it with its loopback only
+        request.network, request.ip, request.publish, request.publish_all = "none", None, [], False
+    if request.network != opts.network:
+        request.mac_address = None  # --mac-address belongs to the network it was given for
     undo.callback(manager.detach, container.id)
-    return manager.attach(container.id, request, name=container.name)
+    attachment = manager.attach(container.id, request, name=container.name)
+    for name, settings in entries[1:]:
+        attachment = manager.connect(container.id, name, ip=settings.get("IPv4Address"),
+                                     aliases=settings.get("Aliases", []))
+    return attachment
 
 
 def detach(paths: Paths, container: Container) -> None:
@@ -72,6 +91,88 @@ def detach(paths: Paths, container: Container) -> None:
     from skiff.network import NetworkManager
 
     NetworkManager(paths).detach(container.id)
+
+
+# The container record's key for the networks it was connected to while it was not running, in
+# order: name -> {"Aliases", "IPv4Address"}. Absent: the one network its flags asked for.
+WANTED = "SkiffNetworks"
+
+# Docker 20.10's messages (runconfig/errors.go) for networks a container cannot join or leave.
+CONFLICT_HOST = "container cannot be disconnected from host network or connected to host network"
+CONFLICT_SHARED = ("container sharing network namespace with another container or host cannot be "
+                   "connected to any other network")
+CONFLICT_NONE = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+
+
+def connect(paths: Paths, container_id: str, network: str, ip: str | None = None,
+            aliases: list[str] | tuple[str, ...] = ()) -> None:
+    """``network connect``: a running container gets the interface now; a created or stopped one
+    only in its record (Docker's behaviour), and every network in the record at its next start."""
+    from skiff.network import NetworkManager
+
+    container = records.find_container(paths, container_id)
+    manager = NetworkManager(paths)
+    name = str(manager.inspect_network(network)["Name"])  # NetworkNotFound first, as Docker
+    _check_connectable(container, name)
+    wanted = _wanted(container)
+    if container.held:
+        manager.connect(container.id, name, ip=ip, aliases=aliases)
+    elif name in wanted:
+        raise Conflict(f"container {container.id[:12]} is already attached to network {name}")
+    wanted[name] = {"Aliases": list(aliases), "IPv4Address": ip}
+    _record(container, wanted)
+
+
+def disconnect(paths: Paths, container_id: str, network: str) -> None:
+    """``network disconnect``: from a running container's namespace now; from a created or stopped
+    container's record (what its next start attaches)."""
+    from skiff.network import NetworkManager
+
+    container = records.find_container(paths, container_id)
+    manager = NetworkManager(paths)
+    name = str(manager.inspect_network(network)["Name"])
+    mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
+    if mode == "host" and name == "host":
+        raise Conflict(CONFLICT_HOST)
+    wanted = _wanted(container)
+    if container.held:
+        manager.disconnect(container.id, name)
+    elif name not in wanted:
+        raise Conflict(f"container {container.id} is not connected to the network {name}")
+    wanted.pop(name, None)
+    _record(container, wanted)
+
+
+def _check_connectable(container: Container, network: str) -> None:
+    mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
+    if mode == "host" or network == "host":
+        raise Conflict(CONFLICT_HOST)
+    if mode.startswith("container:"):
+        raise Conflict(CONFLICT_SHARED)
+    if mode == "none" or network == "none":
+        raise Conflict(CONFLICT_NONE)
+
+
+def _wanted(container: Container) -> dict[str, dict[str, Any]]:
+    """The networks its next start attaches, in order."""
+    recorded = container.data.get(WANTED)
+    if recorded is not None:
+        return dict(recorded)
+    mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
+    options = container.data.get("SkiffOptions") or {}
+    return {mode: {"Aliases": list(options.get("network_aliases") or []), "IPv4Address": options.get("ip")}}
+
+
+def _record(container: Container, wanted: dict[str, dict[str, Any]]) -> None:
+    """Keep the networks for the next start; a container that holds none shows them in inspect."""
+    container.reload()
+    container.data[WANTED] = wanted
+    if not container.held:
+        container.data.setdefault("NetworkSettings", {})["Networks"] = {
+            name: {"Aliases": settings["Aliases"] or None,
+                   "IPAMConfig": {"IPv4Address": settings["IPv4Address"]} if settings["IPv4Address"] else None}
+            for name, settings in wanted.items()}
+    container.save()
 
 
 class SharedNetwork:

@@ -232,8 +232,6 @@ def compose_file(port: int, subnet: str) -> str:
         """)
 
 
-@pytest.mark.xfail(strict=True, reason="needs network disconnect and connect of a created container (compose "
-                                       "reconnects each one, with its aliases, before it starts it): p15-images")
 def test_docker_compose_two_services_up_ps_logs_exec_down(service: Service, tmp_path: Path) -> None:
     config = json.loads((Path(service.env["SKIFF_ROOT"]) / "network" / "config.json").read_text())
     port, subnet = free_port(), free_subnet(used=set(config["subnet_candidates"]))
