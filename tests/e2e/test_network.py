@@ -282,6 +282,46 @@ def test_connect_and_disconnect(net: Net) -> None:
     net.skiff.ok("network", "rm", "back")
 
 
+def test_connect_and_disconnect_a_created_container(net: Net) -> None:
+    """As compose does: a created container leaves its network and joins it again with an alias;
+    only its record changes (no address yet), and its start attaches what the record says."""
+    subnet = free_subnet(used={net.subnet})
+    net.skiff.ok("network", "create", "--subnet", subnet, "front")
+    net.skiff.ok("create", "--name", "web", "--network", "front", "busybox", *HTTPD)
+    net.skiff.ok("network", "disconnect", "front", "web")
+    assert json.loads(net.skiff.ok("inspect", "web"))[0]["NetworkSettings"]["Networks"] == {}
+    again = net.skiff("network", "disconnect", "front", "web")
+    assert again.returncode == 1 and "is not connected to the network front" in again.stderr
+    net.skiff.ok("network", "connect", "--alias", "site", "front", "web")
+    endpoint = json.loads(net.skiff.ok("inspect", "web"))[0]["NetworkSettings"]["Networks"]["front"]
+    assert endpoint["IPAddress"] == "" and endpoint["Aliases"] == ["site"]
+    assert json.loads(net.skiff.ok("inspect", "web"))[0]["HostConfig"]["NetworkMode"] == "front"
+    net.skiff.ok("start", "web")
+    web = net.ip_of("web", "front")
+    net.wait_http(f"http://{web}/")
+    out = net.skiff.ok("run", "--rm", "--network", "front", "busybox", "wget", "-qO-", "http://site/")
+    assert out == "hello from skiff\n"
+
+
+def test_connect_and_disconnect_a_stopped_container(net: Net) -> None:
+    """Networks connected while it ran stay for its next start; one disconnected from all of them
+    starts with its loopback only, as Docker's."""
+    subnet = free_subnet(used={net.subnet})
+    net.skiff.ok("network", "create", "--subnet", subnet, "back")
+    net.skiff.ok("run", "-d", "--name", "box", "busybox", "sleep", "60")
+    net.skiff.ok("network", "connect", "back", "box")
+    net.skiff.ok("stop", "-t", "0", "box")
+    net.skiff.ok("start", "box")
+    links = net.skiff.ok("exec", "box", "ip", "-o", "link")
+    assert "eth0" in links and "eth1" in links
+    net.skiff.ok("stop", "-t", "0", "box")
+    net.skiff.ok("network", "disconnect", "bridge", "box")
+    net.skiff.ok("network", "disconnect", "back", "box")
+    net.skiff.ok("start", "box")
+    assert "eth" not in net.skiff.ok("exec", "box", "ip", "-o", "link")
+    assert json.loads(net.skiff.ok("inspect", "box"))[0]["NetworkSettings"]["Networks"] == {}
+
+
 @pytest.fixture
 def upstream(net: Net) -> Iterator[tuple[str, str, str]]:
     with upstream_host(net.config["bridge_prefix"]) as host:
