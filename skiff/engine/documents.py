@@ -510,7 +510,7 @@ def network_settings(cid: str, name: str, mode: str, recorded: Mapping[str, Any]
         entries = list((live.get("Networks") or {}).items())
     else:
         # With what `network connect` gave a container that was not running (Docker keeps them).
-        entries = [(net, {key: entry[key] for key in ("NetworkID", "Aliases", "IPAMConfig") if entry.get(key)}
+        entries = [(net, {key: entry[key] for key in ("NetworkID", "Aliases", "IPAMConfig") if key in entry}
                     if isinstance(entry, dict) else {})
                    for net, entry in (recorded.get("Networks") or {}).items()]
     wanted = network_name(mode)

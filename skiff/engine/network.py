@@ -117,8 +117,7 @@ def connect(paths: Paths, container_id: str, network: str, ip: str | None = None
     wanted = _wanted(container)
     if container.held:
         manager.connect(container.id, name, ip=ip, aliases=aliases)
-    elif name in wanted:
-        raise Conflict(f"container {container.id[:12]} is already attached to network {name}")
+    # Not running and connected already: Docker 20.10 replaces the settings, no error.
     wanted[name] = {"Aliases": list(aliases), "IPv4Address": ip}
     _record(container, wanted)
 
@@ -167,10 +166,10 @@ def _record(container: Container, wanted: dict[str, dict[str, Any]]) -> None:
     """Keep the networks for the next start; a container that holds none shows them in inspect."""
     container.reload()
     container.data[WANTED] = wanted
-    if not container.held:
+    if not container.held:  # as Docker shows them: a user network's aliases end with the short id
         container.data.setdefault("NetworkSettings", {})["Networks"] = {
-            name: {"Aliases": settings["Aliases"] or None,
-                   "IPAMConfig": {"IPv4Address": settings["IPv4Address"]} if settings["IPv4Address"] else None}
+            name: {"Aliases": [*settings["Aliases"], container.id[:12]] if name not in ("bridge",) else None,
+                   "IPAMConfig": {"IPv4Address": settings["IPv4Address"]} if settings["IPv4Address"] else {}}
             for name, settings in wanted.items()}
     container.save()
 
