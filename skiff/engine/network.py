@@ -110,8 +110,11 @@ def connect(paths: Paths, container_id: str, network: str, ip: str | None = None
     only in its record (Docker's behaviour), and every network in the record at its next start."""
     from skiff.network import NetworkManager
 
-    container = records.find_container(paths, container_id)
     manager = NetworkManager(paths)
+    container = _record_of(paths, container_id)
+    if container is None:  # no engine record: the network's own records may still know the id
+        manager.connect(container_id, network, ip=ip, aliases=aliases)
+        return
     name = str(manager.inspect_network(network)["Name"])  # NetworkNotFound first, as Docker
     _check_connectable(container, name)
     wanted = _wanted(container)
@@ -127,8 +130,11 @@ def disconnect(paths: Paths, container_id: str, network: str) -> None:
     container's record (what its next start attaches)."""
     from skiff.network import NetworkManager
 
-    container = records.find_container(paths, container_id)
     manager = NetworkManager(paths)
+    container = _record_of(paths, container_id)
+    if container is None:
+        manager.disconnect(container_id, network)
+        return
     name = str(manager.inspect_network(network)["Name"])
     mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
     if mode == "host" and name == "host":
@@ -140,6 +146,15 @@ def disconnect(paths: Paths, container_id: str, network: str) -> None:
         raise Conflict(f"container {container.id} is not connected to the network {name}")
     wanted.pop(name, None)
     _record(container, wanted)
+
+
+def _record_of(paths: Paths, container_id: str) -> Container | None:
+    from skiff.errors import ContainerNotFound
+
+    try:
+        return records.find_container(paths, container_id)
+    except ContainerNotFound:
+        return None
 
 
 def _check_connectable(container: Container, network: str) -> None:
