@@ -27,12 +27,18 @@ class Network(Model):
         self.attrs = self.client.networks.get(self.id).attrs
 
     def connect(self, container: Any, aliases: list[str] | None = None, ipv4_address: str | None = None) -> None:
-        """Attach a running container (a Container, or its id or name): ``skiff network connect``."""
-        manager = self.client.networks._manager()
-        manager.connect(_container_id(self.client, container), self.name, ip=ipv4_address, aliases=aliases or ())
+        """Connect a container (a Container, or its id or name): ``skiff network connect``. A running one
+        gets the interface now; a created or stopped one at its next start, as in Docker."""
+        from skiff.engine.network import connect
+
+        connect(self.client.paths, _container_id(self.client, container), self.name, ip=ipv4_address,
+                aliases=aliases or ())
 
     def disconnect(self, container: Any) -> None:
-        self.client.networks._manager().disconnect(_container_id(self.client, container), self.name)
+        """``skiff network disconnect``: now from a running container, from the record of a stopped one."""
+        from skiff.engine.network import disconnect
+
+        disconnect(self.client.paths, _container_id(self.client, container), self.name)
 
     def remove(self) -> None:
         self.client.networks.remove(self.id)
