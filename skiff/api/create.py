@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from skiff.api.errors import BadRequest, NotImplementedYet
+from skiff.api.fields import boolean, integer_or_none, json_object, string, strings, strslice
 from skiff.engine.options import RunOptions
 
 # Set values of these are refused until the API translates them.
@@ -26,66 +27,66 @@ NOT_YET = {
 
 def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
     """The create request's body (Docker's ``container.Config`` with ``HostConfig`` inside it)."""
-    host = _object(body, "HostConfig")
+    host = json_object(body, "HostConfig")
     _refuse_untranslated(body, host)
-    network = _network_mode(_string(host, "NetworkMode"))
+    network = _network_mode(string(host, "NetworkMode"))
     ip, aliases = _endpoint(body, network)
     entrypoint, command = _command(body)
     mounts = _mounts(host)
-    restart = _object(host, "RestartPolicy")
-    log_config = _object(host, "LogConfig")
+    restart = json_object(host, "RestartPolicy")
+    log_config = json_object(host, "LogConfig")
     if (log_config.get("Type") or "json-file") != "json-file":
         raise BadRequest(f"logging driver {log_config['Type']!r} is not supported: use json-file")
     return RunOptions(
-        image=_string(body, "Image") or _missing("Image"),
+        image=string(body, "Image") or _missing("Image"),
         command=command,
         pull="never",  # as Docker's daemon: create never pulls; its client pulls first
         name=name or None,
-        remove=_bool(host, "AutoRemove"),
-        interactive=_bool(body, "OpenStdin"),
-        tty=_bool(body, "Tty"),
-        init=_bool(host, "Init"),
+        remove=boolean(host, "AutoRemove"),
+        interactive=boolean(body, "OpenStdin"),
+        tty=boolean(body, "Tty"),
+        init=boolean(host, "Init"),
         restart=_restart(restart),
         log_opts=[f"{k}={v}" for k, v in _str_map(log_config, "Config").items()],
-        stop_timeout=_int_or_none(body, "StopTimeout"),
-        stop_signal=_string(body, "StopSignal") or None,
-        env=_strings(body, "Env"),
-        workdir=_string(body, "WorkingDir") or None,
-        user=_string(body, "User") or None,
-        hostname=_string(body, "Hostname") or None,
-        domainname=_string(body, "Domainname") or None,
+        stop_timeout=integer_or_none(body, "StopTimeout"),
+        stop_signal=string(body, "StopSignal") or None,
+        env=strings(body, "Env"),
+        workdir=string(body, "WorkingDir") or None,
+        user=string(body, "User") or None,
+        hostname=string(body, "Hostname") or None,
+        domainname=string(body, "Domainname") or None,
         entrypoint=entrypoint,
         network=network,
         ip=ip,
         network_aliases=aliases,
-        read_only=_bool(host, "ReadonlyRootfs"),
+        read_only=boolean(host, "ReadonlyRootfs"),
         labels=[f"{k}={v}" for k, v in _str_map(body, "Labels").items()],
-        volumes=_volumes(_strings(host, "Binds"), _object(body, "Volumes"), mounts),
+        volumes=_volumes(strings(host, "Binds"), json_object(body, "Volumes"), mounts),
         mounts=mounts,
         tmpfs=[f"{path}:{opts}" if opts else path for path, opts in _str_map(host, "Tmpfs").items()],
-        volumes_from=_strings(host, "VolumesFrom"),
+        volumes_from=strings(host, "VolumesFrom"),
         resources=_resources(host),
         publish=_publish(host),
-        publish_all=_bool(host, "PublishAllPorts"),
-        dns=_strings(host, "Dns"),
-        dns_search=_strings(host, "DnsSearch"),
-        dns_options=_strings(host, "DnsOptions"),
-        add_hosts=_strings(host, "ExtraHosts"),
-        expose=list(_object(body, "ExposedPorts")),
+        publish_all=boolean(host, "PublishAllPorts"),
+        dns=strings(host, "Dns"),
+        dns_search=strings(host, "DnsSearch"),
+        dns_options=strings(host, "DnsOptions"),
+        add_hosts=strings(host, "ExtraHosts"),
+        expose=list(json_object(body, "ExposedPorts")),
         sysctls=[f"{k}={v}" for k, v in _str_map(host, "Sysctls").items()],
-        group_add=_strings(host, "GroupAdd"),
-        shm_size=str(host["ShmSize"]) if _int_or_none(host, "ShmSize") else None,
-        oom_score_adj=str(host["OomScoreAdj"]) if _int_or_none(host, "OomScoreAdj") else None,
-        mac_address=_string(body, "MacAddress") or None,
-        cap_add=_capabilities(_strings(host, "CapAdd")),
-        cap_drop=_capabilities(_strings(host, "CapDrop")),
-        privileged=_bool(host, "Privileged"),
-        userns=_string(host, "UsernsMode"),
-        pid=_string(host, "PidMode"),
-        ipc=_string(host, "IpcMode"),
-        uts=_string(host, "UTSMode"),
-        cgroupns=_string(host, "CgroupnsMode"),
-        **_healthcheck(_object(body, "Healthcheck")),
+        group_add=strings(host, "GroupAdd"),
+        shm_size=str(host["ShmSize"]) if integer_or_none(host, "ShmSize") else None,
+        oom_score_adj=str(host["OomScoreAdj"]) if integer_or_none(host, "OomScoreAdj") else None,
+        mac_address=string(body, "MacAddress") or None,
+        cap_add=_capabilities(strings(host, "CapAdd")),
+        cap_drop=_capabilities(strings(host, "CapDrop")),
+        privileged=boolean(host, "Privileged"),
+        userns=string(host, "UsernsMode"),
+        pid=string(host, "PidMode"),
+        ipc=string(host, "IpcMode"),
+        uts=string(host, "UTSMode"),
+        cgroupns=string(host, "CgroupnsMode"),
+        **_healthcheck(json_object(body, "Healthcheck")),
     )
 
 
@@ -123,29 +124,29 @@ def _mounts(host: Mapping[str, Any]) -> list[str]:
 
 def _mount_fields(mount: Mapping[str, Any]) -> list[str]:
     """One ``Mounts`` entry (Docker's ``mount.Mount``) as ``--mount``'s fields."""
-    kind = _string(mount, "Type")
+    kind = string(mount, "Type")
     if kind not in ("bind", "volume", "tmpfs"):
         raise BadRequest(f'invalid mount config for type "{kind}": mount type unknown')
-    fields = [f"type={kind}", f"target={_string(mount, 'Target')}"]
-    if _string(mount, "Source"):
+    fields = [f"type={kind}", f"target={string(mount, 'Target')}"]
+    if string(mount, "Source"):
         fields.append(f"source={mount['Source']}")
-    if _bool(mount, "ReadOnly"):
+    if boolean(mount, "ReadOnly"):
         fields.append("readonly")
-    bind, volume, tmpfs = (_object(mount, key) for key in ("BindOptions", "VolumeOptions", "TmpfsOptions"))
-    if _bool(bind, "NonRecursive"):
+    bind, volume, tmpfs = (json_object(mount, key) for key in ("BindOptions", "VolumeOptions", "TmpfsOptions"))
+    if boolean(bind, "NonRecursive"):
         raise NotImplementedYet("Mounts.BindOptions.NonRecursive is not supported by skiff's Engine API yet")
-    if _string(bind, "Propagation"):
+    if string(bind, "Propagation"):
         fields.append(f"bind-propagation={bind['Propagation']}")
-    if _bool(volume, "NoCopy"):
+    if boolean(volume, "NoCopy"):
         fields.append("volume-nocopy")
     fields += [f"volume-label={k}={v}" for k, v in _str_map(volume, "Labels").items()]
-    driver = _object(volume, "DriverConfig")
-    if _string(driver, "Name"):
+    driver = json_object(volume, "DriverConfig")
+    if string(driver, "Name"):
         fields.append(f"volume-driver={driver['Name']}")
     fields += [f"volume-opt={k}={v}" for k, v in _str_map(driver, "Options").items()]
-    if _int_or_none(tmpfs, "SizeBytes"):
+    if integer_or_none(tmpfs, "SizeBytes"):
         fields.append(f"tmpfs-size={tmpfs['SizeBytes']}")
-    if _int_or_none(tmpfs, "Mode"):
+    if integer_or_none(tmpfs, "Mode"):
         fields.append(f"tmpfs-mode={tmpfs['Mode']:o}")  # a file mode as a number: the flag's is octal
     return fields
 
@@ -153,9 +154,9 @@ def _mount_fields(mount: Mapping[str, Any]) -> list[str]:
 def _healthcheck(config: Mapping[str, Any]) -> dict[str, Any]:
     """``Config.Healthcheck`` (Docker's ``HealthConfig``, durations in nanoseconds) as the health
     options; the engine merges it with the image's field by field, as dockerd does."""
-    durations = {field: _int_or_none(config, key) or 0 for field, key in (
+    durations = {field: integer_or_none(config, key) or 0 for field, key in (
         ("health_interval", "Interval"), ("health_timeout", "Timeout"), ("health_start_period", "StartPeriod"))}
-    return {"health_test": _strings(config, "Test"), "health_retries": _int_or_none(config, "Retries") or 0,
+    return {"health_test": strings(config, "Test"), "health_retries": integer_or_none(config, "Retries") or 0,
             **durations}
 
 
@@ -171,7 +172,7 @@ def _endpoint(body: Mapping[str, Any], network: str) -> tuple[str | None, list[s
     the container starts on; several networks are refused with Docker 20.10's message."""
     from skiff.api.networking import endpoint_settings
 
-    endpoints = _object(_object(body, "NetworkingConfig"), "EndpointsConfig")
+    endpoints = json_object(json_object(body, "NetworkingConfig"), "EndpointsConfig")
     if len(endpoints) > 1:
         raise BadRequest(f"Container cannot be connected to network endpoints: {', '.join(endpoints)}")
     if not endpoints:
@@ -189,10 +190,10 @@ def _command(body: Mapping[str, Any]) -> tuple[str | None, list[str]]:
     ``--entrypoint`` takes one word: the rest of a longer Entrypoint leads the command, which runs
     the same process. ``[]`` or ``[""]`` resets the image's (``--entrypoint ''``); null keeps it.
     """
-    command = _strslice(body, "Cmd")
+    command = strslice(body, "Cmd")
     if body.get("Entrypoint") is None:
         return None, command
-    entrypoint = _strslice(body, "Entrypoint")
+    entrypoint = strslice(body, "Entrypoint")
     if not entrypoint or entrypoint == [""]:
         return "", command
     return entrypoint[0], [*entrypoint[1:], *command]
@@ -216,7 +217,7 @@ def _network_mode(mode: str) -> str:
 def _publish(host: Mapping[str, Any]) -> list[str]:
     """``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`` -> ``-p 8080:80/tcp``."""
     result = []
-    for port, bindings in _object(host, "PortBindings").items():
+    for port, bindings in json_object(host, "PortBindings").items():
         if bindings is None:
             bindings = []
         if not isinstance(bindings, list):
@@ -237,22 +238,22 @@ def _resources(host: Mapping[str, Any]) -> dict[str, str | bool | None]:
     for key, flag in (("Memory", "memory"), ("MemorySwap", "memory_swap"),
                       ("MemoryReservation", "memory_reservation"), ("CpuShares", "cpu_shares"),
                       ("CpuPeriod", "cpu_period"), ("CpuQuota", "cpu_quota"), ("BlkioWeight", "blkio_weight")):
-        value = _int_or_none(host, key)
+        value = integer_or_none(host, key)
         if value:
             resources[flag] = str(value)
-    nano = _int_or_none(host, "NanoCpus")
+    nano = integer_or_none(host, "NanoCpus")
     if nano:
         resources["cpus"] = str((Decimal(nano) / Decimal(10 ** 9)).normalize())
-    pids = _int_or_none(host, "PidsLimit")
+    pids = integer_or_none(host, "PidsLimit")
     if pids:
         resources["pids_limit"] = str(pids)
-    swappiness = _int_or_none(host, "MemorySwappiness")
+    swappiness = integer_or_none(host, "MemorySwappiness")
     if swappiness is not None and swappiness >= 0:
         resources["memory_swappiness"] = str(swappiness)
     for key, flag in (("CpusetCpus", "cpuset_cpus"), ("CpusetMems", "cpuset_mems")):
-        if _string(host, key):
-            resources[flag] = _string(host, key)
-    if _bool(host, "OomKillDisable"):
+        if string(host, key):
+            resources[flag] = string(host, key)
+    if boolean(host, "OomKillDisable"):
         resources["oom_kill_disable"] = True
     return resources
 
@@ -272,61 +273,14 @@ def _missing(field: str) -> str:
     raise BadRequest(f"{field} is required")
 
 
-def _object(document: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = document.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadRequest(f"{key} must be a JSON object")
-    return value
 
 
-def _string(document: Mapping[str, Any], key: str) -> str:
-    value = document.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadRequest(f"{key} must be a string")
-    return value
 
 
-def _bool(document: Mapping[str, Any], key: str) -> bool:
-    value = document.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadRequest(f"{key} must be true or false")
-    return value
-
-
-def _int_or_none(document: Mapping[str, Any], key: str) -> int | None:
-    value = document.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{key} must be an integer")
-    return value
-
-
-def _strings(document: Mapping[str, Any], key: str) -> list[str]:
-    value = document.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadRequest(f"{key} must be a list of strings")
-    return list(value)
-
-
-def _strslice(document: Mapping[str, Any], key: str) -> list[str]:
-    """Docker's strslice: a list of strings, or one string (one word)."""
-    value = document.get(key)
-    if isinstance(value, str):
-        return [value]
-    return _strings(document, key)
 
 
 def _str_map(document: Mapping[str, Any], key: str) -> dict[str, str]:
-    value = _object(document, key)
+    value = json_object(document, key)
     if not all(isinstance(v, str) for v in value.values()):
         raise BadRequest(f"{key} must map strings to strings")
     return value

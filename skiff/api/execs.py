@@ -19,6 +19,7 @@ from typing import Any
 
 from skiff.api.attach import MULTIPLEXED_STREAM, RAW_STREAM
 from skiff.api.errors import BadRequest, NotImplementedYet
+from skiff.api.fields import boolean, string, strings
 from skiff.api.messages import Hijack, Request, Response
 from skiff.api.server import Context
 from skiff.engine.containers import Container
@@ -73,31 +74,7 @@ def _find(exec_id: str) -> ExecInstance:
     return instance
 
 
-def _strings(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise BadRequest(f"invalid {key}: expected a list of strings")
-    return value
 
-
-def _text(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadRequest(f"invalid {key}: expected a string")
-    return value
-
-
-def _bool(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadRequest(f"invalid {key}: expected a boolean")
-    return value
 
 
 def create(context: Context, request: Request) -> Response:
@@ -105,18 +82,18 @@ def create(context: Context, request: Request) -> Response:
     from skiff.engine.terminal import parse_detach_keys
 
     body = request.json_object()
-    if _bool(body, "Privileged"):
+    if boolean(body, "Privileged"):
         raise NotImplementedYet("exec's Privileged is not served by skiff's Engine API yet")
-    command = _strings(body, "Cmd")
+    command = strings(body, "Cmd")
     if not command:
         raise BadRequest("No exec command specified")
-    detach_keys = _text(body, "DetachKeys")
+    detach_keys = string(body, "DetachKeys")
     parse_detach_keys(detach_keys or None)
-    env, user, workdir, tty = _strings(body, "Env"), _text(body, "User"), _text(body, "WorkingDir"), _bool(body, "Tty")
+    env, user, workdir, tty = strings(body, "Env"), string(body, "User"), string(body, "WorkingDir"), boolean(body, "Tty")
     container, _ = context.engine().exec_process(request.params["id"], command, env, user or None, workdir or None,
                                                  tty)
     instance = ExecInstance(secrets.token_hex(32), container.id, command, env, user, workdir, tty,
-                            _bool(body, "AttachStdin"), _bool(body, "AttachStdout"), _bool(body, "AttachStderr"),
+                            boolean(body, "AttachStdin"), boolean(body, "AttachStdout"), boolean(body, "AttachStderr"),
                             detach_keys)
     with _instances_lock:
         _instances[instance.id] = instance
@@ -149,7 +126,7 @@ def start(context: Context, request: Request) -> Response | Hijack:
     """``{"Detach", "Tty"}``: detached, 200 at once; else Docker's hijacked stream until it ends."""
     instance = _find(request.params["id"])
     body = request.json_object(required=False)
-    detach = _bool(body, "Detach")
+    detach = boolean(body, "Detach")
     with instance.lock:
         if instance.started:
             raise ContainerConflict(f"Error: Exec command {instance.id} has already run")
