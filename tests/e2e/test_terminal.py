@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pty
-import select
 import struct
 import sys
 import termios
@@ -20,87 +18,21 @@ import pytest
 
 from tests.conftest import Skiff
 from tests.e2e.test_lifecycle import inspect, lc  # noqa: F401 - lc is a fixture
+from tests.ptyterm import PtyCommand, killed_at_the_end
 
 ROWS, COLS = 33, 111
 
 
-class Terminal:
+class Terminal(PtyCommand):
     """A skiff command on a pty of its own, as in an interactive shell."""
 
     def __init__(self, skiff: Skiff, *args: str) -> None:
-        self.master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
-        self.before = termios.tcgetattr(slave)
-        self.slave = slave
-        self.pid = os.fork()
-        if self.pid == 0:
-            os.setsid()
-            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-            for fd in (0, 1, 2):
-                os.dup2(slave, fd)
-            os.execve(sys.executable, [sys.executable, "-m", "skiff", *args], skiff.env)
-        self.output = b""
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def read_until(self, text: str, timeout: float = 15) -> str:
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.output:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{text!r} did not appear in {self.output!r}"
-            if select.select([self.master], [], [], min(left, 0.2))[0]:
-                try:
-                    self.output += os.read(self.master, 4096)
-                except OSError:  # EIO: the command has closed the terminal
-                    break
-        assert text.encode() in self.output, f"{text!r} did not appear in {self.output!r}"
-        return self.output.decode(errors="replace")
-
-    def drain(self, seconds: float) -> None:
-        """Read whatever comes for ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            if select.select([self.master], [], [], left)[0]:
-                try:
-                    self.output += os.read(self.master, 4096)
-                except OSError:
-                    return
-
-    def wait(self, timeout: float = 20) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                return os.waitstatus_to_exitcode(status)
-            assert time.monotonic() < deadline, "the skiff command did not exit"
-            with_data = select.select([self.master], [], [], 0.05)[0]
-            if with_data:
-                try:
-                    self.output += os.read(self.master, 4096)
-                except OSError:
-                    pass
-
-    def restored(self) -> bool:
-        """The terminal's modes are what they were before skiff put it in raw mode."""
-        return termios.tcgetattr(self.slave) == self.before
-
-    def close(self) -> None:
-        for fd in (self.master, self.slave):
-            os.close(fd)
+        super().__init__([sys.executable, "-m", "skiff", *args], skiff.env, ROWS, COLS)
 
 
 @pytest.fixture
-def terminals() -> Iterator[list[Terminal]]:
-    made: list[Terminal] = []
-    yield made
-    for t in made:
-        try:
-            os.kill(t.pid, 9)
-            os.waitpid(t.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        t.close()
+def terminals() -> Iterator[list[PtyCommand]]:
+    yield from killed_at_the_end([])
 
 
 def open_terminal(terminals: list[Terminal], skiff: Skiff, *args: str) -> Terminal:
