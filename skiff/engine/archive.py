@@ -55,6 +55,7 @@ class ContainerFS(NamedTuple):
     mounts: tuple[tuple[str, int], ...]   # (target in the container, fd of its source), longest first
     name: str                             # the container as the client named it (for messages)
     devices: frozenset[int] = frozenset()  # devices of its mounts a directory walk may enter
+    any_device: bool = False              # the host's side of ``skiff cp``: a walk enters every mount
 
 
 class PathStat(NamedTuple):
@@ -328,22 +329,26 @@ def stream_tar(write: Any) -> Iterator[bytes]:
         raise failure[0]
 
 
-def write_path(fs: ContainerFS, path: str, out: IO[bytes]) -> None:
+def write_path(fs: ContainerFS, path: str, out: IO[bytes], top: str | None = None) -> None:
     """The tar of ``path`` (a file, a link or a directory with everything below it); an empty
-    one when the path went away since its stat (as an entry that goes during a walk is skipped)."""
+    one when the path went away since its stat (as an entry that goes during a walk is skipped).
+    ``top``: the name of its top entry, when ``skiff cp`` renames it (Docker's RebaseArchiveEntries)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         try:
             parent, name = open_parent(fs, path)
         except ContainerPathNotFound:
             return
         try:
-            _add(tar, parent, name, tar_name(path), _crossable(fs, clean(path)))
+            _add(tar, parent, name, top or tar_name(path), _crossable(fs, clean(path)))
         finally:
             os.close(parent)
 
 
-def _crossable(fs: ContainerFS, top: str) -> frozenset[int]:
-    """Devices a walk may enter: the root's, and the container's mounts' (not /proc, /sys)."""
+def _crossable(fs: ContainerFS, top: str) -> frozenset[int] | None:
+    """Devices a walk may enter: the root's, and the container's mounts' (not /proc, /sys);
+    None: every one."""
+    if fs.any_device:
+        return None
     devices = {os.fstat(fs.root).st_dev, *fs.devices}
     devices.update(os.fstat(fd).st_dev for _, fd in fs.mounts)
     with contextlib.suppress(SkiffError, OSError):
@@ -353,7 +358,7 @@ def _crossable(fs: ContainerFS, top: str) -> frozenset[int]:
     return frozenset(devices)
 
 
-def _add(tar: tarfile.TarFile, dir_fd: int, name: str, arcname: str, devices: frozenset[int]) -> None:
+def _add(tar: tarfile.TarFile, dir_fd: int, name: str, arcname: str, devices: frozenset[int] | None) -> None:
     """One entry, opened relative to its directory's fd and never through a link; below a
     directory, its entries in name order. An entry gone meanwhile is skipped."""
     try:
@@ -378,7 +383,7 @@ def _add(tar: tarfile.TarFile, dir_fd: int, name: str, arcname: str, devices: fr
 
 
 def _add_directory(tar: tarfile.TarFile, dir_fd: int, name: str, info: tarfile.TarInfo,
-                   devices: frozenset[int]) -> None:
+                   devices: frozenset[int] | None) -> None:
     try:
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
@@ -390,7 +395,7 @@ def _add_directory(tar: tarfile.TarFile, dir_fd: int, name: str, info: tarfile.T
         info.type = tarfile.DIRTYPE
         if info.name:  # "" is export's top: its entries come without a prefix
             tar.addfile(info)
-        if st.st_dev not in devices:
+        if devices is not None and st.st_dev not in devices:
             return  # a mount the container's filesystem does not include (its /proc, /sys)
         for entry in sorted(os.listdir(fd)):
             child = f"{info.name}/{entry}" if info.name else entry
@@ -434,6 +439,19 @@ def _export_root(container: Container) -> int:
 
 
 # --- writing a tar into a path ------------------------------------------------------------------
+
+
+def copy_owner(fs: ContainerFS, user: str) -> tuple[int, int] | None:
+    """Docker's tarCopyOptions (``cp -a``, ``copyUIDGID``): the container's user, looked up in
+    its own passwd and group files; no user: None (the tar's owners are kept)."""
+    from pathlib import Path
+
+    from skiff.engine.users import resolve_user
+
+    if not user:
+        return None
+    found = resolve_user(Path(f"/proc/self/fd/{fs.root}"), user)
+    return found.uid, found.gid
 
 
 class Extraction(NamedTuple):
