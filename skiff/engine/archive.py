@@ -500,7 +500,28 @@ def _open_dir_beneath(dest: int, parts: list[str], name: str) -> int:
         if exc.errno in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR):
             raise ArchiveRefused(f"refusing {name!r} in the archive: its directory is reached through a link")
         if exc.errno == errno.ENOENT:
-            raise ArchiveRefused(f"refusing {name!r} in the archive: its directory is not in the archive")
+            return _make_parents(dest, parts, name)
+        raise
+
+
+def _make_parents(dest: int, parts: list[str], name: str) -> int:
+    """Docker's Untar: an entry whose directories the archive lacks gets them (0755), each made
+    and opened relative to the one above, never through a link."""
+    current = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dest)
+    try:
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=current)
+            try:
+                child = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)
+            except OSError:
+                raise ArchiveRefused(f"refusing {name!r} in the archive: its directory is reached through "
+                                     f"a link") from None
+            os.close(current)
+            current = child
+        return current
+    except BaseException:
+        os.close(current)
         raise
 
 
