@@ -222,7 +222,7 @@ def split_path_dir_entry(path: str) -> tuple[str, str]:
     cleaned = posixpath.normpath(path) if path else "."
     if specifies_current_dir(path):
         cleaned = cleaned.rstrip("/") + "/." if cleaned != "/" else "/."
-    return posixpath.dirname(cleaned) or ".", posixpath.basename(cleaned)
+    return posixpath.dirname(cleaned) or ".", posixpath.basename(cleaned) or cleaned  # Go: Base("/") is "/"
 
 
 def rebase_name(path: str, resolved: str) -> tuple[str, str]:
