@@ -28,6 +28,8 @@ TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 TOKEN_MARGIN_S = 10
 USER_AGENT = "skiff/0.1 (+https://github.com/skiff)"
+# A request's body: bytes, or what makes a fresh stream of it for each try (an upload from a file).
+Content = bytes | Callable[[], Iterator[bytes]] | None
 
 
 @dataclass
@@ -117,14 +119,15 @@ class RegistryClient:
     # --- requests ------------------------------------------------------------
 
     def _send(self, method: str, url: str, headers: dict[str, str] | None = None, stream: bool = False,
-              verify: bool = True, attempts: int | None = None, content: bytes | None = None) -> httpx.Response:
-        """One request, retried on connection errors and 5xx with exponential backoff (a body
-        is bytes, so every try sends it whole)."""
+              verify: bool = True, attempts: int | None = None, content: Content = None) -> httpx.Response:
+        """One request, retried on connection errors and 5xx with exponential backoff (a body is
+        bytes, or a function that gives a new stream of it for every try)."""
         host = httpx.URL(url).netloc.decode()
         attempts = attempts or self.attempts
         for attempt in range(attempts):
             try:
-                request = self._http(host, verify).build_request(method, url, headers=headers, content=content)
+                body = content() if callable(content) else content
+                request = self._http(host, verify).build_request(method, url, headers=headers, content=body)
                 response = self._http(host, verify).send(request, stream=stream)
             except httpx.TransportError as exc:
                 if attempt + 1 == attempts or _is_tls_error(exc):
@@ -138,12 +141,12 @@ class RegistryClient:
         raise AssertionError("unreachable")
 
     def request(self, method: str, path: str, scope: str, headers: dict[str, str] | None = None,
-                stream: bool = False, content: bytes | None = None) -> httpx.Response:
+                stream: bool = False, content: Content = None) -> httpx.Response:
         """A request to ``/v2/<path>`` authorised for ``scope``; 401 is retried once with a fresh token."""
         return self.request_url(method, f"{self.base_url}/v2/{path}", scope, headers, stream, content)
 
     def request_url(self, method: str, url: str, scope: str, headers: dict[str, str] | None = None,
-                    stream: bool = False, content: bytes | None = None) -> httpx.Response:
+                    stream: bool = False, content: Content = None) -> httpx.Response:
         """A request to a URL of the registry (an upload's ``Location``) authorised for ``scope``
         (several scopes: separated by spaces, each its own ``scope`` in the token request)."""
         for renew in (False, True):

@@ -20,7 +20,9 @@ import hashlib
 import json
 import sys
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, NamedTuple, TextIO
+import os
+from collections.abc import Callable, Iterator
+from typing import IO, Any, NamedTuple, TextIO
 
 import httpx
 
@@ -31,13 +33,14 @@ from skiff.image.store import Image, ImageStore, LayerInfo
 from skiff.paths import Paths
 from skiff.registry import auth
 from skiff.registry import manifest as mf
-from skiff.registry.client import RegistryClient, _error_codes
+from skiff.registry.client import Content, RegistryClient, _error_codes
 from skiff.registry.config import RegistryConfig
 from skiff.registry.progress import Reporter, reporter_for
 
 PARALLEL_UPLOADS = 5            # dockerd's max-concurrent-uploads
-MONOLITHIC_MAX = 16 << 20       # a blob up to this size goes in one PUT
-CHUNK_SIZE = 16 << 20           # a larger one in PATCH chunks of this size
+MONOLITHIC_MAX = 32 << 20       # a blob up to this size goes in one PUT
+CHUNK_SIZE = 32 << 20           # a larger one in PATCH chunks of this size (each streamed from the file)
+READ_SIZE = 1 << 20
 RESUMES = 4                     # times one upload is resumed after a failed chunk
 
 OCI_CONFIG, DOCKER_CONFIG = mf.CONFIG_TYPES
@@ -190,9 +193,8 @@ class _Push:
             raise RegistryError(f"layer {layer.digest} of {self.image.short_id} is missing from the local store; "
                                 f"pull or load the image again") from None
         with blob:
-            def read(offset: int, size: int) -> bytes:
-                blob.seek(offset)
-                return blob.read(size)
+            def read(offset: int, size: int) -> Callable[[], Iterator[bytes]]:
+                return lambda: _file_range(blob, offset, size)
 
             status = self._push_blob(layer.digest, layer.blob_size, read, short)
         self.reporter.layer_status(short, status, final=True)
@@ -213,7 +215,7 @@ class _Push:
         if location is None:
             location = self._start_upload()
         if size <= MONOLITHIC_MAX:
-            self._finish_upload(location, digest, read(0, size), short)
+            self._finish_upload(location, digest, read(0, size), size, short)
         else:
             self._chunked_upload(location, digest, size, read, short)
         return "Pushed"
@@ -258,27 +260,41 @@ class _Push:
             raise self._error(response)
         return self._absolute(response.headers["location"])
 
-    def _finish_upload(self, location: str, digest: str, data: bytes, short: str | None) -> None:
+    def _finish_upload(self, location: str, digest: str, data: Content, size: int, short: str | None) -> None:
         """The closing ``PUT ?digest=`` (with the whole blob: a monolithic upload)."""
         url = str(httpx.URL(location).copy_merge_params({"digest": digest}))
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
-        response = self.client.request_url("PUT", url, self.scope, headers, content=data)
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        response = self.client.request_url("PUT", url, self.scope, headers, content=self._counted(data, short))
         response.read()
         if response.status_code not in (201, 204):
             raise self._error(response)
-        if short is not None and data:
-            self.reporter.layer_bytes(short, len(data))
+
+    def _counted(self, data: Content, short: str | None) -> Content:
+        """The body, its bytes reported as they go (a layer's bar)."""
+        if short is None or not callable(data):
+            if short is not None and isinstance(data, bytes) and data:
+                self.reporter.layer_bytes(short, len(data))
+            return data
+        source = data
+
+        def stream() -> Iterator[bytes]:
+            for chunk in source():
+                self.reporter.layer_bytes(short, len(chunk))
+                yield chunk
+        return stream
 
     def _chunked_upload(self, location: str, digest: str, size: int, read: Any, short: str | None) -> None:
         """``PATCH`` chunks with their ``Content-Range``; after a failed one, ask the registry
         how much it holds (``GET`` the upload: its ``Range``) and go on from there."""
         offset, resumes = 0, 0
         while offset < size:
-            chunk = read(offset, min(CHUNK_SIZE, size - offset))
-            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
-                       "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
+            length = min(CHUNK_SIZE, size - offset)
+            chunk = read(offset, length)
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length),
+                       "Content-Range": f"{offset}-{offset + length - 1}"}
             try:
-                response = self.client.request_url("PATCH", location, self.scope, headers, content=chunk)
+                response = self.client.request_url("PATCH", location, self.scope, headers,
+                                                   content=self._counted(chunk, short))
                 response.read()
                 if response.status_code != 202:
                     raise self._error(response)
@@ -291,10 +307,8 @@ class _Push:
                 offset = self._upload_offset(location)
                 continue
             location = self._absolute(response.headers.get("location") or location)
-            offset += len(chunk)
-            if short is not None:
-                self.reporter.layer_bytes(short, len(chunk))
-        self._finish_upload(location, digest, b"", None)
+            offset += length
+        self._finish_upload(location, digest, b"", 0, None)
 
     def _upload_offset(self, location: str) -> int:
         """How many bytes of the upload the registry holds (its ``Range: 0-N``)."""
@@ -425,6 +439,19 @@ def build_manifest(image: Image, config: bytes, family: str) -> Manifest | None:
                 "layers": layers}
     # Docker's own manifests are indented by three spaces; any JSON will do, this one is Docker's.
     return Manifest(json.dumps(document, indent=3).encode(), kind)
+
+
+def _file_range(blob: IO[bytes], offset: int, size: int) -> Iterator[bytes]:
+    """``size`` bytes of an open file from ``offset``, read as they are sent."""
+    position = offset
+    left = size
+    while left > 0:
+        data = os.pread(blob.fileno(), min(READ_SIZE, left), position)
+        if not data:
+            raise RegistryError(f"{getattr(blob, 'name', 'a blob')} is shorter than its record says")
+        position += len(data)
+        left -= len(data)
+        yield data
 
 
 def _short(digest: str) -> str:

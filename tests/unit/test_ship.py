@@ -113,3 +113,47 @@ def test_push_progress_is_dockers_json() -> None:
     assert sent[3] == {"status": "Pushed", "progressDetail": {}, "id": "abc"}
     assert sent[4:] == [{"status": "1: digest: sha256:d size: 527"},
                         {"progressDetail": {}, "aux": {"Tag": "1", "Digest": "sha256:d", "Size": 527}}]
+
+
+def test_chunked_upload_resumes_from_the_registrys_offset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PATCH chunks with their Content-Range; a chunk the registry fails is sent again from the
+    offset it reports (GET of the upload: ``Range: 0-N``); the closing PUT carries the digest."""
+    import httpx
+
+    from skiff.image.reference import parse_reference
+    from skiff.registry import pusher
+    from skiff.registry.client import RegistryClient
+    from skiff.registry.config import RegistryConfig
+    from skiff.registry.progress import Reporter
+
+    monkeypatch.setattr(pusher, "CHUNK_SIZE", 10)
+    data = bytes(range(35))
+    received = bytearray()
+    seen: list[str] = []
+    failed = [False]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.headers.get('content-range', '')}")
+        if request.method == "PATCH":
+            start = int(request.headers["content-range"].split("-")[0])
+            assert start == len(received)
+            if start == 10 and not failed[0]:
+                failed[0] = True
+                received.extend(request.content[:4])  # the registry kept part of it, then failed
+                return httpx.Response(500)
+            received.extend(request.content)
+            return httpx.Response(202, headers={"Location": "/v2/r/blobs/uploads/u1?_state=x",
+                                                "Range": f"0-{len(received) - 1}"})
+        if request.method == "GET":
+            return httpx.Response(204, headers={"Range": f"0-{len(received) - 1}"})
+        assert request.method == "PUT" and request.url.params["digest"] == "sha256:d" and request.content == b""
+        return httpx.Response(201)
+
+    client = RegistryClient("reg.test", RegistryConfig(), transport=httpx.MockTransport(handler),
+                            attempts=1, backoff_s=0, base_url="https://reg.test")
+    client._pinged = True
+    push = pusher._Push(None, client, parse_reference("reg.test/r:1"), None, Reporter())  # type: ignore[arg-type]
+    push._chunked_upload("https://reg.test/v2/r/blobs/uploads/u1", "sha256:d", len(data),
+                         lambda offset, size: data[offset:offset + size], None)
+    assert bytes(received) == data
+    assert seen == ["PATCH 0-9", "PATCH 10-19", "GET ", "PATCH 14-23", "PATCH 24-33", "PATCH 34-34", "PUT "]
