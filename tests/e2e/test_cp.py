@@ -122,6 +122,12 @@ def test_into_a_container(sk: Skiff, box: str, tmp_path: Path) -> None:
     assert _cat(sk, box, "/data/src/deep/b.txt") == "B\n"
     sk.ok("cp", f"{src}/.", f"{box}:/data/copy")                # its contents, as a new directory
     assert _cat(sk, box, "/data/copy/deep/b.txt") == "B\n"
+    (tmp_path / "hostlink").symlink_to(src / "a.txt")
+    sk.ok("cp", str(tmp_path / "hostlink"), f"{box}:/data/")     # a host link without -L: the link
+    assert subprocess.run([sys.executable, "-m", "skiff", "cp", f"{box}:/data/hostlink", "-"], env=sk.env,
+                          capture_output=True, check=True).stdout.count(str(src / "a.txt").encode()) == 1
+    sk.ok("cp", "-L", str(tmp_path / "hostlink"), f"{box}:/data/followed")  # -L: the host file it names
+    assert _cat(sk, box, "/data/followed") == "A\n"
     sk.ok("cp", str(src / "a.txt"), f"{box}:/vol/")             # the volume at the path gets it
     listing = tarfile.open(fileobj=io.BytesIO(subprocess.run(
         [sys.executable, "-m", "skiff", "cp", f"{box}:/data/sub/a.txt", "-"], env=sk.env, capture_output=True,
