@@ -123,9 +123,12 @@ def test_a_link_swapped_during_cli_copies_never_leads_out(sk: Skiff, host_dir: P
           f"i=0; while [ $i -lt 300 ]; do i=$((i+1)); done; rm -rf /root/sw; ln -s {host_dir} /root/sw; "
           f"i=0; while [ $i -lt 30 ]; do i=$((i+1)); done; done")
     (tmp_path / "planted").write_text("x")
+    inside = 0
     for _ in range(25):
         result = _cp(sk, "swap:/root/sw/secret", "-")
         assert b"HOST-SECRET" not in result.stdout
+        inside += result.returncode == 0 and b"inside" in result.stdout
         _cp(sk, str(tmp_path / "planted"), "swap:/root/sw/")
         _cp(sk, str(tmp_path / "planted"), "swap:/root/sw/planted")
     _untouched(host_dir)
+    assert inside > 0   # the copies did meet the directory (and so ran)
