@@ -103,6 +103,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 # --- history -------------------------------------------------------------------------------------
 
 HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_TABLE_RAW = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"  # -H=false
 HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                    "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT", "Tags": "TAGS"}
 HISTORY_TYPE = "*formatter.historyContext"
@@ -138,12 +139,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     except ImageNotFound:
         raise ImageNotFound(f"No such image: {args.image}") from None
     rows = [history_row(entry, human=args.human, trunc=not args.no_trunc) for entry in entries]
-    fmt = args.format or HISTORY_TABLE
+    default = HISTORY_TABLE if args.human else HISTORY_TABLE_RAW
+    fmt = args.format or default
     if args.quiet:
         fmt = "{{.ID}}"
     elif fmt == "table":
-        fmt = HISTORY_TABLE
-    listing.print_rows(fmt, rows, HISTORY_HEADERS, HISTORY_TABLE, HISTORY_TYPE)
+        fmt = default
+    listing.print_rows(fmt, rows, HISTORY_HEADERS, default, HISTORY_TYPE)
     return 0
 
 

@@ -157,7 +157,11 @@ def copy_to_container(engine: Engine, name: str, src: str, dst: str, archive_mod
     try:
         container = engine.find(name)
     except ContainerNotFound:
-        raise _no_such_path(name, dst) from None
+        # Docker's client goes on as if the destination did not exist and meets the 404 when
+        # it puts the archive: its words name the directory it would have unpacked into.
+        if src == "-":
+            raise CopyError(f'destination "{name}:{dst}" must be a directory') from None
+        raise _no_such_path(name, prepare_copy(copy_info_source(src, follow_link), CopyInfo(dst))[0]) from None
     with archive.opened(container, name, writable=True) as fs:
         dst_info = CopyInfo(dst)
         found = _maybe_stat(fs, dst)
@@ -245,7 +249,7 @@ def prepare_copy(src: CopyInfo, dst: CopyInfo) -> tuple[str, str | None]:
     if dst.exists and dst.is_dir:
         return dst.path, src.rebase_name or None
     if dst.exists and src.is_dir:
-        raise CopyError("cannot copy a directory")
+        raise CopyError("cannot copy directory")
     if not dst.exists and not src.is_dir and asserts_directory(dst.path):
         raise CopyError("no such directory")
     return dst_dir, dst_base

@@ -80,14 +80,15 @@ def push(paths: Paths, ref: str, all_tags: bool = False, quiet: bool = False, ou
         print(f"Using default tag: {raw.with_default_tag().tag}", file=out, flush=True)
     reference = raw if all_tags else raw.with_default_tag()
     store = ImageStore(paths)
-    tags = local_tags(store, reference, all_tags)
     reporter = reporter_for(out, quiet) if reporter is None else reporter
     reporter.transfer_status = "Pushing"
     config = RegistryConfig.load()
     creds = credentials if credentials is not None else auth.lookup(reference.domain)
     digests = []
     try:
+        # As dockerd: the repository is named first, then the local tags are looked up.
         reporter.header(f"The push refers to repository [{reference.name}]")
+        tags = local_tags(store, reference, all_tags)
         with RegistryClient(config.endpoint_host(reference.domain), config, creds) as client:
             for tagged, image in tags:
                 pushed = _Push(store, client, tagged, image, reporter).run()
@@ -106,13 +107,14 @@ def push(paths: Paths, ref: str, all_tags: bool = False, quiet: bool = False, ou
 
 def local_tags(store: ImageStore, reference: Reference, all_tags: bool) -> list[tuple[Reference, Image]]:
     """The tags to push and their images; Docker's words when there is none."""
-    if all_tags:
-        found = [(ref, store.get(image_id)) for ref, image_id in store.repository_tags(reference.name)]
-    else:
-        found = [(reference, store.get(str(reference)))] if store.exists(str(reference)) else []
-    if not found:
+    every = [(ref, store.get(image_id)) for ref, image_id in store.repository_tags(reference.name)]
+    if not every:
         raise ImageNotFound(f"An image does not exist locally with the tag: {reference.familiar_name}")
-    return found
+    if all_tags:
+        return every
+    if not store.exists(str(reference)):
+        raise ImageNotFound(f"tag does not exist: {reference.familiar}")
+    return [(reference, store.get(str(reference)))]
 
 
 def _remember(store: ImageStore, image: Image, tagged: Reference, digest: str) -> None:

@@ -80,7 +80,7 @@ def test_out_of_a_container_errors(sk: Skiff, box: str, tmp_path: Path) -> None:
     cases = [
         ((f"{box}:/nope", str(tmp_path)), f"skiff: No such container:path: {box}:/nope"),
         (("ghost:/data", str(tmp_path)), "skiff: No such container:path: ghost:/data"),
-        ((f"{box}:/data", str(tmp_path / "file")), "skiff: cannot copy a directory"),
+        ((f"{box}:/data", str(tmp_path / "file")), "skiff: cannot copy directory"),
         ((f"{box}:/data/f", str(tmp_path / "no/such/dir")),
          f'skiff: invalid output path: directory "{tmp_path}/no/such" does not exist'),
         ((f"{box}:/data/f", str(tmp_path / "newdir") + "/"), "skiff: no such directory"),
@@ -137,7 +137,7 @@ def test_into_a_container(sk: Skiff, box: str, tmp_path: Path) -> None:
     assert volume.read_text() == "A\n"
     errors = [
         ((str(src / "a.txt"), f"{box}:/nodir/"), "skiff: no such directory"),
-        ((str(src), f"{box}:/data/f"), "skiff: cannot copy a directory"),
+        ((str(src), f"{box}:/data/f"), "skiff: cannot copy directory"),
         ((str(src / "a.txt"), f"{box}:/no/such/x"), f"skiff: No such container:path: {box}:/no/such"),
         ((str(tmp_path / "missing"), f"{box}:/data"), f"skiff: lstat {tmp_path}/missing: no such file or directory"),
     ]

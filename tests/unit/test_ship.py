@@ -34,7 +34,7 @@ def test_prepare_copy_follows_dockers_table() -> None:
     assert prepare_copy(file, CopyInfo("/dst/x", True, False)) == ("/dst", "x")        # over a file
     assert prepare_copy(directory, CopyInfo("/dst/new")) == ("/dst", "new")            # a new directory
     assert prepare_copy(file, CopyInfo("/dst/new")) == ("/dst", "new")                 # a new file
-    with pytest.raises(CopyError, match="^cannot copy a directory$"):
+    with pytest.raises(CopyError, match="^cannot copy directory$"):
         prepare_copy(directory, CopyInfo("/dst/x", True, False))
     with pytest.raises(CopyError, match="^no such directory$"):
         prepare_copy(file, CopyInfo("/dst/new/"))
