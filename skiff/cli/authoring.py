@@ -137,7 +137,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     try:
         entries = images.history(paths_from(args), args.image)
     except ImageNotFound:
-        raise ImageNotFound(f"No such image: {args.image}") from None
+        raise ImageNotFound(f"No such image: {_named(args.image)}") from None
     rows = [history_row(entry, human=args.human, trunc=not args.no_trunc) for entry in entries]
     default = HISTORY_TABLE if args.human else HISTORY_TABLE_RAW
     fmt = args.format or default
@@ -147,6 +147,18 @@ def cmd_history(args: argparse.Namespace) -> int:
         fmt = default
     listing.print_rows(fmt, rows, HISTORY_HEADERS, default, HISTORY_TYPE)
     return 0
+
+
+def _named(ref: str) -> str:
+    """An image as Docker's daemon names one it lacks: ``busybox`` is ``busybox:latest``."""
+    from skiff.image.reference import is_image_id, parse_reference
+
+    if is_image_id(ref):
+        return ref
+    try:
+        return parse_reference(ref).with_default_tag().familiar
+    except SkiffError:
+        return ref
 
 
 def history_row(entry: dict[str, Any], human: bool = True, trunc: bool = True,

@@ -201,5 +201,5 @@ def test_export_diff_and_history(sk: Skiff, tmp_path: Path) -> None:
     assert full_id.startswith("sha256:") and size.isdigit() and created[:2] == "20" and "T" in created
     assert sk.ok("history", "-q", "busybox").strip() == image_id
     missing = sk("history", "nope")
-    assert (missing.returncode, missing.stderr.strip()) == (1, "skiff: No such image: nope")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "skiff: No such image: nope:latest")
     assert sk("diff", "ghost").returncode == 1 and sk("export", "ghost").returncode == 1
