@@ -144,12 +144,12 @@ def _write(text: str) -> None:
 
 PHASE_WIDTH = max(len(p) for p in PHASES)
 INDENT = " " * (PHASE_WIDTH + 13)
-VALUE_LIMIT = 200
+VALUE_LIMIT = 400
 
 
 def format_text(phase: str, what: str, call: str, args: Mapping[str, object] | None, ms: float) -> str:
     """``phase  ms  what`` and, below it, ``call(key=value, ...)``."""
-    line = f"{phase:<{PHASE_WIDTH}} {ms:8.2f} ms  {what}\n"
+    line = f"{phase:<{PHASE_WIDTH}} {ms:8.2f} ms  {short_ids(what)}\n"
     rendered = ", ".join(f"{key}={render(value)}" for key, value in (args or {}).items())
     if call:
         composite = " " in call or "(" in call  # "open_tree + move_mount": arguments after a colon

@@ -199,7 +199,8 @@ class Runtime:
                 os.close(pidfd)
         _reap_if_child(record["pid"])
         if explain.on:
-            explain.step(explain.TEARDOWN, f"kill what is left of the container (pid {record['pid']}) and reap it",
+            explain.step(explain.TEARDOWN, f"kill what is left of the container (pid {record['pid']}) and reap it: its "
+                         "namespaces, and the mounts in them, go with their last process",
                          "pidfd_send_signal + waitpid", {"pid": record["pid"], "signal": "SIGKILL"})
         if record.get("cgroupsPath") and not _rmdir_all(record.get("cgroupDirs")):
             from skiff.cgroups import open as open_cgroup
