@@ -131,13 +131,27 @@ def _now() -> int:
 
 
 def _write(text: str) -> None:
-    """One write(2): lines of two processes never interleave. Explaining never fails a container."""
+    """One write(2): lines of two processes never interleave. Explaining never fails a container.
+
+    SIGPIPE is blocked around the write: the init runs with it at its default (fatal) action, and
+    a reader that has gone (``2>&1 | head``) must end the explanation, not the container.
+    """
+    import _signal  # built in: importable after pivot_root too
+
     data = text.encode(errors="replace")
+    held = _signal.pthread_sigmask(_signal.SIG_BLOCK, {_SIGPIPE})
     try:
         while data:
             data = data[os.write(_fd, data):]
     except OSError:
-        pass
+        if _SIGPIPE not in held and _SIGPIPE in _signal.sigpending():
+            _signal.sigtimedwait({_SIGPIPE}, 0)  # ours: taken back before the mask is restored
+        close()
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, held)
+
+
+_SIGPIPE = 13
 
 
 # --- formatting (pure: tests/unit/test_explain.py) ---------------------------------------------

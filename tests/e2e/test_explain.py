@@ -110,3 +110,22 @@ def test_explain_never_takes_the_image_or_the_commands_words(user: Installed) ->
     assert "pivot_root" in result.stderr
     bad = user("run", "--explain=yaml", "busybox", "true")
     assert bad.returncode == 125 and "argument --explain: ignored explicit argument 'yaml'" in bad.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_explanation_not_the_process(user: Installed) -> None:  # noqa: F811
+    """``skiff exec --explain ... 2>&1 | head``: the exec child runs with SIGPIPE fatal (and, unlike the
+    init, is not a PID 1 that the kernel shields from it); a step it cannot write must not kill it."""
+    cid = user.ok("run", "-d", "--network", "none", "busybox", "sleep", "30").strip()
+    command = [str(user.launcher), "exec", "--explain", cid, "echo", "done"]
+    # The child pauses just before its last step (the exec): the reader leaves meanwhile.
+    env = {**user.env, "SKIFF_TEST_PAUSE_BEFORE_EXEC": "0.5"}
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd="/")
+    assert proc.stderr is not None and proc.stdout is not None
+    for line in proc.stderr:
+        if line.startswith(b"security ") and b"non-dumpable" in line:
+            break
+    proc.stderr.close()  # the reader is gone: the child's next step meets EPIPE
+    assert proc.stdout.read() == b"done\n"
+    assert proc.wait(timeout=60) == 0
+    user.ok("rm", "-f", cid)
