@@ -325,8 +325,10 @@ def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str,
     if new:
         linux.unshare(new)
         if explain.on:
-            explain.step(explain.NAMESPACES, f"new {explain.namespace_words(new)} namespaces for the init: from "
-                         "now on it sees its own copy of each", "unshare", {"flags": explain.clone_flags(new)})
+            several = "|" in explain.clone_flags(new)
+            explain.step(explain.NAMESPACES, f"new {explain.namespace_words(new)} namespace{'s' if several else ''} "
+                         f"for the init: from now on it sees its own copy of {'each' if several else 'it'}",
+                         "unshare", {"flags": explain.clone_flags(new)})
     if new & NAMESPACE_FLAGS["network"]:
         linux.set_link_up("lo")
         if explain.on:
@@ -363,8 +365,8 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
     # still receive what the host mounts later under its source.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE if shared else propagation)
     if explain.on:
-        explain.step(explain.MOUNTS, "make every mount of the new mount namespace receive-only: nothing mounted "
-                     "from now on reaches the host", "mount", {"target": "/", "flags": explain.mount_flags(
+        explain.step(explain.MOUNTS, "change the propagation of every mount in the new mount namespace: nothing "
+                     "mounted from now on reaches the host", "mount", {"target": "/", "flags": explain.mount_flags(
                          linux.MS_REC | linux.MS_SLAVE if shared else propagation)})
     linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
     if explain.on:
