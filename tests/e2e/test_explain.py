@@ -129,3 +129,16 @@ def test_a_reader_that_goes_away_ends_the_explanation_not_the_process(user: Inst
     assert proc.stdout.read() == b"done\n"
     assert proc.wait(timeout=60) == 0
     user.ok("rm", "-f", cid)
+
+
+def test_an_init_started_from_the_sealed_interpreter_explains_too(user: Installed) -> None:  # noqa: F811
+    """SKIFF_SEAL_EXE=1: the init is re-executed from a fresh interpreter (skiff.runtime.sealed), which
+    gets the explanation's fd and state through its payload, and still closes the fd before the exec."""
+    result = subprocess.run([str(user.launcher), "run", "--rm", "--explain", "--network", "none", "busybox", "ls",
+                             "/proc/self/fd"], env={**user.env, "SKIFF_SEAL_EXE": "1"}, capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "1", "2", "3"]
+    assert "execveat (sealed) + clone" in result.stderr
+    after_fork = result.stderr.partition("execveat (sealed)")[2]
+    assert "pivot_root(new_root=., put_old=.)" in after_fork and "execve: path=/bin/ls" in after_fork
