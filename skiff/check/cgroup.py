@@ -137,7 +137,8 @@ def _v1_controller(host: Host, setup: Setup, name: str, uses: str) -> Result:
             unified = " (it is in the v2 tree, which holds no limits on a hybrid host)"
         fix = _absent_fix(host, name, setup.mode)
         if unified and setup.unified and name in _words(os.path.join(setup.unified, "cgroup.subtree_control")):
-            fix = f"echo -{name} > {host.shown(setup.unified)}/cgroup.subtree_control (no cgroup may use it), then {fix}"
+            control = f"{host.shown(setup.unified)}/cgroup.subtree_control"
+            fix = f"echo -{name} > {control} (no cgroup may use it), then {fix}"
         return Result(result_name, FAIL if required else WARN, f"no v1 hierarchy{unified}: {uses} fail", fix)
     return Result(result_name, OK, f"mounted at {host.shown(mountpoint)}")
 

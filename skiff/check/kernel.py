@@ -53,7 +53,7 @@ def kernel_version(host: Host) -> Iterator[Result]:
     text = release(host)
     version = parse_release(text)
     if version is None:
-        yield Result("kernel", FAIL, f"cannot read the kernel release ({host.shown(host.path('/proc/sys/kernel/osrelease'))})",
+        yield Result("kernel", FAIL, "cannot read the kernel release (/proc/sys/kernel/osrelease)",
                      "mount proc on /proc")
     elif version[:2] < MIN_KERNEL:
         yield Result("kernel", FAIL, f"{text}: skiff needs Linux {_dotted(MIN_KERNEL)} or later", UPGRADE)
@@ -135,25 +135,24 @@ def _userns_overlay_fix(host: Host, code: int) -> str:
     return "Linux 5.11 or later with CONFIG_OVERLAY_FS"
 
 
-# name -> (what skiff uses it for, required, the Linux release that added it)
+# probe (skiff.check.calls) -> (line name, what skiff uses it for, required, the Linux release that added it)
 SYSCALLS = {
-    "openat2": ("paths inside images and containers resolved in their root", True, "5.6"),
-    "mount_setattr": ("read-only binds and the read-only /sys/fs/cgroup", True, "5.12"),
-    "idmapped_mounts": ("idmapped binds (OCI idmap/ridmap)", False, "5.12"),
+    "openat2": ("openat2", "paths inside images and containers resolved in their root", True, "5.6"),
+    "mount_setattr": ("mount_setattr", "read-only binds and the read-only /sys/fs/cgroup", True, "5.12"),
+    "idmapped_mounts": ("idmapped-mounts", "idmapped binds (OCI idmap/ridmap)", False, "5.12"),
 }
 
 
 def syscalls(host: Host) -> Iterator[Result]:
-    for name, (purpose, required, since) in SYSCALLS.items():
-        code = host.call(name)
-        shown = name.replace("_", "-") if name == "idmapped_mounts" else name
+    for probe, (name, purpose, required, since) in SYSCALLS.items():
+        code = host.call(probe)
         if code == 0:
-            yield Result(shown, OK, purpose)
+            yield Result(name, OK, purpose)
         elif code in (errno.EPERM, errno.EACCES) and host.euid != 0:
-            yield Result(shown, WARN, f"cannot be probed without root: {purpose}", "run skiff check as root")
+            yield Result(name, WARN, f"cannot be probed without root: {purpose}", "run skiff check as root")
         else:
-            yield Result(shown, FAIL if required else WARN, f"{strerror(code)}: {purpose}",
-                         _syscall_fix(host, name, code, since))
+            yield Result(name, FAIL if required else WARN, f"{strerror(code)}: {purpose}",
+                         _syscall_fix(host, probe, code, since))
 
 
 def _syscall_fix(host: Host, name: str, code: int, since: str) -> str:
@@ -162,8 +161,10 @@ def _syscall_fix(host: Host, name: str, code: int, since: str) -> str:
     if code in (errno.EPERM, errno.EACCES):
         return f"a seccomp filter or LSM refuses {name}: run skiff outside that sandbox (or --privileged)"
     if name == "idmapped_mounts" and code == errno.EINVAL:
-        where = host.fstype(host.skiff_root) or "its filesystem"
-        return f"put the skiff root on a filesystem that supports idmapped mounts (ext4, xfs, btrfs, tmpfs; not {where})"
+        from skiff.check.host import existing_ancestor
+
+        where = host.fstype(existing_ancestor(host.skiff_root)) or "its filesystem"
+        return f"put the skiff root on a filesystem with idmapped mounts (ext4, xfs, btrfs, tmpfs; not {where})"
     if name == "idmapped_mounts" and code == errno.ENOSPC:
         return "sysctl -w user.max_user_namespaces=15000"
     return f"Linux {since} or later"

@@ -99,7 +99,8 @@ def disk(host: Host) -> Iterator[Result]:
         yield Result("disk", FAIL, detail + ": an overlay upper directory cannot be on overlayfs",
                      "put the skiff root on another filesystem (--root, SKIFF_ROOT; a volume in a container)")
     elif free < DISK_FAIL:
-        yield Result("disk", FAIL, detail + ": pulls and containers' writes will fail", "free space, or --root elsewhere")
+        yield Result("disk", FAIL, detail + ": pulls and containers' writes will fail",
+                     "free space, or --root elsewhere")
     elif free < DISK_WARN:
         yield Result("disk", WARN, detail + ": little room for images", "free space, or --root elsewhere")
     else:

@@ -313,12 +313,12 @@ def test_no_overlay_in_a_user_namespace_warns(tmp_path: Path) -> None:
     ("openat2", errno.ENOSYS, FAIL, "Linux 5.6 or later"),
     ("mount_setattr", errno.ENOSYS, FAIL, "Linux 5.12 or later"),
     ("mount_setattr", errno.EPERM, FAIL, "a seccomp filter or LSM refuses mount_setattr"),
-    ("idmapped_mounts", errno.EINVAL, WARN, "put the skiff root on a filesystem that supports idmapped mounts"),
+    ("idmapped_mounts", errno.EINVAL, WARN, "put the skiff root on a filesystem with idmapped mounts"),
     ("idmapped_mounts", errno.ENOSYS, WARN, "Linux 5.12 or later"),
 ])
 def test_a_missing_or_refused_system_call(tmp_path: Path, call: str, code: int, status: str, fix: str) -> None:
     results = check(FakeHost(healthy_tree(tmp_path), calls={call: code}))
-    name = call.replace("_", "-") if call == "idmapped_mounts" else call
+    name = {"idmapped_mounts": "idmapped-mounts"}.get(call, call)
     assert not_ok(results) == {name: status}
     assert results[name].fix.startswith(fix)
     assert errno.errorcode[code] in results[name].detail
