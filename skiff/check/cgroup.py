@@ -72,13 +72,12 @@ def cgroups(host: Host) -> Iterator[Result]:
 
 
 def delegation(host: Host, setup: Setup) -> Result:
-    """Whether this process may make the containers' cgroups under the parent, in every hierarchy:
-    the deepest directory of the parent that exists is writable (and, on v2, the subtree_control
-    files skiff may have to add controllers to)."""
-    tops = [setup.unified] if setup.mode == "v2" else [h.mountpoint for h in setup.v1]
+    """Whether this process may make the containers' cgroups under the parent, in every hierarchy a
+    container joins (on a hybrid host the v2 tree too): the deepest directory of the parent that
+    exists is writable (and, on v2, the subtree_control files skiff may have to add controllers to)."""
+    tops = [h.mountpoint for h in setup.v1] + ([setup.unified] if setup.unified else [])  # hybrid: both
     refused = []
     for top in tops:
-        assert top is not None
         existing = [d for d in _chain(top, host.cgroup_parent) if os.path.isdir(d)]
         needed = [existing[-1]] + ([os.path.join(d, "cgroup.subtree_control") for d in existing]
                                    if setup.mode == "v2" else [])

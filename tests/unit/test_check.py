@@ -240,6 +240,13 @@ def test_cgroup_delegation(tmp_path: Path) -> None:
     assert as_user.status == WARN and "uid 1000 may not write /sys/fs/cgroup" in as_user.detail
 
 
+def test_hybrid_delegation_counts_the_v2_tree_too(tmp_path: Path) -> None:
+    """On a hybrid host a container also joins its directory in the v2 tree."""
+    tree = healthy_tree(tmp_path, "hybrid")
+    result = check(FakeHost(tree, read_only=("/sys/fs/cgroup/unified",)))["cgroup.delegation"]
+    assert result.status == FAIL and result.detail.startswith("/sys/fs/cgroup/unified is read-only")
+
+
 # --- the kernel ---------------------------------------------------------------------------------
 
 
