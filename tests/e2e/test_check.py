@@ -15,10 +15,6 @@ import pytest
 from skiff.cgroups.detect import detect
 from tests.e2e.test_installed import Installed, launcher  # noqa: F401 - launcher is a fixture
 
-# Lines whose status depends on how this host is set up; every other one must be ok here.
-HOST_DEPENDENT = {"subuid", "subgid", "net.ipv4.ip_forward"}
-
-
 @pytest.fixture
 def user(launcher: Path, skiff_env: dict[str, str]) -> Installed:  # noqa: F811 - the imported fixture
     return Installed(launcher, skiff_env)
@@ -52,8 +48,41 @@ def _controller_here(name: str) -> bool:
     return setup.v1_mount(name) is not None
 
 
+def _sysctl(key: str) -> str | None:
+    try:
+        return Path("/proc/sys", key.replace(".", "/")).read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _loads(soname: str) -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL(soname)
+    except OSError:
+        return False
+    return True
+
+
+# a line -> the value of its knob that makes it warn
+USERNS_WARN = {"userns.max_user_namespaces": ("user.max_user_namespaces", "0"),
+               "userns.unprivileged_clone": ("kernel.unprivileged_userns_clone", "0"),
+               "userns.apparmor": ("kernel.apparmor_restrict_unprivileged_userns", "1")}
+
+
 def expected_status(name: str) -> str:
     """What this host should get for ``name``, from its own files."""
+    if name == "kernel":
+        release = tuple(int(n) for n in os.uname().release.split("-")[0].split(".")[:2])
+        return "ok" if release >= (6, 6) else "warn"
+    if name in USERNS_WARN:
+        key, bad = USERNS_WARN[name]
+        return "warn" if _sysctl(key) == bad else "ok"
+    if name == "libnftables":
+        return "ok" if _loads("libnftables.so.1") else "warn"
+    if name == "tini":
+        return "ok" if os.access("/usr/bin/tini-static", os.X_OK) else "warn"
     if name in ("subuid", "subgid"):
         return "ok" if _has_range(name) else "warn"
     if name == "net.ipv4.ip_forward":
