@@ -131,14 +131,14 @@ def _v1_controller(host: Host, setup: Setup, name: str, uses: str) -> Result:
     mountpoint = setup.v1_mount(name)
     result_name = f"cgroup.{name}"
     if mountpoint is None:
-        unified = ""
-        if setup.unified and name in _words(os.path.join(setup.unified, "cgroup.controllers")):
-            unified = " (it is in the v2 tree, which holds no limits on a hybrid host)"
+        unified = setup.unified
+        in_v2 = unified is not None and name in _words(os.path.join(unified, "cgroup.controllers"))
+        where = " (it is in the v2 tree, which holds no limits on a hybrid host)" if in_v2 else ""
         fix = _absent_fix(host, name, setup.mode)
-        if unified and setup.unified and name in _words(os.path.join(setup.unified, "cgroup.subtree_control")):
-            control = f"{host.shown(setup.unified)}/cgroup.subtree_control"
-            fix = f"echo -{name} > {control} (no cgroup may use it), then {fix}"
-        return Result(result_name, FAIL if required else WARN, f"no v1 hierarchy{unified}: {uses} fail", fix)
+        if unified is not None and name in _words(os.path.join(unified, "cgroup.subtree_control")):
+            # the kernel moves a controller to a v1 hierarchy only once no v2 cgroup uses it
+            fix = f"echo -{name} > {host.shown(unified)}/cgroup.subtree_control (no cgroup may use it), then {fix}"
+        return Result(result_name, FAIL if required else WARN, f"no v1 hierarchy{where}: {uses} fail", fix)
     return Result(result_name, OK, f"mounted at {host.shown(mountpoint)}")
 
 
