@@ -24,8 +24,11 @@ class Host:
                  debug: bool = False) -> None:
         self.root = os.fspath(root)
         self.skiff_root = os.fspath(skiff_root)
-        self.cgroup_parent = (cgroup_parent if cgroup_parent is not None
-                              else os.environ.get("SKIFF_CGROUP_PARENT", "skiff")).strip("/") or "skiff"
+        if cgroup_parent is None:
+            from skiff.engine.plan import cgroup_parent as engine_parent
+
+            cgroup_parent = engine_parent()
+        self.cgroup_parent = cgroup_parent.strip("/")
         self.euid = os.geteuid() if euid is None else euid
         self.user = user if user is not None else _user_name(self.euid)
         self.debug = debug  # a probe that breaks raises (``skiff --debug check``) instead of becoming a line
