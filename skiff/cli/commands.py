@@ -26,6 +26,7 @@ MODULES: dict[str, str] = {
     "info": "system", "version": "system", "update": "lifecycle", "system": "system",
     "events": "events",
     "cp": "authoring", "export": "authoring", "diff": "authoring", "history": "authoring", "push": "authoring",
+    "check": "check",
 }
 
 
