@@ -75,6 +75,7 @@ def put(context: Context, request: Request) -> Response:
     try:
         ref, path = request.params["id"], _path(request)
         container = context.engine().find(ref)
+        archive.check_writable(container, path)
         with archive.opened(container, ref, writable=True) as fs:
             owner = archive.copy_owner(fs, container.data["Config"].get("User") or "") if request.flag("copyUIDGID") else None
             archive.extract(fs, path, body, archive.Extraction(request.flag("noOverwriteDirNonDir"), owner))

@@ -441,6 +441,23 @@ def _export_root(container: Container) -> int:
 # --- writing a tar into a path ------------------------------------------------------------------
 
 
+def check_writable(container: Container, path: str) -> None:
+    """Docker's containerExtractToDir: a copy into a volume or bind mount needs a writable one;
+    anywhere else, a root filesystem that is not read-only (``--read-only``)."""
+    wanted = clean(path)
+    for mount in sorted(container.data.get("Mounts") or [], key=lambda m: -len(str(m.get("Destination") or ""))):
+        target = mount.get("Destination")
+        if not isinstance(target, str) or not target.startswith("/"):
+            continue
+        target = clean(target)
+        if wanted == target or wanted.startswith(target.rstrip("/") + "/"):
+            if not mount.get("RW", True):
+                raise ArchiveRefused("mounted volume is marked read-only")
+            return
+    if (container.data.get("HostConfig") or {}).get("ReadonlyRootfs"):
+        raise ArchiveRefused("container rootfs is marked read-only")
+
+
 def copy_owner(fs: ContainerFS, user: str) -> tuple[int, int] | None:
     """Docker's tarCopyOptions (``cp -a``, ``copyUIDGID``): the container's user, looked up in
     its own passwd and group files; no user: None (the tar's owners are kept)."""

@@ -178,10 +178,12 @@ def copy_to_container(engine: Engine, name: str, src: str, dst: str, archive_mod
         if src == "-":
             if not dst_info.is_dir:
                 raise CopyError(f'destination "{name}:{dst}" must be a directory')
+            archive.check_writable(container, dst_info.path)
             _extract(fs, name, dst_info.path, stdin if stdin is not None else _stdin(), how)
             return
         info = copy_info_source(src, follow_link)
         dst_dir, top = prepare_copy(info, dst_info)
+        archive.check_writable(container, dst_dir)
         with _piped(lambda out: write_host_path(info.path, out, top)) as tar:
             _extract(fs, name, dst_dir, tar, how)
 

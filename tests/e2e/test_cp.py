@@ -203,3 +203,15 @@ def test_export_diff_and_history(sk: Skiff, tmp_path: Path) -> None:
     missing = sk("history", "nope")
     assert (missing.returncode, missing.stderr.strip()) == (1, "skiff: No such image: nope:latest")
     assert sk("diff", "ghost").returncode == 1 and sk("export", "ghost").returncode == 1
+
+
+def test_read_only_root_and_volumes(sk: Skiff, tmp_path: Path) -> None:
+    """As Docker's daemon: a --read-only container takes copies into its writable volumes only."""
+    sk.ok("create", "--name", "ro", "--read-only", "-v", "rw-vol:/rw", "-v", "ro-vol:/ro:ro", "busybox", "true")
+    (tmp_path / "f").write_text("x")
+    for dest, message in (("ro:/tmp/", "skiff: container rootfs is marked read-only"),
+                          ("ro:/ro/", "skiff: mounted volume is marked read-only")):
+        result = sk("cp", str(tmp_path / "f"), dest)
+        assert (result.returncode, result.stderr.strip()) == (1, message), dest
+    sk.ok("cp", str(tmp_path / "f"), "ro:/rw/")
+    assert (Path(sk.root) / "volumes/rw-vol/_data/f").read_text() == "x"
