@@ -69,18 +69,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_to_file(container: object, output: str) -> None:
-    """As Docker's client: the file is created (truncated) first, then written as the tar comes."""
+def _export_to_file(container: Any, output: str) -> None:
+    """As Docker's client (command.CopyToFile): the path checked first, the tar written to a
+    temporary file beside it, renamed over it when complete."""
+    import os
+    import tempfile
+
     from skiff.engine import archive
+    from skiff.engine.copying import validate_output_path
+    from skiff.errors import InvalidArgument
 
     try:
-        out = open(output, "wb")
-    except OSError as exc:
-        from skiff.errors import InvalidArgument
-
-        raise InvalidArgument(f"failed to export container: {exc.strerror}: {output}") from None
-    with out:
-        archive.export(container, out)  # type: ignore[arg-type]
+        validate_output_path(output)
+    except SkiffError as exc:
+        raise InvalidArgument(f"failed to export container: {exc.message}") from None
+    directory = os.path.dirname(os.path.abspath(output))
+    fd, temp = tempfile.mkstemp(prefix=".docker_temp_", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            archive.export(container, out)
+        os.chmod(temp, 0o644)
+        os.rename(temp, output)
+    except BaseException:
+        os.unlink(temp)
+        raise
 
 
 def add_diff_flags(p: argparse.ArgumentParser) -> None:

@@ -203,6 +203,9 @@ def test_export_diff_and_history(sk: Skiff, tmp_path: Path) -> None:
     missing = sk("history", "nope")
     assert (missing.returncode, missing.stderr.strip()) == (1, "skiff: No such image: nope:latest")
     assert sk("diff", "ghost").returncode == 1 and sk("export", "ghost").returncode == 1
+    bad = sk("export", "-o", str(tmp_path / "no/such/fs.tar"), "chg")
+    assert (bad.returncode, bad.stderr.strip()) == (
+        1, f'skiff: failed to export container: invalid output path: directory "{tmp_path}/no/such" does not exist')
 
 
 def test_read_only_root_and_volumes(sk: Skiff, tmp_path: Path) -> None:

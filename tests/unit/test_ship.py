@@ -157,3 +157,41 @@ def test_chunked_upload_resumes_from_the_registrys_offset(monkeypatch: pytest.Mo
                          lambda offset, size: data[offset:offset + size], None)
     assert bytes(received) == data
     assert seen == ["PATCH 0-9", "PATCH 10-19", "GET ", "PATCH 14-23", "PATCH 24-33", "PATCH 34-34", "PUT "]
+
+
+def test_a_registry_refusing_oci_gets_docker_schema_2(tmp_path: object) -> None:
+    """The manifest a registry refuses (400 MANIFEST_INVALID) is offered in the other family."""
+    import httpx
+
+    from skiff.image.reference import parse_reference
+    from skiff.registry import manifest as mf
+    from skiff.registry import pusher
+    from skiff.registry.client import RegistryClient
+    from skiff.registry.config import RegistryConfig
+    from skiff.registry.progress import Reporter
+
+    offered: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD":
+            return httpx.Response(200)   # the config is there already
+        assert request.method == "PUT" and request.url.path == "/v2/r/manifests/1"
+        offered.append(request.headers["content-type"])
+        if request.headers["content-type"] == mf.OCI_MANIFEST:
+            return httpx.Response(400, json={"errors": [{"code": "MANIFEST_INVALID", "message": "oci"}]})
+        return httpx.Response(201)
+
+    class Store:
+        def config_bytes(self, image_id: str) -> bytes:
+            return b"{}"
+
+        def extra_blobs(self, image_id: str) -> list[str]:
+            return []
+
+    client = RegistryClient("reg.test", RegistryConfig(), transport=httpx.MockTransport(handler), attempts=1,
+                            backoff_s=0, base_url="https://reg.test")
+    client._pinged = True
+    image = _image([])
+    push = pusher._Push(Store(), client, parse_reference("reg.test/r:1"), image, Reporter())  # type: ignore[arg-type]
+    pushed = push._push_image(image, "1")  # type: ignore[arg-type]
+    assert offered == [mf.OCI_MANIFEST, mf.DOCKER_MANIFEST] and pushed.media_type == mf.DOCKER_MANIFEST
