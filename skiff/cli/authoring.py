@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_cp_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--archive", action="store_true", help="archive mode (copy all uid/gid information)")
     p.add_argument("-L", "--follow-link", action="store_true", help="always follow symbol link in SRC_PATH")
-    p.add_argument("source", metavar="SRC")
-    p.add_argument("dest", metavar="DEST")
+    p.add_argument("source", metavar="SRC_PATH")
+    p.add_argument("dest", metavar="DEST_PATH")
     p.set_defaults(func=cmd_cp, exit_codes=EXIT_CODES)
 
 

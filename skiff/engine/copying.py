@@ -70,10 +70,13 @@ def copy(engine: Engine, source: str, dest: str, *, archive_mode: bool = False, 
         raise CopyError("copying between containers is not supported")
     if not src_container and not dst_container:
         raise CopyError("must specify at least one container source")
-    if src_container:
-        copy_from_container(engine, src_container, src_path, dst_path, follow_link, stdout)
-    else:
-        copy_to_container(engine, dst_container, src_path, dst_path, archive_mode, follow_link, stdin)
+    try:
+        if src_container:
+            copy_from_container(engine, src_container, src_path, dst_path, follow_link, stdout)
+        else:
+            copy_to_container(engine, dst_container, src_path, dst_path, archive_mode, follow_link, stdin)
+    except OSError as exc:   # a host file that cannot be read or written: Docker's client's status, 1
+        raise CopyError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
 
 
 def _no_such_path(container: str, path: str) -> NotFound:
@@ -112,8 +115,8 @@ def copy_from_container(engine: Engine, name: str, src: str, dst: str, follow_li
         info = CopyInfo(src, True, bool(found.mode & archive.GO_DIR), rebase)
         dst_info = copy_info_destination(dst)
         dst_dir, top = prepare_copy(info, dst_info)
-        with _piped(lambda out: archive.write_path(fs, src, out, top=top)) as tar:
-            archive.extract(_host(), dst_dir, tar, archive.Extraction(True, (os.getuid(), os.getgid())))
+        with _piped(lambda out: archive.write_path(fs, src, out, top=top)) as tar, host_fs() as host:
+            archive.extract(host, dst_dir, tar, archive.Extraction(True, (os.getuid(), os.getgid())))
 
 
 def _stat(fs: archive.ContainerFS, name: str, path: str) -> archive.PathStat:
@@ -306,22 +309,21 @@ def copy_info_destination(path: str) -> CopyInfo:
 # --- the host side -------------------------------------------------------------------------------
 
 
-def _host() -> archive.ContainerFS:
-    """The host's ``/`` as a ContainerFS: host paths through the same fd-based code. Its fd is
-    held by this module for the life of the process (one ``cp`` per process)."""
-    global _HOST_ROOT
-    if _HOST_ROOT is None:
-        _HOST_ROOT = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    return archive.ContainerFS(_HOST_ROOT, (), "host", frozenset(), any_device=True)
-
-
-_HOST_ROOT: int | None = None
+@contextlib.contextmanager
+def host_fs() -> Iterator[archive.ContainerFS]:
+    """The host's ``/`` as a ContainerFS: host paths go through the same fd-based code (a walk
+    enters every mount, as Docker's client archives)."""
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield archive.ContainerFS(root, (), "host", frozenset(), any_device=True)
+    finally:
+        os.close(root)
 
 
 def write_host_path(path: str, out: IO[bytes], top: str | None) -> None:
-    """The host path as a tar (TarResourceRebase): its top entry named ``top`` (else its own
-    name), every mount below it entered, as Docker's client archives."""
-    archive.write_path(_host(), path, out, top=top)
+    """The host path as a tar (TarResourceRebase): its top entry named ``top``, else its own name."""
+    with host_fs() as host:
+        archive.write_path(host, path, out, top=top)
 
 
 def _absolute(path: str) -> str:
@@ -338,13 +340,15 @@ def _absolute(path: str) -> str:
 def _piped(write: Callable[[IO[bytes]], None]) -> Iterator[IO[bytes]]:
     """The tar ``write`` makes, readable as it is written (a thread writes into a pipe)."""
     chunks = archive.stream_tar(write)
-    reader = _ChunkReader(chunks)
     try:
-        yield reader  # type: ignore[misc]
+        yield _ChunkReader(chunks)  # type: ignore[misc]
     finally:
-        with contextlib.suppress(Exception):
-            while reader.read(archive.CHUNK):
-                pass  # let the writer finish (and so close its fds) before the copy's fds go
+        # Closing the stream closes the pipe's read end and joins the writer (stopped by EPIPE
+        # if the copy ended early), so its fds are done with before the copy's are closed.
+        close = getattr(chunks, "close", None)   # a generator's
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
 
 
 class _ChunkReader:
