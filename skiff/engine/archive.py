@@ -217,7 +217,9 @@ def open_parent(fs: ContainerFS, path: str) -> tuple[int, str]:
     """The directory holding ``path`` (links on the way followed inside the root) and the final
     name, which is not followed; ``"."`` for the root itself."""
     whole = clean(path)
-    if wants_directory(path) or whole == "/":
+    # A stopped container's mount target may not exist in its overlay yet (Docker's daemon makes
+    # it when it mounts): the mount's source itself stands for it.
+    if wants_directory(path) or whole == "/" or any(whole == target for target, _ in fs.mounts):
         return open_in_root(fs, path, os.O_PATH | os.O_DIRECTORY), "."
     parent, name = posixpath.split(whole)
     return open_in_root(fs, parent, os.O_PATH | os.O_DIRECTORY), name

@@ -218,3 +218,21 @@ def test_read_only_root_and_volumes(sk: Skiff, tmp_path: Path) -> None:
         assert (result.returncode, result.stderr.strip()) == (1, message), dest
     sk.ok("cp", str(tmp_path / "f"), "ro:/rw/")
     assert (Path(sk.root) / "volumes/rw-vol/_data/f").read_text() == "x"
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_a_bind_mount_at_the_path_is_where_files_go(sk: Skiff, tmp_path: Path, running: bool) -> None:
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    (bind / "from-host").write_text("h\n")
+    if running:
+        sk.ok("run", "-d", "--name", "bnd", "--network", "none", "-v", f"{bind}:/mnt/b", "busybox", "sleep", "300")
+    else:
+        sk.ok("create", "--name", "bnd", "-v", f"{bind}:/mnt/b", "busybox", "true")
+    (tmp_path / "in.txt").write_text("in\n")
+    sk.ok("cp", str(tmp_path / "in.txt"), "bnd:/mnt/b/")
+    assert (bind / "in.txt").read_text() == "in\n"
+    assert _cat(sk, "bnd", "/mnt/b/from-host") == "h\n"
+    out = tmp_path / "out"
+    sk.ok("cp", "bnd:/mnt/b", str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["from-host", "in.txt"]
