@@ -26,7 +26,8 @@ import select
 import stat
 
 from skiff import linux
-from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, PathEscape, SkiffError, SyscallError
+from skiff.errors import (BundleError, CommandNotExecutable, CommandNotFound, PathEscape, RuntimeError_, SkiffError,
+                          SyscallError)
 from skiff.runtime import mounts
 from skiff.runtime.jsonlite import dumps, loads
 from skiff.runtime.runtime import EXEC_FIFO
@@ -443,37 +444,53 @@ def _enter_cwd(cwd: str, create: bool = True) -> None:
 
 
 def _set_user_and_capabilities(process: dict[str, Any]) -> None:
-    """Bounding set first (needs CAP_SETPCAP), then the ids keeping caps, then the sets themselves."""
+    """Bounding set first (needs CAP_SETPCAP), then the ids keeping caps, then the sets themselves.
+
+    No ``capabilities`` object means none at all, as with runc (the spec makes it optional).
+    A capability this kernel does not know is ignored (runc warns and ignores it too); one it
+    knows but this runtime lacks (a VM withholding CAP_SYS_RESOURCE) fails as with runc:
+    "unable to apply caps", unless it is asked only in the bounding set, which cannot grow.
+    """
     user = process.get("user", {})
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    caps = process.get("capabilities")
-    if caps is not None:
-        bounding = capability_mask(caps.get("bounding", []))
-        last_cap = _last_cap()
-        for number in range(last_cap + 1):
-            if not bounding & (1 << number):
-                linux.prctl(linux.PR_CAPBSET_DROP, number)
-        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    caps = process.get("capabilities") or {}
+    last_cap = _last_cap()
+    known = (1 << (last_cap + 1)) - 1
+    bounding = capability_mask(caps.get("bounding") or [])
+    for number in range(last_cap + 1):
+        if not bounding & (1 << number):
+            linux.prctl(linux.PR_CAPBSET_DROP, number)
+    linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    _, available, _ = linux.capget()  # the runtime's own: what can be handed on
     try:
         os.setgroups([int(g) for g in user.get("additionalGids", [])])
         os.setgid(gid)
         os.setuid(uid)
     except OSError as exc:
         raise SyscallError("setuid/setgid", exc.errno or errno.EPERM, f"uid={uid} gid={gid}") from None
-    if caps is None:
-        return
-    _, available, _ = linux.capget()
-    # A capability this runtime lacks (this VM withholds CAP_SYS_RESOURCE) cannot be handed on.
-    permitted = capability_mask(caps.get("permitted", [])) & available
-    effective = capability_mask(caps.get("effective", [])) & permitted
-    inheritable = capability_mask(caps.get("inheritable", [])) & available
-    linux.capset(effective, permitted, inheritable)
-    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
-    ambient = capability_mask(caps.get("ambient", [])) & permitted & inheritable
-    for number in range(64):
-        if ambient & (1 << number):
-            linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
+    permitted = capability_mask(caps.get("permitted") or []) & known
+    effective = capability_mask(caps.get("effective") or []) & known
+    inheritable = capability_mask(caps.get("inheritable") or []) & known
+    ambient = capability_mask(caps.get("ambient") or []) & known
+    try:
+        linux.capset(effective, permitted, inheritable)
+        linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
+        for number in range(last_cap + 1):
+            if ambient & (1 << number):
+                linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
+    except SyscallError as exc:
+        raise _caps_error(exc.errno, (permitted | effective | inheritable | ambient) & ~available) from None
     linux.prctl(linux.PR_SET_KEEPCAPS, 0)
+
+
+def _caps_error(errno_: int, withheld: int) -> RuntimeError_:
+    """runc's words, and a hint naming the capabilities asked for that this runtime lacks."""
+    from skiff.runtime.spec import CAPABILITIES
+
+    names = [name for name, number in CAPABILITIES.items() if withheld & (1 << number)]
+    hint = (f"this host's bounding set lacks {', '.join(names)}: ask for it in the bounding set only, "
+            "or not at all") if names else None
+    return RuntimeError_(f"unable to apply caps: {os.strerror(errno_).lower()}", hint=hint)
 
 
 def _last_cap() -> int:

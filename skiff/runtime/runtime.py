@@ -221,6 +221,8 @@ class Runtime:
             raise ContainerNotRunning(f"cannot exec in container {cid}: it is not running")
         check_process(process, "exec process")
         check_security_labels(process, {})
+        if "capabilities" not in process:  # runc's exec: the container's own, not none (nor all)
+            process = {**process, "capabilities": record.get("config", {}).get("process", {}).get("capabilities")}
         if process.get("terminal") and not console_socket:
             raise InvalidArgument("process.terminal is set: a --console-socket is required")
         pid = self._fork_exec(cid, record, process, stdio, console_socket)
@@ -676,11 +678,10 @@ def _pid_ns_for_sealed(pid_ns: dict[str, Any] | None) -> tuple[str, Any] | None:
 
 
 def _bounding_of(process: dict[str, Any]) -> int:
-    """The bounding set a process object asks for (no capabilities object: it keeps ours, all)."""
+    """The bounding set a process object asks for (no capabilities object: none, as with runc)."""
     from skiff.runtime.spec import capability_mask
 
-    caps = process.get("capabilities")
-    return ~0 if caps is None else capability_mask(caps.get("bounding") or [])
+    return capability_mask((process.get("capabilities") or {}).get("bounding") or [])
 
 
 def _bounding_of_pid(pid: int) -> int:
