@@ -471,15 +471,17 @@ def _set_user_and_capabilities(process: dict[str, Any]) -> None:
     permitted = capability_mask(caps.get("permitted") or []) & known
     effective = capability_mask(caps.get("effective") or []) & known
     inheritable = capability_mask(caps.get("inheritable") or []) & known
-    ambient = capability_mask(caps.get("ambient") or []) & known
     try:
         linux.capset(effective, permitted, inheritable)
-        linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
-        for number in range(last_cap + 1):
-            if ambient & (1 << number):
-                linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
     except SyscallError as exc:
-        raise _caps_error(exc.errno, (permitted | effective | inheritable | ambient) & ~available) from None
+        raise _caps_error(exc.errno, (permitted | effective | inheritable) & ~available) from None
+    # The kernel raises only what is permitted and inheritable; runc skips the rest without a
+    # word (`runc spec` itself asks ambient caps it leaves out of the inheritable set).
+    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
+    ambient = capability_mask(caps.get("ambient") or []) & permitted & inheritable
+    for number in range(last_cap + 1):
+        if ambient & (1 << number):
+            linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
     linux.prctl(linux.PR_SET_KEEPCAPS, 0)
 
 

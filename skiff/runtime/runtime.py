@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"  # the init blocks opening it until start
+KILL_WAIT_S = 10.0  # delete --force gives up on an init that outlives SIGKILL so long (runc: 100 x 100 ms)
+THAW_AFTER_S = 1.0  # ... thawing its own freezer cgroup after this much of it
 
 
 class Runtime:
@@ -186,7 +188,19 @@ class Runtime:
             members = self.ps(cid)
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                _wait_pidfd(pidfd, members)
+                deadline = time.monotonic() + KILL_WAIT_S
+                if not _wait_pidfd(pidfd, members, THAW_AFTER_S):
+                    # Frozen: by its own freezer behind our back (thawed here), or by a frozen
+                    # cgroup above it, which is not ours to thaw: give up as runc does.
+                    try:
+                        self._cgroup(cid, record).thaw()
+                    except errors.SkiffError:
+                        pass  # its parent's freezer overrides it: the wait below says so
+                    if not _wait_pidfd(pidfd, members, max(0.0, deadline - time.monotonic())):
+                        raise errors.RuntimeError_(
+                            "container init still running",
+                            hint=f"pid {record['pid']} did not die {KILL_WAIT_S:g}s after SIGKILL: a frozen "
+                                 "cgroup above the container's (freezer) may hold it")
             except ProcessLookupError:
                 pass
             finally:
@@ -871,14 +885,24 @@ def _reap_if_child(pid: int) -> None:
         pass
 
 
-def _wait_pidfd(pidfd: int, reap: list[int] | None = None) -> None:
+def _wait_pidfd(pidfd: int, reap: list[int] | None = None, timeout: float | None = None) -> bool:
+    """Wait until the process of ``pidfd`` has exited (True), or ``timeout`` seconds (False),
+    reaping our children among ``reap`` meanwhile."""
     import select
 
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
-    while not poller.poll(50 if reap else None):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+        if reap:
+            wait_ms = 50 if wait_ms is None else min(wait_ms, 50)
+        if poller.poll(wait_ms):
+            return True
         for pid in reap or []:
             _reap_if_child(pid)
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
 
 
 def _wait_status(pid: int) -> int:

@@ -34,7 +34,9 @@ def caps(names: list[str], ambient: bool = False) -> dict[str, list[str]]:
     return {**sets, "inheritable": list(names) if ambient else [], "ambient": list(names) if ambient else []}
 
 
+KEEP = "as runc spec wrote them"  # ambient too, though not inheritable: the kernel raises none
 CAPABILITY_SETS: dict[str, Any] = {
+    "runc-spec": KEEP,
     "runc-default": caps(RUNC_DEFAULT_CAPS),
     "none": caps([]),
     "empty-object": {},
@@ -72,6 +74,8 @@ def runc_bundle(tmp_path: Path, busybox_rootfs: Path, ids_binary: Path) -> Path:
 
 def configure(bundle: Path, process: dict[str, Any], cgroups_path: str = "") -> None:
     config = json.loads((bundle / "config.json").read_text())
+    if process.get("capabilities") == KEEP:
+        process = {k: v for k, v in process.items() if k != "capabilities"}
     config["process"] = {**config["process"], "terminal": False, **process}
     config["process"] = {k: v for k, v in config["process"].items() if v is not None}
     config["linux"].pop("cgroupsPath", None)
