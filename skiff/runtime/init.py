@@ -448,8 +448,9 @@ def _set_user_and_capabilities(process: dict[str, Any]) -> None:
 
     No ``capabilities`` object means none at all, as with runc (the spec makes it optional).
     A capability this kernel does not know is ignored (runc warns and ignores it too); one it
-    knows but this runtime lacks (a VM withholding CAP_SYS_RESOURCE) fails as with runc:
-    "unable to apply caps", unless it is asked only in the bounding set, which cannot grow.
+    knows but this runtime lacks (a VM withholding CAP_SYS_RESOURCE) is left out, after the
+    runtime's warning (Runtime.create; runc fails there). Sets the kernel refuses otherwise
+    (effective beyond permitted) fail as with runc: "unable to apply caps".
     """
     user = process.get("user", {})
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
@@ -468,13 +469,14 @@ def _set_user_and_capabilities(process: dict[str, Any]) -> None:
         os.setuid(uid)
     except OSError as exc:
         raise SyscallError("setuid/setgid", exc.errno or errno.EPERM, f"uid={uid} gid={gid}") from None
-    permitted = capability_mask(caps.get("permitted") or []) & known
-    effective = capability_mask(caps.get("effective") or []) & known
-    inheritable = capability_mask(caps.get("inheritable") or []) & known
+    permitted = capability_mask(caps.get("permitted") or []) & known & available
+    effective = capability_mask(caps.get("effective") or []) & known & available
+    inheritable = capability_mask(caps.get("inheritable") or []) & known & available
     try:
         linux.capset(effective, permitted, inheritable)
     except SyscallError as exc:
-        raise _caps_error(exc.errno, (permitted | effective | inheritable) & ~available) from None
+        raise RuntimeError_(f"unable to apply caps: {os.strerror(exc.errno).lower()}",
+                            hint="the effective set must be within the permitted one") from None
     # The kernel raises only what is permitted and inheritable; runc skips the rest without a
     # word (`runc spec` itself asks ambient caps it leaves out of the inheritable set).
     linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
@@ -483,16 +485,6 @@ def _set_user_and_capabilities(process: dict[str, Any]) -> None:
         if ambient & (1 << number):
             linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
     linux.prctl(linux.PR_SET_KEEPCAPS, 0)
-
-
-def _caps_error(errno_: int, withheld: int) -> RuntimeError_:
-    """runc's words, and a hint naming the capabilities asked for that this runtime lacks."""
-    from skiff.runtime.spec import CAPABILITIES
-
-    names = [name for name, number in CAPABILITIES.items() if withheld & (1 << number)]
-    hint = (f"this host's bounding set lacks {', '.join(names)}: ask for it in the bounding set only, "
-            "or not at all") if names else None
-    return RuntimeError_(f"unable to apply caps: {os.strerror(errno_).lower()}", hint=hint)
 
 
 def _last_cap() -> int:

@@ -42,11 +42,14 @@ class Runtime:
     """An OCI runtime whose containers keep their state under ``state_root``."""
 
     def __init__(self, state_root: str | os.PathLike[str],
-                 seccomp_cache: str | os.PathLike[str] | None = None) -> None:
+                 seccomp_cache: str | os.PathLike[str] | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
         """``seccomp_cache``: where compiled seccomp filters are kept between containers
-        (seccomp_filter.program); without one, each create compiles its filter, as runc does."""
+        (seccomp_filter.program); without one, each create compiles its filter, as runc does.
+        ``warn``: told what a create goes on without (skiff-oci logs it as runc's warnings)."""
         self._root = os.fspath(state_root)
         self._seccomp_cache = os.fspath(seccomp_cache) if seccomp_cache is not None else None
+        self._warn = warn
 
     @property
     def state_root(self) -> Path:
@@ -70,6 +73,9 @@ class Runtime:
         config = load_config(bundle_path)
         if config["process"].get("terminal") and not console_socket:
             raise InvalidArgument("process.terminal is set: a --console-socket is required")
+        if self._warn is not None:
+            for warning in _withheld_capabilities(config):
+                self._warn(warning)
         state_dir = self._new_state_dir(cid)
         pid = 0
         cgroups: list[Cgroup] = []
@@ -696,6 +702,37 @@ def _bounding_of(process: dict[str, Any]) -> int:
     from skiff.runtime.spec import capability_mask
 
     return capability_mask((process.get("capabilities") or {}).get("bounding") or [])
+
+
+def _withheld_capabilities(config: dict[str, Any]) -> list[str]:
+    """A warning if the process asks for capabilities (beyond the bounding set, which cannot
+    grow) that this runtime lacks, outside a user namespace of its own: the init goes on without
+    them. runc 1.1 fails such a start ("unable to apply caps"); skiff warns instead, so that a
+    config asking for every capability (runtime-tools' process_capabilities) still runs."""
+    from skiff.runtime.spec import CAPABILITIES, capability_mask
+
+    caps = config["process"].get("capabilities") or {}
+    if any(ns.get("type") == "user" for ns in config["linux"].get("namespaces") or []):
+        return []
+    wanted = 0
+    for key in ("effective", "permitted", "inheritable", "ambient"):
+        wanted |= capability_mask(caps.get(key) or [])
+    from skiff import linux
+
+    withheld = wanted & ~linux.capget()[1] & ((1 << (_last_cap() + 1)) - 1)
+    if not withheld:
+        return []
+    names = ", ".join(name for name, number in CAPABILITIES.items() if withheld & (1 << number))
+    return [f"this host withholds {names} from the runtime (not in its bounding set): "
+            "the container runs without"]
+
+
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
 
 
 def _bounding_of_pid(pid: int) -> int:
