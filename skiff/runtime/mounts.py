@@ -318,7 +318,8 @@ def _set_propagation(fd: int, destination: str, propagation: int) -> None:
 def _cgroup(root_fd: int, destination: str, options: list[str]) -> None:
     """The container's cgroups: cgroup2 on a v2 host, else each v1 hierarchy on a tmpfs.
 
-    Read-only unless the options leave ``ro`` out (Docker's ``--privileged``). In a cgroup
+    Read-only unless the options leave ``ro`` out (Docker's ``--privileged``), the tmpfs
+    itself excepted, as with runc. In a cgroup
     namespace a fresh cgroup mount shows the container's own cgroup as its root; without
     one (``--cgroupns host``) a fresh mount would show the host's whole tree, so the
     container's own cgroup directory of each hierarchy is bound instead, as runc does.
@@ -335,15 +336,11 @@ def _cgroup(root_fd: int, destination: str, options: list[str]) -> None:
         linux.mount("tmpfs", fd_path(target_fd), "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
     finally:
         os.close(target_fd)
+    # The tmpfs stays writable, the hierarchies on it read-only when asked: what runc 1.1 (and so
+    # Docker 20.10) shows, tests/oci/test_cgroup_view.py compares.
     for name, fstype, data in hierarchies:
         key = "" if fstype == "cgroup2" else ",".join(sorted(data.split(",")))
         _cgroup_hierarchy(root_fd, posixpath.join(destination, name), name, fstype, data, own.get(key), flags)
-    if flags & linux.MS_RDONLY:
-        target_fd = open_in_root(root_fd, destination)
-        try:
-            linux.mount_setattr(target_fd, "", linux.AT_EMPTY_PATH, attr_set=linux.MOUNT_ATTR_RDONLY)
-        finally:
-            os.close(target_fd)
 
 
 def cgroup_source(name: str, own: str | None) -> str | None:

@@ -86,8 +86,8 @@ def test_the_container_sees_only_its_own_cgroup(root: Path, oci_bundle: Path, cg
     assert int(tasks) <= 3  # sh, cat and wc: not the host's tasks
     assert "unified" not in top.split()  # the hybrid host's cgroup2 tree, which runc leaves out too
     assert mounts
-    for line in mounts:
-        assert "ro" in line.split()[5].split(","), line  # the default spec asks "ro"
+    for line in mounts:  # the default spec asks "ro": the hierarchies are, their tmpfs not (runc's, Docker's)
+        assert ("ro" in line.split()[5].split(",")) == (line.split()[4] != "/sys/fs/cgroup"), line
 
 
 @v1_only
@@ -105,7 +105,9 @@ def test_the_cgroup_mount_is_writable_when_its_options_ask(root: Path, oci_bundl
 @pytest.mark.skipif(not os.path.exists(RUNC), reason="needs runc to compare with")
 def test_the_cgroup_view_matches_runcs(tmp_path: Path, root: Path, oci_bundle: Path) -> None:
     """Which hierarchies show, and what each holds, as runc shows them (cgroupns host)."""
-    write_spec(oci_bundle, ["sh", "-c", "for h in /sys/fs/cgroup/*; do echo $h; ls $h | sort; done"])
+    write_spec(oci_bundle, ["sh", "-c", "for h in /sys/fs/cgroup/*; do echo $h; ls $h | sort; done;"
+                            "sed -n 's|^[0-9]* [0-9]* [0-9:]* [^ ]* \\(/sys/fs/cgroup[^ ]*\\) \\([^ ]*\\) .*|\\1 \\2|p' "
+                            "/proc/self/mountinfo"])
     ours = skiff_oci(root, "run", "-b", str(oci_bundle), "cv4")
     config = json.loads((oci_bundle / "config.json").read_text())
     config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/runc-cv4"
@@ -114,6 +116,7 @@ def test_the_cgroup_view_matches_runcs(tmp_path: Path, root: Path, oci_bundle: P
                             capture_output=True, text=True, timeout=60)
     assert theirs.returncode == 0, theirs.stderr
     assert (ours.returncode, ours.stdout) == (0, theirs.stdout), ours.stderr
+    assert "/sys/fs/cgroup/pids ro," in ours.stdout and "/sys/fs/cgroup rw," in ours.stdout
 
 
 @v1_only
