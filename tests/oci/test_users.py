@@ -165,6 +165,34 @@ def test_a_non_root_container_runs_and_execs_through_skiff_oci_run(tmp_path: Pat
         skiff_oci(root, "delete", "--force", "u3")
 
 
+@pytest.mark.parametrize("user", ["user", "unknown"])
+def test_an_exec_as_a_non_root_user_without_capabilities_as_with_runc(tmp_path: Path, runc_bundle: Path,
+                                                                      user: str) -> None:
+    """runc exec --process with a user of its own and no capabilities, in a container of runc's
+    default capabilities: the same ids, groups and sets."""
+    process_file = tmp_path / "process.json"
+    process_file.write_text(json.dumps({"args": ["sh", "-c", SCRIPT], "cwd": "/", "env": ["PATH=/bin"],
+                                        "user": {**USERS[user], "additionalGids": [10]}, "capabilities": caps([])}))
+    outputs = []
+    for which in ("runc", "skiff"):
+        configure(runc_bundle, {"args": ["sleep", "30"]},
+                  cgroups_path=f"/{CGROUP_PARENT}/runc-u6" if which == "runc" else "")
+        command = [RUNC, "--root", str(tmp_path / "runc-state")] if which == "runc" else [
+            sys.executable, "-m", "skiff.oci.main", "--root", str(tmp_path / "state")]
+        with open(tmp_path / f"{which}-u6.log", "w") as log:
+            started = subprocess.run([*command, "run", "-d", "-b", str(runc_bundle), "u6"], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=log, timeout=60)
+        try:
+            assert started.returncode == 0, (tmp_path / f"{which}-u6.log").read_text()
+            executed = subprocess.run([*command, "exec", "--process", str(process_file), "u6"],
+                                      capture_output=True, text=True, timeout=60)
+            outputs.append((executed.returncode, executed.stdout))
+        finally:
+            subprocess.run([*command, "delete", "--force", "u6"], capture_output=True, timeout=60)
+    assert outputs[0][0] == 0 and outputs[1] == outputs[0]
+    assert f"uid={USERS[user]['uid']},0,0" in outputs[1][1]  # the set-uid helper, without no_new_privs
+
+
 def _host_bounding() -> int:
     with open("/proc/self/status") as f:
         return int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16)
