@@ -28,11 +28,13 @@ def relative_path(cgroups_path: str) -> str:
     """
     if not isinstance(cgroups_path, str) or not cgroups_path.strip("/"):
         raise CgroupError(f"invalid cgroupsPath {cgroups_path!r}: expected a path like /skiff/<id>")
+    if "\0" in cgroups_path:
+        raise CgroupError(f"invalid cgroupsPath {cgroups_path!r}: it holds a NUL byte, which no path may")
     if ":" in cgroups_path:
         raise CgroupError(f"invalid cgroupsPath {cgroups_path!r}: systemd slice notation is not supported",
                           hint="use a path like /skiff/<id>")
     parts = [part for part in cgroups_path.split("/") if part]
-    if any(part in (".", "..") or "\0" in part for part in parts):
+    if any(part in (".", "..") for part in parts):
         raise CgroupError(f"invalid cgroupsPath {cgroups_path!r}: '.' and '..' are not allowed")
     return "/".join(parts)
 

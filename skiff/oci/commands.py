@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # each skiff-oci command is a process of its own: no typing i
 def _runtime(args: argparse.Namespace) -> Runtime:
     from skiff.runtime.runtime import Runtime
 
-    return Runtime(args.root)
+    return Runtime(args.root, warn=args.logger.warning)  # runc's warnings: a log line, the command goes on
 
 
 def spec(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -17,6 +18,18 @@ class Logger:
         self.path = path
         self.fmt = fmt
         self.debug_enabled = debug
+        self._fd = -1
+
+    def open(self) -> None:
+        """Open ``--log`` before the command runs, as runc does: a path that cannot be written
+        fails the command at once (OSError) instead of losing its messages later."""
+        if not self.path:
+            return
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            self.path = None  # the error itself goes to stderr
+            raise OSError(exc.errno, f"open {exc.filename}: {(exc.strerror or '').lower()}") from None
 
     def _write(self, level: str, msg: str) -> None:
         from skiff.runtime.jsonlite import dumps  # json itself costs re and enum: milliseconds a command
@@ -26,10 +39,9 @@ class Logger:
             line = dumps({"level": level, "msg": msg, "time": now})
         else:
             line = f'time="{now}" level={level} msg={dumps(msg)}'
-        if self.path:
+        if self._fd >= 0:
             try:
-                with open(self.path, "a") as f:
-                    f.write(line + "\n")
+                os.write(self._fd, (line + "\n").encode(errors="replace"))
                 return
             except OSError:
                 pass

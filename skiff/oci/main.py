@@ -205,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 1
     args.logger = Logger(args.log, args.log_format, args.debug)
+    try:
+        args.logger.open()
+    except OSError as exc:
+        args.logger.error(exc.strerror or str(exc))
+        return 1
     if args.version:
         print(f"skiff-oci version {VERSION}\nspec: {SPEC_VERSION}")
         return 0

@@ -26,7 +26,8 @@ import select
 import stat
 
 from skiff import explain, linux
-from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, PathEscape, SkiffError, SyscallError
+from skiff.errors import (BundleError, CommandNotExecutable, CommandNotFound, PathEscape, RuntimeError_, SkiffError,
+                          SyscallError)
 from skiff.runtime import mounts
 from skiff.runtime.jsonlite import dumps, loads
 from skiff.runtime.runtime import EXEC_FIFO
@@ -530,19 +531,27 @@ def _enter_cwd(cwd: str, create: bool = True) -> None:
 
 
 def _set_user_and_capabilities(process: dict[str, Any]) -> None:
-    """Bounding set first (needs CAP_SETPCAP), then the ids keeping caps, then the sets themselves."""
+    """Bounding set first (needs CAP_SETPCAP), then the ids keeping caps, then the sets themselves.
+
+    No ``capabilities`` object means none at all, as with runc (the spec makes it optional).
+    A capability this kernel does not know is ignored (runc warns and ignores it too); one it
+    knows but this runtime lacks (a VM withholding CAP_SYS_RESOURCE) is left out, after the
+    runtime's warning (Runtime.create; runc fails there). Sets the kernel refuses otherwise
+    (effective beyond permitted) fail as with runc: "unable to apply caps".
+    """
     user = process.get("user", {})
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    caps = process.get("capabilities")
-    if caps is not None:
-        bounding = capability_mask(caps.get("bounding", []))
-        last_cap = _last_cap()
-        for number in range(last_cap + 1):
-            if not bounding & (1 << number):
-                linux.prctl(linux.PR_CAPBSET_DROP, number)
-        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
-        if explain.on:
-            _explain_bounding(bounding, last_cap)
+    caps = process.get("capabilities") or {}
+    last_cap = _last_cap()
+    known = (1 << (last_cap + 1)) - 1
+    bounding = capability_mask(caps.get("bounding") or [])
+    for number in range(last_cap + 1):
+        if not bounding & (1 << number):
+            linux.prctl(linux.PR_CAPBSET_DROP, number)
+    linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    if explain.on:
+        _explain_bounding(bounding, last_cap)
+    _, available, _ = linux.capget()  # the runtime's own: what can be handed on
     try:
         os.setgroups([int(g) for g in user.get("additionalGids", [])])
         os.setgid(gid)
@@ -552,17 +561,19 @@ def _set_user_and_capabilities(process: dict[str, Any]) -> None:
     if explain.on:
         explain.step(explain.PROCESS, f"become user {uid}, group {gid}", "setgroups + setgid + setuid",
                      {"groups": [int(g) for g in user.get("additionalGids", [])], "gid": gid, "uid": uid})
-    if caps is None:
-        return
-    _, available, _ = linux.capget()
-    # A capability this runtime lacks (this VM withholds CAP_SYS_RESOURCE) cannot be handed on.
-    permitted = capability_mask(caps.get("permitted", [])) & available
-    effective = capability_mask(caps.get("effective", [])) & permitted
-    inheritable = capability_mask(caps.get("inheritable", [])) & available
-    linux.capset(effective, permitted, inheritable)
+    permitted = capability_mask(caps.get("permitted") or []) & known & available
+    effective = capability_mask(caps.get("effective") or []) & known & available
+    inheritable = capability_mask(caps.get("inheritable") or []) & known & available
+    try:
+        linux.capset(effective, permitted, inheritable)
+    except SyscallError as exc:
+        raise RuntimeError_(f"unable to apply caps: {os.strerror(exc.errno).lower()}",
+                            hint="the effective set must be within the permitted one") from None
+    # The kernel raises only what is permitted and inheritable; runc skips the rest without a
+    # word (`runc spec` itself asks ambient caps it leaves out of the inheritable set).
     linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
-    ambient = capability_mask(caps.get("ambient", [])) & permitted & inheritable
-    for number in range(64):
+    ambient = capability_mask(caps.get("ambient") or []) & permitted & inheritable
+    for number in range(last_cap + 1):
         if ambient & (1 << number):
             linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
     linux.prctl(linux.PR_SET_KEEPCAPS, 0)

@@ -318,13 +318,14 @@ def _set_propagation(fd: int, destination: str, propagation: int) -> None:
 def _cgroup(root_fd: int, destination: str, options: list[str]) -> None:
     """The container's cgroups: cgroup2 on a v2 host, else each v1 hierarchy on a tmpfs.
 
-    Read-only unless the options leave ``ro`` out (Docker's ``--privileged``). In a cgroup
+    Read-only unless the options leave ``ro`` out (Docker's ``--privileged``), the tmpfs
+    itself excepted, as with runc. In a cgroup
     namespace a fresh cgroup mount shows the container's own cgroup as its root; without
     one (``--cgroupns host``) a fresh mount would show the host's whole tree, so the
     container's own cgroup directory of each hierarchy is bound instead, as runc does.
     """
     flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC | (linux.MS_RDONLY if "ro" in options else 0)
-    hierarchies = _host_cgroup_hierarchies()
+    hierarchies = host_cgroup_hierarchies()
     own = _own_cgroups()
     target_fd = ensure_in_root(root_fd, destination)
     try:
@@ -335,15 +336,25 @@ def _cgroup(root_fd: int, destination: str, options: list[str]) -> None:
         linux.mount("tmpfs", fd_path(target_fd), "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
     finally:
         os.close(target_fd)
+    # The tmpfs stays writable, the hierarchies on it read-only when asked: what runc 1.1 (and so
+    # Docker 20.10) shows, tests/oci/test_cgroup_view.py compares.
     for name, fstype, data in hierarchies:
         key = "" if fstype == "cgroup2" else ",".join(sorted(data.split(",")))
         _cgroup_hierarchy(root_fd, posixpath.join(destination, name), name, fstype, data, own.get(key), flags)
-    if flags & linux.MS_RDONLY:
-        target_fd = open_in_root(root_fd, destination)
-        try:
-            linux.mount_setattr(target_fd, "", linux.AT_EMPTY_PATH, attr_set=linux.MOUNT_ATTR_RDONLY)
-        finally:
-            os.close(target_fd)
+
+
+def cgroup_source(name: str, own: str | None) -> str | None:
+    """The host directory to bind for one hierarchy, or None where a fresh mount is right.
+
+    ``own`` is the container's cgroup in it, as /proc/self/cgroup shows it. "/": in a
+    cgroup namespace, where a fresh mount shows that cgroup as its root; a ".." means a
+    cgroup outside a joined namespace's root, never to be followed on the host: fresh mount
+    too. Anything else is the host's view (no cgroup namespace): only the container's own
+    cgroup directory is bound, not the hierarchy's root with its neighbours and release_agent.
+    """
+    if own in (None, "/") or ".." in own.split("/"):
+        return None
+    return posixpath.join("/sys/fs/cgroup", name, own.lstrip("/"))
 
 
 def _cgroup_hierarchy(root_fd: int, destination: str, name: str, fstype: str, data: str, own: str | None,
@@ -352,12 +363,10 @@ def _cgroup_hierarchy(root_fd: int, destination: str, name: str, fstype: str, da
     sub_fd = ensure_in_root(root_fd, destination)
     try:
         try:
-            # "/": in a cgroup namespace (a fresh mount shows it as the root); a ".." means a cgroup
-            # outside a joined namespace's root, never to be followed on the host: fresh mount too.
-            if own in (None, "/") or ".." in own.split("/"):
+            host = cgroup_source(name, own)
+            if host is None:
                 linux.mount(fstype, fd_path(sub_fd), fstype, flags, data or None)
-            else:  # the host's view: only the container's own cgroup, not its neighbours'
-                host = posixpath.join("/sys/fs/cgroup", name, own.lstrip("/"))
+            else:
                 linux.mount(host, fd_path(sub_fd), None, linux.MS_BIND | linux.MS_REC)
                 _bound_flags(root_fd, destination, flags)
         except SyscallError as exc:
@@ -392,10 +401,12 @@ def _own_cgroups() -> dict[str, str]:
     return own
 
 
-def _host_cgroup_hierarchies() -> list[tuple[str, str, str]]:
-    """[(name under /sys/fs/cgroup, fstype, mount data)]; empty on a pure cgroup2 host."""
+def host_cgroup_hierarchies(mounts: list[mountinfo.Mount] | None = None) -> list[tuple[str, str, str]]:
+    """[(name under /sys/fs/cgroup, fstype, mount data)] of the v1 hierarchies; empty on a pure
+    cgroup2 host. The cgroup2 tree of a hybrid host (``unified``) is left out, as runc leaves it
+    (so Docker 20.10's containers have none): its controllers are all v1's."""
     found = []
-    for mount in mountinfo.read():
+    for mount in mountinfo.read() if mounts is None else mounts:
         if posixpath.dirname(mount.mount_point) != "/sys/fs/cgroup":
             if mount.mount_point == "/sys/fs/cgroup" and mount.fstype == "cgroup2":
                 return []
@@ -404,8 +415,6 @@ def _host_cgroup_hierarchies() -> list[tuple[str, str, str]]:
             wanted = [o for o in mount.super_options.split(",") if o not in ("rw", "ro")
                       and not o.startswith(("release_agent", "clone_children", "noprefix", "xattr"))]
             found.append((posixpath.basename(mount.mount_point), "cgroup", ",".join(wanted)))
-        elif mount.fstype == "cgroup2":
-            found.append((posixpath.basename(mount.mount_point), "cgroup2", ""))
     return found
 
 

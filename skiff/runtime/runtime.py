@@ -34,17 +34,22 @@ if TYPE_CHECKING:
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"  # the init blocks opening it until start
+KILL_WAIT_S = 10.0  # delete --force gives up on an init that outlives SIGKILL so long (runc: 100 x 100 ms)
+THAW_AFTER_S = 1.0  # ... thawing its own freezer cgroup after this much of it
 
 
 class Runtime:
     """An OCI runtime whose containers keep their state under ``state_root``."""
 
     def __init__(self, state_root: str | os.PathLike[str],
-                 seccomp_cache: str | os.PathLike[str] | None = None) -> None:
+                 seccomp_cache: str | os.PathLike[str] | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
         """``seccomp_cache``: where compiled seccomp filters are kept between containers
-        (seccomp_filter.program); without one, each create compiles its filter, as runc does."""
+        (seccomp_filter.program); without one, each create compiles its filter, as runc does.
+        ``warn``: told what a create goes on without (skiff-oci logs it as runc's warnings)."""
         self._root = os.fspath(state_root)
         self._seccomp_cache = os.fspath(seccomp_cache) if seccomp_cache is not None else None
+        self._warn = warn
 
     @property
     def state_root(self) -> Path:
@@ -68,6 +73,9 @@ class Runtime:
         config = load_config(bundle_path)
         if config["process"].get("terminal") and not console_socket:
             raise InvalidArgument("process.terminal is set: a --console-socket is required")
+        if self._warn is not None:
+            for warning in _withheld_capabilities(config):
+                self._warn(warning)
         state_dir = self._new_state_dir(cid)
         pid = 0
         cgroups: list[Cgroup] = []
@@ -192,7 +200,19 @@ class Runtime:
             members = self.ps(cid)
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                _wait_pidfd(pidfd, members)
+                deadline = time.monotonic() + KILL_WAIT_S
+                if not _wait_pidfd(pidfd, members, THAW_AFTER_S):
+                    # Frozen: by its own freezer behind our back (thawed here), or by a frozen
+                    # cgroup above it, which is not ours to thaw: give up as runc does.
+                    try:
+                        self._cgroup(cid, record).thaw()
+                    except errors.SkiffError:
+                        pass  # its parent's freezer overrides it: the wait below says so
+                    if not _wait_pidfd(pidfd, members, max(0.0, deadline - time.monotonic())):
+                        raise errors.RuntimeError_(
+                            "container init still running",
+                            hint=f"pid {record['pid']} did not die {KILL_WAIT_S:g}s after SIGKILL: a frozen "
+                                 "cgroup above the container's (freezer) may hold it")
             except ProcessLookupError:
                 pass
             finally:
@@ -237,6 +257,8 @@ class Runtime:
             raise ContainerNotRunning(f"cannot exec in container {cid}: it is not running")
         check_process(process, "exec process")
         check_security_labels(process, {})
+        if "capabilities" not in process:  # runc's exec: the container's own, not none (nor all)
+            process = {**process, "capabilities": record.get("config", {}).get("process", {}).get("capabilities")}
         if process.get("terminal") and not console_socket:
             raise InvalidArgument("process.terminal is set: a --console-socket is required")
         pid = self._fork_exec(cid, record, process, stdio, console_socket)
@@ -711,11 +733,41 @@ def _pid_ns_for_sealed(pid_ns: dict[str, Any] | None) -> tuple[str, Any] | None:
 
 
 def _bounding_of(process: dict[str, Any]) -> int:
-    """The bounding set a process object asks for (no capabilities object: it keeps ours, all)."""
+    """The bounding set a process object asks for (no capabilities object: none, as with runc)."""
     from skiff.runtime.spec import capability_mask
 
-    caps = process.get("capabilities")
-    return ~0 if caps is None else capability_mask(caps.get("bounding") or [])
+    return capability_mask((process.get("capabilities") or {}).get("bounding") or [])
+
+
+def _withheld_capabilities(config: dict[str, Any]) -> list[str]:
+    """A warning if the process asks for capabilities (beyond the bounding set, which cannot
+    grow) that this runtime lacks, outside a user namespace of its own: the init goes on without
+    them. runc 1.1 fails such a start ("unable to apply caps"); skiff warns instead, so that a
+    config asking for every capability (runtime-tools' process_capabilities) still runs."""
+    from skiff.runtime.spec import CAPABILITIES, capability_mask
+
+    caps = config["process"].get("capabilities") or {}
+    if any(ns.get("type") == "user" for ns in config["linux"].get("namespaces") or []):
+        return []
+    wanted = 0
+    for key in ("effective", "permitted", "inheritable", "ambient"):
+        wanted |= capability_mask(caps.get(key) or [])
+    from skiff import linux
+
+    withheld = wanted & ~linux.capget()[1] & ((1 << (_last_cap() + 1)) - 1)
+    if not withheld:
+        return []
+    names = ", ".join(name for name, number in CAPABILITIES.items() if withheld & (1 << number))
+    return [f"this host withholds {names} from the runtime (not in its bounding set): "
+            "the container runs without"]
+
+
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
 
 
 def _bounding_of_pid(pid: int) -> int:
@@ -905,14 +957,24 @@ def _reap_if_child(pid: int) -> None:
         pass
 
 
-def _wait_pidfd(pidfd: int, reap: list[int] | None = None) -> None:
+def _wait_pidfd(pidfd: int, reap: list[int] | None = None, timeout: float | None = None) -> bool:
+    """Wait until the process of ``pidfd`` has exited (True), or ``timeout`` seconds (False),
+    reaping our children among ``reap`` meanwhile."""
     import select
 
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
-    while not poller.poll(50 if reap else None):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+        if reap:
+            wait_ms = 50 if wait_ms is None else min(wait_ms, 50)
+        if poller.poll(wait_ms):
+            return True
         for pid in reap or []:
             _reap_if_child(pid)
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
 
 
 def _wait_status(pid: int) -> int:

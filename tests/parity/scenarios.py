@@ -380,6 +380,13 @@ NEW_FLAGS = [
     scenario("group-add", run("--group-add", "10", "-u", "1000", BB, "id")),
     scenario("oom-score-adj", run("--oom-score-adj", "500", BB, "cat", "/proc/self/oom_score_adj")),
     scenario("cgroupns-private", run("--cgroupns", "private", BB, "true")),
+    scenario("cgroup-view", run(BB, "sh", "-c", "ls /sys/fs/cgroup /sys/fs/cgroup/pids; "
+                                "sed -n 's|.* \\(/sys/fs/cgroup[^ ]*\\) \\([^ ,]*\\),.*|\\1 \\2|p' /proc/self/mountinfo")),
+    scenario("cgroup-view-private", run("--cgroupns", "private", BB, "sh", "-c", "ls /sys/fs/cgroup/pids; "
+                                        "sed -n 's|.* \\(/sys/fs/cgroup[^ ]*\\) \\([^ ,]*\\),.*|\\1 \\2|p' "
+                                        "/proc/self/mountinfo")),
+    scenario("user-no-caps", run("-u", "1000:1000", "--cap-drop", "ALL", BB, "sh", "-c", "id; grep Cap /proc/self/status")),
+    scenario("user-unknown", run("-u", "4242:4343", "--group-add", "10", BB, "sh", "-c", "id; grep Cap /proc/self/status")),
     scenario("userns-host", run("--userns", "host", BB, "true")),
     scenario("memory-swappiness",
              run("--memory-swappiness", "0", BB, "cat", "/sys/fs/cgroup/memory/memory.swappiness")),
