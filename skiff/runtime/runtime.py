@@ -297,13 +297,15 @@ class Runtime:
 
     def run(self, cid: str, bundle: str | os.PathLike[str], stdio: tuple[int, int, int] = (0, 1, 2),
             on_created: Callable[[int], None] | None = None,
-            on_exited: Callable[[int], None] | None = None) -> int:
-        """create + start + wait, forwarding signals to the container; its state is deleted at the end.
+            on_exited: Callable[[int], None] | None = None, keep: bool = False) -> int:
+        """create + start + wait, forwarding signals to the container; its state is deleted at the end
+        (``keep``: once started, it stays, stopped, for ``delete``, as with runc's ``run --keep``).
 
         ``on_created(pid)`` runs before the process is released, ``on_exited(status)``
         after it ended but before its cgroup is gone (the moment to ask ``oom_killed``).
         """
         relay = _SignalRelay()  # installed first: a signal during create is held, not lost or fatal
+        started = False
         try:
             relay.pid = self.create(cid, bundle, stdio)
             try:
@@ -311,12 +313,14 @@ class Runtime:
                     on_created(relay.pid)
                 relay.flush()
                 self.start(cid)
+                started = True
                 status = _wait_status(relay.pid)
                 if on_exited:
                     on_exited(status)
                 return status
             finally:
-                self.delete(cid, force=True)
+                if not (keep and started):
+                    self.delete(cid, force=True)
         finally:
             relay.restore()
 
