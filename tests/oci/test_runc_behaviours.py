@@ -215,9 +215,12 @@ def test_a_hook_without_env_gets_the_runtimes_environment(runtimes: Runtimes) ->
     hook.write_text(f'#!/bin/sh\necho "$1 ${{SKIFF_HOOK_PROBE:-unset}} ${{ONLY:-unset}}" >> {out}\n')
     hook.chmod(0o755)
     spec = runtimes.spec(["true"])
+    spec["process"]["env"].append("ONLY=process")
     spec["hooks"] = {"prestart": [{"path": str(hook), "args": ["hook", "no-env"]},
                                   {"path": str(hook), "args": ["hook", "own-env"], "env": ["ONLY=1"]},
                                   {"path": str(hook), "args": ["hook", "empty-env"], "env": []}],
+                     # run by the init: the container process's environment, as runc's init has it
+                     "createContainer": [{"path": str(hook), "args": ["hook", "create-container"]}],
                      "poststop": [{"path": str(hook), "args": ["hook", "poststop"]}]}
     env = {**os.environ, "SKIFF_HOOK_PROBE": "inherited"}
     runtimes.write(spec, "c1")
@@ -228,7 +231,8 @@ def test_a_hook_without_env_gets_the_runtimes_environment(runtimes: Runtimes) ->
                                   env=env)
         assert result.returncode == 0, result.stderr
         lines[name] = out.read_text()
-    expected = "no-env inherited unset\nown-env unset 1\nempty-env unset unset\npoststop inherited unset\n"
+    expected = ("no-env inherited unset\nown-env unset 1\nempty-env unset unset\n"
+                "create-container unset process\npoststop inherited unset\n")
     assert lines == {"runc": expected, "skiff": expected}
 
 
