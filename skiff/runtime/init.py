@@ -289,7 +289,7 @@ def _passwd_home(uid: int) -> str | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > _PASSWD_MAX:
             return None
-        data = os.read(fd, _PASSWD_MAX)
+        data = os.read(fd, st.st_size + 1)
     except OSError:
         return None
     finally:

@@ -329,7 +329,9 @@ def _bind(root_fd: int, entry: dict[str, Any], options: list[str], bundle: str) 
     flags, propagation, _, rro = parse_options(options)
     tree_fd = entry.pop(PREPARED_TREE, None)
     source_fd = entry.pop(SOURCE_FD, None)
-    if tree_fd is None:
+    if tree_fd is not None and source_fd is not None:
+        os.close(source_fd)  # never both (idmapped entries get no source fd); nothing may leak
+    elif tree_fd is None:
         if wants_idmap(entry):
             # Only the runtime, outside any user namespace, can idmap: never mount it unmapped instead.
             raise BundleError(f"bind mount {destination}: its idmapping was not prepared by the runtime")
