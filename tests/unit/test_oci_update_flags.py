@@ -1,4 +1,4 @@
-"""skiff-oci update's flags to linux.resources, as runc 1.1's update.go reads them."""
+"""skiff-oci's pure parts: update's flags to linux.resources as runc 1.1's update.go reads them, spec --rootless."""
 
 from __future__ import annotations
 
@@ -52,3 +52,21 @@ def test_the_parser_takes_runcs_flags_and_no_longer_needs_resources() -> None:
                                  "c1"])
     assert (args.memory, args.cpu_share, args.l3_cache_schema, args.resources) == ("1g", "2", "L3:0=f", None)
     assert _parser().parse_args(["update", "-r", "-", "c1"]).resources == "-"
+
+
+def test_rootless_is_runcs_to_rootless() -> None:
+    from skiff.oci.commands import rootless
+    from skiff.runtime.spec import default_spec
+
+    spec = default_spec()
+    spec["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    spec["mounts"].append({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["uid=5", "mode=755"]})
+    out = rootless(spec, 1234, 5678)
+    assert [ns["type"] for ns in out["linux"]["namespaces"]] == ["pid", "ipc", "uts", "mount", "cgroup", "user"]
+    assert out["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 1234, "size": 1}]
+    assert out["linux"]["gidMappings"] == [{"containerID": 0, "hostID": 5678, "size": 1}]
+    assert [m for m in out["mounts"] if m["destination"] == "/sys"] == [
+        {"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}]
+    devpts = next(m for m in out["mounts"] if m["destination"] == "/dev/pts")
+    assert "gid=5" not in devpts["options"] and "mode=0620" in devpts["options"]
+    assert out["mounts"][-1]["options"] == ["mode=755"] and "resources" not in out["linux"]
