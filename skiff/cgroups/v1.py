@@ -191,6 +191,15 @@ class V1Cgroup(Cgroup):
             fs.write(f"{self._need('cpu')}/cpu.cfs_period_us", cpu["period"])
         if cpu.get("quota") is not None and cpu["quota"] != 0:
             fs.write(f"{self._need('cpu')}/cpu.cfs_quota_us", cpu["quota"] if cpu["quota"] > 0 else -1)
+        # Real-time bandwidth, period first (runc's order); the kernel refuses more runtime than
+        # the parent cgroup grants, and the files exist only with CONFIG_RT_GROUP_SCHED.
+        for key, name in (("realtimePeriod", "cpu.rt_period_us"), ("realtimeRuntime", "cpu.rt_runtime_us")):
+            if cpu.get(key):
+                path = f"{self._need('cpu')}/{name}"
+                if not os.path.exists(path):
+                    raise CgroupError(f"linux.resources.cpu.{key} is not supported on this host: {path} does not "
+                                      "exist (the kernel has no real-time group scheduling)")
+                fs.write(path, cpu[key])
         if cpu.get("cpus"):
             fs.write(f"{self._need('cpuset')}/cpuset.cpus", cpu["cpus"])
         if cpu.get("mems"):

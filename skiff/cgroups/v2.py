@@ -173,6 +173,10 @@ class V2Cgroup(Cgroup):
         fs.write(path, swap - limit)
 
     def _apply_cpu(self, cpu: Mapping[str, Any]) -> None:
+        for key in ("realtimePeriod", "realtimeRuntime"):
+            if cpu.get(key):  # not silently dropped: the limit asked for would not hold
+                raise CgroupError(f"linux.resources.cpu.{key} is not supported on cgroup v2 "
+                                  "(it has no real-time bandwidth limits)")
         if cpu.get("shares"):
             fs.write(f"{self.dir}/cpu.weight", shares_to_weight(cpu["shares"]))
         quota, period = cpu.get("quota"), cpu.get("period")

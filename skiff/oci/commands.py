@@ -33,8 +33,33 @@ def spec(args: argparse.Namespace) -> int:
     config = default_spec()
     config["process"]["terminal"] = True
     config["hostname"] = "skiff"
+    if args.rootless:
+        config = rootless(config, os.geteuid(), os.getegid())
     target.write_text(json.dumps(config, indent=2) + "\n")
     return 0
+
+
+def rootless(config: dict[str, Any], uid: int, gid: int) -> dict[str, Any]:
+    """``config`` made runnable without privileges, as runc's ``spec --rootless`` (specconv.ToRootless):
+    a new user namespace mapping only ``uid``/``gid`` to root, the host's network namespace (a new
+    one would have no way out), /sys bound from the host (sysfs cannot be mounted without owning the
+    network namespace), no uid=/gid= mount options (no other id is mapped), and no cgroup limits."""
+    linux = config["linux"]
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] not in ("network", "user")]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+    mounts = []
+    for mount in config.get("mounts") or []:
+        if os.path.normpath(mount["destination"]) == "/sys":
+            mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
+                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            continue
+        options = [o for o in mount.get("options") or [] if not o.startswith(("gid=", "uid="))]
+        mounts.append({**mount, "options": options})
+    config["mounts"] = mounts
+    linux.pop("resources", None)
+    return config
 
 
 def create(args: argparse.Namespace) -> int:
@@ -57,12 +82,16 @@ def run(args: argparse.Namespace) -> int:
     if args.console_socket or args.pid_file or args.preserve_fds:
         rt.create(args.id, args.bundle, console_socket=args.console_socket, pid_file=args.pid_file,
                   preserve_fds=args.preserve_fds)
+        started = False
         try:
             rt.start(args.id)
+            started = True
             return rt.wait(args.id)
         finally:
-            rt.delete(args.id, force=True)
-    return rt.run(args.id, args.bundle)
+            if not (args.keep and started):
+                rt.delete(args.id, force=True)
+    # --keep: the container stays, stopped, until `delete` (runc's run --keep)
+    return rt.run(args.id, args.bundle, keep=args.keep)
 
 
 def start(args: argparse.Namespace) -> int:
@@ -182,14 +211,22 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def update(args: argparse.Namespace) -> int:
+    """runc's update: ``-r FILE|-`` is the whole update (other flags ignored), else the flags given."""
     import json
     from pathlib import Path
 
-    try:
-        text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
-        resources = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(f"resources {args.resources} are not valid JSON: {exc}") from None
+    from skiff.oci.update_flags import RDT_FLAGS, RESOURCE_FLAGS, check_rdt_flags, resources_from_flags
+
+    flags = {flag: getattr(args, flag.replace("-", "_")) for flag in (*RESOURCE_FLAGS, *RDT_FLAGS)}
+    check_rdt_flags(flags)  # runc checks these whatever else is given
+    if args.resources:
+        try:
+            text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
+            resources = json.loads(text)
+        except ValueError as exc:
+            raise InvalidArgument(f"resources {args.resources} are not valid JSON: {exc}") from None
+    else:
+        resources = resources_from_flags(flags)
     _runtime(args).update(args.id, resources)
     return 0
 

@@ -90,7 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     command("pause", c.pause, "freeze a container").add_argument("id")
     command("resume", c.resume, "thaw a paused container").add_argument("id")
     update = command("update", c.update, "change a container's resource limits")
-    update.add_argument("-r", "--resources", required=True, help="linux.resources JSON file, or - for stdin")
+    update.add_argument("-r", "--resources", help="linux.resources JSON file, or - for stdin (other flags ignored)")
+    from skiff.oci.update_flags import ALIASES, RDT_FLAGS, RESOURCE_FLAGS
+
+    for flag in (*RESOURCE_FLAGS, *RDT_FLAGS):  # runc's flags; each is kept as text, parsed as runc does
+        aliases = [f"--{alias}" for alias, name in ALIASES.items() if name == flag]
+        update.add_argument(f"--{flag}", *aliases, dest=flag.replace("-", "_"), metavar="VALUE")
     update.add_argument("id")
     command("features", c.features, "print the features this runtime supports")
     list_ = command("list", c.list_, "list containers")

@@ -99,9 +99,10 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     if ctx.console_fd >= 0:
         setup_terminal(ctx.console_fd, bind_console=False)
     process = ctx.process
+    env = process_env(process)
+    container_init.default_home(env, process)  # in the container's root, before the user changes
     container_init.prepare_process(process, seccomp_filter, keep_fds=(ctx.sock.fileno(), *explain.fds()),
                                    create_cwd=False)  # runc: an exec never makes its cwd
-    env = process_env(process)
     executable = container_init.find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)
     if seccomp_filter is not None and process.get("noNewPrivileges"):

@@ -19,21 +19,29 @@ log = logging.getLogger("skiff.runtime")
 WARN_ONLY = ("poststart", "poststop")
 
 
-def run_hooks(phase: str, hooks: dict[str, Any] | None, state: dict[str, Any]) -> None:
-    """Run every hook of ``phase`` in order; raise HookError or (for WARN_ONLY phases) log."""
+def run_hooks(phase: str, hooks: dict[str, Any] | None, state: dict[str, Any],
+              default_env: dict[str, str] | None = None) -> None:
+    """Run every hook of ``phase`` in order; raise HookError or (for WARN_ONLY phases) log.
+
+    ``default_env``: the environment of a hook without ``env``; None is the runtime's own.
+    """
     for hook in (hooks or {}).get(phase, []) or []:
         try:
-            run_hook(phase, hook, state)
+            run_hook(phase, hook, state, default_env)
         except HookError as exc:
             if phase not in WARN_ONLY:
                 raise
             log.warning("%s", exc)
 
 
-def run_hook(phase: str, hook: dict[str, Any], state: dict[str, Any]) -> None:
+def run_hook(phase: str, hook: dict[str, Any], state: dict[str, Any],
+             default_env: dict[str, str] | None = None) -> None:
     path = hook.get("path", "")
     args = hook.get("args") or [path]
-    env = dict(item.split("=", 1) for item in hook.get("env", []) if "=" in item)
+    # No "env": the environment of the process that runs the hook, as runc's (Go's exec.Cmd with a
+    # nil Env): the runtime's, or in the init the container process's; an "env", even empty, is the
+    # whole environment (the runtime-spec gives it environ's semantics and says no more).
+    env = default_env if hook.get("env") is None else dict(item.split("=", 1) for item in hook["env"] if "=" in item)
     timeout = hook.get("timeout")
     if timeout is not None and int(timeout) <= 0:
         raise HookError(f"{phase} hook {path}: timeout must be positive, not {timeout}")

@@ -24,6 +24,7 @@ import posixpath
 import resource  # imported here: after pivot_root the host's stdlib is out of reach
 import select
 import stat
+import sys
 
 from skiff import explain, linux
 from skiff.errors import (BundleError, CommandNotExecutable, CommandNotFound, PathEscape, RuntimeError_, SkiffError,
@@ -100,14 +101,37 @@ def context_from(data: dict[str, Any]) -> InitContext:
 _MSG_NOSIGNAL = 0x4000  # a peer that has gone is an EPIPE error, not a SIGPIPE that kills the runtime
 
 
-def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.send(dumps(message).encode(), _MSG_NOSIGNAL)
+_MAX_FDS = 253  # SCM_MAX_FD: the most fds one message can carry
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
+    """One message; ``fds`` go with it (SCM_RIGHTS), received by ``receive_with_fds``."""
+    if not fds:
+        sock.send(dumps(message).encode(), _MSG_NOSIGNAL)
+        return
+    import _socket
+
+    rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+    sock.sendmsg([dumps(message).encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)], _MSG_NOSIGNAL)
 
 
 def receive(sock: socket.socket) -> dict[str, Any] | None:
     """The next message, or None when the other side has gone."""
     data = sock.recv(65536)
     return loads(data.decode()) if data else None
+
+
+def receive_with_fds(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """The next message and the fds that came with it (ours now, close-on-exec)."""
+    import _socket
+
+    data, ancillary, _, _ = sock.recvmsg(65536, _socket.CMSG_SPACE(4 * _MAX_FDS), _socket.MSG_CMSG_CLOEXEC)
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
+                    for i in range(0, len(payload) - len(payload) % 4, 4)]
+    return (loads(data.decode()) if data else None), fds
 
 
 def error_message(exc: BaseException) -> dict[str, Any]:
@@ -161,9 +185,10 @@ def _init(ctx: InitContext) -> NoReturn:
     # cgroup namespace, which can only be made once we are in the cgroup.
     joined = _CgroupJoin(ctx.sock, namespaces)
     if hooks:
-        hooks_module.run_hooks("createContainer", hooks, joined()["state"])
+        hooks_module.run_hooks("createContainer", hooks, joined()["state"], process_env(process))
 
-    _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1, joined)
+    _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1, joined,
+                  bool(ctx.userns))
     reply = joined()
     if config.get("hostname"):
         linux.sethostname(config["hostname"])
@@ -172,9 +197,10 @@ def _init(ctx: InitContext) -> NoReturn:
                          {"name": config["hostname"]})
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
+    env = process_env(process)
+    default_home(env, process)  # read as root, before the user changes
     prepare_process(process, seccomp_filter,
                     keep_fds=(ctx.sock.fileno(), ctx.fifo_fd, *range(3, 3 + ctx.preserve_fds), *explain.fds()))
-    env = process_env(process)
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
 
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # from here the container outlives its creator
@@ -188,7 +214,7 @@ def _init(ctx: InitContext) -> NoReturn:
                      {"fd": EXEC_FIFO, "data": "0"})
     if hooks and hooks.get("startContainer"):
         try:
-            hooks_module.run_hooks("startContainer", hooks, {**reply["state"], "status": "created"})
+            hooks_module.run_hooks("startContainer", hooks, {**reply["state"], "status": "created"}, env)
         except SkiffError as exc:
             os.write(2, f"skiff: {exc}\n".encode(errors="replace"))
             os._exit(1)
@@ -214,9 +240,10 @@ class _CgroupJoin:
         """The parent's "go" message (with the container's ``state``)."""
         if self.reply is not None:
             return self.reply
-        reply = receive(self.sock)
+        reply, fds = receive_with_fds(self.sock)  # fds: bind sources opened by the runtime (see mounts)
         if not reply or reply.get("type") != "go":
             os._exit(1)
+        reply["fds"] = fds
         if explain.on:
             explain.step(explain.CGROUPS, "the init waited until the runtime had put it in its cgroup", "recv",
                          {"message": "go"})
@@ -274,6 +301,43 @@ def explain_seccomp(seccomp_filter: Program) -> None:
     explain.step(explain.SECURITY, "load the seccomp filter: from now on the kernel checks every system call "
                  "against it", "seccomp", {"operation": "SECCOMP_SET_MODE_FILTER",
                                            "instructions": len(seccomp_filter.bpf) // 8, "flags": seccomp_filter.flags})
+
+
+_PASSWD_MAX = 16 << 20  # a bigger /etc/passwd is not read: the process gets HOME=/
+
+
+def default_home(env: dict[str, str], process: dict[str, Any]) -> None:
+    """runc's rule: an environment without HOME (or with an empty one) gets the home of the
+    process's uid in the container's /etc/passwd, else "/". Called inside the container's root."""
+    if env.get("HOME"):
+        return
+    env["HOME"] = _passwd_home(int(process.get("user", {}).get("uid", 0))) or "/"
+
+
+def _passwd_home(uid: int) -> str | None:
+    """The home field of the first /etc/passwd line with ``uid``; None if there is none.
+
+    The file is the image's: it may be a fifo, a device or huge, so only a regular file
+    of reasonable size is read, without blocking.
+    """
+    try:
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _PASSWD_MAX:
+            return None
+        data = os.read(fd, st.st_size + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    for line in data.decode(errors="replace").splitlines():
+        fields = line.strip().split(":")
+        if len(fields) >= 6 and fields[2].strip().isdigit() and int(fields[2]) == uid:
+            return fields[5] or None
+    return None
 
 
 def _become_root_in_user_namespace(sock: socket.socket, wait_for_maps: bool) -> None:
@@ -341,7 +405,7 @@ def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str,
 
 
 def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dict[str, Any]],
-                  console_fd: int, joined: _CgroupJoin) -> None:
+                  console_fd: int, joined: _CgroupJoin, userns: bool = False) -> None:
     if console_fd >= 0:
         from skiff.runtime.console import setup_terminal  # before pivot_root hides the host's modules
     rootfs = config["root"]["path"]
@@ -375,6 +439,8 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
                      {"source": rootfs, "target": rootfs, "flags": "MS_BIND|MS_REC"})
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        if userns and mounts.source_fd_entries(config):
+            _take_source_fds(config, joined())
         for entry in config.get("mounts", []):
             if entry.get("type") == "cgroup" and not mounts.is_bind(entry):
                 joined()  # a cgroup mount shows the cgroup namespace's root: it must exist first
@@ -420,10 +486,27 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
     if console_fd >= 0:
         setup_terminal(console_fd, bind_console=True)
     if config["root"].get("readonly"):
+        # The working directory is made while the root can still be written, as runc does.
+        _make_cwd(config["process"].get("cwd", "/"))
         linux.mount_setattr(linux.AT_FDCWD, "/", 0, attr_set=linux.MOUNT_ATTR_RDONLY)
         if explain.on:
             explain.step(explain.ROOT, "make the root filesystem read-only (--read-only)", "mount_setattr",
                          {"path": "/", "attr_set": "MOUNT_ATTR_RDONLY"})
+
+
+def _make_cwd(cwd: str) -> None:
+    """A missing process.cwd, made inside the (pivoted) root; any error is left to the chdir to report."""
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except OSError:
+        pass
+
+
+def _take_source_fds(config: dict[str, Any], reply: dict[str, Any]) -> None:
+    """Hand each bind entry the source fd the runtime opened for it in our mount namespace."""
+    entries = config.get("mounts") or []
+    for index, fd in zip(reply.get("sourceFds") or [], reply.get("fds") or []):
+        entries[index][mounts.SOURCE_FD] = fd
 
 
 def _last_dev_mount(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -459,6 +542,9 @@ def _set_sysctls(sysctls: dict[str, str], namespaces: dict[str, dict[str, Any]])
         elif key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
             if "ipc" not in namespaces:
                 raise BundleError(f"sysctl {key} needs an ipc namespace")
+        elif key == "kernel.domainname":
+            if "uts" not in namespaces:
+                raise BundleError(f"sysctl {key} needs a uts namespace")
         else:
             raise BundleError(f"sysctl {key} is not namespaced: it would change the host")
         path = "/proc/sys/" + key.replace(".", "/")

@@ -52,6 +52,10 @@ IDMAP_OPTIONS = ("idmap", "ridmap")
 # Key of a bind entry whose source the runtime already cloned and idmapped: the detached tree's fd,
 # inherited by the init across fork (see skiff.runtime.idmap). In-process only, never written out.
 PREPARED_TREE = "skiff.preparedTreeFd"
+# Key of a bind entry whose source the runtime opened (O_PATH) in the init's mount namespace,
+# as host root: in a user namespace the container's root may not be able to reach the source
+# (runc opens its mount sources the same way). In-process only, received over the init's socket.
+SOURCE_FD = "skiff.sourceFd"
 _ATTR_OF_FLAG = {linux.MS_RDONLY: linux.MOUNT_ATTR_RDONLY, linux.MS_NOSUID: linux.MOUNT_ATTR_NOSUID,
                  linux.MS_NODEV: linux.MOUNT_ATTR_NODEV, linux.MS_NOEXEC: linux.MOUNT_ATTR_NOEXEC}
 
@@ -215,6 +219,8 @@ def mount_entry(root_fd: int, entry: dict[str, Any], bundle: str) -> None:
         if not kind:
             raise BundleError(f"mount {destination}: no type given")
         flags, propagation, data, _ = parse_options(options)
+        if kind == "tmpfs":
+            data = _tmpfs_data(root_fd, destination, data)
         target_fd = (_open_proc_destination(root_fd, destination) if kind == "proc"
                      else ensure_in_root(root_fd, destination))
         try:
@@ -231,6 +237,24 @@ def mount_entry(root_fd: int, entry: dict[str, Any], bundle: str) -> None:
                 _set_propagation(mounted_fd, destination, propagation)
             finally:
                 os.close(mounted_fd)
+
+
+def _tmpfs_data(root_fd: int, destination: str, data: str) -> str:
+    """A tmpfs without ``mode=`` takes the mode of the directory it covers, as runc does
+    (the kernel's default, 1777, would open e.g. a 0700 directory to everyone)."""
+    if any(option.startswith("mode=") for option in data.split(",")):
+        return data
+    try:
+        fd = open_in_root(root_fd, destination)
+    except SyscallError:
+        return data  # missing: made 0755 and mounted with the kernel's default, as runc does
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISDIR(st.st_mode):
+        return data
+    return ",".join(filter(None, (data, f"mode={stat.S_IMODE(st.st_mode):o}")))
 
 
 def _mount_new(source: str, target_fd: int, kind: str, flags: int, data: str) -> None:
@@ -254,6 +278,27 @@ def wants_idmap(entry: dict[str, Any]) -> bool:
     """Whether a ``mounts`` entry asks for an idmapped mount."""
     options = entry.get("options") or []
     return any(o in IDMAP_OPTIONS for o in options) or bool(entry.get("uidMappings") or entry.get("gidMappings"))
+
+
+def source_fd_entries(config: dict[str, Any]) -> list[int]:
+    """Indexes of the bind entries whose source the runtime opens for an init in a user namespace
+    (all but the idmapped ones, which it prepares whole), at most one message's worth of fds."""
+    entries = config.get("mounts") or []
+    return [i for i, entry in enumerate(entries) if is_bind(entry) and not wants_idmap(entry)][:253]
+
+
+def open_source_in(root_fd: int, entry: dict[str, Any], bundle: str) -> int:
+    """An O_PATH fd of the entry's source, resolved under ``root_fd`` (the init's root, through
+    /proc/PID/root): its mount then belongs to the init's mount namespace, where it can be bound."""
+    source = entry.get("source") or ""
+    if not source:
+        raise BundleError(f"bind mount {entry['destination']}: no source given")
+    if not source.startswith("/"):
+        source = os.path.join(bundle, source)
+    try:
+        return linux.openat2(root_fd, source, os.O_PATH, resolve=linux.RESOLVE_IN_ROOT)
+    except SyscallError as exc:
+        raise SyscallError("stat", exc.errno, source, hint=f"source of the bind mount on {entry['destination']}") from None
 
 
 def bind_source(entry: dict[str, Any], bundle: str) -> str:
@@ -283,11 +328,24 @@ def _bind(root_fd: int, entry: dict[str, Any], options: list[str], bundle: str) 
     recursive = "rbind" in options
     flags, propagation, _, rro = parse_options(options)
     tree_fd = entry.pop(PREPARED_TREE, None)
-    if tree_fd is None:
+    source_fd = entry.pop(SOURCE_FD, None)
+    if tree_fd is not None and source_fd is not None:
+        os.close(source_fd)  # never both (idmapped entries get no source fd); nothing may leak
+    elif tree_fd is None:
         if wants_idmap(entry):
             # Only the runtime, outside any user namespace, can idmap: never mount it unmapped instead.
             raise BundleError(f"bind mount {destination}: its idmapping was not prepared by the runtime")
-        tree_fd = clone_tree(bind_source(entry, bundle), recursive)
+        if source_fd is None:
+            tree_fd = clone_tree(bind_source(entry, bundle), recursive)
+        else:
+            try:
+                tree_fd = linux.open_tree(source_fd, "", linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
+                                          | linux.AT_EMPTY_PATH | (linux.AT_RECURSIVE if recursive else 0))
+            except SyscallError as exc:
+                raise SyscallError("open_tree", exc.errno, entry.get("source") or "",
+                                   hint=f"source of the bind mount on {destination}") from None
+            finally:
+                os.close(source_fd)
     try:
         is_dir = stat.S_ISDIR(os.fstat(tree_fd).st_mode)
         attr_set = sum(attr for flag, attr in _ATTR_OF_FLAG.items() if flags & flag)
@@ -447,16 +505,31 @@ def create_device(root_fd: int, device: dict[str, Any]) -> None:
     """One entry of ``linux.devices``: a node at its path inside the root."""
     path = device.get("path", "")
     kind = _DEVICE_TYPES.get(device.get("type", ""))
-    if not path.startswith("/dev/") or kind is None:
-        raise BundleError(f"linux.devices: bad device {device!r} (need path under /dev and type c, b, u or p)")
-    parent_fd = ensure_in_root(root_fd, posixpath.dirname(path))
-    name = posixpath.basename(path)
+    # Any absolute path (the runtime-spec does not confine devices to /dev), resolved inside the root.
+    absolute = isinstance(path, str) and path.startswith("/")
+    clean = posixpath.normpath("/" + path.lstrip("/")) if absolute else ""
+    if not absolute or clean == "/" or "\0" in clean or kind is None:
+        raise BundleError(f"linux.devices: bad device {device!r} (need an absolute path and type c, b, u or p)")
+    parent_fd = ensure_in_root(root_fd, posixpath.dirname(clean))
+    name = posixpath.basename(clean)
     try:
         mode = kind | (device.get("fileMode", 0o666) & 0o7777)
-        _mknod(parent_fd, name, mode, os.makedev(device.get("major", 0), device.get("minor", 0)), path)
+        # Under /dev (the runtime's own tmpfs) a node replaces what is there; elsewhere the path may
+        # be in the image or a bound host directory: what exists is left alone, as runc does.
+        if not clean.startswith("/dev/") and _exists(parent_fd, name):
+            return
+        _mknod(parent_fd, name, mode, os.makedev(device.get("major", 0), device.get("minor", 0)), clean)
         os.chown(name, device.get("uid", 0), device.get("gid", 0), dir_fd=parent_fd, follow_symlinks=False)
     finally:
         os.close(parent_fd)
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _mknod(dir_fd: int, name: str, mode: int, device: int, shown: str) -> None:

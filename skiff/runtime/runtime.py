@@ -181,12 +181,13 @@ class Runtime:
     def delete(self, cid: str, force: bool = False, only_stopped: bool = False) -> None:
         """Remove a stopped (or created) container's state; ``force`` kills a running one first.
 
-        ``only_stopped`` (runc's delete without --force) refuses any container not stopped,
-        from the same read of its state.
+        ``only_stopped`` (runc's delete without --force) refuses a running or paused container,
+        from the same read of its state; a created one is killed and deleted, as runc does
+        (containerd deletes so after a failed start).
         """
         record = self.record(cid)
         status = self._status(cid, record)
-        if only_stopped and status != "stopped" and not force:
+        if only_stopped and status not in ("stopped", "created") and not force:
             raise ContainerConflict(f"cannot delete container {cid} that is not stopped: {status}")
         if status == "running" and not force:
             raise ContainerConflict(f"cannot delete container {cid}: it is running",
@@ -334,13 +335,15 @@ class Runtime:
 
     def run(self, cid: str, bundle: str | os.PathLike[str], stdio: tuple[int, int, int] = (0, 1, 2),
             on_created: Callable[[int], None] | None = None,
-            on_exited: Callable[[int], None] | None = None) -> int:
-        """create + start + wait, forwarding signals to the container; its state is deleted at the end.
+            on_exited: Callable[[int], None] | None = None, keep: bool = False) -> int:
+        """create + start + wait, forwarding signals to the container; its state is deleted at the end
+        (``keep``: once started, it stays, stopped, for ``delete``, as with runc's ``run --keep``).
 
         ``on_created(pid)`` runs before the process is released, ``on_exited(status)``
         after it ended but before its cgroup is gone (the moment to ask ``oom_killed``).
         """
         relay = _SignalRelay()  # installed first: a signal during create is held, not lost or fatal
+        started = False
         try:
             relay.pid = self.create(cid, bundle, stdio)
             try:
@@ -348,12 +351,14 @@ class Runtime:
                     on_created(relay.pid)
                 relay.flush()
                 self.start(cid)
+                started = True
                 status = _wait_status(relay.pid)
                 if on_exited:
                     on_exited(status)
                 return status
             finally:
-                self.delete(cid, force=True)
+                if not (keep and started):
+                    self.delete(cid, force=True)
         finally:
             relay.restore()
 
@@ -576,10 +581,14 @@ class Runtime:
 
                 run_hooks("prestart", hooks, state)
                 run_hooks("createRuntime", hooks, state)
+            indexes, fds = _bind_sources_for_user_namespace(pid, config, bundle)
             try:
-                container_init.send(sock, {"type": "go", "state": state})
+                container_init.send(sock, {"type": "go", "state": state, "sourceFds": indexes}, fds)
             except BrokenPipeError:
                 pass  # the init failed meanwhile: its error is waiting in the socket
+            finally:
+                for fd in fds:
+                    os.close(fd)
             message = container_init.receive(sock)
         if not message or message["type"] != "created":
             raise _error_from(message, pid)
@@ -659,6 +668,34 @@ class Runtime:
                 linux.kill_and_reap(pid)
                 raise
         return pid
+
+
+def _bind_sources_for_user_namespace(pid: int, config: dict[str, Any],
+                                     bundle: str) -> tuple[list[int], list[int]]:
+    """For an init in a user namespace, its bind sources opened by us (host root) in its mount
+    namespace: (entry indexes, O_PATH fds). Its mapped root may be unable to reach a source (a
+    0700 directory of the host's root on the way); runc opens them for its init the same way."""
+    from skiff.runtime.mounts import open_source_in, source_fd_entries
+
+    namespaces = {ns["type"] for ns in config["linux"]["namespaces"]}
+    if not {"user", "mount"} <= namespaces:
+        return [], []
+    indexes = source_fd_entries(config)
+    if not indexes:
+        return [], []
+    # The init's root in its own mount namespace (a copy of ours until it pivots, after "go").
+    root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fds: list[int] = []
+    try:
+        for index in indexes:
+            fds.append(open_source_in(root_fd, config["mounts"][index], bundle))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    finally:
+        os.close(root_fd)
+    return indexes, fds
 
 
 def _fork_in_user_namespace(path: str, clone_flags: int, child: Callable[[], NoReturn]) -> int:

@@ -174,9 +174,25 @@ def check_sysctls(config: dict[str, Any], where: str) -> None:
             net = namespaces.get("network")
             if net is None or (net.get("path") and _same_namespace(net["path"], "/proc/self/ns/net")):
                 raise BundleError(f"sysctl {key!r} not allowed in host network namespace")
+        elif key in UTS_SYSCTLS:
+            check_uts_sysctl(key, namespaces)
         elif key.startswith("kernel.") or key.startswith("fs.mqueue."):
             if "ipc" not in namespaces:
                 raise BundleError(f"sysctl {key!r} is not allowed in the hosts ipc namespace")
+
+
+# The UTS namespace's sysctls, as runc takes them: kernel.domainname (no OCI field of its own) with a
+# new or joined uts namespace; kernel.hostname never (the OCI "hostname" field sets it).
+UTS_SYSCTLS = ("kernel.domainname", "kernel.hostname")
+
+
+def check_uts_sysctl(key: str, namespaces: dict[str, dict[str, Any]]) -> None:
+    """runc's words; a uts namespace joined by path that is the runtime's own counts as the host's."""
+    uts = namespaces.get("uts")
+    if uts is None or (uts.get("path") and _same_namespace(uts["path"], "/proc/self/ns/uts")):
+        raise BundleError(f"sysctl {key!r} is not in a separate kernel namespace")
+    if key == "kernel.hostname":
+        raise BundleError(f"sysctl {key!r} is not allowed as it conflicts with the OCI \"hostname\" field")
 
 
 def _same_namespace(path: str, other: str) -> bool:
