@@ -37,14 +37,15 @@ def _valid_mode(mode: str) -> bool:
 
 
 def check_device_flag(value: str) -> None:
-    """Docker's validateDevice (validateLinuxPath with device modes); a CDI name passes as in Docker 25."""
+    """Docker's validateDevice (validateLinuxPath with device modes); a CDI name passes as in Docker 25.
+
+    Docker's client checks --device values after parsing the flags: its messages are the bare reason."""
     from skiff.cdi.spec import is_qualified_name
 
     if is_qualified_name(value):
         return
-    fail = 'invalid argument "{}" for "--device" flag: {}'
     if value.count(":") > 2 or value.split(":", 1)[0] == "":
-        raise InvalidArgument(fail.format(value, f"bad format for path: {value}"))
+        raise InvalidArgument(f"bad format for path: {value}")
     parts = value.split(":")
     container_path = parts[0]
     if len(parts) == 2 and not _valid_mode(parts[1]):
@@ -52,9 +53,9 @@ def check_device_flag(value: str) -> None:
     elif len(parts) == 3:
         container_path = parts[1]
         if not _valid_mode(parts[2]):
-            raise InvalidArgument(fail.format(value, f"bad mode specified: {parts[2]}"))
+            raise InvalidArgument(f"bad mode specified: {parts[2]}")
     if not container_path.startswith("/"):
-        raise InvalidArgument(fail.format(value, f"{container_path} is not an absolute path"))
+        raise InvalidArgument(f"{container_path} is not an absolute path")
 
 
 def device_mapping(value: str) -> dict[str, str]:

@@ -93,7 +93,7 @@ def test_bad_devices_fail_as_docker(skiff: Skiff, busybox_image: str, tmp_path: 
         f'skiff: error gathering device information while adding custom device "{tmp_path}/gone": ' \
         "no such file or directory"
     assert fails(skiff, "--device", "/dev/null:dev/x", busybox_image, "true") == \
-        'skiff: invalid argument "/dev/null:dev/x" for "--device" flag: dev/x is not an absolute path'
+        "skiff: dev/x is not an absolute path"
     assert fails(skiff, "--device-cgroup-rule", "c 195 rwm", busybox_image, "true") == \
         "skiff: invalid argument \"c 195 rwm\" for \"--device-cgroup-rule\" flag: invalid device cgroup format " \
         "'c 195 rwm'"
