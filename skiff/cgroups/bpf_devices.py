@@ -317,3 +317,20 @@ def _error(what: str, exc: SyscallError) -> DeviceFilterError:
     elif exc.errno in (errno.EBADF, errno.EINVAL, errno.ENOTDIR):
         hint = "is it a directory of a cgroup v2 hierarchy, on a kernel with CONFIG_CGROUP_BPF?"
     return DeviceFilterError(f"{what}: {os.strerror(exc.errno)}", hint=hint)
+
+
+def can_load() -> int:
+    """0 when the kernel takes skiff's default device program, else the errno of BPF_PROG_LOAD
+    (``skiff check``). Attached to nothing, the program is freed as its fd is closed."""
+    from skiff.cgroups.resources import DEFAULT_DEVICE_RULES
+
+    code = encode(compile_rules(DEFAULT_DEVICE_RULES))
+    insns = ctypes.create_string_buffer(code, len(code))
+    license_ = ctypes.create_string_buffer(LICENSE)
+    attr = _ProgLoad(prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt=len(code) // 8,
+                     insns=ctypes.addressof(insns), license=ctypes.addressof(license_), prog_name=b"skiff_check")
+    try:
+        os.close(linux.bpf(BPF_PROG_LOAD, attr))
+    except SyscallError as exc:
+        return exc.errno
+    return 0
