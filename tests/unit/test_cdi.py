@@ -400,3 +400,13 @@ def test_generate_without_nvidia_smi_reads_proc(tmp_path: Path) -> None:
 def test_generate_without_a_driver_says_so(tmp_path: Path) -> None:
     with pytest.raises(DeviceError, match="no NVIDIA driver under"):
         nvidia.generate(str(tmp_path))
+
+
+def test_gpus_with_a_driver_but_no_spec_get_one_for_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    generated = {"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
+                 "devices": [{"name": "0"}, {"name": "GPU-aaa"}, {"name": "all"}]}
+    monkeypatch.setattr(nvidia, "driver_present", lambda root="/": True)
+    monkeypatch.setattr(nvidia, "generate", lambda *args: generated)
+    registry = Registry([str(tmp_path)])
+    assert devices.gpu_device_names([devices.parse_gpus("all")], registry) == ["nvidia.com/gpu=0"]
+    assert [d.qualified_name for d in registry.resolve(["nvidia.com/gpu=GPU-aaa"])] == ["nvidia.com/gpu=GPU-aaa"]
