@@ -82,7 +82,8 @@ def generate(driver_root: str = "/", nvidia_smi: str | None = None, ldconfig: st
     host_ldconfig = _host_ldconfig()
     if directories and host_ldconfig:
         edits["hooks"] = [{"hookName": "createContainer", "path": "/bin/sh",
-                           "args": ["sh", "-c", LDCACHE_SCRIPT, "skiff-ldcache", host_ldconfig, *directories]}]
+                           "args": ["sh", "-c", LDCACHE_SCRIPT, "skiff-ldcache", host_ldconfig, *directories],
+                           "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]}]   # a hook's environment is only its own
     return {"cdiVersion": CDI_VERSION, "kind": KIND, "devices": devices, "containerEdits": edits}
 
 
