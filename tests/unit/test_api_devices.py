@@ -29,3 +29,13 @@ def test_malformed_device_fields_are_bad_requests() -> None:
         run_options({"Image": "i", "HostConfig": {"Devices": ["/dev/fuse"]}}, None)
     with pytest.raises(BadRequest, match="HostConfig.DeviceRequests must be a list of objects"):
         run_options({"Image": "i", "HostConfig": {"DeviceRequests": {"Driver": "cdi"}}}, None)
+
+
+def test_docker_py_keywords_for_devices() -> None:
+    from skiff.client.options import run_options as client_run_options
+
+    request = {"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}}
+    opts = client_run_options("busybox", "true", devices=["/dev/fuse:/dev/fuse:rwm"],
+                              device_cgroup_rules=["c 195:* rwm"], device_requests=[request])
+    assert opts.devices == ["/dev/fuse:/dev/fuse:rwm"] and opts.device_cgroup_rules == ["c 195:* rwm"]
+    assert opts.device_requests == [request]
