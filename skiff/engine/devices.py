@@ -88,10 +88,9 @@ def parse_gpus(value: str) -> dict[str, Any]:
     def count(text: str) -> int:
         if text == "all":
             return -1
-        try:
-            return int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else int("x")
-        except ValueError:
-            raise fail(f'count must be an integer: strconv.Atoi: parsing "{text}": invalid syntax') from None
+        if not re.fullmatch(r"[+-]?[0-9]+", text):   # Go's strconv.Atoi: no spaces, no underscores
+            raise fail(f'count must be an integer: strconv.Atoi: parsing "{text}": invalid syntax')
+        return int(text)
 
     try:
         fields = next(csv.reader([value]))
