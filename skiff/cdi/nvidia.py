@@ -21,6 +21,7 @@ import stat
 import subprocess
 from typing import Any, NamedTuple
 
+from skiff.cdi.spec import Spec, check
 from skiff.errors import CDIError, DeviceError
 
 KIND = "nvidia.com/gpu"
@@ -87,11 +88,9 @@ def generate(driver_root: str = "/", nvidia_smi: str | None = None, ldconfig: st
     return {"cdiVersion": CDI_VERSION, "kind": KIND, "devices": devices, "containerEdits": edits}
 
 
-def in_memory_spec(registry_dirs: list[str]) -> Any:
+def in_memory_spec(registry_dirs: list[str]) -> Spec:
     """A spec for ``--gpus`` on a host with the driver but no spec file: generated for this run
     (slower than a saved one: ``skiff cdi generate --vendor nvidia --output /etc/cdi/nvidia.json``)."""
-    from skiff.cdi.spec import Spec, check
-
     if not driver_present():
         where = ", ".join(registry_dirs) or "no directory"
         raise DeviceError(f'could not select device driver "" with capabilities: [[gpu]]: no CDI spec for {KIND} '
