@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from skiff.cdi import edits, nvidia
-from skiff.cdi.registry import Registry
+from skiff.cdi.registry import Registry, spec_dirs
 from skiff.cdi.spec import is_qualified_name, parse, parse_qualified_name
 from skiff.engine import devices
 from skiff.errors import CDIError, DeviceError, InvalidArgument
@@ -149,7 +149,7 @@ def test_the_spec_dirs_come_from_the_environment(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("SKIFF_CDI_SPEC_DIRS", f"{tmp_path}/a:{tmp_path}/b")
     assert Registry().dirs == [f"{tmp_path}/a", f"{tmp_path}/b"]
     monkeypatch.delenv("SKIFF_CDI_SPEC_DIRS")
-    assert Registry([]).dirs == [] and Registry.__init__.__defaults__ == (None,)
+    assert spec_dirs() == ["/etc/cdi", "/var/run/cdi"]
 
 
 # --- edits -----------------------------------------------------------------------------
