@@ -391,6 +391,15 @@ class InvalidTemplate(TemplateError):
         super().__init__(message, parse=True)
 
 
+class DeviceError(SkiffError):
+    """A device a container asks for (``--device``, ``--gpus``) that cannot be given to it."""
+
+
+class CDIError(DeviceError):
+    """A CDI spec that cannot be read or used, or a CDI device no spec defines; the message names
+    the file and the field."""
+
+
 def revived(name: str, message: str) -> SkiffError:
     """The error of class ``name`` (of this tree) with ``message``, for one that crossed a process
     boundary as text (the monitor's report of a failed start): its type, and so its exit code,

@@ -17,7 +17,7 @@ from skiff.engine.options import RunOptions
 
 # Set values of these are refused until the API translates them.
 NOT_YET = {
-    "HostConfig": ("Devices", "DeviceRequests", "DeviceCgroupRules", "Links", "SecurityOpt", "Ulimits",
+    "HostConfig": ("Links", "SecurityOpt", "Ulimits",
                    "StorageOpt", "VolumeDriver", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                    "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime",
                    "MaskedPaths", "ReadonlyPaths", "CgroupParent"),
@@ -87,7 +87,28 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         uts=string(host, "UTSMode"),
         cgroupns=string(host, "CgroupnsMode"),
         **_healthcheck(json_object(body, "Healthcheck")),
+        **_devices(host),
     )
+
+
+def _devices(host: Mapping[str, Any]) -> dict[str, Any]:
+    """``Devices`` as ``--device`` strings, ``DeviceCgroupRules``, and ``DeviceRequests`` as they are
+    (``--gpus``' requests, Docker 25's ``cdi`` ones); the engine checks them as the flags'."""
+    devices, requests = host.get("Devices") or [], host.get("DeviceRequests") or []
+    if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
+        raise BadRequest("HostConfig.Devices must be a list of objects")
+    if not isinstance(requests, list) or not all(isinstance(r, dict) for r in requests):
+        raise BadRequest("HostConfig.DeviceRequests must be a list of objects")
+    flags = []
+    for device in devices:
+        source = string(device, "PathOnHost")
+        target = string(device, "PathInContainer") or source
+        flags.append(f"{source}:{target}:{string(device, 'CgroupPermissions') or 'rwm'}")
+    return {"devices": flags, "device_cgroup_rules": strings(host, "DeviceCgroupRules"),
+            "device_requests": [{"Driver": string(r, "Driver"), "Count": integer_or_none(r, "Count") or 0,
+                                 "DeviceIDs": strings(r, "DeviceIDs") or None,
+                                 "Capabilities": r.get("Capabilities"), "Options": json_object(r, "Options")}
+                                for r in requests]}
 
 
 def _volumes(binds: list[str], anonymous: Mapping[str, Any], mounts: list[str]) -> list[str]:

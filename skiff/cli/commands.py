@@ -27,6 +27,7 @@ MODULES: dict[str, str] = {
     "events": "events",
     "cp": "authoring", "export": "authoring", "diff": "authoring", "history": "authoring", "push": "authoring",
     "check": "check",
+    "cdi": "cdi",
 }
 
 

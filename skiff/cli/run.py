@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from skiff.cli.commands import Command, add_commands
 from skiff.cli.errors import ExitCodes, for_each
@@ -120,6 +120,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-retries", type=_go_flag(p.prog, "--health-retries", "int"), default=0,
                    help="consecutive failures needed to report unhealthy")
     p.add_argument("--no-healthcheck", action="store_true", help="disable any container-specified HEALTHCHECK")
+    p.add_argument("--device", action="append", default=[], help="add a host device (HOST[:CONTAINER[:PERMS]]) "
+                   "or a CDI device (vendor.com/class=name)")
+    p.add_argument("--device-cgroup-rule", action="append", default=[], help="add a rule to the cgroup allowed "
+                   "devices list ('c 195:* rwm')")
+    p.add_argument("--gpus", action="append", default=[], help="GPU devices to add to the container ('all' to "
+                   "pass all GPUs), through the nvidia.com/gpu CDI devices")
     add_explain_flag(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
@@ -215,7 +221,22 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         health_cmd=args.health_cmd, health_interval=args.health_interval, health_timeout=args.health_timeout,
         health_retries=args.health_retries, health_start_period=args.health_start_period,
         no_healthcheck=args.no_healthcheck,
+        **device_options(args),
     )
+
+
+def device_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--device, --device-cgroup-rule and --gpus, checked as Docker's client checks them."""
+    if not (args.device or args.device_cgroup_rule or args.gpus):
+        return {}
+    from skiff.engine import devices
+
+    for value in args.device:
+        devices.check_device_flag(value)
+    for rule in args.device_cgroup_rule:
+        devices.check_cgroup_rule(rule)
+    return {"devices": args.device, "device_cgroup_rules": args.device_cgroup_rule,
+            "device_requests": [devices.parse_gpus(value) for value in args.gpus]}
 
 
 def check_terminal(args: argparse.Namespace) -> None:

@@ -59,6 +59,10 @@ _CONVERTED = {"command", "environment", "volumes", "ports", "labels", "entrypoin
               "network_mode", "remove", "auto_remove", "nano_cpus", "cap_add", "cap_drop", "security_opt",
               "restart_policy", "tmpfs", "extra_hosts", "sysctls", "shm_size", "oom_kill_disable",
               "oom_score_adj", "stop_timeout", "detach", "ulimits"}
+# Devices (issue 20): --device and --device-cgroup-rule strings; docker-py's DeviceRequest (a dict of
+# Docker's keys: Driver, Count, DeviceIDs, Capabilities, Options) as --gpus makes them.
+_LISTS.update({"devices": "devices", "device_cgroup_rules": "device_cgroup_rules"})
+_CONVERTED = _CONVERTED | {"device_requests"}
 ACCEPTED = frozenset(_SAME) | frozenset(_RESOURCES) | frozenset(_LISTS) | _CONVERTED
 
 
@@ -103,6 +107,8 @@ def run_options(image: str, command: str | Sequence[str] | None = None, **kwargs
         from skiff.security.options import normalize
 
         fields["security_opts"] = normalize(list(kwargs["security_opt"]))
+    if kwargs.get("device_requests"):
+        fields["device_requests"] = [dict(request) for request in kwargs["device_requests"]]
     return RunOptions(**fields)
 
 

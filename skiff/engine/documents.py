@@ -280,6 +280,7 @@ def host_config_document(host_config: Mapping[str, Any], options: Mapping[str, A
         "ExtraHosts": list(host_config.get("ExtraHosts") or []) or None,
         "SecurityOpt": list(host_config.get("SecurityOpt") or []) or None,
         "Init": True if host_config.get("Init") else OMIT,
+        **_device_fields(host_config),
     }
     defaults = {"CgroupnsMode": "private", "IpcMode": "private", "ShmSize": DEFAULT_SHM_SIZE, "Runtime": "runc",
                 "MaskedPaths": list(facts.masked_paths) if facts.masked_paths is not None else None,
@@ -288,6 +289,22 @@ def host_config_document(host_config: Mapping[str, Any], options: Mapping[str, A
         if key not in host_config:
             derived[key] = value
     return struct(HOST_CONFIG_FIELDS, host_config, derived)
+
+
+# Docker's DeviceMapping and DeviceRequest structs, fields in Go's order (a record's JSON sorts them).
+DEVICE_MAPPING_KEYS = ("PathOnHost", "PathInContainer", "CgroupPermissions")
+DEVICE_REQUEST_KEYS = ("Driver", "Count", "DeviceIDs", "Capabilities", "Options")
+
+
+def _device_fields(host_config: Mapping[str, Any]) -> Doc:
+    """HostConfig.Devices and DeviceRequests in Docker's field order, where the record has them."""
+    fields: Doc = {}
+    for name, keys in (("Devices", DEVICE_MAPPING_KEYS), ("DeviceRequests", DEVICE_REQUEST_KEYS)):
+        items = host_config.get(name)
+        if isinstance(items, list) and items:
+            fields[name] = [{key: item.get(key) for key in keys} if isinstance(item, dict) else item
+                            for item in items]
+    return fields
 
 
 def _restart_policy(policy: Mapping[str, Any] | None) -> Doc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 
 class RunOptions(NamedTuple):
@@ -76,3 +76,8 @@ class RunOptions(NamedTuple):
     health_start_period: int = 0
     no_healthcheck: bool = False
     health_test: Sequence[str] = ()  # the Engine API's Healthcheck.Test, any of Docker's forms (CMD, CMD-SHELL, NONE)
+    # devices (issue 20): --device values as typed (HOST[:CONTAINER[:PERMS]] or a CDI name),
+    # --device-cgroup-rule values, and Docker's DeviceRequests (--gpus, the API's)
+    devices: Sequence[str] = ()
+    device_cgroup_rules: Sequence[str] = ()
+    device_requests: Sequence[Mapping[str, Any]] = ()

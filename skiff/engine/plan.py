@@ -74,6 +74,7 @@ class RunPlan:
         plan._check_run_flags()
         plan._check_namespaces()
         plan._check_health()
+        plan._check_devices()
         return plan
 
     # --- validation (nothing created) ---------------------------------------
@@ -171,6 +172,29 @@ class RunPlan:
             flags = {**(flags or zero), "Test": list(o.health_test)}
         self.healthcheck = health.merged_config(flags, self.image.config.get("Healthcheck"))
 
+    def _check_devices(self) -> None:
+        """--device, --device-cgroup-rule, device requests: their syntax now, the devices at start."""
+        o = self.opts
+        if not (o.devices or o.device_cgroup_rules or o.device_requests):
+            return
+        from skiff.engine import devices
+
+        for value in o.devices:
+            devices.check_device_flag(value)
+        for rule in o.device_cgroup_rules:
+            devices.check_cgroup_rule(rule)
+        devices.check_requests(devices.device_requests(o.devices, o.device_requests))
+
+    def _set_devices(self, spec: dict[str, Any], container: Container) -> None:
+        """The host devices, cgroup rules and CDI devices (--gpus too), read at every start as Docker's daemon."""
+        o = self.opts
+        if not (o.devices or o.device_cgroup_rules or o.device_requests):
+            return
+        from skiff.engine import devices
+
+        given = devices.apply(spec, o.devices, o.device_cgroup_rules, o.device_requests)
+        container.data["HostConfig"]["CDIDevices"] = given or None  # skiff's addition: what CDI resolved to
+
     def _check_network(self) -> None:
         if self.opts.network in ("none", "host") and not self.opts.publish:
             return
@@ -261,7 +285,21 @@ class RunPlan:
             "UsernsMode": self.namespaces.userns, "PidMode": self.namespaces.pid,
             "IpcMode": self.namespaces.ipc, "UTSMode": self.namespaces.uts,
             "CgroupnsMode": self.namespaces.cgroupns,
+            **self._device_records(),
         }
+
+    def _device_records(self) -> dict[str, Any]:
+        """HostConfig.Devices, DeviceCgroupRules and DeviceRequests, as Docker records them."""
+        o = self.opts
+        if not (o.devices or o.device_cgroup_rules or o.device_requests):
+            return {}
+        from skiff.engine import devices
+
+        paths, _ = devices.split_devices(o.devices)
+        return {"Devices": [devices.device_mapping(value) for value in paths],
+                "DeviceCgroupRules": list(o.device_cgroup_rules) or None,
+                "DeviceRequests": devices.device_requests(o.devices, o.device_requests) or None,
+                "CDIDevices": None}  # skiff's addition: the CDI devices the last start gave it
 
     def _oom_kill_disable(self) -> bool | None:
         """Docker 20.10 records null where the memory cgroup has no memory.oom_control (cgroup v2)."""
@@ -332,6 +370,7 @@ class RunPlan:
                 linux["rootfsPropagation"] = self.mount_plan.rootfs_propagation()
         # After the volumes, as Docker mounts them: a volume or bind over /etc still gets them.
         spec["mounts"].extend(self._etc_files(container, hostname))
+        self._set_devices(spec, container)
         self._set_security(spec, container, undo)
         return spec
 

@@ -37,7 +37,7 @@ from skiff.runtime.spec import DEFAULT_PATH, NAMESPACE_FLAGS, capability_mask, c
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # not imported at run time: each skiff-oci command is a process of its own
     import _socket as socket  # the runtime hands over _socket.socket objects (socket.socket is one too)
-    from typing import Any, NoReturn
+    from typing import Any, Callable, NoReturn
 
     from skiff.runtime.seccomp_filter import Program
 
@@ -184,11 +184,15 @@ def _init(ctx: InitContext) -> NoReturn:
     # for an RCU grace period): the mounts go on in parallel, up to the first that needs the
     # cgroup namespace, which can only be made once we are in the cgroup.
     joined = _CgroupJoin(ctx.sock, namespaces)
-    if hooks:
-        hooks_module.run_hooks("createContainer", hooks, joined()["state"], process_env(process))
+
+    def create_container_hooks() -> None:
+        # As runc: after the mounts and device nodes, before pivot_root (what NVIDIA's ld.so cache
+        # hook, or any CDI createContainer hook, needs to see under the bundle's root).
+        if hooks:
+            hooks_module.run_hooks("createContainer", hooks, joined()["state"], process_env(process))
 
     _setup_rootfs(config, ctx.bundle, namespaces, ctx.console_fd if process.get("terminal") else -1, joined,
-                  bool(ctx.userns))
+                  bool(ctx.userns), create_container_hooks)
     reply = joined()
     if config.get("hostname"):
         linux.sethostname(config["hostname"])
@@ -405,7 +409,8 @@ def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str,
 
 
 def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dict[str, Any]],
-                  console_fd: int, joined: _CgroupJoin, userns: bool = False) -> None:
+                  console_fd: int, joined: _CgroupJoin, userns: bool = False,
+                  before_pivot: Callable[[], None] = lambda: None) -> None:
     if console_fd >= 0:
         from skiff.runtime.console import setup_terminal  # before pivot_root hides the host's modules
     rootfs = config["root"]["path"]
@@ -413,6 +418,7 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
     if "mount" not in namespaces:
         # The host's mount namespace: mounting anything would change the host, so only chroot.
         joined()
+        before_pivot()
         os.chroot(rootfs)
         os.chdir("/")
         if explain.on:
@@ -478,6 +484,7 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
             explain.step(explain.MOUNTS, "make kernel interfaces read-only: each bound on itself, read-only",
                          "open_tree + mount_setattr(MOUNT_ATTR_RDONLY) + move_mount",
                          {"paths": linux_cfg["readonlyPaths"]})
+        before_pivot()
         _pivot_root(root_fd)
     finally:
         os.close(root_fd)

@@ -877,7 +877,7 @@ def _with_default_devices(resources: dict[str, Any], devices: list[dict[str, Any
 
     Deny everything first (a cgroup starts as ``a *:* rwm`` on v1, and the v2 filter
     allows what no rule decides), then the config's own ``linux.resources.devices``,
-    then mknod of any node and the default devices, then each of ``linux.devices``.
+    then mknod of any node and the default devices.
     The defaults come after the config's rules, as in runc: a config that begins with
     its own deny-all (``runc spec``'s) must not take /dev/null away. ``always=False``
     (update) leaves a ``resources`` without ``devices`` alone: the filter stays as it is.
@@ -887,8 +887,8 @@ def _with_default_devices(resources: dict[str, Any], devices: list[dict[str, Any
     rules = [dict(_DENY_ALL_DEVICES), *(resources.get("devices") or [])]
     rules += [{"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"}]
     rules += [{k: v for k, v in rule.items() if not (k == "minor" and v == -1)} for rule in _DEFAULT_DEVICE_RULES]
-    rules += [{"allow": True, "type": d["type"], "major": d.get("major", 0), "minor": d.get("minor", 0),
-               "access": "rwm"} for d in devices if d.get("type") in ("c", "b")]
+    # A linux.devices node is only made, not allowed: its access is the config's rules' (runc's, and
+    # Docker's --device X:Y:r relies on it: a read-only device must not open for writing).
     return {**resources, "devices": rules}
 
 

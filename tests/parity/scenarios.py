@@ -508,3 +508,25 @@ AUTHORING = [
 
 SCENARIOS: list[Scenario] = (RUN_EXIT + RUN_CONFIG + VOLUMES + LIFECYCLE + LISTING + EXEC + IMAGES + COMMAND_LINE
                               + MORE + NEW_FLAGS + AUTHORING)
+
+# Devices (issue 20): a host node with its numbers and a rule for its permissions (/dev/kmsg: outside
+# the default allow list; opened for writing only, nothing written), a bound node opened by a cgroup
+# rule; Docker 20.10's client-side errors.
+OPEN_K = "stat -c '%t:%T' /dev/k; true > /dev/k && echo opened"
+DEVICES = [
+    scenario("device-node", run("--device", "/dev/kmsg:/dev/k", BB, "sh", "-c", OPEN_K)),
+    scenario("device-read-only", run("--device", "/dev/kmsg:/dev/k:r", BB, "sh", "-c", OPEN_K)),
+    scenario("device-cgroup-rule", run("-v", "/dev/kmsg:/dev/k", "--device-cgroup-rule", "c 1:11 w", BB, "sh", "-c",
+                                       OPEN_K)),
+    scenario("device-bad-format", run("--device", "a:b:c:d", BB, "true")),
+    scenario("device-relative", run("--device", "/dev/null:dev/x", BB, "true")),
+    scenario("device-bad-mode", run("--device", "/dev/null:/dev/x:rwx", BB, "true")),
+    scenario("device-bad-rule", run("--device-cgroup-rule", "c 195 rwm", BB, "true")),
+    scenario("gpus-bad-count", run("--gpus", "foo", BB, "true")),
+    scenario("device-inspect",
+             setup("create", *NONE, "--name", "p-dev1", "--device", "/dev/kmsg:/dev/k:rw", "--device", "/dev/zero",
+                   "--device-cgroup-rule", "c 195:* rwm", "--gpus", "all", BB),
+             fmt("p-dev1", "{{json .HostConfig.Devices}} {{json .HostConfig.DeviceCgroupRules}} "
+                           "{{json .HostConfig.DeviceRequests}}")),
+]
+SCENARIOS += DEVICES
