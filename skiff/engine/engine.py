@@ -612,9 +612,11 @@ class Engine:
         return status
 
     def exec_process(self, ref: str, command: list[str], env: Sequence[str] = (), user: str | None = None,
-                     workdir: str | None = None, tty: bool = False) -> tuple[Container, dict[str, Any]]:
+                     workdir: str | None = None, tty: bool = False,
+                     privileged: bool = False) -> tuple[Container, dict[str, Any]]:
         """The running container and the OCI process an exec of ``command`` runs (checked: not paused,
-        a command, an absolute working directory, a user the container knows)."""
+        a command, an absolute working directory, a user the container knows). ``privileged``: every
+        capability, as Docker's ``exec --privileged`` (the container's seccomp profile still applies)."""
         from skiff.engine.users import resolve_user
         from skiff.store import read_json
 
@@ -652,6 +654,10 @@ class Engine:
                 added = additional_gids(read_in_root(container.bundle / "rootfs", "/etc/group"), group_add)
                 gids = [*gids, *(gid for gid in added if gid not in gids)]
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": gids}
+        if privileged:
+            from skiff.security.capabilities import available
+
+            process["capabilities"] = {key: available() for key in ("bounding", "effective", "permitted")}
         return container, process
 
     def exec_started(self, container: Container, command: list[str]) -> str:

@@ -76,3 +76,6 @@ class RunOptions(NamedTuple):
     health_start_period: int = 0
     no_healthcheck: bool = False
     health_test: Sequence[str] = ()  # the Engine API's Healthcheck.Test, any of Docker's forms (CMD, CMD-SHELL, NONE)
+    # the Engine API's create (issue 15): HostConfig.CgroupParent, HostConfig.Links as NAME:ALIAS
+    cgroup_parent: str | None = None         # the cgroup containers go under instead of SKIFF_CGROUP_PARENT's
+    links: Sequence[str] = ()                # --link NAME:ALIAS (skiff.engine.links)
