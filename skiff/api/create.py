@@ -44,6 +44,9 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         name=name or None,
         remove=boolean(host, "AutoRemove"),
         interactive=boolean(body, "OpenStdin"),
+        # Config.AttachStdin (and so StdinOnce) as the client sent it: `docker run -d -i` sends false,
+        # and its container's stdin stays open when an attach's input ends, as in Docker
+        detach=not boolean(body, "AttachStdin"),
         tty=boolean(body, "Tty"),
         init=boolean(host, "Init"),
         restart=_restart(restart),

@@ -366,14 +366,20 @@ class _Handler(BaseHTTPRequestHandler):
         """Docker's hijack: the status line and headers, then the bare socket is the endpoint's."""
         upgrade = self.headers.get("Upgrade", "").lower() == "tcp"
         self.close_connection = True  # after the stream, the connection is done (as Docker's)
-        if upgrade:
+        if hijack.websocket is not None:
+            self.send_response(101, "Switching Protocols")
+            for key, value in hijack.websocket.items():
+                self.send_header(key, value)
+            upgrade = False
+        elif upgrade:
             self.send_response(101, "UPGRADED")
         else:
             self.send_response(200)
         self.send_header("Api-Version", API_VERSION)
         self.send_header("Docker-Experimental", "false")
         self.send_header("Ostype", "linux")
-        self.send_header("Content-Type", hijack.content_type)
+        if hijack.content_type:
+            self.send_header("Content-Type", hijack.content_type)
         if upgrade:
             self.send_header("Connection", "Upgrade")
             self.send_header("Upgrade", "tcp")
@@ -438,7 +444,8 @@ def preload() -> None:
         importlib.import_module(f"skiff.api.{name}")
     for name in ("skiff.engine.engine", "skiff.engine.monitor.launch", "skiff.runtime", "skiff.image.store",
                  "skiff.volume.store", "skiff.network", "skiff.engine.logs", "skiff.engine.summary",
-                 "skiff.engine.archive", "skiff.runtime.sealed", "skiff.runtime.jsonlite"):
+                 "skiff.engine.archive", "skiff.runtime.sealed", "skiff.runtime.jsonlite",
+                 "skiff.api.wsbridge"):
         importlib.import_module(name)
 
 
