@@ -131,6 +131,29 @@ def test_tag_and_rmi(service: Service) -> None:
     assert status == 404 and json.loads(body)["message"] == "No such image: no-such-image:latest"
 
 
+def test_rmi_reports_every_untag_and_deletion_as_dockerd(service: Service, pushed: str, tmp_path: Path,
+                                                         busybox_tar: Path) -> None:
+    """The same pulled image (same config, layers, manifest digest) removed through skiff and through
+    a private dockerd 20.10: the same lines, in the same order (the tag, then the repository's
+    digest once no tag of it is left, the image, then each layer's chain id, top first)."""
+    from tests.dockerd import docker_installed, private_dockerd
+
+    if not docker_installed():
+        pytest.skip("dockerd 20.10 is not installed")
+    service.skiff("rmi", "-f", f"{pushed}:oci", check=False)
+    steps = [("pull", f"{pushed}:oci"), ("tag", f"{pushed}:oci", f"{pushed}:two"), ("rmi", f"{pushed}:two"),
+             ("rmi", f"{pushed}:oci")]
+    ours = [service.docker(*step).stdout for step in steps]
+    with private_dockerd(tmp_path / "dockerd") as dockerd:
+        dockerd.docker("import", str(busybox_tar), "busybox:latest")  # as the service's store: its layer stays
+        theirs = [dockerd.docker(*step).stdout for step in steps]
+    assert ours[2:] == theirs[2:]
+    removed = ours[3].splitlines()
+    # busybox's layer stays (busybox:latest holds it): the image and its own layer go
+    assert [line.split(":")[0] for line in removed] == ["Untagged", "Untagged", "Deleted", "Deleted"]
+    assert removed[1].startswith(f"Untagged: {pushed}@sha256:")
+
+
 def test_rmi_of_an_image_a_container_uses_is_a_conflict(service: Service, busybox_tar: Path) -> None:
     service.skiff("import", str(busybox_tar), "inuse:1", "--change", "LABEL use=1")  # one name: no untag
     container = service.docker("create", "inuse:1", "true").stdout.strip()
