@@ -192,6 +192,7 @@ class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.log = log or _log
         self.debug = debug
         self._active = 0
+        self.served = 0  # connections so far (the idle trim looks whether any came since its last)
         self._last_activity = time.monotonic()
         self._activity = threading.Lock()
 
@@ -208,6 +209,7 @@ class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self._activity:
             self._active += 1
+            self.served += 1
         try:
             super().process_request_thread(request, client_address)
         finally:
@@ -460,6 +462,10 @@ def serve(server: APIServer, idle_timeout: float, on_exit: Callable[[], None]) -
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)  # before any thread: each would get an arena of its own
+        threading.Thread(target=_trim_when_idle, args=(server, stopping, libc), daemon=True, name="trim").start()
     if idle_timeout > 0:
         def watch() -> None:
             while not stopping.wait(min(idle_timeout, 0.5)):
@@ -472,6 +478,37 @@ def serve(server: APIServer, idle_timeout: float, on_exit: Callable[[], None]) -
     finally:
         server.server_close()
         on_exit()
+
+
+# glibc's malloc: a thread's allocations go to an arena of its own (up to 8 per CPU), which keeps
+# its pages after the thread is gone; fifty clients at once left the server at 54 MB idle. Two
+# arenas hold that growth, and once the server is idle the free pages go back to the kernel.
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+TRIM_AFTER_IDLE_SECONDS = 1.0
+
+
+def _libc() -> Any:
+    """glibc, for mallopt and malloc_trim; None elsewhere (musl has neither)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def _trim_when_idle(server: APIServer, stopping: threading.Event, libc: Any) -> None:
+    """Give freed memory back once after each busy spell, when no connection has been open for a second."""
+    trimmed_at = 0
+    while not stopping.wait(TRIM_AFTER_IDLE_SECONDS / 2):
+        served = server.served
+        if served != trimmed_at and server.idle_for() >= TRIM_AFTER_IDLE_SECONDS:
+            libc.malloc_trim(0)
+            trimmed_at = served
 
 
 def remove_socket(path: Path, listener_inode: int) -> None:
