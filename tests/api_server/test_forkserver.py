@@ -27,6 +27,22 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _ignored(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16)
+
+
 def threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
@@ -68,6 +84,14 @@ def test_fork_server_starts_monitors_and_goes_with_the_service(service: Service,
             results = list(pool.map(lambda n: docker("run", "--rm", "busybox", "echo", f"run-{n}"), range(40)))
         assert [(r.returncode, r.stdout) for r in results] == [(0, f"run-{n}\n") for n in range(40)]
         assert children(process.pid) == [fork_server] and threads(fork_server) == 1
+        cid = docker("run", "-d", "busybox", "sleep", "60").stdout.strip()
+        try:  # the monitor does not inherit the fork server's ignored SIGTERM (docker stop, kill)
+            monitors = [pid for pid in _all_pids()
+                        if cid.encode() in _cmdline(pid) and b"idle" in _cmdline(pid)]
+            assert monitors
+            assert all(not _ignored(pid) >> (signal.SIGTERM - 1) & 1 for pid in monitors)
+        finally:
+            docker("rm", "-f", cid)
         os.kill(fork_server, signal.SIGKILL)  # gone: the service falls back to a fresh interpreter per start
         assert gone(fork_server)
         proc = docker("run", "--rm", "busybox", "echo", "still")

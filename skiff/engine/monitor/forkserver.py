@@ -20,10 +20,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import threading
 
 MAX_REQUEST = 8192
+IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class ForkServer:
@@ -83,9 +85,7 @@ def _serve(sock: socket.socket) -> None:
     from skiff.engine.monitor.launch import detach_and_launch
     from skiff.paths import Paths
 
-    import signal
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the parent's ^C is not ours: it closes us
+    for signum in IGNORED:  # the service's ^C is not ours: it ends us by closing its end
         signal.signal(signum, signal.SIG_IGN)
     while True:
         try:
@@ -103,6 +103,8 @@ def _serve(sock: socket.socket) -> None:
         if child == 0:
             try:
                 sock.close()
+                for signum in IGNORED:  # as a fork of the service would have them (an ignored one survives exec)
+                    signal.signal(signum, signal.SIG_DFL)
                 detach_and_launch(Paths(Path(root), Path(run_root)), cid, report_w, bool(expect_attach))
             finally:
                 os._exit(125)
