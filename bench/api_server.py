@@ -3,7 +3,8 @@
 
     sudo .venv/bin/python bench/api_server.py [-n RUNS] [--clients N]
 
-One invocation, one temporary directory: a skiff root served by `skiff system service` (run as
+One invocation, one temporary directory (the two engines take turns sample by sample, so a
+change of load on a shared machine weighs on both alike): a skiff root served by `skiff system service` (run as
 users run it: this checkout's installed launcher) and a private dockerd 20.10 (tests/dockerd.py:
 its own data root, exec root, socket and cgroup parent, no bridge, no iptables), busybox loaded
 into both from the tests' busybox tar. Every container runs with ``--network none`` (the
@@ -60,15 +61,17 @@ class Cli:
         return proc
 
 
-def median_ms(step: object, runs: int) -> float:
-    """Median milliseconds of ``step()``; the first call warms caches and is not counted."""
-    samples = []
+def interleaved_ms(steps: dict[str, object], runs: int) -> dict[str, float]:
+    """Median milliseconds of each engine's ``step()``, the engines taking turns sample by sample,
+    so a change of load on a shared machine weighs on both alike; one warm-up each not counted."""
+    samples: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(runs + 1):
-        start = time.perf_counter()
-        step()  # type: ignore[operator]
-        if i:
-            samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()  # type: ignore[operator]
+            if i:
+                samples[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def life(docker: Cli) -> None:
@@ -90,15 +93,18 @@ def run_rm_served(docker: Cli) -> str | None:
     return proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
 
 
-def ps_with_running(docker: Cli, count: int, runs: int) -> float:
-    """Median ``docker ps`` with ``count`` running containers (removed afterwards)."""
-    ids = [docker(*RUN, "-d", "busybox", "sleep", "600").stdout.strip() for _ in range(count)]
+def ps_with_running(engines: dict[str, Cli], count: int, runs: int) -> dict[str, float]:
+    """Median ``docker ps`` with ``count`` running containers in each engine (removed afterwards)."""
+    ids = {name: [docker(*RUN, "-d", "busybox", "sleep", "600").stdout.strip() for _ in range(count)]
+           for name, docker in engines.items()}
     try:
-        if len(docker("ps", "-q").stdout.split()) != count:
-            raise RuntimeError(f"{docker.name}: docker ps does not list {count} containers")
-        return median_ms(lambda: docker("ps"), runs)
+        for name, docker in engines.items():
+            if len(docker("ps", "-q").stdout.split()) != count:
+                raise RuntimeError(f"{name}: docker ps does not list {count} containers")
+        return interleaved_ms({name: (lambda d=docker: d("ps")) for name, docker in engines.items()}, runs)
     finally:
-        docker("rm", "-f", *ids)
+        for name, docker in engines.items():
+            docker("rm", "-f", *ids[name])
 
 
 def clients_at_once(docker: Cli, clients: int) -> tuple[int, float]:
@@ -160,15 +166,24 @@ def main() -> int:
                 engines = {"skiff": Cli("skiff", socket, tmp / "client-skiff"),
                            "dockerd": Cli("dockerd", dockerd.socket, tmp / "client-dockerd")}
                 engines["dockerd"]("import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest")
+                for key, value in interleaved_ms({name: (lambda d=docker: life(d))
+                                                   for name, docker in engines.items()}, runs).items():
+                    results.setdefault(key, {})["life"] = value
+                served = {}
                 for name, docker in engines.items():
-                    row = results.setdefault(name, {})
-                    row["life"] = median_ms(lambda: life(docker), runs)
                     why = run_rm_served(docker)
                     if why is None:
-                        row["run --rm"] = median_ms(lambda: docker(*RUN, "--rm", "busybox", "true"), runs)
+                        served[name] = docker
                     else:
                         notes.append(f"{name}: docker run --rm skipped: {why}")
-                    row["ps"] = ps_with_running(docker, 10, runs)
+                if len(served) == len(engines):
+                    for key, value in interleaved_ms({name: (lambda d=docker: d(*RUN, "--rm", "busybox", "true"))
+                                                      for name, docker in engines.items()}, runs).items():
+                        results[key]["run --rm"] = value
+                for key, value in ps_with_running(engines, 10, runs).items():
+                    results[key]["ps"] = value
+                for name, docker in engines.items():
+                    row = results[name]
                     ok, wall = clients_at_once(docker, options.clients)
                     row["clients ok"], row["clients wall"] = ok, wall
                     if docker("ps", "-aq").stdout.strip():

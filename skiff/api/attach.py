@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Callable
 
 from skiff.api.errors import BadRequest
 from skiff.api.messages import Hijack, Request, Response
@@ -79,6 +80,45 @@ def expects_attach(cid: str) -> bool:
 
 def attach(context: Context, request: Request) -> Hijack:
     """``stream``, ``stdin``, ``stdout``, ``stderr``, ``logs``, ``detachKeys``; 409 when paused or stopped."""
+    serve, tty = _attachment(context, request)
+    multiplexed = not tty and request.version is not None and tuple(map(int, request.version.split("."))) >= (1, 42)
+    return Hijack(serve, MULTIPLEXED_STREAM if multiplexed else RAW_STREAM)
+
+
+def attach_ws(context: Context, request: Request) -> Hijack:
+    """``GET /containers/{id}/attach/ws``: the same attach over a WebSocket (RFC 6455), as dockerd's.
+
+    The container's output goes out raw (no 8-byte headers: Docker's MuxStreams false), one
+    frame per read, binary frames from API 1.28 on and text frames before (dockerd's); only the
+    streams asked for (``stdout``, ``stderr``). The payload of the client's data frames is the
+    container's input; a close frame or a hang-up ends it (its stdin closed as after a half-close),
+    the detach keys too. The bytes go through a socket pair, so the relay is the hijacked attach's.
+    """
+    from skiff.api import websocket
+
+    headers = request.headers
+    key = headers.get("Sec-WebSocket-Key") or ""
+    if "websocket" not in (headers.get("Upgrade") or "").lower() or not websocket.valid_key(key):
+        raise BadRequest("websocket: the client is not using the websocket protocol "
+                         "(Upgrade: websocket and a Sec-WebSocket-Key are required)")
+    if (headers.get("Sec-WebSocket-Version") or "") != "13":
+        raise BadRequest("websocket: unsupported Sec-WebSocket-Version (13 is)")
+    serve, tty = _attachment(context, request)
+    wanted = {1: request.flag("stdout"), 2: request.flag("stderr")}
+    version = request.version
+    binary = version is None or tuple(map(int, version.split("."))) >= (1, 28)
+
+    def serve_ws(client: socket.socket, early: bytes) -> None:
+        from skiff.api.wsbridge import bridge
+
+        bridge(client, early, serve, tty, wanted, websocket.BINARY if binary else websocket.TEXT)
+
+    return Hijack(serve_ws, "", websocket={"Upgrade": "websocket", "Connection": "Upgrade",
+                                           "Sec-WebSocket-Accept": websocket.accept_token(key)})
+
+
+def _attachment(context: Context, request: Request) -> tuple[Callable[[socket.socket, bytes], None], bool]:
+    """The checks of an attach and what serves its connection; whether the container has a TTY."""
     from skiff.engine.terminal import parse_detach_keys
 
     engine = context.engine()
@@ -107,8 +147,7 @@ def attach(context: Context, request: Request) -> Hijack:
         finally:
             _remove(container.id, session)
 
-    multiplexed = not tty and request.version is not None and tuple(map(int, request.version.split("."))) >= (1, 42)
-    return Hijack(serve, MULTIPLEXED_STREAM if multiplexed else RAW_STREAM)
+    return serve, tty
 
 
 def _relay(context: Context, container: Container, session: Session, client: socket.socket, early: bytes,

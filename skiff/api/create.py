@@ -17,10 +17,9 @@ from skiff.engine.options import RunOptions
 
 # Set values of these are refused until the API translates them.
 NOT_YET = {
-    "HostConfig": ("Links", "SecurityOpt", "Ulimits",
-                   "StorageOpt", "VolumeDriver", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+    "HostConfig": ("StorageOpt", "VolumeDriver", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                    "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime",
-                   "MaskedPaths", "ReadonlyPaths", "CgroupParent"),
+                   "MaskedPaths", "ReadonlyPaths"),
     "Config": ("OnBuild", "Shell"),
 }
 
@@ -30,7 +29,7 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
     host = json_object(body, "HostConfig")
     _refuse_untranslated(body, host)
     network = _network_mode(string(host, "NetworkMode"))
-    ip, aliases = _endpoint(body, network)
+    ip, aliases, endpoint_links = _endpoint(body, network)
     entrypoint, command = _command(body)
     mounts = _mounts(host)
     restart = json_object(host, "RestartPolicy")
@@ -44,6 +43,9 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         name=name or None,
         remove=boolean(host, "AutoRemove"),
         interactive=boolean(body, "OpenStdin"),
+        # Config.AttachStdin (and so StdinOnce) as the client sent it: `docker run -d -i` sends false,
+        # and its container's stdin stays open when an attach's input ends, as in Docker
+        detach=not boolean(body, "AttachStdin"),
         tty=boolean(body, "Tty"),
         init=boolean(host, "Init"),
         restart=_restart(restart),
@@ -86,6 +88,10 @@ def run_options(body: Mapping[str, Any], name: str | None) -> RunOptions:
         ipc=string(host, "IpcMode"),
         uts=string(host, "UTSMode"),
         cgroupns=string(host, "CgroupnsMode"),
+        security_opts=strings(host, "SecurityOpt"),  # the client has read a seccomp profile file already
+        ulimits=_ulimits(host),
+        cgroup_parent=_cgroup_parent(string(host, "CgroupParent")),
+        links=_links([*strings(host, "Links"), *endpoint_links]),
         **_healthcheck(json_object(body, "Healthcheck")),
         **_devices(host),
     )
@@ -188,21 +194,22 @@ def _refuse_untranslated(body: Mapping[str, Any], host: Mapping[str, Any]) -> No
                 raise NotImplementedYet(f"{section}.{key} is not supported by skiff's Engine API yet")
 
 
-def _endpoint(body: Mapping[str, Any], network: str) -> tuple[str | None, list[str]]:
-    """``NetworkingConfig.EndpointsConfig``: the address (``--ip``) and aliases of the one network
-    the container starts on; several networks are refused with Docker 20.10's message."""
+def _endpoint(body: Mapping[str, Any], network: str) -> tuple[str | None, list[str], list[str]]:
+    """``NetworkingConfig.EndpointsConfig``: the address (``--ip``), aliases and links of the one
+    network the container starts on; several networks are refused with Docker 20.10's message."""
     from skiff.api.networking import endpoint_settings
 
     endpoints = json_object(json_object(body, "NetworkingConfig"), "EndpointsConfig")
     if len(endpoints) > 1:
         raise BadRequest(f"Container cannot be connected to network endpoints: {', '.join(endpoints)}")
     if not endpoints:
-        return None, []
+        return None, [], []
     name, settings = next(iter(endpoints.items()))
-    ip, aliases = endpoint_settings(settings, f"NetworkingConfig.EndpointsConfig[{name!r}]")
+    where = f"NetworkingConfig.EndpointsConfig[{name!r}]"
+    ip, aliases = endpoint_settings(settings, where, links_ok=True)
     if aliases and (network in ("bridge", "host", "none") or network.startswith("container:")):
         raise BadRequest("network-scoped alias is supported only for containers in user defined networks")
-    return ip, aliases
+    return ip, aliases, strings(settings or {}, "Links")
 
 
 def _command(body: Mapping[str, Any]) -> tuple[str | None, list[str]]:
@@ -277,6 +284,45 @@ def _resources(host: Mapping[str, Any]) -> dict[str, str | bool | None]:
     if boolean(host, "OomKillDisable"):
         resources["oom_kill_disable"] = True
     return resources
+
+
+def _ulimits(host: Mapping[str, Any]) -> list[str]:
+    """``[{"Name": "nofile", "Soft": 1024, "Hard": 2048}]`` -> ``--ulimit nofile=1024:2048``."""
+    value = host.get("Ulimits")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(u, dict) for u in value):
+        raise BadRequest("HostConfig.Ulimits must be a list of objects")
+    flags = []
+    for ulimit in value:
+        soft, hard = integer_or_none(ulimit, "Soft"), integer_or_none(ulimit, "Hard")
+        flags.append(f"{string(ulimit, 'Name')}={soft or 0}:{hard or 0}")
+    return flags
+
+
+def _cgroup_parent(parent: str) -> str | None:
+    """``HostConfig.CgroupParent``: the cgroup the container's goes under, in every hierarchy (cgroupfs
+    paths, as Docker's cgroupfs driver; relative ones are taken from the root, where skiff's live)."""
+    if not parent:
+        return None
+    if ".." in parent.split("/") or "\0" in parent:
+        raise BadRequest(f"invalid CgroupParent {parent!r}: it must not leave the cgroup tree")
+    return parent.strip("/") or None
+
+
+def _links(links: list[str]) -> list[str]:
+    """``HostConfig.Links`` as ``--link NAME[:ALIAS]`` (the client's form; an inspect document's
+    ``/name:/self/alias`` form is read too, as dockerd does)."""
+    out: list[str] = []
+    for link in links:
+        name, _, alias = link.partition(":")
+        name = name.lstrip("/")
+        alias = alias.rsplit("/", 1)[-1] or name
+        if not name:
+            raise BadRequest(f"bad format for links: {link}")
+        if f"{name}:{alias}" not in out:  # the docker CLI sends a user network's links twice
+            out.append(f"{name}:{alias}")
+    return out
 
 
 def _capabilities(values: list[str]) -> list[str]:

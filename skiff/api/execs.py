@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skiff.api.attach import MULTIPLEXED_STREAM, RAW_STREAM
-from skiff.api.errors import BadRequest, NotImplementedYet
+from skiff.api.errors import BadRequest
 from skiff.api.fields import boolean, string, strings
 from skiff.api.messages import Hijack, Request, Response
 from skiff.api.server import Context
@@ -45,6 +45,7 @@ class ExecInstance:
     stdout: bool
     stderr: bool
     detach_keys: str
+    privileged: bool = False
     started: bool = False
     running: bool = False
     exit_code: int | None = None
@@ -57,7 +58,8 @@ class ExecInstance:
         return {"CanRemove": False, "ContainerID": self.container_id, "DetachKeys": self.detach_keys,
                 "ExitCode": self.exit_code, "ID": self.id, "OpenStderr": self.stderr, "OpenStdin": self.stdin,
                 "OpenStdout": self.stdout,
-                "ProcessConfig": {"arguments": self.command[1:], "entrypoint": self.command[0], "privileged": False,
+                "ProcessConfig": {"arguments": self.command[1:], "entrypoint": self.command[0],
+                                  "privileged": self.privileged,
                                   "tty": self.tty, "user": self.user},
                 "Running": self.running, "Pid": self.pid}
 
@@ -82,19 +84,18 @@ def create(context: Context, request: Request) -> Response:
     from skiff.engine.terminal import parse_detach_keys
 
     body = request.json_object()
-    if boolean(body, "Privileged"):
-        raise NotImplementedYet("exec's Privileged is not served by skiff's Engine API yet")
     command = strings(body, "Cmd")
     if not command:
         raise BadRequest("No exec command specified")
     detach_keys = string(body, "DetachKeys")
     parse_detach_keys(detach_keys or None)
     env, user, workdir, tty = strings(body, "Env"), string(body, "User"), string(body, "WorkingDir"), boolean(body, "Tty")
+    privileged = boolean(body, "Privileged")
     container, _ = context.engine().exec_process(request.params["id"], command, env, user or None, workdir or None,
-                                                 tty)
+                                                 tty, privileged)
     instance = ExecInstance(secrets.token_hex(32), container.id, command, env, user, workdir, tty,
                             boolean(body, "AttachStdin"), boolean(body, "AttachStdout"), boolean(body, "AttachStderr"),
-                            detach_keys)
+                            detach_keys, privileged)
     with _instances_lock:
         _instances[instance.id] = instance
     return Response(201, {"Id": instance.id})
@@ -133,7 +134,8 @@ def start(context: Context, request: Request) -> Response | Hijack:
         instance.started = True
     engine = context.engine()
     container, process = engine.exec_process(instance.container_id, instance.command, instance.env,
-                                             instance.user or None, instance.workdir or None, instance.tty)
+                                             instance.user or None, instance.workdir or None, instance.tty,
+                                             instance.privileged)
     if detach:
         _start_detached(context, instance, container, process)
         return Response(200)

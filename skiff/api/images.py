@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from skiff.api.errors import BadRequest
 from skiff.api.messages import Request, Response, Stream
 from skiff.api.server import Context
+from skiff.errors import RegistryError
 from skiff.registry.progress import Reporter
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def create(context: Context, request: Request) -> Response | Stream:
     if not name:
         raise BadRequest("fromImage or fromSrc is required")
     credentials = registry_auth(request.headers.get("X-Registry-Auth") or "")
-    return _pull(context, pull_reference(name, request.arg("tag") or ""), request.arg("platform") or None,
+    return _pull(context, request, pull_reference(name, request.arg("tag") or ""), request.arg("platform") or None,
                  credentials)
 
 
@@ -161,24 +162,83 @@ def pull_reference(name: str, tag: str) -> str:
 
 
 _DONE = object()
+CLIENT_POLL_SECONDS = 0.2   # how often a pull with nothing to say looks whether its client hung up
+CANCEL_WAIT_SECONDS = 10.0  # for a cancelled pull's thread to stop (at its next chunk) and clean up
 
 
-def _pull(context: Context, ref: str, platform: str | None, credentials: Credentials | None) -> Stream:
+class PullCancelled(RegistryError):
+    """The client of a pull hung up: the pull stops, as ``skiff pull`` on Ctrl-C."""
+
+
+class _CancellableReporter(JSONReporter):
+    """Docker's messages, and the way to stop the pull: once ``cancelled`` is set, the next progress
+    call raises in the pull's own thread (a layer's next chunk), so the puller unwinds as on any
+    error: the other layers stop, temporary blobs and half-unpacked layers are removed."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> None:
+        super().__init__(send)
+        self.cancelled = cancelled
+
+    def _check(self) -> None:
+        if self.cancelled.is_set():
+            raise PullCancelled("pull cancelled: the client hung up")
+
+    def pulling(self, tag: str, repository: str) -> None:
+        self._check()
+        super().pulling(tag, repository)
+
+    def layer_waiting(self, layer: str, total: int) -> None:
+        self._check()
+        super().layer_waiting(layer, total)
+
+    def layer_bytes(self, layer: str, count: int) -> None:
+        self._check()
+        super().layer_bytes(layer, count)
+
+    def layer_status(self, layer: str, status: str, final: bool = False) -> None:
+        self._check()
+        super().layer_status(layer, status, final)
+
+
+def _pull(context: Context, request: Request, ref: str, platform: str | None,
+          credentials: Credentials | None) -> Stream:
+    """The pull in a thread of its own, its messages streamed as they come; a client that hangs
+    up cancels it (Docker's daemon cancels the pull with the request's context)."""
     from skiff.registry import pull
 
     messages: queue.Queue[Any] = queue.Queue()
     failure: list[BaseException] = []
+    cancelled = threading.Event()
 
     def run() -> None:
         try:
-            pull(context.paths, ref, platform=platform, reporter=JSONReporter(messages.put), credentials=credentials)
+            pull(context.paths, ref, platform=platform, reporter=_CancellableReporter(messages.put, cancelled),
+                 credentials=credentials)
         except BaseException as exc:  # the stream's last message, or the answer's status
             failure.append(exc)
         finally:
             messages.put(_DONE)
 
-    threading.Thread(target=run, name="pull", daemon=True).start()
-    first = messages.get()
+    worker = threading.Thread(target=run, name="pull", daemon=True)
+    worker.start()
+
+    def next_message() -> Any:
+        """The next message, or None once the client has hung up (the pull is cancelled then)."""
+        while True:
+            try:
+                return messages.get(timeout=CLIENT_POLL_SECONDS)
+            except queue.Empty:
+                if request.client_gone():
+                    return None
+
+    def cancel() -> None:
+        cancelled.set()
+        worker.join(CANCEL_WAIT_SECONDS)
+
+    first = next_message()
+    if first is None:
+        cancel()
+        raise PullCancelled("pull cancelled: the client hung up")
     if first is _DONE and failure:
         raise failure[0]  # nothing sent yet: the error is the answer (404, 500 ...), as Docker's
 
@@ -186,11 +246,17 @@ def _pull(context: Context, ref: str, platform: str | None, credentials: Credent
         from skiff.api.errors import message_for
 
         item = first
-        while item is not _DONE:
-            yield json_line(item)
-            item = messages.get()
-        if failure:
-            yield error_line(message_for(failure[0]))
+        try:
+            while item is not _DONE:
+                if item is None:
+                    return  # hung up: the finally below cancels the pull
+                yield json_line(item)
+                item = next_message()
+            if failure:
+                yield error_line(message_for(failure[0]))
+        finally:
+            if item is not _DONE:  # the client left (a failed write closes this generator too)
+                cancel()
 
     return Stream(stream())
 

@@ -140,8 +140,11 @@ class Hijack:
     The server answers ``101 UPGRADED`` (the client asked for ``Upgrade: tcp``) or ``200 OK``,
     with ``content_type``, then hands the bare socket to ``serve`` (any bytes the client sent
     after its request come as ``early``) and closes the connection when it returns.
+    ``websocket``: the handshake's headers instead (``attach/ws``): ``101 Switching Protocols``.
     """
 
-    def __init__(self, serve: Callable[[Any, bytes], None], content_type: str) -> None:
+    def __init__(self, serve: Callable[[Any, bytes], None], content_type: str,
+                 websocket: Mapping[str, str] | None = None) -> None:
         self.serve = serve
         self.content_type = content_type
+        self.websocket = websocket

@@ -45,14 +45,21 @@ def _container(context: Context, body: dict[str, Any]) -> str:
     return context.engine().find(name).id
 
 
-def endpoint_settings(settings: Any, where: str) -> tuple[str | None, list[str]]:
+def endpoint_settings(settings: Any, where: str, links_ok: bool = False) -> tuple[str | None, list[str]]:
     """Docker's EndpointSettings as ``--ip`` and ``--network-alias``: the address and the aliases.
-    The fields skiff does not take (links, MAC, driver options, IPv6) are refused when set."""
+
+    The fields skiff does not take (MAC, driver options) are refused when set; ``Links`` too, but on
+    create (``links_ok``), where the client sends ``HostConfig.Links`` again in them. The output fields
+    (``IPAddress``, ``GlobalIPv6Address``, ``IPv6Gateway``...) are ignored, as dockerd ignores them.
+    An IPv6 address is refused as Docker refuses it on a network with no IPv6 subnet: skiff's
+    networks have none (400)."""
+    import ipaddress
+
     if settings is None:
         return None, []
     if not isinstance(settings, dict):
         raise BadRequest(f"{where} must be an object")
-    for key in ("Links", "DriverOpts", "MacAddress"):
+    for key in ("DriverOpts", "MacAddress", *(() if links_ok else ("Links",))):
         if settings.get(key):
             raise NotImplementedYet(f"{where}.{key} is not supported by skiff's Engine API yet")
     aliases = settings.get("Aliases") or []
@@ -61,9 +68,18 @@ def endpoint_settings(settings: Any, where: str) -> tuple[str | None, list[str]]
     ipam = settings.get("IPAMConfig") or {}
     if not isinstance(ipam, dict):
         raise BadRequest(f"{where}.IPAMConfig must be an object")
-    if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
-        raise NotImplementedYet(f"{where}.IPAMConfig: only IPv4Address is supported by skiff")
-    ip = ipam.get("IPv4Address") or None
-    if not isinstance(ip, (str, type(None))):
-        raise BadRequest(f"{where}.IPAMConfig.IPv4Address must be a string")
+    if ipam.get("LinkLocalIPs"):
+        raise NotImplementedYet(f"{where}.IPAMConfig.LinkLocalIPs is not supported by skiff's Engine API yet")
+    ip, ip6 = ipam.get("IPv4Address") or None, ipam.get("IPv6Address") or None
+    for value, key in ((ip, "IPv4Address"), (ip6, "IPv6Address")):
+        if not isinstance(value, (str, type(None))):
+            raise BadRequest(f"{where}.IPAMConfig.{key} must be a string")
+    if ip6 is not None:
+        try:
+            if ipaddress.ip_address(ip6).version != 6:
+                raise ValueError(ip6)
+        except ValueError:
+            raise BadRequest(f"invalid IPv6 address: {ip6}") from None
+        raise BadRequest("user specified IP address is supported only when connecting to networks with user "
+                         "configured subnets (skiff's networks have no IPv6 subnet)")
     return ip, list(aliases)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skiff.api.errors import BadRequest
+from skiff.api.errors import BadRequest, NotImplementedYet
 from skiff.api.messages import Request, Response
 from skiff.api.server import Context
 from skiff.errors import VolumeError
@@ -144,11 +144,15 @@ def network_create(context: Context, request: Request) -> Response:
     if not isinstance(driver, (str, type(None))):
         raise BadRequest("Driver must be a string")
     check_network_driver(driver)
+    if body.get("EnableIPv6"):  # refused rather than made IPv4-only behind the client's back
+        raise NotImplementedYet("EnableIPv6: skiff's networks are IPv4 only")
     ipam = body.get("IPAM") or {}
     configs = ipam.get("Config") or [] if isinstance(ipam, dict) else None
     if not isinstance(configs, list) or len(configs) > 1 or not all(isinstance(c, dict) for c in configs):
         raise BadRequest("IPAM.Config: at most one subnet (IPv4) is supported")
     subnet = configs[0].get("Subnet") if configs else None
+    if isinstance(subnet, str) and ":" in subnet:
+        raise NotImplementedYet(f"IPAM.Config: {subnet} is an IPv6 subnet: skiff's networks are IPv4 only")
     gateway = configs[0].get("Gateway") if configs else None
     labels, options = body.get("Labels") or {}, body.get("Options") or {}
     for field, value in (("Labels", labels), ("Options", options)):

@@ -84,6 +84,7 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", "/containers/{id}/stats", "inspection.stats"),
     _route("POST", "/containers/{id}/update", "inspection.update"),
     _route("POST", "/containers/{id}/attach", "attach.attach"),
+    _route("GET", "/containers/{id}/attach/ws", "attach.attach_ws"),
     _route("POST", "/containers/{id}/resize", "attach.resize"),
     _route("POST", "/containers/{id}/exec", "execs.create"),
     _route("POST", "/exec/{id}/start", "execs.start"),
@@ -120,7 +121,6 @@ ROUTES: tuple[Route, ...] = (
 # Endpoints of Docker's API that skiff does not serve yet: a 501 that names them, rather than
 # "page not found", so a client (``docker run`` without -d attaches) says what is missing.
 NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
-    ("GET", "/containers/{id}/attach/ws"),
     ("POST", "/build"), ("POST", "/commit"),
 ))
 

@@ -38,6 +38,10 @@ def cmd_service(args: argparse.Namespace) -> int:
                                   hint="give --tlsverify --tlscacert --tlscert --tlskey, or use a unix socket")
         tls = server.tls_context(server.TLSFiles(args.tlscacert, args.tlscert, args.tlskey))
     server.preload()
+    from skiff.engine.monitor import forkserver
+
+    # Before any thread and any listener (the fork server holds neither): starts fork monitors from it.
+    monitors = forkserver.start()
     if address.scheme == "unix":
         socket_path = Path(address.host)
         listener = server.listen_unix(socket_path)
@@ -52,5 +56,8 @@ def cmd_service(args: argparse.Namespace) -> int:
             pass
 
     api = server.APIServer(listener, server.Context(paths), tls, debug=bool(args.debug))
-    server.serve(api, float(args.time), cleanup)
+    try:
+        server.serve(api, float(args.time), cleanup)
+    finally:
+        monitors.close()
     return 0

@@ -163,7 +163,7 @@ def container_document(record: Mapping[str, Any], facts: ContainerFacts = Contai
         "HostnamePath": f"{directory}/hostname" if started else "",
         "HostsPath": f"{directory}/hosts" if started else "",
         "LogPath": str(record.get("LogPath", "")) if started else "",
-        "HostConfig": host_config_document(host_config, options, facts),
+        "HostConfig": {**host_config_document(host_config, options, facts), **_links(record, host_config)},
         "GraphDriver": {"Data": dict(facts.graph_driver) or None, "Name": "overlay2"},
         "Mounts": mount_points(record.get("Mounts") or [], host_config.get("Tmpfs")),
         "Config": config_document(record.get("Config") or {}, options, facts, host_config),
@@ -305,6 +305,15 @@ def _device_fields(host_config: Mapping[str, Any]) -> Doc:
             fields[name] = [{key: item.get(key) for key in keys} if isinstance(item, dict) else item
                             for item in items]
     return fields
+
+
+def _links(record: Mapping[str, Any], host_config: Mapping[str, Any]) -> Doc:
+    """``--link NAME:ALIAS`` as Docker shows it: ``/NAME:/SELF/ALIAS``."""
+    links = host_config.get("Links")
+    if not links:
+        return {}
+    self_name = str(record.get("Name", "")).lstrip("/")
+    return {"Links": [f"/{name}:/{self_name}/{alias}" for name, _, alias in (link.partition(":") for link in links)]}
 
 
 def _restart_policy(policy: Mapping[str, Any] | None) -> Doc:

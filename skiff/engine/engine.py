@@ -413,8 +413,7 @@ class Engine:
 
     # --- listing and removal ------------------------------------------------
     def containers(self, all_: bool = False) -> list[Container]:
-        self.reconcile()
-        found = [c for c in records.all_containers(self.paths) if all_ or c.running]
+        found = [c for c in self.reconcile() if all_ or c.running]  # the records reconcile read: one scan
         return sorted(found, key=lambda c: c.data["Created"], reverse=True)
 
     def list_containers(self, filters: "FilterArgs", all_: bool = False, last: int = -1) -> list[Container]:
@@ -612,9 +611,11 @@ class Engine:
         return status
 
     def exec_process(self, ref: str, command: list[str], env: Sequence[str] = (), user: str | None = None,
-                     workdir: str | None = None, tty: bool = False) -> tuple[Container, dict[str, Any]]:
+                     workdir: str | None = None, tty: bool = False,
+                     privileged: bool = False) -> tuple[Container, dict[str, Any]]:
         """The running container and the OCI process an exec of ``command`` runs (checked: not paused,
-        a command, an absolute working directory, a user the container knows)."""
+        a command, an absolute working directory, a user the container knows). ``privileged``: every
+        capability, as Docker's ``exec --privileged`` (the container's seccomp profile still applies)."""
         from skiff.engine.users import resolve_user
         from skiff.store import read_json
 
@@ -652,6 +653,10 @@ class Engine:
                 added = additional_gids(read_in_root(container.bundle / "rootfs", "/etc/group"), group_add)
                 gids = [*gids, *(gid for gid in added if gid not in gids)]
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": gids}
+        if privileged:
+            from skiff.security.capabilities import available
+
+            process["capabilities"] = {key: available() for key in ("bounding", "effective", "permitted")}
         return container, process
 
     def exec_started(self, container: Container, command: list[str]) -> str:
@@ -792,7 +797,6 @@ class Engine:
     def _document_facts(self, container: Container, size: bool, lookups: _Lookups | None = None) -> ContainerFacts:
         """What a container's document needs beyond its record: image, network, overlay, sizes."""
         from skiff.engine.documents import ContainerFacts
-        from skiff.runtime.spec import default_spec
 
         image_id = str(container.data.get("Image", ""))
         if lookups is None:
@@ -801,7 +805,7 @@ class Engine:
             image = lookups.images[image_id]
         else:
             image = lookups.images[image_id] = _image_or_none(self.paths, image_id)
-        linux = default_spec()["linux"]
+        masked, readonly = _default_masks()
         upper = container.bundle / "upper"
         graph = {}
         if image is not None:
@@ -813,7 +817,7 @@ class Engine:
             image_config=image.config if image is not None else None, network=network, network_ids=ids,
             graph_driver=graph, etc_files=(container.dir / "hosts").exists(),
             env_file_keys=_env_file_keys((container.data.get("SkiffOptions") or {}).get("env_files") or []),
-            masked_paths=linux.get("maskedPaths"), readonly_paths=linux.get("readonlyPaths"),
+            masked_paths=masked, readonly_paths=readonly,
             size=_sizes(container, image) if size else None)
 
     def sizes(self, container: Container) -> tuple[int, int]:
@@ -842,8 +846,9 @@ class Engine:
             return dict(container.data.get("NetworkSettings") or {}), ids
 
     # --- crash recovery -------------------------------------------------------
-    def reconcile(self) -> None:
-        """Finish containers whose owner died (SIGKILL, crash): kill, record, release.
+    def reconcile(self) -> list[Container]:
+        """Finish containers whose owner died (SIGKILL, crash): kill, record, release; the records
+        as they are then (a listing uses them rather than reading them all again).
 
         Every record a process is working on names it (``MonitorPid`` and its start
         time, so a reused pid is not mistaken for it): a foreground ``skiff run`` from
@@ -856,11 +861,17 @@ class Engine:
         never needs a free byte on the disk, and a write that fails here (disk full)
         leaves the repair to a later command rather than failing this one.
         """
-        for container in records.all_containers(self.paths):
+        seen = list(records.all_containers(self.paths))
+        recovered = False
+        for container in seen:
             if orphaned(container.state):
+                recovered = True
                 with contextlib.suppress(SkiffError, OSError):
                     self._recover(container)
-        self._remove_stale_cgroups()
+        if recovered:
+            seen = list(records.all_containers(self.paths))
+        self._remove_stale_cgroups(seen)
+        return seen
 
     def _recover(self, container: Container) -> None:
         """Kill what runs, record the truth, release everything, under the container's lock.
@@ -905,12 +916,14 @@ class Engine:
 
         return manager.reconcile(live)
 
-    def _remove_stale_cgroups(self) -> None:
+    def _remove_stale_cgroups(self, seen: Sequence[Container] = ()) -> None:
         """Cgroups that outlived their container: its skiff was killed before the runtime recorded it.
 
         Only this root's containers are candidates (other roots and skiff-oci may
         share the parent), and the records are read after the cgroups are listed,
-        so a container being created or started right now is never robbed.
+        so a container being created or started right now is never robbed. When every
+        cgroup found belongs to a container ``seen`` (just read) as not stopped, none is
+        stale and the records are not read again (a listing's common case).
         """
         from skiff.cgroups import cleanup_stale
         from skiff.engine.plan import cgroup_parent
@@ -923,8 +936,9 @@ class Engine:
         def owned(cid: str) -> bool:
             return (self.paths.containers / cid).is_dir() or (self.paths.runtime_state / cid).is_dir()
 
+        known = {c.id for c in seen if c.state.status not in (Status.EXITED, Status.DEAD)}
         with contextlib.suppress(SkiffError, OSError):
-            cleanup_stale(live, parent=cgroup_parent(), owned=owned)
+            cleanup_stale(live, parent=cgroup_parent(), owned=owned, known=known)
 
 
 def _cid_file(opts: RunOptions) -> CidFile:
@@ -953,6 +967,21 @@ def _run_options(container: Container) -> RunOptions:
             problem = f"its SkiffOptions are malformed ({exc})"
     raise StateError(f"container record {container.dir / records.RECORD} cannot be started: {problem}",
                      hint=f"remove it with 'skiff rm -f {container.name}'")
+
+
+_MASKS: list[tuple[tuple[str, ...] | None, tuple[str, ...] | None]] = []
+
+
+def _default_masks() -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The default spec's masked and read-only paths (Docker's inspect shows them), read once."""
+    if not _MASKS:
+        from skiff.runtime.spec import default_spec
+
+        linux = default_spec()["linux"]
+        masked, readonly = linux.get("maskedPaths"), linux.get("readonlyPaths")
+        _MASKS.append((tuple(masked) if masked is not None else None,
+                       tuple(readonly) if readonly is not None else None))
+    return _MASKS[0]
 
 
 class _Lookups(NamedTuple):

@@ -62,6 +62,10 @@ def attach(paths: Paths, container: Container, opts: RunOptions, image: Image,
         return SharedNetwork(_shared_netns(paths, opts.network))
     manager = NetworkManager(paths)
     request = request_from(opts, image, container.data["Config"]["Hostname"], container.name)
+    if opts.links:  # after --add-host's lines, as Docker writes them
+        from skiff.engine import links
+
+        request.add_hosts += links.hosts(links.resolve(paths, opts.links, opts.network, container.name))
     wanted = container.data.get(WANTED)
     if wanted is None:
         undo.callback(manager.detach, container.id)

@@ -81,3 +81,6 @@ class RunOptions(NamedTuple):
     devices: Sequence[str] = ()
     device_cgroup_rules: Sequence[str] = ()
     device_requests: Sequence[Mapping[str, Any]] = ()
+    # the Engine API's create (issue 15): HostConfig.CgroupParent, HostConfig.Links as NAME:ALIAS
+    cgroup_parent: str | None = None         # the cgroup containers go under instead of SKIFF_CGROUP_PARENT's
+    links: Sequence[str] = ()                # --link NAME:ALIAS (skiff.engine.links)

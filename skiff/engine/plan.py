@@ -69,6 +69,10 @@ class RunPlan:
         plan._check_resources()
         plan._check_mounts()
         plan._check_network()
+        if opts.links:
+            from skiff.engine import links
+
+            links.check(paths, opts.links, opts.network)
         plan._check_lifecycle()
         plan._check_security()
         plan._check_run_flags()
@@ -286,6 +290,8 @@ class RunPlan:
             "IpcMode": self.namespaces.ipc, "UTSMode": self.namespaces.uts,
             "CgroupnsMode": self.namespaces.cgroupns,
             **self._device_records(),
+            **({"CgroupParent": o.cgroup_parent} if o.cgroup_parent else {}),
+            **({"Links": list(o.links)} if o.links else {}),  # NAME:ALIAS; the inspect document spells them
         }
 
     def _device_records(self) -> dict[str, Any]:
@@ -353,13 +359,18 @@ class RunPlan:
         spec["process"]["capabilities"] = {key: list(self.capabilities)
                                            for key in ("bounding", "effective", "permitted")}
         linux = spec["linux"]
-        linux["cgroupsPath"] = f"/{cgroup_parent()}/{container.id}"
+        linux["cgroupsPath"] = f"/{o.cgroup_parent or cgroup_parent()}/{container.id}"
         linux["resources"] = {**linux.get("resources", {}), **self.resources}
         if self.seccomp is not None:  # Docker's default profile unless --security-opt seccomp=...
             linux["seccomp"] = self.seccomp
 
         self._set_network(spec, container, undo)
         crash_point("network")
+        if o.links and o.network == "bridge":  # Docker's link variables, on the default bridge only
+            from skiff.engine import links
+
+            spec["process"]["env"] = links.with_environment(
+                spec["process"]["env"], links.resolve(self.paths, o.links, o.network, container.name), container.name)
         etcfiles.make_mountpoints(rootfs)  # before copy-up: a new volume at /etc gets them, as Docker's
         if self.mount_plan is not None:
             undo.callback(self.mount_plan.release)  # driver mounts; the volumes stay the container's

@@ -210,14 +210,64 @@ class ImageStore:
                 repos.pop(name, None)
                 report.append(f"Untagged: {parse_reference(name).familiar}")
             self._write_repositories(repos)
-            for _ in untag:  # as Docker 20.10: each untag event names the image by its id
-                emit_image_event(self.paths, "untag", image_id, image_id)
             still_named = any(target == image_id for target in repos.values())
-            if not still_named and not using:
+            digests = self._untag_digests(image_id, named, repos, every=named is None and not using)
+            report += [f"Untagged: {_familiar_digest(digest)}" for digest in digests]
+            for _ in [*untag, *digests]:  # as Docker 20.10: each untag event names the image by its id
+                emit_image_event(self.paths, "untag", image_id, image_id)
+            if not still_named and not using and not self._digests_left(image_id):
+                released = self._released_chains(image_id)
                 self._delete_image(image_id)
                 report.append(f"Deleted: {image_id}")
+                report += [f"Deleted: {chain}" for chain in released]
                 emit_image_event(self.paths, "delete", image_id, image_id)
             return report
+
+    def _untag_digests(self, image_id: str, named: str | None, repos: Mapping[str, str], every: bool) -> builtins.list[str]:
+        """The digest references (``name@sha256:...``, the manifests it was pulled by) ``rmi`` removes,
+        as Docker 20.10's ImageDelete: those of the untagged name's repository once no tag of that
+        repository is left; ``every`` one when it is removed by id. An image that a digest of another
+        repository still names stays, as in Docker. Under the lock."""
+        path = self.records / f"{sha256_hex(image_id)}.json"
+        try:
+            record = read_json(path, {}) or {}
+        except StateError:
+            return []
+        digests = [d for d in record.get("repo_digests", []) if isinstance(d, str)]
+        if every:
+            gone = digests
+        elif named is not None:
+            repository = parse_reference(named).name
+            if any(parse_reference(tag).name == repository for tag, target in repos.items() if target == image_id):
+                return []
+            gone = [d for d in digests if d.partition("@")[0] == repository]
+        else:
+            return []
+        if gone:
+            record["repo_digests"] = [d for d in digests if d not in gone]
+            write_json(path, record)
+        return sorted(gone, key=_familiar_digest)
+
+    def _digests_left(self, image_id: str) -> bool:
+        """Whether digest references still name the image (Docker keeps an image any reference names)."""
+        try:
+            return bool((read_json(self.records / f"{sha256_hex(image_id)}.json", {}) or {}).get("repo_digests"))
+        except StateError:
+            return False
+
+    def _released_chains(self, image_id: str) -> builtins.list[str]:
+        """The chain ids of the image's layers no other image's layer chain holds, top layer first:
+        Docker's ``Deleted`` entries for the layers an image's removal releases. Under the lock."""
+        try:
+            mine = _chain_ids(self._record(image_id))
+        except StateError:
+            return []
+        others: set[str] = set()
+        for path in self._record_files():
+            if path.stem != sha256_hex(image_id):
+                other = self._read_record_file(path)
+                others.update(_chain_ids(other) if other else mine)  # a broken record: keep them all
+        return [chain for chain in reversed(mine) if chain not in others]
 
     def _delete_image(self, image_id: str) -> None:
         """Drop the record, then every layer and blob no remaining record refers to. Under the lock."""
@@ -661,6 +711,18 @@ def emit_image_event(paths: Paths, action: str, actor_id: str, name: str) -> Non
     from skiff.events import emit
 
     emit(paths, "image", action, actor_id, {"name": name})
+
+
+def _chain_ids(record: Mapping[str, Any]) -> list[str]:
+    """The layers' chain ids (OCI image spec: ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))), bottom first."""
+    import hashlib
+
+    chains: list[str] = []
+    for layer in record.get("layers", []):
+        diff_id = str(layer.get("diff_id", ""))
+        chains.append(diff_id if not chains else
+                      "sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest())
+    return chains
 
 
 def _familiar_digest(name_at_digest: str) -> str:

@@ -131,6 +131,29 @@ def test_tag_and_rmi(service: Service) -> None:
     assert status == 404 and json.loads(body)["message"] == "No such image: no-such-image:latest"
 
 
+def test_rmi_reports_every_untag_and_deletion_as_dockerd(service: Service, pushed: str, tmp_path: Path,
+                                                         busybox_tar: Path) -> None:
+    """The same pulled image (same config, layers, manifest digest) removed through skiff and through
+    a private dockerd 20.10: the same lines, in the same order (the tag, then the repository's
+    digest once no tag of it is left, the image, then each layer's chain id, top first)."""
+    from tests.dockerd import docker_installed, private_dockerd
+
+    if not docker_installed():
+        pytest.skip("dockerd 20.10 is not installed")
+    service.skiff("rmi", "-f", f"{pushed}:oci", check=False)
+    steps = [("pull", f"{pushed}:oci"), ("tag", f"{pushed}:oci", f"{pushed}:two"), ("rmi", f"{pushed}:two"),
+             ("rmi", f"{pushed}:oci")]
+    ours = [service.docker(*step).stdout for step in steps]
+    with private_dockerd(tmp_path / "dockerd") as dockerd:
+        dockerd.docker("import", str(busybox_tar), "busybox:latest")  # as the service's store: its layer stays
+        theirs = [dockerd.docker(*step).stdout for step in steps]
+    assert ours[2:] == theirs[2:]
+    removed = ours[3].splitlines()
+    # busybox's layer stays (busybox:latest holds it): the image and its own layer go
+    assert [line.split(":")[0] for line in removed] == ["Untagged", "Untagged", "Deleted", "Deleted"]
+    assert removed[1].startswith(f"Untagged: {pushed}@sha256:")
+
+
 def test_rmi_of_an_image_a_container_uses_is_a_conflict(service: Service, busybox_tar: Path) -> None:
     service.skiff("import", str(busybox_tar), "inuse:1", "--change", "LABEL use=1")  # one name: no untag
     container = service.docker("create", "inuse:1", "true").stdout.strip()
@@ -276,3 +299,140 @@ def test_pull_with_the_clients_credentials(service: Service, auth_registry: serv
     status, body = pull({"username": servers.USER, "password": servers.PASSWORD, "serveraddress": auth_registry.host})
     assert status == 200 and stream_messages(body)[-1] == {"status": f"Status: Downloaded newer image for {ref}:1"}
     service.docker("rmi", f"{ref}:1")
+
+
+class SlowRegistry:
+    """A registry on loopback with one image whose only layer drips out slowly, noting when the
+    client stops reading it (its connection closed under a write)."""
+
+    def __init__(self) -> None:
+        import gzip
+        import hashlib
+        import io
+        import tarfile
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            data = os.urandom(4 << 20)
+            info = tarfile.TarInfo("big.bin")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        self.layer = gzip.compress(raw.getvalue(), compresslevel=1)
+
+        def digest(blob: bytes) -> str:
+            return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+        self.config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                                  "rootfs": {"type": "layers", "diff_ids": [digest(raw.getvalue())]}}).encode()
+        self.manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(self.config),
+                       "digest": digest(self.config)},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(self.layer),
+                        "digest": digest(self.layer)}]}).encode()
+        blobs = {f"/v2/slow/blobs/{digest(self.config)}": self.config}
+        layer_path = f"/v2/slow/blobs/{digest(self.layer)}"
+        self.reader_left = threading.Event()
+        self.stop_dripping = threading.Event()
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, body: bytes, content_type: str = "application/octet-stream") -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Docker-Content-Digest", digest(body))
+                self.end_headers()
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self.do_GET(head=True)
+
+            def do_GET(self, head: bool = False) -> None:  # noqa: N802
+                if self.path == "/v2/":
+                    self._send(b"{}", "application/json")
+                    self.wfile.write(b"{}")
+                elif self.path == "/v2/slow/manifests/latest":
+                    self._send(registry.manifest, "application/vnd.docker.distribution.manifest.v2+json")
+                    if not head:
+                        self.wfile.write(registry.manifest)
+                elif self.path in blobs:
+                    self._send(blobs[self.path])
+                    self.wfile.write(blobs[self.path])
+                elif self.path == layer_path:
+                    self._send(registry.layer)
+                    if not head:
+                        self._drip(registry.layer)
+                else:
+                    self.send_error(404)
+
+            def _drip(self, body: bytes) -> None:
+                import time
+
+                try:
+                    self.wfile.write(body[:256 << 10])
+                    for offset in range(256 << 10, len(body), 8192):
+                        if registry.stop_dripping.wait(0.05):
+                            return
+                        self.wfile.write(body[offset:offset + 8192])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    registry.reader_left.set()
+                    return
+                time.sleep(0)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop_dripping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_pull_is_cancelled_when_its_client_hangs_up(service: Service) -> None:
+    """No download goes on for a client that left, and nothing half-written stays in the store
+    (as skiff pull's Ctrl-C); the same pull afterwards starts afresh."""
+    import glob
+    import socket
+    import time
+
+    registry = SlowRegistry()
+    config = Path(os.environ["SKIFF_CONFIG_DIR"]) / "registries.json"
+    before = config.read_text()
+    document = json.loads(before)
+    config.write_text(json.dumps({**document, "insecure": [*document["insecure"], registry.host]}))
+    try:
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(str(service.socket))
+        client.sendall(f"POST /v1.41/images/create?fromImage={registry.host}/slow&tag=latest HTTP/1.1\r\n"
+                       f"Host: docker\r\nContent-Length: 0\r\n\r\n".encode())
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b'"Downloading"' not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += client.recv(65536)
+        root = service.env["SKIFF_ROOT"]
+        assert glob.glob(f"{root}/**/.tmp-*", recursive=True), "the download writes a temporary blob"
+        client.close()  # hang up mid-download
+        assert registry.reader_left.wait(20), "the pull went on reading the layer after its client left"
+        deadline = time.monotonic() + 10
+        while glob.glob(f"{root}/**/.tmp-*", recursive=True):
+            assert time.monotonic() < deadline, glob.glob(f"{root}/**/.tmp-*", recursive=True)
+            time.sleep(0.05)
+        assert f"{registry.host}/slow" not in service.skiff("images", "--format", "{{.Repository}}")
+        threads = service.skiff("info", "--format", "{{.ID}}")  # the server still answers
+        assert threads
+    finally:
+        config.write_text(before)
+        registry.close()
+    assert "Traceback" not in service.log.read_text()

@@ -276,3 +276,20 @@ def test_cleanup_stale_leaves_what_it_does_not_own(kernel: FakeKernel) -> None:
         cgroups.open(f"/skiff/{cid}", root=kernel.root).create({})
     assert cgroups.cleanup_stale(set(), root=kernel.root, owned=lambda cid: cid == "mine") == ["mine"]
     assert (kernel.root / "skiff/other").is_dir()
+
+
+def test_cleanup_stale_skips_the_records_when_every_cgroup_is_known_live(kernel: FakeKernel) -> None:
+    """A listing has just read the records: when every cgroup is one of its live containers, nothing
+    is stale and the records are not read again; one unknown cgroup makes it ask, as before."""
+    for cid in ("a", "b"):
+        cgroups.open(f"/skiff/{cid}", root=kernel.root).create({})
+    asked: list[bool] = []
+
+    def live_ids() -> set[str]:
+        asked.append(True)
+        return {"a"}
+
+    assert cgroups.cleanup_stale(live_ids, root=kernel.root, known={"a", "b", "c"}) == []
+    assert not asked
+    assert cgroups.cleanup_stale(live_ids, root=kernel.root, known={"a"}) == ["b"]
+    assert asked

@@ -118,7 +118,8 @@ def test_images_tag_rmi_output(skiff: Skiff, busybox_image: str) -> None:
     proc = skiff("image", "inspect", "nosuch")
     assert proc.returncode == 1 and proc.stderr == "skiff: No such image: nosuch\n"
     full_id = inspect(skiff, "busybox")["Id"]
-    assert skiff.ok("image", "rm", "busybox") == f"Untagged: busybox:latest\nDeleted: {full_id}\n"
+    layer = inspect(skiff, "busybox")["RootFS"]["Layers"][0]
+    assert skiff.ok("image", "rm", "busybox") == f"Untagged: busybox:latest\nDeleted: {full_id}\nDeleted: {layer}\n"
     assert skiff.ok("images").splitlines()[1:] == []
     assert skiff("rmi", "busybox").returncode == 1
 

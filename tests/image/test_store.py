@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -80,7 +81,10 @@ def test_rmi_keeps_shared_layers(store: ImageStore, no_containers: dict[str, lis
     store.load(io.BytesIO(L.docker_archive([([base], ["small:1"]), ([base, top], ["big:1"])])))
     small, big = store.get("small:1"), store.get("big:1")
     assert small.layer_dirs[0] == big.layer_dirs[0]
-    assert store.remove("big:1", no_containers) == ["Untagged: big:1", f"Deleted: {big.id}"]
+    base_id, top_id = (json.loads(store.blob_path(big.id).read_bytes())["rootfs"]["diff_ids"])
+    top_chain = "sha256:" + hashlib.sha256(f"{base_id} {top_id}".encode()).hexdigest()
+    # As Docker: the image, then each layer chain nothing else holds (the shared base stays)
+    assert store.remove("big:1", no_containers) == ["Untagged: big:1", f"Deleted: {big.id}", f"Deleted: {top_chain}"]
     assert not big.layer_dirs[1].exists() and small.layer_dirs[0].is_dir()
     assert not store.blob_path(big.id).exists() and store.blob_path(small.id).exists()
     assert [img.id for img in store.list()] == [small.id]
@@ -110,7 +114,8 @@ def test_rmi_conflicts(store: ImageStore, no_containers: dict[str, list[str]]) -
     assert store.remove("busybox:latest", no_containers, force=True) == ["Untagged: busybox:latest"]
     assert store.get(image.id).layer_dirs[0].is_dir()
     no_containers.clear()
-    assert store.remove(image.id, no_containers) == [f"Deleted: {image.id}"]
+    layer = json.loads(store.blob_path(image.id).read_bytes())["rootfs"]["diff_ids"][0]
+    assert store.remove(image.id, no_containers) == [f"Deleted: {image.id}", f"Deleted: {layer}"]
 
 
 def test_concurrent_imports_keep_the_index_consistent(tmp_path: Path, busybox_tar: Path,

@@ -186,14 +186,39 @@ def test_wrong_types_are_bad_requests(body: dict[str, object], message: str) -> 
 @pytest.mark.parametrize("body", [
     {"Image": "i", "HostConfig": {"Mounts": [{"Type": "bind", "Source": "/", "Target": "/x",
                                               "BindOptions": {"NonRecursive": True}}]}},
-    {"Image": "i", "HostConfig": {"SecurityOpt": ["seccomp=unconfined"]}},
+    {"Image": "i", "HostConfig": {"StorageOpt": {"size": "1G"}}},
     {"Image": "i", "OnBuild": ["RUN true"]},
-    {"Image": "i", "NetworkingConfig": {"EndpointsConfig": {"n": {"Links": ["db:db"]}}}},
+    {"Image": "i", "NetworkingConfig": {"EndpointsConfig": {"n": {"MacAddress": "02:42:ac:11:00:02"}}}},
 ])
 def test_fields_not_translated_yet_are_refused_not_dropped(body: dict[str, object]) -> None:
     with pytest.raises(NotImplementedYet) as caught:
         run_options(body, None)
     assert status_for(caught.value) == 501
+
+
+def test_security_ulimits_cgroup_parent_links_translated() -> None:
+    body = {"Image": "i", "HostConfig": {
+        "SecurityOpt": ["seccomp=unconfined", "no-new-privileges"],
+        "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}, {"Name": "core", "Soft": -1, "Hard": -1}],
+        "CgroupParent": "/ci/jobs/", "Links": ["/db:/web/database", "cache"], "NetworkMode": "app"},
+        "NetworkingConfig": {"EndpointsConfig": {"app": {"Links": ["db:database", "queue:q"]}}}}
+    opts = run_options(body, None)
+    assert list(opts.security_opts) == ["seccomp=unconfined", "no-new-privileges"]
+    assert list(opts.ulimits) == ["nofile=1024:2048", "core=-1:-1"]
+    assert opts.cgroup_parent == "ci/jobs"
+    assert list(opts.links) == ["db:database", "cache:cache", "queue:q"]
+
+
+@pytest.mark.parametrize("host, message", [
+    ({"CgroupParent": "a/../../b"}, "invalid CgroupParent 'a/../../b': it must not leave the cgroup tree"),
+    ({"Ulimits": {"Name": "nofile"}}, "HostConfig.Ulimits must be a list of objects"),
+    ({"Ulimits": [{"Name": "nofile", "Soft": "1"}]}, "Soft must be an integer"),
+    ({"Links": [":x"]}, "bad format for links: :x"),
+])
+def test_create_fields_refused(host: dict[str, object], message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        run_options({"Image": "i", "HostConfig": host}, None)
+    assert str(caught.value) == message
 
 
 # --- requests and summaries --------------------------------------------------------------------
@@ -259,7 +284,6 @@ def test_push_is_served() -> None:
 
 
 @pytest.mark.parametrize("method, path", [
-    ("GET", "/containers/web/attach/ws"),
     ("POST", "/build"), ("POST", "/commit"),
 ])
 def test_endpoints_not_served_yet_are_named_501s(method: str, path: str) -> None:

@@ -88,8 +88,13 @@ def test_endpoint_settings() -> None:
         endpoint_settings({"Aliases": "web"}, "E")
     with pytest.raises(NotImplementedYet):
         endpoint_settings({"Links": ["a:b"]}, "E")
-    with pytest.raises(NotImplementedYet):
+    assert endpoint_settings({"Links": ["a:b"]}, "E", links_ok=True) == (None, [])
+    assert endpoint_settings({"GlobalIPv6Address": "", "IPv6Gateway": "", "IPAddress": ""}, "E") == (None, [])
+    with pytest.raises(BadRequest, match="user specified IP address is supported only when connecting to networks "
+                                         "with user configured subnets"):
         endpoint_settings({"IPAMConfig": {"IPv6Address": "fd00::5"}}, "E")
+    with pytest.raises(BadRequest, match="invalid IPv6 address: 10.0.0.1"):
+        endpoint_settings({"IPAMConfig": {"IPv6Address": "10.0.0.1"}}, "E")
 
 
 def test_create_takes_the_endpoint_of_its_network() -> None:

@@ -44,20 +44,21 @@ def start_detached(paths: Paths, cid: str, expect_attach: bool = False) -> int:
     """
     report_r, report_w = os.pipe()
     fresh = _threaded()
-    argv = module_argv("skiff.engine.monitor.launch", str(paths.root), str(paths.run_root), cid, str(report_w),
-                       "1" if expect_attach else "0") if fresh else []
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(report_r)
-            if fresh:  # only system calls between the fork and this exec: no lock another thread held
-                os.set_inheritable(report_w, True)
-                os.execv(argv[0], argv)
-            _detach_and_launch(paths, cid, report_w, expect_attach)
-        finally:
-            os._exit(125)
+    if not (fresh and _fork_server_launched(paths, cid, report_w, expect_attach)):
+        argv = module_argv("skiff.engine.monitor.launch", str(paths.root), str(paths.run_root), cid, str(report_w),
+                           "1" if expect_attach else "0") if fresh else []
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(report_r)
+                if fresh:  # only system calls between the fork and this exec: no lock another thread held
+                    os.set_inheritable(report_w, True)
+                    os.execv(argv[0], argv)
+                detach_and_launch(paths, cid, report_w, expect_attach)
+            finally:
+                os._exit(125)
+        os.waitpid(child, 0)
     os.close(report_w)
-    os.waitpid(child, 0)
     with os.fdopen(report_r, "rb") as f:
         report = f.read().decode(errors="replace").split(" ", 4)
     if report[0] == "ok":
@@ -65,6 +66,15 @@ def start_detached(paths: Paths, cid: str, expect_attach: bool = False) -> int:
     _wait_process(int(report[1]) if len(report) > 1 and report[1].isdigit() else 0)
     kind = report[3] if len(report) > 3 else "SkiffError"
     raise revived(kind, report[4] if len(report) > 4 else "the container's monitor died before reporting")
+
+
+def _fork_server_launched(paths: Paths, cid: str, report_w: int, expect_attach: bool) -> bool:
+    """The monitor forked by the fork server (skiff.engine.monitor.forkserver), when this threaded
+    process started one; False without one, or when it is gone (then a fresh interpreter does it)."""
+    forkserver = sys.modules.get("skiff.engine.monitor.forkserver")
+    server = forkserver.current() if forkserver is not None else None
+    return server is not None and bool(server.launch(str(paths.root), str(paths.run_root), cid, report_w,
+                                                      expect_attach))
 
 
 def _threaded() -> bool:
@@ -75,7 +85,7 @@ def _threaded() -> bool:
     return threading is not None and threading.active_count() > 1
 
 
-def _detach_and_launch(paths: Paths, cid: str, report_fd: int, expect_attach: bool) -> NoReturn:
+def detach_and_launch(paths: Paths, cid: str, report_fd: int, expect_attach: bool) -> NoReturn:
     """In the first child: a session of its own, then the monitor as the grandchild (nobody's child
     to wait for once the first child exits)."""
     os.setsid()
@@ -89,7 +99,7 @@ def main(argv: list[str]) -> None:
     from a threaded process)."""
     root, run_root, cid, report_fd, expect_attach = argv
     try:
-        _detach_and_launch(Paths(Path(root), Path(run_root)), cid, int(report_fd), expect_attach == "1")
+        detach_and_launch(Paths(Path(root), Path(run_root)), cid, int(report_fd), expect_attach == "1")
     finally:
         os._exit(125)
 
