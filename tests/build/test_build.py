@@ -89,7 +89,7 @@ def test_every_instruction_then_run(skiff: Skiff, busybox_image: str, tmp_path: 
     assert config["Entrypoint"] == ["/bin/cat"] and config["Cmd"] == ["/app/out.txt"]
     assert config["Shell"] == ["/bin/sh", "-e", "-c"]
     history = json.loads(skiff.ok("image", "inspect", "-f", "{{json .RootFS.Layers}}", "every:1"))
-    assert len(history) == 1 + 6  # busybox, then WORKDIR, COPY, COPY, ADD and two RUNs: one layer each
+    assert len(history) == 1 + 7  # busybox, then WORKDIR, COPY, COPY, ADD and three RUNs: one layer each
     listed = skiff.ok("images", "--format", "{{.Repository}}:{{.Tag}}").split()
     assert sorted(listed) == ["busybox:latest", "every:1"]  # the steps' images are build cache, not listed
 
