@@ -21,7 +21,9 @@ def commit(context: Context, request: Request) -> Response:
     repo, tag = request.arg("repo") or "", request.arg("tag") or ""
     reference = (f"{repo}:{tag}" if tag else repo) or None
     changes = [line for value in request.query.get("changes", []) for line in value.splitlines() if line.strip()]
-    body = request.json_object(required=False)
+    body = request.json(required=False)  # the docker CLI sends "null" when it has no config
+    if body is not None and not isinstance(body, dict):
+        raise BadRequest("invalid JSON in the request body: expected a container config object")
     image = commit_container(context.engine(), CommitRequest(
         container, reference, changes, request.arg("comment") or "", request.arg("author") or "",
         request.flag("pause", default=True), body or None))

@@ -114,6 +114,7 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/networks/{id}/connect", "networking.connect"),
     _route("POST", "/networks/{id}/disconnect", "networking.disconnect"),
     _route("POST", "/commit", "commit.commit"),
+    _route("POST", "/build", "build.build"),
 )
 
 
@@ -121,7 +122,7 @@ ROUTES: tuple[Route, ...] = (
 # "page not found", so a client (``docker run`` without -d attaches) says what is missing.
 NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
     ("GET", "/containers/{id}/attach/ws"),
-    ("POST", "/build"), ("POST", "/images/{name*}/push"),
+    ("POST", "/images/{name*}/push"),
 ))
 
 

@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import IO, Any, Callable, Iterator, Mapping, NamedTuple, Protocol, Sequence
 
 from skiff.build.context import Owner, Root
 from skiff.build.parser import Dockerfile, Instruction, key_values, parse
@@ -38,6 +38,14 @@ PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PRO
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 CONFIG_ONLY = frozenset({"ENV", "LABEL", "USER", "EXPOSE", "VOLUME", "CMD", "ENTRYPOINT", "STOPSIGNAL",
                          "HEALTHCHECK", "ONBUILD", "SHELL", "MAINTAINER", "ARG"})
+
+
+class Writer(Protocol):
+    """Where the steps' lines go: a text file, or the Engine API's message stream."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class BuildOptions(NamedTuple):
@@ -82,7 +90,8 @@ class Stage:
 
 
 class Builder:
-    def __init__(self, paths: Paths, opts: BuildOptions, out: IO[str], context_dir: Path) -> None:
+    def __init__(self, paths: Paths, opts: BuildOptions, out: Writer, context_dir: Path,
+                 run_output: int | None = None) -> None:
         from skiff.build.ignore import IgnoreRules
         from skiff.image.pack import source_date_epoch
         from skiff.image.store import ImageStore
@@ -96,6 +105,7 @@ class Builder:
         self.ignore = IgnoreRules(ignore_file.read_text() if ignore_file.is_file() else "")
         self.epoch = source_date_epoch()
         self.cache_dir = paths.root / "builder" / "cache"
+        self.run_output = run_output   # the fd RUN's output goes to (None: stdout)
         self.stages: list[Stage] = []
         self.used_args: set[str] = set()
         self.step = 0
@@ -395,7 +405,7 @@ class Builder:
             self._say(f" ---> Running in {container.id[:12]}")
 
         sys.stdout.flush()
-        with _output_fd(self.opts.quiet) as fd:
+        with _output_fd(self.opts.quiet, self.run_output) as fd:
             status = engine.run(opts, output=(fd, fd), on_create=on_create)
         try:
             if status != 0:
@@ -738,9 +748,9 @@ def _lookup_user(root_fd: int, user: str, group: str) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def _output_fd(quiet: bool) -> Iterator[int]:
+def _output_fd(quiet: bool, fd: int | None) -> Iterator[int]:
     if not quiet:
-        yield sys.stdout.fileno()
+        yield fd if fd is not None else sys.stdout.fileno()
         return
     fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
     try:
@@ -752,15 +762,20 @@ def _output_fd(quiet: bool) -> Iterator[int]:
 # --- the entry point ----------------------------------------------------------------------------
 
 
-def build(paths: Paths, opts: BuildOptions, out: IO[str] = sys.stdout, stdin: IO[bytes] | None = None) -> Image:
-    """``skiff build``: the image of the Dockerfile's last stage (or ``--target``), tagged."""
+def build(paths: Paths, opts: BuildOptions, out: Writer = sys.stdout, stdin: IO[bytes] | None = None,
+          run_output: int | None = None, on_built: Callable[[Image], None] | None = None) -> Image:
+    """``skiff build``: the image of the Dockerfile's last stage (or ``--target``), tagged.
+    ``out`` gets the steps' lines, ``run_output`` (an fd) RUN's output; ``on_built`` is told the
+    image before the closing lines (the Engine API's ``aux`` message)."""
     with _context_dir(opts, stdin) as (context_dir, dockerfile_text):
         dockerfile = parse(dockerfile_text)
-        builder = Builder(paths, opts, out, context_dir)
+        builder = Builder(paths, opts, out, context_dir, run_output)
         builder.escape = dockerfile.escape
         image = builder.build(dockerfile)
     store = builder.store
     store.unhide(image.id)
+    if on_built is not None:
+        on_built(image)
     builder._say(f"Successfully built {image.short_id}")
     for tag in opts.tags:
         store.tag(image.id, tag)

@@ -255,7 +255,6 @@ def test_the_server_is_on_no_other_commands_import_path() -> None:
 
 @pytest.mark.parametrize("method, path", [
     ("GET", "/containers/web/attach/ws"), ("POST", "/images/library/busybox/push"),
-    ("POST", "/build"),
 ])
 def test_endpoints_not_served_yet_are_named_501s(method: str, path: str) -> None:
     from skiff.api import system
