@@ -516,16 +516,30 @@ class Builder:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _extract(self, root_fd: int, dest_path: str, archive_fd: int) -> None:
-        from skiff.build.context import mkdir_in_root
-        from skiff.engine.archive import ContainerFS, Extraction, extract
+        """ADD of a local archive: unpacked securely (skiff.image.unpack, as a layer is) into a
+        scratch directory, then copied into the destination with the entries' owners."""
+        from skiff.build.context import Copier, Source, mkdir_in_root
+        from skiff.build.ignore import IgnoreRules
+        from skiff.image.unpack import unpack_layer
 
-        target = mkdir_in_root(root_fd, dest_path)
-        os.close(target)
-        with open(f"/proc/self/fd/{archive_fd}", "rb") as data:
+        self.paths.tmp.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="add-", dir=self.paths.tmp))
+        try:
+            with open(f"/proc/self/fd/{archive_fd}", "rb") as data:
+                try:
+                    unpack_layer(data, scratch)
+                except SkiffError as exc:
+                    raise BuildError(f"ADD failed: {exc.message}") from None
+            fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            target = mkdir_in_root(root_fd, dest_path)
             try:
-                extract(ContainerFS(root_fd, (), "image"), dest_path, data, Extraction(False, None))
-            except SkiffError as exc:
-                raise BuildError(f"ADD failed: {exc.message}") from None
+                root = Root(fd, IgnoreRules(), "archive")
+                Copier(root, None, None, keep_owner=True).copy(Source("", fd, True), target, None)
+            finally:
+                os.close(target)
+                os.close(fd)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _add_urls(self, stage: Stage, inst: Instruction, urls: list[str], dest_path: str, dest_is_dir: bool,
                   owner: Owner | None) -> None:

@@ -205,10 +205,11 @@ def _release_dirfds() -> None:
 class Copier:
     """Copies sources into a directory of the image, owner and mode as COPY's flags say."""
 
-    def __init__(self, root: Root, owner: Owner | None, chmod: int | None) -> None:
+    def __init__(self, root: Root, owner: Owner | None, chmod: int | None, keep_owner: bool = False) -> None:
         self.root = root
         self.owner = owner or Owner(0, 0)
         self.chmod = chmod
+        self.keep_owner = keep_owner   # an archive ADD unpacks: its entries keep their owners
 
     def copy(self, source: Source, dest_dir_fd: int, name: str | None) -> None:
         """A file source as ``dest_dir/name``; a directory's content into ``dest_dir`` itself."""
@@ -250,7 +251,7 @@ class Copier:
             sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dest)
             try:
                 self._tree(src_fd, rel or name, sub)
-                os.fchown(sub, *self.owner)
+                os.fchown(sub, *self._owner_of(st))
                 os.fchmod(sub, mode)
                 os.utime(sub, ns=(st.st_mtime_ns, st.st_mtime_ns))
             finally:
@@ -259,7 +260,7 @@ class Copier:
         self._clear(dest, name)
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink("", dir_fd=src_fd), name, dir_fd=dest)
-            os.chown(name, *self.owner, dir_fd=dest, follow_symlinks=False)
+            os.chown(name, *self._owner_of(st), dir_fd=dest, follow_symlinks=False)
             return
         if not stat.S_ISREG(st.st_mode):
             return  # devices, fifos and sockets of a context are not copied
@@ -268,11 +269,14 @@ class Copier:
                           dir_fd=dest)
             try:
                 _copy_data(src.fileno(), out, st.st_size)
-                os.fchown(out, *self.owner)
+                os.fchown(out, *self._owner_of(st))
                 os.fchmod(out, mode)
                 os.utime(out, ns=(st.st_mtime_ns, st.st_mtime_ns))
             finally:
                 os.close(out)
+
+    def _owner_of(self, st: os.stat_result) -> tuple[int, int]:
+        return (st.st_uid, st.st_gid) if self.keep_owner else self.owner
 
     @staticmethod
     def _make_dir(dest: int, name: str) -> None:
