@@ -412,7 +412,7 @@ class Builder:
                 raise BuildError(f"The command '{' '.join(command)}' returned a non-zero code: {status}")
             container = engine.find(created[0])
             return store_layer(self.store, container.bundle / "upper", self.opts.compression, self.epoch,
-                               skip=runtime_made)
+                               skip=runtime_made, adopt=True)
         finally:
             if created:
                 with contextlib.suppress(SkiffError):
@@ -602,7 +602,7 @@ class Builder:
             with contextlib.ExitStack() as stack:
                 root_fd = _writable_root(stage.image, upper, work / "work", stack)
                 fill(root_fd)
-            layer = store_layer(self.store, upper, self.opts.compression, self.epoch) \
+            layer = store_layer(self.store, upper, self.opts.compression, self.epoch, adopt=True) \
                 if keep_empty or any(upper.iterdir()) else None
         finally:
             shutil.rmtree(work, ignore_errors=True)

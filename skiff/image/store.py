@@ -360,6 +360,25 @@ class ImageStore:
             self._commit_blob(tmp, self.blob_path(blob.digest))
         return LayerInfo(diff_id, blob.digest, blob.size, size, media)
 
+    def adopt_layer(self, directory: Path, blob: BinaryIO, diff_id: str, size: int, media_type: str) -> LayerInfo:
+        """Store a layer written here (skiff.image.pack): ``blob`` its compressed tar, ``directory``
+        its content already laid out as an unpacked layer (an overlay upper dir), moved into place
+        rather than unpacked again. ``directory`` must be on the store's filesystem; it is gone
+        afterwards (moved, or removed when the store has that layer already)."""
+        with self._temp_blob() as (fd, tmp):
+            hasher = _TeeReader(blob, fd)
+            hasher.drain()
+            os.fsync(fd)
+            staging = self._staging_dir()
+            try:
+                os.rmdir(staging / "diff")
+                os.rename(directory, staging / "diff")
+                self._commit_layer(staging, diff_id, size)
+            finally:
+                _remove_tree(staging)  # gone already when committed
+            self._commit_blob(tmp, self.blob_path(hasher.digest))
+        return LayerInfo(diff_id, hasher.digest, hasher.size, size, media_type)
+
     def _staging_dir(self) -> Path:
         import tempfile
 
