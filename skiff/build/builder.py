@@ -106,6 +106,10 @@ class Builder:
         self.epoch = source_date_epoch()
         self.cache_dir = paths.root / "builder" / "cache"
         self.run_output = run_output   # the fd RUN's output goes to (None: stdout)
+        self.digests_file = paths.root / "builder" / "file-digests.json"
+        self.file_digests: dict[str, list[Any]] = _read_digests(self.digests_file)
+        self.digests_read = dict(self.file_digests)
+        self.context_fds: set[int] = set()
         self.stages: list[Stage] = []
         self.used_args: set[str] = set()
         self.step = 0
@@ -453,7 +457,8 @@ class Builder:
             root = self._source_root(stage, inst, stack)
             sources = context.resolve_sources(root, patterns, f"{inst.keyword} failed")
             stack.callback(context.close_sources, sources)
-            content = context.hash_sources(root, sources)
+            content = context.hash_sources(root, sources, self.file_digests if root.fd == self._context_fd(root)
+                                           else None)
             key = self._key(stage, [inst.keyword, patterns, dest_path, owner, chmod, content,
                                     inst.flags.get("from")])
             hit = self._cached(key)
@@ -488,6 +493,8 @@ class Builder:
         if not origin:
             fd = os.open(self.context_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             stack.callback(os.close, fd)
+            stack.callback(self.context_fds.discard, fd)
+            self.context_fds.add(fd)
             return Root(fd, self.ignore, "build context")
         origin = expand(origin, self.meta_args and self._meta_env(self.meta_args) or {}, self.escape)
         stages = {s.name: s for s in self.stages}
@@ -498,6 +505,20 @@ class Builder:
             image = ensure_image(self.paths, origin, out=sys.stderr, quiet=self.opts.quiet)
         fd = _image_root(image, stack)
         return Root(fd, IgnoreRules(), f"stage {origin}")
+
+    def _context_fd(self, root: Root) -> int:
+        """The root's fd when it is the build context's (whose file digests are kept), else -1."""
+        return root.fd if root.fd in self.context_fds else -1
+
+    def save_digests(self) -> None:
+        """Keep the context's file digests for the next build (at most the last 100,000 files)."""
+        from skiff.store import write_json
+
+        if self.file_digests == self.digests_read:
+            return
+        entries = list(self.file_digests.items())[-100_000:]
+        self.digests_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.digests_file, dict(entries), durable=False)
 
     def _owner(self, stage: Stage, inst: Instruction) -> Owner | None:
         chown = (inst.flags.get("chown") or [""])[-1]
@@ -623,6 +644,14 @@ def _add_cached_step(store: ImageStore, parent: Image | None, step: Any, epoch: 
     if step.layer is not None:
         layers.append(step.layer)
     return store.add_image(json.dumps(config, separators=(",", ":")).encode(), layers, [], build_cache=True)
+
+
+def _read_digests(path: Path) -> dict[str, list[Any]]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _split_stages(dockerfile: Dockerfile) -> tuple[list[Instruction], list[list[Instruction]]]:
@@ -785,7 +814,10 @@ def build(paths: Paths, opts: BuildOptions, out: Writer = sys.stdout, stdin: IO[
         dockerfile = parse(dockerfile_text)
         builder = Builder(paths, opts, out, context_dir, run_output)
         builder.escape = dockerfile.escape
-        image = builder.build(dockerfile)
+        try:
+            image = builder.build(dockerfile)
+        finally:
+            builder.save_digests()
     store = builder.store
     store.unhide(image.id)
     if on_built is not None:

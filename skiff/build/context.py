@@ -17,7 +17,7 @@ import hashlib
 import os
 import posixpath
 import stat
-from typing import Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 from skiff import linux
 from skiff.build.ignore import IgnoreRules
@@ -115,9 +115,13 @@ def close_sources(sources: list[Source]) -> None:
 # --- hashing (the build cache's key for COPY and ADD) -------------------------------------------
 
 
-def hash_sources(root: Root, sources: list[Source]) -> str:
+def hash_sources(root: Root, sources: list[Source], known: dict[str, list[Any]] | None = None) -> str:
     """A digest of what the sources hold: names, types, modes, owners, link targets and content
-    (not times: a touched file with the same bytes is still a cache hit, as Docker's)."""
+    (not times: a touched file with the same bytes is still a cache hit, as Docker's).
+
+    ``known``: file digests by ``device:inode`` with the size, mtime and ctime they were read at
+    (BuildKit keeps the same): a file whose stat still matches is not read again. Any write to a
+    file changes its ctime, which no user can set back, so a stale digest is never used."""
     digest = hashlib.sha256()
     for source in sources:
         digest.update(f"source {source.rel}\0".encode())
@@ -126,10 +130,24 @@ def hash_sources(root: Root, sources: list[Source]) -> str:
             if stat.S_ISLNK(st.st_mode):
                 digest.update(os.readlink("", dir_fd=fd).encode())
             elif stat.S_ISREG(st.st_mode):
-                with os.fdopen(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
-                    while chunk := f.read(CHUNK):
-                        digest.update(chunk)
+                digest.update(_file_digest(fd, st, known).encode())
     return f"sha256:{digest.hexdigest()}"
+
+
+def _file_digest(fd: int, st: os.stat_result, known: dict[str, list[Any]] | None) -> str:
+    key = f"{st.st_dev}:{st.st_ino}"
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    if known is not None:
+        seen = known.get(key)
+        if isinstance(seen, list) and seen[:3] == stamp and len(seen) == 4:
+            return str(seen[3])
+    content = hashlib.sha256()
+    with os.fdopen(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+        while chunk := f.read(CHUNK):
+            content.update(chunk)
+    if known is not None:
+        known[key] = [*stamp, content.hexdigest()]
+    return content.hexdigest()
 
 
 def _entries(root: Root, source: Source) -> Iterator[tuple[str, os.stat_result, int]]:
