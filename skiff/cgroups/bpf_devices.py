@@ -28,7 +28,7 @@ import struct
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 
-from skiff import linux
+from skiff import explain, linux
 from skiff.errors import DeviceFilterError, SyscallError
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the runtime's path
@@ -210,6 +210,10 @@ def apply_device_filter(directory: str, rules: Sequence[Mapping[str, Any]]) -> N
             os.close(program_fd)
         for prog_id in previous:
             _detach(cgroup_fd, prog_id, directory)
+        if explain.on:
+            explain.step(explain.CGROUPS, f"the device allow-list: an eBPF program of {len(program)} instructions "
+                         f"from {len(rules)} rules, attached to the cgroup", "bpf(BPF_PROG_LOAD) + bpf(BPF_PROG_ATTACH)",
+                         {"type": "BPF_PROG_TYPE_CGROUP_DEVICE", "cgroup": directory, "rules": len(rules)})
     finally:
         os.close(cgroup_fd)
 
@@ -317,3 +321,20 @@ def _error(what: str, exc: SyscallError) -> DeviceFilterError:
     elif exc.errno in (errno.EBADF, errno.EINVAL, errno.ENOTDIR):
         hint = "is it a directory of a cgroup v2 hierarchy, on a kernel with CONFIG_CGROUP_BPF?"
     return DeviceFilterError(f"{what}: {os.strerror(exc.errno)}", hint=hint)
+
+
+def can_load() -> int:
+    """0 when the kernel takes skiff's default device program, else the errno of BPF_PROG_LOAD
+    (``skiff check``). Attached to nothing, the program is freed as its fd is closed."""
+    from skiff.cgroups.resources import DEFAULT_DEVICE_RULES
+
+    code = encode(compile_rules(DEFAULT_DEVICE_RULES))
+    insns = ctypes.create_string_buffer(code, len(code))
+    license_ = ctypes.create_string_buffer(LICENSE)
+    attr = _ProgLoad(prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt=len(code) // 8,
+                     insns=ctypes.addressof(insns), license=ctypes.addressof(license_), prog_name=b"skiff_check")
+    try:
+        os.close(linux.bpf(BPF_PROG_LOAD, attr))
+    except SyscallError as exc:
+        return exc.errno
+    return 0

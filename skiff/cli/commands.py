@@ -25,6 +25,7 @@ MODULES: dict[str, str] = {
     "network": "network",
     "info": "system", "version": "system", "update": "lifecycle", "system": "system",
     "events": "events",
+    "check": "check",
     "build": "build", "commit": "build", "builder": "build",
 }
 
