@@ -75,6 +75,7 @@ class Stage:
         self.config: dict[str, Any] = dict(image.config) if image is not None else {}
         self.args: dict[str, str | None] = {}
         self.cmd_set = False
+        self.maintainer = ""     # MAINTAINER: the history's and config's author
 
     @property
     def shell(self) -> list[str]:
@@ -114,13 +115,15 @@ class Builder:
         self.used_args: set[str] = set()
         self.step = 0
         self.total = 0
+        self.escape = "\\"
+        self.meta_args: dict[str, str | None] = {}
 
     # --- the whole build --------------------------------------------------------------------
 
     def build(self, dockerfile: Dockerfile) -> Image:
+        self.escape = dockerfile.escape
         meta, stages = _split_stages(dockerfile)
         stages = self._up_to_target(stages)
-        self.escape = dockerfile.escape
         self.total = len(meta) + sum(len(s) for s in stages) + (1 if self.opts.labels else 0)
         meta_args: dict[str, str | None] = {}
         for inst in meta:
@@ -153,7 +156,7 @@ class Builder:
         if not self.opts.target:
             return stages
         for index, stage in enumerate(stages):
-            if _stage_name(stage[0], self.escape if hasattr(self, "escape") else "\\") == self.opts.target.lower():
+            if _stage_name(stage[0], self.escape) == self.opts.target.lower():
                 return stages[:index + 1]
         raise BuildError(f"failed to reach build target {self.opts.target} in Dockerfile")
 
@@ -201,7 +204,8 @@ class Builder:
             except SkiffError as exc:
                 raise self._fail(inst, exc.message) from None
         stage = Stage(name, image, None)
-        self._say(f" ---> {image.short_id if image else 'scratch'}" if image else "")
+        if image is not None:
+            self._say(f" ---> {image.short_id}")
         triggers = list(stage.config.get("OnBuild") or [])
         if triggers and image is not None:
             self._say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
@@ -269,7 +273,7 @@ class Builder:
             config["OnBuild"] = [*(config.get("OnBuild") or []), rest]
             return config
         if keyword == "MAINTAINER":
-            stage.maintainer = rest  # type: ignore[attr-defined]
+            stage.maintainer = rest
             return config
         from skiff.image.changes import apply_changes
 
@@ -289,7 +293,7 @@ class Builder:
             _, sep, value = word.partition("=")
             default = expand(value, env, self.escape) if sep else self.meta_args.get(key)
             stage.args[key] = self._arg_value(key, default)
-        self._config_step(stage, inst.original, dict(stage.config), cached_only=True)
+        self._config_step(stage, inst.original, dict(stage.config))
 
     def _workdir(self, stage: Stage, inst: Instruction) -> None:
         path = expand(inst.rest, stage.env(), self.escape)
@@ -333,7 +337,7 @@ class Builder:
         stage.image = image
         stage.config = dict(image.config)
 
-    def _config_step(self, stage: Stage, created_by: str, config: dict[str, Any], cached_only: bool = False) -> None:
+    def _config_step(self, stage: Stage, created_by: str, config: dict[str, Any]) -> None:
         key = self._key(stage, ["config", created_by, config])
         hit = self._cached(key)
         if hit is not None:
@@ -346,7 +350,7 @@ class Builder:
         from skiff.image.authoring import Step, add_step
 
         step = Step(config=config, created_by=created_by, layer=layer,
-                    author=getattr(stage, "maintainer", ""))
+                    author=stage.maintainer)
         image = _add_cached_step(self.store, stage.image, step, self.epoch, stage.platform)
         self._remember(key, image)
         self._use(stage, image, cached=False)
@@ -374,12 +378,10 @@ class Builder:
             return list(inst.json_args)
         script = inst.rest
         if inst.heredocs:
-            doc = inst.heredocs[0]
-            body = doc.content  # the shell expands its variables, as BuildKit leaves them
-            if inst.rest.strip().startswith("<<"):
-                return [*stage.shell, body]
-            # "RUN python3 <<EOF": the heredoc is the command's stdin, as a here-document of the shell
-            script = f"{inst.rest}\n{body}{doc.name}"
+            if len(inst.heredocs) == 1 and inst.rest.strip().lstrip("<-").strip("'\"") == inst.heredocs[0].name:
+                return [*stage.shell, inst.heredocs[0].content]  # "RUN <<EOF": the heredoc is the script
+            # "RUN cat <<A >a": the shell reads each here-document itself (its variables are the shell's)
+            script = inst.rest + "\n" + "".join(f"{doc.content}{doc.name}\n" for doc in inst.heredocs)
         return [*stage.shell, script]
 
     def _run_args(self, stage: Stage) -> list[str]:
@@ -496,7 +498,7 @@ class Builder:
             stack.callback(self.context_fds.discard, fd)
             self.context_fds.add(fd)
             return Root(fd, self.ignore, "build context")
-        origin = expand(origin, self.meta_args and self._meta_env(self.meta_args) or {}, self.escape)
+        origin = expand(origin, stage.env(), self.escape)
         stages = {s.name: s for s in self.stages}
         image = stages[origin.lower()].image if origin.lower() in stages else None
         if image is None:
@@ -526,15 +528,13 @@ class Builder:
             return None
         chown = expand(chown, stage.env(), self.escape)
         user, _, group = chown.partition(":")
+        if user.isdigit() and (not group or group.isdigit()):
+            return Owner(int(user), int(group or user))
+        if stage.image is None:
+            raise BuildError(f"unable to convert uid/gid chown string to host mapping: {chown}")
         with contextlib.ExitStack() as stack:
-            if user.isdigit() and (not group or group.isdigit()):
-                return Owner(int(user), int(group or user))
-            if stage.image is None:
-                raise BuildError(f"unable to convert uid/gid chown string to host mapping: {chown}")
-            root = _image_root(stage.image, stack)
-            uid, gid = _lookup_user(root, user, group)
-            return Owner(uid, gid)
-        raise AssertionError("unreachable")  # pragma: no cover
+            uid, gid = _lookup_user(_image_root(stage.image, stack), user, group)
+        return Owner(uid, gid)
 
     def _extract(self, root_fd: int, dest_path: str, archive_fd: int) -> None:
         """ADD of a local archive: unpacked securely (skiff.image.unpack, as a layer is) into a
@@ -665,7 +665,7 @@ def _split_stages(dockerfile: Dockerfile) -> tuple[list[Instruction], list[list[
         elif inst.keyword == "ARG":
             meta.append(inst)
         else:
-            raise BuildError(f"Dockerfile parse error line {inst.line}: no build stage in current context")
+            raise BuildError(f"dockerfile parse error line {inst.line}: no build stage in current context")
     if not stages:
         raise BuildError("the Dockerfile has no FROM instruction")
     return meta, stages
@@ -813,7 +813,6 @@ def build(paths: Paths, opts: BuildOptions, out: Writer = sys.stdout, stdin: IO[
     with _context_dir(opts, stdin) as (context_dir, dockerfile_text):
         dockerfile = parse(dockerfile_text)
         builder = Builder(paths, opts, out, context_dir, run_output)
-        builder.escape = dockerfile.escape
         try:
             image = builder.build(dockerfile)
         finally:

@@ -69,7 +69,7 @@ def parse(text: str) -> Dockerfile:
             keyword = re.split(r"\s", logical.strip(), maxsplit=1)[0]
         keyword_upper = keyword.upper()
         if keyword_upper not in INSTRUCTIONS:
-            raise BuildError(f"Dockerfile parse error line {first + 1}: unknown instruction: {keyword_upper}")
+            raise BuildError(f"dockerfile parse error line {first + 1}: unknown instruction: {keyword_upper}")
         rest = rest.strip()
         heredocs: tuple[Heredoc, ...] = ()
         if keyword_upper in HEREDOC_FORMS and "<<" in rest:
@@ -87,7 +87,7 @@ def _directives(lines: list[str]) -> tuple[dict[str, str], int]:
             return found, index
         key = match.group(1).lower()
         if key in found:
-            raise BuildError(f"Dockerfile parse error line {index + 1}: only one {key} parser directive can be used")
+            raise BuildError(f"dockerfile parse error line {index + 1}: only one {key} parser directive can be used")
         found[key] = match.group(2)
     return found, len(lines)
 
@@ -116,7 +116,7 @@ def _heredocs(lines: list[str], i: int, rest: str, first: int) -> tuple[tuple[He
         body: list[str] = []
         while True:
             if i >= len(lines):
-                raise BuildError(f"Dockerfile parse error line {first + 1}: unterminated heredoc {name}")
+                raise BuildError(f"dockerfile parse error line {first + 1}: unterminated heredoc {name}")
             line = lines[i]
             i += 1
             if (line.lstrip("\t") if strip_tabs else line) == name:
@@ -148,9 +148,9 @@ def _instruction(keyword: str, rest: str, line: int, original: str, heredocs: tu
         if isinstance(parsed, list) and all(isinstance(v, str) for v in parsed):
             json_args = parsed
     if keyword == "SHELL" and json_args is None:
-        raise BuildError(f"Dockerfile parse error line {line}: SHELL requires the arguments to be in JSON form")
+        raise BuildError(f"dockerfile parse error line {line}: SHELL requires the arguments to be in JSON form")
     if not rest and keyword not in ("RUN", "CMD", "ENTRYPOINT") and not heredocs:
-        raise BuildError(f"Dockerfile parse error line {line}: {keyword} requires at least one argument")
+        raise BuildError(f"dockerfile parse error line {line}: {keyword} requires at least one argument")
     return Instruction(keyword, rest, flags, line, original, json_args, heredocs)
 
 

@@ -218,3 +218,10 @@ def test_output_oci_archive_and_iidfile(skiff: Skiff, busybox_image: str, tmp_pa
     image = iid.read_text()
     media = [layer for layer in json.loads(skiff.ok("image", "inspect", image))[0]["RootFS"]["Layers"]]
     assert len(media) == 2
+
+
+def test_heredocs_feed_the_shell(skiff: Skiff, busybox_image: str, tmp_path: Path) -> None:
+    ctx = _context(tmp_path, "FROM busybox\nRUN cat <<A > /a && cat <<'B' > /b\nfirst $HOME\nA\nsecond $HOME\nB\n"
+                             "CMD [\"cat\", \"/a\", \"/b\"]\n")
+    skiff.ok("build", "--network", "none", "-t", "heredoc:1", str(ctx))
+    assert skiff.ok("run", "--rm", "--network", "none", "heredoc:1") == "first /root\nsecond $HOME\n"

@@ -76,3 +76,10 @@ def test_words_keep_quotes_for_expansion() -> None:
 def test_dockerignore_rules(path: str, ignored: bool) -> None:
     rules = IgnoreRules("# comment\n*.log\n!keep.log\n**/*.tmp\n/build\ndocs\n!docs/important.md\n")
     assert rules.ignored(path) is ignored
+
+
+def test_expansion_stops_at_a_heredoc_and_keeps_multiple() -> None:
+    df = parse("FROM x\nRUN cat <<A >a && cat <<B >b\none\nA\ntwo\nB\nCMD x\n")
+    run = df.instructions[1]
+    assert [(d.name, d.content) for d in run.heredocs] == [("A", "one\n"), ("B", "two\n")]
+    assert df.instructions[2].keyword == "CMD" and df.instructions[2].line == 7
