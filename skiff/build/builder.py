@@ -435,8 +435,6 @@ class Builder:
             words = [expand(w, env, self.escape) for w in inst.json_args]
         else:
             words = [expand(w, env, self.escape) for w in split_words(inst.rest, self.escape)]
-        if inst.heredocs:
-            raise BuildError(f"{inst.keyword} with a heredoc is not supported yet")
         if len(words) < 2:
             raise BuildError(f"{inst.keyword} requires at least two arguments, but only one was provided. "
                              f"Destination could not be determined.")
@@ -456,7 +454,11 @@ class Builder:
             self._add_urls(stage, inst, urls, dest_path, dest_is_dir, owner)
             return
         with contextlib.ExitStack() as stack:
-            root = self._source_root(stage, inst, stack)
+            if inst.heredocs:
+                patterns = [word.lstrip("<").lstrip("-") for word in patterns]
+                root = self._heredoc_root(stage, inst, patterns, stack)
+            else:
+                root = self._source_root(stage, inst, stack)
             sources = context.resolve_sources(root, patterns, f"{inst.keyword} failed")
             stack.callback(context.close_sources, sources)
             content = context.hash_sources(root, sources, self.file_digests if root.fd == self._context_fd(root)
@@ -507,6 +509,26 @@ class Builder:
             image = ensure_image(self.paths, origin, out=sys.stderr, quiet=self.opts.quiet)
         fd = _image_root(image, stack)
         return Root(fd, IgnoreRules(), f"stage {origin}")
+
+    def _heredoc_root(self, stage: Stage, inst: Instruction, names: list[str], stack: contextlib.ExitStack) -> Root:
+        """``COPY <<EOF /dest``: each here-document a file of that name (variables expanded unless
+        its name was quoted), in a scratch directory that is the step's only source."""
+        from skiff.build.ignore import IgnoreRules
+
+        docs = {doc.name: doc for doc in inst.heredocs}
+        unknown = [name for name in names if name not in docs]
+        if unknown:
+            raise BuildError(f"{inst.keyword}: here-documents and other sources cannot be mixed ({unknown[0]})")
+        self.paths.tmp.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="heredoc-", dir=self.paths.tmp))
+        stack.callback(shutil.rmtree, scratch, True)
+        for name in names:
+            doc = docs[name]
+            (scratch / name).write_text(expand(doc.content, stage.env(), self.escape) if doc.expand else doc.content)
+            (scratch / name).chmod(0o644)
+        fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        stack.callback(os.close, fd)
+        return Root(fd, IgnoreRules(), "here-documents")
 
     def _context_fd(self, root: Root) -> int:
         """The root's fd when it is the build context's (whose file digests are kept), else -1."""

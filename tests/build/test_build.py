@@ -225,3 +225,12 @@ def test_heredocs_feed_the_shell(skiff: Skiff, busybox_image: str, tmp_path: Pat
                              "CMD [\"cat\", \"/a\", \"/b\"]\n")
     skiff.ok("build", "--network", "none", "-t", "heredoc:1", str(ctx))
     assert skiff.ok("run", "--rm", "--network", "none", "heredoc:1") == "first /root\nsecond $HOME\n"
+
+
+def test_copy_from_a_heredoc(skiff: Skiff, busybox_image: str, tmp_path: Path) -> None:
+    ctx = _context(tmp_path, "FROM busybox\nENV WHO=doc\nCOPY <<EOF /etc/greeting\nhello $WHO\nEOF\n"
+                             "COPY --chmod=0700 <<'RAW' /raw.sh\necho $WHO\nRAW\n")
+    skiff.ok("build", "--network", "none", "-t", "copydoc:1", str(ctx))
+    out = skiff.ok("run", "--rm", "--network", "none", "copydoc:1", "sh", "-c", "cat /etc/greeting /raw.sh;"
+                   "stat -c %a /raw.sh")
+    assert out == "hello doc\necho $WHO\n700\n"
