@@ -82,6 +82,7 @@ def bench_skiff(tmp: Path, busybox_tar: Path, context: Path, runs: int) -> tuple
 
     with private_skiff(dir=str(tmp)) as (_, env):
         env = {**env, "PYTHONPATH": str(REPO)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed skiff has its bytecode compiled
         subprocess.run([*SKIFF, "import", str(busybox_tar), "busybox:latest"], env=env, check=True,
                        capture_output=True)
         build = [*SKIFF, "build", "--network", "none", "-t", "bench:1", str(context)]

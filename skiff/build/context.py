@@ -125,16 +125,16 @@ def hash_sources(root: Root, sources: list[Source], known: dict[str, list[Any]] 
     digest = hashlib.sha256()
     for source in sources:
         digest.update(f"source {source.rel}\0".encode())
-        for rel, st, fd in _entries(root, source):
+        for rel, st, dir_fd, name in _entries(root, source):
             digest.update(f"{rel}\0{st.st_mode:o}\0{st.st_uid}:{st.st_gid}\0{st.st_size}\0".encode())
             if stat.S_ISLNK(st.st_mode):
-                digest.update(os.readlink("", dir_fd=fd).encode())
+                digest.update(os.readlink(name, dir_fd=dir_fd).encode())
             elif stat.S_ISREG(st.st_mode):
-                digest.update(_file_digest(fd, st, known).encode())
+                digest.update(_file_digest(dir_fd, name, st, known).encode())
     return f"sha256:{digest.hexdigest()}"
 
 
-def _file_digest(fd: int, st: os.stat_result, known: dict[str, list[Any]] | None) -> str:
+def _file_digest(dir_fd: int, name: str, st: os.stat_result, known: dict[str, list[Any]] | None) -> str:
     key = f"{st.st_dev}:{st.st_ino}"
     stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     if known is not None:
@@ -142,7 +142,8 @@ def _file_digest(fd: int, st: os.stat_result, known: dict[str, list[Any]] | None
         if isinstance(seen, list) and seen[:3] == stamp and len(seen) == 4:
             return str(seen[3])
     content = hashlib.sha256()
-    with os.fdopen(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+    path = name or f"/proc/self/fd/{dir_fd}"  # no name: the fd is the file itself (O_PATH)
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW * bool(name) | os.O_CLOEXEC, dir_fd=dir_fd), "rb") as f:
         while chunk := f.read(CHUNK):
             content.update(chunk)
     if known is not None:
@@ -150,32 +151,36 @@ def _file_digest(fd: int, st: os.stat_result, known: dict[str, list[Any]] | None
     return content.hexdigest()
 
 
-def _entries(root: Root, source: Source) -> Iterator[tuple[str, os.stat_result, int]]:
-    """(path below the source, stat, O_PATH fd) of the source and everything under it, sorted;
-    links below the top are never followed."""
-    yield "", os.fstat(source.fd), source.fd
+def _entries(root: Root, source: Source) -> Iterator[tuple[str, os.stat_result, int, str]]:
+    """(path below the source, stat, directory fd, name in it; "" and the source's own fd for the
+    source itself) of the source and everything under it, sorted; links below the top are never
+    followed (every name is looked up without following)."""
+    yield "", os.fstat(source.fd), source.fd, ""
     if source.is_dir:
-        yield from _walk(root, source.fd, source.rel, "")
+        fd = os.open(f"/proc/self/fd/{source.fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            yield from _walk(root, fd, source.rel, "")
+        finally:
+            os.close(fd)
 
 
-def _walk(root: Root, dir_path_fd: int, rel: str, below: str) -> Iterator[tuple[str, os.stat_result, int]]:
-    fd = os.open(f"/proc/self/fd/{dir_path_fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for name in sorted(os.listdir(fd)):
-            path = f"{rel}/{name}" if rel else name
-            if root.ignore.ignored(path) and not root.ignore.has_exceptions:
-                continue
-            child = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+def _walk(root: Root, fd: int, rel: str, below: str) -> Iterator[tuple[str, os.stat_result, int, str]]:
+    ignore = root.ignore
+    for name in sorted(os.listdir(fd)):
+        path = f"{rel}/{name}" if rel else name
+        excluded = ignore.ignored(path)
+        if excluded and not ignore.has_exceptions:
+            continue
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        inner = f"{below}/{name}" if below else name
+        if not excluded:
+            yield inner, st, fd, name
+        if stat.S_ISDIR(st.st_mode):
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             try:
-                st = os.fstat(child)
-                if not root.ignore.ignored(path):
-                    yield f"{below}/{name}" if below else name, st, child
-                if stat.S_ISDIR(st.st_mode):
-                    yield from _walk(root, child, path, f"{below}/{name}" if below else name)
+                yield from _walk(root, child, path, inner)
             finally:
                 os.close(child)
-    finally:
-        os.close(fd)
 
 
 # --- copying ----------------------------------------------------------------------------------

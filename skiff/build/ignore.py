@@ -40,6 +40,8 @@ class IgnoreRules:
 
     def ignored(self, path: str) -> bool:
         """Whether the context path (relative, ``a/b``) is left out."""
+        if not self.patterns:
+            return False
         path = posixpath.normpath(path).lstrip("/")
         parts = path.split("/")
         matched = False
