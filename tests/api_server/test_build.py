@@ -31,6 +31,9 @@ def test_docker_build_sends_a_context_and_runs_the_steps(service: Service, tmp_p
     assert service.docker("run", "--rm", "--network", "none", "apibuilt:1").stdout == "hello api\n"
     quiet = _classic(service, "build", "-q", "--network", "none", "--build-arg", "WHO=api", str(ctx)).stdout
     assert quiet.strip() == service.docker("image", "inspect", "-f", "{{.Id}}", "apibuilt:1").stdout.strip()
+    # without DOCKER_BUILDKIT the client asks /_ping which builder to use: the classic one
+    default = service.docker("build", "-q", "--network", "none", "--build-arg", "WHO=api", str(ctx)).stdout
+    assert default.strip() == quiet.strip()
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 7\n")
     failed = _classic(service, "build", "--network", "none", str(ctx), check=False)
     assert failed.returncode == 1 and "returned a non-zero code: 7" in failed.stderr
