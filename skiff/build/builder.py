@@ -832,6 +832,7 @@ def build(paths: Paths, opts: BuildOptions, out: Writer = sys.stdout, stdin: IO[
     """``skiff build``: the image of the Dockerfile's last stage (or ``--target``), tagged.
     ``out`` gets the steps' lines, ``run_output`` (an fd) RUN's output; ``on_built`` is told the
     image before the closing lines (the Engine API's ``aux`` message)."""
+    _check_tags(opts.tags)
     with _context_dir(opts, stdin) as (context_dir, dockerfile_text):
         dockerfile = parse(dockerfile_text)
         builder = Builder(paths, opts, out, context_dir, run_output)
@@ -854,6 +855,19 @@ def build(paths: Paths, opts: BuildOptions, out: Writer = sys.stdout, stdin: IO[
     if opts.output:
         _write_output(store, image, opts.output)
     return store.get(image.id)
+
+
+def _check_tags(tags: Sequence[str]) -> None:
+    """Every ``-t`` is checked before anything is built, in Docker's client's words."""
+    from skiff.errors import InvalidReference, UsageError
+    from skiff.image.reference import parse_reference_raw
+
+    for tag in tags:
+        try:
+            if parse_reference_raw(tag).digest:
+                raise InvalidReference("digest")
+        except InvalidReference:
+            raise UsageError(f'invalid argument "{tag}" for "-t, --tag" flag: invalid reference format') from None
 
 
 def _write_output(store: ImageStore, image: Image, spec: str) -> None:

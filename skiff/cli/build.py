@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from skiff.errors import SkiffError
+from skiff.errors import SkiffError, UsageError
 
-# As Docker's client: every failure of the daemon's build or commit exits 1.
-EXIT_CODES = {SkiffError: 1}
+# As Docker's client: every failure of the daemon's build or commit exits 1; a bad flag value 125.
+EXIT_CODES: dict[type[SkiffError], int] = {SkiffError: 1, UsageError: 125}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -234,3 +234,11 @@ def test_copy_from_a_heredoc(skiff: Skiff, busybox_image: str, tmp_path: Path) -
     out = skiff.ok("run", "--rm", "--network", "none", "copydoc:1", "sh", "-c", "cat /etc/greeting /raw.sh;"
                    "stat -c %a /raw.sh")
     assert out == "hello doc\necho $WHO\n700\n"
+
+
+def test_run_steps_on_the_default_bridge(skiff: Skiff, busybox_image: str, tmp_path: Path) -> None:
+    ctx = _context(tmp_path, "FROM busybox\nRUN ip -4 addr show eth0 | grep -q inet && echo networked > /net\n")
+    skiff.ok("build", "-t", "bridged:1", str(ctx))
+    assert skiff.ok("run", "--rm", "--network", "none", "bridged:1", "cat", "/net") == "networked\n"
+    bad = skiff("build", "-t", "Bad:Tag", str(ctx))
+    assert bad.returncode == 125 and 'invalid argument "Bad:Tag" for "-t, --tag" flag' in bad.stderr
