@@ -197,32 +197,18 @@ def mkdir_in_root(root_fd: int, path: str, owner: Owner | None = None) -> int:
             if exc.errno != errno.ENOENT:
                 os.close(current)
                 raise BuildError(f"cannot make the directory {path!r} in the image: {os.strerror(exc.errno)}") from None
-            os.mkdir(part, 0o755, dir_fd=_dirfd(current))
-            if owner is not None:
-                os.chown(part, owner.uid, owner.gid, dir_fd=_dirfd(current), follow_symlinks=False)
-            nxt = linux.openat2(current, part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, resolve=IN_ROOT)
+            # *at calls that write need a real directory fd: the O_PATH one reopened, for this call only
+            writable = os.open(f"/proc/self/fd/{current}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.mkdir(part, 0o755, dir_fd=writable)
+                if owner is not None:
+                    os.chown(part, owner.uid, owner.gid, dir_fd=writable, follow_symlinks=False)
+                nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=writable)
+            finally:
+                os.close(writable)
         os.close(current)
         current = nxt
     return current
-
-
-def _dirfd(path_fd: int) -> int:
-    """*at calls need a real directory fd for writing: reopen an O_PATH one (cached per fd)."""
-    cached = _DIRFDS.get(path_fd)
-    if cached is None:
-        cached = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        _DIRFDS[path_fd] = cached
-    return cached
-
-
-_DIRFDS: dict[int, int] = {}
-
-
-def _release_dirfds() -> None:
-    for fd in _DIRFDS.values():
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _DIRFDS.clear()
 
 
 class Copier:
@@ -233,20 +219,23 @@ class Copier:
         self.owner = owner or Owner(0, 0)
         self.chmod = chmod
         self.keep_owner = keep_owner   # an archive ADD unpacks: its entries keep their owners
+        # (device, inode) of a source file with several links -> an O_PATH fd of its first copy,
+        # so its other names become links to that copy, as the tar Docker copies through keeps them
+        self.linked: dict[tuple[int, int], int] = {}
 
     def copy(self, source: Source, dest_dir_fd: int, name: str | None) -> None:
         """A file source as ``dest_dir/name``; a directory's content into ``dest_dir`` itself."""
+        dest = os.open(f"/proc/self/fd/{dest_dir_fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            dest = os.open(f"/proc/self/fd/{dest_dir_fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                if source.is_dir:
-                    self._tree(source.fd, source.rel, dest)
-                else:
-                    self._entry(source.fd, os.fstat(source.fd), dest, name or posixpath.basename(source.rel))
-            finally:
-                os.close(dest)
+            if source.is_dir:
+                self._tree(source.fd, source.rel, dest)
+            else:
+                self._entry(source.fd, os.fstat(source.fd), dest, name or posixpath.basename(source.rel))
         finally:
-            _release_dirfds()
+            os.close(dest)
+            for fd in self.linked.values():
+                os.close(fd)
+            self.linked.clear()
 
     def _tree(self, src_path_fd: int, rel: str, dest: int) -> None:
         src = os.open(f"/proc/self/fd/{src_path_fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -287,6 +276,11 @@ class Copier:
             return
         if not stat.S_ISREG(st.st_mode):
             return  # devices, fifos and sockets of a context are not copied
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in self.linked:
+            # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N links the very inode the fd holds
+            os.link(f"/proc/self/fd/{self.linked[key]}", name, dst_dir_fd=dest, follow_symlinks=True)
+            return
         with os.fdopen(os.open(f"/proc/self/fd/{src_fd}", os.O_RDONLY | os.O_CLOEXEC), "rb") as src:
             out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                           dir_fd=dest)
@@ -295,6 +289,8 @@ class Copier:
                 os.fchown(out, *self._owner_of(st))
                 os.fchmod(out, mode)
                 os.utime(out, ns=(st.st_mtime_ns, st.st_mtime_ns))
+                if st.st_nlink > 1:
+                    self.linked[key] = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dest)
             finally:
                 os.close(out)
 

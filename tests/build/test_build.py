@@ -58,6 +58,7 @@ def _image_config(skiff: Skiff, ref: str) -> dict:
 def test_every_instruction_then_run(skiff: Skiff, busybox_image: str, tmp_path: Path) -> None:
     ctx = _context(tmp_path, EVERY_INSTRUCTION, {"hello.txt": "hello\n", "dir/a": "a\n", "dir/sub/b": "b\n"})
     os.symlink("/etc/shadow", ctx / "dir" / "link")
+    os.link(ctx / "dir" / "a", ctx / "dir" / "sub" / "hard")
     with tarfile.open(ctx / "archive.tar", "w") as tar:  # no entry for its directory: made anyway
         info = tarfile.TarInfo("inside/file")
         info.size = 3
@@ -71,10 +72,12 @@ def test_every_instruction_then_run(skiff: Skiff, busybox_image: str, tmp_path: 
     listing = skiff.ok("run", "--rm", "--network", "none", "-u", "0", "--entrypoint", "sh", "every:1", "-c",
                        "cat /app/heredoc.txt /app/default.txt /app/hello.txt /unpacked/inside/file; echo;"
                        "stat -c '%u:%g %a %n' /data /data/a /data/sub/b; readlink /data/link;"
-                       "ls /bin/vi 2>&1; cat /x/f; ls -d /vol")
+                       "ls /bin/vi 2>&1; cat /x/f; ls -d /vol; stat -c %h:%i /data/a /data/sub/hard | uniq -c")
     assert listing.splitlines() == [
         "from-heredoc", "dflt", "hello", "tar", "12:34 755 /data", "12:34 750 /data/a", "12:34 750 /data/sub/b",
-        "/etc/shadow", "ls: /bin/vi: No such file or directory", "hi", "/vol"]
+        "/etc/shadow", "ls: /bin/vi: No such file or directory", "hi", "/vol",
+        listing.splitlines()[-1]]
+    assert listing.splitlines()[-1].split()[0] == "2" and listing.splitlines()[-1].split()[1].startswith("2:")
     doc = _image_config(skiff, "every:1")
     config = doc["Config"]
     assert config["Env"][-2:] == ["GREETING=hello skiff", "EMPTY="]
