@@ -192,7 +192,7 @@ class Builder:
         name = words[2].lower() if len(words) == 3 else str(index)
         platform_flag = (inst.flags.get("platform") or [self.opts.platform or ""])[-1] or None
         image = None
-        earlier = {s.name: s for s in self.stages}
+        earlier = self._earlier_stages()
         if base.lower() in earlier:
             image = earlier[base.lower()].image
         elif base.lower() != "scratch":
@@ -501,7 +501,7 @@ class Builder:
             self.context_fds.add(fd)
             return Root(fd, self.ignore, "build context")
         origin = expand(origin, stage.env(), self.escape)
-        stages = {s.name: s for s in self.stages}
+        stages = self._earlier_stages()
         image = stages[origin.lower()].image if origin.lower() in stages else None
         if image is None:
             from skiff.registry import ensure_image
@@ -529,6 +529,12 @@ class Builder:
         fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         stack.callback(os.close, fd)
         return Root(fd, IgnoreRules(), "here-documents")
+
+    def _earlier_stages(self) -> dict[str, Stage]:
+        """The stages built so far by name and by index (``COPY --from=0``), as Docker names them."""
+        found = {str(index): stage for index, stage in enumerate(self.stages)}
+        found.update({stage.name: stage for stage in self.stages})
+        return found
 
     def _context_fd(self, root: Root) -> int:
         """The root's fd when it is the build context's (whose file digests are kept), else -1."""

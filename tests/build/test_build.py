@@ -106,12 +106,12 @@ def test_onbuild_triggers_run_in_the_child_build(skiff: Skiff, busybox_image: st
 
 def test_multi_stage_and_target(skiff: Skiff, busybox_image: str, tmp_path: Path) -> None:
     ctx = _context(tmp_path, "FROM busybox AS builder\nRUN echo built > /artifact\n"
-                             "FROM scratch AS final\nCOPY --from=builder /artifact /bin/busybox /\n"
+                             "FROM scratch AS final\nCOPY --from=builder /artifact /\nCOPY --from=0 /bin/busybox /\n"
                              "CMD [\"/busybox\", \"cat\", \"/artifact\"]\n")
     out = skiff.ok("build", "--network", "none", "-t", "multi:1", str(ctx))
-    assert "Step 5/5" in out
+    assert "Step 6/6" in out
     assert skiff.ok("run", "--rm", "--network", "none", "multi:1") == "built\n"
-    assert len(_image_config(skiff, "multi:1")["RootFS"]["Layers"]) == 1
+    assert len(_image_config(skiff, "multi:1")["RootFS"]["Layers"]) == 2
     out = skiff.ok("build", "--network", "none", "--target", "builder", "-t", "multi:builder", str(ctx))
     assert "Step 2/2" in out and "Step 3/" not in out
     assert skiff.ok("run", "--rm", "--network", "none", "multi:builder", "cat", "/artifact") == "built\n"
