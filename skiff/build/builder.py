@@ -234,10 +234,10 @@ class Builder:
                 self._arg(stage, inst)
             else:
                 self._config_step(stage, inst.original, self._new_config(stage, inst))
-        except BuildError as exc:
-            if exc.hint is None:
-                raise self._fail(inst, exc.message) from None
-            raise
+        except SkiffError as exc:
+            if isinstance(exc, BuildError) and exc.hint is not None:
+                raise  # named its step already (a trigger of ONBUILD, say)
+            raise self._fail(inst, exc.message) from None
 
     def _new_config(self, stage: Stage, inst: Instruction) -> dict[str, Any]:
         """The config after a config-only instruction (Docker's dispatchers)."""
