@@ -192,6 +192,12 @@ class DigestMismatch(LayerError):
     """Bytes whose sha256 differs from the digest that names them."""
 
 
+class BuildError(SkiffError):
+    """A Dockerfile that does not parse, or a build step that failed (it names the step or line)."""
+
+    exit_code = 1
+
+
 class RegistryError(SkiffError):
     """A registry answered with an error, or could not be reached."""
 

@@ -115,13 +115,15 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", "/system/df", "prunes.disk_usage"),
     _route("POST", "/networks/{id}/connect", "networking.connect"),
     _route("POST", "/networks/{id}/disconnect", "networking.disconnect"),
+    _route("POST", "/commit", "commit.commit"),
+    _route("POST", "/build", "build.build"),
 )
 
 
 # Endpoints of Docker's API that skiff does not serve yet: a 501 that names them, rather than
 # "page not found", so a client (``docker run`` without -d attaches) says what is missing.
 NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
-    ("POST", "/build"), ("POST", "/commit"),
+    ("POST", "/auth"), ("GET", "/distribution/{name*}/json"), ("POST", "/session"),
 ))
 
 

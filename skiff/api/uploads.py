@@ -15,7 +15,7 @@ from typing import BinaryIO
 from skiff.api.errors import BadRequest
 
 # Endpoints ("module.function") whose body is handed over as a stream.
-UPLOAD_ENDPOINTS = frozenset({"images.load", "images.create", "archive.put"})
+UPLOAD_ENDPOINTS = frozenset({"images.load", "images.create", "archive.put", "build.build"})
 
 
 class BodyReader(io.RawIOBase):

@@ -28,6 +28,7 @@ MODULES: dict[str, str] = {
     "cp": "authoring", "export": "authoring", "diff": "authoring", "history": "authoring", "push": "authoring",
     "check": "check",
     "cdi": "cdi",
+    "build": "build", "commit": "build", "builder": "build",
 }
 
 

@@ -124,7 +124,7 @@ class ImageStore:
     def list(self) -> list[Image]:
         """Every image, newest first."""
         images = []
-        for path in self._record_files():
+        for path in self._record_files(listed=True):
             try:
                 images.append(self._image(f"sha256:{path.stem}"))
             except (StateError, ImageNotFound, LayerError, OSError) as exc:
@@ -323,11 +323,13 @@ class ImageStore:
 
     def add_image(self, config_bytes: bytes, layers: builtins.list[LayerInfo], tags: builtins.list[Reference],
                   extra_blobs: builtins.list[str] | None = None,
-                  repo_digests: builtins.list[str] | None = None) -> Image:
+                  repo_digests: builtins.list[str] | None = None, build_cache: bool = False) -> Image:
         """Record an image whose layers are already in the store, and tag it. Returns it.
 
         ``repo_digests`` (``registry/name@sha256:...``, the manifest digests it was
-        pulled by) are added to those the image already has.
+        pulled by) are added to those the image already has. ``build_cache``: an image of
+        one build step (skiff.build), left out of listings and prunes until a build or tag
+        makes it an image of its own; ``skiff builder prune`` removes it.
         """
         import json
 
@@ -352,6 +354,8 @@ class ImageStore:
             known = list(old.get("repo_digests", []))
             record["repo_digests"] = known + [d for d in repo_digests or [] if d not in known]
             record["extra_blobs"] = sorted(set(old.get("extra_blobs", [])) | set(record["extra_blobs"]))
+            if build_cache and not tags and (not old or old.get("build_cache")):
+                record["build_cache"] = True
             for layer in layers:
                 if not (self.layers_root / sha256_hex(layer.diff_id) / "diff").is_dir():
                     raise LayerError(f"layer {layer.diff_id} was removed while the image was being added; "
@@ -418,6 +422,25 @@ class ImageStore:
             media = media_type or LAYER_MEDIA_BY_COMPRESSION[blob.compression]
             self._commit_blob(tmp, self.blob_path(blob.digest))
         return LayerInfo(diff_id, blob.digest, blob.size, size, media)
+
+    def adopt_layer(self, directory: Path, blob: BinaryIO, diff_id: str, size: int, media_type: str) -> LayerInfo:
+        """Store a layer written here (skiff.image.pack): ``blob`` its compressed tar, ``directory``
+        its content already laid out as an unpacked layer (an overlay upper dir), moved into place
+        rather than unpacked again. ``directory`` must be on the store's filesystem; it is gone
+        afterwards (moved, or removed when the store has that layer already)."""
+        with self._temp_blob() as (fd, tmp):
+            hasher = _TeeReader(blob, fd)
+            hasher.drain()
+            os.fsync(fd)
+            staging = self._staging_dir()
+            try:
+                os.rmdir(staging / "diff")
+                os.rename(directory, staging / "diff")
+                self._commit_layer(staging, diff_id, size)
+            finally:
+                _remove_tree(staging)  # gone already when committed
+            self._commit_blob(tmp, self.blob_path(hasher.digest))
+        return LayerInfo(diff_id, hasher.digest, hasher.size, size, media_type)
 
     def _staging_dir(self) -> Path:
         import tempfile
@@ -494,7 +517,7 @@ class ImageStore:
                 # Tags lost with the broken part would make tagged images look dangling.
                 raise StateError(f"refusing to prune: {self.repositories_file} is broken",
                                  hint="tag the images to keep (that rewrites it), then prune again")
-            for path in self._record_files():
+            for path in self._record_files(listed=True):
                 image_id = f"sha256:{path.stem}"
                 if image_id in users or (image_id in tagged and not all_images):
                     continue
@@ -601,11 +624,42 @@ class ImageStore:
             return None
         return record if isinstance(record, dict) else None
 
-    def _record_files(self) -> builtins.list[Path]:
+    def _record_files(self, listed: bool = False) -> builtins.list[Path]:
+        """Every image record; ``listed``: without the build cache's (``build_cache_ids``)."""
         try:
-            return [p for p in self.records.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
+            found = [p for p in self.records.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
         except FileNotFoundError:
             return []
+        if listed:
+            hidden = set(self.build_cache_ids())
+            found = [p for p in found if f"sha256:{p.stem}" not in hidden]
+        return found
+
+    def build_cache_ids(self) -> builtins.list[str]:
+        """The images of build steps only (``add_image(build_cache=True)``), untagged."""
+        hidden = []
+        for path in self._record_files():
+            record = self._read_record_file(path) or {}
+            if record.get("build_cache"):
+                hidden.append(f"sha256:{path.stem}")
+        return hidden
+
+    def unhide(self, image_id: str) -> None:
+        """A build's final image is an image of its own from now on (listed, pruned)."""
+        with self.lock():
+            path = self.records / f"{sha256_hex(image_id)}.json"
+            record = read_json(path, {}) or {}
+            if record.pop("build_cache", None):
+                write_json(path, record)
+
+    def remove_build_cache(self, image_id: str) -> bool:
+        """``builder prune``: drop one build step's image (its layers if nothing else uses them)."""
+        with self.lock():
+            record = self._read_record_file(self.records / f"{sha256_hex(image_id)}.json") or {}
+            if not record.get("build_cache") or any(t == image_id for t in self._repositories().values()):
+                return False
+            self._delete_image(image_id)
+            return True
 
     def _record(self, image_id: str) -> dict[str, Any]:
         path = self.records / f"{sha256_hex(image_id)}.json"
