@@ -1,0 +1,269 @@
+"""What the kubelet asks of a runtime handler, as scenarios run against a ``CriNode``.
+
+Each scenario drives the CRI for one handler and records every step it checked in ``Steps``: the
+step's name and what was seen. A check that fails raises ``AssertionError`` naming the step, so
+the tests fail on it and ``tests/cri/report.py`` writes it in its table (the steps after it: not
+reached). Both handlers run the same scenarios; what differs is a skiff-oci bug or a documented reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.cri.node import CriNode
+
+# The kubelet's default masked and read-only paths (pkg/securitycontext), sent with every container.
+MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+# A CRI log line: RFC 3339 time, stream, P(artial) or F(ull), the text.
+CRI_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) (stdout|stderr) [PF] .*$")
+
+
+class Steps:
+    """The steps of one scenario for one handler, each with what was seen."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, str]] = []
+
+    def check(self, step: str, passed: bool, seen: str) -> None:
+        if not passed:
+            raise AssertionError(f"{step}: {seen}")
+        self.done.append((step, seen))
+
+
+def wait_for(what: str, condition: Callable[[], Any], seconds: float = 20) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds:g} s")
+        time.sleep(0.1)
+    return value
+
+
+def log_of(pod: Any, name: str) -> str:
+    path = Path(pod.log_directory, name, "0.log")
+    return path.read_text() if path.exists() else ""
+
+
+def log_text(pod: Any, name: str, stream: str = "stdout") -> str:
+    """The text a container wrote on one stream, from its CRI log file."""
+    lines = [line.split(" ", 3) for line in log_of(pod, name).splitlines()]
+    return "".join(text + ("\n" if tag == "F" else "") for _, s, tag, text in lines if s == stream)
+
+
+def cgroup_value(node: CriNode, pod: Any, container_id: str, controller: str, name: str) -> str:
+    return node.cgroup_of(pod, container_id, controller).joinpath(name).read_text().strip()
+
+
+# --- a pod of two containers, every call of the kubelet ------------------------------------------------
+
+SERVER = ["sh", "-c", "echo serving; echo on-stderr >&2; mkdir -p /tmp/www; echo hello-from-$(hostname) "
+          "> /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www"]
+CLIENT = ["sh", "-c", "until wget -q -O - http://127.0.0.1:8080/; do sleep 0.1; done; exec sleep 3600"]
+
+
+def two_container_pod(node: CriNode, handler: str, steps: Steps) -> None:
+    api = node.api
+    name = f"web-{handler}"
+    pod = node.pod_config(name)
+    pod_id = node.run_pod(pod, handler)
+    try:
+        status = node.pod_status(pod_id)
+        address = status.network.ip
+        steps.check("RunPodSandbox", status.state == api.SANDBOX_READY and address != "" and
+                    ipaddress.ip_address(address) in ipaddress.ip_network(node.subnet),
+                    f"{api.PodSandboxState.Name(status.state)}, pod IP {address}")
+        image_ref = node.pull(node.images_ref.busybox, pod)
+        steps.check("PullImage", image_ref.startswith("sha256:"), "from the local registry")
+        server = node.create(pod_id, pod, node.container_config("server", SERVER))
+        node.start(server)
+        client = node.create(pod_id, pod, node.container_config("client", CLIENT))
+        node.start(client)
+        states = {c: api.ContainerState.Name(node.status(c).state) for c in (server, client)}
+        steps.check("CreateContainer, StartContainer", set(states.values()) == {"CONTAINER_RUNNING"},
+                    "two containers running")
+        body = wait_for("the client's wget of the server on localhost", lambda: log_text(pod, "client"))
+        steps.check("shared network namespace", body == f"hello-from-{name}\n",
+                    f"the client reached the server on 127.0.0.1:8080: {body.strip()!r}")
+        status = node.status(server)
+        steps.check("ContainerStatus", status.state == api.CONTAINER_RUNNING and status.started_at > 0
+                    and status.log_path.endswith("server/0.log") and status.image_ref != "",
+                    "RUNNING, started_at, image_ref, log_path")
+        lines = wait_for("the server's two log lines", lambda: len(log_of(pod, "server").splitlines()) >= 2 and
+                         log_of(pod, "server").splitlines())
+        steps.check("CRI log files", all(CRI_LOG_LINE.match(line) for line in lines) and
+                    log_text(pod, "server") == "serving\n" and log_text(pod, "server", "stderr") == "on-stderr\n",
+                    "TIME stdout|stderr F TEXT")
+        fetched = node.exec_sync(client, ["wget", "-q", "-O", "-", "http://localhost:8080/"])
+        failed = node.exec_sync(client, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+        steps.check("ExecSync", (fetched.exit_code, fetched.stdout) == (0, f"hello-from-{name}\n".encode()) and
+                    (failed.exit_code, failed.stdout, failed.stderr) == (3, b"out\n", b"err\n"),
+                    f"exit {fetched.exit_code} and {failed.exit_code}, stdout and stderr apart")
+        stats = node.runtime.ContainerStats(api.ContainerStatsRequest(container_id=server), timeout=60).stats
+        steps.check("ContainerStats", stats.cpu.usage_core_nano_seconds.value > 0 and
+                    stats.memory.working_set_bytes.value > 0,
+                    f"cpu {stats.cpu.usage_core_nano_seconds.value} ns, "
+                    f"working set {stats.memory.working_set_bytes.value} B")
+        resources = api.LinuxContainerResources(memory_limit_in_bytes=64 << 20, cpu_period=100000,
+                                                cpu_quota=20000, cpu_shares=256)
+        node.runtime.UpdateContainerResources(
+            api.UpdateContainerResourcesRequest(container_id=client, linux=resources), timeout=60)
+        seen = (cgroup_value(node, pod, client, "memory", "memory.limit_in_bytes"),
+                cgroup_value(node, pod, client, "cpu", "cpu.cfs_quota_us"),
+                cgroup_value(node, pod, client, "cpu", "cpu.shares"))
+        steps.check("UpdateContainerResources", seen == (str(64 << 20), "20000", "256"),
+                    f"the live cgroup: memory {seen[0]}, cfs quota {seen[1]}, shares {seen[2]}")
+        listed = set(node.container_ids(pod_id))
+        steps.check("ListContainers, ListPodSandbox", listed == {server, client} and pod_id in node.pod_ids(),
+                    "the pod and its two containers")
+        started = time.monotonic()
+        node.stop_container(client, timeout=1)
+        status = node.status(client)
+        steps.check("StopContainer", status.state == api.CONTAINER_EXITED and status.finished_at > 0,
+                    f"EXITED {status.exit_code} ({status.reason}) in {time.monotonic() - started:.1f} s")
+        cgroups = [node.cgroup_of(pod, c, "memory") for c in (server, client)]
+        node.stop_container(server, timeout=1)
+        node.remove_container(client)
+        node.remove_container(server)
+        steps.check("RemoveContainer", node.container_ids(pod_id) == [] and not any(c.exists() for c in cgroups),
+                    "listed no more, cgroups gone")
+    finally:
+        node.stop_pod(pod_id)
+        stopped = node.pod_status(pod_id).state
+        node.remove_pod(pod_id)
+    steps.check("StopPodSandbox", stopped == api.SANDBOX_NOTREADY, api.PodSandboxState.Name(stopped))
+    steps.check("RemovePodSandbox", pod_id not in node.pod_ids() and node.bridge_ports() == [],
+                "listed no more, its veth gone")
+
+
+# --- security contexts and resources ------------------------------------------------------------------
+
+
+def security_context(node: CriNode, **fields: Any) -> Any:
+    api = node.api
+    user = fields.pop("run_as_user", None)
+    context = api.LinuxContainerSecurityContext(masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS,
+                                                **fields)
+    if user is not None:
+        context.run_as_user.value = user
+    return context
+
+
+def run_to_exit(node: CriNode, handler: str, name: str, command: list[str], pod_options: dict[str, Any],
+                **linux: Any) -> tuple[Any, str]:
+    """A one-container pod whose container runs to its end: its final status and its stdout."""
+    with node.pod(f"{name}-{handler}", handler, **pod_options) as (pod_id, pod):
+        node.pull(node.images_ref.busybox, pod)
+        container = node.create(pod_id, pod, node.container_config(name, command, **linux))
+        node.start(container)
+        status = node.wait_exited(container)
+        return status, log_text(pod, name) + log_text(pod, name, "stderr")
+
+
+PROBE = ("id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\\t'; "
+         "touch /probe 2>/dev/null && echo root-rw || echo root-ro; "
+         "grep -q ' /sys sysfs rw' /proc/mounts && echo sys-rw || echo sys-ro")
+
+
+def restricted_pod(node: CriNode, handler: str, steps: Steps) -> None:
+    """Pod Security "restricted": runAsNonRoot (the kubelet checks the uid), runAsUser 1000,
+    allowPrivilegeEscalation false, drop ALL, seccomp RuntimeDefault, readOnlyRootFilesystem."""
+    api = node.api
+    context = security_context(
+        node, run_as_user=1000, no_new_privs=True, readonly_rootfs=True,
+        capabilities=api.Capability(drop_capabilities=["ALL"]),
+        seccomp=api.SecurityProfile(profile_type=api.SecurityProfile.RuntimeDefault))
+    status, out = run_to_exit(node, handler, "restricted", ["sh", "-c", PROBE], {"run_as_user": 1000},
+                              security_context=context)
+    expected = "1000\nCapEff:0000000000000000\nNoNewPrivs:1\nSeccomp:2\nroot-ro\nsys-ro\n"
+    steps.check("restricted pod", (status.exit_code, out) == (0, expected),
+                f"exit {status.exit_code}: " + (out.strip().replace("\n", ", ") or status.message))
+
+
+def privileged_pod(node: CriNode, handler: str, steps: Steps) -> None:
+    with open("/proc/self/status") as f:
+        bounding = next(line.split()[1] for line in f if line.startswith("CapBnd:"))
+    context = node.api.LinuxContainerSecurityContext(privileged=True)
+    status, out = run_to_exit(node, handler, "privileged", ["sh", "-c", PROBE], {"privileged": True},
+                              security_context=context)
+    # /sys stays read-only: containerd 1.6 mounts it so for a pod with its own network namespace
+    expected = f"0\nCapEff:{bounding}\nNoNewPrivs:0\nSeccomp:0\nroot-rw\nsys-ro\n"
+    steps.check("privileged pod", (status.exit_code, out) == (0, expected),
+                f"exit {status.exit_code}: " + (out.strip().replace("\n", ", ") or status.message))
+
+
+def resource_limits(node: CriNode, handler: str, steps: Steps) -> None:
+    api = node.api
+    resources = api.LinuxContainerResources(memory_limit_in_bytes=48 << 20, cpu_period=100000, cpu_quota=50000,
+                                            cpu_shares=512)
+    with node.pod(f"limits-{handler}", handler) as (pod_id, pod):
+        node.pull(node.images_ref.busybox, pod)
+        container = node.create(pod_id, pod, node.container_config("limited", ["sleep", "3600"],
+                                                                   resources=resources))
+        node.start(container)
+        seen = (cgroup_value(node, pod, container, "memory", "memory.limit_in_bytes"),
+                cgroup_value(node, pod, container, "cpu", "cpu.cfs_quota_us"),
+                cgroup_value(node, pod, container, "cpu", "cpu.shares"))
+        # what a program in the container reads for its limit (cgroup v1: its own cgroup mounted at
+        # /sys/fs/cgroup/memory, as runc mounts it; v2: its cgroup namespace's root)
+        inside = node.exec_sync(container, ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                                            "/sys/fs/cgroup/memory.max 2>/dev/null"])
+        node.stop_container(container, timeout=0)
+    steps.check("CPU and memory limits", seen == (str(48 << 20), "50000", "512"),
+                f"memory {seen[0]}, cfs quota {seen[1]}, shares {seen[2]}")
+    steps.check("limit seen inside", inside.stdout == f"{48 << 20}\n".encode(),
+                f"/sys/fs/cgroup in the container says {inside.stdout.decode().strip() or inside.stderr!r}")
+
+
+def oom_killed(node: CriNode, handler: str, steps: Steps) -> None:
+    """dd's 64 MiB buffer in a 32 MiB container: the kernel kills it, the CRI says OOMKilled."""
+    resources = node.api.LinuxContainerResources(memory_limit_in_bytes=32 << 20, memory_swap_limit_in_bytes=32 << 20)
+    status, out = run_to_exit(node, handler, "oom", ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"], {},
+                              resources=resources)
+    steps.check("OOMKilled", (status.exit_code, status.reason) == (137, "OOMKilled"),
+                f"exit {status.exit_code}, reason {status.reason or '(none)'}")
+
+
+def host_network(node: CriNode, handler: str, steps: Steps) -> None:
+    host = os.readlink("/proc/self/ns/net")
+    status, out = run_to_exit(node, handler, "hostnet", ["readlink", "/proc/self/ns/net"], {"network": 2})
+    steps.check("hostNetwork pod", (status.exit_code, out) == (0, f"{host}\n"),
+                f"exit {status.exit_code}, the host's {out.strip() or status.message}")
+
+
+def failing_start(node: CriNode, handler: str, steps: Steps) -> None:
+    """A container whose command does not exist: StartContainer answers an error, in time."""
+    import grpc
+
+    with node.pod(f"failing-{handler}", handler) as (pod_id, pod):
+        node.pull(node.images_ref.busybox, pod)
+        container = node.create(pod_id, pod, node.container_config("failing", ["/no/such/command"]))
+        started = time.monotonic()
+        try:
+            node.start(container)
+            error = ""
+        except grpc.RpcError as failure:
+            error = str(failure.details())  # type: ignore[attr-defined]
+        took = time.monotonic() - started
+        status = node.status(container)
+    steps.check("failing start reported", "/no/such/command" in error and "no such file" in error and took < 30
+                and status.state == node.api.CONTAINER_EXITED,
+                f"StartContainer error in {took:.1f} s: {error[-160:]!r}; then {status.reason} {status.exit_code}")
+
+
+SCENARIOS: dict[str, Callable[[CriNode, str, Steps], None]] = {
+    "two-container pod": two_container_pod,
+    "restricted pod": restricted_pod,
+    "privileged pod": privileged_pod,
+    "CPU and memory limits": resource_limits,
+    "OOMKilled": oom_killed,
+    "hostNetwork pod": host_network,
+    "failing start": failing_start,
+}
