@@ -43,7 +43,7 @@ PRIVATE_DIRS = ("mount -t tmpfs -o mode=0755 skiff-cri-run /run && mount -t tmpf
 
 
 def containerd_installed() -> bool:
-    return bool(shutil.which("containerd")) and Path(CNI_BIN_DIR, "bridge").exists()
+    return bool(shutil.which("containerd"))
 
 
 @dataclass
@@ -85,6 +85,9 @@ class CriNode:
         from cri_api.v1 import api_pb2, api_pb2_grpc
         import grpc
 
+        if not Path(CNI_BIN_DIR, "bridge").exists():
+            raise AssertionError(f"no CNI bridge plugin in {CNI_BIN_DIR}: install containernetworking-plugins "
+                                 "(scripts/setup does)")
         self.api = api_pb2
         self.base = base
         self.images_ref = images
