@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from skiff import explain
 from skiff.cgroups import fs
 from skiff.cgroups.resources import check
 from skiff.errors import CgroupError
@@ -59,6 +60,9 @@ class Cgroup:
         created: list[str] = []
         try:
             self._make_dirs(created)
+            if explain.on:
+                explain.step(explain.CGROUPS, f"the container's cgroup (cgroup v{self.version}): each limit is a file "
+                             "written in it", "", None)
             self._apply(resources or {})
         except BaseException:
             fs.remove_trees(reversed(created), time.monotonic() + DESTROY_TIMEOUT_S)

@@ -28,7 +28,7 @@ import struct
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 
-from skiff import linux
+from skiff import explain, linux
 from skiff.errors import DeviceFilterError, SyscallError
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing on the runtime's path
@@ -210,6 +210,10 @@ def apply_device_filter(directory: str, rules: Sequence[Mapping[str, Any]]) -> N
             os.close(program_fd)
         for prog_id in previous:
             _detach(cgroup_fd, prog_id, directory)
+        if explain.on:
+            explain.step(explain.CGROUPS, f"the device allow-list: an eBPF program of {len(program)} instructions "
+                         f"from {len(rules)} rules, attached to the cgroup", "bpf(BPF_PROG_LOAD) + bpf(BPF_PROG_ATTACH)",
+                         {"type": "BPF_PROG_TYPE_CGROUP_DEVICE", "cgroup": directory, "rules": len(rules)})
     finally:
         os.close(cgroup_fd)
 

@@ -12,6 +12,7 @@ import errno
 import os
 import time
 
+from skiff import explain
 from skiff.errors import CgroupError
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing (or collections) on the hot path
@@ -31,6 +32,8 @@ def write(path: str, value: str | int) -> None:
         raise _error(f"cannot write {str(value)!r} to {path}", exc) from None
     finally:
         os.close(fd)
+    if explain.on:
+        explain.step(explain.CGROUPS, f"{os.path.basename(path)} = {value}", "write", {"path": path, "value": str(value)})
 
 
 def read(path: str) -> str:
@@ -76,6 +79,8 @@ def mkdir(path: str) -> bool:
     """Create one cgroup directory; False if it already existed."""
     try:
         os.mkdir(path, 0o755)
+        if explain.on:
+            explain.step(explain.CGROUPS, "make a cgroup: a directory in the cgroup filesystem", "mkdir", {"path": path})
         return True
     except FileExistsError:
         return False

@@ -32,6 +32,9 @@ def add_exec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--env", action="append", default=[], help="set environment variables")
     p.add_argument("-u", "--user", help="username or UID (format: name|uid[:group|gid])")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
+    from skiff.cli.run import add_explain_flag
+
+    add_explain_flag(p)
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     p.dashdash_after_first_positional = True  # type: ignore[attr-defined]
@@ -40,9 +43,10 @@ def add_exec_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from skiff.cli.run import check_terminal
+    from skiff.cli.run import check_terminal, enable_explain
 
     check_terminal(args)
+    enable_explain(args)
     status = engine_from(args).exec(args.container, args.command, env=args.env, user=args.user,
                                     workdir=args.workdir, interactive=args.interactive, tty=args.tty,
                                     detach=args.detach)

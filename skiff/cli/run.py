@@ -120,6 +120,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-retries", type=_go_flag(p.prog, "--health-retries", "int"), default=0,
                    help="consecutive failures needed to report unhealthy")
     p.add_argument("--no-healthcheck", action="store_true", help="disable any container-specified HEALTHCHECK")
+    add_explain_flag(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     p.add_argument("--help", action="help", help="show this help message and exit")
@@ -148,9 +149,36 @@ def _go_flag(prog: str, flag: str, kind: str) -> Callable[[str], int]:
     return parse
 
 
+def add_explain_flag(p: argparse.ArgumentParser) -> None:
+    """``--explain`` and ``--explain=json``: two exact option strings, so that ``--explain IMAGE``
+    never takes the image as the flag's value (argparse's optional values would)."""
+    p.add_argument("--explain", dest="explain", action="store_const", const="text", default=None,
+                   help="tell on stderr each kernel-level step as it happens (docs/what-a-container-is.md)")
+    p.add_argument("--explain=json", "--explain=text", dest="explain", action=_ExplainMode,
+                   help="--explain=json: one JSON object per step")
+
+
+class _ExplainMode(argparse.Action):
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, (option_string or "=text").partition("=")[2])
+
+
+def enable_explain(args: argparse.Namespace) -> None:
+    """Start telling the steps (skiff.explain) when the command line asked for it."""
+    if getattr(args, "explain", None):
+        from skiff import explain
+
+        explain.enable(args.explain)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
 
     check_terminal(args)
+    enable_explain(args)
     opts = run_options(args)
     engine = engine_from(args)
     if args.detach:
@@ -223,6 +251,7 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_create(args: argparse.Namespace) -> int:
 
+    enable_explain(args)
     print(engine_from(args).create(run_options(args)).id)
     return 0
 
@@ -231,6 +260,7 @@ def add_start_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="store_true", help="attach STDOUT/STDERR and forward signals")
     p.add_argument("-i", "--interactive", action="store_true", help="attach container's STDIN")
     p.add_argument("--detach-keys", help="override the key sequence for detaching a container (ctrl-p,ctrl-q)")
+    add_explain_flag(p)
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_start)
 
@@ -239,6 +269,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     from skiff.errors import InvalidArgument
 
     engine = engine_from(args)
+    enable_explain(args)
     if args.attach or args.interactive:
         if len(args.containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")

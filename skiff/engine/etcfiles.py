@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from skiff import linux
+from skiff import explain, linux
 from skiff.errors import SyscallError
 
 # The order of Docker's container.NetworkMounts, which is the order they are mounted in.
@@ -127,6 +127,9 @@ def etc_mounts(container_dir: Path, contents: dict[str, str], read_only: bool,
     for name in ETC_FILES:
         path = container_dir / name
         path.write_text(contents[name])
+        if explain.on:
+            explain.step(explain.NETWORK, f"write the container's /etc/{name} (bind-mounted in later)", "write",
+                         {"path": str(path), "lines": contents[name].count("\n")})
         destination = f"/etc/{name}"
         if destination in taken:
             continue

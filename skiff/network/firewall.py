@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from skiff import explain
 from skiff.errors import NetworkError
 
 
@@ -161,6 +162,10 @@ def apply(table: str, bridges: list[BridgeRules], ports: list[PortRule], stamp: 
     error = run_nft(script)
     if error is not None:
         raise NetworkError(f"nftables could not apply table ip {table}: {error.strip()}")
+    if explain.on:
+        explain.step(explain.NETWORK, f"nftables, one atomic transaction on skiff's table ip {table}: masquerade "
+                     f"(NAT) for {len(bridges)} bridge(s), {len(port_lines)} published port rule(s)",
+                     "nft_run_cmd_from_buffer", {"commands": script.count("\n"), "ports": port_lines})
     if stamp:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(applied)

@@ -42,6 +42,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from skiff import explain
 from skiff.errors import (ContainerNotFound, Conflict, InvalidArgument, NetworkError, NetworkInUse,
                           NetworkNotFound, SyscallError)
 from skiff.network import firewall, ipam, names, netns
@@ -406,6 +407,10 @@ class NetworkManager:
         else:
             write_json(self._endpoint_path(cid), endpoint)
         netns.create(netns_path, _loopback_up)
+        if explain.on:
+            explain.step(explain.NETWORK, "a new network namespace, kept alive by a bind mount of its nsfs file "
+                         "(the container joins it later); its loopback up", "unshare(CLONE_NEWNET) + mount(MS_BIND)",
+                         {"source": "/proc/thread-self/ns/net", "target": str(netns_path)})
         if record is not None:
             self._connect_locked(endpoint, record, request.ip, request.aliases, request.mac_address)
         self._refresh_firewall()
@@ -450,6 +455,12 @@ class NetworkManager:
             self._add_veth(cid, record, entry, fd)
         finally:
             os.close(fd)
+        if explain.on:
+            explain.step(explain.NETWORK, f"a veth pair, a virtual cable: {entry['Veth']} plugged into the bridge "
+                         f"{record['Bridge']}, its other end created inside the container's namespace as "
+                         f"{interface}", "netlink RTM_NEWLINK (veth)",
+                         {"host_end": entry["Veth"], "master": record["Bridge"], "peer": interface,
+                          "peer_netns": str(netns_path), "mac": mac, "mtu": self._mtu(record)})
         netns.run_in(netns_path, lambda: _configure_inside(
             interface, ipaddress.IPv4Interface(f"{address}/{subnet.prefixlen}"), gateway if with_route else None))
         if record["Name"] != DEFAULT_NETWORK:
@@ -580,6 +591,9 @@ class NetworkManager:
                      and not netns.in_use(netns_path))
         if by_kernel:
             netns.remove(netns_path)
+            if explain.on:
+                explain.step(explain.TEARDOWN, "unpin the network namespace: no process is left in it, so the kernel "
+                             "destroys it and its veth pair", "umount2(MNT_DETACH) + unlink", {"target": str(netns_path)})
         for record in self._all_networks():
             if cid in record["Containers"]:
                 self._drop_from_network(record, cid, delete_veth=not by_kernel)
@@ -594,6 +608,9 @@ class NetworkManager:
         if delete_veth:
             with Netlink() as nl:
                 nl.delete_link(entry["Veth"])
+            if explain.on:
+                explain.step(explain.TEARDOWN, f"delete the veth pair {entry['Veth']}", "netlink RTM_DELLINK",
+                             {"ifname": entry["Veth"]})
         self._save_network(record)
         if not record["Containers"] and record["Name"] != DEFAULT_NETWORK:
             _resolver().stop(self._resolver_pidfile(record))
@@ -713,8 +730,16 @@ class NetworkManager:
             except BaseException:
                 nl.delete_link(bridge)
                 raise
+        if explain.on:
+            explain.step(explain.NETWORK, f"make the bridge {bridge} (a virtual switch) with the gateway address "
+                         f"{record['Gateway']}/{subnet.prefixlen}", "netlink RTM_NEWLINK (bridge) + RTM_NEWADDR",
+                         {"ifname": bridge, "address": f"{record['Gateway']}/{subnet.prefixlen}",
+                          f"net.ipv4.conf.{bridge}.route_localnet": 1})
         if not record["Internal"]:
             firewall.write_sysctl("net.ipv4.ip_forward", "1")
+            if explain.on:
+                explain.step(explain.NETWORK, "let the host route packets between interfaces", "write",
+                             {"path": "/proc/sys/net/ipv4/ip_forward", "value": 1})
 
     def _reclaim(self, record: dict[str, Any], bridge_exists: bool) -> None:
         """Claim a network again before its bridge is made (after a prune or a reboot, /run is new).
@@ -812,3 +837,8 @@ def _configure_inside(interface: str, address: ipaddress.IPv4Interface,
         nl.set_up(index, interface)
         if gateway is not None:
             nl.add_default_route(gateway, index)
+    if explain.on:
+        explain.step(explain.NETWORK, f"inside the container's namespace: {interface} gets {address}, goes up"
+                     + (f", and the default route goes via {gateway}" if gateway else ""),
+                     "setns + netlink RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE",
+                     {"ifname": interface, "address": str(address), "gateway": str(gateway or "")})

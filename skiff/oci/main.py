@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", default=None, help="log file (default: stderr)")
     parser.add_argument("--log-format", default="text", choices=("text", "json"))
     parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--explain", action="store_true",
+                        help="tell on stderr each kernel-level step as it happens (--explain=json: as JSON lines)")
     parser.add_argument("--systemd-cgroup", action="store_true")
     parser.add_argument("--criu", help=argparse.SUPPRESS)
     parser.add_argument("--rootless", help=argparse.SUPPRESS)
@@ -175,8 +177,23 @@ def _take_flags(argv: list[str], i: int, flags: dict[str, tuple[str, bool]], val
     return i
 
 
+def _take_explain(argv: list[str]) -> tuple[list[str], str]:
+    """The global ``--explain[=json]`` (before the command word) taken out of ``argv``, and its mode."""
+    for i, word in enumerate(argv):
+        if word in ("--explain", "--explain=text", "--explain=json"):
+            return argv[:i] + argv[i + 1:], word.partition("=")[2] or "text"
+        if not word.startswith("-") and (i == 0 or argv[i - 1] not in ("--root", "--log", "--log-format")):
+            break  # the command: what follows is its own
+    return argv, ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
+    args_list, explain_mode = _take_explain(args_list)
+    if explain_mode:
+        from skiff import explain
+
+        explain.enable(explain_mode)
     args: _Args | argparse.Namespace | None = _fast_parse(args_list)
     if args is None:
         parser = _parser()

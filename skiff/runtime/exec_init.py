@@ -16,7 +16,7 @@ import signal
 import socket
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from skiff import linux
+from skiff import explain, linux
 from skiff.runtime import init as container_init
 from skiff.runtime.spec import DEFAULT_PATH, process_env
 
@@ -77,29 +77,37 @@ def _exec_in_container(ctx: ExecContext) -> NoReturn:
     # First of all, drop what the parent held that we do not need (its fd of the host's pid
     # namespace, its files): this process is in the container's pid namespace already.
     linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd, *ctx.stdio,
-                               *(fd for _, fd in ctx.namespace_fds)))
+                               *(fd for _, fd in ctx.namespace_fds), *explain.fds()))
     container_init.setup_stdio(ctx.stdio)
     os.setsid()
     for kind, fd in ctx.namespace_fds:
         linux.setns(fd, 0, f"{kind} namespace of the container")
         os.close(fd)
+        if explain.on:
+            explain.step(explain.NAMESPACES, f"join the container's {kind} namespace", "setns",
+                         {"fd": f"/proc/<init>/ns/{kind}", "nstype": 0})
     # Nothing of the host may stay open in here: the parent's fd of its own pid namespace, its
     # files. Only the socket to the parent (and the console socket, used just below) remain.
-    linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd))
+    linux.close_fds_except(3, (ctx.sock.fileno(), ctx.console_fd, *explain.fds()))
     container_init.send(ctx.sock, {"type": "ready"})
     reply = container_init.receive(ctx.sock)
     if not reply or reply.get("type") != "go":
         os._exit(1)
+    if explain.on:
+        explain.step(explain.CGROUPS, "the runtime has put this process in the container's cgroup", "recv",
+                     {"message": "go"})
     if ctx.console_fd >= 0:
         setup_terminal(ctx.console_fd, bind_console=False)
     process = ctx.process
-    container_init.prepare_process(process, seccomp_filter, keep_fds=(ctx.sock.fileno(),),
+    container_init.prepare_process(process, seccomp_filter, keep_fds=(ctx.sock.fileno(), *explain.fds()),
                                    create_cwd=False)  # runc: an exec never makes its cwd
     env = process_env(process)
     executable = container_init.find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)
     if seccomp_filter is not None and process.get("noNewPrivileges"):
         seccomp_filter.load()
+        if explain.on:
+            container_init.explain_seccomp(seccomp_filter)
     # Sent just before execve: close-on-exec makes the parent's next receive see the exec as EOF.
     container_init.send(ctx.sock, {"type": "created"})
     container_init.exec_process(executable, process["args"], env)

@@ -25,7 +25,7 @@ import resource  # imported here: after pivot_root the host's stdlib is out of r
 import select
 import stat
 
-from skiff import linux
+from skiff import explain, linux
 from skiff.errors import BundleError, CommandNotExecutable, CommandNotFound, PathEscape, SkiffError, SyscallError
 from skiff.runtime import mounts
 from skiff.runtime.jsonlite import dumps, loads
@@ -166,16 +166,25 @@ def _init(ctx: InitContext) -> NoReturn:
     reply = joined()
     if config.get("hostname"):
         linux.sethostname(config["hostname"])
+        if explain.on:
+            explain.step(explain.NAMESPACES, "set the hostname, in the container's own UTS namespace", "sethostname",
+                         {"name": config["hostname"]})
     if config.get("domainname"):
         linux.setdomainname(config["domainname"])
     prepare_process(process, seccomp_filter,
-                    keep_fds=(ctx.sock.fileno(), ctx.fifo_fd, *range(3, 3 + ctx.preserve_fds)))
+                    keep_fds=(ctx.sock.fileno(), ctx.fifo_fd, *range(3, 3 + ctx.preserve_fds), *explain.fds()))
     env = process_env(process)
     executable = find_executable(process["args"][0], env.get("PATH", DEFAULT_PATH))
 
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # from here the container outlives its creator
     send(ctx.sock, {"type": "created"})
+    if explain.on:
+        explain.step(explain.PROCESS, "created: the init blocks on the exec fifo until `start` writes to it",
+                     "poll", {"fd": EXEC_FIFO})
     _wait_for_start(ctx.fifo_fd)
+    if explain.on:
+        explain.step(explain.PROCESS, "started: `start` wrote one byte into the exec fifo", "read",
+                     {"fd": EXEC_FIFO, "data": "0"})
     if hooks and hooks.get("startContainer"):
         try:
             hooks_module.run_hooks("startContainer", hooks, {**reply["state"], "status": "created"})
@@ -184,6 +193,8 @@ def _init(ctx: InitContext) -> NoReturn:
             os._exit(1)
     if seccomp_filter is not None and process.get("noNewPrivileges"):
         seccomp_filter.load()
+        if explain.on:
+            explain_seccomp(seccomp_filter)
     exec_process(executable, process["args"], env, ctx.preserve_fds)
 
 
@@ -205,6 +216,9 @@ class _CgroupJoin:
         reply = receive(self.sock)
         if not reply or reply.get("type") != "go":
             os._exit(1)
+        if explain.on:
+            explain.step(explain.CGROUPS, "the init waited until the runtime had put it in its cgroup", "recv",
+                         {"message": "go"})
         self.reply = reply
         if "cgroup" in self.namespaces:
             _enter_namespaces({"cgroup": self.namespaces["cgroup"]}, exclude=())
@@ -224,17 +238,41 @@ def prepare_process(process: dict[str, Any], seccomp_filter: Program | None, kee
     first process gets a missing working directory made; an exec does not (runc's rule).
     """
     _set_rlimits(process.get("rlimits", []))
+    if explain.on and process.get("rlimits"):
+        explain.step(explain.PROCESS, "resource limits of the process (ulimits)", "setrlimit",
+                     {r.get("type", ""): f"{r.get('soft')}/{r.get('hard')}" for r in process["rlimits"]})
     _write_oom_score_adj(process.get("oomScoreAdj"))
     os.umask(int(process.get("user", {}).get("umask", 0o022)))  # OCI keeps umask under process.user
     linux.close_fds_except(3, keep_fds)
+    if explain.on:
+        explain.step(explain.SECURITY, "close every file descriptor inherited from the runtime (but its own "
+                     "handshake)", "close_range", {"first": 3, "kept": len(keep_fds)})
     _enter_cwd(process.get("cwd", "/"), create_cwd)
+    if explain.on:
+        explain.step(explain.PROCESS, "enter the working directory, and check it is inside the root", "chdir",
+                     {"path": process.get("cwd", "/")})
     if seccomp_filter is not None and not process.get("noNewPrivileges"):
         seccomp_filter.load()
+        if explain.on:
+            explain_seccomp(seccomp_filter)
     _set_user_and_capabilities(process)
     # A change of credentials resets dumpability to fs.suid_dumpable, which a host may set to 1.
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
+    if explain.on:
+        explain.step(explain.SECURITY, "non-dumpable: no container process may open this one's /proc files",
+                     "prctl", {"option": "PR_SET_DUMPABLE", "value": 0})
     if process.get("noNewPrivileges"):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        if explain.on:
+            explain.step(explain.SECURITY, "no_new_privs: no setuid binary or file capability can give more "
+                         "privileges", "prctl", {"option": "PR_SET_NO_NEW_PRIVS", "value": 1})
+
+
+def explain_seccomp(seccomp_filter: Program) -> None:
+    """The seccomp step (the rules and default action were told when the parent compiled them)."""
+    explain.step(explain.SECURITY, "load the seccomp filter: from now on the kernel checks every system call "
+                 "against it", "seccomp", {"operation": "SECCOMP_SET_MODE_FILTER",
+                                           "instructions": len(seccomp_filter.bpf) // 8, "flags": seccomp_filter.flags})
 
 
 def _become_root_in_user_namespace(sock: socket.socket, wait_for_maps: bool) -> None:
@@ -279,12 +317,23 @@ def _enter_namespaces(namespaces: dict[str, dict[str, Any]], exclude: tuple[str,
                 linux.setns(fd, NAMESPACE_FLAGS[kind], ns["path"])
             finally:
                 os.close(fd)
+            if explain.on:
+                explain.step(explain.NAMESPACES, f"join the existing {kind} namespace at {ns['path']}", "setns",
+                             {"fd": ns["path"], "nstype": explain.clone_flags(NAMESPACE_FLAGS[kind])})
         else:
             new |= NAMESPACE_FLAGS[kind]
     if new:
         linux.unshare(new)
+        if explain.on:
+            several = "|" in explain.clone_flags(new)
+            explain.step(explain.NAMESPACES, f"new {explain.namespace_words(new)} namespace{'s' if several else ''} "
+                         f"for the init: from now on it sees its own copy of {'each' if several else 'it'}",
+                         "unshare", {"flags": explain.clone_flags(new)})
     if new & NAMESPACE_FLAGS["network"]:
         linux.set_link_up("lo")
+        if explain.on:
+            explain.step(explain.NETWORK, "bring up the loopback interface of the network namespace",
+                         "netlink RTM_NEWLINK", {"ifname": "lo", "flags": "IFF_UP"})
 
 
 # --- the root filesystem -----------------------------------------------------
@@ -301,6 +350,8 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
         joined()
         os.chroot(rootfs)
         os.chdir("/")
+        if explain.on:
+            explain.step(explain.ROOT, "no mount namespace: only change the root directory", "chroot", {"path": rootfs})
         if console_fd >= 0:
             setup_terminal(console_fd, bind_console=False)
         return
@@ -313,26 +364,53 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
     # recursive slave rather than private: a bind that asks for rslave/rshared must
     # still receive what the host mounts later under its source.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE if shared else propagation)
+    if explain.on:
+        explain.step(explain.MOUNTS, "change the propagation of every mount in the new mount namespace: nothing "
+                     "mounted from now on reaches the host", "mount", {"target": "/", "flags": explain.mount_flags(
+                         linux.MS_REC | linux.MS_SLAVE if shared else propagation)})
     linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+    if explain.on:
+        explain.step(explain.ROOT, "bind the root filesystem on itself: pivot_root needs a mount point", "mount",
+                     {"source": rootfs, "target": rootfs, "flags": "MS_BIND|MS_REC"})
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for entry in config.get("mounts", []):
             if entry.get("type") == "cgroup" and not mounts.is_bind(entry):
                 joined()  # a cgroup mount shows the cgroup namespace's root: it must exist first
             mounts.mount_entry(root_fd, entry, bundle)
+            if explain.on:
+                explain.step(explain.MOUNTS, *explain.mount_entry(entry))
         # A bind-mounted /dev is a host directory, which must not fill with device nodes:
         # only a /dev the runtime mounted itself gets them (runc skips a bound /dev the same way).
         dev_mount = _last_dev_mount(config.get("mounts", []))
         if dev_mount is None or not mounts.is_bind(dev_mount):
             if dev_mount is not None:
                 mounts.populate_dev(root_fd)
+                if explain.on:
+                    explain.step(explain.MOUNTS, "the device nodes every container gets, in its new /dev",
+                                 "mknod + symlink", {"nodes": "null zero full random urandom tty",
+                                                     "links": "ptmx fd stdin stdout stderr"})
             for device in linux_cfg.get("devices", []):
                 mounts.create_device(root_fd, device)
+                if explain.on:
+                    explain.step(explain.MOUNTS, f"device node {device.get('path')}", "mknod",
+                                 {"path": device.get("path"), "type": device.get("type"),
+                                  "major": device.get("major"), "minor": device.get("minor")})
         _set_sysctls(linux_cfg.get("sysctl", {}), namespaces)
+        if explain.on and linux_cfg.get("sysctl"):
+            explain.step(explain.NAMESPACES, "namespaced kernel settings, written in /proc/sys", "write",
+                         dict(linux_cfg["sysctl"]))
         for path in linux_cfg.get("maskedPaths", []):
             mounts.mask_path(root_fd, path)
+        if explain.on and linux_cfg.get("maskedPaths"):
+            explain.step(explain.MOUNTS, "hide kernel files the container must not read: /dev/null over each file, "
+                         "an empty read-only tmpfs over each directory", "mount", {"paths": linux_cfg["maskedPaths"]})
         for path in linux_cfg.get("readonlyPaths", []):
             mounts.readonly_path(root_fd, path)
+        if explain.on and linux_cfg.get("readonlyPaths"):
+            explain.step(explain.MOUNTS, "make kernel interfaces read-only: each bound on itself, read-only",
+                         "open_tree + mount_setattr(MOUNT_ATTR_RDONLY) + move_mount",
+                         {"paths": linux_cfg["readonlyPaths"]})
         _pivot_root(root_fd)
     finally:
         os.close(root_fd)
@@ -342,6 +420,9 @@ def _setup_rootfs(config: dict[str, Any], bundle: str, namespaces: dict[str, dic
         setup_terminal(console_fd, bind_console=True)
     if config["root"].get("readonly"):
         linux.mount_setattr(linux.AT_FDCWD, "/", 0, attr_set=linux.MOUNT_ATTR_RDONLY)
+        if explain.on:
+            explain.step(explain.ROOT, "make the root filesystem read-only (--read-only)", "mount_setattr",
+                         {"path": "/", "attr_set": "MOUNT_ATTR_RDONLY"})
 
 
 def _last_dev_mount(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -354,9 +435,15 @@ def _pivot_root(root_fd: int) -> None:
     """pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the new."""
     os.fchdir(root_fd)
     linux.pivot_root(".", ".")
+    if explain.on:
+        explain.step(explain.ROOT, "pivot_root: the container's filesystem becomes /, the host's old root is "
+                     "stacked on top of it", "pivot_root", {"new_root": ".", "put_old": "."})
     linux.mount(None, ".", None, linux.MS_SLAVE | linux.MS_REC)  # the detach must not reach the host
     linux.umount(".", linux.MNT_DETACH)
     os.chdir("/")
+    if explain.on:
+        explain.step(explain.ROOT, "detach the host's old root: nothing of the host's files is reachable any more",
+                     "umount2", {"target": ".", "flags": "MNT_DETACH"})
 
 
 def _set_sysctls(sysctls: dict[str, str], namespaces: dict[str, dict[str, Any]]) -> None:
@@ -454,12 +541,17 @@ def _set_user_and_capabilities(process: dict[str, Any]) -> None:
             if not bounding & (1 << number):
                 linux.prctl(linux.PR_CAPBSET_DROP, number)
         linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+        if explain.on:
+            _explain_bounding(bounding, last_cap)
     try:
         os.setgroups([int(g) for g in user.get("additionalGids", [])])
         os.setgid(gid)
         os.setuid(uid)
     except OSError as exc:
         raise SyscallError("setuid/setgid", exc.errno or errno.EPERM, f"uid={uid} gid={gid}") from None
+    if explain.on:
+        explain.step(explain.PROCESS, f"become user {uid}, group {gid}", "setgroups + setgid + setuid",
+                     {"groups": [int(g) for g in user.get("additionalGids", [])], "gid": gid, "uid": uid})
     if caps is None:
         return
     _, available, _ = linux.capget()
@@ -474,6 +566,20 @@ def _set_user_and_capabilities(process: dict[str, Any]) -> None:
         if ambient & (1 << number):
             linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, number)
     linux.prctl(linux.PR_SET_KEEPCAPS, 0)
+    if explain.on:
+        explain.step(explain.SECURITY, "set the capabilities the process holds now", "capset",
+                     {"effective": bin(effective).count("1"), "permitted": bin(permitted).count("1"),
+                      "inheritable": bin(inheritable).count("1"), "ambient": bin(ambient).count("1")})
+
+
+def _explain_bounding(bounding: int, last_cap: int) -> None:
+    from skiff.runtime.spec import CAPABILITIES
+
+    names = {number: name for name, number in CAPABILITIES.items()}
+    kept = [names.get(n, str(n)) for n in range(last_cap + 1) if bounding & (1 << n)]
+    dropped = [names.get(n, str(n)) for n in range(last_cap + 1) if not bounding & (1 << n)]
+    explain.step(explain.SECURITY, explain.capability_words(kept, dropped), "prctl(PR_CAPBSET_DROP)",
+                 {"kept": kept, "dropped": dropped})
 
 
 def _last_cap() -> int:
@@ -548,6 +654,10 @@ def exec_process(executable: str, args: list[str], env: dict[str, str], preserve
             os.set_inheritable(fd, True)
         except OSError:
             pass
+    if explain.on:
+        explain.step(explain.PROCESS, f"close every fd above {2 + preserve_fds} (this explanation's too) and "
+                     f"replace this Python process with {executable}", "close_range + execve",
+                     {"path": executable, "argv": args})
     try:
         linux.close_range(3 + preserve_fds)
     except SyscallError:  # a seccomp profile may refuse close_range (runtime-tools' default does)

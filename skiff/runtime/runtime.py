@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from skiff import crash_point, errors, proc
+from skiff import crash_point, errors, explain, proc
 from skiff.errors import ContainerConflict, ContainerNotFound, ContainerNotRunning, InvalidArgument
 
 # skiff-oci runs one short process per command: state, start, kill and delete import only os,
@@ -78,6 +78,9 @@ class Runtime:
                 from skiff.runtime.console import connect
 
                 console = connect(str(console_socket))
+            if explain.on:
+                explain.step(explain.PROCESS, f"the runtime reads the bundle {bundle_path}: config.json says what "
+                             "to make", "open + read", {"path": os.path.join(bundle_path, "config.json")})
             pid, sock = self._fork_init(config, bundle_path, state_dir, stdio,
                                         console.fileno() if console else -1, preserve_fds,
                                         self._seccomp_program(config["linux"].get("seccomp")))
@@ -129,6 +132,9 @@ class Runtime:
                 raise errors.SyscallError("open", exc.errno or errno.EIO, fifo) from None
             raise ContainerNotRunning(f"container {cid} exited before it could be started") from None
         try:
+            if explain.on:  # told first: the init's next steps come as soon as the byte lands
+                explain.step(explain.PROCESS, "start: write one byte into the exec fifo the init waits on", "write",
+                             {"path": fifo, "data": "0"})
             os.write(fd, b"0")
             self._wait_until_taken(cid, fd, record)
         finally:
@@ -192,6 +198,10 @@ class Runtime:
             finally:
                 os.close(pidfd)
         _reap_if_child(record["pid"])
+        if explain.on:
+            explain.step(explain.TEARDOWN, f"kill what is left of the container (pid {record['pid']}) and reap it: its "
+                         "namespaces, and the mounts in them, go with their last process",
+                         "pidfd_send_signal + waitpid", {"pid": record["pid"], "signal": "SIGKILL"})
         if record.get("cgroupsPath") and not _rmdir_all(record.get("cgroupDirs")):
             from skiff.cgroups import open as open_cgroup
 
@@ -204,7 +214,13 @@ class Runtime:
             from skiff.runtime.hooks import run_hooks
 
             run_hooks("poststop", hooks, {**self.state(cid), "status": "stopped", "pid": 0})
+        if explain.on and record.get("cgroupsPath"):
+            explain.step(explain.TEARDOWN, "remove the container's cgroup, now empty", "rmdir",
+                         {"paths": record.get("cgroupDirs") or record["cgroupsPath"]})
         _remove_tree(self._dir(cid))
+        if explain.on:
+            explain.step(explain.TEARDOWN, "forget the runtime's state of the container", "unlink + rmdir",
+                         {"path": self._dir(cid)})
 
     def exec(self, cid: str, process: dict[str, Any], stdio: tuple[int, int, int] = (0, 1, 2),
              console_socket: str | None = None, detach: bool = False, pid_file: str | None = None) -> int:
@@ -412,7 +428,15 @@ class Runtime:
             return None
         from skiff.runtime.seccomp_filter import program
 
-        return program(seccomp, self._seccomp_cache)
+        compiled = program(seccomp, self._seccomp_cache)
+        if explain.on:
+            rules = seccomp.get("syscalls") or []
+            explain.step(explain.SECURITY, f"compile the seccomp profile: {len(rules)} rules naming "
+                         f"{sum(len(r.get('names') or []) for r in rules)} system calls; any other: "
+                         f"{seccomp.get('defaultAction')}", "seccomp_export_bpf (libseccomp)",
+                         {"rules": len(rules), "defaultAction": seccomp.get("defaultAction"),
+                          "instructions": len(compiled.bpf) // 8})
+        return compiled
 
     def _fork_init(self, config: dict[str, Any], bundle: str, state_dir: str, stdio: tuple[int, int, int],
                    console_fd: int = -1, preserve_fds: int = 0,
@@ -447,6 +471,10 @@ class Runtime:
                 prepare_idmapped_mounts(config, str(bundle))
             if pid_ns is not None and own_pid_ns >= 0:
                 _enter_pid_namespace_for_children(pid_ns)
+                if explain.on:
+                    explain.step(explain.NAMESPACES, "a new PID namespace for the runtime's next child (the runtime "
+                                 "itself stays in its own)", "unshare" if not pid_ns.get("path") else "setns",
+                                 {"flags": "CLONE_NEWPID", **({"fd": pid_ns["path"]} if pid_ns.get("path") else {})})
             ctx = container_init.InitContext(config, str(bundle), child_sock, fifo_fd, stdio,
                                              console_fd, preserve_fds, userns, seccomp)
             new_pid_ns = linux.CLONE_NEWPID if pid_ns_by_clone else 0
@@ -455,6 +483,10 @@ class Runtime:
                 parent_sock.close()
                 container_init.main(ctx)
 
+            if explain.on:
+                explain.step(explain.NAMESPACES, "fork the container's init: it is PID 1 of the new PID namespace "
+                             "(non-dumpable from birth)", "clone" if exe_fd < 0 else "execveat (sealed) + clone",
+                             {"flags": explain.clone_flags(new_pid_ns) + "|SIGCHLD" if new_pid_ns else "SIGCHLD"})
             with linux.NonDumpable():  # the init is non-dumpable from its first instruction
                 if exe_fd >= 0:
                     from skiff.runtime import sealed
@@ -561,6 +593,9 @@ class Runtime:
             if pid_fd is not None and exe_fd < 0:
                 own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
                 linux.setns(pid_fd, linux.CLONE_NEWPID, f"/proc/{init_pid}/ns/pid")
+            if explain.on:
+                explain.step(explain.NAMESPACES, f"fork the new process inside the PID namespace of the container's "
+                             f"init (pid {init_pid})", "setns(CLONE_NEWPID) + clone", {"init": init_pid})
             ctx = exec_init.ExecContext(process, child_sock, stdio, namespace_fds,
                                         console.fileno() if console else -1,
                                         self._seccomp_program(record.get("config", {}).get("seccomp")))

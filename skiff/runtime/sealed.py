@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 
-from skiff import linux
+from skiff import explain, linux
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,8 +68,9 @@ def spawn(exe_fd: int, entry: str, payload: dict[str, Any], fds: list[int],
     from skiff.errors import RuntimeError_
 
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    keep = [*fds, write_fd, *([pid_ns[1]] if pid_ns and pid_ns[0] == "fd" else [])]
-    data = {**payload, "skiff.report": write_fd, "skiff.pidns": list(pid_ns) if pid_ns else None}
+    keep = [*fds, write_fd, *([pid_ns[1]] if pid_ns and pid_ns[0] == "fd" else []), *explain.fds()]
+    data = {**payload, "skiff.report": write_fd, "skiff.pidns": list(pid_ns) if pid_ns else None,
+            "skiff.explain": explain.handoff()}
     try:
         with linux.NonDumpable():
             middle = os.fork()
@@ -122,6 +123,7 @@ def resume(entry: str, payload: str) -> NoReturn:
 
     data = loads(payload)
     report = data.pop("skiff.report")
+    explain.resume(data.pop("skiff.explain", ""))
     try:
         _enter_pid_namespace(data.pop("skiff.pidns"))
         pid = linux.fork_with_namespaces(linux.CLONE_PARENT)

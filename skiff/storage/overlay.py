@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from skiff import linux
+from skiff import explain, linux
 from skiff.errors import SyscallError
 
 PAGE_SIZE = 4096
@@ -39,6 +39,15 @@ def mount_rootfs(layer_dirs: list[Path], container_dir: Path) -> Path:
     for directory in (upper, work, rootfs):
         directory.mkdir(parents=True, exist_ok=True)
     base, lowers = _lower_names(layer_dirs)
+    if explain.on:
+        explain.mark()
+        for number, layer in enumerate(layer_dirs, 1):
+            explain.step(explain.IMAGE, f"image layer {number} of {len(layer_dirs)}"
+                         f"{' (the bottom one)' if number == 1 else ''}: a directory unpacked once, shared read-only "
+                         "by every container of the image", "", {"dir": str(layer)})
+            explain.mark()
+        explain.step(explain.IMAGE, "the container's own directories: upper takes its writes, work is overlayfs' "
+                     "scratch space", "mkdir", {"upper": str(upper), "work": str(work)})
     # overlayfs lists the top layer first; images list the bottom layer first.
     options = (f"lowerdir={':'.join(_escape(name) for name in reversed(lowers))},"
                f"upperdir={_escape(str(upper))},workdir={_escape(str(work))},index=off")
@@ -56,6 +65,12 @@ def mount_rootfs(layer_dirs: list[Path], container_dir: Path) -> Path:
             os.close(cwd)
     # `/` is private here, but say so: nothing mounted in the rootfs may propagate back.
     linux.mount(None, rootfs, None, linux.MS_PRIVATE)
+    if explain.on:
+        explain.step(explain.IMAGE, f"mount the root filesystem: an overlay of the {len(layer_dirs)} read-only "
+                     "layer(s) (top first) under the writable upper dir, private to the host", "mount",
+                     {"source": "overlay", "target": str(rootfs), "type": "overlay",
+                      "data": explain.overlay_options(options), "then": "MS_PRIVATE",
+                      **({"cwd": str(base)} if base is not None else {})})
     return rootfs
 
 
@@ -67,6 +82,9 @@ def unmount_rootfs(container_dir: Path) -> None:
             return
         try:
             linux.umount(rootfs, linux.UMOUNT_NOFOLLOW)
+            if explain.on:
+                explain.step(explain.TEARDOWN, "unmount the container's root filesystem (the overlay); its upper "
+                             "dir keeps what it wrote", "umount2", {"target": str(rootfs), "flags": "UMOUNT_NOFOLLOW"})
             continue
         except SyscallError as exc:
             if exc.errno in (errno.EINVAL, errno.ENOENT):

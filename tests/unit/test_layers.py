@@ -21,6 +21,7 @@ BELOW_THE_ENGINE = ["image", "volume", "network", "registry", "runtime", "cgroup
                     "security", "oci"]
 # leaf module -> the skiff modules it may import
 LEAVES = {"mountinfo": set(), "units": set(), "signals": {"skiff.errors"}, "events": {"skiff.paths"}}
+LEAVES["explain"] = set()
 
 
 def _skiff_imports(path: Path) -> set[str]:
