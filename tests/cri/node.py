@@ -31,8 +31,7 @@ from tests.dockerd import (HOST_CONTAINERD_PATHS, SKIFF_OCI, cgroup_dirs, host_s
                            mounts_under, processes_mentioning, remove_cgroup, terminate, unmount_all_under,
                            wait_until_serving)
 
-import os
-RUNC = os.environ.get("P19_RUNC", "/usr/sbin/runc")
+RUNC = "/usr/sbin/runc"
 CNI_BIN_DIR = "/usr/lib/cni"
 HANDLERS = ("runc", "skiff")
 TIMEOUT = 60  # seconds for one CRI call: a call that hangs fails the test instead of hanging it
@@ -162,15 +161,16 @@ class CriNode:
 
     # --- pods ------------------------------------------------------------------------------
 
-    def pod_config(self, name: str, *, network: int = 0, privileged: bool = False,
-                   run_as_user: int | None = None) -> Any:
-        """A PodSandboxConfig as the kubelet writes it: metadata, log directory, cgroup parent."""
+    def pod_config(self, name: str, *, network: int = 0, pid: int = 1, ipc: int = 0, privileged: bool = False,
+                   run_as_user: int | None = None, sysctls: dict[str, str] | None = None) -> Any:
+        """A PodSandboxConfig as the kubelet writes it: metadata, log directory, cgroup parent, the
+        pod's namespaces (network POD or NODE; pid CONTAINER, or POD for shareProcessNamespace)."""
         api = self.api
         uid = secrets.token_hex(8)
         log_directory = self.logs / f"{name}_{uid}"
         log_directory.mkdir()
         security = api.LinuxSandboxSecurityContext(
-            namespace_options=api.NamespaceOption(network=network), privileged=privileged)
+            namespace_options=api.NamespaceOption(network=network, pid=pid, ipc=ipc), privileged=privileged)
         if run_as_user is not None:
             security.run_as_user.value = run_as_user
         return api.PodSandboxConfig(
@@ -179,7 +179,7 @@ class CriNode:
             hostname="" if network == api.NODE else name, log_directory=str(log_directory),
             labels={"io.kubernetes.pod.name": name},
             linux=api.LinuxPodSandboxConfig(cgroup_parent=f"{self.cgroup_parent}/pod{uid}",
-                                            security_context=security))
+                                            security_context=security, sysctls=sysctls or {}))
 
     def run_pod(self, config: Any, handler: str) -> str:
         request = self.api.RunPodSandboxRequest(config=config, runtime_handler=handler)
@@ -189,16 +189,22 @@ class CriNode:
         request = self.api.PullImageRequest(image=self.api.ImageSpec(image=image), sandbox_config=pod)
         return str(self.image_service.PullImage(request, timeout=TIMEOUT).image_ref)
 
-    def container_config(self, name: str, command: list[str], **linux: Any) -> Any:
+    def container_config(self, name: str, command: list[str], *, mounts: list[Any] | None = None,
+                         envs: dict[str, str] | None = None, working_dir: str = "", tty: bool = False,
+                         **linux: Any) -> Any:
         """A ContainerConfig with the kubelet's log path (NAME/0.log) and the given Linux settings."""
         api = self.api
         return api.ContainerConfig(
             metadata=api.ContainerMetadata(name=name, attempt=0), image=api.ImageSpec(image=self.images_ref.busybox),
             command=command, log_path=f"{name}/0.log", labels={"io.kubernetes.container.name": name},
-            linux=api.LinuxContainerConfig(**linux))
+            mounts=mounts or [], envs=[api.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
+            working_dir=working_dir, tty=tty, stdin=tty, linux=api.LinuxContainerConfig(**linux))
 
     def create(self, pod_id: str, pod: Any, config: Any) -> str:
         Path(pod.log_directory, config.metadata.name).mkdir(exist_ok=True)  # the kubelet makes it
+        context = config.linux.security_context
+        if not context.HasField("namespace_options"):  # the kubelet gives each container the pod's
+            context.namespace_options.CopyFrom(pod.linux.security_context.namespace_options)
         request = self.api.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
         return str(self.runtime.CreateContainer(request, timeout=TIMEOUT).container_id)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,6 +102,9 @@ def two_container_pod(node: CriNode, handler: str, steps: Steps) -> None:
         steps.check("CRI log files", all(CRI_LOG_LINE.match(line) for line in lines) and
                     log_text(pod, "server") == "serving\n" and log_text(pod, "server", "stderr") == "on-stderr\n",
                     "TIME stdout|stderr F TEXT")
+        init = node.exec_sync(client, ["cat", "/proc/1/cmdline"])
+        steps.check("own PID namespace", init.stdout == b"sleep\x003600\x00",
+                    f"PID 1 of the client is {init.stdout.replace(bytes(1), b' ').decode().strip()!r}")
         fetched = node.exec_sync(client, ["wget", "-q", "-O", "-", "http://localhost:8080/"])
         failed = node.exec_sync(client, ["sh", "-c", "echo out; echo err >&2; exit 3"])
         steps.check("ExecSync", (fetched.exit_code, fetched.stdout) == (0, f"hello-from-{name}\n".encode()) and
@@ -157,34 +161,45 @@ def security_context(node: CriNode, **fields: Any) -> Any:
 
 
 def run_to_exit(node: CriNode, handler: str, name: str, command: list[str], pod_options: dict[str, Any],
-                **linux: Any) -> tuple[Any, str]:
+                **options: Any) -> tuple[Any, str]:
     """A one-container pod whose container runs to its end: its final status and its stdout."""
     with node.pod(f"{name}-{handler}", handler, **pod_options) as (pod_id, pod):
         node.pull(node.images_ref.busybox, pod)
-        container = node.create(pod_id, pod, node.container_config(name, command, **linux))
+        container = node.create(pod_id, pod, node.container_config(name, command, **options))
         node.start(container)
         status = node.wait_exited(container)
         return status, log_text(pod, name) + log_text(pod, name, "stderr")
 
 
-PROBE = ("id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\\t'; "
+PROBE = ("id -u; id -G; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\\t'; "
          "touch /probe 2>/dev/null && echo root-rw || echo root-ro; "
          "grep -q ' /sys sysfs rw' /proc/mounts && echo sys-rw || echo sys-ro")
 
 
 def restricted_pod(node: CriNode, handler: str, steps: Steps) -> None:
     """Pod Security "restricted": runAsNonRoot (the kubelet checks the uid), runAsUser 1000,
-    allowPrivilegeEscalation false, drop ALL, seccomp RuntimeDefault, readOnlyRootFilesystem."""
+    runAsGroup 3000, a supplemental group, allowPrivilegeEscalation false, drop ALL, seccomp
+    RuntimeDefault, readOnlyRootFilesystem; the same seen by the container and by an ExecSync in it."""
     api = node.api
     context = security_context(
-        node, run_as_user=1000, no_new_privs=True, readonly_rootfs=True,
+        node, run_as_user=1000, no_new_privs=True, readonly_rootfs=True, supplemental_groups=[4000],
         capabilities=api.Capability(drop_capabilities=["ALL"]),
         seccomp=api.SecurityProfile(profile_type=api.SecurityProfile.RuntimeDefault))
-    status, out = run_to_exit(node, handler, "restricted", ["sh", "-c", PROBE], {"run_as_user": 1000},
-                              security_context=context)
-    expected = "1000\nCapEff:0000000000000000\nNoNewPrivs:1\nSeccomp:2\nroot-ro\nsys-ro\n"
-    steps.check("restricted pod", (status.exit_code, out) == (0, expected),
-                f"exit {status.exit_code}: " + (out.strip().replace("\n", ", ") or status.message))
+    context.run_as_group.value = 3000
+    # containerd adds the groups /etc/group gives user 1000 ("user": wheel, users), as runc's users do
+    expected = "1000\n3000 10 100 4000\nCapEff:0000000000000000\nNoNewPrivs:1\nSeccomp:2\nroot-ro\nsys-ro\n"
+    with node.pod(f"restricted-{handler}", handler, run_as_user=1000) as (pod_id, pod):
+        node.pull(node.images_ref.busybox, pod)
+        config = node.container_config("restricted", ["sh", "-c", f"{PROBE}; exec sleep 3600"],
+                                       security_context=context)
+        container = node.create(pod_id, pod, config)
+        node.start(container)
+        out = wait_for("the probe's output", lambda: (text := log_text(pod, "restricted")).count("\n") >= 7 and text)
+        steps.check("restricted pod", out == expected, out.strip().replace("\n", ", "))
+        execd = node.exec_sync(container, ["sh", "-c", PROBE])
+        steps.check("restricted pod: ExecSync", (execd.exit_code, execd.stdout.decode()) == (0, expected),
+                    f"exit {execd.exit_code}: {(execd.stdout + execd.stderr).decode().strip()}".replace("\n", ", "))
+        node.stop_container(container, timeout=0)
 
 
 def privileged_pod(node: CriNode, handler: str, steps: Steps) -> None:
@@ -194,7 +209,7 @@ def privileged_pod(node: CriNode, handler: str, steps: Steps) -> None:
     status, out = run_to_exit(node, handler, "privileged", ["sh", "-c", PROBE], {"privileged": True},
                               security_context=context)
     # /sys stays read-only: containerd 1.6 mounts it so for a pod with its own network namespace
-    expected = f"0\nCapEff:{bounding}\nNoNewPrivs:0\nSeccomp:0\nroot-rw\nsys-ro\n"
+    expected = f"0\n0 10\nCapEff:{bounding}\nNoNewPrivs:0\nSeccomp:0\nroot-rw\nsys-ro\n"
     steps.check("privileged pod", (status.exit_code, out) == (0, expected),
                 f"exit {status.exit_code}: " + (out.strip().replace("\n", ", ") or status.message))
 
@@ -231,11 +246,22 @@ def oom_killed(node: CriNode, handler: str, steps: Steps) -> None:
                 f"exit {status.exit_code}, reason {status.reason or '(none)'}")
 
 
-def host_network(node: CriNode, handler: str, steps: Steps) -> None:
-    host = os.readlink("/proc/self/ns/net")
-    status, out = run_to_exit(node, handler, "hostnet", ["readlink", "/proc/self/ns/net"], {"network": 2})
-    steps.check("hostNetwork pod", (status.exit_code, out) == (0, f"{host}\n"),
-                f"exit {status.exit_code}, the host's {out.strip() or status.message}")
+def host_namespaces(node: CriNode, handler: str, steps: Steps) -> None:
+    """hostNetwork, hostPID and hostIPC: the container is in the host's namespaces."""
+    kinds = ("net", "pid", "ipc")
+    host = "".join(f"{os.readlink(f'/proc/self/ns/{kind}')}\n" for kind in kinds)
+    command = ["sh", "-c", " ".join(f"readlink /proc/self/ns/{kind};" for kind in kinds)]
+    status, out = run_to_exit(node, handler, "hostns", command, {"network": 2, "pid": 2, "ipc": 2})
+    steps.check("hostNetwork, hostPID, hostIPC", (status.exit_code, out) == (0, host),
+                f"exit {status.exit_code}, the host's {out.strip() or status.message}".replace("\n", ", "))
+
+
+def tty_container(node: CriNode, handler: str, steps: Steps) -> None:
+    """tty: true, stdin: true (kubectl run -it): the runtime gets a console socket; the log is the terminal's."""
+    status, out = run_to_exit(node, handler, "tty", ["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo in-and-out"], {},
+                              tty=True)
+    steps.check("tty container", (status.exit_code, out.replace("\r", "")) == (0, "/dev/pts/0\nin-and-out\n"),
+                f"exit {status.exit_code}: {out!r}")
 
 
 def failing_start(node: CriNode, handler: str, steps: Steps) -> None:
@@ -258,12 +284,50 @@ def failing_start(node: CriNode, handler: str, steps: Steps) -> None:
                 f"StartContainer error in {took:.1f} s: {error[-160:]!r}; then {status.reason} {status.exit_code}")
 
 
+def kubelet_mounts(node: CriNode, handler: str, steps: Steps) -> None:
+    """The mounts the kubelet sends: a read-only hostPath, an emptyDir, /etc/hosts and the
+    termination log (files), with env and workingDir."""
+    api = node.api
+    volumes = node.base / "volumes" / secrets.token_hex(4)
+    for directory in ("host", "empty"):
+        (volumes / directory).mkdir(parents=True)
+    (volumes / "host" / "seed").write_text("from the host\n")
+    (volumes / "hosts").write_text("127.0.0.1\tlocalhost\n192.0.2.250\textra-host\n")
+    (volumes / "termination-log").write_text("")
+    mounts = [api.Mount(container_path="/data", host_path=str(volumes / "host"), readonly=True),
+              api.Mount(container_path="/cache", host_path=str(volumes / "empty")),
+              api.Mount(container_path="/etc/hosts", host_path=str(volumes / "hosts")),
+              api.Mount(container_path="/dev/termination-log", host_path=str(volumes / "termination-log"))]
+    script = ("pwd; echo $GREETING; cat seed; touch /data/x 2>/dev/null && echo data-rw || echo data-ro; "
+              "echo cached > /cache/out; echo bye > /dev/termination-log; grep -c extra-host /etc/hosts")
+    status, out = run_to_exit(node, handler, "mounts", ["sh", "-c", script], {}, mounts=mounts,
+                              envs={"GREETING": "hello"}, working_dir="/data")
+    written = ((volumes / "empty" / "out").read_text(), (volumes / "termination-log").read_text())
+    steps.check("kubelet mounts, env, workingDir",
+                (status.exit_code, out, written) == (0, "/data\nhello\nfrom the host\ndata-ro\n1\n",
+                                                     ("cached\n", "bye\n")),
+                f"exit {status.exit_code}: {out.strip()!r}, host sees {written}")
+
+
+def shared_pid_and_sysctls(node: CriNode, handler: str, steps: Steps) -> None:
+    """shareProcessNamespace (pid POD: the pause process is seen) and namespaced sysctls set on the pod."""
+    sysctls = {"net.ipv4.ip_unprivileged_port_start": "0", "kernel.shm_rmid_forced": "1"}
+    script = ("ps -o args | grep -c '^[s]leep 2147483647'; "
+              "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced")
+    status, out = run_to_exit(node, handler, "shared", ["sh", "-c", script], {"pid": 0, "sysctls": sysctls})
+    steps.check("shareProcessNamespace, sysctls", (status.exit_code, out) == (0, "1\n0\n1\n"),
+                f"exit {status.exit_code}: pause seen {out.strip()!r}".replace("\n", ", "))
+
+
 SCENARIOS: dict[str, Callable[[CriNode, str, Steps], None]] = {
     "two-container pod": two_container_pod,
     "restricted pod": restricted_pod,
     "privileged pod": privileged_pod,
     "CPU and memory limits": resource_limits,
     "OOMKilled": oom_killed,
-    "hostNetwork pod": host_network,
+    "host namespaces": host_namespaces,
+    "tty container": tty_container,
     "failing start": failing_start,
+    "kubelet mounts": kubelet_mounts,
+    "shared PID namespace, sysctls": shared_pid_and_sysctls,
 }

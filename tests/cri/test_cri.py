@@ -32,9 +32,3 @@ def test_scenario(node: CriNode, scenario: str, handler: str) -> None:
     SCENARIOS[scenario](node, handler, steps)
     assert node.pod_ids() == [], "the scenario left a pod"
 
-
-def test_user_namespaced_pod_needs_containerd_1_7(node: CriNode) -> None:
-    """``hostUsers: false`` reaches the runtime from containerd 1.7 on; 1.6 has no user namespace option."""
-    fields = {f.name for f in node.api.NamespaceOption.DESCRIPTOR.fields}
-    assert "userns_options" in fields  # the kubelet's side of the API has it ...
-    pytest.skip("... containerd 1.6 ignores NamespaceOption.userns_options (support came in 1.7)")
