@@ -49,7 +49,7 @@ def table(results: dict[str, dict[str, list[tuple[str, str]]]]) -> str:
         for handler in HANDLERS:
             order += [step for step, _ in results[handler][name] if step not in order]
         for step in order:
-            cells = [dict(results[h][name]).get(step, "not reached") for h in HANDLERS]
+            cells = [dict(results[h][name]).get(step, "not reached").replace("|", "\\|") for h in HANDLERS]
             rows.append(f"| {name} | {step} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
