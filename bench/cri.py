@@ -19,7 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -27,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from tests.cri.node import HANDLERS, CriNode, cri_node  # noqa: E402  (shared with the tests)
 from tests.dockerd import remove_cgroup  # noqa: E402
 
+T = TypeVar("T")
 CALLS = ("RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer",
          "StopPodSandbox", "RemovePodSandbox")
 
@@ -35,16 +38,16 @@ def one_pod(node: CriNode, handler: str, round_: int) -> dict[str, float]:
     """Seconds of each CRI call for one pod whose container sleeps until stopped."""
     times: dict[str, float] = {}
 
-    def timed(call: str, action: object) -> object:
+    def timed(call: str, action: Callable[[], T]) -> T:
         started = time.perf_counter()
-        result = action() if callable(action) else None
+        result = action()
         times[call] = time.perf_counter() - started
         return result
 
     pod = node.pod_config(f"bench-{handler}-{round_}")
-    pod_id = str(timed("RunPodSandbox", lambda: node.run_pod(pod, handler)))
+    pod_id = timed("RunPodSandbox", lambda: node.run_pod(pod, handler))
     config = node.container_config("sleeper", ["sleep", "3600"])
-    container = str(timed("CreateContainer", lambda: node.create(pod_id, pod, config)))
+    container = timed("CreateContainer", lambda: node.create(pod_id, pod, config))
     timed("StartContainer", lambda: node.start(container))
     timed("StopContainer", lambda: node.stop_container(container, timeout=0))
     timed("RemoveContainer", lambda: node.remove_container(container))

@@ -28,7 +28,7 @@ from typing import Any
 
 from tests.conftest import CGROUP_PARENT
 from tests.dockerd import (HOST_CONTAINERD_PATHS, SKIFF_OCI, cgroup_dirs, host_state, kill_processes_mentioning,
-                           mounts_under, processes_mentioning, remove_cgroup, terminate, unmount_all_under,
+                           mounts_under, remove_cgroup, terminate, unmount_all_under,
                            wait_until_serving)
 
 RUNC = "/usr/sbin/runc"
@@ -76,8 +76,8 @@ def free_subnet() -> str:
 
 
 class CriNode:
-    """containerd with the CRI plugin and the ``runc`` and ``skiff`` handlers; ``runtime``/``images``
-    are the CRI v1 gRPC stubs the kubelet uses."""
+    """containerd with the CRI plugin and the ``runc`` and ``skiff`` handlers; ``runtime`` and
+    ``image_service`` are the CRI v1 gRPC stubs the kubelet uses, ``api`` their messages."""
 
     def __init__(self, base: Path, registry_host: str, images: Images, skiff_oci: str = SKIFF_OCI,
                  cgroup_root: str = CGROUP_PARENT) -> None:
@@ -108,8 +108,9 @@ class CriNode:
              "containerd", "--config", str(config)],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         self.channel = grpc.insecure_channel(f"unix://{self.socket}")
-        self.runtime = api_pb2_grpc.RuntimeServiceStub(self.channel)
-        self.image_service = api_pb2_grpc.ImageServiceStub(self.channel)
+        # the generated stubs have no annotations
+        self.runtime = api_pb2_grpc.RuntimeServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.image_service = api_pb2_grpc.ImageServiceStub(self.channel)  # type: ignore[no-untyped-call]
         try:
             wait_until_serving("containerd", self.process, base / "containerd.log", 30, self._network_ready)
         except BaseException:
@@ -322,10 +323,6 @@ class CriNode:
 def _subdirs(directory: str) -> list[str]:
     """Container cgroups left under a pod cgroup (the pod's own directory is the kubelet's to remove)."""
     return [str(p) for pod in Path(directory).iterdir() if pod.is_dir() for p in pod.iterdir() if p.is_dir()]
-
-
-def processes_of(node: CriNode) -> list[int]:
-    return processes_mentioning(str(node.base))
 
 
 @contextmanager

@@ -276,7 +276,7 @@ def failing_start(node: CriNode, handler: str, steps: Steps) -> None:
             node.start(container)
             error = ""
         except grpc.RpcError as failure:
-            error = str(failure.details())  # type: ignore[attr-defined]
+            error = str(failure.details())
         took = time.monotonic() - started
         status = node.status(container)
     steps.check("failing start reported", "/no/such/command" in error and "no such file" in error and took < 30
