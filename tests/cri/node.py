@@ -35,6 +35,11 @@ RUNC = "/usr/sbin/runc"
 CNI_BIN_DIR = "/usr/lib/cni"
 HANDLERS = ("runc", "skiff")
 TIMEOUT = 60  # seconds for one CRI call: a call that hangs fails the test instead of hanging it
+# The kubelet's default masked and read-only paths (pkg/securitycontext), sent with every container
+# that is not privileged.
+MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 # The daemon's own /run, /opt and /var/lib (see the module's docstring); the host's cgroup
 # hierarchies, /tmp and the CNI plugins stay visible.
 PRIVATE_DIRS = ("mount -t tmpfs -o mode=0755 skiff-cri-run /run && mount -t tmpfs -o mode=0755 skiff-cri-opt /opt "
@@ -163,7 +168,7 @@ class CriNode:
     # --- pods ------------------------------------------------------------------------------
 
     def pod_config(self, name: str, *, network: int = 0, pid: int = 1, ipc: int = 0, privileged: bool = False,
-                   run_as_user: int | None = None, sysctls: dict[str, str] | None = None) -> Any:
+                   run_as_user: int | None = None, sysctls: dict[str, str] | None = None, dns: Any = None) -> Any:
         """A PodSandboxConfig as the kubelet writes it: metadata, log directory, cgroup parent, the
         pod's namespaces (network POD or NODE; pid CONTAINER, or POD for shareProcessNamespace)."""
         api = self.api
@@ -177,7 +182,7 @@ class CriNode:
         return api.PodSandboxConfig(
             metadata=api.PodSandboxMetadata(name=name, uid=uid, namespace="default", attempt=0),
             # the kubelet sends no hostname for a pod on the host's network (it keeps the host's UTS)
-            hostname="" if network == api.NODE else name, log_directory=str(log_directory),
+            hostname="" if network == api.NODE else name, log_directory=str(log_directory), dns_config=dns,
             labels={"io.kubernetes.pod.name": name},
             linux=api.LinuxPodSandboxConfig(cgroup_parent=f"{self.cgroup_parent}/pod{uid}",
                                             security_context=security, sysctls=sysctls or {}))
@@ -206,6 +211,9 @@ class CriNode:
         context = config.linux.security_context
         if not context.HasField("namespace_options"):  # the kubelet gives each container the pod's
             context.namespace_options.CopyFrom(pod.linux.security_context.namespace_options)
+        if not context.privileged and not context.masked_paths:  # and its default masks
+            context.masked_paths.extend(MASKED_PATHS)
+            context.readonly_paths.extend(READONLY_PATHS)
         request = self.api.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
         return str(self.runtime.CreateContainer(request, timeout=TIMEOUT).container_id)
 

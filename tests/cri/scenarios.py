@@ -17,12 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from tests.cri.node import CriNode
 
-# The kubelet's default masked and read-only paths (pkg/securitycontext), sent with every container.
-MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"]
-READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 # A CRI log line: RFC 3339 time, stream, P(artial) or F(ull), the text.
 CRI_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) (stdout|stderr) [PF] .*$")
 
@@ -65,6 +63,11 @@ def cgroup_value(node: CriNode, pod: Any, container_id: str, controller: str, na
 
 # --- a pod of two containers, every call of the kubelet ------------------------------------------------
 
+# As root in the server: the kubelet's masked paths are empty (/proc/timer_list: /dev/null over it,
+# /sys/firmware: an empty tmpfs), its read-only ones refuse a write.
+PROTECTED = ("wc -c < /proc/timer_list; ls /sys/firmware | wc -l; "
+             "(echo h > /proc/sysrq-trigger) 2>/dev/null && echo sysrq-rw || echo sysrq-ro; "
+             "(echo 1 > /proc/sys/kernel/shm_rmid_forced) 2>/dev/null && echo proc-sys-rw || echo proc-sys-ro")
 SERVER = ["sh", "-c", "echo serving; echo on-stderr >&2; mkdir -p /tmp/www; echo hello-from-$(hostname) "
           "> /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www"]
 CLIENT = ["sh", "-c", "until wget -q -O - http://127.0.0.1:8080/; do sleep 0.1; done; exec sleep 3600"]
@@ -110,11 +113,27 @@ def two_container_pod(node: CriNode, handler: str, steps: Steps) -> None:
         steps.check("ExecSync", (fetched.exit_code, fetched.stdout) == (0, f"hello-from-{name}\n".encode()) and
                     (failed.exit_code, failed.stdout, failed.stderr) == (3, b"out\n", b"err\n"),
                     f"exit {fetched.exit_code} and {failed.exit_code}, stdout and stderr apart")
+        started = time.monotonic()
+        try:  # an exec probe that outlives its timeout: the kubelet gets an error, the process is killed
+            late = node.exec_sync(client, ["sleep", "30"], timeout=1)
+            answer = f"exit {late.exit_code}"
+        except grpc.RpcError as error:
+            answer = f"{error.code().name}"
+        took = time.monotonic() - started
+        steps.check("ExecSync timeout", took < 10 and answer == "DEADLINE_EXCEEDED", f"{answer} in {took:.1f} s")
+        masked = node.exec_sync(server, ["sh", "-c", PROTECTED])
+        steps.check("masked and read-only paths", masked.stdout == b"0\n0\nsysrq-ro\nproc-sys-ro\n",
+                    masked.stdout.decode().strip().replace("\n", ", "))
         stats = node.runtime.ContainerStats(api.ContainerStatsRequest(container_id=server), timeout=60).stats
         steps.check("ContainerStats", stats.cpu.usage_core_nano_seconds.value > 0 and
                     stats.memory.working_set_bytes.value > 0,
                     f"cpu {stats.cpu.usage_core_nano_seconds.value} ns, "
                     f"working set {stats.memory.working_set_bytes.value} B")
+        listed_stats = node.runtime.ListContainerStats(api.ListContainerStatsRequest(
+            filter=api.ContainerStatsFilter(pod_sandbox_id=pod_id)), timeout=60).stats
+        memory = {s.attributes.id: s.memory.working_set_bytes.value for s in listed_stats}
+        steps.check("ListContainerStats", set(memory) == {server, client} and all(memory.values()),
+                    "both containers, with their working sets")
         resources = api.LinuxContainerResources(memory_limit_in_bytes=64 << 20, cpu_period=100000,
                                                 cpu_quota=20000, cpu_shares=256)
         node.runtime.UpdateContainerResources(
@@ -153,8 +172,7 @@ def two_container_pod(node: CriNode, handler: str, steps: Steps) -> None:
 def security_context(node: CriNode, **fields: Any) -> Any:
     api = node.api
     user = fields.pop("run_as_user", None)
-    context = api.LinuxContainerSecurityContext(masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS,
-                                                **fields)
+    context = api.LinuxContainerSecurityContext(**fields)
     if user is not None:
         context.run_as_user.value = user
     return context
@@ -266,8 +284,6 @@ def tty_container(node: CriNode, handler: str, steps: Steps) -> None:
 
 def failing_start(node: CriNode, handler: str, steps: Steps) -> None:
     """A container whose command does not exist: StartContainer answers an error, in time."""
-    import grpc
-
     with node.pod(f"failing-{handler}", handler) as (pod_id, pod):
         node.pull(node.images_ref.busybox, pod)
         container = node.create(pod_id, pod, node.container_config("failing", ["/no/such/command"]))
@@ -286,7 +302,7 @@ def failing_start(node: CriNode, handler: str, steps: Steps) -> None:
 
 def kubelet_mounts(node: CriNode, handler: str, steps: Steps) -> None:
     """The mounts the kubelet sends: a read-only hostPath, an emptyDir, /etc/hosts and the
-    termination log (files), with env and workingDir."""
+    termination log (files), with env and workingDir; the pod's hostname and DNS configuration."""
     api = node.api
     volumes = node.base / "volumes" / secrets.token_hex(4)
     for directory in ("host", "empty"):
@@ -299,13 +315,17 @@ def kubelet_mounts(node: CriNode, handler: str, steps: Steps) -> None:
               api.Mount(container_path="/etc/hosts", host_path=str(volumes / "hosts")),
               api.Mount(container_path="/dev/termination-log", host_path=str(volumes / "termination-log"))]
     script = ("pwd; echo $GREETING; cat seed; touch /data/x 2>/dev/null && echo data-rw || echo data-ro; "
-              "echo cached > /cache/out; echo bye > /dev/termination-log; grep -c extra-host /etc/hosts")
-    status, out = run_to_exit(node, handler, "mounts", ["sh", "-c", script], {}, mounts=mounts,
+              "echo cached > /cache/out; echo bye > /dev/termination-log; grep -c extra-host /etc/hosts; "
+              "hostname; cat /etc/hostname; cat /etc/resolv.conf")
+    dns = api.DNSConfig(servers=["192.0.2.53"], searches=["default.svc.cluster.local"], options=["ndots:5"])
+    status, out = run_to_exit(node, handler, "mounts", ["sh", "-c", script], {"dns": dns}, mounts=mounts,
                               envs={"GREETING": "hello"}, working_dir="/data")
     written = ((volumes / "empty" / "out").read_text(), (volumes / "termination-log").read_text())
     steps.check("kubelet mounts, env, workingDir",
-                (status.exit_code, out, written) == (0, "/data\nhello\nfrom the host\ndata-ro\n1\n",
-                                                     ("cached\n", "bye\n")),
+                (status.exit_code, out, written) == (0, "/data\nhello\nfrom the host\ndata-ro\n1\n"
+                                                     f"mounts-{handler}\nmounts-{handler}\n"
+                                                     "search default.svc.cluster.local\nnameserver 192.0.2.53\n"
+                                                     "options ndots:5\n", ("cached\n", "bye\n")),
                 f"exit {status.exit_code}: {out.strip()!r}, host sees {written}")
 
 
