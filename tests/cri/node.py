@@ -35,6 +35,8 @@ RUNC = "/usr/sbin/runc"
 CNI_BIN_DIR = "/usr/lib/cni"
 HANDLERS = ("runc", "skiff")
 TIMEOUT = 60  # seconds for one CRI call: a call that hangs fails the test instead of hanging it
+# A hybrid host (v1 controllers, an empty v2 hierarchy at /sys/fs/cgroup/unified) is a v1 one here.
+CGROUP_V2 = not Path("/sys/fs/cgroup/memory").is_dir()
 # The kubelet's default masked and read-only paths (pkg/securitycontext), sent with every container
 # that is not privileged.
 MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
@@ -292,8 +294,10 @@ class CriNode:
         return [line for dump in dumps for line in dump.splitlines() if self.bridge in line or network in line]
 
     def cgroup_of(self, pod: Any, container_id: str, controller: str) -> Path:
-        """A container's cgroup directory in one v1 hierarchy (cgroupfs driver: PARENT/ID)."""
-        return Path("/sys/fs/cgroup", controller, pod.linux.cgroup_parent.lstrip("/"), container_id)
+        """A container's cgroup directory (cgroupfs driver: PARENT/ID), in the controller's v1
+        hierarchy or in the v2 one."""
+        hierarchy = Path("/sys/fs/cgroup") if CGROUP_V2 else Path("/sys/fs/cgroup", controller)
+        return hierarchy / str(pod.linux.cgroup_parent).lstrip("/") / container_id
 
     # --- teardown ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from tests.cri.node import CriNode
+from tests.cri.node import CGROUP_V2, CriNode
 
 # A CRI log line: RFC 3339 time, stream, P(artial) or F(ull), the text.
 CRI_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) (stdout|stderr) [PF] .*$")
@@ -59,6 +59,22 @@ def log_text(pod: Any, name: str, stream: str = "stdout") -> str:
 
 def cgroup_value(node: CriNode, pod: Any, container_id: str, controller: str, name: str) -> str:
     return node.cgroup_of(pod, container_id, controller).joinpath(name).read_text().strip()
+
+
+def limits(node: CriNode, pod: Any, container_id: str) -> tuple[str, str, str]:
+    """A container's memory limit, CFS quota and CPU shares (v2: weight), read from its live cgroup."""
+    if CGROUP_V2:
+        return (cgroup_value(node, pod, container_id, "", "memory.max"),
+                cgroup_value(node, pod, container_id, "", "cpu.max").split()[0],
+                cgroup_value(node, pod, container_id, "", "cpu.weight"))
+    return (cgroup_value(node, pod, container_id, "memory", "memory.limit_in_bytes"),
+            cgroup_value(node, pod, container_id, "cpu", "cpu.cfs_quota_us"),
+            cgroup_value(node, pod, container_id, "cpu", "cpu.shares"))
+
+
+def expected_limits(memory: int, quota: int, shares: int) -> tuple[str, str, str]:
+    """What ``limits`` reads after these were set: v2 has a weight, converted from shares as runc does."""
+    return str(memory), str(quota), str(1 + (shares - 2) * 9999 // 262142 if CGROUP_V2 else shares)
 
 
 # --- a pod of two containers, every call of the kubelet ------------------------------------------------
@@ -138,10 +154,8 @@ def two_container_pod(node: CriNode, handler: str, steps: Steps) -> None:
                                                 cpu_quota=20000, cpu_shares=256)
         node.runtime.UpdateContainerResources(
             api.UpdateContainerResourcesRequest(container_id=client, linux=resources), timeout=60)
-        seen = (cgroup_value(node, pod, client, "memory", "memory.limit_in_bytes"),
-                cgroup_value(node, pod, client, "cpu", "cpu.cfs_quota_us"),
-                cgroup_value(node, pod, client, "cpu", "cpu.shares"))
-        steps.check("UpdateContainerResources", seen == (str(64 << 20), "20000", "256"),
+        seen = limits(node, pod, client)
+        steps.check("UpdateContainerResources", seen == expected_limits(64 << 20, 20000, 256),
                     f"the live cgroup: memory {seen[0]}, cfs quota {seen[1]}, shares {seen[2]}")
         listed = set(node.container_ids(pod_id))
         steps.check("ListContainers, ListPodSandbox", listed == {server, client} and pod_id in node.pod_ids(),
@@ -241,15 +255,13 @@ def resource_limits(node: CriNode, handler: str, steps: Steps) -> None:
         container = node.create(pod_id, pod, node.container_config("limited", ["sleep", "3600"],
                                                                    resources=resources))
         node.start(container)
-        seen = (cgroup_value(node, pod, container, "memory", "memory.limit_in_bytes"),
-                cgroup_value(node, pod, container, "cpu", "cpu.cfs_quota_us"),
-                cgroup_value(node, pod, container, "cpu", "cpu.shares"))
+        seen = limits(node, pod, container)
         # what a program in the container reads for its limit (cgroup v1: its own cgroup mounted at
         # /sys/fs/cgroup/memory, as runc mounts it; v2: its cgroup namespace's root)
         inside = node.exec_sync(container, ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
                                             "/sys/fs/cgroup/memory.max 2>/dev/null"])
         node.stop_container(container, timeout=0)
-    steps.check("CPU and memory limits", seen == (str(48 << 20), "50000", "512"),
+    steps.check("CPU and memory limits", seen == expected_limits(48 << 20, 50000, 512),
                 f"memory {seen[0]}, cfs quota {seen[1]}, shares {seen[2]}")
     steps.check("limit seen inside", inside.stdout == f"{48 << 20}\n".encode(),
                 f"/sys/fs/cgroup in the container says {inside.stdout.decode().strip() or inside.stderr!r}")
