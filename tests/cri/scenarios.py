@@ -338,7 +338,7 @@ def kubelet_mounts(node: CriNode, handler: str, steps: Steps) -> None:
                                                      f"mounts-{handler}\nmounts-{handler}\n"
                                                      "search default.svc.cluster.local\nnameserver 192.0.2.53\n"
                                                      "options ndots:5\n", ("cached\n", "bye\n")),
-                f"exit {status.exit_code}: {out.strip()!r}, host sees {written}")
+                f"exit {status.exit_code}: " + out.strip().replace("\n", ", ") + f"; the host reads {written}")
 
 
 def shared_pid_and_sysctls(node: CriNode, handler: str, steps: Steps) -> None:
@@ -348,7 +348,7 @@ def shared_pid_and_sysctls(node: CriNode, handler: str, steps: Steps) -> None:
               "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced")
     status, out = run_to_exit(node, handler, "shared", ["sh", "-c", script], {"pid": 0, "sysctls": sysctls})
     steps.check("shareProcessNamespace, sysctls", (status.exit_code, out) == (0, "1\n0\n1\n"),
-                f"exit {status.exit_code}: pause seen {out.strip()!r}".replace("\n", ", "))
+                f"exit {status.exit_code}: pause seen, sysctls: {out.strip()}".replace("\n", ", "))
 
 
 SCENARIOS: dict[str, Callable[[CriNode, str, Steps], None]] = {
