@@ -295,7 +295,8 @@ def tty_container(node: CriNode, handler: str, steps: Steps) -> None:
 
 
 def failing_start(node: CriNode, handler: str, steps: Steps) -> None:
-    """A container whose command does not exist: StartContainer answers an error, in time."""
+    """A container whose command does not exist: StartContainer answers an error, in time; so does
+    RunPodSandbox for a sandbox the runtime refuses."""
     with node.pod(f"failing-{handler}", handler) as (pod_id, pod):
         node.pull(node.images_ref.busybox, pod)
         container = node.create(pod_id, pod, node.container_config("failing", ["/no/such/command"]))
@@ -310,6 +311,21 @@ def failing_start(node: CriNode, handler: str, steps: Steps) -> None:
     steps.check("failing start reported", "/no/such/command" in error and "no such file" in error and took < 30
                 and status.state == node.api.CONTAINER_EXITED,
                 f"StartContainer error in {took:.1f} s: {error[-160:]!r}; then {status.reason} {status.exit_code}")
+    # a sandbox the runtime cannot create (a sysctl this kernel lacks): RunPodSandbox answers the
+    # runtime's error, and containerd leaves no pod, veth or shim behind
+    pod = node.pod_config(f"bad-sysctl-{handler}", sysctls={"net.ipv4.no_such_knob": "1"})
+    started = time.monotonic()
+    try:
+        pod_id = node.run_pod(pod, handler)
+        error = ""
+    except grpc.RpcError as failure:
+        error = str(failure.details())
+    took = time.monotonic() - started
+    if not error:
+        node.stop_pod(pod_id)
+        node.remove_pod(pod_id)
+    steps.check("failing sandbox reported", "no_such_knob" in error and took < 30 and node.pod_ids() == []
+                and node.bridge_ports() == [], f"RunPodSandbox error in {took:.1f} s: {error[-160:]!r}")
 
 
 def kubelet_mounts(node: CriNode, handler: str, steps: Steps) -> None:
