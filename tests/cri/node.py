@@ -325,6 +325,9 @@ class CriNode:
                 if any(Path(d).is_dir() for d in _subdirs(directory)):
                     left.append(f"cgroups under {directory}")
         remove_cgroup(self.cgroup_parent)
+        for handler in HANDLERS:  # each runtime's state root: every deleted container's state gone
+            if state := [str(p) for p in (self.base / f"{handler}-state").rglob("*") if p.is_file()]:
+                left.append(f"{handler} state {state}")
         if rules := self.firewall_rules():
             left.append(f"firewall rules {rules}")
         if host_state(HOST_CONTAINERD_PATHS) != self.host_before:
