@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator
+from typing import IO, Iterator
 
 from skiff.api.errors import BadRequest
 from skiff.api.messages import Request, Response, Stream
 from skiff.api.server import Context
-
-if TYPE_CHECKING:
-    from skiff.engine.archive import ContainerFS
 
 TAR = "application/x-tar"
 STAT_HEADER = "X-Docker-Container-Path-Stat"
@@ -79,8 +75,9 @@ def put(context: Context, request: Request) -> Response:
     try:
         ref, path = request.params["id"], _path(request)
         container = context.engine().find(ref)
+        archive.check_writable(container, path)
         with archive.opened(container, ref, writable=True) as fs:
-            owner = _owner(fs, container.data["Config"].get("User") or "") if request.flag("copyUIDGID") else None
+            owner = archive.copy_owner(fs, container.data["Config"].get("User") or "") if request.flag("copyUIDGID") else None
             archive.extract(fs, path, body, archive.Extraction(request.flag("noOverwriteDirNonDir"), owner))
     except Exception:
         _drain(body, ERROR_DRAIN)  # as Go's server: a client still sending gets the answer, not a reset
@@ -98,16 +95,6 @@ def _drain(body: IO[bytes], limit: int | None) -> None:
             return
         if left is not None:
             left -= len(chunk)
-
-
-def _owner(fs: ContainerFS, user: str) -> tuple[int, int] | None:
-    """Docker's tarCopyOptions: the container's user (looked up in its own passwd), else the tar's."""
-    from skiff.engine.users import resolve_user
-
-    if not user:
-        return None
-    found = resolve_user(Path(f"/proc/self/fd/{fs.root}"), user)
-    return found.uid, found.gid
 
 
 def export(context: Context, request: Request) -> Stream:

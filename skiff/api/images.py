@@ -242,31 +242,10 @@ def removal_report(lines: list[str]) -> list[dict[str, str]]:
 
 
 def history(context: Context, request: Request) -> Response:
-    """``GET /images/{name}/history``: the config's history, newest first, each with its layer's
-    size; the top entry carries the image's id and tags, the others ``<missing>`` (skiff keeps no
-    intermediate images, as a pulled image in Docker)."""
-    from skiff.image.store import ImageStore
+    """``GET /images/{name}/history``: skiff.engine.images.history's document."""
+    from skiff.engine import images
 
-    store = ImageStore(context.paths)
-    image = store.get(request.params["name"])
-    config = json.loads(store.config_bytes(image.id))
-    return Response(200, history_document(image.id, image.repo_tags, config, [layer.size for layer in image.layers]))
-
-
-def history_document(image_id: str, tags: list[str], config: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
-    from skiff.timestamps import parse
-
-    entries = config.get("history") or [{"created": config.get("created") or "", "created_by": ""}]
-    layers = iter(sizes)
-    rows = []
-    for entry in entries:
-        size = 0 if entry.get("empty_layer") else next(layers, 0)
-        created = entry.get("created") or ""
-        rows.append({"Comment": entry.get("comment") or "", "Created": int(parse(created)) if created else 0,
-                     "CreatedBy": entry.get("created_by") or "", "Id": "<missing>", "Size": size, "Tags": None})
-    rows.reverse()
-    rows[0]["Id"], rows[0]["Tags"] = image_id, tags or None
-    return rows
+    return Response(200, images.history(context.paths, request.params["name"]))
 
 
 # --- save, load, prune -----------------------------------------------------------------------

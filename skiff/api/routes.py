@@ -106,6 +106,7 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", "/images/{name*}/get", "images.get"),
     _route("GET", "/images/{name*}/history", "images.history"),
     _route("POST", "/images/{name*}/tag", "images.tag"),
+    _route("POST", "/images/{name*}/push", "push.push"),
     _route("DELETE", "/images/{name*}", "images.remove"),
     _route("POST", "/containers/prune", "prunes.containers"),
     _route("POST", "/volumes/prune", "prunes.volumes"),
@@ -120,7 +121,7 @@ ROUTES: tuple[Route, ...] = (
 # "page not found", so a client (``docker run`` without -d attaches) says what is missing.
 NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") for method, template in (
     ("GET", "/containers/{id}/attach/ws"),
-    ("POST", "/build"), ("POST", "/commit"), ("POST", "/images/{name*}/push"),
+    ("POST", "/build"), ("POST", "/commit"),
 ))
 
 

@@ -25,6 +25,7 @@ MODULES: dict[str, str] = {
     "network": "network",
     "info": "system", "version": "system", "update": "lifecycle", "system": "system",
     "events": "events",
+    "cp": "authoring", "export": "authoring", "diff": "authoring", "history": "authoring", "push": "authoring",
     "check": "check",
 }
 

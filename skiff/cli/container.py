@@ -13,6 +13,7 @@ GROUP_NAMES = {"ps": ("ls", ["ps", "list"]), "rm": ("rm", ["remove"])}
 
 def register(sub: argparse._SubParsersAction) -> None:
     from skiff.cli import exec as exec_, inspect, lifecycle, ps, run
+    from skiff.cli import authoring
 
     group = sub.add_parser("container", help="manage containers")
     commands = group.add_subparsers(dest="container_command", metavar="COMMAND")
@@ -20,5 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_commands(commands, (*run.COMMANDS, *ps.COMMANDS, *lifecycle.COMMANDS, *exec_.COMMANDS,
                             Command("inspect", inspect.add_container_flags,
                                     "display detailed information on one or more containers"),
+                            *authoring.COMMANDS,
                             Command("prune", lifecycle.add_prune_flags, "remove all stopped containers")),
                  GROUP_NAMES)

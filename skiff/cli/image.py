@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_save(image_sub, "save")
     _add_tag(image_sub, "tag")
     _add_prune(image_sub, "prune")
+    from skiff.cli import authoring
+    from skiff.cli.commands import add_commands
+    add_commands(image_sub, authoring.IMAGE_COMMANDS)
 
 
 # --- parsers ------------------------------------------------------------------

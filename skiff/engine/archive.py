@@ -55,6 +55,7 @@ class ContainerFS(NamedTuple):
     mounts: tuple[tuple[str, int], ...]   # (target in the container, fd of its source), longest first
     name: str                             # the container as the client named it (for messages)
     devices: frozenset[int] = frozenset()  # devices of its mounts a directory walk may enter
+    any_device: bool = False              # the host's side of ``skiff cp``: a walk enters every mount
 
 
 class PathStat(NamedTuple):
@@ -216,7 +217,9 @@ def open_parent(fs: ContainerFS, path: str) -> tuple[int, str]:
     """The directory holding ``path`` (links on the way followed inside the root) and the final
     name, which is not followed; ``"."`` for the root itself."""
     whole = clean(path)
-    if wants_directory(path) or whole == "/":
+    # A stopped container's mount target may not exist in its overlay yet (Docker's daemon makes
+    # it when it mounts): the mount's source itself stands for it.
+    if wants_directory(path) or whole == "/" or any(whole == target for target, _ in fs.mounts):
         return open_in_root(fs, path, os.O_PATH | os.O_DIRECTORY), "."
     parent, name = posixpath.split(whole)
     return open_in_root(fs, parent, os.O_PATH | os.O_DIRECTORY), name
@@ -328,22 +331,26 @@ def stream_tar(write: Any) -> Iterator[bytes]:
         raise failure[0]
 
 
-def write_path(fs: ContainerFS, path: str, out: IO[bytes]) -> None:
+def write_path(fs: ContainerFS, path: str, out: IO[bytes], top: str | None = None) -> None:
     """The tar of ``path`` (a file, a link or a directory with everything below it); an empty
-    one when the path went away since its stat (as an entry that goes during a walk is skipped)."""
+    one when the path went away since its stat (as an entry that goes during a walk is skipped).
+    ``top``: the name of its top entry, when ``skiff cp`` renames it (Docker's RebaseArchiveEntries)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         try:
             parent, name = open_parent(fs, path)
         except ContainerPathNotFound:
             return
         try:
-            _add(tar, parent, name, tar_name(path), _crossable(fs, clean(path)))
+            _add(tar, parent, name, top or tar_name(path), _crossable(fs, clean(path)))
         finally:
             os.close(parent)
 
 
-def _crossable(fs: ContainerFS, top: str) -> frozenset[int]:
-    """Devices a walk may enter: the root's, and the container's mounts' (not /proc, /sys)."""
+def _crossable(fs: ContainerFS, top: str) -> frozenset[int] | None:
+    """Devices a walk may enter: the root's, and the container's mounts' (not /proc, /sys);
+    None: every one."""
+    if fs.any_device:
+        return None
     devices = {os.fstat(fs.root).st_dev, *fs.devices}
     devices.update(os.fstat(fd).st_dev for _, fd in fs.mounts)
     with contextlib.suppress(SkiffError, OSError):
@@ -353,7 +360,7 @@ def _crossable(fs: ContainerFS, top: str) -> frozenset[int]:
     return frozenset(devices)
 
 
-def _add(tar: tarfile.TarFile, dir_fd: int, name: str, arcname: str, devices: frozenset[int]) -> None:
+def _add(tar: tarfile.TarFile, dir_fd: int, name: str, arcname: str, devices: frozenset[int] | None) -> None:
     """One entry, opened relative to its directory's fd and never through a link; below a
     directory, its entries in name order. An entry gone meanwhile is skipped."""
     try:
@@ -378,7 +385,7 @@ def _add(tar: tarfile.TarFile, dir_fd: int, name: str, arcname: str, devices: fr
 
 
 def _add_directory(tar: tarfile.TarFile, dir_fd: int, name: str, info: tarfile.TarInfo,
-                   devices: frozenset[int]) -> None:
+                   devices: frozenset[int] | None) -> None:
     try:
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
@@ -390,7 +397,7 @@ def _add_directory(tar: tarfile.TarFile, dir_fd: int, name: str, info: tarfile.T
         info.type = tarfile.DIRTYPE
         if info.name:  # "" is export's top: its entries come without a prefix
             tar.addfile(info)
-        if st.st_dev not in devices:
+        if devices is not None and st.st_dev not in devices:
             return  # a mount the container's filesystem does not include (its /proc, /sys)
         for entry in sorted(os.listdir(fd)):
             child = f"{info.name}/{entry}" if info.name else entry
@@ -434,6 +441,36 @@ def _export_root(container: Container) -> int:
 
 
 # --- writing a tar into a path ------------------------------------------------------------------
+
+
+def check_writable(container: Container, path: str) -> None:
+    """Docker's containerExtractToDir: a copy into a volume or bind mount needs a writable one;
+    anywhere else, a root filesystem that is not read-only (``--read-only``)."""
+    wanted = clean(path)
+    for mount in sorted(container.data.get("Mounts") or [], key=lambda m: -len(str(m.get("Destination") or ""))):
+        target = mount.get("Destination")
+        if not isinstance(target, str) or not target.startswith("/"):
+            continue
+        target = clean(target)
+        if wanted == target or wanted.startswith(target.rstrip("/") + "/"):
+            if not mount.get("RW", True):
+                raise ArchiveRefused("mounted volume is marked read-only")
+            return
+    if (container.data.get("HostConfig") or {}).get("ReadonlyRootfs"):
+        raise ArchiveRefused("container rootfs is marked read-only")
+
+
+def copy_owner(fs: ContainerFS, user: str) -> tuple[int, int] | None:
+    """Docker's tarCopyOptions (``cp -a``, ``copyUIDGID``): the container's user, looked up in
+    its own passwd and group files; no user: None (the tar's owners are kept)."""
+    from pathlib import Path
+
+    from skiff.engine.users import resolve_user
+
+    if not user:
+        return None
+    found = resolve_user(Path(f"/proc/self/fd/{fs.root}"), user)
+    return found.uid, found.gid
 
 
 class Extraction(NamedTuple):
@@ -482,7 +519,28 @@ def _open_dir_beneath(dest: int, parts: list[str], name: str) -> int:
         if exc.errno in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR):
             raise ArchiveRefused(f"refusing {name!r} in the archive: its directory is reached through a link")
         if exc.errno == errno.ENOENT:
-            raise ArchiveRefused(f"refusing {name!r} in the archive: its directory is not in the archive")
+            return _make_parents(dest, parts, name)
+        raise
+
+
+def _make_parents(dest: int, parts: list[str], name: str) -> int:
+    """Docker's Untar: an entry whose directories the archive lacks gets them (0755), each made
+    and opened relative to the one above, never through a link."""
+    current = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dest)
+    try:
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=current)
+            try:
+                child = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)
+            except OSError:
+                raise ArchiveRefused(f"refusing {name!r} in the archive: its directory is reached through "
+                                     f"a link") from None
+            os.close(current)
+            current = child
+        return current
+    except BaseException:
+        os.close(current)
         raise
 
 

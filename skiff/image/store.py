@@ -143,6 +143,19 @@ class ImageStore:
     def blob_path(self, digest: str) -> Path:
         return self.blobs / sha256_hex(digest)
 
+    def extra_blobs(self, image_id: str) -> builtins.list[str]:
+        """The manifests (and indexes) an image came with: what ``push`` may send unchanged."""
+        return [d for d in self._record(image_id).get("extra_blobs", []) if isinstance(d, str)]
+
+    def repository_tags(self, name: str) -> builtins.list[tuple[Reference, str]]:
+        """(reference, image id) of every tag of the repository ``name`` (``push --all-tags``)."""
+        found = []
+        for text, image_id in sorted(self._repositories().items()):
+            ref = parse_reference(text)
+            if ref.name == name and ref.tag:
+                found.append((ref, image_id))
+        return found
+
     # --- tags -----------------------------------------------------------------
 
     def tag(self, src: str, dst: str) -> None:

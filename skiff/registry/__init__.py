@@ -40,3 +40,13 @@ def ensure_image(paths: "Paths", ref: str, policy: str = "missing", platform: st
     from skiff.registry.puller import ensure_image as _ensure
 
     return _ensure(paths, ref, policy=policy, platform=platform, quiet=quiet, out=out)
+
+
+def push(paths: "Paths", ref: str, all_tags: bool = False, quiet: bool = False, out: TextIO = sys.stdout,
+         reporter: "Reporter | None" = None, credentials: "Credentials | None" = None) -> list[str]:
+    """Push the local image ``ref`` (every tag of its repository with ``all_tags``) to its
+    registry; prints Docker's push report to ``out`` or hands it to ``reporter``. Returns the
+    manifest digests pushed."""
+    from skiff.registry.pusher import push as _push
+
+    return _push(paths, ref, all_tags=all_tags, quiet=quiet, out=out, reporter=reporter, credentials=credentials)

@@ -28,6 +28,8 @@ TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 TOKEN_MARGIN_S = 10
 USER_AGENT = "skiff/0.1 (+https://github.com/skiff)"
+# A request's body: bytes, or what makes a fresh stream of it for each try (an upload from a file).
+Content = bytes | Callable[[], Iterator[bytes]] | None
 
 
 @dataclass
@@ -117,13 +119,15 @@ class RegistryClient:
     # --- requests ------------------------------------------------------------
 
     def _send(self, method: str, url: str, headers: dict[str, str] | None = None, stream: bool = False,
-              verify: bool = True, attempts: int | None = None) -> httpx.Response:
-        """One request, retried on connection errors and 5xx with exponential backoff."""
+              verify: bool = True, attempts: int | None = None, content: Content = None) -> httpx.Response:
+        """One request, retried on connection errors and 5xx with exponential backoff (a body is
+        bytes, or a function that gives a new stream of it for every try)."""
         host = httpx.URL(url).netloc.decode()
         attempts = attempts or self.attempts
         for attempt in range(attempts):
             try:
-                request = self._http(host, verify).build_request(method, url, headers=headers)
+                body = content() if callable(content) else content
+                request = self._http(host, verify).build_request(method, url, headers=headers, content=body)
                 response = self._http(host, verify).send(request, stream=stream)
             except httpx.TransportError as exc:
                 if attempt + 1 == attempts or _is_tls_error(exc):
@@ -137,15 +141,20 @@ class RegistryClient:
         raise AssertionError("unreachable")
 
     def request(self, method: str, path: str, scope: str, headers: dict[str, str] | None = None,
-                stream: bool = False) -> httpx.Response:
+                stream: bool = False, content: Content = None) -> httpx.Response:
         """A request to ``/v2/<path>`` authorised for ``scope``; 401 is retried once with a fresh token."""
-        url = f"{self.base_url}/v2/{path}"
+        return self.request_url(method, f"{self.base_url}/v2/{path}", scope, headers, stream, content)
+
+    def request_url(self, method: str, url: str, scope: str, headers: dict[str, str] | None = None,
+                    stream: bool = False, content: Content = None) -> httpx.Response:
+        """A request to a URL of the registry (an upload's ``Location``) authorised for ``scope``
+        (several scopes: separated by spaces, each its own ``scope`` in the token request)."""
         for renew in (False, True):
             all_headers = dict(headers or {})
             authorization = self._authorization(scope, renew)
             if authorization:
                 all_headers["Authorization"] = authorization
-            response = self._send(method, url, all_headers, stream=stream)
+            response = self._send(method, url, all_headers, stream=stream, content=content)
             if response.status_code != 401 or renew or self._challenge is None:
                 return response
             challenge = auth.parse_challenge(response.headers.get("www-authenticate", ""))
@@ -180,11 +189,11 @@ class RegistryClient:
         realm = challenge.params.get("realm")
         if not realm or not realm.startswith(("https://", "http://")):
             raise RegistryError(f"{self.host} sent a Bearer challenge without a usable realm: {realm!r}")
-        params: dict[str, str] = {}
+        params: dict[str, str | list[str]] = {}
         if challenge.params.get("service"):
             params["service"] = challenge.params["service"]
         if scope:
-            params["scope"] = scope
+            params["scope"] = scope.split(" ")
         headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
         if self.credentials:
             params["account"] = self.credentials.username

@@ -21,12 +21,24 @@ class Reporter:
         """The pull of ``repository`` (its path in the registry) at ``tag`` (or digest) starts."""
         self.header(f"{tag}: Pulling from {repository}")
 
+    # What a layer's bytes are called while they move: a push sets "Pushing".
+    transfer_status = "Downloading"
+
     def header(self, text: str) -> None: ...
     def layer_waiting(self, layer: str, total: int) -> None: ...
     def layer_bytes(self, layer: str, count: int) -> None: ...
     def layer_status(self, layer: str, status: str, final: bool = False) -> None: ...
     def line(self, text: str) -> None: ...
     def close(self) -> None: ...
+
+    def layer_note(self, layer: str, status: str) -> None:
+        """A layer's state that is neither progress nor its end (a push's ``Preparing``,
+        ``Waiting``): a line without a terminal, the bar's label on one."""
+        self.layer_status(layer, status)
+
+    def pushed(self, tag: str, digest: str, size: int) -> None:
+        """A push's last line for one tag, as Docker's daemon writes it."""
+        self.line(f"{tag}: digest: {digest} size: {size}")
 
 
 class LineReporter(Reporter):
@@ -42,6 +54,9 @@ class LineReporter(Reporter):
     def layer_status(self, layer: str, status: str, final: bool = False) -> None:
         if final:
             self.line(f"{layer}: {status}")
+
+    def layer_note(self, layer: str, status: str) -> None:
+        self.line(f"{layer}: {status}")
 
     def line(self, text: str) -> None:
         with self._lock:
@@ -81,7 +96,7 @@ class BarReporter(Reporter):
     def layer_bytes(self, layer: str, count: int) -> None:
         task = self._tasks.get(layer)
         if task is not None:
-            self.progress.update(task, advance=count, status="Downloading")  # type: ignore[arg-type]
+            self.progress.update(task, advance=count, status=self.transfer_status)  # type: ignore[arg-type]
 
     def layer_status(self, layer: str, status: str, final: bool = False) -> None:
         task = self._tasks.get(layer)

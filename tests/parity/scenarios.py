@@ -479,5 +479,25 @@ INSTALLED = [
              step("volume", "rm", "p-s2"), volumes=["p-s2"]),
 ]
 
+AUTHORING = [
+    scenario("cp-missing-path", setup("create", *NONE, "--name", "p-cp1", BB), step("cp", "p-cp1:/nope", "-")),
+    scenario("cp-missing-container", step("cp", "p-nosuch:/etc/passwd", "-")),
+    scenario("cp-between-containers", step("cp", "p-a:/x", "p-b:/y")),
+    scenario("cp-no-container", step("cp", "a", "b")),
+    scenario("cp-one-argument", step("cp", "p-a:/x")),
+    scenario("cp-stdin-onto-a-file", setup("create", *NONE, "--name", "p-cp2", BB),
+             step("cp", "-", "p-cp2:/etc/passwd", input="")),
+    scenario("cp-file-stream", setup("create", *NONE, "--name", "p-cp4", BB),
+             step("cp", "p-cp4:/etc/group", "-", compare="code")),
+    # one changed tree: Docker's order between trees varies from call to call
+    scenario("diff-changes", setup("run", *NONE, "--name", "p-cp3", BB, "sh", "-c", "mkdir /new; echo x > /new/f"),
+             step("diff", "p-cp3")),
+    scenario("diff-deleted", setup("run", *NONE, "--name", "p-cp5", BB, "rm", "/bin/true"), step("diff", "p-cp5")),
+    scenario("history-quiet", step("history", "-q", BB)),
+    scenario("history-missing", step("history", "nosuchimage")),
+    scenario("push-missing", step("push", "127.0.0.1:1/p-nosuch")),
+    scenario("push-all-tags-with-tag", step("push", "-a", "127.0.0.1:1/p-x:1")),
+]
+
 SCENARIOS: list[Scenario] = (RUN_EXIT + RUN_CONFIG + VOLUMES + LIFECYCLE + LISTING + EXEC + IMAGES + COMMAND_LINE
-                              + MORE + NEW_FLAGS)
+                              + MORE + NEW_FLAGS + AUTHORING)

@@ -253,8 +253,13 @@ def test_the_server_is_on_no_other_commands_import_path() -> None:
     assert out.strip() == "[]"
 
 
+def test_push_is_served() -> None:
+    assert resolve("POST", "/images/127.0.0.1:5000/library/busybox/push") == (
+        "push.push", {"name": "127.0.0.1:5000/library/busybox"})
+
+
 @pytest.mark.parametrize("method, path", [
-    ("GET", "/containers/web/attach/ws"), ("POST", "/images/library/busybox/push"),
+    ("GET", "/containers/web/attach/ws"),
     ("POST", "/build"), ("POST", "/commit"),
 ])
 def test_endpoints_not_served_yet_are_named_501s(method: str, path: str) -> None:

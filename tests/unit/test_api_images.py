@@ -8,8 +8,8 @@ import pytest
 
 from skiff.api.create import run_options
 from skiff.api.errors import BadRequest, NotImplementedYet
-from skiff.api.images import (JSONReporter, history_document, human_size, progress_bar, pull_reference,
-                              removal_report)
+from skiff.api.images import JSONReporter, human_size, progress_bar, pull_reference, removal_report
+from skiff.engine.images import history_document
 from skiff.api.networking import endpoint_settings
 
 
