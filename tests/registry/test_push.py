@@ -232,3 +232,74 @@ def test_engine_api_push_through_the_docker_cli(http_registry: servers.Registry,
         finally:
             stop_service(process)
         assert "Traceback" not in (tmp_path / "service.log").read_text()
+
+
+BUILT = """\
+FROM busybox
+ARG WHAT=built
+RUN echo "$WHAT by skiff" > /built && rm /bin/vi
+COPY note.txt /note.txt
+ENV SHIPPED=yes
+CMD ["cat", "/built", "/note.txt"]
+"""
+
+
+def test_a_built_image_goes_to_every_registry_and_runs_back(
+        rskiff: Skiff, reg_env: dict[str, str], tls_registry: servers.Registry, token_registry: servers.Registry,
+        http_registry: servers.Registry, busybox: str, tmp_path: Path) -> None:
+    """Issue 16's loop: context -> image -> registry -> another host (a fresh skiff root, skopeo, Docker)."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(BUILT)
+    (context / "note.txt").write_text("copied\n")
+    image = rskiff.ok("build", "-q", "-t", "shipped:1", str(context)).strip()
+    expected = "built by skiff\ncopied\n"
+    assert rskiff.ok("run", "--rm", "--network", "none", "shipped:1") == expected
+
+    def pull_back_and_run(ref: str) -> None:
+        with private_skiff_env(tmp_path / f"fresh-{ref.split('/')[0].replace(':', '-')}") as env:
+            fresh = Skiff(_with_registry_config(env, reg_env))
+            fresh.ok("pull", ref)
+            assert fresh.ok("images", "-q", "--no-trunc", ref).strip() == image
+            assert fresh.ok("run", "--rm", "--network", "none", ref) == expected
+            assert fresh.ok("run", "--rm", "--network", "none", ref, "sh", "-c", "echo $SHIPPED; ls /bin/vi || true") \
+                == "yes\n"   # the RUN's deletion came through as a whiteout
+
+    # TLS with basic auth: skopeo reads the manifest, a fresh root pulls and runs it
+    assert tls_registry.tls is not None
+    certs = Path(rskiff.env["SKIFF_CONFIG_DIR"]) / "certs.d" / tls_registry.host
+    certs.mkdir(parents=True)
+    shutil.copy(tls_registry.tls.ca_cert, certs / "ca.crt")
+    _login(rskiff, tls_registry.host)
+    ref = f"{tls_registry.host}/built/shipped:1"
+    rskiff.ok("tag", "shipped:1", ref)
+    rskiff.ok("push", ref)
+    raw = _skopeo("inspect", "--raw", "--cert-dir", str(certs), "--creds", f"{servers.USER}:{servers.PASSWORD}",
+                  f"docker://{ref}")
+    assert raw.returncode == 0, raw.stderr
+    manifest = json.loads(raw.stdout)
+    assert manifest["config"]["digest"] == image and len(manifest["layers"]) == 3   # busybox, RUN, COPY
+    pull_back_and_run(ref)
+
+    # bearer tokens
+    write_registries(rskiff.env, insecure=[token_registry.host, http_registry.host])
+    _login(rskiff, token_registry.host)
+    ref = f"{token_registry.host}/alice/shipped:1"
+    rskiff.ok("tag", "shipped:1", ref)
+    rskiff.ok("push", ref)
+    pull_back_and_run(ref)
+
+    # Docker 20.10 (the tests' private dockerd) pulls it from the plain registry and runs it
+    from tests.dockerd import docker_installed, private_dockerd
+
+    if not docker_installed():
+        return
+    ref = f"{http_registry.host}/to-docker/shipped:1"
+    rskiff.ok("tag", "shipped:1", ref)
+    rskiff.ok("push", ref)
+    with private_dockerd(tmp_path / "docker") as dockerd:
+        pulled = dockerd.docker("pull", ref)
+        assert pulled.returncode == 0, pulled.stderr
+        ran = dockerd.docker("run", "--rm", "--network", "none", ref)
+        assert ran.returncode == 0 and ran.stdout == expected, ran.stderr
+        dockerd.docker("rmi", ref)
