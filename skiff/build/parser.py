@@ -166,10 +166,9 @@ def key_values(inst: Instruction, escape: str) -> list[tuple[str, str]]:
             raise BuildError(f"{inst.where()}: {inst.keyword} must have two arguments")
         key, _, value = inst.rest.partition(" ")
         return [(key, value.strip())]
-    pairs = []
-    for word in words:
-        key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise BuildError(f"{inst.where()}: {inst.keyword} {word!r}: expected KEY=VALUE")
-        pairs.append((key, value))
-    return pairs
+    from skiff.image.changes import assignments
+
+    try:
+        return assignments(words)
+    except ValueError as exc:
+        raise BuildError(f"{inst.where()}: {inst.keyword} {exc}") from None

@@ -63,11 +63,19 @@ def _key_values(keyword: str, rest: str) -> list[tuple[str, str]]:
         if not value.strip():
             raise InvalidArgument(f"{keyword} {rest}: expected KEY=VALUE or KEY VALUE")
         return [(key, value.strip())]
+    try:
+        return assignments(words)
+    except ValueError as exc:
+        raise InvalidArgument(f"{keyword} {rest}: {exc}") from None
+
+
+def assignments(words: list[str]) -> list[tuple[str, str]]:
+    """``K=V`` words as pairs (ENV, LABEL: here and in a Dockerfile); ValueError names a bad word."""
     pairs = []
     for word in words:
         key, sep, value = word.partition("=")
         if not sep or not key:
-            raise InvalidArgument(f"{keyword} {rest}: {word!r} is not KEY=VALUE")
+            raise ValueError(f"{word!r} is not KEY=VALUE")
         pairs.append((key, value))
     return pairs
 

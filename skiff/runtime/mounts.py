@@ -287,14 +287,18 @@ def source_fd_entries(config: dict[str, Any]) -> list[int]:
     return [i for i, entry in enumerate(entries) if is_bind(entry) and not wants_idmap(entry)][:253]
 
 
-def open_source_in(root_fd: int, entry: dict[str, Any], bundle: str) -> int:
-    """An O_PATH fd of the entry's source, resolved under ``root_fd`` (the init's root, through
-    /proc/PID/root): its mount then belongs to the init's mount namespace, where it can be bound."""
+def _source_path(entry: dict[str, Any], bundle: str) -> str:
+    """The bind entry's source, a relative one taken under the bundle (as runc does)."""
     source = entry.get("source") or ""
     if not source:
         raise BundleError(f"bind mount {entry['destination']}: no source given")
-    if not source.startswith("/"):
-        source = os.path.join(bundle, source)
+    return source if source.startswith("/") else os.path.join(bundle, source)
+
+
+def open_source_in(root_fd: int, entry: dict[str, Any], bundle: str) -> int:
+    """An O_PATH fd of the entry's source, resolved under ``root_fd`` (the init's root, through
+    /proc/PID/root): its mount then belongs to the init's mount namespace, where it can be bound."""
+    source = _source_path(entry, bundle)
     try:
         return linux.openat2(root_fd, source, os.O_PATH, resolve=linux.RESOLVE_IN_ROOT)
     except SyscallError as exc:
@@ -304,11 +308,7 @@ def open_source_in(root_fd: int, entry: dict[str, Any], bundle: str) -> int:
 def bind_source(entry: dict[str, Any], bundle: str) -> str:
     """The entry's source as an absolute path (relative ones are under the bundle); it must exist."""
     destination = entry["destination"]
-    source = entry.get("source") or ""
-    if not source:
-        raise BundleError(f"bind mount {destination}: no source given")
-    if not source.startswith("/"):
-        source = os.path.join(bundle, source)
+    source = _source_path(entry, bundle)
     try:
         os.stat(source)
     except OSError as exc:
