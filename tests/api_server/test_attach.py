@@ -217,3 +217,20 @@ def test_many_runs_at_once_while_the_server_logs(service: Service, tmp_path: Pat
     finally:
         stop_service(process)
     assert "Traceback" not in log.read_text()
+
+
+def test_wait_removed_answers_once_an_auto_removed_container_is_gone(service: Service) -> None:
+    """``wait?condition=removed`` of a running ``--rm`` container: not before its exit (the wait
+    watches the monitor, which removes the record before it exits), then its exit code."""
+    cid = service.docker("run", "-d", "--rm", "busybox", "sh", "-c", "sleep 1; exit 4").stdout.strip()
+    started = time.monotonic()
+    status, _, body = service.request("POST", f"/v1.41/containers/{cid}/wait?condition=removed")
+    assert (status, json.loads(body)) == (200, {"Error": None, "StatusCode": 4})
+    assert time.monotonic() - started > 0.5
+    assert service.docker("ps", "-aq").stdout == ""
+
+
+def test_run_rm_passes_the_exit_code(service: Service) -> None:
+    proc = service.docker("run", "--rm", "busybox", "sh", "-c", "echo bye; exit 5", check=False)
+    assert (proc.returncode, proc.stdout) == (5, "bye\n")
+    assert service.docker("ps", "-aq").stdout == ""
