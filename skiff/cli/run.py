@@ -95,6 +95,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dns-search", action="append", default=[], help="set custom DNS search domains")
     p.add_argument("--dns-option", action="append", default=[], help="set DNS options")
     p.add_argument("--add-host", action="append", default=[], help="add a custom host-to-IP mapping")
+    p.add_argument("--link", action="append", default=[], metavar="NAME[:ALIAS]",
+                   help="add link to another container (Docker's legacy links)")
+    p.add_argument("--network-alias", action="append", default=[],
+                   help="add network-scoped alias for the container")
     p.add_argument("--mac-address", help="container MAC address (e.g., 92:d0:c6:0a:29:33)")
     p.add_argument("--domainname", help="container NIS domain name")
     p.add_argument("--expose", action="append", default=[], help="expose a port or a range of ports")
@@ -213,6 +217,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
                    "oom_kill_disable": True if args.oom_kill_disable else None},
         ulimits=args.ulimit, publish=args.publish, publish_all=args.publish_all, ip=args.ip,
         dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
+        links=args.link, network_aliases=args.network_alias,
         security_opts=security_opts(args.security_opt),
         sysctls=args.sysctl, group_add=args.group_add, shm_size=args.shm_size, oom_score_adj=args.oom_score_adj,
         mac_address=args.mac_address, domainname=args.domainname, expose=args.expose, cidfile=args.cidfile,

@@ -628,7 +628,7 @@ class Engine:
             raise InvalidArgument("exec requires at least 1 argument: a command to run")
         config = read_json(container.bundle / "config.json") or {}
         process = dict(config.get("process") or {})
-        merged = dict(item.partition("=")[::2] for item in container.data["Config"].get("Env") or [])
+        merged = dict(item.partition("=")[::2] for item in self._exec_base_env(container))
         for item in env:
             key, sep, value = item.partition("=")
             if sep:
@@ -658,6 +658,18 @@ class Engine:
 
             process["capabilities"] = {key: available() for key in ("bounding", "effective", "permitted")}
         return container, process
+
+    def _exec_base_env(self, container: Container) -> list[str]:
+        """The container's ``Env``, with its links' variables as at its start (Docker's exec computes
+        them again: a linked container that no longer runs fails the exec, as in Docker)."""
+        env: list[str] = container.data["Config"].get("Env") or []
+        saved = container.data.get("SkiffOptions") or {}
+        if not saved.get("links") or saved.get("network") != "bridge":
+            return env
+        from skiff.engine import links
+
+        resolved = links.resolve(self.paths, saved["links"], "bridge", container.name)
+        return links.with_environment(env, resolved, container.name)
 
     def exec_started(self, container: Container, command: list[str]) -> str:
         """The exec_create and exec_start events; the exec's id (Docker's, in its events)."""

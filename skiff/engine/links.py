@@ -8,9 +8,11 @@ run, and the container gets, for each link:
   its embedded DNS resolves the alias for this container alone: skiff's hosts line gives the
   same answer to the same container);
 - on the default bridge only, Docker's link environment: ``ALIAS_PORT=tcp://IP:PORT`` (the lowest
-  exposed port), ``ALIAS_PORT_80_TCP{,_ADDR,_PORT,_PROTO}`` for each exposed port (Docker's extra
-  ``_START``/``_END`` variables for runs of consecutive ports are not written), ``ALIAS_NAME=/self/alias`` and ``ALIAS_ENV_KEY=VALUE`` for the linked container's ``Env`` (not
-  ``HOME`` or ``PATH``), with ``ALIAS`` upper-cased and ``-`` as ``_``.
+  exposed port), for each run of three or more consecutive port numbers
+  ``ALIAS_PORT_8000_TCP_{START,END,PORT_START,PORT_END}`` (with its ``_ADDR`` and ``_PROTO``) first,
+  then ``ALIAS_PORT_80_TCP{,_ADDR,_PORT,_PROTO}`` for each exposed port, ``ALIAS_NAME=/self/alias``
+  and ``ALIAS_ENV_KEY=VALUE`` for the linked container's ``Env`` (not ``HOME`` or ``PATH``), with
+  ``ALIAS`` upper-cased and ``-`` as ``_``. A name set twice keeps its first place.
 """
 
 from __future__ import annotations
@@ -101,23 +103,58 @@ def hosts(links: Sequence[Link]) -> list[str]:
 
 def environment(links: Sequence[Link], self_name: str) -> list[str]:
     """Docker's link variables (daemon/links/links.go ToEnv), links in their order."""
-    env: list[str] = []
+    env: dict[str, str] = {}  # a name set twice keeps its first place, as in Docker's merged Env
     for link in links:
         prefix = link.alias.upper().replace("-", "_")
         if link.ports:
             port, proto = _split_port(link.ports[0])
-            env.append(f"{prefix}_PORT={proto}://{link.ip}:{port}")
+            env[f"{prefix}_PORT"] = f"{proto}://{link.ip}:{port}"
+        env.update(_range_variables(prefix, link))
         for exposed in link.ports:
             port, proto = _split_port(exposed)
             key = f"{prefix}_PORT_{port}_{proto.upper()}"
-            env += [f"{key}={proto}://{link.ip}:{port}", f"{key}_ADDR={link.ip}", f"{key}_PORT={port}",
-                    f"{key}_PROTO={proto}"]
-        env.append(f"{prefix}_NAME=/{self_name}/{link.alias}")
+            env.update({key: f"{proto}://{link.ip}:{port}", f"{key}_ADDR": link.ip, f"{key}_PORT": port,
+                        f"{key}_PROTO": proto})
+        env[f"{prefix}_NAME"] = f"/{self_name}/{link.alias}"
         for item in link.env:
             key, sep, value = item.partition("=")
             if sep and key not in ("HOME", "PATH"):
-                env.append(f"{prefix}_ENV_{key}={value}")
+                env[f"{prefix}_ENV_{key}"] = value
+    return [f"{key}={value}" for key, value in env.items()]
+
+
+def _range_variables(prefix: str, link: Link) -> dict[str, str]:
+    """The ``_START``/``_END`` variables of each run of at least three consecutive port numbers.
+
+    As Docker's, a run is found by number alone (80/tcp, 80/udp, 81/tcp is one run) and named
+    after its first port, with its last port's protocol in the ``_END`` names.
+    """
+    ports = [_split_port(exposed) for exposed in link.ports]
+    numbers = [int(port) if port.isdigit() else 0 for port, _ in ports]
+    env: dict[str, str] = {}
+    first = 0
+    while first < len(ports):
+        last = _run_end(numbers, first)
+        if last > first + 1:
+            (port, proto), (end_port, end_proto) = ports[first], ports[last]
+            key, end_key = f"{prefix}_PORT_{port}_{proto.upper()}", f"{prefix}_PORT_{port}_{end_proto.upper()}"
+            env.update({f"{key}_START": f"{proto}://{link.ip}:{port}", f"{key}_ADDR": link.ip,
+                        f"{key}_PROTO": proto, f"{key}_PORT_START": port,
+                        f"{end_key}_END": f"{end_proto}://{link.ip}:{end_port}", f"{end_key}_PORT_END": end_port})
+            first = last + 1
+        else:
+            first += 1
     return env
+
+
+def _run_end(numbers: list[int], first: int) -> int:
+    """The index of the last port of the run starting at ``first``: each next number at most one more."""
+    expected = numbers[first]
+    for index in range(first + 1, len(numbers)):
+        if numbers[index] > expected + 1:
+            return index - 1
+        expected += 1
+    return len(numbers) - 1
 
 
 def _split_port(exposed: str) -> tuple[str, str]:

@@ -45,6 +45,8 @@ def check_run_options(opts: RunOptions) -> None:
                                   "a resolver option has no blanks, control characters, '#' or ';'")
     for spec in opts.add_hosts:
         _check_add_host(spec)
+    if opts.network_aliases and (opts.network in ("bridge", "host", "none") or opts.network.startswith("container:")):
+        raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")  # docker run's
 
 
 def check_ip(value: str, flag: str) -> None:

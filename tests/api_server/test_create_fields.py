@@ -115,6 +115,18 @@ def test_links_on_the_default_bridge(service: Service) -> None:
             "DB_PORT_53_UDP_PORT=53", "DB_PORT_53_UDP_PROTO=udp",
             f"DB_PORT_80_TCP=tcp://{ip}:80", f"DB_PORT_80_TCP_ADDR={ip}", "DB_PORT_80_TCP_PORT=80",
             "DB_PORT_80_TCP_PROTO=tcp", "DB_NAME=/api-linker/db", "DB_ENV_SECRET=s3"])
+        linker = service.docker("run", "-d", "--name", "api-linker3", "--link", "api-linked:db", "-e", "OWN=1",
+                                "busybox", "sleep", "60").stdout.strip()
+        try:  # as Docker's exec: the link variables again, between HOSTNAME and the container's own
+            env = service.docker("exec", "-e", "EX=2", linker, "env").stdout.splitlines()
+            assert env[2:4] == [f"DB_PORT=udp://{ip}:53", f"DB_PORT_53_UDP=udp://{ip}:53"], env
+            assert env.index("DB_ENV_SECRET=s3") < env.index("OWN=1") < env.index("EX=2")
+            service.docker("stop", "-t", "0", web)
+            proc = service.docker("exec", linker, "true", check=False)
+            assert proc.returncode == 1
+            assert "Cannot link to a non running container: /api-linked AS /api-linker3/db" in proc.stderr
+        finally:
+            service.docker("rm", "-f", linker)
         cid = service.docker("create", "--name", "api-linker2", "--link", "api-linked", "busybox").stdout.strip()
         links = service.docker("inspect", "--format", "{{json .HostConfig.Links}}", cid).stdout
         assert json.loads(links) == ["/api-linked:/api-linker2/api-linked"]

@@ -302,3 +302,37 @@ def _runs(logs: str) -> list[list[str]]:
             runs.append(current)
             current = []
     return runs
+
+
+# --- --link and --network-alias ----------------------------------------------------------------
+
+def test_link_gives_dockers_hosts_line_and_variables_to_run_and_exec(lc: Skiff) -> None:
+    lc.ok("run", "-d", "--name", "db", "--expose", "8000-8002", "-e", "SECRET=s3", "busybox", "sleep", "60")
+    ip = inspect(lc, "db")["NetworkSettings"]["IPAddress"]
+    out = lc.ok("run", "--rm", "--name", "web", "--link", "db:my-db", "busybox", "sh", "-c",
+                "grep -w my-db /etc/hosts; env | grep -E '^MY_DB_(PORT_8000_TCP_(START|PORT_END)|NAME|ENV_SECRET)='")
+    hosts_line, *variables = out.splitlines()  # sh passes its variables on in its own order
+    assert hosts_line == f"{ip}\tmy-db {inspect(lc, 'db')['Config']['Hostname']} db"
+    assert sorted(variables) == ["MY_DB_ENV_SECRET=s3", "MY_DB_NAME=/web/my-db", "MY_DB_PORT_8000_TCP_PORT_END=8002",
+                                 f"MY_DB_PORT_8000_TCP_START=tcp://{ip}:8000"]
+    lc.ok("run", "-d", "--name", "web2", "--link", "db", "busybox", "sleep", "60")
+    assert f"DB_PORT=tcp://{ip}:8000" in lc.ok("exec", "web2", "env").splitlines()
+    lc.ok("stop", "-t", "0", "db")
+    proc = lc("exec", "web2", "true")   # as Docker's exec: the links are resolved again
+    assert proc.returncode != 0 and "Cannot link to a non running container: /db AS /web2/db" in proc.stderr
+
+
+def test_network_alias_is_resolved_on_a_user_network_and_refused_on_the_default_bridge(lc: Skiff) -> None:
+    from tests.network.conftest import free_subnet
+
+    lc.ok("network", "create", "--subnet", free_subnet(), "aliasnet")
+    lc.ok("run", "-d", "--name", "srv", "--network", "aliasnet", "--network-alias", "svc", "busybox", "sleep", "60")
+    ip = inspect(lc, "srv")["NetworkSettings"]["Networks"]["aliasnet"]["IPAddress"]
+    out = lc.ok("run", "--rm", "--network", "aliasnet", "busybox", "ping", "-c", "1", "-W", "2", "svc")
+    assert out.startswith(f"PING svc ({ip})")
+    assert "svc" in inspect(lc, "srv")["NetworkSettings"]["Networks"]["aliasnet"]["Aliases"]
+    proc = lc("run", "--rm", "--network-alias", "x", "busybox", "true")
+    assert proc.returncode == 125
+    assert "network-scoped aliases are only supported for user-defined networks" in proc.stderr
+    lc.ok("rm", "-f", "srv")
+    lc.ok("network", "rm", "aliasnet")
