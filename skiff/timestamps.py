@@ -11,8 +11,21 @@ def now() -> str:
     return f"{seconds}.{ns % 1_000_000_000:09d}Z"
 
 
+_PARSED: dict[str, float] = {}  # a listing parses the same Created and StartedAt on every call
+
+
 def parse(stamp: str) -> float:
     """Seconds since the epoch; ValueError for text that is not RFC 3339."""
+    seconds = _PARSED.get(stamp)
+    if seconds is None:
+        seconds = _parse(stamp)
+        if len(_PARSED) >= 4096:  # a long-lived server: keep it small
+            _PARSED.clear()
+        _PARSED[stamp] = seconds
+    return seconds
+
+
+def _parse(stamp: str) -> float:
     from datetime import datetime
 
     stamp = stamp.replace("Z", "+00:00")

@@ -28,14 +28,12 @@ STDOUT, STDERR = 1, 2
 def list_(context: Context, request: Request) -> Response:
     """``GET /containers/json``: ``all``, ``limit`` (the newest N, any state), ``size``, ``filters``."""
     from skiff.engine.filters import FilterArgs
-    from skiff.engine.summary import container_summary
 
     engine = context.engine()
     size = request.flag("size")
     found = engine.list_containers(FilterArgs(request.filters()), all_=request.flag("all"),
                                    last=request.integer("limit", -1) or -1)
-    now = time.time()
-    return Response(200, [container_summary(document, now) for document in engine.documents(found, size)])
+    return Response(200, engine.summaries(found, size))
 
 
 def inspect(context: Context, request: Request) -> Response:

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import importlib
 import os
+import queue
 import select
 import signal
 import socket
@@ -177,7 +178,15 @@ class Context:
 
 
 class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """One daemon thread per connection over a listening socket made by ``listen_*``."""
+    """One daemon thread per connection over a listening socket made by ``listen_*``.
+
+    A thread that has served its connection waits for the next one (up to ``IDLE_WORKERS`` of
+    them wait; the others end): starting a thread and waiting for it to run cost about a tenth
+    of a millisecond, on every connection (``docker ps`` opens one). A connection finds an idle
+    thread or gets a new one, so a long stream never makes another connection wait.
+    """
+
+    IDLE_WORKERS = 4
 
     daemon_threads = True
     block_on_close = False
@@ -195,7 +204,29 @@ class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.served = 0  # connections so far (the idle trim looks whether any came since its last)
         self._last_activity = time.monotonic()
         self._activity = threading.Lock()
+        self._idle_workers = 0  # threads waiting in _worker for a connection (under _activity)
+        self._connections: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to an idle thread, or to a new one when none is idle."""
+        with self._activity:
+            idle = self._idle_workers > 0
+            if idle:
+                self._idle_workers -= 1  # that thread's: one connection queued per idle thread taken
+                self._connections.put((request, client_address))
+        if not idle:
+            threading.Thread(target=self._worker, args=(request, client_address), daemon=True,
+                             name="connection").start()
+
+    def _worker(self, request: Any, client_address: Any) -> None:
+        """Serve connections one after another until ``IDLE_WORKERS`` others already wait."""
+        while True:
+            self.process_request_thread(request, client_address)
+            with self._activity:
+                if self._idle_workers >= self.IDLE_WORKERS:
+                    return
+                self._idle_workers += 1
+            request, client_address = self._connections.get()
     def finish_request(self, request: Any, client_address: Any) -> None:
         """In the connection's thread: the TLS handshake here, so a slow client never holds the accept loop."""
         if self.tls is not None:
@@ -233,6 +264,9 @@ def _log(line: str) -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Buffered: an answer's status line, headers and body leave in one write, flushed after each
+    # request (by the base class), after a stream's every chunk and before a hijack.
+    wbufsize = 1 << 16
     server_version = f"skiff/{__version__}"
     sys_version = "(linux)"
     server: APIServer

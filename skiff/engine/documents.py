@@ -532,6 +532,23 @@ def network_settings(cid: str, name: str, mode: str, recorded: Mapping[str, Any]
     Docker); one never started, the network it asked for.
     """
     live = facts.network
+    networks = networks_document(cid, name, mode, recorded, facts, requested_ip)
+    top = networks.get("bridge", {}) if live else {}
+    sandbox = str(live.get("SandboxKey") or "") if live else ""
+    derived: Doc = {
+        "SandboxKey": sandbox, "SandboxID": cid if sandbox else "",
+        "Ports": dict(live.get("Ports") or {}) if live else {},
+        "Networks": networks,
+        **{key: top.get(key, zero) for key, zero in (("EndpointID", ""), ("Gateway", ""), ("IPAddress", ""),
+                                                    ("IPPrefixLen", 0), ("MacAddress", ""))},
+    }
+    return struct(NETWORK_SETTINGS_FIELDS, {}, derived)
+
+
+def networks_document(cid: str, name: str, mode: str, recorded: Mapping[str, Any], facts: ContainerFacts,
+                      requested_ip: str | None = None) -> Doc:
+    """``NetworkSettings.Networks`` (also the list entry's): each network's EndpointSettings, by name."""
+    live = facts.network
     if live is not None:
         entries = list((live.get("Networks") or {}).items())
     else:
@@ -547,16 +564,7 @@ def network_settings(cid: str, name: str, mode: str, recorded: Mapping[str, Any]
         ip = requested_ip if position == 0 else None
         networks[net] = endpoint_document(net, entry, facts.network_ids.get(net, ""), cid, name,
                                           connected=position > 0, requested_ip=ip)
-    top = networks.get("bridge", {}) if live else {}
-    sandbox = str(live.get("SandboxKey") or "") if live else ""
-    derived: Doc = {
-        "SandboxKey": sandbox, "SandboxID": cid if sandbox else "",
-        "Ports": dict(live.get("Ports") or {}) if live else {},
-        "Networks": networks,
-        **{key: top.get(key, zero) for key, zero in (("EndpointID", ""), ("Gateway", ""), ("IPAddress", ""),
-                                                    ("IPPrefixLen", 0), ("MacAddress", ""))},
-    }
-    return struct(NETWORK_SETTINGS_FIELDS, {}, derived)
+    return networks
 
 
 def endpoint_document(network: str, entry: Mapping[str, Any], network_id: str, cid: str, name: str,

@@ -796,27 +796,37 @@ class Engine:
 
         return container_document(container.data, self._document_facts(container, size))
 
-    def documents(self, containers: Sequence[Container], size: bool = False) -> list[dict[str, Any]]:
-        """The inspect documents of a listing (``GET /containers/json``): each image and the
-        networks' ids are looked up once for all of them, not once per container."""
-        from skiff.engine.documents import container_document
+    def summaries(self, containers: Sequence[Container], size: bool = False) -> list[dict[str, Any]]:
+        """The entries of ``GET /containers/json``, straight from the records (no inspect document
+        is built): the networks' ids are read once for the listing, each image once (``size``)."""
+        from skiff.engine.summary import list_entry
         from skiff.network import NetworkManager
 
+        if not containers:
+            return []
         manager = NetworkManager(self.paths)
         lookups = _Lookups(manager, {n["Name"]: n["Id"] for n in manager.list_networks()}, {})
-        return [container_document(c.data, self._document_facts(c, size, lookups)) for c in containers]
+        now = time.time()
+        entries = []
+        for container in containers:
+            network, ids = self._network_facts(container, lookups)
+            sizes = _sizes(container, self._listed_image(container, lookups)) if size else None
+            entries.append(list_entry(container.data, network, ids, sizes, now))
+        return entries
+
+    def _listed_image(self, container: Container, lookups: _Lookups) -> Image | None:
+        """The container's image, looked up once per listing."""
+        image_id = str(container.data.get("Image", ""))
+        if image_id not in lookups.images:
+            lookups.images[image_id] = _image_or_none(self.paths, image_id)
+        return lookups.images[image_id]
 
     def _document_facts(self, container: Container, size: bool, lookups: _Lookups | None = None) -> ContainerFacts:
         """What a container's document needs beyond its record: image, network, overlay, sizes."""
         from skiff.engine.documents import ContainerFacts
 
         image_id = str(container.data.get("Image", ""))
-        if lookups is None:
-            image = _image_or_none(self.paths, image_id)
-        elif image_id in lookups.images:
-            image = lookups.images[image_id]
-        else:
-            image = lookups.images[image_id] = _image_or_none(self.paths, image_id)
+        image = _image_or_none(self.paths, image_id) if lookups is None else self._listed_image(container, lookups)
         masked, readonly = _default_masks()
         upper = container.bundle / "upper"
         graph = {}
@@ -840,9 +850,9 @@ class Engine:
                        ) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The live network settings of a container that holds its network (None: it holds none),
         and the id of each network by name."""
-        from skiff.network import NetworkManager
-
         if lookups is None:
+            from skiff.network import NetworkManager
+
             manager = NetworkManager(self.paths)
             ids = {n["Name"]: n["Id"] for n in manager.list_networks()}
         else:

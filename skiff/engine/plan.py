@@ -473,22 +473,11 @@ def _read(path: str) -> str | None:
 
 
 def release_resources(paths: Paths, container: Container, remove_anonymous: bool) -> None:
-    """Undo what build_spec set up for a container that is no longer running."""
-    from skiff.engine.volumes import release_container_mounts
+    """Undo what build_spec set up for a container that is no longer running (skiff.engine.teardown's,
+    where the monitor's exit step finds it without importing this module)."""
+    from skiff.engine.teardown import release_resources as release
 
-    release_container_mounts(paths, container, remove_anonymous)
-    if container.data["HostConfig"].get("IpcMode") == "shareable":
-        from skiff.engine.namespaces import release
-
-        release(container)
-    # By mode, not by NetworkSettings: a run killed between the attach and the record that
-    # says so holds a namespace, a veth and a lease all the same (the network's own records
-    # of them, by container id, are the truth).
-    mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
-    if container.data.get("NetworkSettings") or (mode not in ("none", "host") and not mode.startswith("container:")):
-        from skiff.engine.network import detach
-
-        detach(paths, container)
+    release(paths, container, remove_anonymous)
 
 
 def security_opt_record(opts: RunOptions, modes: Modes) -> list[str] | None:

@@ -20,11 +20,33 @@ from skiff.paths import Paths
 
 def release(paths: Paths, container: Container, remove_anonymous: bool) -> None:
     """Release what a stopped container holds (volumes, network, rootfs); safe to call more than once."""
-    from skiff.engine.plan import release_resources
     from skiff.storage.overlay import unmount_rootfs
 
     release_resources(paths, container, remove_anonymous)
     unmount_rootfs(container.bundle)
+
+
+def release_resources(paths: Paths, container: Container, remove_anonymous: bool) -> None:
+    """Undo what ``skiff.engine.plan.build_spec`` set up for a container that is no longer running.
+
+    Here rather than in plan.py: the monitor's exit step calls it, and importing the planner
+    (etc files, the spec, the options) would add milliseconds to every container's end.
+    """
+    from skiff.engine.volumes import release_container_mounts
+
+    release_container_mounts(paths, container, remove_anonymous)
+    if container.data["HostConfig"].get("IpcMode") == "shareable":
+        from skiff.engine.namespaces import release
+
+        release(container)
+    # By mode, not by NetworkSettings: a run killed between the attach and the record that
+    # says so holds a namespace, a veth and a lease all the same (the network's own records
+    # of them, by container id, are the truth).
+    mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
+    if container.data.get("NetworkSettings") or (mode not in ("none", "host") and not mode.startswith("container:")):
+        from skiff.engine.network import detach
+
+        detach(paths, container)
 
 
 def kill(paths: Paths, container: Container) -> None:
@@ -57,12 +79,15 @@ def forget_runtime(paths: Paths, container: Container) -> None:
 
 def cgroup_parent_of(container: Container) -> str:
     """The parent cgroup the container was started under (its bundle says; else today's default)."""
-    from skiff.engine.plan import cgroup_parent
     from skiff.store import read_json
 
     config = read_json(container.bundle / "config.json") or {}
     path = str(config.get("linux", {}).get("cgroupsPath") or "")
-    return path.rsplit("/", 1)[0].strip("/") if path.endswith("/" + container.id) else cgroup_parent()
+    if path.endswith("/" + container.id):
+        return path.rsplit("/", 1)[0].strip("/")
+    from skiff.engine.plan import cgroup_parent  # only then: the monitor's exit step spares the planner's import
+
+    return cgroup_parent()
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:

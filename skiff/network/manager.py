@@ -115,12 +115,20 @@ class Attachment:
 class NetworkManager:
     def __init__(self, paths: Paths, config: NetworkConfig | None = None) -> None:
         self.paths = paths
-        self.config = config or NetworkConfig.for_root(paths.root)
+        self._config = config
         self.registry = Registry(paths.root, root_key(paths.root))
         self._records = paths.networks / "networks"
         self._endpoints = paths.networks / "endpoints"
         self._lock = paths.networks / "lock"
         self._stamp = paths.netns / ".ruleset"
+
+    @property
+    def config(self) -> NetworkConfig:
+        """The root's network config, read when first needed: listing networks needs none of it
+        (``docker ps`` through the API lists the networks' ids on every call)."""
+        if self._config is None:
+            self._config = NetworkConfig.for_root(self.paths.root)
+        return self._config
 
     # --- records ------------------------------------------------------------
 

@@ -12,7 +12,7 @@ Three phases, three programs, so that the idle phase stays small:
   runtime core in a forked helper, then execs the idle loop.
 * ``idle``    (a bare ``python -I -S`` running ``idle.py``, stdlib only): logs and
   waits. Nothing of skiff is imported, so an idle monitor costs a few MB.
-* ``after``   (full skiff, exec'd once the container ended): records the exit,
+* ``after``   (full skiff, run by the idle loop's interpreter once the container ended): records the exit,
   then either restarts (back to ``launch``) or releases the resources and exits.
 
 The idle loop also holds the container's terminal (``-t``: the pty master,

@@ -1,8 +1,8 @@
 """The monitor once its container has ended: record the exit, then restart or release.
 
-Exec'd as ``skiff.pychild.module_argv("skiff.engine.monitor.after")`` plus ``ROOT RUN_ROOT
-ID STATUS STARTED ERROR`` by the idle loop (same process, same pid: the record's
-MonitorPid stays true).
+Run as ``skiff.pychild.module_argv("skiff.engine.monitor.after")`` plus ``ROOT RUN_ROOT
+ID STATUS STARTED ERROR`` by the idle loop, in its own interpreter (``idle.run_after``: same
+process, same pid, so the record's MonitorPid stays true).
 
 Restart policies as Docker's: ``no``; ``on-failure[:N]`` (a non-zero exit, at
 most N restarts); ``always`` and ``unless-stopped`` (any exit). A stop or kill
