@@ -144,7 +144,8 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
         console_helper.close()
         console = _receive_console(console_ours)
     listen_fd = listener.detach()
-    for fd in (out_r, err_r, helper_r, stdin_w, console, listen_fd):
+    report_r, ended = _report_again(helper_r, helper)
+    for fd in (out_r, err_r, report_r, stdin_w, console, listen_fd):
         if fd >= 0:
             os.set_inheritable(fd, True)
     python = sys.executable
@@ -156,13 +157,54 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
 
     interval, timeout, probe_code = _health_arguments(container)
     loader = f"import sys; sys.path[0] = {os.path.dirname(IDLE_LOOP)!r}; import idle; idle.main(sys.argv[1:])"
-    os.execve(python, [python, "-I", "-S", "-c", loader, str(paths.root), str(paths.run_root), cid,
-                      str(container.log_path), str(log_config.get("max-size", 0)),
-                      str(log_config.get("max-file", 1)), str(out_r), str(err_r), str(helper_r), str(helper),
-                      str(stdin_w), str(console), str(listen_fd), str(container.dir / ATTACH_SOCKET),
-                      "1" if expect_attach else "0", interval, timeout, probe_code,
-                      *module_argv("skiff.engine.monitor.after")],
-              {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"})
+    arguments = [str(paths.root), str(paths.run_root), cid, str(container.log_path),
+                 str(log_config.get("max-size", 0)), str(log_config.get("max-file", 1)), str(out_r), str(err_r),
+                 str(report_r), str(helper), str(stdin_w), str(console), str(listen_fd),
+                 str(container.dir / ATTACH_SOCKET), "1" if expect_attach else "0", interval, timeout, probe_code,
+                 *module_argv("skiff.engine.monitor.after")]
+    environment = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"}
+    if ended:  # a short run (docker run --rm busybox true): the same loop, here, where skiff is loaded
+        from skiff.engine.monitor import idle
+
+        os.environ.clear()  # the environment the exec would have given it
+        os.environ.update(environment)
+        idle.main(arguments)  # the exit step ends the process
+        os._exit(0)
+    os.execve(python, [python, "-I", "-S", "-c", loader, *arguments], environment)
+
+
+# How long the monitor waits for a container that has just started to end, before it execs the
+# small idle loop. One that ends by then (``true``, ``echo``, a failed start) is seen through to
+# its end by this process, which has skiff loaded already: the idle loop's interpreter (several
+# ms to start) and the exit step's imports (about 20 ms) are spared, and a container that runs
+# on has its output pumped this much later (the pipes and the attach socket's backlog hold it).
+SHORT_RUN_SECONDS = 0.025
+
+
+def _report_again(report_fd: int, helper: int) -> tuple[int, bool]:
+    """The helper's report, read here and written again into a new pipe for the idle loop (which
+    reads it as it would have the helper's); and whether the container has ended (or never
+    started) within ``SHORT_RUN_SECONDS``. The helper is left for the idle loop to reap."""
+    import select
+
+    from skiff.engine.monitor import idle
+
+    init_pid, error = idle.read_report(report_fd, helper)
+    monitor = os.getpid()
+    line = f"ok {init_pid} {monitor}" if init_pid > 0 else f"error {monitor} {-init_pid} SkiffError {error}"
+    read_end, write_end = os.pipe()
+    os.write(write_end, line.encode())  # a line: far below a pipe's capacity
+    os.close(write_end)
+    if init_pid <= 0:
+        return read_end, True
+    try:
+        pidfd = os.pidfd_open(init_pid)
+    except OSError:
+        return read_end, False  # the idle loop finds out what became of it
+    try:  # readable once it has exited; it is not reaped here (the loop reaps it and takes its status)
+        return read_end, bool(select.select([pidfd], [], [], SHORT_RUN_SECONDS)[0])
+    finally:
+        os.close(pidfd)
 
 
 def _health_arguments(container: records.Container) -> tuple[str, str, str]:
