@@ -133,10 +133,11 @@ def tail_lines(value: str) -> int | None:
 
 def still_written(container: Container) -> Callable[[], bool]:
     """For ``follow``: whether the container's monitor may still append to its log (the
-    container is held, or being started), read afresh at each call."""
+    container is held, or being started), read afresh at each call. A container removed
+    meanwhile (``--rm``, or ``rm`` right after its wait) writes no more: its last state read
+    may still say it runs, and a follower trusting it would never end."""
 
     def check() -> bool:
-        container.reload()
-        return not container.state.can_start
+        return container.reload() and not container.state.can_start
 
     return check

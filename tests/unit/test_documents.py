@@ -58,3 +58,51 @@ def test_record_keys_pass_through_with_dockers_type_and_private_ones_never() -> 
     assert "StopSignal" not in doc["Config"] and doc["Config"]["WorkingDir"] == ""
     assert doc["Config"]["AttachStdout"] is False and doc["HostsPath"] == ""
     assert list(doc["NetworkSettings"]["Networks"]) == ["none"]
+
+
+def _listed(record: dict[str, Any], facts: ContainerFacts, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The list entry built from the record, and the one the whole inspect document gives."""
+    from skiff.engine.summary import container_summary, list_entry
+
+    entry = list_entry(record, dict(facts.network) if facts.network is not None else None,
+                       dict(facts.network_ids), facts.size, now)
+    return entry, container_summary(container_document(record, facts), now)
+
+
+def test_the_list_entry_from_the_record_is_the_inspect_documents() -> None:
+    """``GET /containers/json`` builds its entries from the records (not from whole inspect documents):
+    the same fields, values and order as the inspect document's summary, in every shape a record takes."""
+    now = 1767225600.0 + 300
+    ids = {"bridge": "1" * 64, "none": "2" * 64, "web": "3" * 64}
+    live = {"SandboxKey": "/run/netns/x", "Ports": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+                                                    "53/udp": None},
+            "Networks": {"web": {"IPAddress": "10.0.0.2", "IPPrefixLen": 24, "Aliases": ["db"]},
+                         "bridge": {"IPAddress": "172.17.0.2", "IPPrefixLen": 16}}}
+    mounts = [{"Type": "volume", "Name": "data", "Source": "/v/data", "Destination": "/data", "Driver": "local",
+               "RW": True},
+              {"Type": "bind", "Source": "/tmp", "Destination": "/h", "Mode": "ro", "RW": False,
+               "Propagation": "rprivate"},
+              {"Type": "tmpfs", "Source": "", "Destination": "/run", "RW": True}]
+    running = record(NetworkMode="web", Tmpfs=["/run:size=1m"])
+    running.update(Mounts=mounts, Args=["-c", "sleep 1"], State={
+        "Status": "running", "Running": True, "StartedAt": "2026-01-01T00:00:00.123456789Z", "MonitorPid": 7},
+        Config={**running["Config"], "Image": "busybox", "Labels": {"a": "b"}})
+    exited = record(NetworkMode="none")
+    exited.update(State={"Status": "exited", "ExitCode": 3, "OOMKilled": True, "StartedAt": "2026-01-01T00:00:00Z",
+                         "FinishedAt": "2026-01-01T00:01:00Z"},
+                  NetworkSettings={"Networks": {"none": {"NetworkID": "2" * 64}}})
+    created = record()  # default network, never started: no live attachment
+    created.update(State={"Status": "created"}, Config={**created["Config"], "Image": "sha256:" + "b" * 64})
+    starting = record(NetworkMode="host")
+    starting.update(State={"Status": "starting"})
+    for rec, facts in ((running, ContainerFacts(network=live, network_ids=ids)),
+                       (exited, ContainerFacts(network_ids=ids, size=(4096, 1 << 20))),
+                       (created, ContainerFacts(network_ids=ids)), (starting, ContainerFacts(network_ids=ids))):
+        entry, expected = _listed(rec, facts, now)
+        assert entry == expected and list(entry) == list(expected), rec["State"]
+    entry, _ = _listed(exited, ContainerFacts(network_ids=ids, size=(4096, 1 << 20)), now)
+    assert (entry["SizeRw"], entry["SizeRootFs"], entry["Status"]) == (4096, 1 << 20, "Exited (3) (OOMKilled) 4 minutes ago")
+    entry, _ = _listed(running, ContainerFacts(network=live, network_ids=ids), now)
+    assert entry["Ports"] == [{"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+                              {"PrivatePort": 53, "Type": "udp"}]
+    assert [m["Destination"] for m in entry["Mounts"]] == ["/data", "/h"]  # --tmpfs is HostConfig.Tmpfs only

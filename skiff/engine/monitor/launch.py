@@ -164,8 +164,10 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
                  *module_argv("skiff.engine.monitor.after")]
     environment = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"}
     if ended:  # a short run (docker run --rm busybox true): the same loop, here, where skiff is loaded
+        from skiff import explain
         from skiff.engine.monitor import idle
 
+        explain.close()  # as after the exec: the loop and the exit step explain nothing
         os.environ.clear()  # the environment the exec would have given it
         os.environ.update(environment)
         idle.main(arguments)  # the exit step ends the process
