@@ -2,7 +2,8 @@
 
 ``ps`` shows the text in its STATUS column; the Engine API's ``GET /containers/json`` returns the
 list entries, which Docker's client formats itself. Both are pure functions of the inspect
-document (or its ``State``), so the CLI and the API server show the same thing.
+document (or its ``State``), so the CLI and the API server show the same thing; ``list_entry``
+builds the same entry from the record, with the inspect document's own helpers, for listings.
 """
 
 from __future__ import annotations

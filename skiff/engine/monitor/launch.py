@@ -163,7 +163,9 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
                  str(container.dir / ATTACH_SOCKET), "1" if expect_attach else "0", interval, timeout, probe_code,
                  *module_argv("skiff.engine.monitor.after")]
     environment = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "MALLOC_TRIM_THRESHOLD_": "0"}
-    if ended:  # a short run (docker run --rm busybox true): the same loop, here, where skiff is loaded
+    # A short run (docker run --rm busybox true): the same loop, here, where skiff is loaded. Not on
+    # a restart (no report_fd: the exit step called this): each restart would nest in the last one.
+    if ended and report_fd is not None:
         from skiff import explain
         from skiff.engine.monitor import idle
 
