@@ -86,8 +86,12 @@ def test_fork_server_starts_monitors_and_goes_with_the_service(service: Service,
         assert children(process.pid) == [fork_server] and threads(fork_server) == 1
         cid = docker("run", "-d", "busybox", "sleep", "60").stdout.strip()
         try:  # the monitor does not inherit the fork server's ignored SIGTERM (docker stop, kill)
-            monitors = [pid for pid in _all_pids()
-                        if cid.encode() in _cmdline(pid) and b"idle" in _cmdline(pid)]
+            deadline = time.monotonic() + 5  # the monitor execs its idle loop once the container outlived
+            monitors: list[int] = []        # its first 25 ms (skiff.engine.monitor.launch.SHORT_RUN_SECONDS)
+            while not monitors and time.monotonic() < deadline:
+                monitors = [pid for pid in _all_pids()
+                            if cid.encode() in _cmdline(pid) and b"idle" in _cmdline(pid)]
+                time.sleep(0.02)
             assert monitors
             assert all(not _ignored(pid) >> (signal.SIGTERM - 1) & 1 for pid in monitors)
         finally:

@@ -144,6 +144,7 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
         console_helper.close()
         console = _receive_console(console_ours)
     listen_fd = listener.detach()
+    _create_log(container.log_path)
     report_r, ended = _report_again(helper_r, helper)
     for fd in (out_r, err_r, report_r, stdin_w, console, listen_fd):
         if fd >= 0:
@@ -183,6 +184,14 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
 # ms to start) and the exit step's imports (about 20 ms) are spared, and a container that runs
 # on has its output pumped this much later (the pipes and the attach socket's backlog hold it).
 SHORT_RUN_SECONDS = 0.025
+
+
+def _create_log(path: Path) -> None:
+    """The log file, before the start is reported: a ``logs --follow`` that comes right after the
+    start holds it open from the first byte (docker-py's ``run(remove=True)`` removes the container
+    before it reads what it followed). The idle loop opens it the same way (idle.Log)."""
+    with contextlib.suppress(OSError):  # no room: the idle loop counts what it cannot keep
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
 
 
 def _report_again(report_fd: int, helper: int) -> tuple[int, bool]:
