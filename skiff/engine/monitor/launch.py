@@ -145,7 +145,7 @@ def launch(paths: Paths, cid: str, report_fd: int | None, expect_attach: bool = 
         console = _receive_console(console_ours)
     listen_fd = listener.detach()
     _create_log(container.log_path)
-    report_r, ended = _report_again(helper_r, helper)
+    report_r, ended = _report_again(helper_r, helper, SHORT_RUN_SECONDS if report_fd is not None else 0.0)
     for fd in (out_r, err_r, report_r, stdin_w, console, listen_fd):
         if fd >= 0:
             os.set_inheritable(fd, True)
@@ -194,10 +194,10 @@ def _create_log(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
 
 
-def _report_again(report_fd: int, helper: int) -> tuple[int, bool]:
+def _report_again(report_fd: int, helper: int, window: float) -> tuple[int, bool]:
     """The helper's report, read here and written again into a new pipe for the idle loop (which
     reads it as it would have the helper's); and whether the container has ended (or never
-    started) within ``SHORT_RUN_SECONDS``. The helper is left for the idle loop to reap."""
+    started) within ``window`` seconds. The helper is left for the idle loop to reap."""
     import select
 
     from skiff.engine.monitor import idle
@@ -215,7 +215,7 @@ def _report_again(report_fd: int, helper: int) -> tuple[int, bool]:
     except OSError:
         return read_end, False  # the idle loop finds out what became of it
     try:  # readable once it has exited; it is not reaped here (the loop reaps it and takes its status)
-        return read_end, bool(select.select([pidfd], [], [], SHORT_RUN_SECONDS)[0])
+        return read_end, bool(select.select([pidfd], [], [], window)[0])
     finally:
         os.close(pidfd)
 
