@@ -227,6 +227,7 @@ class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                     return
                 self._idle_workers += 1
             request, client_address = self._connections.get()
+
     def finish_request(self, request: Any, client_address: Any) -> None:
         """In the connection's thread: the TLS handshake here, so a slow client never holds the accept loop."""
         if self.tls is not None:

@@ -472,14 +472,6 @@ def _read(path: str) -> str | None:
         return None
 
 
-def release_resources(paths: Paths, container: Container, remove_anonymous: bool) -> None:
-    """Undo what build_spec set up for a container that is no longer running (skiff.engine.teardown's,
-    where the monitor's exit step finds it without importing this module)."""
-    from skiff.engine.teardown import release_resources as release
-
-    release(paths, container, remove_anonymous)
-
-
 def security_opt_record(opts: RunOptions, modes: Modes) -> list[str] | None:
     """HostConfig.SecurityOpt: the user's values, and label=disable where Docker adds it."""
     if not (opts.security_opts or opts.privileged or "host" in (modes.ipc, modes.pid)):
