@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools  # already loaded by the command line's argparse: no start-up cost
 import time
 
 
@@ -11,18 +12,10 @@ def now() -> str:
     return f"{seconds}.{ns % 1_000_000_000:09d}Z"
 
 
-_PARSED: dict[str, float] = {}  # a listing parses the same Created and StartedAt on every call
-
-
+@functools.lru_cache(maxsize=4096)  # a listing parses the same Created and StartedAt on every call
 def parse(stamp: str) -> float:
     """Seconds since the epoch; ValueError for text that is not RFC 3339."""
-    seconds = _PARSED.get(stamp)
-    if seconds is None:
-        seconds = _parse(stamp)
-        if len(_PARSED) >= 4096:  # a long-lived server: keep it small
-            _PARSED.clear()
-        _PARSED[stamp] = seconds
-    return seconds
+    return _parse(stamp)
 
 
 def _parse(stamp: str) -> float:

@@ -821,12 +821,12 @@ class Engine:
             lookups.images[image_id] = _image_or_none(self.paths, image_id)
         return lookups.images[image_id]
 
-    def _document_facts(self, container: Container, size: bool, lookups: _Lookups | None = None) -> ContainerFacts:
+    def _document_facts(self, container: Container, size: bool) -> ContainerFacts:
         """What a container's document needs beyond its record: image, network, overlay, sizes."""
         from skiff.engine.documents import ContainerFacts
 
         image_id = str(container.data.get("Image", ""))
-        image = _image_or_none(self.paths, image_id) if lookups is None else self._listed_image(container, lookups)
+        image = _image_or_none(self.paths, image_id)
         masked, readonly = _default_masks()
         upper = container.bundle / "upper"
         graph = {}
@@ -834,7 +834,7 @@ class Engine:
             graph = {"LowerDir": ":".join(str(d) for d in reversed(image.layer_dirs)),
                      "MergedDir": str(container.bundle / "rootfs"), "UpperDir": str(upper),
                      "WorkDir": str(container.bundle / "work")}
-        network, ids = self._network_facts(container, lookups)
+        network, ids = self._network_facts(container)
         return ContainerFacts(
             image_config=image.config if image is not None else None, network=network, network_ids=ids,
             graph_driver=graph, etc_files=(container.dir / "hosts").exists(),

@@ -75,47 +75,35 @@ def list_entry(record: dict[str, Any], network: dict[str, Any] | None, network_i
 
     A listing (``docker ps`` through the API) shows a dozen fields of a document of a hundred and
     fifty: building each whole document to keep a few cost more than the rest of the request.
-    Every field is taken the way ``skiff.engine.documents`` takes it for the inspect document (the
-    same helpers where it derives one), so the two never disagree (tests/api_server/test_listing.py
-    compares them). ``network``: the live attachment's settings (None: it holds none);
-    ``network_ids``: network name -> id; ``size``: (SizeRw, SizeRootFs) for ``size=1``.
+    Only the fields ``container_summary`` reads are made here, each the way
+    ``skiff.engine.documents`` makes it (with its helpers where it derives one), so the two never
+    disagree (tests/unit/test_documents.py and tests/api_server/test_listing.py compare them).
+    ``network``: the live attachment's settings (None: it holds none); ``network_ids``: network
+    name -> id; ``size``: (SizeRw, SizeRootFs) for ``size=1``.
     """
     from skiff.engine.documents import ContainerFacts, mount_points, networks_document, state_document
 
     config = record.get("Config") or {}
     host_config = record.get("HostConfig") or {}
     name = str(record.get("Name", "")).lstrip("/")
-    path = record.get("Path", "")
-    path = path if isinstance(path, str) else ""
-    args = record.get("Args") or []
     cid = str(record.get("Id", ""))
+    path, mode, image = record.get("Path", ""), host_config.get("NetworkMode", ""), config.get("Image", "")
     networks = networks_document(cid, name, host_config.get("NetworkMode") or "bridge",
                                  record.get("NetworkSettings") or {},
                                  ContainerFacts(network=network, network_ids=network_ids),
                                  (record.get("SkiffOptions") or {}).get("ip"))
-    state = state_document(record.get("State") or {})
-    mode = host_config.get("NetworkMode", "")
-    image = config.get("Image", "")
-    summary: dict[str, Any] = {
-        "Id": cid,
-        "Names": ["/" + name],
-        "Image": image if isinstance(image, str) else "",
-        "ImageID": str(record.get("Image", "")),
-        "Command": " ".join([path, *args]) if args else path,
-        "Created": int(parse(record["Created"])),
-        "Ports": port_list((network or {}).get("Ports")),
+    partial: dict[str, Any] = {
+        "Id": cid, "Name": "/" + name, "Image": str(record.get("Image", "")),
+        "Path": path if isinstance(path, str) else "", "Args": record.get("Args") or [],
+        "Created": record["Created"], "State": state_document(record.get("State") or {}),
+        "Config": {"Image": image if isinstance(image, str) else "", "Labels": config.get("Labels")},
+        "HostConfig": {"NetworkMode": mode if isinstance(mode, str) else ""},
+        "NetworkSettings": {"Ports": (network or {}).get("Ports"), "Networks": networks},
+        "Mounts": mount_points(record.get("Mounts") or [], host_config.get("Tmpfs")),
     }
     if size is not None:
-        summary["SizeRw"], summary["SizeRootFs"] = size
-    summary.update({
-        "Labels": config.get("Labels") or {},
-        "State": state.get("Status", ""),
-        "Status": status_text(state, now),
-        "HostConfig": {"NetworkMode": mode if isinstance(mode, str) else ""},
-        "NetworkSettings": {"Networks": networks},
-        "Mounts": mount_points(record.get("Mounts") or [], host_config.get("Tmpfs")),
-    })
-    return summary
+        partial["SizeRw"], partial["SizeRootFs"] = size
+    return container_summary(partial, now)
 
 
 def port_list(ports: dict[str, Any] | None) -> list[dict[str, Any]]:
