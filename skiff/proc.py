@@ -63,3 +63,66 @@ def _stat_fields(pid: int) -> list[bytes] | None:
     except (OSError, IndexError):
         return None
     return fields if len(fields) > 19 else None
+
+
+class PidfdTable:
+    """``start_time`` for a long-lived process that asks about the same processes again and again.
+
+    The API server checks every container's owner at every listing; reading /proc/PID/stat
+    for each was a third of the listing's time. A pidfd names one process and never a later
+    one given the same pid: a process seen alive (its start time read again once its pidfd
+    is open, so that the pidfd is that process's) is then checked with one poll of its pidfd,
+    readable once it has exited (a zombie too, as ``start_time`` counts it). At most
+    ``limit`` pidfds are held; past that, /proc answers. Threads share a table: a lock
+    keeps a pidfd from being closed while another thread polls it.
+    """
+
+    def __init__(self, limit: int = 512) -> None:
+        import threading
+
+        self._held: dict[int, tuple[int, int]] = {}  # pid -> (start time, pidfd)
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def start_time(self, pid: int) -> int | None:
+        with self._lock:
+            held = self._held.get(pid)
+            if held is not None:
+                if not _readable(held[1]):
+                    return held[0]
+                self._close(pid)
+                return None
+            start = start_time(pid)
+            if start is not None and len(self._held) < self._limit:
+                self._watch(pid, start)
+            return start
+
+    def retain(self, pids: set[int]) -> None:
+        """Close the pidfds of processes not in ``pids`` (no record names them any more)."""
+        with self._lock:
+            for pid in self._held.keys() - pids:
+                self._close(pid)
+
+    def close(self) -> None:
+        self.retain(set())
+
+    def _watch(self, pid: int, start: int) -> None:
+        try:
+            fd = os.pidfd_open(pid)  # close-on-exec, as every pidfd
+        except OSError:
+            return  # gone meanwhile, or no pidfds here (Linux < 5.3): /proc answers next time
+        if start_time(pid) == start:
+            self._held[pid] = (start, fd)
+        else:
+            os.close(fd)  # the pid was reused between the two reads: this pidfd is another process's
+
+    def _close(self, pid: int) -> None:
+        os.close(self._held.pop(pid)[1])
+
+
+def _readable(fd: int) -> bool:
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))

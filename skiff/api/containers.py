@@ -33,7 +33,7 @@ def list_(context: Context, request: Request) -> Response:
     size = request.flag("size")
     found = engine.list_containers(FilterArgs(request.filters()), all_=request.flag("all"),
                                    last=request.integer("limit", -1) or -1)
-    return Response(200, engine.summaries(found, size))
+    return Response(200, context.encoded_listing(engine.summaries(found, size)))
 
 
 def inspect(context: Context, request: Request) -> Response:

@@ -116,7 +116,12 @@ class Response:
             return b""
         if isinstance(self.document, bytes):
             return self.document
-        return json.dumps(self.document, separators=(",", ":")).encode() + b"\n"  # as Go's encoder
+        return encode_json(self.document)
+
+
+def encode_json(document: Any) -> bytes:
+    """A JSON body as Docker's daemon writes it: compact, with Go's encoder's final newline."""
+    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
 
 
 class Stream:

@@ -17,7 +17,6 @@ import contextlib
 import errno
 import importlib
 import os
-import queue
 import select
 import signal
 import socket
@@ -35,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 from skiff import __version__
 from skiff.api import uploads
 from skiff.api.errors import BadRequest, message_for, status_for
-from skiff.api.messages import Hijack, Request, Response, Stream
+from skiff.api.messages import Hijack, Request, Response, Stream, encode_json
 from skiff.api.routes import API_VERSION, resolve, split_version
 from skiff.errors import InvalidArgument
 from skiff.paths import Paths
@@ -166,27 +165,45 @@ def listen_tcp(address: Address) -> socket.socket:
 
 
 class Context:
-    """What every endpoint works on: the engine's paths (one Engine per request: no state kept)."""
+    """What every endpoint works on: the engine's paths, one Engine per request. The records on
+    disk are the truth (the CLI writes them too); all the server keeps is the listings' cache
+    (skiff.engine.listing), checked against those records at every listing."""
 
     def __init__(self, paths: Paths) -> None:
+        from skiff.engine.listing import ListingCache
+
         self.paths = paths
+        self.listings = ListingCache()
+        self._encoded: tuple[list[dict[str, Any]], bytes] | None = None
 
     def engine(self) -> Engine:
         from skiff.engine import Engine
 
-        return Engine(self.paths)
+        return Engine(self.paths, self.listings)
+
+    def encoded_listing(self, entries: list[dict[str, Any]]) -> bytes:
+        """The JSON body of a container listing: the last one's when ``entries`` is the very list
+        it encoded (the listings' cache hands out the same list while nothing listed changed)."""
+        kept = self._encoded
+        if kept is not None and kept[0] is entries:
+            return kept[1]
+        body = encode_json(entries)
+        self._encoded = (entries, body)
+        return body
 
 
 class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """One daemon thread per connection over a listening socket made by ``listen_*``.
+    """Threads that accept connections themselves, each serving the one it accepted.
 
-    A thread that has served its connection waits for the next one (up to ``IDLE_WORKERS`` of
-    them wait; the others end): starting a thread and waiting for it to run cost about a tenth
-    of a millisecond, on every connection (``docker ps`` opens one). A connection finds an idle
-    thread or gets a new one, so a long stream never makes another connection wait.
+    A thread waiting in ``accept()`` is woken by the kernel with the connection: no listening
+    thread hands it over (a hand-off woke a second thread, about a tenth of a millisecond on
+    every connection; ``docker ps`` opens one). A thread that accepts starts another first
+    when no other would be left waiting, so a long stream never keeps a connection waiting;
+    once served, it waits for the next connection unless ``IDLE_WORKERS`` others already do.
     """
 
     IDLE_WORKERS = 4
+    ACCEPT_RETRY_SECONDS = 0.1  # after a failed accept (EMFILE: out of descriptors), not a busy loop
 
     daemon_threads = True
     block_on_close = False
@@ -204,29 +221,47 @@ class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.served = 0  # connections so far (the idle trim looks whether any came since its last)
         self._last_activity = time.monotonic()
         self._activity = threading.Lock()
-        self._idle_workers = 0  # threads waiting in _worker for a connection (under _activity)
-        self._connections: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+        self._waiting = 0  # threads in (or on their way to) accept(), under _activity
+        self._stopping = threading.Event()
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Hand the connection to an idle thread, or to a new one when none is idle."""
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Accept and serve in threads until ``shutdown``."""
         with self._activity:
-            idle = self._idle_workers > 0
-            if idle:
-                self._idle_workers -= 1  # that thread's: one connection queued per idle thread taken
-                self._connections.put((request, client_address))
-        if not idle:
-            threading.Thread(target=self._worker, args=(request, client_address), daemon=True,
-                             name="connection").start()
+            self._waiting += 1
+        self._start_acceptor()
+        self._stopping.wait()
 
-    def _worker(self, request: Any, client_address: Any) -> None:
-        """Serve connections one after another until ``IDLE_WORKERS`` others already wait."""
-        while True:
+    def shutdown(self) -> None:
+        """Stop accepting: the waiting threads' ``accept()`` fails (a listening socket shut down)."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+
+    def _start_acceptor(self) -> None:
+        threading.Thread(target=self._accept_and_serve, daemon=True, name="connection").start()
+
+    def _accept_and_serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                request, client_address = self.socket.accept()
+            except OSError as exc:
+                if self._stopping.is_set():
+                    return
+                self.log(f"accept failed: {exc}")
+                time.sleep(self.ACCEPT_RETRY_SECONDS)
+                continue
+            with self._activity:
+                self._waiting -= 1
+                last = self._waiting == 0
+                if last:
+                    self._waiting += 1  # the new thread's, counted before it runs
+            if last:
+                self._start_acceptor()
             self.process_request_thread(request, client_address)
             with self._activity:
-                if self._idle_workers >= self.IDLE_WORKERS:
+                if self._waiting >= self.IDLE_WORKERS:
                     return
-                self._idle_workers += 1
-            request, client_address = self._connections.get()
+                self._waiting += 1
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """In the connection's thread: the TLS handshake here, so a slow client never holds the accept loop."""
@@ -266,8 +301,10 @@ def _log(line: str) -> None:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Buffered: an answer's status line, headers and body leave in one write, flushed after each
-    # request (by the base class), after a stream's every chunk and before a hijack.
-    wbufsize = 1 << 16
+    # request (by the base class), after a stream's every chunk and before a hijack. A body
+    # larger than the buffer (a long listing) follows the headers in a write of its own; a
+    # bigger buffer would be held by every open connection.
+    wbufsize = 1 << 14
     server_version = f"skiff/{__version__}"
     sys_version = "(linux)"
     server: APIServer

@@ -15,12 +15,15 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from skiff.engine.state import State, Status
 from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument, StateError
 from skiff.paths import Paths
-from skiff.store import FileLock, problem_of, read_json, warn_broken, write_json
+from skiff.store import FileLock, parse_json, problem_of, read_json, warn_broken, write_json
+
+if TYPE_CHECKING:
+    from skiff.engine.listing import ListingCache
 
 RECORD = "container.json"
 NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
@@ -203,8 +206,18 @@ def new_id() -> str:
     return os.urandom(32).hex()  # as secrets.token_hex, without importing hashlib on the hot path
 
 
-def scan(paths: Paths) -> tuple[list[Container], list[BrokenRecord]]:
-    """Every container record: the usable ones, and the broken ones (not reported here)."""
+def scan(paths: Paths, cache: ListingCache | None = None) -> tuple[list[Container], list[BrokenRecord]]:
+    """Every container record: the usable ones, and the broken ones (not reported here).
+
+    With a ``cache`` (a long-lived process's, see skiff.engine.listing) the records are read
+    again only once one may have changed, an unchanged record is not parsed again, and the
+    usable records are shared, read-only (each in a Container of the caller's own).
+    """
+    generation = 0
+    if cache is not None:
+        kept, generation = cache.unchanged_scan(paths.containers)
+        if kept is not None:
+            return [Container(paths, data) for data in kept], []
     good: list[Container] = []
     broken: list[BrokenRecord] = []
     try:
@@ -215,40 +228,68 @@ def scan(paths: Paths) -> tuple[list[Container], list[BrokenRecord]]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            path = Path(entry.path) / RECORD
+            if cache is not None:
+                cache.watch.watch_container(entry.path)
+            path = os.path.join(entry.path, RECORD)  # a string: a Path only for a broken record
             try:
-                data = read_json(path)
+                data = read_json(path) if cache is None else _read_cached(cache, entry.name, path)
             except (StateError, OSError) as exc:  # not JSON (truncated, garbage), or unreadable
-                broken.append(BrokenRecord(entry.name, path, problem_of(exc), _name_of(None, path)))
+                broken.append(BrokenRecord(entry.name, Path(path), problem_of(exc), _name_of(None, Path(path))))
                 continue
             if data is None:
                 continue  # a record being created (or a directory being removed)
             problem = record_problem(data, entry.name)
             if problem:
-                broken.append(BrokenRecord(entry.name, path, problem, _name_of(data, path),
+                broken.append(BrokenRecord(entry.name, Path(path), problem, _name_of(data, Path(path)),
                                            data if isinstance(data, dict) else None))
             else:
                 good.append(Container(paths, data))
+    if cache is not None:
+        cache.retain(good)
+        cache.scanned(generation, good, broken)
     return good, broken
 
 
-def all_containers(paths: Paths) -> Iterator[Container]:
+def _read_cached(cache: ListingCache, cid: str, path: str) -> Any:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    return cache.record(cid, raw, lambda raw: parse_json(raw, path))
+
+
+def all_containers(paths: Paths, cache: ListingCache | None = None) -> Iterator[Container]:
     """Every usable record; each broken one is reported on stderr (once) and skipped."""
-    good, broken = scan(paths)
+    good, broken = scan(paths, cache)
     for b in broken:
         warn_broken(b.path, b.problem, b.remedy)
     yield from good
 
 
-def find_container(paths: Paths, ref: str, broken_ok: bool = False) -> Container:
+def find_container(paths: Paths, ref: str, broken_ok: bool = False, cache: ListingCache | None = None) -> Container:
     """Resolve a full id, a name, or a unique id prefix, as Docker does.
 
     A ref that names a broken record raises StateError saying how to remove it;
-    with ``broken_ok`` (``rm -f``) a stand-in record is returned instead.
+    with ``broken_ok`` (``rm -f``) a stand-in record is returned instead. A ``cache``
+    resolves names and prefixes from its parses (a burst of ``docker rm -f`` parsed every
+    record in every request); the container found is read anew, the caller's own.
     """
     if not ref:
         raise InvalidArgument("container name or ID cannot be empty")
-    containers, broken = scan(paths)
+    by_id = _by_full_id(paths, ref)
+    if by_id is not None:
+        return by_id
+    found = _resolve(paths, ref, broken_ok, cache)
+    if cache is not None and "SkiffBroken" not in found.data:
+        found = Container(paths, found.data)  # shared with the cache: read its own copy
+        if not found.reload():
+            raise ContainerNotFound(f"No such container: {ref}")
+    return found
+
+
+def _resolve(paths: Paths, ref: str, broken_ok: bool, cache: ListingCache | None) -> Container:
+    containers, broken = scan(paths, cache)
     bare = ref.lstrip("/")
     for c in containers:
         if c.id == ref or c.name == bare:
@@ -266,6 +307,25 @@ def find_container(paths: Paths, ref: str, broken_ok: bool = False) -> Container
             raise broken_error(hit[0])
         return hit[0].stand_in(paths)
     raise ContainerNotFound(f"No such container: {ref}")
+
+
+def _by_full_id(paths: Paths, ref: str) -> Container | None:
+    """The container whose full id ``ref`` is, read alone (a full id wins over names, as in Docker):
+    the clients of the API name containers by the ids they were given, and scanning every record
+    for each request made a burst of them parse every record again and again. None when ``ref``
+    is no full id of a usable record: the scan decides then (a name, a prefix, a broken record)."""
+    if len(ref) != 64 or not _HEX.issuperset(ref):
+        return None
+    try:
+        data = read_json(paths.containers / ref / RECORD)
+    except (StateError, OSError):
+        return None
+    if data is None or record_problem(data, ref):
+        return None
+    return Container(paths, data)
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def check_name_free(paths: Paths, name: str) -> None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the seams' types; their modules load where they are used
     from skiff.cgroups import Cgroup, Stats
     from skiff.engine.documents import ContainerFacts
     from skiff.engine.filters import FilterArgs
+    from skiff.engine.listing import ListingCache
     from skiff.engine.plan import RunPlan
     from skiff.engine.runflags import CidFile
     from skiff.engine.stats import StatsRow
@@ -44,8 +45,10 @@ if TYPE_CHECKING:  # the seams' types; their modules load where they are used
 
 
 class Engine:
-    def __init__(self, paths: Paths) -> None:
+    def __init__(self, paths: Paths, cache: ListingCache | None = None) -> None:
+        """``cache``: a long-lived process's (the API server's), kept across its engines' listings."""
         self.paths = paths
+        self.cache = cache
 
     # --- run -----------------------------------------------------------------
     def run(self, opts: RunOptions, detach_keys: str | None = None, output: tuple[int, int] = (1, 2),
@@ -430,7 +433,7 @@ class Engine:
         from skiff.engine import lifecycle
 
         self.reconcile()
-        container = records.find_container(self.paths, ref, broken_ok=force)
+        container = records.find_container(self.paths, ref, broken_ok=force, cache=self.cache)
         if container.data.get("SkiffBroken"):
             return self._remove_broken(container, ref)
         _wait_for_owner(container)
@@ -463,7 +466,7 @@ class Engine:
     # --- lifecycle ------------------------------------------------------------
     def find(self, ref: str) -> Container:
         self.reconcile()
-        return records.find_container(self.paths, ref)
+        return records.find_container(self.paths, ref, cache=self.cache)
 
     def stop(self, ref: str, timeout: int | None = None, sig: int | None = None) -> Container:
         """The stop signal, then SIGKILL after ``timeout`` seconds (the container's, else 10)."""
@@ -760,7 +763,7 @@ class Engine:
         from skiff.engine.stats import StatsRow, network_io
 
         self.reconcile()
-        found = [records.find_container(self.paths, ref) for ref in refs] if refs else self.containers(all_)
+        found = [records.find_container(self.paths, ref, cache=self.cache) for ref in refs] if refs else self.containers(all_)
         groups = {c.id: cgroups.open(f"/{teardown.cgroup_parent_of(c)}/{c.id}") for c in found}
         first = {cid: _sample(cg) for cid, cg in groups.items()}
         time.sleep(interval)
@@ -799,7 +802,7 @@ class Engine:
     def summaries(self, containers: Sequence[Container], size: bool = False) -> list[dict[str, Any]]:
         """The entries of ``GET /containers/json``, straight from the records (no inspect document
         is built): the networks' ids are read once for the listing, each image once (``size``)."""
-        from skiff.engine.summary import list_entry
+        from skiff.engine.summary import container_summary, list_document, status_text
         from skiff.network import NetworkManager
 
         if not containers:
@@ -807,12 +810,21 @@ class Engine:
         manager = NetworkManager(self.paths)
         lookups = _Lookups(manager, {n["Name"]: n["Id"] for n in manager.list_networks()}, {})
         now = time.time()
-        entries = []
+        documents = []
         for container in containers:
             network, ids = self._network_facts(container, lookups)
-            sizes = _sizes(container, self._listed_image(container, lookups)) if size else None
-            entries.append(list_entry(container.data, network, ids, sizes, now))
-        return entries
+            if self.cache is None:
+                document = list_document(container.data, network, ids)
+            else:
+                document = self.cache.document(list_document, container.data, network, ids)
+            if size:
+                rw, rootfs = _sizes(container, self._listed_image(container, lookups))
+                document = dict(document, SizeRw=rw, SizeRootFs=rootfs)
+            documents.append(document)
+        if self.cache is None:
+            return [container_summary(document, now) for document in documents]
+        return self.cache.entries(documents, [status_text(d["State"], now) for d in documents],
+                                  lambda: [container_summary(document, now) for document in documents])
 
     def _listed_image(self, container: Container, lookups: _Lookups) -> Image | None:
         """The container's image, looked up once per listing."""
@@ -883,16 +895,18 @@ class Engine:
         never needs a free byte on the disk, and a write that fails here (disk full)
         leaves the repair to a later command rather than failing this one.
         """
-        seen = list(records.all_containers(self.paths))
+        seen = list(records.all_containers(self.paths, self.cache))
+        processes = proc if self.cache is None else self.cache.processes
         recovered = False
         for container in seen:
-            if orphaned(container.state):
+            if orphaned(container.state, processes):
                 recovered = True
                 with contextlib.suppress(SkiffError, OSError):
                     self._recover(container)
         if recovered:
-            seen = list(records.all_containers(self.paths))
-        self._remove_stale_cgroups(seen)
+            seen = list(records.all_containers(self.paths, self.cache))
+        if self.cache is None or self.cache.sweep_due():
+            self._remove_stale_cgroups(seen)
         return seen
 
     def _recover(self, container: Container) -> None:

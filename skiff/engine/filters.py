@@ -219,9 +219,15 @@ def _created_ns(stamp: str) -> int:
 # --- containers -----------------------------------------------------------------------
 
 
+def _every(data: dict[str, Any]) -> bool:
+    return True
+
+
 def container_list_filter(paths: Paths, args: FilterArgs) -> tuple[Predicate, bool]:
     """``ps --filter``: a predicate on container records, and whether the filters ask for every
     container (a ``status`` filter does, as Docker's)."""
+    if not args:
+        return _every, False  # a plain ``ps``: nothing to check for each container
     args.validate(CONTAINER_LIST_FILTERS)
     for value in args.get("status"):
         if value not in CONTAINER_STATES:

@@ -2,8 +2,9 @@
 
 ``ps`` shows the text in its STATUS column; the Engine API's ``GET /containers/json`` returns the
 list entries, which Docker's client formats itself. Both are pure functions of the inspect
-document (or its ``State``), so the CLI and the API server show the same thing; ``list_entry``
-builds the same entry from the record, with the inspect document's own helpers, for listings.
+document (or its ``State``), so the CLI and the API server show the same thing; ``list_document``
+builds the part of that document they read from the record, with the inspect document's own
+helpers, for listings.
 """
 
 from __future__ import annotations
@@ -69,17 +70,16 @@ def container_summary(document: dict[str, Any], now: float | None = None) -> dic
     return summary
 
 
-def list_entry(record: dict[str, Any], network: dict[str, Any] | None, network_ids: dict[str, str],
-               size: tuple[int, int] | None = None, now: float | None = None) -> dict[str, Any]:
-    """``container_summary`` of the container's inspect document, straight from its record.
+def list_document(record: dict[str, Any], network: dict[str, Any] | None,
+                  network_ids: dict[str, str]) -> dict[str, Any]:
+    """The part of the inspect document that ``container_summary`` reads, built from the record.
 
     A listing (``docker ps`` through the API) shows a dozen fields of a document of a hundred and
     fifty: building each whole document to keep a few cost more than the rest of the request.
     Only the fields ``container_summary`` reads are made here, each the way
     ``skiff.engine.documents`` makes it (with its helpers where it derives one), so the two never
     disagree (tests/unit/test_documents.py and tests/api_server/test_listing.py compare them).
-    ``network``: the live attachment's settings (None: it holds none); ``network_ids``: network
-    name -> id; ``size``: (SizeRw, SizeRootFs) for ``size=1``.
+    It does not depend on the time: a long-lived process keeps it (skiff.engine.listing).
     """
     from skiff.engine.documents import ContainerFacts, mount_points, networks_document, state_document
 
@@ -92,7 +92,7 @@ def list_entry(record: dict[str, Any], network: dict[str, Any] | None, network_i
                                  record.get("NetworkSettings") or {},
                                  ContainerFacts(network=network, network_ids=network_ids),
                                  (record.get("SkiffOptions") or {}).get("ip"))
-    partial: dict[str, Any] = {
+    return {
         "Id": cid, "Name": "/" + name, "Image": str(record.get("Image", "")),
         "Path": path if isinstance(path, str) else "", "Args": record.get("Args") or [],
         "Created": record["Created"], "State": state_document(record.get("State") or {}),
@@ -101,9 +101,6 @@ def list_entry(record: dict[str, Any], network: dict[str, Any] | None, network_i
         "NetworkSettings": {"Ports": (network or {}).get("Ports"), "Networks": networks},
         "Mounts": mount_points(record.get("Mounts") or [], host_config.get("Tmpfs")),
     }
-    if size is not None:
-        partial["SizeRw"], partial["SizeRootFs"] = size
-    return container_summary(partial, now)
 
 
 def port_list(ports: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -22,6 +22,9 @@ class ExecUser(NamedTuple):
     home: str = "/"
 
 
+MAX_ID_FILE = 4 << 20  # an image's passwd or group is read up to this (a hostile image's may be huge)
+
+
 def read_in_root(rootfs: Path, path: str) -> str | None:
     """The text of ``path`` resolved inside ``rootfs``; None if it does not exist."""
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -32,8 +35,10 @@ def read_in_root(rootfs: Path, path: str) -> str | None:
         return None
     finally:
         os.close(root_fd)
-    with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as f:
-        return f.read(4 << 20)
+    with os.fdopen(fd, "rb") as f:
+        # Read what the file holds, up to the cap: read(cap) would allocate the whole cap first,
+        # 4 MiB for every container's start.
+        return f.read(min(os.fstat(f.fileno()).st_size, MAX_ID_FILE)).decode("utf-8", errors="replace")
 
 
 def _entries(text: str | None) -> list[list[str]]:

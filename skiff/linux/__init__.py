@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 
 from skiff.errors import SyscallError
 
@@ -462,3 +463,46 @@ def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
     _check(_syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), ctypes.byref(fprog)),
            "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+# --- inotify ------------------------------------------------------------------
+
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x1000000
+IN_EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of NUL-padded name)
+
+_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+
+
+def inotify_init() -> int:
+    """A non-blocking, close-on-exec inotify descriptor."""
+    return _check(_libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC), "inotify_init1")
+
+
+def inotify_add_watch(fd: int, path: str | os.PathLike[str], mask: int) -> int:
+    return _check(_libc.inotify_add_watch(fd, _b(path), mask), "inotify_add_watch", os.fspath(path))
+
+
+def inotify_events(fd: int) -> list[tuple[int, int, str]]:
+    """The queued events of a non-blocking inotify descriptor as (wd, mask, name); [] when none."""
+    events: list[tuple[int, int, str]] = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return events
+        offset = 0
+        while offset < len(data):
+            wd, mask, _, length = IN_EVENT_HEADER.unpack_from(data, offset)
+            offset += IN_EVENT_HEADER.size
+            name = data[offset:offset + length].rstrip(b"\0").decode(errors="surrogateescape")
+            offset += length
+            events.append((wd, mask, name))

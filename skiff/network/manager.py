@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import ipaddress
 import os
 import re
@@ -116,11 +117,16 @@ class NetworkManager:
     def __init__(self, paths: Paths, config: NetworkConfig | None = None) -> None:
         self.paths = paths
         self._config = config
-        self.registry = Registry(paths.root, root_key(paths.root))
         self._records = paths.networks / "networks"
         self._endpoints = paths.networks / "endpoints"
         self._lock = paths.networks / "lock"
         self._stamp = paths.netns / ".ruleset"
+
+    @functools.cached_property
+    def registry(self) -> Registry:
+        """This root's view of the host-wide claims, made when first needed: listing networks
+        needs none (resolving the root's real path, twice, was a tenth of a listing)."""
+        return Registry(self.paths.root, root_key(self.paths.root))
 
     @property
     def config(self) -> NetworkConfig:

@@ -137,13 +137,20 @@ def write_json(path: Path, obj: Any, mode: int = 0o644, durable: bool = True) ->
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n", mode, durable)
 
 
-def read_json(path: Path, default: Any = None) -> Any:
+def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
     """Read a JSON record; a missing file gives ``default``, a corrupt one is an error."""
     try:
         with open(path, "rb") as f:
-            return json.load(f)
+            raw = f.read()
     except FileNotFoundError:
         return default
+    return parse_json(raw, path)
+
+
+def parse_json(raw: bytes, path: str | os.PathLike[str]) -> Any:
+    """A record's bytes as JSON; corrupt ones are an error naming the record's ``path``."""
+    try:
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise StateError(f"{_CORRUPT}{path}: {exc}") from None
 

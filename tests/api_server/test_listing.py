@@ -1,7 +1,7 @@
 """``GET /containers/json`` (``docker ps`` through the socket): each entry has the fields of the container's
 inspect document, in Docker 20.10's shape; ``size``, ``filters``, ``all`` and ``limit`` as Docker's.
 
-The entries are built from the records (skiff.engine.summary.list_entry), not from whole inspect
+The entries are built from the records (skiff.engine.summary.list_document), not from whole inspect
 documents: these tests hold the two to the same values, container by container.
 """
 

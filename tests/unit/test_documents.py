@@ -62,10 +62,13 @@ def test_record_keys_pass_through_with_dockers_type_and_private_ones_never() -> 
 
 def _listed(record: dict[str, Any], facts: ContainerFacts, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """The list entry built from the record, and the one the whole inspect document gives."""
-    from skiff.engine.summary import container_summary, list_entry
+    from skiff.engine.summary import container_summary, list_document
 
-    entry = list_entry(record, dict(facts.network) if facts.network is not None else None,
-                       dict(facts.network_ids), facts.size, now)
+    document = list_document(record, dict(facts.network) if facts.network is not None else None,
+                             dict(facts.network_ids))
+    if facts.size is not None:
+        document = dict(document, SizeRw=facts.size[0], SizeRootFs=facts.size[1])
+    entry = container_summary(document, now)
     return entry, container_summary(container_document(record, facts), now)
 
 

@@ -52,3 +52,63 @@ def test_children_lists_ours() -> None:
     finally:
         os.kill(child, 9)
         os.waitpid(child, 0)
+
+
+def _open_fds() -> set[int]:
+    listed = os.listdir("/proc/self/fd")  # it holds one of its own while it reads: closed now
+    return {int(fd) for fd in listed if os.path.exists(f"/proc/self/fd/{fd}")}
+
+
+def _unreaped_child() -> int:
+    """A child that sleeps until killed (then a zombie until waited for)."""
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    return child
+
+
+def test_the_pidfd_table_answers_as_proc_and_holds_one_pidfd_per_live_process() -> None:
+    table = proc.PidfdTable()
+    child = _unreaped_child()
+    try:
+        before = _open_fds()
+        start = proc.start_time(child)
+        assert start is not None
+        assert table.start_time(child) == start
+        held = _open_fds() - before
+        assert len(held) == 1 and os.readlink(f"/proc/self/fd/{held.pop()}") == "anon_inode:[pidfd]"
+        assert table.start_time(child) == start  # from the pidfd now: no second one
+        assert len(_open_fds() - before) == 1
+        os.kill(child, 9)
+        deadline = time.monotonic() + 5
+        while table.start_time(child) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.path.exists(f"/proc/{child}")  # a zombie, gone as for proc.start_time
+        assert table.start_time(child) is None
+        assert _open_fds() == before  # its pidfd closed once it was seen gone
+    finally:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        table.close()
+
+
+def test_the_pidfd_table_lets_go_of_processes_not_retained_and_holds_at_most_its_limit() -> None:
+    children = [_unreaped_child() for _ in range(3)]
+    table, unwatched = proc.PidfdTable(limit=2), proc.PidfdTable(limit=0)
+    try:
+        before = _open_fds()
+        assert all(table.start_time(pid) == proc.start_time(pid) for pid in children)
+        assert len(_open_fds() - before) == 2  # the third is answered from /proc
+        assert all(unwatched.start_time(pid) == proc.start_time(pid) for pid in children)
+        assert len(_open_fds() - before) == 2
+        table.retain({children[0]})
+        assert len(_open_fds() - before) == 1
+        table.close()
+        assert _open_fds() == before
+        assert table.start_time(2**22 + 1) is None and _open_fds() == before
+    finally:
+        for pid in children:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        table.close()
