@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from skiff.engine.state import State, Status
 from skiff.errors import ContainerConflict, ContainerNotFound, InvalidArgument, StateError
 from skiff.paths import Paths
-from skiff.store import FileLock, parse_json, problem_of, read_json, warn_broken, write_json
+from skiff.store import FileLock, parse_json, problem_of, read_bytes, read_json, warn_broken, write_json
 
 if TYPE_CHECKING:
     from skiff.engine.listing import ListingCache
@@ -251,12 +251,8 @@ def scan(paths: Paths, cache: ListingCache | None = None) -> tuple[list[Containe
 
 
 def _read_cached(cache: ListingCache, cid: str, path: str) -> Any:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        return None
-    return cache.record(cid, raw, lambda raw: parse_json(raw, path))
+    raw = read_bytes(path)
+    return None if raw is None else cache.record(cid, raw, lambda raw: parse_json(raw, path))
 
 
 def all_containers(paths: Paths, cache: ListingCache | None = None) -> Iterator[Container]:

@@ -23,6 +23,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from skiff import linux
+from skiff.errors import SyscallError
 from skiff.proc import PidfdTable
 
 if TYPE_CHECKING:
@@ -129,6 +131,17 @@ class ListingCache:
         return True
 
 
+# The containers' directory: a container made or removed (a lock file too: told apart by its name).
+TOP_MASK = (linux.IN_CREATE | linux.IN_DELETE | linux.IN_MOVED_FROM | linux.IN_MOVED_TO
+            | linux.IN_DELETE_SELF | linux.IN_MOVE_SELF | linux.IN_ONLYDIR)
+# A container's directory: its record replaced (renamed into place), made, removed, or written in
+# place and closed. Not IN_MODIFY: the container's log in the same directory is written line by
+# line, and each line would be an event to read; skiff never writes a record in place, and
+# whoever does closes it.
+CONTAINER_MASK = (linux.IN_CREATE | linux.IN_DELETE | linux.IN_CLOSE_WRITE | linux.IN_MOVED_FROM
+                  | linux.IN_MOVED_TO | linux.IN_DELETE_SELF | linux.IN_MOVE_SELF | linux.IN_ONLYDIR)
+
+
 class RecordWatch:
     """Whether any container record may have changed since the last look, from inotify.
 
@@ -146,33 +159,26 @@ class RecordWatch:
 
     def watch_top(self, directory: str | os.PathLike[str]) -> None:
         """Watch the containers' directory (before it is scanned)."""
-        from skiff import linux
-        from skiff.errors import SyscallError
-
         try:
             if self._fd is None:
                 self._fd = linux.inotify_init()
-            self._top = linux.inotify_add_watch(self._fd, directory, _top_mask())
+            self._top = linux.inotify_add_watch(self._fd, directory, TOP_MASK)
             self.complete = True
         except SyscallError:
             self.complete = False
 
     def watch_container(self, directory: str) -> None:
         """Watch a container's directory (before its record is read)."""
-        from skiff import linux
-        from skiff.errors import SyscallError
-
         if self._fd is None or not self.complete:
             return
         try:
-            linux.inotify_add_watch(self._fd, directory, _container_mask())
+            linux.inotify_add_watch(self._fd, directory, CONTAINER_MASK)
         except SyscallError:
             self.complete = False  # removed meanwhile (seen as a change), or out of watches
 
     def changed(self) -> bool:
         """Whether a record may have changed since the last call (True before any watch)."""
-        from skiff import linux
-        from skiff.engine.containers import RECORD
+        from skiff.engine.containers import RECORD  # that module imports this one's types
 
         if self._fd is None or not self.complete:
             return True
@@ -193,20 +199,3 @@ class RecordWatch:
             os.close(self._fd)
             self._fd = None
             self.complete = False
-
-
-def _top_mask() -> int:
-    from skiff import linux
-
-    return (linux.IN_CREATE | linux.IN_DELETE | linux.IN_MOVED_FROM | linux.IN_MOVED_TO
-            | linux.IN_DELETE_SELF | linux.IN_MOVE_SELF | linux.IN_ONLYDIR)
-
-
-def _container_mask() -> int:
-    """A record replaced (renamed into place), made, removed, or written in place and closed. Not
-    IN_MODIFY: the container's log in the same directory is written line by line, and each line
-    would be an event to read; skiff never writes a record in place, and whoever does closes it."""
-    from skiff import linux
-
-    return (linux.IN_CREATE | linux.IN_DELETE | linux.IN_CLOSE_WRITE | linux.IN_MOVED_FROM | linux.IN_MOVED_TO
-            | linux.IN_DELETE_SELF | linux.IN_MOVE_SELF | linux.IN_ONLYDIR)

@@ -139,12 +139,17 @@ def write_json(path: Path, obj: Any, mode: int = 0o644, durable: bool = True) ->
 
 def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
     """Read a JSON record; a missing file gives ``default``, a corrupt one is an error."""
+    raw = read_bytes(path)
+    return default if raw is None else parse_json(raw, path)
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes | None:
+    """A record's bytes; None when it does not exist."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except FileNotFoundError:
-        return default
-    return parse_json(raw, path)
+        return None
 
 
 def parse_json(raw: bytes, path: str | os.PathLike[str]) -> Any:
