@@ -31,7 +31,9 @@ def __getattr__(name: str) -> object:
 
     module_name, attribute = _LAZY[name]
     module = importlib.import_module(module_name)
-    return module if attribute is None else getattr(module, attribute)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # kept: the next lookup finds it without calling here
+    return value
 
 
 def exit_without_teardown(status: int) -> NoReturn:

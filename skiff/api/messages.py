@@ -121,7 +121,12 @@ class Response:
 
 def encode_json(document: Any) -> bytes:
     """A JSON body as Docker's daemon writes it: compact, with Go's encoder's final newline."""
-    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+    return compact_json(document) + b"\n"
+
+
+def compact_json(document: Any) -> bytes:
+    """JSON without spaces: the elements of a list's ``encode_json``, joined by commas in brackets."""
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 class Stream:

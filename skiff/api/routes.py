@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
+from urllib.parse import unquote
 
 from skiff.api.errors import BadRequest, MethodNotAllowed, RouteNotFound
 
@@ -127,15 +128,29 @@ NOT_YET: tuple[Route, ...] = tuple(_route(method, template, "system.not_yet") fo
 ))
 
 
+def _by_first_segment(routes: tuple[Route, ...]) -> dict[str, tuple[Route, ...]]:
+    """The routes grouped by their path's first segment, in table order (no template has a
+    parameter there): a path is matched against its group's few patterns, not all of them."""
+    groups: dict[str, list[Route]] = {}
+    for route in routes:
+        groups.setdefault(_first_segment(route.pattern.pattern), []).append(route)
+    return {segment: tuple(group) for segment, group in groups.items()}
+
+
+def _first_segment(path: str) -> str:
+    return path.split("/", 2)[1]
+
+
+_GROUPS = _by_first_segment(ROUTES + NOT_YET)
+
+
 def resolve(method: str, path: str) -> tuple[str, dict[str, str]]:
     """The endpoint for a method and an unprefixed path, with the path's parameters (decoded).
 
     A path no route has: 404 ``page not found``; a path with other methods only: 405.
     """
-    from urllib.parse import unquote
-
     known_path = False
-    for route in ROUTES + NOT_YET:
+    for route in _GROUPS.get(_first_segment(path), ()) if path.startswith("/") else ():
         match = route.pattern.fullmatch(path)
         if not match:
             continue

@@ -1,8 +1,8 @@
 """The listening socket and the HTTP loop of ``skiff system service``.
 
-The standard library's HTTP server, one thread per connection (daemon threads: a client that
-follows logs for an hour holds its own thread, never the others'), HTTP/1.1 with keep-alive and
-chunked streams. Docker's clients speak plain HTTP/1.1 over a unix socket; TCP is served only
+The standard library's HTTP server (its request headers read by skiff.api.headers, without the
+email parser), one thread per connection (daemon threads: a client that follows logs for an
+hour holds its own thread, never the others'), HTTP/1.1 with keep-alive and chunked streams. Docker's clients speak plain HTTP/1.1 over a unix socket; TCP is served only
 with TLS and client certificates.
 
 The unix socket is made under a temporary name with mode 0600, given to root and the ``skiff``
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib
 import os
 import select
@@ -34,7 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 from skiff import __version__
 from skiff.api import uploads
 from skiff.api.errors import BadRequest, message_for, status_for
-from skiff.api.messages import Hijack, Request, Response, Stream, encode_json
+from skiff.api.headers import HeaderError, Headers, read_headers
+from skiff.api.messages import Hijack, Request, Response, Stream, compact_json
 from skiff.api.routes import API_VERSION, resolve, split_version
 from skiff.errors import InvalidArgument
 from skiff.paths import Paths
@@ -174,7 +176,7 @@ class Context:
 
         self.paths = paths
         self.listings = ListingCache()
-        self._encoded: tuple[list[dict[str, Any]], bytes] | None = None
+        self._encoded: dict[int, tuple[dict[str, Any], bytes]] = {}  # by id(): a listing's entries, encoded
 
     def engine(self) -> Engine:
         from skiff.engine import Engine
@@ -182,14 +184,18 @@ class Context:
         return Engine(self.paths, self.listings)
 
     def encoded_listing(self, entries: list[dict[str, Any]]) -> bytes:
-        """The JSON body of a container listing: the last one's when ``entries`` is the very list
-        it encoded (the listings' cache hands out the same list while nothing listed changed)."""
+        """The JSON body of a container listing, ``encode_json``'s bytes: each entry encoded once
+        while it is the very same object (the listings' cache hands out the same entry while its
+        container's document and ``Status`` text are unchanged)."""
         kept = self._encoded
-        if kept is not None and kept[0] is entries:
-            return kept[1]
-        body = encode_json(entries)
-        self._encoded = (entries, body)
-        return body
+        encoded: dict[int, tuple[dict[str, Any], bytes]] = {}
+        for entry in entries:
+            hit = kept.get(id(entry))  # ``kept`` holds its entries alive: their ids name no other object
+            if hit is None:
+                hit = (entry, compact_json(entry))
+            encoded[id(entry)] = hit
+        self._encoded = encoded  # the entries of this listing only: those of earlier ones go
+        return b"[" + b",".join(encoded[id(entry)][1] for entry in entries) + b"]\n"
 
 
 class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -291,11 +297,16 @@ class APIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            return  # the client hung up before its answer was out (``docker run -d`` drops its wait so)
         self.log(f"connection failed: {type(exc).__name__}: {exc}")
 
 
 def _log(line: str) -> None:
     print(f"skiff system service: {line}", file=sys.stderr, flush=True)
+
+
+_date_text = (0, "")  # the second, and the Date header's text for it (a tuple: threads swap it whole)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -308,6 +319,47 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"skiff/{__version__}"
     sys_version = "(linux)"
     server: APIServer
+    raw_requestline: bytes  # the base class's, read before parse_request
+    headers: Headers  # type: ignore[assignment]  # not the base class's email message: see parse_request
+
+    def parse_request(self) -> bool:
+        """The request line, then the headers by ``skiff.api.headers`` (not the email parser).
+        False, with the error sent when there is a client to tell, for a request not served."""
+        self.command = None  # type: ignore[assignment]  # as the base class: no request yet
+        self.request_version = "HTTP/1.1"  # an error answers with a status line (0.9's has none)
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if not words:
+            return False
+        if len(words) != 3 or not words[2].startswith("HTTP/1."):
+            unsupported = len(words) == 3 and words[2].startswith("HTTP/")
+            self.send_error(505 if unsupported else 400, f"Bad request: {self.requestline[:200]!r}")
+            return False
+        self.command, self.path, self.request_version = words
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")  # not a URL's authority: a path with its slash doubled
+        try:
+            self.headers = read_headers(self.rfile)
+        except HeaderError as exc:
+            self.send_error(exc.status, str(exc))
+            return False
+        connection = (self.headers.get("Connection") or "").lower()
+        self.close_connection = connection == "close" or (self.request_version == "HTTP/1.0"
+                                                          and connection != "keep-alive")
+        if (self.headers.get("Expect") or "").lower() == "100-continue" and self.request_version != "HTTP/1.0":
+            return self.handle_expect_100()
+        return True
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header's text, made once a second rather than for every answer."""
+        global _date_text
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        if _date_text[0] != second:
+            _date_text = (second, super().date_time_string(second))
+        return _date_text[1]
 
     def do_GET(self) -> None:
         self._serve()
@@ -323,16 +375,20 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         upload = None
         try:
-            upload = self._upload(url.path)
+            try:
+                version, path = split_version(url.path)
+                endpoint, params = resolve(self.command, path)
+            except Exception:
+                self._read_body()  # before the answer, so a kept-alive connection stays in step
+                raise
+            upload = self._upload(endpoint)
             body = b"" if upload is not None else self._read_body()
-            version, path = split_version(url.path)
-            endpoint, params = resolve(self.command, path)
             request = Request(self.command, path, params, parse_qs(url.query, keep_blank_values=True), body,
                               version)
             request.client_gone = self._client_gone
             request.body_file = upload
-            request.headers = self.headers  # type: ignore[assignment]  # an email.message.Message: .get()s
-            result = _dispatch(endpoint, self.server.context, request)
+            request.headers = self.headers
+            result = _handler(endpoint)(self.server.context, request)
         except Exception as exc:
             result = self._error(exc)
         if upload is not None and not uploads.exhausted(upload):
@@ -346,12 +402,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.debug:
             self.server.log(f"{self.command} {self.path} {time.monotonic() - started:.3f}s")
 
-    def _upload(self, path: str) -> BinaryIO | None:
+    def _upload(self, endpoint: str) -> BinaryIO | None:
         """The body as a stream for an endpoint that takes an image tarball (skiff.api.uploads)."""
-        try:
-            endpoint, _ = resolve(self.command, split_version(path)[1])
-        except Exception:
-            return None  # answered below, after the body is read
         if endpoint not in uploads.UPLOAD_ENDPOINTS:
             return None
         return uploads.body_reader(self.rfile, self.headers.get("Transfer-Encoding", ""),
@@ -501,11 +553,13 @@ class _Handler(BaseHTTPRequestHandler):
                 close()
 
 
-def _dispatch(endpoint: str, context: Context, request: Request) -> Response | Stream | Hijack:
+@functools.lru_cache(maxsize=None)  # the routes are a fixed table
+def _handler(endpoint: str) -> Callable[[Context, Request], Response | Stream | Hijack]:
+    """The function serving ``module.function``, found once rather than on every request."""
     module, _, function = endpoint.partition(".")
-    handler = getattr(importlib.import_module(f"skiff.api.{module}"), function)
-    result: Response | Stream | Hijack = handler(context, request)
-    return result
+    handler: Callable[[Context, Request], Response | Stream | Hijack] = getattr(
+        importlib.import_module(f"skiff.api.{module}"), function)
+    return handler
 
 
 # --- running it --------------------------------------------------------------------------------

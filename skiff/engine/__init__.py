@@ -20,12 +20,12 @@ __all__ = ["Engine", "RunOptions"]
 
 
 def __getattr__(name: str) -> Any:
+    value: Any
     if name == "Engine":
-        from skiff.engine.engine import Engine
-
-        return Engine
-    if name == "RunOptions":
-        from skiff.engine.options import RunOptions
-
-        return RunOptions
-    raise AttributeError(f"module 'skiff.engine' has no attribute {name!r}")
+        from skiff.engine.engine import Engine as value
+    elif name == "RunOptions":
+        from skiff.engine.options import RunOptions as value
+    else:
+        raise AttributeError(f"module 'skiff.engine' has no attribute {name!r}")
+    globals()[name] = value  # kept: the API service asks for the Engine on every request
+    return value

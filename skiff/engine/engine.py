@@ -11,6 +11,7 @@ ExitStack, so a failure at any point leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -808,7 +809,7 @@ class Engine:
         if not containers:
             return []
         manager = NetworkManager(self.paths)
-        lookups = _Lookups(manager, {n["Name"]: n["Id"] for n in manager.list_networks()}, {})
+        lookups = _Lookups(manager, {n["Name"]: n["Id"] for n in manager.list_networks()}, {}, {})
         now = time.time()
         documents = []
         for container in containers:
@@ -823,8 +824,8 @@ class Engine:
             documents.append(document)
         if self.cache is None:
             return [container_summary(document, now) for document in documents]
-        return self.cache.entries(documents, [status_text(d["State"], now) for d in documents],
-                                  lambda: [container_summary(document, now) for document in documents])
+        return [self.cache.entry(document, status_text(document["State"], now),
+                                 functools.partial(container_summary, document, now)) for document in documents]
 
     def _listed_image(self, container: Container, lookups: _Lookups) -> Image | None:
         """The container's image, looked up once per listing."""
@@ -866,16 +867,16 @@ class Engine:
             from skiff.network import NetworkManager
 
             manager = NetworkManager(self.paths)
-            ids = {n["Name"]: n["Id"] for n in manager.list_networks()}
+            ids, records = {n["Name"]: n["Id"] for n in manager.list_networks()}, None
         else:
-            manager, ids = lookups.manager, lookups.network_ids
+            manager, ids, records = lookups.manager, lookups.network_ids, lookups.network_records
         if not container.held:
             return None, ids
         mode = container.data["HostConfig"].get("NetworkMode") or "bridge"
         if mode in ("none", "host") or mode.startswith("container:"):
             return dict(container.data.get("NetworkSettings") or {}), ids
         try:  # the network's records are the truth: they follow `network connect` and `disconnect`
-            return manager.attachment(container.id).settings(), ids
+            return manager.settings(container.id, records), ids
         except (SkiffError, OSError):
             return dict(container.data.get("NetworkSettings") or {}), ids
 
@@ -1021,11 +1022,13 @@ def _default_masks() -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
 
 
 class _Lookups(NamedTuple):
-    """What every document of one listing shares: the network manager, the networks' ids, the images."""
+    """What every document of one listing shares: the network manager, the networks' ids, the
+    images, the network records (each read once for the listing, by name)."""
 
     manager: NetworkManager
     network_ids: dict[str, str]
     images: dict[str, Image | None]
+    network_records: dict[str, dict[str, Any] | None]
 
 
 def _image_or_none(paths: Paths, image_id: str) -> Image | None:

@@ -46,7 +46,7 @@ class ListingCache:
     def __init__(self) -> None:
         self._records: dict[str, tuple[bytes, Any]] = {}
         self._documents: dict[str, tuple[Any, Any, dict[str, str], dict[str, Any]]] = {}
-        self._entries: tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]] | None = None
+        self._entries: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {}
         self._swept_at: float | None = None
         # The owners' liveness, which every listing checks (skiff.engine.state.orphaned).
         self.processes = PidfdTable()
@@ -94,19 +94,18 @@ class ListingCache:
         self._documents[cid] = (record, network, network_ids, document)
         return document
 
-    def entries(self, documents: list[dict[str, Any]], statuses: list[str],
-                build: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        """``build()``: a listing's entries, the very list of the last listing when it showed the
-        same documents (the same objects: kept ones), in the same order, with the same status
-        texts. A listing that changed nothing answers with what is already made (and encoded:
-        skiff.api keeps the last body of the list it encoded)."""
-        kept = self._entries
-        if (kept is not None and len(kept[0]) == len(documents) and kept[1] == statuses
-                and all(a is b for a, b in zip(kept[0], documents))):
+    def entry(self, document: dict[str, Any], status: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``build()``: a container's list entry, the very entry of the last listing while its
+        document is the same (a kept one) and so is its ``Status`` text. Only the entries that
+        changed are made again (and encoded again: skiff.api keeps each entry's encoding), so
+        ``Up 5 seconds`` turning ``Up 6 seconds`` costs one entry, not the listing."""
+        cid = document["Id"]
+        kept = self._entries.get(cid)
+        if kept is not None and kept[0] is document and kept[1] == status:
             return kept[2]
-        entries = build()
-        self._entries = (documents, statuses, entries)
-        return entries
+        entry = build()
+        self._entries[cid] = (document, status, entry)
+        return entry
 
     def close(self) -> None:
         """Let go of the inotify descriptor and the pidfds (a process that ends need not)."""
@@ -117,7 +116,7 @@ class ListingCache:
         """Forget the containers a full scan no longer found (removed), and stop watching the
         processes that own none of those found."""
         ids = {c.id for c in found}
-        for kept in (self._records, self._documents):
+        for kept in (self._records, self._documents, self._entries):
             for cid in kept.keys() - ids:
                 kept.pop(cid, None)  # another listing may have dropped it
         self.processes.retain({owner.pid for owner in (c.state.owner for c in found) if owner is not None})

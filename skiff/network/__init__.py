@@ -25,4 +25,6 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'skiff.network' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"skiff.network.{_HOME[name]}"), name)
+    value = getattr(importlib.import_module(f"skiff.network.{_HOME[name]}"), name)
+    globals()[name] = value  # kept: the next lookup of the name finds it without calling here
+    return value

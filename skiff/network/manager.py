@@ -96,21 +96,28 @@ class Attachment:
 
     def settings(self) -> dict[str, Any]:
         """Docker's NetworkSettings for ``inspect``."""
-        ports: dict[str, Any] = {key: None for key in self.exposed}
-        for mapping in self.ports:
-            ports.setdefault(mapping.key, None)
-            ports[mapping.key] = (ports[mapping.key] or []) + [
-                {"HostIp": mapping.shown_ip, "HostPort": str(mapping.host_port)}]
-        first = next(iter(self.networks.values()), {})
-        return {
-            "SandboxKey": str(self.netns_path) if self.netns_path else "",
-            "Ports": ports,
-            "IPAddress": first.get("IPAddress", ""),
-            "IPPrefixLen": first.get("IPPrefixLen", 0),
-            "Gateway": first.get("Gateway", ""),
-            "MacAddress": first.get("MacAddress", ""),
-            "Networks": {name: dict(net) for name, net in self.networks.items()},
-        }
+        return network_settings(self.netns_path, self.networks, self.ports, self.exposed)
+
+
+def network_settings(netns_path: Path | str | None, networks: dict[str, dict[str, Any]], ports: list[PortMapping],
+                     exposed: list[str]) -> dict[str, Any]:
+    """Docker's NetworkSettings (``inspect``, listings): sandbox, ports, the first network's
+    address, and each network's entry."""
+    published: dict[str, Any] = {key: None for key in exposed}
+    for mapping in ports:
+        published.setdefault(mapping.key, None)
+        published[mapping.key] = (published[mapping.key] or []) + [
+            {"HostIp": mapping.shown_ip, "HostPort": str(mapping.host_port)}]
+    first = next(iter(networks.values()), {})
+    return {
+        "SandboxKey": str(netns_path) if netns_path else "",
+        "Ports": published,
+        "IPAddress": first.get("IPAddress", ""),
+        "IPPrefixLen": first.get("IPPrefixLen", 0),
+        "Gateway": first.get("Gateway", ""),
+        "MacAddress": first.get("MacAddress", ""),
+        "Networks": {name: dict(net) for name, net in networks.items()},
+    }
 
 
 class NetworkManager:
@@ -331,9 +338,7 @@ class NetworkManager:
     def predefined_id(self, name: str) -> str:
         """``none`` and ``host`` have no record, nor ``bridge`` until its first container: an id of
         this root's, the same every time (the default network's record keeps it when made)."""
-        import hashlib
-
-        return hashlib.sha256(f"skiff-network:{self.paths.root}:{name}".encode()).hexdigest()
+        return _predefined_id(str(self.paths.root), name)
 
     def inspect_network(self, ref: str, members: dict[str, str] | None = None) -> dict[str, Any]:
         """Docker's ``network inspect`` document; ``members``: id -> name of the running containers
@@ -546,24 +551,12 @@ class NetworkManager:
 
     def _attachment(self, endpoint: dict[str, Any]) -> Attachment:
         """Rebuild the attachment (files, settings) from an endpoint record."""
-        networks: dict[str, dict[str, Any]] = {}
-        first_ip = None
-        gateway_for_host = None
-        on_user_network = None
-        for net_name in endpoint["Networks"]:
-            record = self._load_network(net_name)
-            if record is None:
-                continue
-            entry = record["Containers"].get(endpoint["Id"], {})
-            subnet = ipaddress.IPv4Network(record["Subnet"])
-            networks[net_name] = {"NetworkID": record["Id"], "EndpointID": entry.get("Veth", ""),
-                                  "IPAddress": entry.get("IPAddress", ""), "IPPrefixLen": subnet.prefixlen,
-                                  "Gateway": record["Gateway"], "MacAddress": entry.get("MacAddress", ""),
-                                  "Aliases": entry.get("Aliases", [])}
-            if first_ip is None:
-                first_ip, gateway_for_host = entry.get("IPAddress"), record["Gateway"]
-            if net_name != DEFAULT_NETWORK and on_user_network is None:
-                on_user_network = record
+        joined = self._joined_records(endpoint)
+        networks = _network_entries(endpoint["Id"], joined)
+        first_ip, gateway_for_host = next(  # the first network on which the container has an address
+            ((address, record["Gateway"]) for record in joined
+             if (address := record["Containers"].get(endpoint["Id"], {}).get("IPAddress")) is not None), (None, None))
+        on_user_network = next((record for record in joined if record["Name"] != DEFAULT_NETWORK), None)
         req = endpoint.get("Request", {})
         extra = [names.parse_add_host(h, gateway_for_host) for h in req.get("add_hosts", [])]
         hosts = names.hosts_file(endpoint["Hostname"], first_ip, extra)
@@ -577,17 +570,43 @@ class NetworkManager:
         else:
             resolv = names.resolv_conf(req.get("dns", []), req.get("dns_search", []),
                                        req.get("dns_options", []))
-        ports = [PortMapping.from_dict(p) for p in endpoint.get("Ports", [])]
-        netns_path = Path(endpoint["NetnsPath"]) if endpoint.get("NetnsPath") else None
-        return Attachment(endpoint["Id"], endpoint["Mode"], netns_path, hosts, resolv, networks, ports,
-                          endpoint.get("Exposed", []))
+        return Attachment(endpoint["Id"], endpoint["Mode"], _netns_path(endpoint), hosts, resolv, networks,
+                          _ports(endpoint), endpoint.get("Exposed", []))
+
+    def _joined_records(self, endpoint: dict[str, Any],
+                        records: dict[str, dict[str, Any] | None] | None = None) -> list[dict[str, Any]]:
+        """The records of the networks an endpoint is on, in its order (one removed meanwhile is
+        left out); ``records``: those already read, by name, and filled with those read here."""
+        joined = []
+        for name in endpoint["Networks"]:
+            if records is None:
+                record = self._load_network(name)
+            else:
+                if name not in records:
+                    records[name] = self._load_network(name)
+                record = records[name]
+            if record is not None:
+                joined.append(record)
+        return joined
 
     def attachment(self, container_id: str) -> Attachment:
         """The current attachment of a container (after connect/disconnect too)."""
+        return self._attachment(self._require_endpoint(container_id))
+
+    def settings(self, container_id: str, records: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any]:
+        """A container's current NetworkSettings, from its endpoint and network records alone:
+        not its /etc files, which ``attachment`` builds (reading the host's resolv.conf).
+        ``records``: the network records already read, by name (a listing reads each network
+        once, not once for each of its containers: the default bridge's names them all)."""
+        endpoint = self._require_endpoint(container_id)
+        networks = _network_entries(endpoint["Id"], self._joined_records(endpoint, records))
+        return network_settings(endpoint.get("NetnsPath"), networks, _ports(endpoint), endpoint.get("Exposed", []))
+
+    def _require_endpoint(self, container_id: str) -> dict[str, Any]:
         endpoint = self._load_endpoint(container_id)
         if endpoint is None:
             raise ContainerNotFound(f"container {container_id[:12]} has no network attachment")
-        return self._attachment(endpoint)
+        return endpoint
 
     def detach(self, container_id: str) -> None:
         """Release veths, leases, published ports and the netns pin; idempotent."""
@@ -856,3 +875,39 @@ def _configure_inside(interface: str, address: ipaddress.IPv4Interface,
                      + (f", and the default route goes via {gateway}" if gateway else ""),
                      "setns + netlink RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE",
                      {"ifname": interface, "address": str(address), "gateway": str(gateway or "")})
+
+
+@functools.lru_cache(maxsize=64)
+def _predefined_id(root: str, name: str) -> str:
+    """Kept: ``docker ps`` through the API names three networks' ids on every listing."""
+    import hashlib
+
+    return hashlib.sha256(f"skiff-network:{root}:{name}".encode()).hexdigest()
+
+
+def _network_entries(endpoint_id: str, joined: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """NetworkSettings.Networks of an endpoint: each joined network's entry, by name."""
+    entries = {}
+    for record in joined:
+        entry = record["Containers"].get(endpoint_id, {})
+        entries[record["Name"]] = {
+            "NetworkID": record["Id"], "EndpointID": entry.get("Veth", ""),
+            "IPAddress": entry.get("IPAddress", ""),
+            "IPPrefixLen": _prefix_length(record["Subnet"]),
+            "Gateway": record["Gateway"], "MacAddress": entry.get("MacAddress", ""),
+            "Aliases": list(entry.get("Aliases", []))}
+    return entries
+
+
+@functools.lru_cache(maxsize=256)
+def _prefix_length(subnet: str) -> int:
+    """Kept: a listing asks it of the same few subnets once for every container."""
+    return ipaddress.IPv4Network(subnet).prefixlen
+
+
+def _netns_path(endpoint: dict[str, Any]) -> Path | None:
+    return Path(endpoint["NetnsPath"]) if endpoint.get("NetnsPath") else None
+
+
+def _ports(endpoint: dict[str, Any]) -> list[PortMapping]:
+    return [PortMapping.from_dict(p) for p in endpoint.get("Ports", [])]

@@ -47,4 +47,6 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'skiff.volume' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # kept: the next lookup finds it without calling here
+    return value

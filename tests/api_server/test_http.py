@@ -115,6 +115,18 @@ def test_logs_are_multiplexed_without_a_tty_and_raw_with_one(service: Service) -
         assert service.request("DELETE", f"/containers/{cid}")[0] == 204
 
 
+def test_a_client_that_hangs_up_on_its_wait_is_no_error_in_the_log(service: Service) -> None:
+    """``docker run -d`` asks for the container's wait, then hangs up once it is started: the
+    wait's thread ends within its half-second poll, and nothing is logged as failed."""
+    logged = service.log.stat().st_size
+    cid = service.docker("run", "-d", "busybox", "sleep", "30").stdout.strip()
+    try:
+        time.sleep(1.5)  # the wait's poll (0.5 s) has seen the client gone, and its answer failed
+        assert service.log.read_bytes()[logged:].decode() == ""
+    finally:
+        service.docker("rm", "-f", cid)
+
+
 def test_wait_streams_and_does_not_block_others(service: Service) -> None:
     cid = _create(service, "api-wait", "sh", "-c", "sleep 2; exit 3")
     service.request("POST", f"/containers/{cid}/start")

@@ -7,6 +7,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,12 +56,23 @@ def test_rm_refused_while_in_use_then_allowed(nm: NetworkManager) -> None:
         nm.inspect_network("busy")
 
 
-def test_connect_and_disconnect_a_second_network(nm: NetworkManager) -> None:
+def test_connect_and_disconnect_a_second_network(nm: NetworkManager, monkeypatch: pytest.MonkeyPatch) -> None:
     nm.create_network("second", subnet=free_subnet())
     att = nm.attach(cid())
     connected = nm.connect(att.container_id, "second")
     assert set(connected.settings()["Networks"]) == {"bridge", "second"}
     second_ip = connected.settings()["Networks"]["second"]["IPAddress"]
+    # What a listing or an inspect shows, without building the /etc files: the same document,
+    # and with a listing's memo each network record is read once for all its containers.
+    other = nm.attach(cid())
+    records: dict[str, Any] = {}
+    read: list[str] = []
+    load = nm._load_network
+    monkeypatch.setattr(nm, "_load_network", lambda name: read.append(name) or load(name))
+    assert nm.settings(att.container_id, records) == connected.settings()
+    assert nm.settings(other.container_id, records) == other.settings()
+    assert sorted(read) == ["bridge", "second"] and set(records) == {"bridge", "second"}
+    nm.detach(other.container_id)
     addrs = ns(att.netns_path, "ip", "-o", "-4", "addr", "show", "eth1", check=True).stdout
     assert f"inet {second_ip}/" in addrs
     assert att.container_id in nm.inspect_network("second")["Containers"]

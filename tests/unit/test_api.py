@@ -4,6 +4,7 @@ Docker's container list entry; and the server stays off every other command's im
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -71,6 +72,36 @@ def test_every_route_names_an_endpoint_that_exists() -> None:
     for route in ROUTES:
         module, _, function = route.endpoint.partition(".")
         assert callable(getattr(importlib.import_module(f"skiff.api.{module}"), function)), route
+
+
+def test_routes_grouped_by_first_segment_resolve_as_the_whole_table_in_order() -> None:
+    """resolve() looks only at the routes of a path's first segment: the same answer as trying
+    the whole table in order, for a path of every route (a parameter filled in), either method."""
+    import re
+
+    from skiff.api.routes import NOT_YET
+
+    table = ROUTES + NOT_YET
+
+    def whole_table(method: str, path: str) -> str:
+        matching = [route for route in table if route.pattern.fullmatch(path)]
+        return next((route.endpoint for route in matching if route.method == method),
+                    "405" if matching else "404")
+
+    def resolved(method: str, path: str) -> str:
+        try:
+            return resolve(method, path)[0]
+        except MethodNotAllowed:
+            return "405"
+        except RouteNotFound:
+            return "404"
+
+    for route in table:
+        path = re.sub(r"\(\?P<\w+>[^)]*\)", "x", route.pattern.pattern).removesuffix("/?")
+        for method in {route.method, "GET", "POST"}:
+            assert resolved(method, path) == whole_table(method, path), (method, path)
+    for path in ("", "_ping", "/", "//_ping", "/nowhere/json"):
+        assert resolved("GET", path) == "404"
 
 
 def test_unknown_paths_and_methods() -> None:
@@ -309,3 +340,22 @@ def test_status_text_is_dockers_state_string(state: dict[str, object], text: str
     from skiff.engine.summary import status_text
 
     assert status_text(state, now=1767225600.0 + 120) == text
+
+
+def test_a_listing_body_is_its_entries_json_each_entry_encoded_once(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from skiff.api import server
+    from skiff.api.messages import encode_json
+    from skiff.paths import Paths
+
+    encoded: list[object] = []
+    monkeypatch.setattr(server, "compact_json", lambda entry: encoded.append(entry) or json.dumps(
+        entry, separators=(",", ":")).encode())
+    context = server.Context(Paths(tmp_path / "root", tmp_path / "run"))
+    first, second = {"Id": "1", "Names": ["/caf\u00e9"], "Status": "Up 2 seconds"}, {"Id": "2", "Labels": {}}
+    assert context.encoded_listing([first, second]) == encode_json([first, second])
+    assert context.encoded_listing([first, second]) == encode_json([first, second]) and len(encoded) == 2
+    changed = dict(second, Status="Up 3 seconds")  # what the listings' cache hands out for a change
+    assert context.encoded_listing([changed, first]) == encode_json([changed, first])
+    assert encoded == [first, second, changed]  # only the new entry was encoded
+    assert context.encoded_listing([]) == encode_json([]) == b"[]\n"

@@ -214,17 +214,19 @@ def test_a_broken_record_is_read_at_every_scan(paths: Paths, monkeypatch: pytest
         assert scan(paths, cache)[1][0].id == "1" * 64 and len(read) == count
 
 
-def test_a_listing_that_changed_nothing_is_the_same_list() -> None:
+def test_an_entry_is_kept_while_its_document_and_status_text_are_the_same() -> None:
     cache, built = ListingCache(), []
 
-    def build() -> list[dict[str, Any]]:
+    def build() -> dict[str, Any]:
         built.append(1)
-        return [{"n": len(built)}]
+        return {"n": len(built)}
 
-    first, second = {"Id": "1"}, {"Id": "2"}
-    entries = cache.entries([first, second], ["Up 2 hours", "Up 3 hours"], build)
-    assert cache.entries([first, second], ["Up 2 hours", "Up 3 hours"], build) is entries
-    assert cache.entries([first, second], ["Up 2 hours", "Up 4 hours"], build) == [{"n": 2}]  # time passed
-    assert cache.entries([second, first], ["Up 2 hours", "Up 4 hours"], build) == [{"n": 3}]  # another order
-    assert cache.entries([dict(first), second], ["Up 2 hours", "Up 4 hours"], build) == [{"n": 4}]  # re-read
-    assert cache.entries([first], ["Up 2 hours"], build) == [{"n": 5}]
+    document = {"Id": "1" * 64}
+    first = cache.entry(document, "Up 2 hours", build)
+    assert cache.entry(document, "Up 2 hours", build) is first and len(built) == 1
+    assert cache.entry(document, "Up 3 hours", build) == {"n": 2}  # time passed
+    assert cache.entry(dict(document), "Up 3 hours", build) == {"n": 3}  # the record was parsed anew
+    other = cache.entry({"Id": "2" * 64}, "Up 3 hours", build)
+    assert other == {"n": 4}
+    cache.retain([])  # both removed: forgotten
+    assert cache._entries == {}
