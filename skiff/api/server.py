@@ -2,8 +2,9 @@
 
 The standard library's HTTP server (its request headers read by skiff.api.headers, without the
 email parser), one thread per connection (daemon threads: a client that follows logs for an
-hour holds its own thread, never the others'), HTTP/1.1 with keep-alive and chunked streams. Docker's clients speak plain HTTP/1.1 over a unix socket; TCP is served only
-with TLS and client certificates.
+hour holds its own thread, never the others'), HTTP/1.1 with keep-alive and chunked streams.
+Docker's clients speak plain HTTP/1.1 over a unix socket; TCP is served only with TLS and
+client certificates.
 
 The unix socket is made under a temporary name with mode 0600, given to root and the ``skiff``
 group (when it exists), set to 0660 and renamed over the socket's path: it is never seen with
@@ -306,9 +307,6 @@ def _log(line: str) -> None:
     print(f"skiff system service: {line}", file=sys.stderr, flush=True)
 
 
-_date_text = (0, "")  # the second, and the Date header's text for it (a tuple: threads swap it whole)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Buffered: an answer's status line, headers and body leave in one write, flushed after each
@@ -350,16 +348,6 @@ class _Handler(BaseHTTPRequestHandler):
         if (self.headers.get("Expect") or "").lower() == "100-continue" and self.request_version != "HTTP/1.0":
             return self.handle_expect_100()
         return True
-
-    def date_time_string(self, timestamp: float | None = None) -> str:
-        """The Date header's text, made once a second rather than for every answer."""
-        global _date_text
-        if timestamp is not None:
-            return super().date_time_string(timestamp)
-        second = int(time.time())
-        if _date_text[0] != second:
-            _date_text = (second, super().date_time_string(second))
-        return _date_text[1]
 
     def do_GET(self) -> None:
         self._serve()
